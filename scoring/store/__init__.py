@@ -1,0 +1,33 @@
+"""The durable, auditable store (SQLite by default, PostgreSQL by URL). See :class:`Store`."""
+
+from scoring.store.audit import AuditEntry, AuditVerification, canonical_json
+from scoring.store.store import (
+    HUMAN_KINDS,
+    Adjudication,
+    HumanScore,
+    HumanScoreIn,
+    MachineScore,
+    ModelRecord,
+    RubricRecord,
+    Store,
+    SubmissionRecord,
+    Suspension,
+    content_hash,
+)
+
+__all__ = [
+    "HUMAN_KINDS",
+    "Adjudication",
+    "AuditEntry",
+    "AuditVerification",
+    "HumanScore",
+    "HumanScoreIn",
+    "MachineScore",
+    "ModelRecord",
+    "RubricRecord",
+    "Store",
+    "SubmissionRecord",
+    "Suspension",
+    "canonical_json",
+    "content_hash",
+]
