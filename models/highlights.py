@@ -39,6 +39,11 @@ class Unit:
     text: str
     field: str = ""
     label: str = ""  # e.g. the speaker of a turn; shown to assessors, not scored
+    read: str = ""  # what the scorer reads when it differs from ``text`` (markup stripped); default text
+
+    @property
+    def scored_text(self) -> str:
+        return self.read or self.text
 
 
 @dataclass(frozen=True)
@@ -135,5 +140,5 @@ def highlight_units(
         target = int(np.argmax(doc_proba))
     if not units:
         return [], np.zeros(0)
-    p = scorer_proba(scorer, [u.text for u in units], unit_embeddings)
+    p = scorer_proba(scorer, [u.scored_text for u in units], unit_embeddings)
     return rank_highlights(units, p, target, k), margins(p, target)

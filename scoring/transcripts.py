@@ -84,7 +84,9 @@ class RolePatterns:
             for role, pats in (("teacher", self.teacher), ("student", self.student), ("other", self.other))
         }
         object.__setattr__(self, "_compiled", compiled)
-        object.__setattr__(self, "_overrides", {normalise_speaker(k).casefold(): v for k, v in self.speakers.items()})
+        object.__setattr__(
+            self, "_overrides", {normalise_speaker(k).casefold(): v for k, v in self.speakers.items()}
+        )
 
     def classify(self, speaker: str) -> tuple[str, str]:
         """``(role, source)`` for a label; source is ``override``, ``pattern``, ``name`` or ``none``."""
@@ -350,7 +352,9 @@ def _parse_subtitles(original: str, fmt: str, roles: RolePatterns) -> list[_Draf
     if fmt == "vtt":
         if not blocks or not blocks[0][0].text.lstrip("\ufeff").startswith("WEBVTT"):
             first = blocks[0][0] if blocks else _Line(1, 0, "")
-            raise TranscriptError(first.no, "the header 'WEBVTT' on the first line", first.text.strip(), "VTT")
+            raise TranscriptError(
+                first.no, "the header 'WEBVTT' on the first line", first.text.strip(), "VTT"
+            )
         blocks = blocks[1:]  # header block (and any header metadata lines)
     cues: list[tuple[float, float, list[_Line]]] = []
     for block in blocks:
@@ -379,7 +383,9 @@ def _parse_subtitles(original: str, fmt: str, roles: RolePatterns) -> list[_Draf
         t0, t1 = _timing(block[timing_at], fmt)
         payload = block[timing_at + 1 :]
         if payload and _TIMING.match(payload[0].text):
-            raise TranscriptError(payload[0].no, "cue text after the timing line", payload[0].text.strip(), fmt.upper())
+            raise TranscriptError(
+                payload[0].no, "cue text after the timing line", payload[0].text.strip(), fmt.upper()
+            )
         if payload:  # a cue with a timing but no text says nothing: skipped
             cues.append((t0, t1, payload))
     accepted = _accepted_labels(_candidate_labels(ln for _, _, p in cues for ln in p), roles)
@@ -533,3 +539,37 @@ def render(turns: Iterable[tuple[str, str, float | None, float | None]], format:
         body = f"<v {spk}>{txt}" if format == "vtt" else f"{spk}: {txt}"
         parts.append(f"{head}{_fmt_ts(a, sep)} --> {_fmt_ts(b, sep)}\n{body}\n")
     return "\n".join(parts)
+
+
+# -- evidence fields ---------------------------------------------------------------------------------
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"transcript:teacher"`` -> ``("transcript", "teacher")``; ``"reflection"`` -> ``("reflection", None)``."""
+    base, _, role = spec.partition(":")
+    role = role.strip().lower() or None
+    if role is not None and role not in ROLES:
+        raise ValueError(f"evidence {spec!r} narrows to role {role!r}; expected one of {ROLES}")
+    return base.strip(), role
+
+
+def as_transcript(value: str | Transcript, roles: RolePatterns | None = None) -> Transcript:
+    """A parsed transcript from a submitted string (or the transcript itself)."""
+    return value if isinstance(value, Transcript) else parse_transcript(value, roles=roles)
+
+
+def field_text(spec: str, value: str | Transcript, roles: RolePatterns | None = None) -> str:
+    """What a criterion reads from one evidence field.
+
+    ``transcript:teacher`` -> only the teacher's turns, one per line (student turns cannot change it);
+    a transcript without a role -> ``Speaker: text`` lines (timestamps and cue markup dropped);
+    anything else -> the text as submitted.
+    """
+    _, role = split_spec(spec)
+    if role is not None:
+        return as_transcript(value, roles).as_text(role)
+    if isinstance(value, Transcript):
+        return value.as_text()
+    if looks_like_transcript(value, roles):
+        return parse_transcript(value, roles=roles).as_text()
+    return value

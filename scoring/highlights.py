@@ -1,0 +1,166 @@
+"""Highlights for a trained scoring model: the door-level API the CLI and the assessor page call.
+
+``models.highlights`` holds the math over abstract units; this module turns submitted evidence into
+units (reflection sentences, transcript turns of the role a criterion reads) with offsets into the
+text as submitted, and the criterion's whole-evidence probabilities into the target level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from models.highlights import Highlight, Unit, highlight_units, scorer_proba
+from models.sentences import encode_pooled, split_sentences
+from rubrics.schema import Criterion, Rubric
+from scoring.transcripts import (
+    RolePatterns,
+    Transcript,
+    as_transcript,
+    field_text,
+    looks_like_transcript,
+    split_spec,
+)
+
+Evidence = Mapping[str, "str | Transcript"]
+
+
+def is_transcript_field(rubric: Rubric, name: str) -> bool:
+    """A field holds transcripts if its name says so or some criterion narrows it to a role."""
+    if name.lower().startswith("transcript"):
+        return True
+    return any(spec.startswith(f"{name}:") for c in rubric.criteria for spec in c.evidence)
+
+
+def as_evidence(rubric: Rubric, criterion: Criterion, value: str | Transcript | Evidence) -> dict[str, Any]:
+    """Map what a caller passed (one text, one transcript, or a dict of fields) onto evidence fields.
+
+    A lone text goes to the criterion's transcript field if it is (or looks like) a transcript,
+    otherwise to its first prose field.
+    """
+    if isinstance(value, Mapping):
+        return dict(value)
+    bases = list(dict.fromkeys(split_spec(s)[0] for s in rubric.evidence_for(criterion)))
+    trans = [b for b in bases if is_transcript_field(rubric, b)]
+    prose = [b for b in bases if b not in trans]
+    if isinstance(value, Transcript) or (trans and (not prose or looks_like_transcript(value))):
+        return {(trans or bases)[0]: value}
+    return {(prose or bases)[0]: value}
+
+
+def criterion_units(
+    rubric: Rubric, criterion: Criterion, evidence: Mapping[str, Any], roles: RolePatterns | None = None
+) -> list[Unit]:
+    """The units a criterion's highlights are chosen from, in reading order.
+
+    Transcript fields give turns (only the narrowed role's, e.g. teacher turns for
+    ``transcript:teacher``); prose fields give sentences. Offsets index the submitted field.
+    """
+    units: list[Unit] = []
+    for spec in rubric.evidence_for(criterion):
+        base, role = split_spec(spec)
+        value = evidence.get(base)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if (
+            role is not None
+            or isinstance(value, Transcript)
+            or (is_transcript_field(rubric, base) and looks_like_transcript(value, roles))
+        ):
+            tr = as_transcript(value, roles)
+            units += [Unit(t.start, t.end, t.text, base, t.speaker, t.clean_text) for t in tr.select(role)]
+        else:
+            units += [Unit(a, b, value[a:b], base) for a, b in split_sentences(value)]
+    return units
+
+
+def criterion_text(
+    rubric: Rubric, criterion: Criterion, evidence: Mapping[str, Any], roles: RolePatterns | None = None
+) -> str:
+    """The text a criterion's scorer reads; ``scoring.evidence.criterion_text`` when the pipeline has it."""
+    try:
+        from scoring.evidence import criterion_text as pipeline_text
+    except ImportError:
+        pipeline_text = None
+    if pipeline_text is not None:
+        return pipeline_text(rubric, criterion, {k: _raw(v) for k, v in evidence.items()})
+    parts = []
+    for spec in rubric.evidence_for(criterion):
+        value = evidence.get(split_spec(spec)[0])
+        if value is not None and (not isinstance(value, str) or value.strip()):
+            parts.append(field_text(spec, value, roles))
+    return "\n\n".join(parts)
+
+
+def _raw(v: Any) -> Any:
+    return v.original if isinstance(v, Transcript) else v
+
+
+def document_proba(model: Any, criterion_id: str, text: str) -> np.ndarray:
+    """Whole-evidence level probabilities, embedding long texts by whole lines (turns) per window."""
+    scorer = model.scorers[criterion_id]
+    encoder = getattr(model, "encoder", None)
+    emb = None
+    if encoder is not None and hasattr(encoder, "encode_windows"):
+        emb = encode_pooled(encoder, [[ln for ln in text.split("\n") if ln.strip()]])
+    return scorer_proba(scorer, [text], emb)[0]
+
+
+def highlights_for(
+    model: Any,
+    criterion_id: str,
+    text_or_transcript: str | Transcript | Evidence,
+    k: int = 3,
+    level: int | None = None,
+    roles: RolePatterns | None = None,
+) -> list[Highlight]:
+    """Top ``k`` supporting and top ``k`` counter units for one criterion of a trained model.
+
+    Parameters
+    ----------
+    model
+        Anything with ``rubric`` and ``scorers[criterion_id].predict_proba(texts)`` (a ``ScoringModel``).
+    text_or_transcript
+        One text, one parsed transcript, or a dict of evidence fields.
+    level
+        Score level to explain; default the level predicted for the whole evidence.
+    """
+    return explain(model, criterion_id, text_or_transcript, k, level, roles)["highlights"]
+
+
+def explain(
+    model: Any,
+    criterion_id: str,
+    text_or_transcript: str | Transcript | Evidence,
+    k: int = 3,
+    level: int | None = None,
+    roles: RolePatterns | None = None,
+) -> dict[str, Any]:
+    """Score one criterion and highlight its evidence: ``{"score", "probabilities", "highlights"}``."""
+    rubric: Rubric = model.rubric
+    crit = rubric.criterion(criterion_id)
+    evidence = as_evidence(rubric, crit, text_or_transcript)
+    evidence = {
+        k_: (as_transcript(v, roles) if _is_transcript_value(rubric, k_, v, roles) else v)
+        for k_, v in evidence.items()
+    }
+    doc = document_proba(model, criterion_id, criterion_text(rubric, crit, evidence, roles))
+    scores = crit.scores
+    if level is not None and level not in scores:
+        raise ValueError(f"criterion {criterion_id!r} has levels {scores}, found level {level}")
+    target = scores.index(level) if level is not None else int(np.argmax(doc))
+    units = criterion_units(rubric, crit, evidence, roles)
+    hl, _ = highlight_units(model.scorers[criterion_id], units, k=k, target=target)
+    return {
+        "score": scores[int(np.argmax(doc))],
+        "probabilities": {str(s): round(float(p), 4) for s, p in zip(scores, doc, strict=True)},
+        "highlights": hl,
+    }
+
+
+def _is_transcript_value(rubric: Rubric, name: str, v: Any, roles: RolePatterns | None) -> bool:
+    if isinstance(v, Transcript):
+        return False  # already parsed
+    return isinstance(v, str) and is_transcript_field(rubric, name) and looks_like_transcript(v, roles)
