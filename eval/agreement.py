@@ -1,0 +1,387 @@
+"""Agreement between raters: human-human and human-machine, per criterion, model, rubric version and time.
+
+Metrics follow the ETS / RSMTool definitions so that numbers here can be compared with the literature:
+
+- QWK and Cohen's kappa: scikit-learn's ``cohen_kappa_score`` over the criterion's full declared scale
+  (so quadratic weights are distances between score values, not between the labels that happen to occur).
+- exact / adjacent agreement: share of pairs with ``|a - b| == 0`` / ``<= 1``.
+- Pearson r; Krippendorff's alpha (ordinal, ``krippendorff`` package).
+- SMD (pooled): ``(mean(machine) - mean(human)) / sqrt((var_h + var_m) / 2)``, ddof=1.
+- DSM per subgroup (RSMTool ``difference_of_standardized_means``): z-standardise both score columns with the
+  *population* mean and SD (ddof=1), then ``mean_z(machine | group) - mean_z(human | group)``.
+- PRMSE (RSMTool ``prmse_true``): proportional reduction in MSE when predicting the true score, using the
+  rater error variance estimated from double-scored responses.
+- ECE: expected calibration error of the top-label confidence of the machine probabilities (equal-width bins).
+
+Bootstrap confidence intervals are percentile intervals over resampled items, seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr
+from sklearn.metrics import cohen_kappa_score
+
+from scoring.store import Store
+
+# ------------------------------------------------------------------------------------- single metrics
+
+
+def qwk(a: Sequence[int], b: Sequence[int], labels: Sequence[int] | None = None) -> float:
+    """Quadratic weighted kappa (scikit-learn), over ``labels`` (the full scale) when given."""
+    return float(cohen_kappa_score(a, b, labels=list(labels) if labels is not None else None, weights="quadratic"))
+
+
+def qwk_indices(a_idx: np.ndarray, b_idx: np.ndarray, n_labels: int) -> float:
+    """QWK from integer label indices via a confusion matrix: the fast path used inside the bootstrap.
+
+    Equal to ``cohen_kappa_score(weights="quadratic", labels=scale)`` when the scale is equally spaced
+    (checked in the tests)."""
+    k = n_labels
+    o = np.bincount(a_idx * k + b_idx, minlength=k * k).reshape(k, k).astype(float)
+    n = o.sum()
+    e = np.outer(o.sum(axis=1), o.sum(axis=0)) / n
+    i = np.arange(k)
+    w = (i[:, None] - i[None, :]) ** 2
+    den = (w * e).sum()
+    return float("nan") if den == 0 else float(1.0 - (w * o).sum() / den)
+
+
+def smd(human: Sequence[float], machine: Sequence[float]) -> float:
+    """Standardised mean difference with the pooled SD (RSMTool ``method='pooled'``, ddof=1)."""
+    h, m = np.asarray(human, float), np.asarray(machine, float)
+    den = np.sqrt((h.var(ddof=1) + m.var(ddof=1)) / 2)
+    return float("nan") if den == 0 else float((m.mean() - h.mean()) / den)
+
+
+def dsm(
+    human_group: Sequence[float],
+    machine_group: Sequence[float],
+    pop_human_mean: float,
+    pop_machine_mean: float,
+    pop_human_sd: float,
+    pop_machine_sd: float,
+) -> float:
+    """Difference of standardised means for one subgroup, against population means and SDs."""
+    if pop_human_sd == 0 or pop_machine_sd == 0:
+        return float("nan")
+    zm = (np.mean(machine_group) - pop_machine_mean) / pop_machine_sd
+    zh = (np.mean(human_group) - pop_human_mean) / pop_human_sd
+    return float(zm - zh)
+
+
+def _n_scores(human: np.ndarray) -> np.ndarray:
+    return (~np.isnan(human)).sum(axis=1)
+
+
+def variance_of_errors(human: np.ndarray) -> float | None:
+    """Rater error variance: per-response variance of its human scores (ddof=1), averaged over responses
+    with 2+ scores weighted by (number of scores - 1). None without any double-scored response."""
+    human = np.atleast_2d(np.asarray(human, float))
+    n = _n_scores(human)
+    multi = n > 1
+    if not multi.any():
+        return None
+    return float(np.average(np.nanvar(human[multi], ddof=1, axis=1), weights=n[multi] - 1))
+
+
+def true_score_variance(human: np.ndarray, var_err: float | None = None) -> float | None:
+    human = np.asarray(human, float)
+    var_err = variance_of_errors(human) if var_err is None else var_err
+    if var_err is None:
+        return None
+    n = _n_scores(human)
+    means = np.nanmean(human, axis=1)
+    grand = np.nanmean(human)
+    total = n.sum()
+    num = (n * (means - grand) ** 2).sum() - (len(human) - 1) * var_err
+    return float(num / (total - (n**2).sum() / total))
+
+
+def mse_true(system: Sequence[float], human: np.ndarray, var_err: float | None = None) -> float | None:
+    human = np.asarray(human, float)
+    var_err = variance_of_errors(human) if var_err is None else var_err
+    if var_err is None:
+        return None
+    n = _n_scores(human)
+    se = ((np.nanmean(human, axis=1) - np.asarray(system, float)) ** 2) * n
+    return float((se.sum() - len(human) * var_err) / n.sum())
+
+
+def prmse_true(system: Sequence[float], human: np.ndarray, var_err: float | None = None) -> float | None:
+    """PRMSE of the system score against the true score (RSMTool ``prmse_true``); None when no response is
+    double-scored and no error variance is supplied."""
+    human = np.asarray(human, float)
+    if human.ndim == 1:
+        human = human[:, None]
+    var_err = variance_of_errors(human) if var_err is None else var_err
+    if var_err is None:
+        return None
+    vt = true_score_variance(human, var_err)
+    m = mse_true(system, human, var_err)
+    if vt is None or m is None or vt == 0:
+        return None
+    return float(1 - m / vt)
+
+
+def expected_calibration_error(
+    probs: np.ndarray, truth_idx: np.ndarray, n_bins: int = 10
+) -> tuple[float, pd.DataFrame]:
+    """Top-label ECE: bin items by the probability of the predicted (argmax) level; ECE is the item-weighted
+    mean of ``|accuracy - confidence|`` over bins. Returns the ECE and the per-bin table (for reliability plots)."""
+    probs = np.asarray(probs, float)
+    conf = probs.max(axis=1)
+    pred = probs.argmax(axis=1)
+    correct = (pred == np.asarray(truth_idx)).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    b = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = []
+    ece = 0.0
+    for i in range(n_bins):
+        mask = b == i
+        if not mask.any():
+            continue
+        acc, cf = correct[mask].mean(), conf[mask].mean()
+        ece += mask.mean() * abs(acc - cf)
+        rows.append({"bin": i, "lower": edges[i], "upper": edges[i + 1], "n": int(mask.sum()),
+                     "confidence": float(cf), "accuracy": float(acc)})
+    return float(ece), pd.DataFrame(rows, columns=["bin", "lower", "upper", "n", "confidence", "accuracy"])
+
+
+def krippendorff_alpha_ordinal(a: Sequence[int], b: Sequence[int], labels: Sequence[int]) -> float:
+    data = np.vstack([np.asarray(a, float), np.asarray(b, float)])
+    if len(set(np.concatenate([data[0], data[1]]).tolist())) < 2:
+        return float("nan")
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal",
+                                    value_domain=list(labels)))
+
+
+def agreement_metrics(reference: Sequence[int], other: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+    """All pairwise metrics of ``other`` (second rater or machine) against ``reference`` (first rater)."""
+    r, o = np.asarray(reference, int), np.asarray(other, int)
+    n = len(r)
+    out: dict[str, float] = {"n": n}
+    if n == 0:
+        return out
+    diff = np.abs(r - o)
+    out.update(
+        mean_ref=float(r.mean()), mean_other=float(o.mean()),
+        sd_ref=float(r.std(ddof=1)) if n > 1 else float("nan"),
+        sd_other=float(o.std(ddof=1)) if n > 1 else float("nan"),
+        exact=float((diff == 0).mean()), adjacent=float((diff <= 1).mean()),
+    )
+    if n > 1:
+        out["qwk"] = qwk(r, o, labels)
+        out["kappa"] = float(cohen_kappa_score(r, o, labels=list(labels)))
+        out["pearson_r"] = float(pearsonr(r, o)[0]) if r.std() > 0 and o.std() > 0 else float("nan")
+        out["alpha_ordinal"] = krippendorff_alpha_ordinal(r, o, labels)
+        out["smd"] = smd(r, o)
+    return out
+
+
+def bootstrap_ci(
+    reference: Sequence[int],
+    other: Sequence[int],
+    labels: Sequence[int],
+    *,
+    n_boot: int = 1000,
+    seed: int = 13,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals (items resampled with replacement) for QWK, exact, adjacent and SMD."""
+    r, o = np.asarray(reference, int), np.asarray(other, int)
+    n = len(r)
+    if n < 2 or n_boot <= 0:
+        return {}
+    pos = {v: i for i, v in enumerate(labels)}
+    ri, oi = np.array([pos[x] for x in r]), np.array([pos[x] for x in o])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    q = np.array([qwk_indices(ri[ix], oi[ix], len(labels)) for ix in idx])
+    d = np.abs(r[idx] - o[idx])
+    rs, os_ = r[idx].astype(float), o[idx].astype(float)
+    den = np.sqrt((rs.var(axis=1, ddof=1) + os_.var(axis=1, ddof=1)) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (os_.mean(axis=1) - rs.mean(axis=1)) / den
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out = {}
+    for name, vals in (("qwk", q), ("exact", (d == 0).mean(axis=1)), ("adjacent", (d <= 1).mean(axis=1)),
+                       ("smd", s)):
+        v = vals[np.isfinite(vals)]
+        if len(v):
+            out[name] = (float(np.percentile(v, lo)), float(np.percentile(v, hi)))
+    return out
+
+
+# ------------------------------------------------------------------------------- tables from the store
+
+
+@dataclass(frozen=True)
+class ScoreFrames:
+    """What the store holds, flattened for analysis.
+
+    ``humans``: one row per submission x criterion with ``h1`` (first rater, else audit), ``h2`` (second
+    rater), ``audit`` (latest blind audit score) and their times and assessors. ``machines``: one row per
+    submission x criterion x model version (the latest machine score of that model) joined with the human
+    columns. Both carry ``meta`` (the submission metadata dict) and ``labels`` (the criterion's scale)."""
+
+    humans: pd.DataFrame
+    machines: pd.DataFrame
+
+
+def load_frames(
+    store: Store,
+    *,
+    rubric_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ScoreFrames:
+    subs = {s.id: s for s in store.submissions(rubric_id)}
+    hs = store.human_scores(rubric_id=rubric_id, since=since, until=until)
+    ms = store.machine_scores(rubric_id=rubric_id, since=since, until=until)
+    scales: dict[tuple[str, int, str], list[int]] = {}
+
+    def scale(rid: str, ver: int, crit: str) -> list[int]:
+        key = (rid, ver, crit)
+        if key not in scales:
+            scales[key] = store.rubric(rid, ver).criterion(crit).scores
+        return scales[key]
+
+    hum: dict[tuple[int, str], dict[str, Any]] = {}
+    for h in hs:  # in recording order
+        s = subs[h.submission_id]
+        row = hum.setdefault((h.submission_id, h.criterion), {
+            "submission_id": h.submission_id, "external_id": s.external_id, "rubric_id": s.rubric_id,
+            "rubric_version": s.rubric_version, "criterion": h.criterion, "meta": s.metadata,
+            "h1": None, "h1_assessor": None, "h1_at": None, "h2": None, "h2_assessor": None, "h2_at": None,
+            "audit": None, "audit_assessor": None, "audit_at": None,
+        })
+        if h.kind == "first" and row["h1"] is None:
+            row.update(h1=h.score, h1_assessor=h.assessor, h1_at=h.created_at)
+        elif h.kind == "second" and row["h2"] is None:
+            row.update(h2=h.score, h2_assessor=h.assessor, h2_at=h.created_at)
+        elif h.kind == "audit" and h.blind:
+            row.update(audit=h.score, audit_assessor=h.assessor, audit_at=h.created_at)
+    hcols = ["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h1_assessor",
+             "h1_at", "h2", "h2_assessor", "h2_at", "audit", "audit_assessor", "audit_at"]
+    humans = pd.DataFrame(list(hum.values()), columns=hcols)
+    if len(humans):
+        humans["labels"] = [scale(r, v, c) for r, v, c in
+                            zip(humans.rubric_id, humans.rubric_version, humans.criterion, strict=True)]
+    else:
+        humans["labels"] = pd.Series(dtype=object)
+
+    mach: dict[tuple[int, str, str | None], dict[str, Any]] = {}
+    for m in ms:
+        s = subs[m.submission_id]
+        mach[(m.submission_id, m.criterion, m.model_version)] = {
+            "submission_id": m.submission_id, "external_id": s.external_id, "rubric_id": m.rubric_id,
+            "rubric_version": m.rubric_version, "criterion": m.criterion, "model_version": m.model_version or "",
+            "machine": m.score, "probabilities": m.probabilities, "route": m.route, "machine_at": m.created_at,
+            "meta": s.metadata,
+        }
+    mcols = ["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "model_version", "machine",
+             "probabilities", "route", "machine_at", "meta"]
+    machines = pd.DataFrame(list(mach.values()), columns=mcols)
+    hsub = humans.drop(columns=["external_id", "rubric_id", "rubric_version", "meta", "labels"], errors="ignore")
+    machines = machines.merge(hsub, on=["submission_id", "criterion"], how="left")
+    if len(machines):
+        machines["labels"] = [scale(r, v, c) for r, v, c in
+                              zip(machines.rubric_id, machines.rubric_version, machines.criterion, strict=True)]
+        # the human reference: first rater when there is one, else the blind audit score
+        machines["human"] = machines["h1"].where(machines["h1"].notna(), machines["audit"])
+    else:
+        machines["labels"] = pd.Series(dtype=object)
+        machines["human"] = pd.Series(dtype=float)
+    return ScoreFrames(humans=humans, machines=machines)
+
+
+def _window(ts: pd.Series, freq: str | None) -> pd.Series:
+    if not freq:
+        return pd.Series(["all"] * len(ts), index=ts.index)
+    t = pd.to_datetime(ts, utc=True).dt.tz_localize(None)
+    return t.dt.to_period(freq).astype(str)
+
+
+def _with_ci(row: dict[str, Any], ci: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    for k, (lo, hi) in ci.items():
+        row[f"{k}_lo"], row[f"{k}_hi"] = lo, hi
+    return row
+
+
+def human_human_table(frames: ScoreFrames, *, window: str | None = None, n_boot: int = 0,
+                      seed: int = 13) -> pd.DataFrame:
+    """First vs second rater, per rubric, rubric version, criterion (and time window of the second score)."""
+    h = frames.humans
+    h = h[h["h1"].notna() & h["h2"].notna()].copy()
+    if h.empty:
+        return pd.DataFrame()
+    h["window"] = _window(h["h2_at"], window)
+    rows = []
+    for (rid, ver, crit, win), g in h.groupby(["rubric_id", "rubric_version", "criterion", "window"], sort=True):
+        labels = g["labels"].iloc[0]
+        a, b = g["h1"].astype(int).to_numpy(), g["h2"].astype(int).to_numpy()
+        row = {"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "window": win,
+               **agreement_metrics(a, b, labels)}
+        rows.append(_with_ci(row, bootstrap_ci(a, b, labels, n_boot=n_boot, seed=seed)))
+    return pd.DataFrame(rows)
+
+
+def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boot: int = 0, seed: int = 13,
+                        n_bins: int = 10) -> pd.DataFrame:
+    """Machine vs human reference per rubric, version, criterion, model version (and window), with PRMSE
+    where double-scored items exist and ECE where probabilities were stored."""
+    m = frames.machines
+    m = m[m["human"].notna()].copy() if len(m) else m
+    if m.empty:
+        return pd.DataFrame()
+    m["window"] = _window(m["machine_at"], window)
+    rows = []
+    keys = ["rubric_id", "rubric_version", "criterion", "model_version", "window"]
+    for key, g in m.groupby(keys, sort=True):
+        labels = g["labels"].iloc[0]
+        hum, mac = g["human"].astype(int).to_numpy(), g["machine"].astype(int).to_numpy()
+        row = dict(zip(keys, key, strict=True)) | agreement_metrics(hum, mac, labels)
+        row["rubric_version"] = int(row["rubric_version"])
+        two = np.column_stack([g["h1"].to_numpy(float), g["h2"].to_numpy(float)])
+        row["prmse"] = prmse_true(mac, two) if (g["h1"].notna() & g["h2"].notna()).any() else None
+        row["ece"] = None
+        probs = g["probabilities"]
+        if probs.notna().all():
+            p = np.array([[float(d.get(str(s), 0.0)) for s in labels] for d in probs])
+            pos = {v: i for i, v in enumerate(labels)}
+            row["ece"] = expected_calibration_error(p, np.array([pos[x] for x in hum]), n_bins)[0]
+        if g["route"].notna().any():
+            row["auto_fraction"] = float((g["route"] == "auto").mean())
+        rows.append(_with_ci(row, bootstrap_ci(hum, mac, labels, n_boot=n_boot, seed=seed)))
+    return pd.DataFrame(rows)
+
+
+def subgroup_table(frames: ScoreFrames, field: str) -> pd.DataFrame:
+    """DSM (and n, means, QWK) per value of metadata ``field``, per rubric x criterion x model version."""
+    m = frames.machines
+    if m.empty:
+        return pd.DataFrame()
+    m = m[m["human"].notna()].copy()
+    m["group"] = [("(missing)" if (d or {}).get(field) in (None, "") else str(d[field])) for d in m["meta"]]
+    rows = []
+    for (rid, ver, crit, mv), g in m.groupby(["rubric_id", "rubric_version", "criterion", "model_version"]):
+        hum, mac = g["human"].astype(float), g["machine"].astype(float)
+        pop = (hum.mean(), mac.mean(), hum.std(ddof=1), mac.std(ddof=1))
+        labels = g["labels"].iloc[0]
+        for grp, gg in g.groupby("group"):
+            hh, mm = gg["human"].astype(int), gg["machine"].astype(int)
+            rows.append({
+                "rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "model_version": mv,
+                "field": field, "group": grp, "n": len(gg), "mean_human": float(hh.mean()),
+                "mean_machine": float(mm.mean()), "dsm": dsm(hh, mm, *pop),
+                "qwk": qwk(hh, mm, labels) if len(gg) > 1 else float("nan"),
+            })
+    return pd.DataFrame(rows)

@@ -1,0 +1,185 @@
+"""Drift monitor: the rolling blind-audit sample of each criterion, judged by the gate policy.
+
+Routing sends a random share of auto-scored items to a human who does not see the machine score (a blind
+``audit`` human score). For each criterion the monitor takes the most recent ``window`` audit items whose
+machine score came from the rubric's currently promoted model (any model if none is promoted), computes
+agreement and applies the policy gates. A failing gate suspends automation of that criterion in the store
+(logged in the audit chain) until a new model is promoted for the rubric, which lifts the suspension; the
+new model's audit sample then starts from empty.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.agreement import agreement_metrics
+from eval.gates import GatePolicy, GateResult, evaluate_gates, load_policy
+from rubrics.schema import parse_rubric
+from scoring.store import HumanScoreIn, Store
+
+
+@dataclass(frozen=True)
+class AuditSample:
+    human: list[int]
+    machine: list[int]
+    model_version: str | None
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    rubric_id: str
+    criterion: str
+    model_version: str | None
+    window: int
+    metrics: dict[str, Any]
+    gate: GateResult
+    suspended_now: bool = False
+    already_suspended: bool = False
+    human_human_qwk: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def audit_sample(store: Store, rubric_id: str, criterion: str, window: int,
+                 model_version: str | None = None) -> AuditSample:
+    """The most recent ``window`` blind audit scores paired with the machine score they audit."""
+    machines: dict[int, Any] = {}
+    for m in store.machine_scores(rubric_id=rubric_id, criterion=criterion, model_version=model_version):
+        machines[m.submission_id] = m  # latest wins
+    audits = [h for h in store.human_scores(rubric_id=rubric_id, criterion=criterion, kind="audit")
+              if h.blind and h.submission_id in machines]
+    audits.sort(key=lambda h: (h.created_at, h.id))
+    recent = audits[-window:] if window > 0 else audits
+    return AuditSample([h.score for h in recent], [machines[h.submission_id].score for h in recent], model_version)
+
+
+def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[int], min_n: int) -> float | None:
+    first: dict[int, int] = {}
+    second: dict[int, int] = {}
+    for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
+        if h.kind == "first":
+            first.setdefault(h.submission_id, h.score)
+        elif h.kind == "second":
+            second.setdefault(h.submission_id, h.score)
+    both = [k for k in first if k in second]
+    if len(both) < min_n:
+        return None
+    return agreement_metrics([first[k] for k in both], [second[k] for k in both], labels).get("qwk")
+
+
+def check_drift(
+    store: Store,
+    rubric_id: str,
+    *,
+    policy: GatePolicy | None = None,
+    window: int | None = None,
+    criteria: list[str] | None = None,
+    act: bool = True,
+) -> list[DriftResult]:
+    """Judge each criterion's rolling audit sample; with ``act`` suspend automation where a gate fails."""
+    policy = policy or load_policy()
+    window = window or policy.drift_window
+    rubric = store.rubric(rubric_id)
+    promoted = store.promoted_model(rubric_id)
+    mv = promoted.version if promoted else None
+    out = []
+    for crit in rubric.criteria:
+        if criteria and crit.id not in criteria:
+            continue
+        sample = audit_sample(store, rubric_id, crit.id, window, mv)
+        metrics = agreement_metrics(sample.human, sample.machine, crit.scores)
+        hh = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
+        gate = evaluate_gates(metrics, policy, human_human_qwk=hh, min_n=policy.drift_min_n)
+        already = store.is_suspended(rubric_id, crit.id)
+        now = False
+        if act and gate.status == "fail" and not already:
+            store.suspend_automation(
+                rubric_id, crit.id, f"drift gate failed ({policy.key}, last {metrics['n']} audit items): "
+                + gate.summary().removeprefix("fail: "),
+                details={"policy": policy.key, "model_version": mv, "window": window, "gate": gate.as_dict(),
+                         "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)}},
+            )
+            now = True
+        out.append(DriftResult(rubric_id, crit.id, mv, window, metrics, gate, now, already, hh))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ simulation
+
+
+@dataclass(frozen=True)
+class DriftSimulation:
+    window: int
+    warmup_items: int
+    items_to_trip: int | None  # drifted audit items recorded before the gate failed (None: never within limit)
+    failing_checks: list[str]
+    qwk_before: float
+    smd_before: float
+
+
+def simulate_offset_drift(
+    store: Store | None = None,
+    *,
+    offset: int = 1,
+    policy: GatePolicy | None = None,
+    seed: int = 13,
+    max_drift_items: int | None = None,
+    rubric_id: str = "drift-sim",
+) -> DriftSimulation:
+    """Fill one criterion's audit window with a well-calibrated scorer, then switch to one that adds
+    ``offset`` to every score (clipped to the scale) and count the blind audit items until the gate trips.
+
+    Scale 0-4; true scores uniform; each human and the healthy scorer disagree with the truth by one point
+    ~25% of the time (human-machine QWK about 0.85, SMD about 0)."""
+    policy = policy or load_policy()
+    own = store is None
+    tmp = tempfile.TemporaryDirectory() if own else None
+    if own:
+        store = Store(f"sqlite:///{Path(tmp.name) / 'sim.db'}")  # type: ignore[union-attr]
+    assert store is not None
+    try:
+        rub = parse_rubric({"id": rubric_id, "version": 1, "title": "drift simulation", "evidence": ["text"],
+                            "criteria": [{"id": "holistic", "title": "Holistic", "scale": {"min": 0, "max": 4}}]})
+        store.register_rubric(rub)
+        store.register_model("sim-healthy", "/dev/null", rubric_id=rubric_id)
+        store.promote_model("sim-healthy")
+        rng = np.random.default_rng(seed)
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        counter = iter(range(10**9))
+
+        def noisy(x: int) -> int:
+            return int(np.clip(x + rng.choice([-1, 0, 0, 0, 0, 0, 0, 1]), 0, 4))
+
+        def one(shift: int) -> None:
+            i = next(counter)
+            truth = int(rng.integers(0, 5))
+            sub = store.add_submission(rubric_id, 1, f"sim-{i}", {"text": f"item {i}"})
+            store.record_machine_score(sub.id, "holistic", int(np.clip(noisy(truth) + shift, 0, 4)),
+                                       model_version="sim-healthy", route="auto",
+                                       created_at=t0 + timedelta(minutes=i))
+            store.record_human_scores([HumanScoreIn(sub.id, "holistic", noisy(truth), "auditor", "audit", True,
+                                                    created_at=t0 + timedelta(minutes=i, seconds=30))])
+
+        w = policy.drift_window
+        for _ in range(w):
+            one(0)
+        before = check_drift(store, rubric_id, policy=policy)[0]
+        if before.gate.status != "pass":
+            raise RuntimeError(f"healthy scorer should pass the gate, got {before.gate.summary()}")
+        limit = max_drift_items or 3 * w
+        for k in range(1, limit + 1):
+            one(offset)
+            res = check_drift(store, rubric_id, policy=policy)[0]
+            if res.suspended_now:
+                return DriftSimulation(w, w, k, [c.name for c in res.gate.failures],
+                                       float(before.metrics["qwk"]), float(before.metrics["smd"]))
+        return DriftSimulation(w, w, None, [], float(before.metrics["qwk"]), float(before.metrics["smd"]))
+    finally:
+        if own:
+            store.close()
+            tmp.cleanup()  # type: ignore[union-attr]

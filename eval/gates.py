@@ -1,0 +1,133 @@
+"""Acceptance gates: the ETS evaluation framework as a versioned policy file, applied to agreement metrics.
+
+A gate result is ``pass``, ``fail`` or ``insufficient`` (too few items to judge): the drift monitor acts
+only on ``fail``, so a thin audit sample never suspends automation on noise alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POLICY_DIR = Path(__file__).parent / "policies"
+DEFAULT_POLICY = POLICY_DIR / "ets-2012.yaml"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    id: str
+    version: int
+    min_qwk: float
+    max_qwk_degradation: float
+    max_abs_smd: float
+    max_abs_dsm: float
+    min_n: int
+    min_subgroup_n: int
+    drift_window: int
+    drift_min_n: int
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.id}@{self.version}"
+
+
+def load_policy(path: str | Path | None = None) -> GatePolicy:
+    """Read a policy YAML (the bundled ETS policy by default); errors name the file and the missing key."""
+    p = Path(path) if path is not None else DEFAULT_POLICY
+    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    try:
+        th, dr = data["thresholds"], data.get("drift", {})
+        return GatePolicy(
+            id=str(data["id"]), version=int(data["version"]), min_qwk=float(th["min_qwk"]),
+            max_qwk_degradation=float(th["max_qwk_degradation"]), max_abs_smd=float(th["max_abs_smd"]),
+            max_abs_dsm=float(th["max_abs_dsm"]), min_n=int(th["min_n"]),
+            min_subgroup_n=int(th.get("min_subgroup_n", th["min_n"])), drift_window=int(dr.get("window", 100)),
+            drift_min_n=int(dr.get("min_n", th["min_n"])), description=str(data.get("description", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{p}: policy is missing required key {exc}") from None
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    value: float | None
+    threshold: float
+    passed: bool | None  # None: not applicable (no reference, too few items)
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    status: str  # pass | fail | insufficient
+    n: int
+    policy: str
+    checks: tuple[GateCheck, ...] = field(default_factory=tuple)
+
+    @property
+    def failures(self) -> list[GateCheck]:
+        return [c for c in self.checks if c.passed is False]
+
+    def summary(self) -> str:
+        if self.status == "insufficient":
+            return f"insufficient: n={self.n}"
+        if not self.failures:
+            return f"pass (n={self.n})"
+        return "fail: " + "; ".join(c.detail for c in self.failures)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "n": self.n, "policy": self.policy,
+                "checks": [c.__dict__ for c in self.checks]}
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def evaluate_gates(
+    metrics: dict[str, Any],
+    policy: GatePolicy,
+    *,
+    human_human_qwk: float | None = None,
+    subgroups: dict[str, tuple[float, int]] | None = None,
+    min_n: int | None = None,
+) -> GateResult:
+    """Apply the policy to human-machine ``metrics`` (from ``agreement_metrics``).
+
+    ``human_human_qwk`` enables the degradation check; ``subgroups`` maps group -> (DSM, n) and enables the
+    fairness check for groups with at least ``min_subgroup_n`` items.
+    """
+    n = int(metrics.get("n", 0))
+    need = policy.min_n if min_n is None else min_n
+    if n < need:
+        return GateResult("insufficient", n, policy.key)
+    checks: list[GateCheck] = []
+    q = _num(metrics.get("qwk"))
+    checks.append(GateCheck("qwk", q, policy.min_qwk, None if q is None else q >= policy.min_qwk,
+                            f"QWK {q if q is None else round(q, 3)} < {policy.min_qwk}"))
+    if human_human_qwk is not None and q is not None:
+        deg = human_human_qwk - q
+        checks.append(GateCheck("qwk_degradation", deg, policy.max_qwk_degradation,
+                                deg <= policy.max_qwk_degradation,
+                                f"QWK {q:.3f} is {deg:.3f} below human-human {human_human_qwk:.3f} "
+                                f"(max {policy.max_qwk_degradation})"))
+    s = _num(metrics.get("smd"))
+    checks.append(GateCheck("smd", s, policy.max_abs_smd, None if s is None else abs(s) <= policy.max_abs_smd,
+                            f"|SMD| {abs(s) if s is not None else s:.3f} > {policy.max_abs_smd}" if s is not None
+                            else "SMD undefined"))
+    for grp, (d, gn) in sorted((subgroups or {}).items()):
+        dv = _num(d)
+        ok = None if (dv is None or gn < policy.min_subgroup_n) else abs(dv) <= policy.max_abs_dsm
+        checks.append(GateCheck(f"dsm[{grp}]", dv, policy.max_abs_dsm, ok,
+                                f"subgroup {grp}: |DSM| {abs(dv) if dv is not None else float('nan'):.3f} > "
+                                f"{policy.max_abs_dsm} (n={gn})"))
+    status = "fail" if any(c.passed is False for c in checks) else "pass"
+    return GateResult(status, n, policy.key, tuple(checks))
