@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(default=32, ge=0, description="Token overlap between windows of long texts.")
     seed: int = 13
+    pseudonym_key: str | None = Field(
+        default=None,
+        description="Secret key of the keyed hash (HMAC-SHA256) that turns submission and assessor ids into "
+        "pseudonyms in report exports. Unset: a random key per report, so exports cannot be linked across runs.",
+    )
+    audit_sample_window: int | None = Field(
+        default=None, ge=1, description="Drift monitor: most recent N blind audit items per criterion "
+        "(unset: the gate policy's `drift.window`).",
+    )
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.home / "cache"
