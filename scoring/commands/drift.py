@@ -1,0 +1,75 @@
+"""``scoring drift``: judge each criterion's rolling blind-audit sample and suspend automation on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from scoring.commands._store import DB_OPTION, open_store
+
+drift_app = typer.Typer(help="Drift monitor over the rolling audit sample.", no_args_is_help=True)
+
+
+@drift_app.command("check")
+def check(
+    rubric: str = typer.Option(..., "--rubric", help="Rubric id."),
+    db: str | None = DB_OPTION,
+    policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (default: bundled ETS policy)."),
+    window: int | None = typer.Option(None, "--window", help="Most recent N audit items (default: policy/settings)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report only; do not suspend."),
+    fail_on_suspend: bool = typer.Option(False, "--fail-on-suspend", help="Exit 2 when a criterion is suspended."),
+) -> None:
+    """Per criterion: n, QWK, SMD, gate status; suspends automation where the gate fails."""
+    from eval.drift import check_drift
+    from eval.gates import load_policy
+    from scoring.settings import get_settings
+
+    store = open_store(db)
+    try:
+        results = check_drift(store, rubric, policy=load_policy(policy),
+                              window=window or get_settings().audit_sample_window, act=not dry_run)
+        suspended = {r.criterion: store.is_suspended(rubric, r.criterion) for r in results}
+    finally:
+        store.close()
+    for r in results:
+        q, s = r.metrics.get("qwk"), r.metrics.get("smd")
+        typer.echo(
+            f"{rubric}/{r.criterion}: n={r.metrics['n']} (window {r.window}, model {r.model_version or 'any'}) "
+            f"QWK={'-' if q is None else f'{q:.3f}'} SMD={'-' if s is None else f'{s:+.3f}'} -> {r.gate.summary()}"
+            + ("  [SUSPENDED NOW]" if r.suspended_now else "  [suspended]" if suspended[r.criterion] else "")
+        )
+    typer.echo(json.dumps({r.criterion: {"status": r.gate.status, "suspended": suspended[r.criterion]}
+                           for r in results}))
+    if fail_on_suspend and any(suspended.values()):
+        raise typer.Exit(2)
+
+
+@drift_app.command("simulate")
+def simulate(
+    seeds: int = typer.Option(10, help="How many seeds to run."),
+    offset: int = typer.Option(1, help="Points the drifted scorer adds to every score."),
+    policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML."),
+) -> None:
+    """How many drifted audit items it takes to trip the gate (temporary SQLite store per seed)."""
+    from statistics import median
+
+    from eval.drift import simulate_offset_drift
+    from eval.gates import load_policy
+
+    pol = load_policy(policy)
+    counts = []
+    for seed in range(seeds):
+        sim = simulate_offset_drift(offset=offset, policy=pol, seed=seed)
+        counts.append(sim.items_to_trip)
+        typer.echo(f"seed {seed}: tripped after {sim.items_to_trip} items ({', '.join(sim.failing_checks)}); "
+                   f"healthy QWK {sim.qwk_before:.3f} SMD {sim.smd_before:+.3f}")
+    ok = [c for c in counts if c is not None]
+    typer.echo(json.dumps({"window": pol.drift_window, "offset": offset, "seeds": seeds, "items_to_trip": counts,
+                           "min": min(ok) if ok else None, "median": median(ok) if ok else None,
+                           "max": max(ok) if ok else None, "never": counts.count(None)}))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(drift_app, name="drift")

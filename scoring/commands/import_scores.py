@@ -1,0 +1,63 @@
+"""``scoring import-scores``: load historical (e.g. double-scored) human scores from a table into the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from scoring.commands._store import DB_OPTION, open_store
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import-scores")
+    def import_scores(
+        rubric: Path = typer.Option(..., "--rubric", help="Rubric YAML the scores are on (registered if new)."),
+        data: Path = typer.Option(..., "--data", help="CSV, TSV or JSONL file."),
+        id_col: str = typer.Option(..., "--id-col", help="Column holding the submission's external id."),
+        score_col: list[str] = typer.Option(
+            ..., "--score-col",
+            help="CRITERION=COLUMN[@KIND], repeatable. Without @KIND a criterion's 1st column is `first`, its 2nd "
+            "`second` (e.g. --score-col holistic=rater1_domain1 --score-col holistic=rater2_domain1).",
+        ),
+        rater_col: list[str] = typer.Option(
+            [], "--rater-col", help="KIND=COLUMN holding assessor ids for that kind (default: FILE:COLUMN)."
+        ),
+        meta_col: list[str] = typer.Option([], "--meta-col", help="Metadata column to keep (repeatable)."),
+        where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE row filter (repeatable, all must hold)."),
+        fmt: str = typer.Option("auto", "--format", help="auto | csv | tsv | jsonl."),
+        quoting: str = typer.Option("minimal", "--quoting", help="minimal | none (none: quotes are literal text)."),
+        not_blind: bool = typer.Option(False, "--not-blind", help="Raters saw each other's / the machine's score."),
+        append: bool = typer.Option(False, "--append", help="Allow adding to criteria that already hold scores."),
+        db: str | None = DB_OPTION,
+    ) -> None:
+        """Import human scores; evidence text is not copied, only ids, scores and the named metadata."""
+        from rubrics.schema import load_rubric
+        from scoring.store.importer import ScoreColumn, import_table, read_table
+
+        def pairs(items: list[str], opt: str) -> dict[str, str]:
+            out = {}
+            for it in items:
+                if "=" not in it:
+                    raise typer.BadParameter(f"{opt} {it!r}: expected KEY=VALUE")
+                k, v = it.split("=", 1)
+                out[k.strip()] = v.strip()
+            return out
+
+        try:
+            cols = ScoreColumn.parse_many(score_col)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        rub = load_rubric(rubric)
+        df = read_table(data, fmt=fmt, quoting=quoting)
+        store = open_store(db)
+        try:
+            res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,
+                               assessor_cols=pairs(rater_col, "--rater-col"), source=data.stem,
+                               where=pairs(where, "--where"), blind=not not_blind, allow_existing=append)
+        finally:
+            store.close()
+        typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions, "
+                   f"human scores {res.human_scores}, {res.skipped_missing} empty cells skipped")
+        typer.echo(json.dumps(res.__dict__))

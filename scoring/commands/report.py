@@ -1,0 +1,60 @@
+"""``scoring report``: the researcher's HTML report with documented, pseudonymised CSV/JSON exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from scoring.commands._store import DB_OPTION, open_store
+
+
+def _when(s: str | None) -> datetime | None:
+    if s is None:
+        return None
+    try:
+        d = datetime.fromisoformat(s)
+    except ValueError:
+        raise typer.BadParameter(f"expected an ISO date or datetime such as 2026-01-31, found {s!r}") from None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        out: Path = typer.Option(..., "--out", help="Output folder (created)."),
+        rubric: str | None = typer.Option(None, "--rubric", help="Only this rubric id."),
+        since: str | None = typer.Option(None, "--since", help="Scores recorded at or after (ISO, UTC)."),
+        until: str | None = typer.Option(None, "--until", help="Scores recorded before (ISO, UTC)."),
+        subgroup: list[str] = typer.Option([], "--subgroup", help="Metadata field for DSM by subgroup (repeatable)."),
+        window: str = typer.Option("M", "--window", help="pandas period for over-time tables: D, W, M, Q, Y."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for intervals (0: none)."),
+        policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (default: bundled ETS)."),
+        db: str | None = DB_OPTION,
+    ) -> None:
+        """Agreement tables (human-human, human-machine, subgroups, over time), plots, and exports."""
+        from eval.gates import load_policy
+        from eval.report import build_report
+        from scoring.settings import get_settings
+
+        settings = get_settings()
+        store = open_store(db)
+        try:
+            res = build_report(store, out, rubric_id=rubric, since=_when(since), until=_when(until),
+                               subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
+                               policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)
+        finally:
+            store.close()
+        hh = res.tables["human_human"]
+        for r in hh.itertuples() if not hh.empty else []:
+            typer.echo(f"human-human {r.rubric_id}@{r.rubric_version}/{r.criterion}: n={r.n} QWK={r.qwk:.3f} "
+                       f"exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%")
+        hm = res.tables["human_machine"]
+        for r in hm.itertuples() if not hm.empty else []:
+            typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
+                       f"QWK={r.qwk:.3f} SMD={r.smd:+.3f} gate={r.gate}")
+        typer.echo(f"report: {res.html}")
+        typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures),
+                               "tables": {k: len(v) for k, v in res.tables.items()}}))

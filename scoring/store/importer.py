@@ -1,0 +1,158 @@
+"""Load historical scores from a table (CSV / TSV / JSONL) into the store as human scores.
+
+Generic, not tied to one data set: the caller names the id column, one or more score columns per
+criterion (each with the kind it represents: first / second / audit / adjudication), optional assessor
+columns, metadata columns and a row filter. Re-running the same import is idempotent for submissions (same
+content) but appends the human scores again, so :func:`import_table` refuses rubric+criterion pairs that
+already hold human scores unless ``allow_existing`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rubrics.schema import Rubric
+from scoring.errors import Conflict, NotFound, ScoreOutOfScale
+from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
+
+_SPEC = re.compile(r"^(?P<crit>[^=]+)=(?P<col>[^@]+?)(?:@(?P<kind>[a-z]+))?$")
+
+
+@dataclass(frozen=True)
+class ScoreColumn:
+    """``criterion=column[@kind]``: the column holding one rater's scores for a criterion."""
+
+    criterion: str
+    column: str
+    kind: str
+
+    @staticmethod
+    def parse_many(specs: Sequence[str]) -> list[ScoreColumn]:
+        """Parse specs; without ``@kind`` the 1st column of a criterion is ``first``, the 2nd ``second``."""
+        out: list[ScoreColumn] = []
+        seen: dict[str, int] = {}
+        for spec in specs:
+            m = _SPEC.match(spec.strip())
+            if not m:
+                raise ValueError(f"--score-col {spec!r}: expected CRITERION=COLUMN or CRITERION=COLUMN@KIND")
+            crit, col = m["crit"].strip(), m["col"].strip()
+            k = seen.get(crit, 0)
+            kind = m["kind"] or ("first" if k == 0 else "second" if k == 1 else "audit")
+            if kind not in HUMAN_KINDS:
+                raise ValueError(f"--score-col {spec!r}: kind must be one of {list(HUMAN_KINDS)}, found {kind!r}")
+            seen[crit] = k + 1
+            out.append(ScoreColumn(crit, col, kind))
+        return out
+
+
+def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal") -> pd.DataFrame:
+    """Read CSV, TSV or JSONL as strings. ``quoting='none'`` reads quote characters literally (needed for
+    files such as ASAP-AES whose text fields open quotes they never close)."""
+    p = Path(path)
+    if fmt == "auto":
+        suf = p.suffix.lower()
+        fmt = {".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suf, "csv")
+    if fmt == "jsonl":
+        return pd.read_json(p, lines=True, dtype=False)
+    if fmt not in ("csv", "tsv"):
+        raise ValueError(f"format must be auto, csv, tsv or jsonl, found {fmt!r}")
+    q = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}.get(quoting)
+    if q is None:
+        raise ValueError(f"quoting must be 'minimal' or 'none', found {quoting!r}")
+    return pd.read_csv(p, sep="\t" if fmt == "tsv" else ",", quoting=q, dtype=str, keep_default_na=False,
+                       encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows_read: int
+    rows_selected: int
+    submissions: int
+    human_scores: dict[str, int]  # kind -> count
+    skipped_missing: int
+
+
+def _score(v: Any) -> int | None:
+    if v is None:
+        return None
+    s = str(v).strip()
+    if s == "" or s.lower() in ("nan", "na", "null", "none"):
+        return None
+    f = float(s)
+    if f != int(f):
+        raise ValueError(f"score {s!r} is not an integer")
+    return int(f)
+
+
+def import_table(
+    store: Store,
+    rubric: Rubric,
+    df: pd.DataFrame,
+    *,
+    id_col: str,
+    score_cols: Sequence[ScoreColumn],
+    meta_cols: Sequence[str] = (),
+    assessor_cols: dict[str, str] | None = None,
+    source: str = "import",
+    where: dict[str, str] | None = None,
+    blind: bool = True,
+    allow_existing: bool = False,
+) -> ImportResult:
+    """Register ``rubric`` and load every selected row as a submission (no evidence text: only metadata)
+    with one human score per non-empty score column.
+
+    ``assessor_cols`` maps kind -> column of assessor ids; otherwise assessors are named
+    ``{source}:{column}``. ``where`` keeps rows whose column equals the given string.
+    """
+    missing = [c for c in [id_col, *[s.column for s in score_cols], *meta_cols,
+                           *(assessor_cols or {}).values(), *(where or {})] if c not in df.columns]
+    if missing:
+        raise NotFound(f"columns {missing} not in the data; it has {list(df.columns)}")
+    for sc in score_cols:
+        try:
+            rubric.criterion(sc.criterion)
+        except KeyError:
+            raise NotFound(f"rubric {rubric.key} has no criterion {sc.criterion!r}; expected one of "
+                           f"{[c.id for c in rubric.criteria]}") from None
+    n_read = len(df)
+    sel = df
+    for col, val in (where or {}).items():
+        sel = sel[sel[col].astype(str).str.strip() == str(val)]
+    store.register_rubric(rubric)
+    if not allow_existing:
+        for crit in {s.criterion for s in score_cols}:
+            if store.human_scores(rubric_id=rubric.id, rubric_version=rubric.version, criterion=crit)[:1]:
+                raise Conflict(f"rubric {rubric.key} criterion {crit!r} already holds human scores; importing "
+                               f"again would duplicate them (pass allow_existing / --append to add anyway)")
+    items = []
+    for _, row in sel.iterrows():
+        meta = {c: (None if pd.isna(row[c]) else row[c]) for c in meta_cols}
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in meta.items()}
+        items.append((str(row[id_col]).strip(), {}, meta))
+    subs = store.add_submissions(rubric.id, rubric.version, items) if items else []
+    scores: list[HumanScoreIn] = []
+    skipped = 0
+    counts: dict[str, int] = {}
+    for (_, row), sub in zip(sel.iterrows(), subs, strict=True):
+        for sc in score_cols:
+            try:
+                v = _score(row[sc.column])
+            except ValueError as exc:
+                raise ScoreOutOfScale(f"row id {sub.external_id}, column {sc.column}: {exc}") from None
+            if v is None:
+                skipped += 1
+                continue
+            assessor = (str(row[assessor_cols[sc.kind]]) if assessor_cols and sc.kind in assessor_cols
+                        else f"{source}:{sc.column}")
+            scores.append(HumanScoreIn(sub.id, sc.criterion, v, assessor, sc.kind, blind))
+            counts[sc.kind] = counts.get(sc.kind, 0) + 1
+    if scores:
+        store.record_human_scores(scores)
+    return ImportResult(n_read, len(sel), len(subs), counts, skipped)

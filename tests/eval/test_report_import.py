@@ -1,0 +1,134 @@
+"""Import of historical scores, the report and its exports, and the CLI doors (audit verify exit codes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+from sklearn.metrics import cohen_kappa_score
+from typer.testing import CliRunner
+
+from eval.report import DATA_DICTIONARY, build_report
+from rubrics.schema import parse_rubric
+from scoring.cli import app
+from scoring.errors import Conflict
+from scoring.store import Store
+from scoring.store.importer import ScoreColumn, import_table, read_table
+
+RUBRIC = {"id": "essay", "version": 1, "title": "Essay", "evidence": ["text"],
+          "criteria": [{"id": "holistic", "title": "Holistic", "scale": {"min": 1, "max": 6}}]}
+
+
+def _history(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Double-scored history: two raters who agree with a latent score most of the time; a school field."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, 7, n)
+    r1 = np.clip(truth + rng.choice([-1, 0, 0, 0, 1], n), 1, 6)
+    r2 = np.clip(truth + rng.choice([-1, 0, 0, 0, 1], n), 1, 6)
+    r2 = r2.astype(object)
+    r2[::50] = ""  # some essays only scored once
+    return pd.DataFrame({"id": [f"e{i}" for i in range(n)], "set": ["1"] * (n - 20) + ["2"] * 20,
+                         "rater1": r1.astype(str), "rater2": r2.astype(str),
+                         "school": rng.choice(["north", "south"], n), "essay": ["secret text"] * n})
+
+
+@pytest.fixture
+def rubric_file(tmp_path):  # type: ignore[no-untyped-def]
+    p = tmp_path / "essay.yaml"
+    p.write_text(yaml.safe_dump(RUBRIC))
+    return p
+
+
+def test_score_column_specs_default_to_first_then_second() -> None:
+    cols = ScoreColumn.parse_many(["holistic=r1", "holistic=r2", "style=s@audit"])
+    assert [(c.criterion, c.column, c.kind) for c in cols] == [("holistic", "r1", "first"),
+                                                                ("holistic", "r2", "second"), ("style", "s", "audit")]
+    with pytest.raises(ValueError):
+        ScoreColumn.parse_many(["holistic"])
+
+
+def test_import_then_report_reproduces_sklearn_qwk_and_exports_no_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    df = _history()
+    data = tmp_path / "hist.tsv"
+    df.to_csv(data, sep="\t", index=False)
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    rub = parse_rubric(RUBRIC)
+    res = import_table(store, rub, read_table(data), id_col="id",
+                       score_cols=ScoreColumn.parse_many(["holistic=rater1", "holistic=rater2"]),
+                       meta_cols=["school"], where={"set": "1"}, source="hist")
+    sel = df[df["set"] == "1"]
+    assert res.rows_selected == len(sel) == res.submissions
+    assert res.human_scores == {"first": len(sel), "second": int((sel["rater2"] != "").sum())}
+    with pytest.raises(Conflict):  # a second identical import would double every score
+        import_table(store, rub, read_table(data), id_col="id",
+                     score_cols=ScoreColumn.parse_many(["holistic=rater1"]), where={"set": "1"})
+
+    # machine scores from a model, with probabilities and routes, for the human-machine half of the report
+    rng = np.random.default_rng(1)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    for i, sub in enumerate(store.submissions("essay")):
+        h = store.human_scores(submission_id=sub.id, kind="first")[0].score
+        pred = int(np.clip(h + rng.choice([-1, 0, 0, 1]), 1, 6))
+        p = np.full(6, 0.04)
+        p[pred - 1] = 0.8
+        store.record_machine_score(sub.id, "holistic", pred, probabilities=list(p / p.sum()), model_version="m1",
+                                   route="auto" if i % 3 else "human", created_at=t0 + timedelta(days=i % 60))
+
+    out = tmp_path / "report"
+    rep = build_report(store, out, subgroups=["school"], n_boot=200, pseudonym_key="k")
+    both = sel[sel["rater2"] != ""]
+    expected = cohen_kappa_score(both["rater1"].astype(int), both["rater2"].astype(int), weights="quadratic")
+    hh = rep.tables["human_human"]
+    assert hh.loc[0, "qwk"] == pytest.approx(expected, abs=1e-9)
+    assert hh.loc[0, "n"] == len(both) and hh.loc[0, "qwk_lo"] < expected < hh.loc[0, "qwk_hi"]
+    hm = rep.tables["human_machine"]
+    assert hm.loc[0, "prmse"] is not None and hm.loc[0, "ece"] >= 0 and hm.loc[0, "gate"] in ("pass", "fail")
+    assert set(rep.tables["subgroups"]["group"]) == {"north", "south"}
+    assert len(rep.tables["over_time"].query("pair == 'machine m1'")) >= 2  # scores span two months
+    assert len(rep.figures) >= 4 and all(p.stat().st_size > 1000 for p in rep.figures)
+
+    html = rep.html.read_text()
+    assert "data:image/png;base64," in html and "Data dictionary" in html
+    for name in DATA_DICTIONARY:
+        assert (out / f"{name}.csv").exists() and (out / f"{name}.json").exists(), name
+    exported = "".join(p.read_text() for p in out.glob("*.csv")) + "".join(p.read_text() for p in out.glob("*.json"))
+    assert "secret text" not in exported and "hist:rater1" not in exported
+    items = pd.read_csv(out / "items.csv")
+    assert not set(items["submission"]) & set(df["id"])  # pseudonyms, not the external ids
+    assert items["submission"].str.fullmatch(r"[0-9a-f]{16}").all()
+    # same key -> same pseudonyms (linkable across reports); another key -> different ones
+    again = build_report(store, tmp_path / "r2", n_boot=0, pseudonym_key="k").tables["items"]
+    other = build_report(store, tmp_path / "r3", n_boot=0, pseudonym_key="other").tables["items"]
+    assert set(again["submission"]) == set(items["submission"]) and not set(other["submission"]) & set(items["submission"])
+    store.close()
+
+
+def test_cli_import_report_and_audit_verify_exit_codes(tmp_path, rubric_file) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "hist.csv"
+    _history(80).to_csv(data, index=False)
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    r = runner.invoke(app, ["import-scores", "--rubric", str(rubric_file), "--data", str(data), "--id-col", "id",
+                            "--score-col", "holistic=rater1", "--score-col", "holistic=rater2", "--meta-col", "school",
+                            "--db", db])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["submissions"] == 80
+    r = runner.invoke(app, ["report", "--out", str(tmp_path / "rep"), "--bootstrap", "50", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert "human-human essay@1/holistic" in r.output and (tmp_path / "rep" / "report.html").exists()
+    r = runner.invoke(app, ["audit", "verify", "--db", db])
+    assert r.exit_code == 0 and "audit log OK" in r.output
+    eng = sa.create_engine(db)
+    with eng.begin() as c:
+        c.execute(sa.text("UPDATE audit_log SET payload = replace(payload, :a, :b) WHERE seq = 5"),
+                  {"a": '"score":', "b": '"score":1'})  # e.g. a score of 3 becomes 13
+    eng.dispose()
+    r = runner.invoke(app, ["audit", "verify", "--db", db])
+    assert r.exit_code == 1 and "seq 5" in r.output
+    r = runner.invoke(app, ["drift", "check", "--rubric", "essay", "--db", db])
+    assert r.exit_code == 0 and "insufficient" in r.output  # no machine scores yet: nothing to judge
