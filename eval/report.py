@@ -243,7 +243,7 @@ def build_report(
         verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk) for r in hm.itertuples()]
         hm["gate"] = [v.status for v in verdicts]
         hm["gate_detail"] = [v.summary() for v in verdicts]
-    tables["human_human"], tables["human_machine"] = hh, hm
+    tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
     tables["over_time"] = _over_time(frames, window)
     tables["subgroups"] = _subgroups(frames, subgroups or [], policy)
     tables["confusion"], conf_figs = _confusions(frames, max_confusion_plots)
@@ -307,6 +307,17 @@ def build_report(
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")
     return ReportResult(out, html_path, tables, fig_paths)
+
+
+_FIRST = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
+          "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "exact", "adjacent", "kappa", "pearson_r",
+          "alpha_ordinal", "ece", "auto_fraction"]
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Headline columns first (keys, n, QWK and its interval, gate), the rest after."""
+    first = [c for c in _FIRST if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]]
 
 
 def _fmt(v: Any) -> str:
@@ -393,7 +404,7 @@ def _probability_tables(frames: ScoreFrames) -> tuple[pd.DataFrame, pd.DataFrame
         curve = []
         for th in np.round(np.arange(0.0, 1.0, 0.05), 2):
             sel = conf >= th
-            if sel.sum() < 2:
+            if sel.sum() < max(10, 0.02 * len(sel)):  # a handful of items says nothing about agreement
                 continue
             row = {"rubric_id": rid, "criterion": crit, "model_version": mv, "threshold": float(th),
                    "auto_fraction": float(sel.mean()), "n": int(sel.sum()),
