@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         ),
         meta_col: list[str] = typer.Option([], "--meta-col", help="Metadata column to keep (repeatable)."),
         where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE row filter (repeatable, all must hold)."),
+        time_col: str | None = typer.Option(None, "--time-col", help="Column of score times (ISO, UTC if no zone)."),
         fmt: str = typer.Option("auto", "--format", help="auto | csv | tsv | jsonl."),
         quoting: str = typer.Option("minimal", "--quoting", help="minimal | none (none: quotes are literal text)."),
         not_blind: bool = typer.Option(False, "--not-blind", help="Raters saw each other's / the machine's score."),
@@ -55,7 +56,8 @@ def register(app: typer.Typer) -> None:
         try:
             res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,
                                assessor_cols=pairs(rater_col, "--rater-col"), source=data.stem,
-                               where=pairs(where, "--where"), blind=not not_blind, allow_existing=append)
+                               where=pairs(where, "--where"), blind=not not_blind, allow_existing=append,
+                               time_col=time_col)
         finally:
             store.close()
         typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions, "

@@ -104,15 +104,19 @@ def import_table(
     where: dict[str, str] | None = None,
     blind: bool = True,
     allow_existing: bool = False,
+    time_col: str | None = None,
 ) -> ImportResult:
     """Register ``rubric`` and load every selected row as a submission (no evidence text: only metadata)
     with one human score per non-empty score column.
 
     ``assessor_cols`` maps kind -> column of assessor ids; otherwise assessors are named
-    ``{source}:{column}``. ``where`` keeps rows whose column equals the given string.
+    ``{source}:{column}``. ``where`` keeps rows whose column equals the given string. ``time_col`` names
+    a column of score times (ISO; UTC when no zone) so that agreement over time follows the history rather
+    than the import date.
     """
     missing = [c for c in [id_col, *[s.column for s in score_cols], *meta_cols,
-                           *(assessor_cols or {}).values(), *(where or {})] if c not in df.columns]
+                           *(assessor_cols or {}).values(), *(where or {}),
+                           *([time_col] if time_col else [])] if c not in df.columns]
     if missing:
         raise NotFound(f"columns {missing} not in the data; it has {list(df.columns)}")
     for sc in score_cols:
@@ -140,7 +144,9 @@ def import_table(
     scores: list[HumanScoreIn] = []
     skipped = 0
     counts: dict[str, int] = {}
-    for (_, row), sub in zip(sel.iterrows(), subs, strict=True):
+    times = pd.to_datetime(sel[time_col], utc=True, format="ISO8601") if time_col else None
+    for k, ((_, row), sub) in enumerate(zip(sel.iterrows(), subs, strict=True)):
+        when = times.iloc[k].to_pydatetime() if times is not None and not pd.isna(times.iloc[k]) else None
         for sc in score_cols:
             try:
                 v = _score(row[sc.column])
@@ -151,7 +157,7 @@ def import_table(
                 continue
             assessor = (str(row[assessor_cols[sc.kind]]) if assessor_cols and sc.kind in assessor_cols
                         else f"{source}:{sc.column}")
-            scores.append(HumanScoreIn(sub.id, sc.criterion, v, assessor, sc.kind, blind))
+            scores.append(HumanScoreIn(sub.id, sc.criterion, v, assessor, sc.kind, blind, created_at=when))
             counts[sc.kind] = counts.get(sc.kind, 0) + 1
     if scores:
         store.record_human_scores(scores)

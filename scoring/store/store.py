@@ -126,6 +126,22 @@ class HumanScoreIn:
 
 
 @dataclass(frozen=True)
+class MachineScoreIn:
+    """One machine score to record in bulk (see :meth:`Store.record_machine_scores`)."""
+
+    submission_id: int
+    criterion: str
+    score: int
+    probabilities: dict[str, float] | Sequence[float] | None = None
+    prediction_set: Sequence[int] | None = None
+    route: str | None = None
+    reason: str | None = None
+    model_version: str | None = None
+    policy_version: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Adjudication:
     id: int
     submission_id: int
@@ -473,44 +489,63 @@ class Store:
     ) -> MachineScore:
         """Append one machine score (never updates an earlier one). ``probabilities`` maps level score -> p
         (a sequence is read in the criterion's ascending level order)."""
-        with self._write() as tx:
-            sub = self._check_score(tx.conn, submission_id, criterion, score)
-            crit = self.rubric(sub.rubric_id, sub.rubric_version).criterion(criterion)
-            probs: dict[str, float] | None = None
-            if probabilities is not None:
-                if isinstance(probabilities, dict):
-                    probs = {str(int(k)): float(v) for k, v in probabilities.items()}
-                else:
-                    if len(probabilities) != len(crit.scores):
-                        raise ScoreOutOfScale(
-                            f"probabilities has {len(probabilities)} entries; criterion {criterion!r} has "
-                            f"{len(crit.scores)} levels {crit.scores}"
-                        )
-                    probs = {str(s): float(p) for s, p in zip(crit.scores, probabilities, strict=True)}
-                bad = [k for k in probs if int(k) not in crit.scores]
-                if bad:
-                    raise ScoreOutOfScale(f"probabilities name levels {bad} not on the scale {crit.scores}")
-            pset = [int(x) for x in prediction_set] if prediction_set is not None else None
-            now = _to_db_time(created_at)
-            payload = {
-                "submission_id": submission_id, "criterion": criterion, "score": int(score), "route": route,
-                "model_version": model_version, "policy_version": policy_version,
-                "rubric": f"{sub.rubric_id}@{sub.rubric_version}", "prediction_set": pset, "probabilities": probs,
-                "reason": reason, "at": _iso(now),
-            }
-            seq = tx.append("machine_score", payload)
-            res = tx.conn.execute(
-                t.machine_scores.insert().values(
-                    submission_id=submission_id, criterion=criterion, score=int(score), probabilities=probs,
-                    prediction_set=pset, route=route, reason=reason, model_version=model_version,
-                    policy_version=policy_version, rubric_id=sub.rubric_id, rubric_version=sub.rubric_version,
-                    created_at=now, audit_seq=seq,
-                )
-            )
-            row = tx.conn.execute(
-                sa.select(t.machine_scores).where(t.machine_scores.c.id == res.inserted_primary_key[0])
-            ).one()
+        ids = self.record_machine_scores([MachineScoreIn(
+            submission_id, criterion, score, probabilities, prediction_set, route, reason, model_version,
+            policy_version, created_at)])
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.machine_scores).where(t.machine_scores.c.id == ids[0])).one()
         return _machine_rec(row)
+
+    def record_machine_scores(self, items: Iterable[MachineScoreIn]) -> list[int]:
+        """Record many machine scores in one transaction (all or nothing); returns their ids in order."""
+        ids: list[int] = []
+        with self._write() as tx:
+            subs: dict[int, Any] = {}
+            for it in items:
+                if it.submission_id not in subs:
+                    subs[it.submission_id] = self._check_score(tx.conn, it.submission_id, it.criterion, it.score)
+                sub = subs[it.submission_id]
+                rub = self.rubric(sub.rubric_id, sub.rubric_version)
+                try:
+                    crit = rub.criterion(it.criterion)
+                except KeyError:
+                    raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
+                if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in crit.scores:
+                    raise ScoreOutOfScale(f"score {it.score!r} is not on the scale of {rub.key} criterion "
+                                          f"{it.criterion!r}: expected one of {crit.scores}")
+                probs: dict[str, float] | None = None
+                if it.probabilities is not None:
+                    if isinstance(it.probabilities, dict):
+                        probs = {str(int(k)): float(v) for k, v in it.probabilities.items()}
+                    else:
+                        if len(it.probabilities) != len(crit.scores):
+                            raise ScoreOutOfScale(
+                                f"probabilities has {len(it.probabilities)} entries; criterion {it.criterion!r} "
+                                f"has {len(crit.scores)} levels {crit.scores}"
+                            )
+                        probs = {str(sc): float(p) for sc, p in zip(crit.scores, it.probabilities, strict=True)}
+                    bad = [k for k in probs if int(k) not in crit.scores]
+                    if bad:
+                        raise ScoreOutOfScale(f"probabilities name levels {bad} not on the scale {crit.scores}")
+                pset = [int(x) for x in it.prediction_set] if it.prediction_set is not None else None
+                now = _to_db_time(it.created_at)
+                payload = {
+                    "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
+                    "route": it.route, "model_version": it.model_version, "policy_version": it.policy_version,
+                    "rubric": f"{sub.rubric_id}@{sub.rubric_version}", "prediction_set": pset,
+                    "probabilities": probs, "reason": it.reason, "at": _iso(now),
+                }
+                seq = tx.append("machine_score", payload)
+                res = tx.conn.execute(
+                    t.machine_scores.insert().values(
+                        submission_id=it.submission_id, criterion=it.criterion, score=int(it.score),
+                        probabilities=probs, prediction_set=pset, route=it.route, reason=it.reason,
+                        model_version=it.model_version, policy_version=it.policy_version, rubric_id=sub.rubric_id,
+                        rubric_version=sub.rubric_version, created_at=now, audit_seq=seq,
+                    )
+                )
+                ids.append(int(res.inserted_primary_key[0]))
+        return ids
 
     def record_human_score(
         self,

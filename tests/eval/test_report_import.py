@@ -108,6 +108,21 @@ def test_import_then_report_reproduces_sklearn_qwk_and_exports_no_text(tmp_path)
     store.close()
 
 
+def test_import_keeps_historical_score_times_for_agreement_over_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    df = _history(120)
+    df["scored_at"] = ["2025-01-15" if i < 60 else "2025-03-02T10:00:00" for i in range(len(df))]
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    import_table(store, parse_rubric(RUBRIC), df, id_col="id", time_col="scored_at",
+                 score_cols=ScoreColumn.parse_many(["holistic=rater1", "holistic=rater2"]))
+    hs = store.human_scores(until=datetime(2025, 2, 1, tzinfo=UTC))
+    assert len(hs) > 0 and {h.created_at for h in hs} == {datetime(2025, 1, 15, tzinfo=UTC)}
+    from eval.agreement import human_human_table, load_frames
+
+    windows = human_human_table(load_frames(store), window="M")["window"].tolist()
+    assert windows == ["2025-01", "2025-03"]
+    store.close()
+
+
 def test_cli_import_report_and_audit_verify_exit_codes(tmp_path, rubric_file) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "hist.csv"
     _history(80).to_csv(data, index=False)

@@ -129,3 +129,15 @@ def test_promoting_a_model_lifts_suspensions_of_its_rubric_only(store: Store, ru
     events = [e.event for e in store.audit_entries()]
     assert events.count("automation_suspended") == 2 and events.count("automation_resumed") == 1
     assert events.count("model_promoted") == 2
+
+
+def test_bulk_machine_scores_are_all_or_nothing(store: Store, rubric) -> None:
+    from scoring.store import MachineScoreIn
+
+    subs = store.add_submissions("obs", 1, [(f"s{i}", {"text": str(i)}, {}) for i in range(3)])
+    good = [MachineScoreIn(s.id, "questioning", 1, model_version="m") for s in subs]
+    with pytest.raises(ScoreOutOfScale):
+        store.record_machine_scores([*good, MachineScoreIn(subs[0].id, "questioning", 7)])
+    assert store.machine_scores() == [] and store.verify_audit().entries_checked == 1  # only the rubric
+    ids = store.record_machine_scores(good)
+    assert [m.id for m in store.machine_scores(model_version="m")] == ids
