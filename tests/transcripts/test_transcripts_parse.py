@@ -207,3 +207,16 @@ def test_prose_is_not_mistaken_for_a_transcript() -> None:
     assert not looks_like_transcript(prose)
     assert field_text("reflection", prose) == prose
     assert looks_like_transcript((EXAMPLES / "area-lesson.txt").read_text(encoding="utf-8"))
+
+
+def test_demo_jsonl_matches_the_example_files() -> None:
+    import json
+
+    rows = [json.loads(line) for line in (EXAMPLES / "demo.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["transcript"] == (EXAMPLES / row["transcript_file"]).read_text(encoding="utf-8")
+        assert row["reflection"] == (EXAMPLES / row["reflection_file"]).read_text(encoding="utf-8")
+        tr = parse_transcript(row["transcript"])
+        assert tr.select("teacher") and tr.select("student")
+        assert not looks_like_transcript(row["reflection"])
