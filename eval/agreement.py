@@ -25,6 +25,7 @@ from typing import Any
 
 import krippendorff
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.stats import pearsonr
 from sklearn.metrics import cohen_kappa_score
@@ -34,7 +35,7 @@ from scoring.store import Store
 # ------------------------------------------------------------------------------------- single metrics
 
 
-def qwk(a: Sequence[int], b: Sequence[int], labels: Sequence[int] | None = None) -> float:
+def qwk(a: npt.ArrayLike, b: npt.ArrayLike, labels: Sequence[int] | None = None) -> float:
     """Quadratic weighted kappa (scikit-learn), over ``labels`` (the full scale) when given."""
     return float(cohen_kappa_score(a, b, labels=list(labels) if labels is not None else None, weights="quadratic"))
 
@@ -54,7 +55,7 @@ def qwk_indices(a_idx: np.ndarray, b_idx: np.ndarray, n_labels: int) -> float:
     return float("nan") if den == 0 else float(1.0 - (w * o).sum() / den)
 
 
-def smd(human: Sequence[float], machine: Sequence[float]) -> float:
+def smd(human: npt.ArrayLike, machine: npt.ArrayLike) -> float:
     """Standardised mean difference with the pooled SD (RSMTool ``method='pooled'``, ddof=1)."""
     h, m = np.asarray(human, float), np.asarray(machine, float)
     den = np.sqrt((h.var(ddof=1) + m.var(ddof=1)) / 2)
@@ -62,8 +63,8 @@ def smd(human: Sequence[float], machine: Sequence[float]) -> float:
 
 
 def dsm(
-    human_group: Sequence[float],
-    machine_group: Sequence[float],
+    human_group: npt.ArrayLike,
+    machine_group: npt.ArrayLike,
     pop_human_mean: float,
     pop_machine_mean: float,
     pop_human_sd: float,
@@ -72,8 +73,8 @@ def dsm(
     """Difference of standardised means for one subgroup, against population means and SDs."""
     if pop_human_sd == 0 or pop_machine_sd == 0:
         return float("nan")
-    zm = (np.mean(machine_group) - pop_machine_mean) / pop_machine_sd
-    zh = (np.mean(human_group) - pop_human_mean) / pop_human_sd
+    zm = (np.mean(np.asarray(machine_group, float)) - pop_machine_mean) / pop_machine_sd
+    zh = (np.mean(np.asarray(human_group, float)) - pop_human_mean) / pop_human_sd
     return float(zm - zh)
 
 
@@ -105,7 +106,7 @@ def true_score_variance(human: np.ndarray, var_err: float | None = None) -> floa
     return float(num / (total - (n**2).sum() / total))
 
 
-def mse_true(system: Sequence[float], human: np.ndarray, var_err: float | None = None) -> float | None:
+def mse_true(system: npt.ArrayLike, human: np.ndarray, var_err: float | None = None) -> float | None:
     human = np.asarray(human, float)
     var_err = variance_of_errors(human) if var_err is None else var_err
     if var_err is None:
@@ -115,7 +116,7 @@ def mse_true(system: Sequence[float], human: np.ndarray, var_err: float | None =
     return float((se.sum() - len(human) * var_err) / n.sum())
 
 
-def prmse_true(system: Sequence[float], human: np.ndarray, var_err: float | None = None) -> float | None:
+def prmse_true(system: npt.ArrayLike, human: np.ndarray, var_err: float | None = None) -> float | None:
     """PRMSE of the system score against the true score (RSMTool ``prmse_true``); None when no response is
     double-scored and no error variance is supplied."""
     human = np.asarray(human, float)
@@ -155,7 +156,7 @@ def expected_calibration_error(
     return float(ece), pd.DataFrame(rows, columns=["bin", "lower", "upper", "n", "confidence", "accuracy"])
 
 
-def krippendorff_alpha_ordinal(a: Sequence[int], b: Sequence[int], labels: Sequence[int]) -> float:
+def krippendorff_alpha_ordinal(a: npt.ArrayLike, b: npt.ArrayLike, labels: Sequence[int]) -> float:
     data = np.vstack([np.asarray(a, float), np.asarray(b, float)])
     if len(set(np.concatenate([data[0], data[1]]).tolist())) < 2:
         return float("nan")
@@ -163,7 +164,7 @@ def krippendorff_alpha_ordinal(a: Sequence[int], b: Sequence[int], labels: Seque
                                     value_domain=list(labels)))
 
 
-def agreement_metrics(reference: Sequence[int], other: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+def agreement_metrics(reference: npt.ArrayLike, other: npt.ArrayLike, labels: Sequence[int]) -> dict[str, float]:
     """All pairwise metrics of ``other`` (second rater or machine) against ``reference`` (first rater)."""
     r, o = np.asarray(reference, int), np.asarray(other, int)
     n = len(r)
@@ -187,8 +188,8 @@ def agreement_metrics(reference: Sequence[int], other: Sequence[int], labels: Se
 
 
 def bootstrap_ci(
-    reference: Sequence[int],
-    other: Sequence[int],
+    reference: npt.ArrayLike,
+    other: npt.ArrayLike,
     labels: Sequence[int],
     *,
     n_boot: int = 1000,

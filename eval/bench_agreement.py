@@ -74,7 +74,7 @@ def run(data_dir: str | Path, out_dir: str | Path, *, db_url: str | None = None,
     finally:
         store.close()
     hh = rep.tables["human_human"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in sorted(RATER_SCALE):
         sub = df[df["essay_set"] == s]
         for crit, col, (lo, hi) in [("holistic", "domain1", RATER_SCALE[s]), *EXTRA.get(s, [])]:
@@ -101,7 +101,7 @@ def run(data_dir: str | Path, out_dir: str | Path, *, db_url: str | None = None,
             f"exact {r['exact']:.1f}% adjacent {r['adjacent']:.1f}% alpha {r['alpha_ordinal']:.3f} "
             f"{'OK' if match else 'MISMATCH'}")
     holistic = [r for r in rows if r["criterion"] == "holistic"]
-    return {"rows": rows, "all_match": all(r["match"] for r in rows),
+    return {"rows": rows, "all_match": all(bool(r["match"]) for r in rows),
             "mean_hh_qwk_domain1": round(sum(r["report_qwk"] for r in holistic) / len(holistic), 3),
             "audit_ok": verification.ok, "audit_entries": verification.entries_checked,
             "report": str(rep.html), "figures": len(rep.figures), "import_seconds": round(t_import, 1),

@@ -354,7 +354,8 @@ def _subgroups(frames: ScoreFrames, fields: list[str], policy: GatePolicy) -> pd
 
 
 def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list[tuple[str, bytes, str]]]:
-    rows, figs = [], []
+    rows: list[dict[str, Any]] = []
+    figs: list[tuple[str, bytes, str]] = []
     h = frames.humans
     h = h[h["h1"].notna() & h["h2"].notna()] if len(h) else h
     groups = []

@@ -135,10 +135,10 @@ def import_table(
             if store.human_scores(rubric_id=rubric.id, rubric_version=rubric.version, criterion=crit)[:1]:
                 raise Conflict(f"rubric {rubric.key} criterion {crit!r} already holds human scores; importing "
                                f"again would duplicate them (pass allow_existing / --append to add anyway)")
-    items = []
+    items: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for _, row in sel.iterrows():
         meta = {c: (None if pd.isna(row[c]) else row[c]) for c in meta_cols}
-        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in meta.items()}
+        meta = {k: (v.item() if v is not None and hasattr(v, "item") else v) for k, v in meta.items()}
         items.append((str(row[id_col]).strip(), {}, meta))
     subs = store.add_submissions(rubric.id, rubric.version, items) if items else []
     scores: list[HumanScoreIn] = []

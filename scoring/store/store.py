@@ -544,7 +544,7 @@ class Store:
                         rubric_version=sub.rubric_version, created_at=now, audit_seq=seq,
                     )
                 )
-                ids.append(int(res.inserted_primary_key[0]))
+                ids.append(int(_pk(res)))
         return ids
 
     def record_human_score(
@@ -602,7 +602,7 @@ class Store:
                         created_at=now, audit_seq=seq,
                     )
                 )
-                ids.append(int(res.inserted_primary_key[0]))
+                ids.append(int(_pk(res)))
         return ids
 
     def record_adjudication(
@@ -635,7 +635,7 @@ class Store:
                 )
             )
             row = tx.conn.execute(
-                sa.select(t.adjudications).where(t.adjudications.c.id == res.inserted_primary_key[0])
+                sa.select(t.adjudications).where(t.adjudications.c.id == _pk(res))
             ).one()
         return _adj_rec(row)
 
@@ -886,6 +886,13 @@ class _Tx:
                                                       entry_hash=h))
         self._tail = (seq, h)
         return seq
+
+
+def _pk(res: Any) -> int:
+    key = res.inserted_primary_key
+    if key is None:  # pragma: no cover - every table has an integer primary key
+        raise RuntimeError("insert returned no primary key")
+    return int(key[0])
 
 
 def _chunks(xs: Sequence[str], n: int) -> Iterator[Sequence[str]]:
