@@ -360,7 +360,10 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
             pos = {v: i for i, v in enumerate(labels)}
             row["ece"] = expected_calibration_error(p, np.array([pos[x] for x in hum]), n_bins)[0]
         if g["route"].notna().any():
-            row["auto_fraction"] = float((g["route"] == "auto").mean())
+            auto = (g["route"] == "auto").to_numpy()
+            row["auto_fraction"] = float(auto.mean())
+            row["n_auto"] = int(auto.sum())
+            row["qwk_auto"] = qwk(hum[auto], mac[auto], labels) if auto.sum() > 1 else None
         rows.append(_with_ci(row, bootstrap_ci(hum, mac, labels, n_boot=n_boot, seed=seed)))
     return pd.DataFrame(rows)
 

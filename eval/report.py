@@ -67,6 +67,7 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "prmse": "RSMTool prmse_true against first+second human scores (only with double-scored items)",
                     "ece": "expected calibration error of the machine's top-level probability (10 bins)",
                     "auto_fraction": "share of these items routed `auto`",
+                    "n_auto / qwk_auto": "items routed `auto` and the machine's QWK on them alone",
                     "hh_qwk": "human-human QWK of the same rubric version and criterion (gate reference)",
                     "gate / gate_detail": "gate policy verdict (pass / fail / insufficient) and failing checks"},
     },
@@ -240,7 +241,15 @@ def build_report(
     if not hm.empty:
         hh_ref = {(r.rubric_id, r.rubric_version, r.criterion): r.qwk for r in hh.itertuples()} if not hh.empty else {}
         hm["hh_qwk"] = [hh_ref.get((r.rubric_id, r.rubric_version, r.criterion)) for r in hm.itertuples()]
-        verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk) for r in hm.itertuples()]
+        sg_all = _subgroups(frames, subgroups or [], policy)
+        by_key: dict[tuple[Any, ...], dict[str, tuple[float, int]]] = {}
+        for r in sg_all.itertuples():
+            by_key.setdefault((r.rubric_id, r.rubric_version, r.criterion, r.model_version), {})[
+                f"{r.field}={r.group}"] = (r.dsm, r.n)
+        verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk,
+                                   subgroups=by_key.get((r.rubric_id, r.rubric_version, r.criterion,
+                                                         r.model_version)))
+                    for r in hm.itertuples()]
         hm["gate"] = [v.status for v in verdicts]
         hm["gate_detail"] = [v.summary() for v in verdicts]
     tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
@@ -311,7 +320,7 @@ def build_report(
 
 _FIRST = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
           "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "exact", "adjacent", "kappa", "pearson_r",
-          "alpha_ordinal", "ece", "auto_fraction"]
+          "alpha_ordinal", "ece", "auto_fraction", "n_auto", "qwk_auto"]
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:

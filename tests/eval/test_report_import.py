@@ -88,6 +88,9 @@ def test_import_then_report_reproduces_sklearn_qwk_and_exports_no_text(tmp_path)
     assert hh.loc[0, "n"] == len(both) and hh.loc[0, "qwk_lo"] < expected < hh.loc[0, "qwk_hi"]
     hm = rep.tables["human_machine"]
     assert hm.loc[0, "prmse"] is not None and hm.loc[0, "ece"] >= 0 and hm.loc[0, "gate"] in ("pass", "fail")
+    routed = [(m.route == "auto") for m in store.machine_scores()]
+    assert hm.loc[0, "auto_fraction"] == pytest.approx(sum(routed) / len(routed))
+    assert hm.loc[0, "n_auto"] == sum(routed)
     assert set(rep.tables["subgroups"]["group"]) == {"north", "south"}
     assert len(rep.tables["over_time"].query("pair == 'machine m1'")) >= 2  # scores span two months
     assert len(rep.figures) >= 4 and all(p.stat().st_size > 1000 for p in rep.figures)
@@ -147,3 +150,23 @@ def test_cli_import_report_and_audit_verify_exit_codes(tmp_path, rubric_file) ->
     assert r.exit_code == 1 and "seq 5" in r.output
     r = runner.invoke(app, ["drift", "check", "--rubric", "essay", "--db", db])
     assert r.exit_code == 0 and "insufficient" in r.output  # no machine scores yet: nothing to judge
+
+
+def test_report_gate_fails_when_one_subgroup_is_scored_unfairly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The machine agrees overall but over-scores subgroup `b` by a point: the DSM gate must name it."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    rub = parse_rubric(RUBRIC)
+    store.register_rubric(rub)
+    rng = np.random.default_rng(4)
+    subs = store.add_submissions("essay", 1, [(f"e{i}", {}, {"grp": "b" if i % 4 == 0 else "a"}) for i in range(400)])
+    for s in subs:
+        truth = int(rng.integers(1, 7))
+        store.record_human_score(s.id, "holistic", truth, assessor="r1")
+        shift = 1 if s.metadata["grp"] == "b" else 0
+        store.record_machine_score(s.id, "holistic", int(np.clip(truth + shift, 1, 6)), model_version="m")
+    rep = build_report(store, tmp_path / "r", subgroups=["grp"], n_boot=0)
+    sg = rep.tables["subgroups"].set_index("group")
+    assert sg.loc["b", "dsm"] > 0.10 and sg.loc["b", "gate"] == "fail"
+    hm = rep.tables["human_machine"]
+    assert hm.loc[0, "gate"] == "fail" and "subgroup grp=b" in hm.loc[0, "gate_detail"]
+    store.close()
