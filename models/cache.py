@@ -38,7 +38,7 @@ class EmbeddingCache:
         with self._lock:
             for i in range(0, len(uniq), 900):
                 part = uniq[i : i + 900]
-                q = "SELECT k, v FROM emb WHERE k IN (%s)" % ",".join("?" * len(part))
+                q = "SELECT k, v FROM emb WHERE k IN ({})".format(",".join("?" * len(part)))
                 for k, v in self._con.execute(q, part):
                     out[k] = np.frombuffer(v, dtype=np.float32)
         return out

@@ -7,7 +7,7 @@ text as submitted, and the criterion's whole-evidence probabilities into the tar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -138,25 +138,71 @@ def explain(
     level: int | None = None,
     roles: RolePatterns | None = None,
 ) -> dict[str, Any]:
-    """Score one criterion and highlight its evidence: ``{"score", "probabilities", "highlights"}``."""
+    """Score one criterion and highlight its evidence: ``{"score", "probabilities", "highlights"}``.
+
+    ``score`` is the most probable level; highlights explain ``level`` when given, else that score.
+    """
     rubric: Rubric = model.rubric
     crit = rubric.criterion(criterion_id)
-    evidence = as_evidence(rubric, crit, text_or_transcript)
-    evidence = {
-        k_: (as_transcript(v, roles) if _is_transcript_value(rubric, k_, v, roles) else v)
-        for k_, v in evidence.items()
-    }
+    evidence = _parsed_evidence(rubric, crit, text_or_transcript, roles)
     doc = document_proba(model, criterion_id, criterion_text(rubric, crit, evidence, roles))
     scores = crit.scores
-    if level is not None and level not in scores:
-        raise ValueError(f"criterion {criterion_id!r} has levels {scores}, found level {level}")
-    target = scores.index(level) if level is not None else int(np.argmax(doc))
-    units = criterion_units(rubric, crit, evidence, roles)
-    hl, _ = highlight_units(model.scorers[criterion_id], units, k=k, target=target)
+    best = scores[int(np.argmax(doc))]
     return {
-        "score": scores[int(np.argmax(doc))],
+        "score": best,
         "probabilities": {str(s): round(float(p), 4) for s, p in zip(scores, doc, strict=True)},
-        "highlights": hl,
+        "highlights": level_highlights(
+            model, criterion_id, evidence, best if level is None else level, k, roles
+        ),
+    }
+
+
+def level_highlights(
+    model: Any,
+    criterion_id: str,
+    text_or_transcript: str | Transcript | Evidence,
+    level: int,
+    k: int = 3,
+    roles: RolePatterns | None = None,
+) -> list[Highlight]:
+    """Highlights toward a known level (e.g. the score the batch job already decided): no document pass."""
+    rubric: Rubric = model.rubric
+    crit = rubric.criterion(criterion_id)
+    if level not in crit.scores:
+        raise ValueError(f"criterion {criterion_id!r} has levels {crit.scores}, found level {level}")
+    evidence = _parsed_evidence(rubric, crit, text_or_transcript, roles)
+    units = criterion_units(rubric, crit, evidence, roles)
+    hl, _ = highlight_units(model.scorers[criterion_id], units, k=k, target=crit.scores.index(level))
+    return hl
+
+
+def highlight_hook(
+    model: Any, k: int, roles: RolePatterns | None = None
+) -> Callable[[list[Any], list[Any]], None]:
+    """A ``scoring.batch.run_batch`` hook adding ``"highlights"`` to every criterion of every item.
+
+    Highlights explain the score the batch job decided, so they always agree with the output row.
+    Deterministic for a given block (a resumed block is written identically).
+    """
+
+    def hook(items: list[Any], records: list[Any]) -> None:
+        for item, rec in zip(items, records, strict=True):
+            for crit in model.rubric.criteria:
+                res = item.criteria[crit.id]
+                hl = level_highlights(model, crit.id, rec.evidence, res.score, k, roles)
+                res.extra["highlights"] = [h.to_dict() for h in hl]
+
+    return hook
+
+
+def _parsed_evidence(
+    rubric: Rubric, crit: Criterion, value: str | Transcript | Evidence, roles: RolePatterns | None
+) -> dict[str, Any]:
+    """Evidence fields with transcripts parsed once (every later step reuses the same turns)."""
+    evidence = as_evidence(rubric, crit, value)
+    return {
+        name: (as_transcript(v, roles) if _is_transcript_value(rubric, name, v, roles) else v)
+        for name, v in evidence.items()
     }
 
 

@@ -1,0 +1,336 @@
+"""Criterion scorers: scikit-learn classifiers over texts whose classes are a criterion's ordered levels.
+
+Every scorer honours one contract (``fit(texts, y)``, ``predict_proba(texts)`` with columns in ascending
+level order, ``classes_``), so calibrators, conformal wrappers and routing compose with any of them.
+
+``EnsembleScorer`` (trained on human scores) stacks two views of a text that fail differently:
+  * sentence-encoder embeddings + surface features (meaning, robust to wording), and
+  * TF-IDF word and character n-grams (vocabulary, spelling and mechanics, which embeddings blur);
+each is a ridge regression on the ordinal score whose out-of-fold predictions feed a multinomial
+logistic regression that turns them into a probability for every level.
+
+``ZeroShotScorer`` needs no human scores: it compares a text with the rubric's level descriptors
+(and exemplars) in the encoder's space; use it to bootstrap until enough scores exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import sparse
+from scipy.stats import norm
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.metrics import cohen_kappa_score
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import FeatureUnion
+from sklearn.preprocessing import StandardScaler
+
+from models.features import surface_features
+
+
+class TextEncoder(Protocol):
+    """What a scorer needs from an encoder (``models.encoder.Encoder`` provides it)."""
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+class ScorerError(ValueError):
+    """Training data a scorer cannot learn from (too few examples, labels off the scale)."""
+
+
+def _check_labels(y: Any, levels: list[int]) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ScorerError(f"expected one score per text, found an array of shape {arr.shape}")
+    bad = sorted({int(v) for v in arr if int(v) not in set(levels)})
+    if bad:
+        raise ScorerError(f"scores {bad} are not levels of this criterion (levels: {levels})")
+    return arr.astype(int)
+
+
+def _spread(proba: np.ndarray, seen: np.ndarray, levels: list[int], floor: float) -> np.ndarray:
+    """Place probabilities over the seen classes into all rubric levels, with a small floor for unseen ones."""
+    out = np.full((proba.shape[0], len(levels)), floor, dtype=np.float64)
+    idx = [levels.index(int(c)) for c in seen]
+    out[:, idx] += proba
+    return out / out.sum(axis=1, keepdims=True)
+
+
+class EnsembleScorer(ClassifierMixin, BaseEstimator):
+    """Stacked ridge views + multinomial logistic head. See module docstring for why.
+
+    Parameters
+    ----------
+    levels : list of int
+        The criterion's level scores in ascending order (the columns of ``predict_proba``).
+    encoder : TextEncoder
+        Injected at fit/load time; not pickled with the model.
+    use_tfidf : bool
+        Add the TF-IDF view (worth it for writing quality; off for very small data).
+    alpha_embed, alpha_tfidf : float
+        Ridge penalties of the two views.
+    n_folds : int
+        Folds for the out-of-fold predictions the head learns from.
+    head : {"auto", "logistic", "gaussian"}
+        How view predictions become level probabilities. ``logistic`` (multinomial) fits any shape but
+        needs examples of every level; ``gaussian`` discretises a normal around the blended prediction,
+        which stays sensible on long scales (an essay score 10-60) where many levels are rare.
+        ``auto`` picks logistic up to 15 levels.
+    decision : {"thresholds", "expected", "argmax"}
+        How probabilities become one score. ``thresholds`` cuts the expected score at points fitted
+        on out-of-fold predictions to maximise QWK (the agreement statistic the field reports).
+    """
+
+    def __init__(
+        self,
+        levels: list[int] | None = None,
+        encoder: TextEncoder | None = None,
+        use_tfidf: bool = True,
+        alpha_embed: float = 3.0,
+        alpha_tfidf: float = 1.0,
+        n_folds: int = 5,
+        head: str = "auto",
+        decision: str = "thresholds",
+        random_state: int = 13,
+    ):
+        self.levels = levels
+        self.encoder = encoder
+        self.use_tfidf = use_tfidf
+        self.alpha_embed = alpha_embed
+        self.alpha_tfidf = alpha_tfidf
+        self.n_folds = n_folds
+        self.head = head
+        self.decision = decision
+        self.random_state = random_state
+
+    # -- views --------------------------------------------------------------------------------
+    def _dense(self, texts: list[str], emb: np.ndarray | None = None) -> np.ndarray:
+        if emb is None:
+            assert self.encoder is not None, "EnsembleScorer needs an encoder: set scorer.encoder"
+            emb = self.encoder.encode(texts)
+        return np.hstack([emb, self.surface_scaler_.transform(surface_features(texts))])
+
+    def _new_tfidf(self) -> FeatureUnion:
+        return FeatureUnion(
+            [
+                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=40000, sublinear_tf=True)),
+                (
+                    "c",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=(2, 5),
+                        min_df=3,
+                        max_features=60000,
+                        sublinear_tf=True,
+                    ),
+                ),
+            ]
+        )
+
+    def _sparse(self, tfidf: FeatureUnion, texts: list[str], dense_surface: np.ndarray) -> sparse.csr_matrix:
+        return sparse.hstack([tfidf.transform(texts), sparse.csr_matrix(dense_surface)]).tocsr()
+
+    # -- sklearn contract ---------------------------------------------------------------------
+    def fit(self, X: list[str], y: Any, embeddings: np.ndarray | None = None) -> EnsembleScorer:
+        texts = list(X)
+        levels = list(self.levels) if self.levels is not None else sorted({int(v) for v in y})
+        yy = _check_labels(y, levels)
+        if len(texts) != len(yy):
+            raise ScorerError(f"{len(texts)} texts but {len(yy)} scores")
+        if len(set(yy)) < 2:
+            raise ScorerError(
+                f"all {len(yy)} human scores are {yy[0] if len(yy) else None}: need at least two levels"
+            )
+        self.classes_ = np.asarray(levels)
+        surf = surface_features(texts)
+        self.surface_scaler_ = StandardScaler().fit(surf)
+        surf_s = self.surface_scaler_.transform(surf)
+        dense = self._dense(texts, embeddings)
+        use_tfidf = self.use_tfidf and len(texts) >= 40
+        # Out-of-fold view predictions: the head must learn from predictions made on unseen texts.
+        n_folds = max(2, min(self.n_folds, int(np.bincount(yy - yy.min()).max()), len(texts) // 5))
+        counts = np.bincount(yy - yy.min())
+        can_stratify = counts[counts > 0].min() >= n_folds
+        splitter = (
+            StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
+            if can_stratify
+            else KFold(n_folds, shuffle=True, random_state=self.random_state)
+        )
+        oof = np.zeros((len(texts), 2 if use_tfidf else 1))
+        for tr, te in splitter.split(dense, yy):
+            oof[te, 0] = Ridge(alpha=self.alpha_embed).fit(dense[tr], yy[tr]).predict(dense[te])
+            if use_tfidf:
+                tv = self._new_tfidf().fit([texts[i] for i in tr])
+                Xtr = self._sparse(tv, [texts[i] for i in tr], surf_s[tr])
+                Xte = self._sparse(tv, [texts[i] for i in te], surf_s[te])
+                oof[te, 1] = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(Xtr, yy[tr]).predict(Xte)
+        self.embed_model_ = Ridge(alpha=self.alpha_embed).fit(dense, yy)
+        self.tfidf_ = None
+        if use_tfidf:
+            self.tfidf_ = self._new_tfidf().fit(texts)
+            self.tfidf_model_ = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(
+                self._sparse(self.tfidf_, texts, surf_s), yy
+            )
+        self.head_scaler_ = StandardScaler().fit(oof)
+        self.head_kind_ = self.head if self.head != "auto" else ("logistic" if len(levels) <= 15 else "gaussian")
+        Z = self.head_scaler_.transform(oof)
+        if self.head_kind_ == "logistic":
+            self.head_ = LogisticRegression(C=1.0, max_iter=2000).fit(Z, yy)
+        else:
+            self.blend_ = LinearRegression().fit(Z, yy)
+            self.sigma_ = max(float(np.std(yy - self.blend_.predict(Z))), 0.25)
+        self.oof_views_ = oof
+        self.oof_y_ = yy
+        self.n_train_ = len(texts)
+        # Cut-points on the expected score, chosen on out-of-fold predictions for agreement (QWK).
+        self.thresholds_ = None
+        if self.decision == "thresholds" and len(levels) <= 15:  # long scales: too many cuts to fit reliably
+            self.thresholds_ = fit_thresholds(self._head_proba(Z) @ self.classes_.astype(float), yy, levels)
+        return self
+
+    def _head_proba(self, Z: np.ndarray) -> np.ndarray:
+        if self.head_kind_ == "logistic":
+            return _spread(self.head_.predict_proba(Z), self.head_.classes_, list(self.classes_), 1e-6)
+        mu = self.blend_.predict(Z)
+        edges = np.concatenate([[-np.inf], self.classes_[:-1] + 0.5, [np.inf]]).astype(float)
+        cdf = norm.cdf((edges[None, :] - mu[:, None]) / self.sigma_)
+        p = np.diff(cdf, axis=1) + 1e-6
+        return p / p.sum(axis=1, keepdims=True)
+
+    def oof_predict(self) -> np.ndarray:
+        """Scores the model gives its training texts when they were held out (for the model card)."""
+        return self.decide(self._head_proba(self.head_scaler_.transform(self.oof_views_)))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """One score per row of (possibly calibrated) level probabilities."""
+        if getattr(self, "thresholds_", None) is not None:
+            return apply_thresholds(proba @ self.classes_.astype(float), self.thresholds_, self.classes_)
+        return decide(proba, self.classes_, "expected" if self.decision == "thresholds" else self.decision)
+
+    def views(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The continuous score each view predicts (useful for diagnostics and highlights)."""
+        texts = list(X)
+        dense = self._dense(texts, embeddings)
+        cols = [self.embed_model_.predict(dense)]
+        if self.tfidf_ is not None:
+            surf_s = self.surface_scaler_.transform(surface_features(texts))
+            cols.append(self.tfidf_model_.predict(self._sparse(self.tfidf_, texts, surf_s)))
+        return np.column_stack(cols)
+
+    def predict_proba(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return self._head_proba(self.head_scaler_.transform(self.views(X, embeddings)))
+
+    def predict(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return self.decide(self.predict_proba(X, embeddings))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["encoder"] = None  # weights live in the encoder package, not in every model file
+        return state
+
+
+def decide(proba: np.ndarray, classes: np.ndarray, rule: str = "expected") -> np.ndarray:
+    """Turn level probabilities into one score.
+
+    ``expected`` rounds the probability-weighted mean to the nearest level: on an ordinal scale it
+    errs by less than ``argmax`` when the mass is split between neighbours (better QWK).
+    """
+    classes = np.asarray(classes)
+    if rule == "argmax":
+        return classes[np.argmax(proba, axis=1)]
+    if rule != "expected":
+        raise ValueError(f"decision rule must be 'expected' or 'argmax', found {rule!r}")
+    ev = proba @ classes.astype(float)
+    idx = np.abs(ev[:, None] - classes[None, :].astype(float)).argmin(axis=1)
+    return classes[idx]
+
+
+def apply_thresholds(expected: np.ndarray, thresholds: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.asarray(classes)[np.searchsorted(thresholds, expected)]
+
+
+def fit_thresholds(expected: np.ndarray, y: np.ndarray, levels: list[int], sweeps: int = 2) -> np.ndarray:
+    """Cut-points between adjacent levels maximising QWK of ``expected`` against ``y``.
+
+    Coordinate search starting from the midpoints, each cut moved within half a level of its start
+    and kept ordered, so the result is never far from plain rounding.
+    """
+    classes = np.asarray(levels)
+    base = classes[:-1] + 0.5
+    best = base.astype(float).copy()
+
+    def qwk(th: np.ndarray) -> float:
+        return float(cohen_kappa_score(y, apply_thresholds(expected, th, classes), weights="quadratic", labels=levels))
+
+    best_v = qwk(best)
+    for _ in range(sweeps):
+        for i in range(len(best)):
+            lo = best[i - 1] if i > 0 else -np.inf
+            hi = best[i + 1] if i + 1 < len(best) else np.inf
+            for cand in base[i] + np.linspace(-0.5, 0.5, 11):
+                if not lo < cand < hi:
+                    continue
+                trial = best.copy()
+                trial[i] = cand
+                v = qwk(trial)
+                if v > best_v + 1e-9:
+                    best, best_v = trial, v
+    return best
+
+
+class ZeroShotScorer(ClassifierMixin, BaseEstimator):
+    """Scores by similarity to each level's descriptor and exemplars; learns nothing from data.
+
+    Why a temperature: cosine similarities of a sentence encoder sit in a narrow band, so a softmax
+    over raw similarities would be almost uniform; ``temperature`` spreads them into usable
+    probabilities (treat them as uncalibrated until a calibration split exists).
+    """
+
+    def __init__(
+        self,
+        levels: list[int] | None = None,
+        level_texts: list[list[str]] | None = None,
+        encoder: TextEncoder | None = None,
+        temperature: float = 0.03,
+        decision: str = "expected",
+    ):
+        self.levels = levels
+        self.level_texts = level_texts
+        self.encoder = encoder
+        self.temperature = temperature
+        self.decision = decision
+
+    def fit(self, X: list[str] | None = None, y: Any = None) -> ZeroShotScorer:
+        if not self.levels or not self.level_texts or len(self.levels) != len(self.level_texts):
+            raise ScorerError("a zero-shot scorer needs one descriptor (or exemplar list) per level")
+        empty = [
+            lv for lv, t in zip(self.levels, self.level_texts, strict=True) if not any(s.strip() for s in t)
+        ]
+        if empty:
+            raise ScorerError(f"levels {empty} have no descriptor or exemplar to compare evidence with")
+        assert self.encoder is not None, "ZeroShotScorer needs an encoder"
+        self.classes_ = np.asarray(self.levels)
+        protos = []
+        for texts in self.level_texts:
+            v = self.encoder.encode([s for s in texts if s.strip()]).mean(axis=0)
+            protos.append(v / (np.linalg.norm(v) or 1.0))
+        self.prototypes_ = np.stack(protos)
+        return self
+
+    def predict_proba(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        emb = embeddings if embeddings is not None else self.encoder.encode(list(X))  # type: ignore[union-attr]
+        sims = emb @ self.prototypes_.T / self.temperature
+        sims -= sims.max(axis=1, keepdims=True)
+        p = np.exp(sims)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return decide(self.predict_proba(X, embeddings), self.classes_, self.decision)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["encoder"] = None
+        return state

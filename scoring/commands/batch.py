@@ -1,0 +1,171 @@
+"""``scoring train`` and ``scoring score``: the issuer's batch door."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from scoring.settings import get_settings
+
+err = Console(stderr=True)
+
+
+def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``["reflection=text_col", ...]`` -> ``{"reflection": "text_col"}`` with a clear error."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        key, sep, col = v.partition("=")
+        if not sep or not key.strip() or not col.strip():
+            raise typer.BadParameter(f"expected NAME=COLUMN, found {v!r}", param_hint=option)
+        out[key.strip()] = col.strip()
+    return out
+
+
+IdCol = Annotated[str, typer.Option("--id-col", help="Column holding the submission id.")]
+TextCol = Annotated[
+    list[str] | None,
+    typer.Option("--text-col", help="EVIDENCE=COLUMN, repeatable; default: columns named like the rubric's evidence fields."),
+]
+ScoreCol = Annotated[list[str] | None, typer.Option("--score-col", help="CRITERION=COLUMN of human scores, repeatable.")]
+Where = Annotated[list[str] | None, typer.Option("--where", help="COLUMN=VALUE: keep only matching rows, repeatable.")]
+Fmt = Annotated[str | None, typer.Option("--format", help="csv | tsv | jsonl | parquet (default: from the extension).")]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of CSV/TSV/JSONL input.")]
+Quoting = Annotated[
+    bool, typer.Option("--quoting/--no-quoting", help="Honour double quotes in CSV/TSV (off for files like ASAP-AES).")
+]
+
+
+def _columns(rubric, id_col, text_col, score_col, where):  # type: ignore[no-untyped-def]
+    from scoring.ingest import ColumnMap, infer_columns
+
+    return infer_columns(
+        rubric,
+        ColumnMap(
+            id=id_col,
+            text=parse_pairs(text_col, "--text-col"),
+            scores=parse_pairs(score_col, "--score-col"),
+            where=parse_pairs(where, "--where"),
+        ),
+    )
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+def train(
+    rubric: Annotated[Path, typer.Option("--rubric", help="Rubric YAML file.")],
+    data: Annotated[Path, typer.Option("--data", help="Human-scored submissions (CSV, TSV, JSONL, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Model directory; each run adds a new version inside it.")],
+    id_col: IdCol = "id",
+    text_col: TextCol = None,
+    score_col: ScoreCol = None,
+    where: Where = None,
+    fmt: Fmt = None,
+    encoding: Encoding = "utf-8",
+    quoting: Quoting = True,
+    min_labelled: Annotated[int | None, typer.Option(help="Fewer human scores than this: zero-shot scorer.")] = None,
+) -> None:
+    """Train one scorer per rubric criterion from human scores and save a versioned model with its card."""
+    from models.artifact import save_model
+    from models.encoder import get_encoder
+    from rubrics import load_rubric
+    from scoring.ingest import read_records
+    from scoring.train import train_model
+
+    s = get_settings()
+    try:
+        rb = load_rubric(rubric)
+        cols = _columns(rb, id_col, text_col, score_col, where)
+        if not cols.scores:
+            cols = type(cols)(id=cols.id, text=cols.text, scores={c.id: c.id for c in rb.criteria}, where=cols.where)
+        records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
+        rejected = [r for r in records if r.reject]
+        enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
+        res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True, seed=s.seed)
+        res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
+        path = save_model(res.model, out, res.metrics, res.data_hash)
+    except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
+        if isinstance(exc, typer.Exit):
+            raise
+        _fail(exc)
+        return
+    if rejected:
+        rej_path = path / "training-rejects.jsonl"
+        rej_path.write_text("".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}) + "\n" for r in rejected))
+        err.print(f"[yellow]{len(rejected)} record(s) rejected[/], reasons in {rej_path}")
+    err.print(f"[green]model {res.model.version}[/] saved to {path}")
+    for cid, m in res.metrics.items():
+        if not cid.startswith("_"):
+            figure = f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m else "zero-shot"
+            err.print(f"  {cid}: {m['scorer']}, n={m['n_scored']}, {figure}")
+
+
+def score(
+    model: Annotated[Path, typer.Option("--model", help="Model directory (or one version directory).")],
+    data: Annotated[Path, typer.Option("--data", help="Submissions to score (CSV, TSV, JSONL, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Output .jsonl or .csv; re-running resumes it.")],
+    version: Annotated[str | None, typer.Option("--version", help="Model version (default: LATEST).")] = None,
+    id_col: IdCol = "id",
+    text_col: TextCol = None,
+    where: Where = None,
+    fmt: Fmt = None,
+    encoding: Encoding = "utf-8",
+    quoting: Quoting = True,
+    rejects: Annotated[Path | None, typer.Option(help="Rejects file (default: OUT stem + .rejects.jsonl).")] = None,
+    block_size: Annotated[int | None, typer.Option(help="Submissions per checkpointed block.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start again instead of resuming an earlier run into OUT.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    # --- issue #5 (highlights): begin ---
+    highlights: Annotated[
+        int,
+        typer.Option(
+            "--highlights",
+            min=0,
+            help="Add up to N supporting and N counter highlights (sentences/turns with offsets) per criterion.",
+        ),
+    ] = 0,
+    # --- issue #5 (highlights): end ---
+) -> None:
+    """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
+    from models.artifact import load_model
+    from rubrics import load_rubric  # noqa: F401 - rubric comes with the model
+    from scoring.batch import run_batch
+    from scoring.ingest import count_records, read_records
+
+    s = get_settings()
+    try:
+        m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
+        cols = _columns(m.rubric, id_col, text_col, None, where)
+        records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)
+        total = None if where else count_records(data, fmt, quoting)
+        # --- issue #5 (highlights): begin ---
+        from scoring.highlights import highlight_hook
+
+        hl_kw = {"hooks": [highlight_hook(m, highlights)], "job_tag": f"highlights={highlights}"} if highlights else {}
+        # --- issue #5 (highlights): end ---
+        summary = run_batch(
+            m, records, data, out, rejects=rejects, block_size=block_size or s.block_size, total=total,
+            progress=progress, overwrite=overwrite, **hl_kw,
+        )
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, typer.Exit):
+            raise
+        _fail(exc)
+        return
+    resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
+    err.print(
+        f"[green]{summary.scored} scored[/], {summary.rejected} rejected of {summary.records} records{resumed} "
+        f"in {summary.seconds:.1f}s -> {summary.out}"
+        + (f"; rejects in {summary.rejects}" if summary.rejected else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("score")(score)

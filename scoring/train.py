@@ -1,0 +1,104 @@
+"""Training a scoring model for a rubric from human-scored submissions.
+
+Per criterion: enough human scores spread over at least two levels -> a trained ``EnsembleScorer``;
+otherwise, if every level has a descriptor or exemplars -> the ``ZeroShotScorer``; otherwise a
+``TrainingError`` that says how many scores exist and how many are needed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+
+from models.artifact import ScoringModel, data_hash
+from models.encoder import Encoder
+from models.scorers import EnsembleScorer, ZeroShotScorer, decide
+from rubrics import Criterion, Rubric
+from scoring.evidence import criterion_text
+from scoring.ingest import Record
+
+
+class TrainingError(ValueError):
+    """A criterion that can be neither trained nor scored zero-shot."""
+
+
+@dataclass
+class TrainingResult:
+    model: ScoringModel
+    metrics: dict[str, Any]
+    data_hash: str
+
+
+def embed_unique(encoder: Encoder, texts: list[str], show_progress: bool = False) -> np.ndarray:
+    """Encode each distinct text once (criteria often read the same field)."""
+    uniq = list(dict.fromkeys(texts))
+    vecs = encoder.encode(uniq, show_progress=show_progress) if uniq else np.zeros((0, encoder.dim), np.float32)
+    pos = {t: i for i, t in enumerate(uniq)}
+    return vecs[[pos[t] for t in texts]] if texts else vecs
+
+
+def _zero_shot(criterion: Criterion, encoder: Encoder) -> ZeroShotScorer:
+    level_texts = [[lv.descriptor, *lv.exemplars] for lv in criterion.levels]
+    return ZeroShotScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder).fit()
+
+
+def train_model(
+    rubric: Rubric,
+    records: list[Record],
+    encoder: Encoder,
+    min_labelled: int = 30,
+    show_progress: bool = False,
+    seed: int = 13,
+) -> TrainingResult:
+    """Fit one scorer per criterion; returns the model, per-criterion metrics and the data hash."""
+    usable = [r for r in records if r.reject is None]
+    texts_by_crit: dict[str, list[str]] = {}
+    labels_by_crit: dict[str, list[int]] = {}
+    for c in rubric.criteria:
+        pairs = [(criterion_text(rubric, c, r.evidence), r.scores.get(c.id)) for r in usable]
+        pairs = [(t, y) for t, y in pairs if y is not None and t.strip()]
+        texts_by_crit[c.id] = [t for t, _ in pairs]
+        labels_by_crit[c.id] = [int(y) for _, y in pairs]  # type: ignore[arg-type]
+    all_texts = [t for ts in texts_by_crit.values() for t in ts]
+    emb_all = embed_unique(encoder, all_texts, show_progress=show_progress)
+    scorers: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    offset = 0
+    for c in rubric.criteria:
+        texts, y = texts_by_crit[c.id], labels_by_crit[c.id]
+        emb = emb_all[offset : offset + len(texts)]
+        offset += len(texts)
+        counts = Counter(y)
+        m: dict[str, Any] = {"n_scored": len(y), "level_counts": {str(k): counts.get(k, 0) for k in c.scores}}
+        if len(y) >= min_labelled and len(counts) >= 2:
+            scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed)
+            scorer.fit(texts, np.asarray(y), embeddings=emb)
+            oof_pred = scorer.oof_predict()
+            m.update(
+                scorer="trained",
+                cv_qwk=round(float(cohen_kappa_score(y, oof_pred, weights="quadratic", labels=c.scores)), 4),
+                cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
+            )
+        elif c.has_descriptors:
+            scorer = _zero_shot(c, encoder)
+            m["scorer"] = "zero-shot"
+            if y:
+                pred = decide(scorer.predict_proba(texts, embeddings=emb), scorer.classes_)
+                m["qwk_on_available_scores"] = round(float(cohen_kappa_score(y, pred, weights="quadratic", labels=c.scores)), 4)
+            m["why"] = f"{len(y)} human scores over {len(counts)} level(s) (< {min_labelled} or < 2 levels): zero-shot from descriptors"
+        else:
+            raise TrainingError(
+                f"criterion {c.id!r}: {len(y)} human scores over {len(counts)} level(s); need at least {min_labelled} "
+                "over 2+ levels to train, or a descriptor/exemplar on every level for the zero-shot scorer"
+            )
+        scorers[c.id] = scorer
+        metrics[c.id] = m
+    ids = [r.id or "" for r in usable]
+    joined = ["\x1e".join(f"{k}={v}" for k, v in sorted(r.evidence.items())) for r in usable]
+    h = data_hash(ids, joined, {c.id: [r.scores.get(c.id) for r in usable] for c in rubric.criteria})
+    model = ScoringModel(rubric=rubric, scorers=scorers, encoder=encoder, card={"encoder_name": encoder.name})
+    return TrainingResult(model=model, metrics=metrics, data_hash=h)
