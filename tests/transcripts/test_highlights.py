@@ -244,3 +244,29 @@ def test_a_dict_of_fields_routes_each_field(model: SimpleNamespace) -> None:
     assert {h.field for h in highlights_for(model, "reflect", ev, k=5)} == {"reflection"}
     with pytest.raises(ValueError, match="has levels"):
         explain(model, "press", ev, level=7)
+
+
+def test_batch_hook_explains_the_decided_score_with_offsets(model: SimpleNamespace) -> None:
+    from scoring.highlights import highlight_hook
+
+    ev = {
+        "transcript": "T: Sit down please.\nS: Ok.\nT: Why is that true?\n",
+        "reflection": "I asked why. We lined up.",
+    }
+    item = SimpleNamespace(
+        criteria={"press": SimpleNamespace(score=1, extra={}), "reflect": SimpleNamespace(score=0, extra={})}
+    )
+    highlight_hook(model, 1)([item], [SimpleNamespace(evidence=ev)])
+    press, reflect = item.criteria["press"].extra["highlights"], item.criteria["reflect"].extra["highlights"]
+    assert [(h["kind"], h["text"]) for h in press] == [
+        ("support", "Why is that true?"),
+        ("counter", "Sit down please."),
+    ]
+    # Explaining score 0 flips the roles of the same kind of evidence.
+    assert [(h["kind"], h["text"]) for h in reflect] == [
+        ("support", "We lined up."),
+        ("counter", "I asked why."),
+    ]
+    for h in press + reflect:
+        assert ev[h["field"]][h["start"] : h["end"]] == h["text"]
+        assert set(h) == {"start", "end", "text", "strength", "kind", "field", "label"}
