@@ -1,0 +1,39 @@
+"""``scoring bench ...``: benchmarks on real scored data (never run in CI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scoring.commands._bench import bench_app
+
+
+@bench_app.command("asap-aes")
+def asap_aes(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The asap_aes folder (e.g. ../shared/data/asap_aes).")],
+    fold: Annotated[int, typer.Option(help="Benchmark fold of the standard 5-fold split.")] = 0,
+    cache_dir: Annotated[Path, typer.Option(help="Embedding cache for training (kept between runs).")] = Path(".scoring/bench-cache"),
+    out: Annotated[Path, typer.Option("--out", help="Where per-criterion tables and plots go.")] = Path("bench-out/asap-aes"),
+    sets: Annotated[str, typer.Option(help="Comma-separated essay sets.")] = "1,2,3,4,5,6,7,8",
+    throughput: Annotated[bool, typer.Option("--throughput/--no-throughput")] = True,
+    route: Annotated[bool, typer.Option("--route", help="Also calibrate, build conformal sets and route.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = 32,
+) -> None:
+    """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
+    from eval.bench_asap import run
+
+    cmd = f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets}" + (" --route" if route else "")
+    typer.echo(f"# reproduce: {cmd}")
+    summary = run(
+        data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],
+        do_throughput=throughput, route=route, batch_size=batch_size, echo=typer.echo,
+    )
+    summary.pop("per_criterion", None)
+    typer.echo(json.dumps(summary))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
