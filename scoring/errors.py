@@ -68,3 +68,71 @@ class TranscriptError(ScoringError, ValueError):
 
 
 # --- issue #5 (transcripts): end -----------------------------------------------------------------
+
+
+# --- issue #4 (service API): begin ---------------------------------------------------------------
+class Unauthorized(ScoringError):
+    """No API key, or one that is unknown, malformed or revoked (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ScoringError):
+    """A valid key whose role may not do this, or an item/result that belongs to someone else (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class LeaseExpired(Conflict):
+    """A queue item submitted or released after its lease ran out or passed to another assessor."""
+
+    code = "lease_expired"
+
+
+class AlreadyScored(Conflict):
+    """A queue item whose scores were already submitted (a second submit would double-count a rater)."""
+
+    code = "already_scored"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An ``Idempotency-Key`` sent again with a different request body, or while the first is in flight."""
+
+    code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(ScoringError):
+    """A request body over the configured limit (HTTP 413)."""
+
+    code = "payload_too_large"
+
+
+class InvalidRequest(ScoringError):
+    """A well-formed request the domain cannot accept (missing criterion, unknown evidence field...)."""
+
+    code = "invalid_request"
+
+
+class ModelUnavailable(ScoringError):
+    """No scoring model is loaded or registered for the rubric a submission names (HTTP 503)."""
+
+    code = "model_unavailable"
+
+
+# --- issue #4 (service API): end -----------------------------------------------------------------
+
+
+# --- issue #3 (routing): begin -------------------------------------------------------------------
+class PolicyError(ScoringError, ValueError):
+    """A routing policy file that is missing, invalid, or tuned for another model/rubric."""
+
+    code = "invalid_policy"
+
+
+class CalibrationDataError(ScoringError, ValueError):
+    """Calibration data that cannot tune a policy (too few scored items, unknown criterion, bad column)."""
+
+    code = "invalid_calibration_data"
+
+
+# --- issue #3 (routing): end ---------------------------------------------------------------------

@@ -59,6 +59,23 @@ class Settings(BaseSettings):
         "(unset: the gate policy's `drift.window`).",
     )
 
+    # --- issue #4 (service API): begin ---
+    model_dir: Path | None = Field(
+        default=None, description="Model directory the API scores with (its LATEST version) when the registry "
+        "has no promoted model for a rubric.",
+    )
+    lease_seconds: int = Field(
+        default=900, ge=1, le=86_400, description="How long an assessor holds a claimed queue item before "
+        "it returns to the queue (a closed laptop must not lock an item forever).",
+    )
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest JSON request body; larger ones get 413.",
+    )
+    max_upload_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest batch-job upload (a backlog file); larger get 413.",
+    )
+    # --- issue #4 (service API): end ---
+
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.home / "cache"
 

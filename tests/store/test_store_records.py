@@ -24,7 +24,12 @@ def test_opening_a_store_migrates_it_to_head_and_reopening_is_harmless(store_url
     b = Store(store_url)  # second open: upgrade to head is a no-op, data intact
     from scoring.store.store import schema_revision
 
-    assert schema_revision(b.engine) == "0001"
+    from alembic.script import ScriptDirectory
+
+    from scoring.store.store import MIGRATIONS_DIR
+
+    # the newest shipped migration (issue #4 added 0002_api after 0001), not a hard-coded id
+    assert schema_revision(b.engine) == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     b.close()
 
 
