@@ -131,6 +131,19 @@ def score(
         ),
     ] = 0,
     # --- issue #5 (highlights): end ---
+    # --- issue #3 (routing): begin ---
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Routing policy YAML (from `scoring calibrate`): adds route/reason/prediction_set "
+                     "per criterion and writes OUT stem + .queue.jsonl of items for humans."),
+    ] = None,
+    queue_order: Annotated[
+        str | None, typer.Option("--queue-order", help="uncertain | oldest (default: the policy's queue_order).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL consulted for suspended criteria (default: SCORING_DATABASE_URL).")
+    ] = None,
+    # --- issue #3 (routing): end ---
 ) -> None:
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
     from models.artifact import load_model
@@ -149,10 +162,29 @@ def score(
 
         hl_kw = {"hooks": [highlight_hook(m, highlights)], "job_tag": f"highlights={highlights}"} if highlights else {}
         # --- issue #5 (highlights): end ---
+        # --- issue #3 (routing): begin ---
+        routing = None
+        if policy is not None:
+            from scoring.routing import ROUTE_COLS, prepare_routing
+
+            routing = prepare_routing(m, policy, store or s.database_url, queue_order)
+            hl_kw = {
+                "hooks": [*hl_kw.get("hooks", []), routing.hook],
+                "job_tag": "|".join(t for t in (hl_kw.get("job_tag", ""), routing.job_tag) if t),
+                "extra_csv_cols": ROUTE_COLS,
+            }
+        # --- issue #3 (routing): end ---
         summary = run_batch(
             m, records, data, out, rejects=rejects, block_size=block_size or s.block_size, total=total,
             progress=progress, overwrite=overwrite, **hl_kw,
         )
+        # --- issue #3 (routing): begin ---
+        if routing is not None:
+            from scoring.routing import write_queue
+
+            queue_path = write_queue(summary.out, order=routing.queue_order)
+            err.print(f"routing: policy {routing.policy.policy_version}; human queue ({routing.queue_order} first) -> {queue_path}")
+        # --- issue #3 (routing): end ---
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, typer.Exit):
             raise

@@ -1,0 +1,134 @@
+"""``scoring calibrate``: calibrate a model on held-out human scores and write a tuned routing policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scoring.commands.batch import (
+    Encoding,
+    Fmt,
+    IdCol,
+    Quoting,
+    ScoreCol,
+    TextCol,
+    Where,
+    _columns,
+    _fail,
+    err,
+    parse_pairs,
+)
+from scoring.settings import get_settings
+
+
+def _int_or_nan(v: str | None) -> float:
+    try:
+        return float(int(float(v))) if v not in (None, "") else math.nan  # type: ignore[arg-type]
+    except ValueError:
+        return math.nan
+
+
+def calibrate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory (or one version directory).")],
+    data: Annotated[Path, typer.Option("--data", help="Human-scored CALIBRATION submissions the model never trained on.")],
+    out: Annotated[Path, typer.Option("--out", help="Policy YAML to write.")],
+    version: Annotated[str | None, typer.Option("--version", help="Model version (default: LATEST).")] = None,
+    id_col: IdCol = "id",
+    text_col: TextCol = None,
+    score_col: ScoreCol = None,
+    where: Where = None,
+    fmt: Fmt = None,
+    encoding: Encoding = "utf-8",
+    quoting: Quoting = True,
+    second_score_col: Annotated[
+        list[str] | None,
+        typer.Option("--second-score-col", help="CRITERION=COLUMN of an independent second rater (human-human bar)."),
+    ] = None,
+    human_qwk: Annotated[
+        list[str] | None, typer.Option("--human-qwk", help="CRITERION=QWK: human-human agreement when no second rater.")
+    ] = None,
+    coverage: Annotated[float, typer.Option(min=0.5, max=0.999, help="Conformal coverage of prediction sets.")] = 0.9,
+    audit_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of auto-accepted items audited blind.")] = 0.1,
+    double_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of items double-scored blind.")] = 0.05,
+    adjudication_gap: Annotated[int, typer.Option(min=0, help="Human scores further apart than this: adjudication.")] = 1,
+    queue_order: Annotated[str, typer.Option(help="uncertain | oldest: order of the human queue.")] = "uncertain",
+    method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV log-loss).")] = "auto",
+    mondrian: Annotated[str, typer.Option(help="none | label: class-conditional conformal sets when data allow.")] = "none",
+    n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples for the QWK lower bound.")] = 400,
+) -> None:
+    """Fit calibrators + conformal sets, choose thresholds at human-level agreement, save a new model version."""
+    import numpy as np
+
+    from models.artifact import load_model, save_model
+    from scoring.errors import CalibrationDataError
+    from scoring.ingest import read_records
+    from scoring.optimise import CriterionCalibrationData, base_scorer, calibrate_model
+    from scoring.policy import save_policy
+    from scoring.prescore import criterion_probabilities
+
+    s = get_settings()
+    try:
+        m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
+        cols = _columns(m.rubric, id_col, text_col, score_col, where)
+        if not cols.scores:
+            cols = dataclasses.replace(cols, scores={c.id: c.id for c in m.rubric.criteria})
+        second = parse_pairs(second_score_col, "--second-score-col")
+        hh: dict[str, float] = {}
+        for k, v in parse_pairs(human_qwk, "--human-qwk").items():
+            try:
+                hh[k] = float(v)
+            except ValueError:
+                raise typer.BadParameter(f"expected a number for {k}, found {v!r}", param_hint="--human-qwk") from None
+        missing = [c for c in cols.scores if c not in second and c not in hh]
+        if missing:
+            raise CalibrationDataError(
+                f"criteria {missing} need a human-human bar: expected --second-score-col CRITERION=COLUMN or "
+                "--human-qwk CRITERION=QWK, found neither"
+            )
+        cols = dataclasses.replace(cols, meta=tuple(dict.fromkeys(second.values())))
+        records = [r for r in read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
+                                           max_chars=s.max_text_chars) if r.reject is None]
+        base = dataclasses.replace(m, scorers={k: base_scorer(v) for k, v in m.scorers.items()})
+        P = criterion_probabilities(base, [r.evidence for r in records])
+        cal_data = {}
+        for cid in cols.scores:
+            keep = [i for i, r in enumerate(records) if r.scores.get(cid) is not None]
+            sec = None
+            if cid in second:
+                sec = np.array([_int_or_nan(records[i].meta.get(second[cid])) for i in keep])
+            cal_data[cid] = CriterionCalibrationData(
+                proba_raw=P[cid][keep], y=np.array([records[i].scores[cid] for i in keep], dtype=int),
+                ids=[records[i].id or "" for i in keep], second=sec, human_qwk=hh.get(cid),
+            )
+        res = calibrate_model(m, cal_data, coverage=coverage, audit_rate=audit_rate, double_rate=double_rate,
+                              adjudication_gap=adjudication_gap, queue_order=queue_order, method=method,
+                              mondrian=mondrian, n_boot=n_boot, seed=s.seed)
+        root = model.parent if (model / "card.json").exists() else model
+        path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"])
+        save_policy(res.policy, out)
+    except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
+        if isinstance(exc, (typer.Exit, typer.BadParameter)):
+            raise
+        _fail(exc)
+        return
+    err.print(f"[green]calibrated model {res.model.version}[/] saved to {path}; policy -> {out}")
+    for cid, cp in res.policy.criteria.items():
+        ev = cp.evidence
+        cal = ev.get("calibration", {})
+        rule = (f"{cp.confidence}(tol {cp.tolerance}) >= {cp.min_confidence:.3f}, set <= {cp.max_set_size}"
+                if cp.enabled else "disabled: " + str(ev.get("why")))
+        err.print(
+            f"  {cid}: {cal.get('method')} ECE {cal.get('ece_before')} -> {cal.get('ece_after_cv')} (cv); "
+            f"coverage {ev.get('coverage_cal_cv')} @ {coverage}; auto {ev.get('auto_fraction_cal', 0)} | {rule}"
+        )
+    typer.echo(json.dumps({"model_version": res.model.version, "policy": str(out),
+                           "auto_fraction_cal": {c: p.evidence.get("auto_fraction_cal", 0.0) for c, p in res.policy.criteria.items()}}))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate)
