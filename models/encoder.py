@@ -158,7 +158,7 @@ class Encoder:
         if not windows:
             return np.zeros((0, self.dim), dtype=np.float32)
         keys = [text_key(self.version, w) for w in windows]
-        found = self.cache.get_many(keys) if self.cache else {}
+        found = self.cache.get_many(keys) if self.cache is not None else {}
         todo_idx = [i for i, k in enumerate(keys) if k not in found]
         # Identical windows inside one call are encoded once.
         uniq: dict[str, int] = {}
@@ -174,7 +174,7 @@ class Encoder:
                 show_progress_bar=show_progress,
             ).astype(np.float32)
             new = dict(zip(uniq.keys(), vecs, strict=True))
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(new.items())
             found.update(new)
         self.stats["windows_encoded"] += len(uniq)

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real bundled encoder and a small model trained once per session.
+
+Tests never reach a hub: HF_HUB_OFFLINE is forced before anything imports transformers.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def encoder(encoder_cache: Path):
+    from models.encoder import get_encoder
+
+    return get_encoder("all-MiniLM-L6-v2", encoder_cache)
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from scoring.demo import write_demo
+
+    return write_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_files: tuple[Path, Path], encoder) -> Path:
+    """A real model trained on the synthetic demo reflections, saved as a versioned artifact."""
+    from models.artifact import save_model
+    from rubrics import load_rubric
+    from scoring.demo import DEMO_RUBRIC
+    from scoring.ingest import ColumnMap, infer_columns, read_records
+    from scoring.train import train_model
+
+    rubric = load_rubric(DEMO_RUBRIC)
+    cols = infer_columns(rubric, ColumnMap(id="id", scores={c.id: c.id for c in rubric.criteria}))
+    records = list(read_records(demo_files[0], rubric, cols))
+    res = train_model(rubric, records, encoder)
+    out = tmp_path_factory.mktemp("models")
+    save_model(res.model, out, res.metrics, res.data_hash)
+    return out

@@ -1,0 +1,56 @@
+"""The encoder reads every token of long evidence and never re-encodes an unchanged text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.encoder import EncoderError, resolve_encoder_path
+
+pytestmark = pytest.mark.slow
+
+
+def test_weights_come_from_an_installed_package_not_a_hub():
+    path = resolve_encoder_path("all-MiniLM-L6-v2")
+    assert (path / "model.safetensors").exists()
+    with pytest.raises(EncoderError, match="neither a bundled encoder"):
+        resolve_encoder_path("sentence-transformers/some-hub-model")
+
+
+def test_long_text_is_windowed_to_cover_every_character(encoder):
+    text = " ".join(f"Sentence {i} about checking student understanding." for i in range(300))
+    chunks = encoder.chunk(text)
+    assert len(chunks) > 1
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start <= a.end, "windows must overlap or touch: no text skipped"
+    for c in chunks:
+        n = len(encoder.tokenizer(text[c.start : c.end], add_special_tokens=True)["input_ids"])
+        assert n <= encoder.max_tokens, "a window longer than the model's limit would be truncated silently"
+
+
+def test_the_end_of_a_long_text_changes_its_embedding(encoder):
+    head = "The students discussed fractions with a partner. " * 80
+    a = encoder.encode([head + "Then the lesson ended quietly."])[0]
+    b = encoder.encode([head + "Then I stopped the class and retaught equivalent fractions with a number line model."])[0]
+    assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-4)
+    assert float(a @ b) < 0.9999, "a truncating encoder would give identical vectors"
+
+
+def test_unchanged_texts_are_served_from_the_cache(encoder):
+    texts = [f"A reflection about lesson number {i} and what students said." for i in range(5)]
+    first = encoder.encode(texts)
+    before = dict(encoder.stats)
+    again = encoder.encode(texts)
+    assert encoder.stats["windows_encoded"] == before["windows_encoded"]
+    assert encoder.stats["windows_cached"] == before["windows_cached"] + 5
+    np.testing.assert_allclose(first, again, atol=1e-6)
+
+
+def test_cache_persists_across_encoder_instances(encoder, encoder_cache):
+    from models.encoder import Encoder
+
+    encoder.encode(["persisted text for the cache test"])
+    fresh = Encoder(cache_dir=encoder_cache, precision=encoder.precision)
+    fresh.encode(["persisted text for the cache test"])
+    assert fresh.stats == {"windows_encoded": 0, "windows_cached": 1}

@@ -1,0 +1,105 @@
+"""The rubric file is a contract: everything bundled loads, and every malformed file says where and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rubrics import RubricError, bundled_rubrics, load_rubric, parse_rubric
+
+MINIMAL = {
+    "id": "checking-for-understanding",
+    "version": 1,
+    "title": "Checking for Understanding",
+    "evidence": ["reflection"],
+    "criteria": [
+        {
+            "id": "questioning",
+            "title": "Uses questions to elicit student thinking",
+            "levels": [
+                {"score": 0, "label": "Not yet", "descriptor": "..."},
+                {"score": 1, "label": "Developing", "descriptor": "..."},
+                {"score": 2, "label": "Proficient", "descriptor": "..."},
+            ],
+        }
+    ],
+}
+
+
+def _with(**changes):
+    import copy
+
+    d = copy.deepcopy(MINIMAL)
+    d.update(changes)
+    return d
+
+
+def test_the_issue_example_shape_loads():
+    r = parse_rubric(MINIMAL)
+    assert r.key == "checking-for-understanding@1"
+    assert r.criterion("questioning").scores == [0, 1, 2]
+
+
+def test_every_bundled_rubric_loads_with_several_criteria_or_a_scale():
+    found = bundled_rubrics()
+    micro = [k for k in found if not k.startswith("asap")]
+    assert len(micro) >= 3
+    assert {f"asap-set{i}" for i in range(1, 9)} <= set(found)
+    for name, path in found.items():
+        r = load_rubric(path)
+        if not name.startswith("asap"):
+            assert len(r.criteria) >= 2, name
+    assert [c.id for c in load_rubric(found["asap-set7"]).criteria][1:] == ["ideas", "organization", "style", "conventions"]
+    assert len(load_rubric(found["asap-set8"]).criteria) == 7
+
+
+def test_levels_are_sorted_and_scale_shorthand_expands():
+    d = _with(criteria=[{"id": "a", "title": "A", "levels": [{"score": 2}, {"score": 0}, {"score": 1}]},
+                        {"id": "b", "title": "B", "scale": {"min": 10, "max": 60}}])
+    r = parse_rubric(d)
+    assert r.criterion("a").scores == [0, 1, 2]
+    assert r.criterion("b").scores == list(range(10, 61))
+    assert r.criterion("b").levels[0].label == "10"
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "problem"),
+    [
+        (_with(version=0), "version", "greater than or equal to 1"),
+        (_with(criteria=[]), "criteria", "at least 1"),
+        ({k: v for k, v in MINIMAL.items() if k != "title"}, "title", "required field is missing"),
+        (_with(colour="red"), "colour", "unknown field"),
+        (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 0}]}]), "criteria[q].levels", "at least 2 levels"),
+        (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 0}, {"score": 0}]}]), "criteria[q].levels", "repeated [0]"),
+        (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": "high"}, {"score": 1}]}]), "criteria[q].levels[0].score", "integer"),
+        (_with(criteria=[{"id": "q", "title": "Q", "evidence": ["video"], "levels": [{"score": 0}, {"score": 1}]}]), "", "reads evidence 'video'"),
+    ],
+)
+def test_malformed_rubrics_name_the_field_and_the_problem(data, field, problem):
+    with pytest.raises(RubricError) as exc:
+        parse_rubric(data, "r.yaml")
+    assert exc.value.source == "r.yaml"
+    assert exc.value.field == field
+    assert problem in str(exc.value)
+
+
+def test_file_errors_name_the_file_and_line(tmp_path: Path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("id: x\nversion: 1\ncriteria: [\n")
+    with pytest.raises(RubricError, match=r"bad.yaml: line \d+, column \d+: invalid YAML"):
+        load_rubric(bad_yaml)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("title: Caf\xe9".encode("latin-1"))
+    with pytest.raises(RubricError, match="not UTF-8"):
+        load_rubric(latin)
+    with pytest.raises(RubricError, match="file not found"):
+        load_rubric(tmp_path / "missing.yaml")
+
+
+def test_fingerprint_changes_with_content_not_with_key_order():
+    a = parse_rubric(MINIMAL)
+    b = parse_rubric(dict(reversed(list(MINIMAL.items()))))
+    assert a.fingerprint() == b.fingerprint()
+    changed = _with(title="Another title")
+    assert parse_rubric(changed).fingerprint() != a.fingerprint()
