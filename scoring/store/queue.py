@@ -19,7 +19,7 @@ of two racing submits exactly one records and the other gets :class:`AlreadyScor
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,26 +89,40 @@ def _available(q: Any, now: datetime) -> Any:
 
 
 def enqueue(
-    store: Store, submission_id: int, criteria: Sequence[str], route: str, *, reason: str = "",
+    store: Store, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
     priority: int | None = None,
 ) -> list[QueueItem]:
-    """Add the rater slots ``route`` needs for these criteria. Idempotent per (submission, slot kind)."""
-    if route not in ROUTE_SLOTS:
-        raise InvalidRequest(f"route must be one of {list(ROUTE_SLOTS)}, found {route!r}")
-    slots = ROUTE_SLOTS[route]
-    if not slots or not criteria:
+    """Create the rater slots a submission's per-criterion routes need. Idempotent per (submission, kind).
+
+    Criteria routed ``human`` or ``double`` go to the ``first`` slot, ``double`` ones also to ``second``,
+    ``audit`` ones to an ``audit`` slot. A slot holding any double/audit criterion is blind as a whole:
+    the assessor sees no machine score on that item at all, so nothing leaks between criteria.
+    """
+    bad = {c: r for c, r in routes.items() if r not in ROUTE_SLOTS}
+    if bad:
+        raise InvalidRequest(f"routes must be among {list(ROUTE_SLOTS)}, found {bad}")
+    slots: dict[str, list[str]] = {}
+    for crit, route in routes.items():
+        for kind, _blind in ROUTE_SLOTS[route]:
+            slots.setdefault(kind, []).append(crit)
+    if not slots:
         return []
-    prio = ROUTE_PRIORITY.get(route, 0) if priority is None else priority
+    reasons = reasons or {}
     with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
         if conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.id == submission_id)).first() is None:
             raise NotFound(f"submission {submission_id} does not exist")
-        for kind, blind in slots:
+        for kind, crits in slots.items():
+            kinds = {routes[c] for c in crits}
+            route = next(r for r in ("double", "audit", "human") if r in kinds)
+            blind = bool(kinds & {"double", "audit"})
+            prio = ROUTE_PRIORITY[route] if priority is None else priority
+            why = "; ".join(f"{c}: {routes[c]}" + (f" ({reasons[c]})" if reasons.get(c) else "") for c in crits)
             have = conn.execute(sa.select(queue_items.c.id).where(
                 queue_items.c.submission_id == submission_id, queue_items.c.kind == kind)).first()
             if have is None:
                 conn.execute(queue_items.insert().values(
-                    submission_id=submission_id, criteria=list(criteria), route=route, reason=reason[:2000],
-                    kind=kind, blind=blind, priority=prio, status="open", created_at=_now()))
+                    submission_id=submission_id, criteria=crits, route=route, reason=why[:4000], kind=kind,
+                    blind=blind, priority=prio, status="open", created_at=_now()))
         rows = conn.execute(sa.select(queue_items).where(queue_items.c.submission_id == submission_id)
                             .order_by(queue_items.c.id)).all()
     return [_rec(r) for r in rows]

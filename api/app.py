@@ -1,0 +1,90 @@
+"""``create_app(settings)``: the FastAPI application, one router per resource.
+
+The app owns one :class:`~scoring.store.Store` (SQLite by default, PostgreSQL by URL) and the scoring
+model(s). Serving a ``--model`` directory registers its rubric and its version in the store (as a
+``candidate``; the registry's promoted model, when there is one, takes precedence).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.context import AppContext, ModelProvider
+from api.routers import (
+    adjudication,
+    agreement,
+    assessor,
+    batch,
+    health,
+    keys,
+    models,
+    queue,
+    rubrics,
+    submissions,
+)
+from scoring.settings import Settings
+from scoring.store import Store
+
+log = logging.getLogger("api")
+STATIC = Path(__file__).parent / "static"
+
+DESCRIPTION = """
+Pre-scores micro-credential evidence against rubrics, routes uncertain criteria to human assessors,
+and keeps agreement auditable.
+
+**Auth**: every endpoint except `/healthz` and `/readyz` needs an API key (`scoring keys create`), sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: `assessor` (the queue, only items it holds),
+`issuer` (submit, read its own results), `researcher` (agreement and exports, never evidence text),
+`admin` (everything, keys, model promotion, adjudication).
+
+**Errors** are `application/problem+json` (RFC 9457) with a stable `code`.
+The assessor's web page is at `/assessor`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    model_dir: Path | None = None,
+    policy: Any | None = None,
+) -> FastAPI:
+    """Build the app. ``model_dir`` defaults to ``settings.model_dir``; ``policy`` is a
+    ``scoring.policy.RoutingPolicy`` (None: every criterion is routed to a human)."""
+    s = settings or Settings()
+    st = store or Store(s.resolved_database_url())
+    provider = ModelProvider(st, s, model_dir or s.model_dir)
+    m = provider.load_default()
+    if m is not None:
+        from models.artifact import resolve_version_dir
+
+        st.register_rubric(m.rubric)
+        if m.version not in {r.version for r in st.models()}:
+            st.register_model(m.version, resolve_version_dir(provider.model_dir, m.version),  # type: ignore[arg-type]
+                              card={"model_version": m.version}, rubric_id=m.rubric.id)
+    app = FastAPI(
+        title="rubric-scoring", version="0.1.0", description=DESCRIPTION,
+        openapi_tags=[{"name": n} for n in ("health", "rubrics", "submissions", "batch jobs", "queue",
+                                            "adjudication", "agreement", "models", "keys")],
+    )
+    app.state.ctx = AppContext(settings=s, store=st, models=provider, policy=policy)
+    problems.install(app)
+    app.add_middleware(problems.BodyLimit, limit=s.max_request_bytes, upload_limit=s.max_upload_bytes,  # type: ignore[arg-type]
+                       upload_prefixes=("/batch-jobs/upload",))
+    for r in (health, rubrics, submissions, batch, queue, adjudication, agreement, models, keys):
+        app.include_router(r.router)
+    app.include_router(assessor.router)
+
+    @app.exception_handler(assessor._Login)
+    async def _to_login(_request: Any, _exc: Exception) -> RedirectResponse:
+        return RedirectResponse("/assessor/login", status_code=303)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

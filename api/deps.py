@@ -1,0 +1,52 @@
+"""FastAPI dependencies: the app context, the caller's API key, and role checks.
+
+Keys are accepted as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; the assessor page sends
+its key in an HttpOnly cookie instead (see ``api/routers/assessor.py``). Both header schemes are
+declared as OpenAPI security schemes, so ``/docs`` has an Authorize button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.context import AppContext
+from scoring.errors import Forbidden, Unauthorized
+from scoring.store import keys
+from scoring.store.keys import ApiKey
+
+COOKIE = "rs_key"
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer rsk_...`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: rsk_...`")
+
+
+def ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def current_key(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header: str | None = Depends(_header),
+) -> ApiKey:
+    """The caller's active key; 401 problem+json when none is sent or it does not verify."""
+    presented = header or (bearer.credentials if bearer is not None else None)
+    if not presented:
+        raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+    key = keys.authenticate(ctx(request).store, presented)
+    request.state.key = key
+    return key
+
+
+def require(*roles: str) -> Callable[..., ApiKey]:
+    """A dependency admitting only keys with one of ``roles`` (403 problem+json otherwise)."""
+
+    def check(key: ApiKey = Depends(current_key)) -> ApiKey:
+        if key.role not in roles:
+            raise Forbidden(f"this endpoint needs role {' or '.join(roles)}; key {key.name!r} has role {key.role!r}")
+        return key
+
+    check.__name__ = f"require_{'_'.join(roles)}"
+    return check

@@ -1,0 +1,78 @@
+"""The assessors' queue: claim the next item under a lease, submit one score per criterion, release/skip.
+
+Assessors see only items they hold; on blind (double/audit) items the machine score, probabilities,
+routing reason, highlights and other raters' scores are withheld.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from api import schemas as S
+from api import service
+from api.context import AppContext
+from api.deps import ctx, require
+from scoring.errors import Forbidden, LeaseExpired
+from scoring.store import queue
+from scoring.store.keys import ApiKey
+
+router = APIRouter(prefix="/queue", tags=["queue"], responses=S.problems(401, 403))
+Assessor = Depends(require("assessor"))
+
+
+@router.post("/claim", response_model=S.QueueItemView, responses={204: {"description": "Nothing left to claim"}},
+             summary="Claim the next item (lease)",
+             description="Atomically takes the next open item (or one whose lease expired) for the caller. "
+                         "Double-scored submissions never give both slots to the same assessor.")
+def claim(c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
+    it = queue.claim(c.store, key.name, c.settings.lease_seconds)
+    if it is None:
+        return Response(status_code=204)
+    return service.item_view(c, it)
+
+
+def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
+    it = queue.item(c.store, item_id)
+    if it.holder != key.name or it.status != "claimed":
+        raise Forbidden(f"queue item {item_id} is not held by {key.name!r}; assessors see only items they claimed")
+    return it
+
+
+@router.get("/items/{item_id}", response_model=S.QueueItemView, responses=S.problems(404, 409),
+            summary="An item the caller holds")
+def read(item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
+    it = _held(c, key, item_id)
+    if it.lease_expires is not None and it.lease_expires < queue._now().replace(tzinfo=it.lease_expires.tzinfo):
+        raise LeaseExpired(f"your lease on queue item {item_id} expired; claim again")
+    return service.item_view(c, it)
+
+
+@router.post("/items/{item_id}/scores", response_model=S.ScoresOut, status_code=201,
+             responses=S.problems(400, 404, 409, 422),
+             summary="Submit one score (with rationale) per criterion of a held item",
+             description="409 `lease_expired` when the lease ran out or passed to someone else, 409 "
+                         "`already_scored` on a second submit, 422 `score_out_of_scale` for a level the "
+                         "criterion does not have, 422 `invalid_request` when a criterion is missing.")
+def submit(body: S.ScoresIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+           key: ApiKey = Assessor) -> Any:
+    scores = {cid: (s.score, s.rationale) for cid, s in body.scores.items()}
+    ids = queue.submit(c.store, item_id, key.name, body.lease_token, scores)
+    it = queue.item(c.store, item_id)
+    return S.ScoresOut(item_id=item_id, human_score_ids=ids,
+                       needs_adjudication=service.needs_adjudication(c, it.submission_id, it.criteria))
+
+
+@router.post("/items/{item_id}/release", response_model=S.ReleasedOut, responses=S.problems(400, 404, 409, 422),
+             summary="Give a held item back (skip: and never offer it to me again)")
+def release(body: S.ReleaseIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+            key: ApiKey = Assessor) -> Any:
+    it = queue.release(c.store, item_id, key.name, body.lease_token, skip=body.skip)
+    return S.ReleasedOut(item_id=it.id, status=it.status)
+
+
+@router.get("/stats", response_model=S.QueueStats, summary="Queue counts, and the caller's own")
+def stats(c: AppContext = Depends(ctx), key: ApiKey = Depends(require("assessor", "admin"))) -> Any:
+    n = queue.counts(c.store, key.name)
+    return S.QueueStats(open=n.open, in_progress=n.claimed, done=n.done, mine_held=n.mine_held, mine_done=n.mine_done)

@@ -1,0 +1,65 @@
+"""Submissions: score and route one synchronously (safe to retry with ``Idempotency-Key``); read results."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Path
+from fastapi.responses import JSONResponse
+
+from api import schemas as S
+from api import service
+from api.context import AppContext
+from api.deps import ctx, require
+from scoring.errors import Forbidden
+from scoring.store import canonical_json, jobs
+from scoring.store.keys import ApiKey
+
+router = APIRouter(prefix="/submissions", tags=["submissions"], responses=S.problems(401, 403))
+
+
+@router.post(
+    "", response_model=S.SubmissionResult, status_code=201,
+    responses={200: {"model": S.SubmissionResult, "description": "Already scored (replay or identical resend)"},
+               **S.problems(400, 404, 409, 413, 422, 503)},
+    summary="Score and route one submission",
+    description="Stores the submission, pre-scores every criterion, routes each (auto / audit / human / "
+                "double) and queues what people must score. Re-sending the same external id with the same "
+                "content returns the stored result (200); with other content 409 `duplicate_submission`. "
+                "With an `Idempotency-Key` header a retry replays the first response exactly; the same key "
+                "with another body is 409 `idempotency_key_reused`.",
+)
+def create(
+    body: S.SubmissionIn,
+    c: AppContext = Depends(ctx),
+    key: ApiKey = Depends(require("issuer", "admin")),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200,
+                                         description="Any unique string per logical request (e.g. a UUID)."),
+) -> JSONResponse:
+    if idempotency_key is None:
+        status, res = service.score_one(c, key.name, body)
+        return JSONResponse(res.model_dump(mode="json"), status_code=status)
+    h = hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
+    stored = jobs.reserve_idempotency(c.store, key.name, idempotency_key, h)
+    if stored is not None:
+        return JSONResponse(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
+    try:
+        status, res = service.score_one(c, key.name, body)
+    except Exception:
+        jobs.release_idempotency(c.store, key.name, idempotency_key)
+        raise
+    out = res.model_dump(mode="json")
+    jobs.complete_idempotency(c.store, key.name, idempotency_key, status, out)
+    return JSONResponse(out, status_code=status)
+
+
+@router.get("/{submission_id}", response_model=S.SubmissionResult, responses=S.problems(404),
+            summary="A submission's machine scores, routes, queue slots and human scores",
+            description="Issuers read only submissions they sent; admins read all.")
+def read(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+         key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    sub = c.store.submission(submission_id)
+    if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
+        raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
+    return service.result(c, sub, created=False)

@@ -1,0 +1,42 @@
+"""``scoring serve``: the HTTP API and the assessor page (uvicorn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scoring.commands._store import DB_OPTION
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    db: str | None = DB_OPTION,
+    model: Annotated[Path | None, typer.Option("--model", help="Model directory to score with (its LATEST version).")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Routing policy YAML (default: every criterion to a human).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Serve the API (docs at /docs) and the assessor page (/assessor) on SQLite by default, PostgreSQL by --db URL."""
+    import uvicorn
+
+    from api.app import create_app
+    from scoring.settings import get_settings
+
+    s = get_settings()
+    if db:
+        s = s.model_copy(update={"database_url": db})
+    pol = None
+    if policy is not None:
+        from scoring.policy import load_policy
+
+        pol = load_policy(policy)
+    app = create_app(s, model_dir=model, policy=pol)
+    typer.echo(f"serving on http://{host}:{port}  (docs /docs, assessor page /assessor, store {app.state.ctx.store.dialect})",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
