@@ -1,0 +1,116 @@
+"""API fixtures: a small real model trained once per session, and a fresh app + store per test.
+
+The model is trained on 80 synthetic demo reflections (``scoring.demo.make_reflections``) with the real
+bundled encoder, so every API test scores through the real pipeline; the encoder loads once per
+session (``models.encoder.get_encoder`` caches per cache dir, shared by all apps here).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from api_support import Api, make_api  # noqa: E402
+
+PG_URL = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def api_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("api-home")
+
+
+@pytest.fixture(scope="session")
+def api_model_dir(api_home: Path, request: pytest.FixtureRequest) -> Path:
+    """A trained checking-for-understanding model (ensemble scorers; 80 rows, min 20 per criterion).
+
+    Kept in pytest's cache dir keyed by the rubric fingerprint and the demo banks, so later sessions
+    reuse it (training costs ~20 s on 2 cores); ``pytest --cache-clear`` retrains.
+    """
+    import hashlib
+
+    from models.artifact import list_versions
+    from scoring.demo import BANKS
+
+    tag = hashlib.sha256(BANKS.read_bytes() + b"80/20/v1").hexdigest()[:12]
+    cached = Path(request.config.cache.mkdir(f"api-model-{tag}"))
+    if list_versions(cached) and (cached / "LATEST").exists():
+        return cached
+    from models.artifact import save_model
+    from models.encoder import get_encoder
+    from rubrics import load_rubric
+    from scoring.demo import DEMO_RUBRIC, write_demo
+    from scoring.ingest import ColumnMap, infer_columns, read_records
+    from scoring.train import train_model
+
+    train_csv, _ = write_demo(api_home / "demo", n_train=80, n_backlog=5)
+    rubric = load_rubric(DEMO_RUBRIC)
+    cols = infer_columns(rubric, ColumnMap(id="id", scores={c.id: c.id for c in rubric.criteria}))
+    records = list(read_records(train_csv, rubric, cols))
+    enc = get_encoder("all-MiniLM-L6-v2", api_home / "cache")
+    res = train_model(rubric, records, enc, min_labelled=20)
+    save_model(res.model, cached, res.metrics, res.data_hash)
+    return cached
+
+
+@pytest.fixture
+def api(tmp_path: Path, api_home: Path, api_model_dir: Path) -> Iterator[Api]:
+    a = make_api(f"sqlite:///{tmp_path / 'api.db'}", api_home, api_model_dir)
+    yield a
+    a.client.close()
+    a.store.close()
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, api_home: Path, api_model_dir: Path) -> Iterator[Any]:
+    """Build apps with other settings or a routing policy: ``api_factory(policy=..., lease_seconds=1)``."""
+    made: list[Api] = []
+
+    def build(policy: Any = None, url: str | None = None, **settings: Any) -> Api:
+        a = make_api(url or f"sqlite:///{tmp_path / f'api{len(made)}.db'}", api_home, api_model_dir, policy,
+                     **settings)
+        made.append(a)
+        return a
+
+    yield build
+    for a in made:
+        a.client.close()
+        a.store.close()
+
+
+def pg_skip_reason() -> str | None:
+    try:
+        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server answers"
+        return f"no PostgreSQL answers at {PG_URL}: {type(exc).__name__}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test (skips with the reason when no server answers)."""
+    why = pg_skip_reason()
+    if why:
+        pytest.skip(why)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
