@@ -11,7 +11,7 @@ from rich.console import Console
 
 from scoring.settings import get_settings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -54,7 +54,9 @@ def _columns(rubric, id_col, text_col, score_col, where):  # type: ignore[no-unt
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(2)
 
 

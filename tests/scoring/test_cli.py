@@ -1,0 +1,73 @@
+"""The issuer's commands, as a user types them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scoring.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def test_train_then_score_with_column_mapping_on_a_file_never_seen(tmp_path: Path, encoder_cache, monkeypatch):
+    """A rubric file and column options are all the CLI needs."""
+    from scoring.demo import make_reflections
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    rows = make_reflections(120, seed=3)
+    train = tmp_path / "scored.tsv"
+    train.write_text(
+        "submission\tbody\tq_score\ta_score\ts_score\n"
+        + "".join(f"{r['id']}\t{r['reflection']}\t{r['questioning']}\t{r['adjusting']}\t{r['self_assessment']}\n" for r in rows)
+    )
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(train), "--out", str(tmp_path / "m"),
+                              "--id-col", "submission", "--text-col", "reflection=body",
+                              "--score-col", "questioning=q_score", "--score-col", "adjusting=a_score",
+                              "--score-col", "self_assessment=s_score"])
+    assert res.exit_code == 0, res.output
+    version = (tmp_path / "m" / "LATEST").read_text().strip()
+    card = json.loads((tmp_path / "m" / version / "card.json").read_text())
+    assert card["rubric"] == {"id": "checking-for-understanding", "version": 1, "fingerprint": card["rubric"]["fingerprint"]}
+    assert len(card["training_data_sha256"]) == 64 and card["created"]
+    assert card["metrics"]["questioning"]["scorer"] == "trained" and 0 < card["metrics"]["questioning"]["cv_qwk"] <= 1
+
+    res = runner.invoke(app, ["score", "--model", str(tmp_path / "m"), "--data", str(train), "--out", str(tmp_path / "o.jsonl"),
+                              "--id-col", "submission", "--text-col", "reflection=body", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 120
+    get_settings.cache_clear()
+
+
+def test_few_scores_fall_back_to_zero_shot_from_descriptors(tmp_path: Path, encoder_cache, monkeypatch):
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    data = tmp_path / "few.csv"
+    data.write_text("id,reflection,questioning,adjusting,self_assessment\n1,I asked open questions and probed reasoning.,2,1,0\n")
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    version = (tmp_path / "m" / "LATEST").read_text().strip()
+    card = json.loads((tmp_path / "m" / version / "card.json").read_text())
+    assert {m["scorer"] for k, m in card["metrics"].items() if not k.startswith("_")} == {"zero-shot"}
+    get_settings.cache_clear()
+
+
+def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nversion: 1\ntitle: t\nevidence: [a]\ncriteria: [{id: q, title: Q, levels: [{score: 0}]}]\n")
+    res = runner.invoke(app, ["train", "--rubric", str(bad), "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert "bad.yaml: criteria[q].levels: a criterion needs at least 2 levels" in " ".join(res.output.split())
+    res = runner.invoke(app, ["score", "--model", str(tmp_path / "nomodel"), "--data", "x.csv", "--out", str(tmp_path / "o.jsonl")])
+    assert res.exit_code == 2 and "does not exist" in res.output
