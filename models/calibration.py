@@ -6,8 +6,8 @@ Two layers, both fitted on a calibration split the scorer never trained on:
 
 * a *calibrator* maps raw level probabilities to calibrated ones: ``temperature`` (one parameter, the
   shape of the distribution kept), ``isotonic`` (one-vs-rest isotonic maps, renormalised; flexible but
-  hungry for data) or ``none``; ``auto`` picks the one with the lowest cross-validated log-loss on the
-  calibration split, so the choice is measured rather than assumed;
+  hungry for data) or ``none``; ``auto`` picks the one with the lowest cross-validated ECE (log-loss within 5% of the best) on
+  the calibration split, so the choice is measured rather than assumed;
 * a *conformal* layer (split conformal via ``crepes``, hinge non-conformity ``1 - p(true level)``) turns
   calibrated probabilities into a set of levels that holds the human score with probability >= the
   chosen coverage on exchangeable data. ``mondrian="label"`` makes the guarantee hold per level
@@ -112,7 +112,7 @@ class ProbabilityCalibrator:
             return _softmax(np.log(np.clip(P, EPS, 1.0)) / self.temperature_)
         if self.method == "isotonic":
             cols = [iso.predict(P[:, k]) if iso is not None else P[:, k] for k, iso in enumerate(self.isotonic_)]
-            Q = np.column_stack(cols) + 1e-6
+            Q = np.column_stack(cols) + 1e-3  # floor: an isotonic step at 0 must not make a level impossible
             return Q / Q.sum(axis=1, keepdims=True)
         return P
 
@@ -141,10 +141,22 @@ def cross_fit(P: np.ndarray, y_idx: np.ndarray, method: str, n_folds: int = 5, s
     return out
 
 
-def choose_method(P: np.ndarray, y_idx: np.ndarray, candidates: tuple[str, ...] = METHODS, seed: int = 13) -> tuple[str, dict[str, float]]:
-    """The method with the lowest cross-validated log-loss on the calibration split, and every score."""
-    scores = {m: round(log_loss(cross_fit(P, y_idx, m, seed=seed), y_idx), 5) for m in candidates}
-    return min(scores, key=lambda m: (scores[m], candidates.index(m))), scores
+def choose_method(
+    P: np.ndarray, y_idx: np.ndarray, candidates: tuple[str, ...] = METHODS, seed: int = 13, log_loss_slack: float = 0.05
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """The method with the lowest cross-validated top-label ECE whose CV log-loss is within ``log_loss_slack``
+    (relative) of the best CV log-loss, and every score.
+
+    Why both: routing reads the confidence of one level, so ECE is the figure that matters, but a method
+    that buys ECE by wrecking the rest of the distribution (log-loss) would mislead the conformal sets.
+    """
+    scores: dict[str, dict[str, float]] = {}
+    for m in candidates:
+        Q = cross_fit(P, y_idx, m, seed=seed)
+        scores[m] = {"log_loss": round(log_loss(Q, y_idx), 5), "ece": round(top_label_ece(Q, y_idx), 5)}
+    best_ll = min(v["log_loss"] for v in scores.values())
+    ok = [m for m in candidates if scores[m]["log_loss"] <= best_ll * (1 + log_loss_slack)]
+    return min(ok, key=lambda m: (scores[m]["ece"], scores[m]["log_loss"], candidates.index(m))), scores
 
 
 # ----------------------------------------------------------------------------------- conformal
@@ -231,7 +243,7 @@ class CalibratedScorer:
             )
         if len(y_idx) < 20:
             raise CalibrationError(f"need at least 20 calibration items, found {len(y_idx)}")
-        scores: dict[str, float] = {}
+        scores: dict[str, dict[str, float]] = {}
         method = self.method
         if method == "auto":
             method, scores = choose_method(P_raw, y_idx, seed=self.seed)
@@ -240,7 +252,7 @@ class CalibratedScorer:
         self.conformal_ = ConformalSets(self.mondrian).fit(P_cf, y_idx)
         self.report_ = {
             **self.calibrator_.describe(),
-            "cv_log_loss": scores,
+            "cv_scores": scores,
             "n_cal": int(len(y_idx)),
             "ece_before": round(top_label_ece(P_raw, y_idx), 4),
             "ece_after_cv": round(top_label_ece(P_cf, y_idx), 4),

@@ -57,7 +57,7 @@ def calibrate(
     double_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of items double-scored blind.")] = 0.05,
     adjudication_gap: Annotated[int, typer.Option(min=0, help="Human scores further apart than this: adjudication.")] = 1,
     queue_order: Annotated[str, typer.Option(help="uncertain | oldest: order of the human queue.")] = "uncertain",
-    method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV log-loss).")] = "auto",
+    method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV ECE, log-loss within 5%).")] = "auto",
     mondrian: Annotated[str, typer.Option(help="none | label: class-conditional conformal sets when data allow.")] = "none",
     n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples for the QWK lower bound.")] = 400,
 ) -> None:
