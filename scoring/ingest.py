@@ -183,11 +183,15 @@ def read_records(
                 pass  # undecidable: let the row be rejected below with its reason
         try:
             rid = _decode(row.get(columns.id), encoding)
+        except UnicodeDecodeError as exc:
+            yield Record(n, None, reject=f"id is not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
+            continue
+        try:
             evidence = {ev: _decode(row.get(col), encoding) or "" for ev, col in columns.text.items()}
             meta = {m: _decode(row.get(m), encoding) or "" for m in columns.meta}
             raw_scores = {c: _decode(row.get(col), encoding) for c, col in columns.scores.items()}
         except UnicodeDecodeError as exc:
-            yield Record(n, None, reject=f"not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
+            yield Record(n, (rid or "").strip() or None, reject=f"not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
             continue
         rid = (rid or "").strip()
         if not rid:
@@ -235,4 +239,19 @@ def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True
     if fmt == "jsonl":
         with p.open("rb") as fh:
             return sum(1 for line in fh if line.strip())
-    return None
+    # CSV/TSV: one fast C++ pass over the first column only (quoted newlines handled like the reader).
+    try:
+        table = pacsv.read_csv(
+            p,
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t" if fmt == "tsv" else ",",
+                quote_char='"' if quoting else False,
+                newlines_in_values=quoting,
+                invalid_row_handler=lambda row: "skip",
+            ),
+            convert_options=pacsv.ConvertOptions(include_columns=[], check_utf8=False),
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+        )
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return table.num_rows

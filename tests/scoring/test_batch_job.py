@@ -39,7 +39,7 @@ def test_jsonl_output_contract_and_rejects(demo_model_dir, demo_files, encoder_c
         assert set(c["probabilities"]) == {"0", "1", "2"}
         assert sum(c["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     rejects = [json.loads(x) for x in summary.rejects.read_text().splitlines()]
-    assert sorted(r["id"] or "" for r in rejects) == ["", "demo-0161", "demo-empty"]
+    assert sorted(r["id"] for r in rejects) == ["demo-0161", "demo-empty", "demo-latin1"]
     assert all(r["reason"] and r["record"] for r in rejects)
 
 
