@@ -7,7 +7,14 @@ import pickle
 import numpy as np
 import pytest
 
-from models.scorers import EnsembleScorer, ScorerError, ZeroShotScorer, apply_thresholds, decide, fit_thresholds
+from models.scorers import (
+    EnsembleScorer,
+    ScorerError,
+    ZeroShotScorer,
+    apply_thresholds,
+    decide,
+    fit_thresholds,
+)
 
 pytestmark = pytest.mark.slow
 
