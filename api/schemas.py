@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+INT32 = 2**31 - 1  # ids and versions are 32-bit integers in PostgreSQL; larger is a 422, never a 500
 Role = Literal["assessor", "issuer", "researcher", "admin"]
 Route = Literal["auto", "audit", "human", "double"]
 
@@ -95,7 +96,7 @@ class SubmissionIn(BaseModel):
         "evidence": {"reflection": _REFLECTION}, "metadata": {"cohort": "2026-fall"}}]})
 
     rubric_id: str = Field(min_length=1, max_length=80)
-    rubric_version: int | None = Field(default=None, ge=1, description="Default: the newest registered version.")
+    rubric_version: int | None = Field(default=None, ge=1, le=INT32, description="Default: the newest registered version.")
     external_id: str = Field(min_length=1, max_length=200, description="The caller's id; unique per rubric.")
     evidence: dict[str, str] = Field(description="Evidence field name -> text, as the rubric declares them.")
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -165,7 +166,7 @@ class BatchIn(BaseModel):
                         {"external_id": "p-2", "evidence": {"reflection": "We reviewed the homework."}}]}]})
 
     rubric_id: str = Field(min_length=1, max_length=80)
-    rubric_version: int | None = Field(default=None, ge=1)
+    rubric_version: int | None = Field(default=None, ge=1, le=INT32)
     submissions: list[BatchItemIn] = Field(min_length=1, max_length=100_000)
 
 
@@ -237,7 +238,7 @@ class QueueItemView(BaseModel):
 class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    score: int
+    score: int = Field(ge=-INT32, le=INT32)
     rationale: str = Field("", max_length=10_000)
 
 
@@ -291,9 +292,9 @@ class AdjudicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "submission_id": 7, "criterion": "questioning", "score": 1, "rationale": "Open questions, no probing."}]})
 
-    submission_id: int
+    submission_id: int = Field(ge=1, le=INT32)
     criterion: str = Field(min_length=1, max_length=80)
-    score: int
+    score: int = Field(ge=-INT32, le=INT32)
     rationale: str = Field("", max_length=10_000)
 
 

@@ -45,7 +45,7 @@ def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(
 def upload(
     file: UploadFile = File(..., description="The backlog file; its extension names the format."),
     rubric_id: str = Form(..., max_length=80),
-    rubric_version: int | None = Form(None, ge=1),
+    rubric_version: int | None = Form(None, ge=1, le=S.INT32),
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
 ) -> Any:

@@ -13,7 +13,7 @@ from api import schemas as S
 from api.context import AppContext
 from api.deps import ctx, current_key, require
 from rubrics.schema import parse_rubric
-from scoring.errors import NotFound
+from scoring.errors import InvalidRequest, NotFound
 from scoring.store import tables as t
 
 router = APIRouter(prefix="/rubrics", tags=["rubrics"], responses=S.problems(401, 403))
@@ -38,6 +38,8 @@ def create(
     _key: Any = Depends(require("admin", "issuer")),
 ) -> JSONResponse:
     rub = parse_rubric(body, "request body")  # RubricError -> 422 naming the field
+    if rub.version > S.INT32:
+        raise InvalidRequest(f"rubric version must be at most {S.INT32}, found {rub.version}")
     with c.store.engine.connect() as conn:
         existed = conn.execute(sa.select(t.rubrics.c.id).where(t.rubrics.c.rubric_id == rub.id,
                                                                t.rubrics.c.version == rub.version)).first()

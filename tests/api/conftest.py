@@ -42,7 +42,8 @@ def api_model_dir(api_home: Path, request: pytest.FixtureRequest) -> Path:
     from scoring.demo import BANKS
 
     tag = hashlib.sha256(BANKS.read_bytes() + b"80/20/v1").hexdigest()[:12]
-    cached = Path(request.config.cache.mkdir(f"api-model-{tag}"))
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cached = Path(cache.mkdir(f"api-model-{tag}")) if cache is not None else api_home / "model"
     if list_versions(cached) and (cached / "LATEST").exists():
         return cached
     from models.artifact import save_model
