@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from eval.agreement import expected_calibration_error
+from eval.asap import SUM_SETS
 from models.calibration import ConformalSets, level_index
 from scoring.optimise import CriterionCalibrationData, calibrate_model, qwk_values
 from scoring.policy import save_policy
@@ -43,6 +44,10 @@ def _num(a: Any) -> np.ndarray:
 
 def _qwk(a: np.ndarray, b: np.ndarray) -> float:
     return float(qwk_values(a, b)) if len(a) >= 2 else float("nan")
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    return np.floor(np.asarray(x, float) / 2 + 0.5)
 
 
 def _r(x: float, k: int = 4) -> float | None:
@@ -90,6 +95,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             route = np.array([d.route for d in dec])
             accepted = np.isin(route, ["auto", "audit"])
             rule_auto = np.array([d.rule in ("confident", "audit_sample") or "machine rule: auto" in d.reason for d in dec])
+            halve = sr["key_of"][c.id] == "holistic" and s in SUM_SETS
             yi = level_index(y, scorer.classes_)
             covered = sets[np.arange(len(yi)), yi]
             lab = ConformalSets("label").fit(scorer.cal_proba_, level_index(data[c.id].y, scorer.classes_))
@@ -113,6 +119,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 "auto_exact": _r(np.mean(scores[accepted] == y[accepted])) if accepted.any() else None,
                 "auto_adjacent": _r(np.mean(np.abs(scores[accepted] - y[accepted]) <= 1)) if accepted.any() else None,
                 "human_qwk_auto_items": _r(_qwk(r1[accepted], r2[accepted])),
+                # stricter: one machine score vs ONE rater (halved on sum-of-two-raters scales), like rater 2 vs 1
+                "auto_qwk_vs_r1": _r(_qwk(_half(scores[accepted]) if halve else scores[accepted], r1[accepted])),
                 "machine_qwk_all": _r(_qwk(scores, y)),
                 "human_qwk": _r(_qwk(r1, r2)),
                 "coverage": _r(covered.mean()),
@@ -147,6 +155,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
         "auto_fraction_rule": mean("auto_fraction_rule"),
         "auto_qwk_mean": mean("auto_qwk"),
         "human_qwk_auto_items": mean("human_qwk_auto_items"),
+        "auto_qwk_vs_r1_mean": mean("auto_qwk_vs_r1"),
         "human_qwk_mean": mean("human_qwk"),
         "coverage": mean("coverage"),
         "coverage_nominal": COVERAGE,
@@ -182,7 +191,9 @@ def _curve(Q: np.ndarray, scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2:
            sets: np.ndarray, cp: Any, chosen: float) -> dict[str, Any]:
     """Auto-accepted share vs agreement as the confidence threshold sweeps (test ids; for the plot only)."""
     conf = confidence_of(Q, levels, scores, cp)
-    base = np.ones(len(y), bool) if cp.max_set_size is None else sets.sum(axis=1) <= cp.max_set_size
+    base = sets[np.arange(len(y)), np.searchsorted(np.asarray(levels), scores)]
+    if cp.max_set_size is not None:
+        base = base & (sets.sum(axis=1) <= cp.max_set_size)
     fr, mq, hq = [], [], []
     for t in np.quantile(conf, np.linspace(0, 0.95, 40)):
         a = base & (conf >= t)

@@ -112,7 +112,10 @@ class ProbabilityCalibrator:
             return _softmax(np.log(np.clip(P, EPS, 1.0)) / self.temperature_)
         if self.method == "isotonic":
             cols = [iso.predict(P[:, k]) if iso is not None else P[:, k] for k, iso in enumerate(self.isotonic_)]
-            Q = np.column_stack(cols) + 1e-3  # floor: an isotonic step at 0 must not make a level impossible
+            # floor: an isotonic step at 0 must not make a level impossible; a 2% share of the raw
+            # probability breaks the plateaus' ties (tied conformal scores make sets needlessly conservative)
+            Q = np.column_stack(cols) + 1e-3
+            Q = 0.98 * Q / Q.sum(axis=1, keepdims=True) + 0.02 * P
             return Q / Q.sum(axis=1, keepdims=True)
         return P
 

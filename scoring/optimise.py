@@ -120,8 +120,10 @@ def choose_thresholds(
     K = len(classes)
     tolerances = [0, 1] + ([2] if K > 15 else [])
     size_opts: list[int | None] = [None]
+    in_set = np.ones(n, bool)
     if sets is not None:
         sizes = sets.sum(axis=1)
+        in_set = sets[np.arange(n), np.searchsorted(np.asarray(classes), scores)]  # routing sends the rest to humans
         size_opts += sorted({int(v) for v in np.quantile(sizes, [0.1, 0.25, 0.5, 0.75, 0.9])})
     else:
         sizes = None
@@ -133,7 +135,7 @@ def choose_thresholds(
         conf = confidence_of(P, classes, scores, cp0)
         grid = np.unique(np.quantile(conf, np.linspace(0.0, 0.97, n_grid)))
         for max_size in size_opts:
-            base = np.ones(n, bool) if max_size is None else sizes <= max_size  # type: ignore[operator]
+            base = in_set if max_size is None else in_set & (sizes <= max_size)  # type: ignore[operator]
             for t in grid:
                 auto = base & (conf >= t)
                 if pair_ok is not None:

@@ -2,7 +2,8 @@
 
 Routes
   * ``auto``   the machine score is accepted (calibrated confidence and conformal set within the
-               criterion's thresholds, criterion not suspended);
+               criterion's thresholds, the machine's own score inside its conformal set, criterion
+               not suspended);
   * ``audit``  accepted like ``auto`` but also sent blind to one human: a random ``audit_rate`` share of
                the auto-accepted items, so machine-human agreement keeps being measured after launch;
   * ``human``  one human scores it (low confidence, set too wide, no tuned threshold, suspended);
@@ -103,6 +104,8 @@ def decide_routes(
             route, rule, why = "human", "no_threshold", f"policy {policy.policy_version} has no enabled thresholds for {criterion!r}"
         elif cp.max_set_size is not None and size is None:
             route, rule, why = "human", "no_conformal", "policy limits the set size but the model has no conformal layer"
+        elif pset is not None and int(scores[i]) not in pset:
+            route, rule, why = "human", "score_outside_set", f"machine score {int(scores[i])} is not in its conformal set"
         elif cp.max_set_size is not None and size is not None and size > cp.max_set_size:
             route, rule, why = "human", "set_too_wide", f"set size {size} > {cp.max_set_size}"
         elif c is None or c < cp.min_confidence:

@@ -184,3 +184,11 @@ def test_queue_holds_routed_items_in_priority_order(calibrated, tmp_path: Path) 
     assert pos == sorted(pos)
     with pytest.raises(PolicyError, match="queue order"):
         write_queue(out, order="newest")
+
+
+def test_a_score_outside_its_own_conformal_set_is_never_accepted() -> None:
+    P = np.array([[0.05, 0.6, 0.35, 0.0, 0.0]])
+    sets = np.array([[0, 1, 0, 0, 0]], bool)
+    pol = _policy(criteria={"quality": CriterionPolicy(confidence="within", tolerance=1, min_confidence=0.5)})
+    d = decide_routes(["a"], "quality", P, np.array([2]), LEVELS, sets, pol)
+    assert d[0].route == "human" and d[0].rule == "score_outside_set"

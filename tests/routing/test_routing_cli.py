@@ -1,0 +1,73 @@
+"""``scoring calibrate`` then ``scoring score --policy``, as a user types them (real encoder, demo model)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scoring.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ignore[no-untyped-def]
+    tmp_path: Path, demo_model_dir: Path, demo_files, encoder_cache, monkeypatch
+) -> None:
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    get_settings.cache_clear()
+    models = tmp_path / "models"
+    shutil.copytree(demo_model_dir, models)  # calibrate adds a version: keep the session fixture untouched
+    base_version = (models / "LATEST").read_text().strip()
+    rng = random.Random(5)
+    rows = make_reflections(160, seed=21)
+    cal = tmp_path / "cal.csv"
+    cal.write_text(
+        "id,reflection,questioning,adjusting,self_assessment,questioning_2\n"
+        + "".join(
+            f"{r['id']},\"{r['reflection']}\",{r['questioning']},{r['adjusting']},{r['self_assessment']},"
+            f"{max(0, min(3, int(r['questioning']) + (rng.choice([-1, 1]) if rng.random() < 0.2 else 0)))}\n"
+            for r in rows
+        )
+    )
+    policy = tmp_path / "policy.yaml"
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(cal), "--out", str(policy),
+                              "--second-score-col", "questioning=questioning_2",
+                              "--human-qwk", "adjusting=0.7", "--human-qwk", "self_assessment=0.7",
+                              "--coverage", "0.85", "--n-boot", "100"])
+    assert res.exit_code == 0, res.output
+    new_version = (models / "LATEST").read_text().strip()
+    assert new_version != base_version
+    card = json.loads((models / new_version / "card.json").read_text())
+    assert card["base_model_version"] == base_version and "calibration" in card
+    pol = policy.read_text()
+    assert f"model_version: {new_version}" in pol and "coverage: 0.85" in pol
+
+    out = tmp_path / "scored.jsonl"
+    _, backlog = demo_files
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(backlog), "--out", str(out),
+                              "--policy", str(policy), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows_out = [json.loads(x) for x in out.read_text().splitlines()]
+    for r in rows_out:
+        for v in r["criteria"].values():
+            assert v["route"] in ("auto", "audit", "human", "double") and v["reason"]
+            assert isinstance(v["prediction_set"], list)
+            if v["route"] in ("auto", "audit"):
+                assert v["score"] in v["prediction_set"], "an accepted score is one its conformal set allows"
+    queue = out.with_name("scored.queue.jsonl")
+    q = [json.loads(x) for x in queue.read_text().splitlines()]
+    assert len(q) == sum(v["route"] != "auto" for r in rows_out for v in r["criteria"].values())
+
+    # the policy belongs to the calibrated version: scoring the base version with it is refused
+    res = runner.invoke(app, ["score", "--model", str(models), "--version", base_version, "--data", str(backlog),
+                              "--out", str(tmp_path / "other.jsonl"), "--policy", str(policy), "--no-progress"])
+    assert res.exit_code == 2 and "tuned for model" in res.output
