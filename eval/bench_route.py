@@ -141,7 +141,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             if c.id == "holistic":
                 pooled.append(np.column_stack([P_raw.max(axis=1), Q.max(axis=1), P_raw.argmax(axis=1) == yi,
                                                         Q.argmax(axis=1) == yi]))
-                curves[s] = _curve(Q, scores, y, r1, r2, list(c.scores), sets, cp, accepted.mean())
+                curves[s] = _curve(Q, scores, y, r1, r2, list(c.scores), sets, cp, accepted.mean(), halve)
     hol = [r for r in rows if r["criterion"] == "holistic"]
 
     def mean(key: str, rs: list[dict[str, Any]] = hol) -> float | None:
@@ -188,13 +188,14 @@ def _ece_from(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
 
 
 def _curve(Q: np.ndarray, scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2: np.ndarray, levels: list[int],
-           sets: np.ndarray, cp: Any, chosen: float) -> dict[str, Any]:
+           sets: np.ndarray, cp: Any, chosen: float, halve: bool) -> dict[str, Any]:
     """Auto-accepted share vs agreement as the confidence threshold sweeps (test ids; for the plot only)."""
     conf = confidence_of(Q, levels, scores, cp)
     base = sets[np.arange(len(y)), np.searchsorted(np.asarray(levels), scores)]
     if cp.max_set_size is not None:
         base = base & (sets.sum(axis=1) <= cp.max_set_size)
-    fr, mq, hq = [], [], []
+    fr, mq, hq, m1 = [], [], [], []
+    one = _half(scores) if halve else scores
     for t in np.quantile(conf, np.linspace(0, 0.95, 40)):
         a = base & (conf >= t)
         if a.sum() < 20:
@@ -202,7 +203,8 @@ def _curve(Q: np.ndarray, scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2:
         fr.append(a.mean())
         mq.append(_qwk(scores[a], y[a]))
         hq.append(_qwk(r1[a], r2[a]))
-    return {"fraction": fr, "machine": mq, "human": hq, "chosen": chosen}
+        m1.append(_qwk(one[a], r1[a]))
+    return {"fraction": fr, "machine": mq, "human": hq, "machine_r1": m1, "chosen": chosen, "halve": halve}
 
 
 def _plot(curves: dict[int, dict[str, Any]], path: Path) -> Path:
@@ -218,6 +220,7 @@ def _plot(curves: dict[int, dict[str, Any]], path: Path) -> Path:
     for ax, (s, c) in zip(axes.ravel(), sorted(curves.items()), strict=False):
         ax.plot(c["fraction"], c["machine"], "-", label="machine vs resolved (auto items)")
         ax.plot(c["fraction"], c["human"], "--", label="rater 1 vs rater 2 (same items)")
+        ax.plot(c["fraction"], c["machine_r1"], ":", label="machine vs rater 1 (halved on sum scales)")
         ax.axvline(c["chosen"], color="grey", lw=0.8, ls=":", label="policy (tuned on calibration split)")
         ax.set_title(f"set {s} holistic")
         ax.set_xlabel("auto-accepted fraction")
@@ -226,7 +229,8 @@ def _plot(curves: dict[int, dict[str, Any]], path: Path) -> Path:
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("ASAP-AES fold 0 test ids: auto-accepted share vs agreement")
+    fig.suptitle("ASAP-AES test ids: auto-accepted share vs agreement (threshold swept; policy line tuned on calibration split)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
