@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.batcher import Prescorer
 from models.artifact import ScoringModel, load_model
 from scoring.errors import ModelUnavailable
 from scoring.settings import Settings
@@ -69,6 +70,7 @@ class AppContext:
     store: Store
     models: ModelProvider
     policy: Any | None = None  # scoring.policy.RoutingPolicy when routing is available
+    prescorer: Prescorer = field(default_factory=Prescorer)
     jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="batch-job"))
     submit_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     locks_guard: threading.Lock = field(default_factory=threading.Lock)

@@ -107,7 +107,7 @@ def score_one(ctx: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S
                                        dict(body.metadata))  # DuplicateSubmission -> 409
         if ctx.store.machine_scores(submission_id=sub.id, model_version=model.version):
             return 200, result(ctx, sub, created=False)
-        items = prescore(model, [body.external_id], [dict(body.evidence)])
+        items = [ctx.prescorer.score(model, body.external_id, dict(body.evidence))]
         pv = route(ctx, model, items)
         record_scored(ctx, model, [sub], items, pv, owner)
     return 201, result(ctx, sub, created=True)
@@ -185,7 +185,7 @@ def job_out(j: jobs.BatchJob) -> S.BatchJobOut:
 # ------------------------------------------------------------------------------------------- queue view
 
 
-def item_view(ctx: AppContext, it: queue.QueueItem, *, highlights: int = 3) -> S.QueueItemView:
+def item_view(ctx: AppContext, it: queue.QueueItem, *, highlights: int = 0) -> S.QueueItemView:
     """What an assessor sees of a held item. Blind items carry no machine score, probabilities, routing
     reason or highlights (highlights are derived from the machine's reading, so they would cue it)."""
     if it.lease_token is None or it.lease_expires is None:

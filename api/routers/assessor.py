@@ -132,7 +132,7 @@ def claim(c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Resp
 
 def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueItem, *, error: str | None = None,
                  form: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
-    view = service.item_view(c, it)
+    view = service.item_view(c, it, highlights=3)
     fields = list(view.evidence)
     plain = {f: str(view.evidence[f]) for f in fields}
     per_crit = {}

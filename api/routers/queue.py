@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api import schemas as S
 from api import service
@@ -20,17 +20,19 @@ from scoring.store.keys import ApiKey
 
 router = APIRouter(prefix="/queue", tags=["queue"], responses=S.problems(401, 403))
 Assessor = Depends(require("assessor"))
+HIGHLIGHTS = Query(0, ge=0, le=10, description="Up to N supporting and N counter evidence highlights per "
+                   "criterion (non-blind items only; costs a model pass over the evidence's sentences).")
 
 
 @router.post("/claim", response_model=S.QueueItemView, responses={204: {"description": "Nothing left to claim"}},
              summary="Claim the next item (lease)",
              description="Atomically takes the next open item (or one whose lease expired) for the caller. "
                          "Double-scored submissions never give both slots to the same assessor.")
-def claim(c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
+def claim(highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
     it = queue.claim(c.store, key.name, c.settings.lease_seconds)
     if it is None:
         return Response(status_code=204)
-    return service.item_view(c, it)
+    return service.item_view(c, it, highlights=highlights)
 
 
 def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
@@ -42,11 +44,12 @@ def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
 
 @router.get("/items/{item_id}", response_model=S.QueueItemView, responses=S.problems(404, 409),
             summary="An item the caller holds")
-def read(item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
+def read(item_id: int = Path(ge=1, le=2**31 - 1), highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx),
+         key: ApiKey = Assessor) -> Any:
     it = _held(c, key, item_id)
     if it.lease_expires is not None and it.lease_expires < queue._now().replace(tzinfo=it.lease_expires.tzinfo):
         raise LeaseExpired(f"your lease on queue item {item_id} expired; claim again")
-    return service.item_view(c, it)
+    return service.item_view(c, it, highlights=highlights)
 
 
 @router.post("/items/{item_id}/scores", response_model=S.ScoresOut, status_code=201,

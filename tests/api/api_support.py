@@ -36,8 +36,8 @@ class Api:
                 "evidence": {"reflection": text if text is not None else reflection(abs(hash(ext)) % 40)}}
         return self.client.post("/submissions", json=body, headers={**self.h(who), **kw.pop("headers", {})}, **kw)
 
-    def claim(self, who: str = "alice") -> Any:
-        return self.client.post("/queue/claim", headers=self.h(who))
+    def claim(self, who: str = "alice", highlights: int = 0) -> Any:
+        return self.client.post("/queue/claim", headers=self.h(who), params={"highlights": highlights})
 
     def score_all(self, view: dict[str, Any], who: str = "alice", level: int | None = None) -> Any:
         scores = {c["id"]: {"score": c["levels"][-1]["score"] if level is None else level,

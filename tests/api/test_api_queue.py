@@ -19,7 +19,7 @@ def _problem(r, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_claim_score_submit_records_human_scores_in_the_audit_log(api) -> None:  # type: ignore[no-untyped-def]
     sub = api.submit("q-1", reflection(1)).json()
-    r = api.claim("alice")
+    r = api.claim("alice", highlights=3)
     assert r.status_code == 200, r.text
     view = r.json()
     assert view["submission_id"] == sub["submission_id"] and view["blind"] is False
@@ -102,7 +102,7 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
     sub = api.submit("q-6", reflection(6)).json()
     assert {r["route"] for r in sub["criteria"].values()} == {"double"}
     assert sorted(q["kind"] for q in sub["queue"]) == ["first", "second"]
-    a = api.claim("alice").json()
+    a = api.claim("alice", highlights=3).json()
     assert a["blind"] is True and a["reason"] is None
     assert all(c["machine"] is None and c["highlights"] is None for c in a["criteria"])
     assert api.claim("alice").status_code == 204, "the other slot of the same submission is not for alice"
