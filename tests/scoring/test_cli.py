@@ -71,3 +71,19 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path):
     assert "bad.yaml: criteria[q].levels: a criterion needs at least 2 levels" in " ".join(res.output.split())
     res = runner.invoke(app, ["score", "--model", str(tmp_path / "nomodel"), "--data", "x.csv", "--out", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_rubric_check_summarises_a_good_file_and_names_the_problem_in_a_bad_one(tmp_path: Path):
+    good = Path(__file__).parents[2] / "rubrics" / "bundled" / "formative-feedback.yaml"
+    res = runner.invoke(app, ["rubric", "check", str(good)])
+    assert res.exit_code == 0 and "specificity: levels 0..2 (3), reads ['feedback_samples']" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nversion: 1\ntitle: t\nevidence: [a]\ncriteria: [{id: q, title: Q, levels: [{score: 0}, {score: 0}]}]\n")
+    res = runner.invoke(app, ["rubric", "check", str(bad)])
+    assert res.exit_code == 2 and "criteria[q].levels: level scores must be unique, found repeated [0]" in res.output
+
+
+def test_models_list_marks_latest(demo_model_dir: Path):
+    res = runner.invoke(app, ["models", "list", str(demo_model_dir)])
+    assert res.exit_code == 0
+    assert "(LATEST)" in res.output and "rubric checking-for-understanding@1" in res.output

@@ -1,0 +1,52 @@
+"""``scoring rubric check`` and ``scoring models list``: look before you train or score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scoring.commands.batch import _fail, err
+
+rubric_app = typer.Typer(help="Rubric files: validate and summarise.", no_args_is_help=True)
+models_app = typer.Typer(help="Trained model versions in a model directory.", no_args_is_help=True)
+
+
+@rubric_app.command("check")
+def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")]) -> None:
+    """Validate rubric files; print each criterion's scale, or the file, field and problem."""
+    from rubrics import load_rubric
+
+    for f in files:
+        try:
+            r = load_rubric(f)
+        except Exception as exc:  # noqa: BLE001
+            _fail(exc)
+            return
+        err.print(f"[green]ok[/] {f}: {r.key} '{r.title}', evidence {list(r.evidence)}")
+        for c in r.criteria:
+            zs = "descriptors for zero-shot" if c.has_descriptors else "no descriptors (needs human scores)"
+            err.print(f"  {c.id}: levels {c.scores[0]}..{c.scores[-1]} ({len(c.scores)}), reads {list(r.evidence_for(c))}, {zs}")
+
+
+@models_app.command("list")
+def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given to `scoring train --out`.")]) -> None:
+    """Versions with their rubric, creation time and cross-validated agreement; LATEST marked."""
+    from models.artifact import list_versions
+
+    latest = (model_dir / "LATEST").read_text().strip() if (model_dir / "LATEST").exists() else None
+    versions = list_versions(model_dir)
+    if not versions:
+        _fail(FileNotFoundError(f"{model_dir} holds no trained model version"))
+    for v in versions:
+        card = json.loads((model_dir / v / "card.json").read_text())
+        qwks = {k: m.get("cv_qwk", m.get("scorer")) for k, m in card.get("metrics", {}).items() if not k.startswith("_")}
+        mark = " (LATEST)" if v == latest else ""
+        typer.echo(f"{v}{mark}  rubric {card['rubric']['id']}@{card['rubric']['version']}  created {card['created']}  {qwks}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rubric_app, name="rubric")
+    app.add_typer(models_app, name="models")
