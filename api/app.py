@@ -31,6 +31,7 @@ from api.routers import (
 )
 from scoring.settings import Settings
 from scoring.store import Store
+from scoring.store.writelock import serialize_sqlite_writers
 
 log = logging.getLogger("api")
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +61,7 @@ def create_app(
     ``scoring.policy.RoutingPolicy`` (None: every criterion is routed to a human)."""
     s = settings or Settings()
     st = store or Store(s.resolved_database_url())
+    serialize_sqlite_writers(st.engine)  # request threads queue for the SQLite write slot without busy-sleeps
     provider = ModelProvider(st, s, model_dir or s.model_dir)
     m = provider.load_default()
     if m is not None:

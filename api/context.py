@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from scoring.settings import Settings
 from scoring.store import Store
 
 log = logging.getLogger("api")
+PROMOTED_TTL = 2.0
 
 
 class ModelProvider:
@@ -31,6 +33,21 @@ class ModelProvider:
         self._by_path: dict[str, ScoringModel] = {}
         self._lock = threading.Lock()
         self.default: ScoringModel | None = None
+        self._promoted: dict[str, tuple[float, Any]] = {}  # rubric id -> (looked up at, record)
+
+    def invalidate(self) -> None:
+        """Forget cached registry lookups (called when a model is promoted through the API)."""
+        self._promoted.clear()
+
+    def _promoted_record(self, rubric_id: str) -> Any:
+        # A promotion through this server invalidates at once; one made elsewhere (CLI, another
+        # worker) is seen within PROMOTED_TTL seconds. Saves a registry query per submission.
+        now = time.monotonic()
+        hit = self._promoted.get(rubric_id)
+        if hit is None or now - hit[0] > PROMOTED_TTL:
+            hit = (now, self.store.promoted_model(rubric_id))
+            self._promoted[rubric_id] = hit
+        return hit[1]
 
     def _load(self, path: str | Path, version: str | None = None) -> ScoringModel:
         key = f"{path}::{version}"
@@ -48,7 +65,7 @@ class ModelProvider:
         return self.default
 
     def get(self, rubric_id: str, rubric_version: int) -> ScoringModel:
-        rec = self.store.promoted_model(rubric_id)
+        rec = self._promoted_record(rubric_id)
         if rec is not None:
             m = self._load(rec.path, rec.version)
             if m.rubric.id == rubric_id and m.rubric.version == rubric_version:

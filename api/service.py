@@ -26,9 +26,9 @@ NO_POLICY = "no routing policy loaded: every criterion goes to a human"
 
 def resolve_version(ctx: AppContext, rubric_id: str, version: int | None) -> int:
     if version is not None:
-        ctx.store.rubric(rubric_id, version)  # NotFound
+        ctx.store.rubric(rubric_id, version)  # NotFound (cached by the store after the first read)
         return version
-    return ctx.store.rubric(rubric_id).version
+    return ctx.store.rubric(rubric_id).version  # newest: always asked, a new version may have arrived
 
 
 def check_evidence(rubric: Rubric, evidence: dict[str, str], max_chars: int) -> None:
@@ -63,7 +63,8 @@ def _routes_of(item: ScoredSubmission) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def record_scored(ctx: AppContext, model: ScoringModel, subs: Sequence[SubmissionRecord],
-                  items: Sequence[ScoredSubmission], policy_version: str | None, owner: str) -> None:
+                  items: Sequence[ScoredSubmission], policy_version: str | None,
+                  owner: str) -> list[list[queue.QueueItem]]:
     """Machine scores (one audited transaction), then queue slots and ownership per submission."""
     rows = [MachineScoreIn(sub.id, cid, r.score, probabilities={str(k): v for k, v in r.probabilities.items()},
                            prediction_set=r.extra.get("prediction_set"), route=r.extra.get("route"),
@@ -71,10 +72,26 @@ def record_scored(ctx: AppContext, model: ScoringModel, subs: Sequence[Submissio
                            policy_version=policy_version)
             for sub, it in zip(subs, items, strict=True) for cid, r in it.criteria.items()]
     ctx.store.record_machine_scores(rows)
+    slots = []
     for sub, it in zip(subs, items, strict=True):
         routes, reasons = _routes_of(it)
-        queue.enqueue(ctx.store, sub.id, routes, reasons=reasons)
+        slots.append(queue.enqueue(ctx.store, sub.id, routes, reasons=reasons))
         jobs.set_owner(ctx.store, sub.id, owner)
+    return slots
+
+
+def fresh_result(sub: SubmissionRecord, model: ScoringModel, item: ScoredSubmission, policy_version: str | None,
+                 slots: list[queue.QueueItem]) -> S.SubmissionResult:
+    """The response for a just-scored submission, from what was just written (no read-back queries)."""
+    crit = {cid: S.CriterionResultOut(score=r.score, probabilities={str(k): v for k, v in r.probabilities.items()},
+                                      route=r.extra.get("route"), reason=r.extra.get("reason"),
+                                      prediction_set=r.extra.get("prediction_set"))
+            for cid, r in item.criteria.items()}
+    return S.SubmissionResult(
+        submission_id=sub.id, external_id=sub.external_id, rubric_id=sub.rubric_id, rubric_version=sub.rubric_version,
+        model_version=model.version, policy_version=policy_version, created=True, criteria=crit,
+        queue=[S.QueueRef(id=q.id, kind=q.kind, criteria=q.criteria, status=q.status) for q in slots],
+        human_scores=[])
 
 
 def result(ctx: AppContext, sub: SubmissionRecord, *, created: bool) -> S.SubmissionResult:
@@ -109,8 +126,8 @@ def score_one(ctx: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S
             return 200, result(ctx, sub, created=False)
         items = [ctx.prescorer.score(model, body.external_id, dict(body.evidence))]
         pv = route(ctx, model, items)
-        record_scored(ctx, model, [sub], items, pv, owner)
-    return 201, result(ctx, sub, created=True)
+        slots = record_scored(ctx, model, [sub], items, pv, owner)
+    return 201, fresh_result(sub, model, items[0], pv, slots[0])
 
 
 # ------------------------------------------------------------------------------------------ batch jobs

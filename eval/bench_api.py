@@ -130,13 +130,17 @@ def run(
                     n += 1
 
         log(f"phase 1: {clients} clients x {duration:.0f} s of POST /submissions ...")
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(clients) as ex:
             list(ex.map(client, range(clients)))
         wall = time.perf_counter() - t0
+        load_after = os.getloadavg()[0]
         submit = {"clients": clients, "seconds": round(wall, 1), "requests": len(lat),
                   "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p90_ms": _pct(lat, 90),
-                  "p99_ms": _pct(lat, 99), "max_ms": _pct(lat, 100), "errors": len(errors)}
+                  "p99_ms": _pct(lat, 99), "max_ms": _pct(lat, 100), "errors": len(errors),
+                  # other processes compete for the same cores; the 1-min load average says how much
+                  "loadavg_1m_before": round(load_before, 2), "loadavg_1m_after": round(load_after, 2)}
         log(f"  {submit['requests']} requests, {submit['requests_per_s']} req/s, p50 {submit['p50_ms']} ms, "
             f"p99 {submit['p99_ms']} ms, errors {submit['errors']}" + (f" (first: {errors[0]})" if errors else ""))
 

@@ -29,4 +29,6 @@ def list_(c: AppContext = Depends(ctx), _k: ApiKey = Depends(require("admin", "r
              summary="Promote a registered version (retires the previous one, lifts suspensions)")
 def promote(version: str = Path(max_length=120), c: AppContext = Depends(ctx),
             key: ApiKey = Depends(require("admin"))) -> Any:
-    return _out(c.store.promote_model(version, actor=key.name))
+    rec = c.store.promote_model(version, actor=key.name)
+    c.models.invalidate()
+    return _out(rec)
