@@ -179,6 +179,14 @@ def test_concurrent_claims_never_give_one_item_to_two_assessors_postgres(api_fac
 
 
 def test_racing_submits_of_one_item_record_exactly_one_set_of_scores(api) -> None:  # type: ignore[no-untyped-def]
+    _race_submits(api)
+
+
+def test_racing_submits_of_one_item_record_exactly_one_set_of_scores_postgres(api_factory, pg_url) -> None:  # type: ignore[no-untyped-def]
+    _race_submits(api_factory(url=pg_url))
+
+
+def _race_submits(api) -> None:  # type: ignore[no-untyped-def]
     api.submit("q-9", reflection(9))
     view = api.claim("alice").json()
     scores = {c["id"]: (1, "race") for c in view["criteria"]}
