@@ -59,6 +59,51 @@ def _spread(proba: np.ndarray, seen: np.ndarray, levels: list[int], floor: float
     return out / out.sum(axis=1, keepdims=True)
 
 
+def new_tfidf() -> FeatureUnion:
+    """Word 1-2-grams and character 2-5-grams: vocabulary plus spelling and morphology."""
+    return FeatureUnion(
+        [
+            ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=40000, sublinear_tf=True)),
+            ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_features=60000, sublinear_tf=True)),
+        ]
+    )
+
+
+class SharedTfidf:
+    """A fitted TF-IDF view shared by the criteria of one model that read the same evidence.
+
+    Why: a rubric has several criteria over one reflection; transforming the same texts once per
+    criterion would make TF-IDF cost as much as the encoder. Criteria holding the same object (pickle
+    keeps the sharing) reuse the last transform when the texts are the same.
+    """
+
+    def __init__(self, union: FeatureUnion):
+        self.union = union
+        self._last: tuple[int, int, sparse.csr_matrix] | None = None
+
+    @classmethod
+    def fit(cls, texts: list[str]) -> SharedTfidf:
+        return cls(new_tfidf().fit(texts))
+
+    def transform(self, texts: list[str]) -> sparse.csr_matrix:
+        key = (hash(tuple(texts)), len(texts))
+        if self._last is not None and self._last[:2] == key:
+            return self._last[2]
+        X = self.union.transform(texts).tocsr()
+        self._last = (*key, X)
+        return X
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"union": self.union, "_last": None}
+
+
+def cached_surface_features(texts: list[str], _memo: dict[str, Any] = {}) -> np.ndarray:  # noqa: B006 - one-slot memo
+    key = (hash(tuple(texts)), len(texts))
+    if _memo.get("key") != key:
+        _memo["key"], _memo["value"] = key, surface_features(texts)
+    return _memo["value"]
+
+
 class EnsembleScorer(ClassifierMixin, BaseEstimator):
     """Stacked ridge views + multinomial logistic head. See module docstring for why.
 
@@ -79,6 +124,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         needs examples of every level; ``gaussian`` discretises a normal around the blended prediction,
         which stays sensible on long scales (an essay score 10-60) where many levels are rare.
         ``auto`` picks logistic up to 15 levels.
+    shared_tfidf : SharedTfidf or None
+        A TF-IDF view already fitted on this evidence (unsupervised), shared with sibling criteria.
     decision : {"thresholds", "expected", "argmax"}
         How probabilities become one score. ``thresholds`` cuts the expected score at points fitted
         on out-of-fold predictions to maximise QWK (the agreement statistic the field reports).
@@ -95,6 +142,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         head: str = "auto",
         decision: str = "thresholds",
         random_state: int = 13,
+        shared_tfidf: SharedTfidf | None = None,
     ):
         self.levels = levels
         self.encoder = encoder
@@ -105,32 +153,16 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         self.head = head
         self.decision = decision
         self.random_state = random_state
+        self.shared_tfidf = shared_tfidf
 
     # -- views --------------------------------------------------------------------------------
     def _dense(self, texts: list[str], emb: np.ndarray | None = None) -> np.ndarray:
         if emb is None:
             assert self.encoder is not None, "EnsembleScorer needs an encoder: set scorer.encoder"
             emb = self.encoder.encode(texts)
-        return np.hstack([emb, self.surface_scaler_.transform(surface_features(texts))])
+        return np.hstack([emb, self.surface_scaler_.transform(cached_surface_features(texts))])
 
-    def _new_tfidf(self) -> FeatureUnion:
-        return FeatureUnion(
-            [
-                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=40000, sublinear_tf=True)),
-                (
-                    "c",
-                    TfidfVectorizer(
-                        analyzer="char_wb",
-                        ngram_range=(2, 5),
-                        min_df=3,
-                        max_features=60000,
-                        sublinear_tf=True,
-                    ),
-                ),
-            ]
-        )
-
-    def _sparse(self, tfidf: FeatureUnion, texts: list[str], dense_surface: np.ndarray) -> sparse.csr_matrix:
+    def _sparse(self, tfidf: Any, texts: list[str], dense_surface: np.ndarray) -> sparse.csr_matrix:
         return sparse.hstack([tfidf.transform(texts), sparse.csr_matrix(dense_surface)]).tocsr()
 
     # -- sklearn contract ---------------------------------------------------------------------
@@ -163,14 +195,14 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         for tr, te in splitter.split(dense, yy):
             oof[te, 0] = Ridge(alpha=self.alpha_embed).fit(dense[tr], yy[tr]).predict(dense[te])
             if use_tfidf:
-                tv = self._new_tfidf().fit([texts[i] for i in tr])
+                tv = new_tfidf().fit([texts[i] for i in tr])
                 Xtr = self._sparse(tv, [texts[i] for i in tr], surf_s[tr])
                 Xte = self._sparse(tv, [texts[i] for i in te], surf_s[te])
                 oof[te, 1] = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(Xtr, yy[tr]).predict(Xte)
         self.embed_model_ = Ridge(alpha=self.alpha_embed).fit(dense, yy)
         self.tfidf_ = None
         if use_tfidf:
-            self.tfidf_ = self._new_tfidf().fit(texts)
+            self.tfidf_ = self.shared_tfidf if self.shared_tfidf is not None else SharedTfidf.fit(texts)
             self.tfidf_model_ = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(
                 self._sparse(self.tfidf_, texts, surf_s), yy
             )
@@ -216,7 +248,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         dense = self._dense(texts, embeddings)
         cols = [self.embed_model_.predict(dense)]
         if self.tfidf_ is not None:
-            surf_s = self.surface_scaler_.transform(surface_features(texts))
+            surf_s = self.surface_scaler_.transform(cached_surface_features(texts))
             cols.append(self.tfidf_model_.predict(self._sparse(self.tfidf_, texts, surf_s)))
         return np.column_stack(cols)
 

@@ -16,7 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from models.artifact import ScoringModel, data_hash
 from models.encoder import Encoder
-from models.scorers import EnsembleScorer, ZeroShotScorer, decide
+from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer, decide
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
 from scoring.ingest import Record
@@ -65,6 +65,13 @@ def train_model(
         labels_by_crit[c.id] = [int(y) for _, y in pairs]  # type: ignore[arg-type]
     all_texts = [t for ts in texts_by_crit.values() for t in ts]
     emb_all = embed_unique(encoder, all_texts, show_progress=show_progress)
+    # One TF-IDF view per distinct evidence selection, shared by the criteria reading it.
+    shared: dict[tuple[str, ...], SharedTfidf] = {}
+    for c in rubric.criteria:
+        spec = rubric.evidence_for(c)
+        if spec not in shared and len(texts_by_crit[c.id]) >= min_labelled:
+            union = list(dict.fromkeys(t for c2 in rubric.criteria if rubric.evidence_for(c2) == spec for t in texts_by_crit[c2.id]))
+            shared[spec] = SharedTfidf.fit(union)
     scorers: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     offset = 0
@@ -75,7 +82,7 @@ def train_model(
         counts = Counter(y)
         m: dict[str, Any] = {"n_scored": len(y), "level_counts": {str(k): counts.get(k, 0) for k in c.scores}}
         if len(y) >= min_labelled and len(counts) >= 2:
-            scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed)
+            scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed, shared_tfidf=shared.get(rubric.evidence_for(c)))
             scorer.fit(texts, np.asarray(y), embeddings=emb)
             oof_pred = scorer.oof_predict()
             m.update(

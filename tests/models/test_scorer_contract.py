@@ -112,3 +112,14 @@ def test_fitted_thresholds_never_lower_in_sample_agreement():
     q_th = cohen_kappa_score(y, apply_thresholds(ev, th, np.array(levels)), weights="quadratic")
     assert q_th >= q_round
     assert np.all(np.diff(th) > 0)
+
+
+def test_criteria_reading_the_same_evidence_share_one_tfidf_view_after_loading(demo_model_dir, encoder_cache):
+    from models.artifact import load_model
+
+    m = load_model(demo_model_dir, cache_dir=encoder_cache)
+    views = {id(s.tfidf_) for s in m.scorers.values()}
+    assert len(views) == 1, "three criteria over one reflection should transform it once"
+    texts = ["I asked open questions.", "We copied notes."]
+    first = m.scorers["questioning"].tfidf_.transform(texts)
+    assert m.scorers["adjusting"].tfidf_.transform(list(texts)) is first
