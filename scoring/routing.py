@@ -224,11 +224,11 @@ def _routed_rows(out: Path) -> Any:
         for row in csv.DictReader(fh):
             crits = [k[: -len(".route")] for k in row if k.endswith(".route")]
             for crit in crits:
-                res: dict[str, Any] = {c: row.get(f"{crit}.{c}") or None for c in ROUTE_COLS}
-                res["score"] = int(row[crit]) if row.get(crit) not in (None, "") else None
-                res["confidence"] = float(res["confidence"]) if res["confidence"] else None
-                res["prediction_set"] = json.loads(res["prediction_set"]) if res["prediction_set"] else None
-                yield row["id"], None, crit, res
+                fields: dict[str, Any] = {c: row.get(f"{crit}.{c}") or None for c in ROUTE_COLS}
+                fields["score"] = int(row[crit]) if row.get(crit) not in (None, "") else None
+                fields["confidence"] = float(fields["confidence"]) if fields["confidence"] else None
+                fields["prediction_set"] = json.loads(fields["prediction_set"]) if fields["prediction_set"] else None
+                yield row["id"], None, crit, fields
 
 
 # ----------------------------------------------------------------------------------- `scoring score --policy`

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -170,9 +170,11 @@ def score(
             from scoring.routing import ROUTE_COLS, prepare_routing
 
             routing = prepare_routing(m, policy, store or s.database_url, queue_order)
+            prev_hooks: list[Any] = list(hl_kw.get("hooks", []))  # type: ignore[call-overload]
+            prev_tag = str(hl_kw.get("job_tag", ""))
             hl_kw = {
-                "hooks": [*hl_kw.get("hooks", []), routing.hook],
-                "job_tag": "|".join(t for t in (hl_kw.get("job_tag", ""), routing.job_tag) if t),
+                "hooks": [*prev_hooks, routing.hook],
+                "job_tag": "|".join(t for t in (prev_tag, routing.job_tag) if t),
                 "extra_csv_cols": ROUTE_COLS,
             }
         # --- issue #3 (routing): end ---
