@@ -164,3 +164,27 @@ class _TooLarge(HTTPException):
 
 async def _drain() -> Message:
     return {"type": "http.disconnect"}
+
+
+class ServerTiming:
+    """Pure ASGI middleware adding ``Server-Timing: app;dur=<ms>`` (time inside the app, from the first
+    byte of the request to the response start), so a client can tell server work from queueing."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import time
+
+        t0 = time.perf_counter()
+
+        async def timed_send(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                dur = (time.perf_counter() - t0) * 1000
+                msg = {**msg, "headers": [*msg.get("headers", []), (b"server-timing", f"app;dur={dur:.1f}".encode())]}
+            await send(msg)
+
+        await self.app(scope, receive, timed_send)

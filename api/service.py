@@ -184,7 +184,7 @@ def rows_from_file(ctx: AppContext, rubric: Rubric, path: Path) -> list[tuple[st
     from scoring.ingest import ColumnMap, infer_columns, read_records
 
     cols = infer_columns(rubric, ColumnMap(id="id"))
-    out = []
+    out: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = []
     for r in read_records(path, rubric, cols, max_chars=ctx.settings.max_text_chars):
         ev = {k: (v if isinstance(v, str) else str(v)) for k, v in (r.evidence or {}).items()}
         out.append((str(r.id or f"row-{r.number}"), ev, {}, r.reject))
@@ -211,8 +211,8 @@ def item_view(ctx: AppContext, it: queue.QueueItem, *, highlights: int = 0) -> S
     rubric = ctx.store.rubric(sub.rubric_id, sub.rubric_version)
     machine: dict[str, Any] = {}
     if not it.blind:
-        for m in ctx.store.machine_scores(submission_id=sub.id):
-            machine[m.criterion] = m
+        for ms in ctx.store.machine_scores(submission_id=sub.id):
+            machine[ms.criterion] = ms
     model = None
     if not it.blind and highlights:
         try:

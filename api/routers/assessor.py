@@ -66,7 +66,8 @@ def _redirect(url: str) -> RedirectResponse:
 def _segments(text: str, hls: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
     """Cut ``text`` into plain and highlighted pieces (non-overlapping highlights of one field, in order)."""
     spans = sorted((h for h in hls if h.get("field", field) in ("", field)), key=lambda h: h["start"])
-    out, pos = [], 0
+    out: list[dict[str, Any]] = []
+    pos = 0
     for h in spans:
         s, e = int(h["start"]), int(h["end"])
         if s < pos or e <= s or e > len(text):

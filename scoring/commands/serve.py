@@ -33,6 +33,12 @@ def serve(
 
         pol = load_policy(policy)
     app = create_app(s, model_dir=model, policy=pol)
+    import gc
+
+    # Everything loaded so far (torch, the model, pandas) lives as long as the server: move it out of the
+    # collector's reach, so full collections scan only request garbage.
+    gc.collect()
+    gc.freeze()
     typer.echo(f"serving on http://{host}:{port}  (docs /docs, assessor page /assessor, store {app.state.ctx.store.dialect})",
                err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

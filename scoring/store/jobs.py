@@ -19,6 +19,8 @@ from scoring.errors import IdempotencyKeyReused, NotFound
 from scoring.store.service_tables import batch_job_results, batch_jobs, idempotency_keys, submission_owners
 from scoring.store.store import Store
 
+STALE_RESERVATION_S = 300  # an unanswered reservation older than this was abandoned by a dead process
+
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -46,6 +48,11 @@ def reserve_idempotency(store: Store, owner: str, key: str, request_hash: str) -
         if row is None:
             conn.execute(idempotency_keys.insert().values(owner=owner, key=key, request_hash=request_hash,
                                                           created_at=_now()))
+            return None
+        if row.status_code is None and (_now() - row.created_at).total_seconds() > STALE_RESERVATION_S:
+            # the first attempt died mid-request (crash, kill): let the retry take the key over
+            conn.execute(idempotency_keys.update().where(c.id == row.id)
+                         .values(request_hash=request_hash, created_at=_now()))
             return None
     if row.request_hash != request_hash:
         raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was first used with a request body hashing to "

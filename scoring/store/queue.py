@@ -204,7 +204,8 @@ def submit(
     """
     with store._write() as tx:  # the store's writer lock: audit chain + lease check in one transaction
         now = _now()
-        row = tx.conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
+        row: Any = tx.conn.execute(
+            sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
         _check_lease(row, item_id, assessor, lease_token, now)
         want, got = list(row.criteria), list(scores)
         missing, extra = [c for c in want if c not in scores], [c for c in got if c not in want]

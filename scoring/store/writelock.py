@@ -2,9 +2,9 @@
 
 Why: SQLite admits one writer at a time. When threads of one process (the API server's request
 threads) contend for ``BEGIN IMMEDIATE``, the losers sit in SQLite's busy handler, which sleeps in
-growing steps (1, 2, 5, 10 ... 100 ms) and polls: under ten concurrent clients that turned a 2 ms write
-into 60 ms on average and hundreds of ms at p99. A lock taken just before ``BEGIN IMMEDIATE`` and
-released at commit/rollback hands the write slot over at once, in arrival order (close to it), and
+growing steps (1, 2, 5, 10 ... 100 ms) and polls, so a 2 ms write can wait far longer than the write
+ahead of it took. A lock taken just before ``BEGIN IMMEDIATE`` and
+released at commit/rollback hands the write slot over at once, without sleeping, and
 changes nothing else: other processes still meet SQLite's own locking. PostgreSQL needs none of this.
 """
 
@@ -39,3 +39,4 @@ def serialize_sqlite_writers(engine: Engine) -> bool:
     event.listen(engine, "commit", on_end)
     event.listen(engine, "rollback", on_end)
     return True
+

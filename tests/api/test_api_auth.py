@@ -17,7 +17,9 @@ def _is_problem(r, status: int, code: str) -> None:  # type: ignore[no-untyped-d
 
 
 def test_health_endpoints_need_no_key(api) -> None:  # type: ignore[no-untyped-def]
-    assert api.client.get("/healthz").json()["status"] == "ok"
+    h = api.client.get("/healthz")
+    assert h.json()["status"] == "ok"
+    assert h.headers["server-timing"].startswith("app;dur="), "time inside the app, for latency diagnosis"
     ready = api.client.get("/readyz").json()
     assert ready["status"] == "ok" and ready["database"] == "sqlite" and ready["schema_revision"]
     assert ready["models_loaded"], "the served model is loaded at startup"

@@ -143,3 +143,24 @@ def test_a_batch_job_from_an_uploaded_csv_reports_rejected_rows(api) -> None:  #
     r = api.client.post("/batch-jobs/upload", headers=api.h("issuer"), data={"rubric_id": "checking-for-understanding"},
                         files={"file": ("backlog.exe", b"x", "application/octet-stream")})
     _problem(r, 422, "invalid_request")
+
+
+def test_an_abandoned_idempotency_reservation_can_be_taken_over(api) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from scoring.store import jobs
+    from scoring.store.service_tables import idempotency_keys
+
+    assert jobs.reserve_idempotency(api.store, "issuer", "k-dead", "h1") is None
+    _problem_exc = None
+    try:
+        jobs.reserve_idempotency(api.store, "issuer", "k-dead", "h1")
+    except Exception as exc:  # noqa: BLE001
+        _problem_exc = exc
+    assert getattr(_problem_exc, "code", None) == "idempotency_key_reused", "in flight: refused"
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=jobs.STALE_RESERVATION_S + 1)
+    with api.store.engine.begin() as conn:
+        conn.execute(sa.update(idempotency_keys).values(created_at=old))
+    assert jobs.reserve_idempotency(api.store, "issuer", "k-dead", "h1") is None, "abandoned: taken over"
