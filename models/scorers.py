@@ -27,6 +27,7 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
 
 from models.features import surface_features
 
@@ -143,6 +144,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         decision: str = "thresholds",
         random_state: int = 13,
         shared_tfidf: SharedTfidf | None = None,
+        kernel_view: bool = True,
+        kernel_c: float = 3.0,
     ):
         self.levels = levels
         self.encoder = encoder
@@ -154,6 +157,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         self.decision = decision
         self.random_state = random_state
         self.shared_tfidf = shared_tfidf
+        self.kernel_view = kernel_view
+        self.kernel_c = kernel_c
 
     # -- views --------------------------------------------------------------------------------
     def _dense(self, texts: list[str], emb: np.ndarray | None = None) -> np.ndarray:
@@ -191,15 +196,18 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             if can_stratify
             else KFold(n_folds, shuffle=True, random_state=self.random_state)
         )
-        oof = np.zeros((len(texts), 2 if use_tfidf else 1))
+        oof = np.zeros((len(texts), 1 + int(use_tfidf) + int(self.kernel_view)))
         for tr, te in splitter.split(dense, yy):
             oof[te, 0] = Ridge(alpha=self.alpha_embed).fit(dense[tr], yy[tr]).predict(dense[te])
+            if self.kernel_view:
+                oof[te, -1] = SVR(C=self.kernel_c).fit(dense[tr], yy[tr]).predict(dense[te])
             if use_tfidf:
                 tv = new_tfidf().fit([texts[i] for i in tr])
                 Xtr = self._sparse(tv, [texts[i] for i in tr], surf_s[tr])
                 Xte = self._sparse(tv, [texts[i] for i in te], surf_s[te])
                 oof[te, 1] = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(Xtr, yy[tr]).predict(Xte)
         self.embed_model_ = Ridge(alpha=self.alpha_embed).fit(dense, yy)
+        self.kernel_model_ = SVR(C=self.kernel_c).fit(dense, yy) if self.kernel_view else None
         self.tfidf_ = None
         if use_tfidf:
             self.tfidf_ = self.shared_tfidf if self.shared_tfidf is not None else SharedTfidf.fit(texts)
@@ -250,6 +258,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         if self.tfidf_ is not None:
             surf_s = self.surface_scaler_.transform(cached_surface_features(texts))
             cols.append(self.tfidf_model_.predict(self._sparse(self.tfidf_, texts, surf_s)))
+        if getattr(self, "kernel_model_", None) is not None:
+            cols.append(self.kernel_model_.predict(dense))
         return np.column_stack(cols)
 
     def predict_proba(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
