@@ -1,7 +1,7 @@
 """API load benchmark: single-submission latency under concurrency, and claim races between assessors.
 
 Phase 1: a real ``scoring serve`` (uvicorn, its own process, SQLite store, the demo model) on loopback;
-``clients`` threads each POST one submission at a time (real demo reflections, unique ids) for
+``clients`` threads each POST one submission at a time (distinct demo reflections, unique ids) for
 ``duration`` seconds. Reports requests/s, p50/p90/p99/max latency and the error count (any non-2xx or
 transport error). Phase 2: the queue is topped up to ``2 * claims`` open items, then 2 assessors, each
 with ``claim_workers`` concurrent connections, POST /queue/claim ``claims`` times each; every claimed id
@@ -79,7 +79,9 @@ def run(
     issuer = keys.create_key(store, "bench-issuer", "issuer")[1]
     assessors = {n: keys.create_key(store, n, "assessor")[1] for n in ("assessor-a", "assessor-b")}
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # A fresh embedding cache per run: a rerun must encode its texts again, as unseen submissions would.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "SCORING_CACHE_DIR": str(db_path.parent / "embedding-cache")}
     cmd = [sys.executable, "-m", "scoring.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", url,
            "--model", str(model_dir), "--log-level", "warning", *(server_args or [])]
     log(f"server: {' '.join(cmd)}")
@@ -97,7 +99,10 @@ def run(
             time.sleep(0.1)
         else:
             raise RuntimeError("server not ready after 60 s")
-        texts = [r["reflection"] for r in make_reflections(400, seed=2024)]
+        # Every request carries a text never seen before (8000 distinct reflections): the encoder's
+        # embedding cache must not turn the load test into a cache benchmark.
+        texts = [r["reflection"] for r in make_reflections(8000, seed=2024)]
+        next_text = iter(range(5, len(texts)))
         rubric_id = "checking-for-understanding"
         hdr = {"Authorization": f"Bearer {issuer}"}
         with httpx.Client(base_url=base, headers=hdr, timeout=30) as c:  # warm-up, not counted
@@ -115,8 +120,11 @@ def run(
             n = 0
             with httpx.Client(base_url=base, headers=hdr, timeout=30) as c:
                 while time.perf_counter() < stop_at:
-                    body = {"rubric_id": rubric_id, "external_id": f"c{k}-{n}",
-                            "evidence": {"reflection": texts[(k * 37 + n) % len(texts)]}}
+                    with lock:
+                        i = next(next_text, None)
+                    if i is None:
+                        raise RuntimeError("ran out of distinct texts; raise the pool size")
+                    body = {"rubric_id": rubric_id, "external_id": f"c{k}-{n}", "evidence": {"reflection": texts[i]}}
                     t0 = time.perf_counter()
                     try:
                         r = c.post("/submissions", json=body)
