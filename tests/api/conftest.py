@@ -38,10 +38,14 @@ def api_model_dir(api_home: Path, request: pytest.FixtureRequest) -> Path:
     """
     import hashlib
 
+    import models.scorers
+    import scoring.train
     from models.artifact import list_versions
     from scoring.demo import BANKS
 
-    tag = hashlib.sha256(BANKS.read_bytes() + b"80/20/v1").hexdigest()[:12]
+    # retrain when the demo data or the training/scorer code changes (a pickled scorer must match its class)
+    src = b"".join(Path(m.__file__).read_bytes() for m in (models.scorers, scoring.train))  # type: ignore[arg-type]
+    tag = hashlib.sha256(BANKS.read_bytes() + src + b"80/20/v1").hexdigest()[:12]
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     cached = Path(cache.mkdir(f"api-model-{tag}")) if cache is not None else api_home / "model"
     if list_versions(cached) and (cached / "LATEST").exists():
