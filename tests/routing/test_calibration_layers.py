@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import LEVELS, FakeEncoder, OverconfidentScorer, synthetic
+from routing_fakes import LEVELS, FakeEncoder, OverconfidentScorer, synthetic
 
 from models.calibration import (
     CalibratedScorer,

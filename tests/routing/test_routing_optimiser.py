@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, OverconfidentScorer, synthetic
+from routing_fakes import FakeEncoder, OverconfidentScorer, synthetic
 from sklearn.metrics import cohen_kappa_score
 
 from models.calibration import CalibratedScorer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic, write_jsonl
+from routing_fakes import synthetic, write_jsonl
 
 from scoring.batch import run_batch
 from scoring.errors import PolicyError
