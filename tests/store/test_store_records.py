@@ -22,11 +22,9 @@ def test_opening_a_store_migrates_it_to_head_and_reopening_is_harmless(store_url
     a = Store(store_url)
     a.close()
     b = Store(store_url)  # second open: upgrade to head is a no-op, data intact
-    from scoring.store.store import schema_revision
-
     from alembic.script import ScriptDirectory
 
-    from scoring.store.store import MIGRATIONS_DIR
+    from scoring.store.store import MIGRATIONS_DIR, schema_revision
 
     # the newest shipped migration (issue #4 added 0002_api after 0001), not a hard-coded id
     assert schema_revision(b.engine) == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
