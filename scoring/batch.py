@@ -108,7 +108,7 @@ def run_batch(
     input_path: Path,
     out: Path,
     rejects: Path | None = None,
-    block_size: int = 512,
+    block_size: int = 1024,
     total: int | None = None,
     progress: bool = True,
     overwrite: bool = False,

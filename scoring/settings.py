@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Encoder batch size (chunks per forward pass).")
     block_size: int = Field(
-        default=512, ge=1, description="Submissions per checkpointed block of a batch job (the unit of resume)."
+        default=1024, ge=1, description="Submissions per checkpointed block of a batch job (the unit of resume); "
+        "larger blocks let the encoder sort more windows by length (less padding)."
     )
     max_text_chars: int = Field(
         default=500_000, ge=1, description="Evidence longer than this is rejected rather than silently cut."
