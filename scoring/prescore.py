@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from models.artifact import ScoringModel
+from models.cache import text_key
 from models.scorers import decide
 from scoring.evidence import criterion_text
 from scoring.train import embed_unique
@@ -47,15 +48,48 @@ class ScoredSubmission:
 
 
 def criterion_probabilities(model: ScoringModel, evidences: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Probability matrices per criterion (rows = submissions, columns = ascending levels)."""
+    """Probability matrices per criterion (rows = submissions, columns = ascending levels).
+
+    Why a probability cache: a saved model version never changes, so the probabilities it gives a text
+    never change either; re-running an unchanged backlog (after a crash that lost outputs, or to route
+    it under a new policy) then skips the encoder and every feature. Keys are (model version, criterion,
+    text hash) in the embedding cache's file; values are stored as exact float64 bytes, so a cached
+    re-run writes byte-identical output.
+    """
     rubric = model.rubric
+    n = len(evidences)
     texts = {c.id: [criterion_text(rubric, c, ev) for ev in evidences] for c in rubric.criteria}
-    flat = [t for c in rubric.criteria for t in texts[c.id]]
-    emb = embed_unique(model.encoder, flat)
+    cache = getattr(model.encoder, "cache", None) if model.version else None
+    keys: dict[str, list[str]] = {}
     out: dict[str, np.ndarray] = {}
-    for i, c in enumerate(rubric.criteria):
-        n = len(evidences)
-        out[c.id] = model.scorers[c.id].predict_proba(texts[c.id], embeddings=emb[i * n : (i + 1) * n])
+    todo: dict[str, list[int]] = {}
+    for c in rubric.criteria:
+        if cache is None:
+            todo[c.id] = list(range(n))
+            continue
+        keys[c.id] = [text_key(f"proba|{model.version}|{c.id}", t) for t in texts[c.id]]
+        found = cache.get_many(keys[c.id])
+        out[c.id] = np.zeros((n, len(c.scores)))
+        todo[c.id] = []
+        for i, k in enumerate(keys[c.id]):
+            if k in found:
+                out[c.id][i] = found[k].view(np.float64)
+            else:
+                todo[c.id].append(i)
+    flat = [texts[c.id][i] for c in rubric.criteria for i in todo[c.id]]
+    emb = embed_unique(model.encoder, flat)
+    start = 0
+    for c in rubric.criteria:
+        idx = todo[c.id]
+        if not idx:
+            continue
+        P = model.scorers[c.id].predict_proba([texts[c.id][i] for i in idx], embeddings=emb[start : start + len(idx)])
+        start += len(idx)
+        if cache is None:
+            out[c.id] = P
+            continue
+        out[c.id][idx] = P
+        cache.put_many((keys[c.id][i], np.ascontiguousarray(row, dtype=np.float64).view(np.float32)) for i, row in zip(idx, P, strict=True))
     return out
 
 

@@ -93,3 +93,15 @@ def test_sigkill_then_rerun_loses_and_duplicates_no_row(demo_model_dir, encoder_
     assert f"resumed after {done_at_kill}" in res.stderr
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert ids == [r["id"] for r in rows], "every row exactly once, in input order"
+
+
+def test_rerun_of_an_unchanged_backlog_reuses_cached_probabilities_byte_for_byte(demo_model_dir, demo_files, tmp_path):
+    cache = tmp_path / "cache"
+    m, _ = _run(demo_model_dir, demo_files[1], tmp_path / "cold.jsonl", cache)
+    encoded = m.encoder.stats["windows_encoded"]
+    hits_before = m.encoder.stats["windows_cached"]
+    m2, _ = _run(demo_model_dir, demo_files[1], tmp_path / "warm.jsonl", cache)
+    assert m2.encoder is m.encoder
+    assert m.encoder.stats["windows_encoded"] == encoded, "nothing re-encoded"
+    assert m.encoder.stats["windows_cached"] == hits_before, "not even an embedding lookup: probabilities came from the cache"
+    assert (tmp_path / "warm.jsonl").read_bytes() == (tmp_path / "cold.jsonl").read_bytes()
