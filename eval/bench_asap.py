@@ -224,7 +224,7 @@ def run(
         summary["trait_human_qwk_mean"] = round(float(np.mean([r["human_qwk"] for r in traits])), 4)
     summary["per_criterion"] = rows
     if route:
-        from eval.bench_route import route_benchmark  # issue #3: calibration, conformal sets, routing
+        from eval.bench_route import route_benchmark  # calibration, conformal sets, routing
 
         summary.update(route_benchmark(set_results, out_dir))
     if do_throughput:

@@ -55,7 +55,7 @@ class AuditChainBroken(ScoringError):
     code = "audit_chain_broken"
 
 
-# --- issue #5 (transcripts): begin ---------------------------------------------------------------
+# transcripts
 class TranscriptError(ScoringError, ValueError):
     """A transcript that cannot be parsed: names the 1-based line, what was expected and what was found."""
 
@@ -67,10 +67,7 @@ class TranscriptError(ScoringError, ValueError):
         super().__init__(f"{source}, line {line}: expected {expected}, found {shown!r}")
 
 
-# --- issue #5 (transcripts): end -----------------------------------------------------------------
-
-
-# --- issue #4 (service API): begin ---------------------------------------------------------------
+# service API
 class Unauthorized(ScoringError):
     """No API key, or one that is unknown, malformed or revoked (HTTP 401)."""
 
@@ -119,10 +116,7 @@ class ModelUnavailable(ScoringError):
     code = "model_unavailable"
 
 
-# --- issue #4 (service API): end -----------------------------------------------------------------
-
-
-# --- issue #3 (routing): begin -------------------------------------------------------------------
+# routing
 class PolicyError(ScoringError, ValueError):
     """A routing policy file that is missing, invalid, or tuned for another model/rubric."""
 
@@ -133,6 +127,3 @@ class CalibrationDataError(ScoringError, ValueError):
     """Calibration data that cannot tune a policy (too few scored items, unknown criterion, bad column)."""
 
     code = "invalid_calibration_data"
-
-
-# --- issue #3 (routing): end ---------------------------------------------------------------------

@@ -59,8 +59,7 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Drift monitor: most recent N blind audit items per criterion "
         "(unset: the gate policy's `drift.window`).",
     )
-
-    # --- issue #4 (service API): begin ---
+    # service API
     model_dir: Path | None = Field(
         default=None, description="Model directory the API scores with (its LATEST version) when the registry "
         "has no promoted model for a rubric.",
@@ -75,7 +74,6 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest batch-job upload (a backlog file); larger get 413.",
     )
-    # --- issue #4 (service API): end ---
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.home / "cache"

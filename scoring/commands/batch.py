@@ -123,7 +123,6 @@ def score(
     block_size: Annotated[int | None, typer.Option(help="Submissions per checkpointed block.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start again instead of resuming an earlier run into OUT.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    # --- issue #5 (highlights): begin ---
     highlights: Annotated[
         int,
         typer.Option(
@@ -132,8 +131,6 @@ def score(
             help="Add up to N supporting and N counter highlights (sentences/turns with offsets) per criterion.",
         ),
     ] = 0,
-    # --- issue #5 (highlights): end ---
-    # --- issue #3 (routing): begin ---
     policy: Annotated[
         Path | None,
         typer.Option("--policy", help="Routing policy YAML (from `scoring calibrate`): adds route/reason/prediction_set "
@@ -145,11 +142,9 @@ def score(
     store: Annotated[
         str | None, typer.Option("--store", help="Store URL consulted for suspended criteria (default: SCORING_DATABASE_URL).")
     ] = None,
-    # --- issue #3 (routing): end ---
 ) -> None:
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
     from models.artifact import load_model
-    from rubrics import load_rubric  # noqa: F401 - rubric comes with the model
     from scoring.batch import run_batch
     from scoring.ingest import count_records, read_records
 
@@ -159,36 +154,32 @@ def score(
         cols = _columns(m.rubric, id_col, text_col, None, where)
         records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)
         total = None if where else count_records(data, fmt, quoting)
-        # --- issue #5 (highlights): begin ---
-        from scoring.highlights import highlight_hook
+        hooks: list[Any] = []  # run on each scored block before it is written
+        tags: list[str] = []  # what the hooks change, so a resume under other options is refused
+        extra_cols: list[str] = []
+        if highlights:
+            from scoring.highlights import highlight_hook
 
-        hl_kw = {"hooks": [highlight_hook(m, highlights)], "job_tag": f"highlights={highlights}"} if highlights else {}
-        # --- issue #5 (highlights): end ---
-        # --- issue #3 (routing): begin ---
+            hooks.append(highlight_hook(m, highlights))
+            tags.append(f"highlights={highlights}")
         routing = None
         if policy is not None:
             from scoring.routing import ROUTE_COLS, prepare_routing
 
             routing = prepare_routing(m, policy, store or s.database_url, queue_order)
-            prev_hooks: list[Any] = list(hl_kw.get("hooks", []))  # type: ignore[call-overload]
-            prev_tag = str(hl_kw.get("job_tag", ""))
-            hl_kw = {
-                "hooks": [*prev_hooks, routing.hook],
-                "job_tag": "|".join(t for t in (prev_tag, routing.job_tag) if t),
-                "extra_csv_cols": ROUTE_COLS,
-            }
-        # --- issue #3 (routing): end ---
+            hooks.append(routing.hook)
+            tags.append(routing.job_tag)
+            extra_cols = list(ROUTE_COLS)
         summary = run_batch(
             m, records, data, out, rejects=rejects, block_size=block_size or s.block_size, total=total,
-            progress=progress, overwrite=overwrite, **hl_kw,
+            progress=progress, overwrite=overwrite, hooks=hooks, job_tag="|".join(t for t in tags if t),
+            extra_csv_cols=extra_cols,
         )
-        # --- issue #3 (routing): begin ---
         if routing is not None:
             from scoring.routing import write_queue
 
             queue_path = write_queue(summary.out, order=routing.queue_order)
             err.print(f"routing: policy {routing.policy.policy_version}; human queue ({routing.queue_order} first) -> {queue_path}")
-        # --- issue #3 (routing): end ---
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, typer.Exit):
             raise

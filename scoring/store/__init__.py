@@ -16,11 +16,9 @@ from scoring.store.store import (
     content_hash,
 )
 
-# --- issue #4 (service API): begin --- importing registers the service tables on the shared metadata
+# importing registers the service tables (API keys, queue, jobs) on the shared metadata
 # isort: split
 from scoring.store import jobs, keys, queue, service_tables  # noqa: E402,F401
-
-# --- issue #4 (service API): end ---
 
 __all__ = [
     "HUMAN_KINDS",
