@@ -7,6 +7,7 @@ and the record number, and the job goes on; nothing is silently dropped.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tu
     with path.open("rb") as fh:
         header_line = fh.readline()
     try:
-        header = next(iter(__import__("csv").reader([header_line.decode(encoding).rstrip("\r\n")], delimiter=delimiter)))
+        header = next(csv.reader([header_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")], delimiter=delimiter))
     except (UnicodeDecodeError, StopIteration) as exc:
         raise IngestError(f"{path}: cannot read the header line: {exc}") from None
     bad_rows: list[str] = []

@@ -115,3 +115,10 @@ def test_where_filters_rows(tmp_path: Path):
     p.write_text("sid,text,set\na,one,1\nb,two,2\n")
     recs = list(read_records(p, RUBRIC, _cols(where={"set": "2"})))
     assert [r.id for r in recs] == ["b"]
+
+
+def test_a_spreadsheet_export_with_a_byte_order_mark_reads_normally(tmp_path: Path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufeffsid,text\r\nx,Caf\u00e9 au lait\r\n".encode("utf-8"))
+    (rec,) = read_records(p, RUBRIC, _cols())
+    assert rec.reject is None and rec.id == "x" and rec.evidence["reflection"] == "Caf\u00e9 au lait"
