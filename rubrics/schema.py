@@ -19,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
+def _check_id(kind: str, v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"{kind} id {v!r} must be 1-80 letters, digits, '_', '-' or '.'")
+    return v
+
+
 class RubricError(ValueError):
     """A rubric file that cannot be used, with where and why.
 
@@ -90,9 +96,7 @@ class Criterion(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_ok(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"criterion id {v!r} must be 1-80 letters, digits, '_', '-' or '.'")
-        return v
+        return _check_id("criterion", v)
 
     @model_validator(mode="before")
     @classmethod
@@ -147,9 +151,7 @@ class Rubric(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_ok(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"rubric id {v!r} must be 1-80 letters, digits, '_', '-' or '.'")
-        return v
+        return _check_id("rubric", v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:
@@ -216,7 +218,7 @@ def parse_rubric(data: Any, source: str = "<inline>") -> Rubric:
         return Rubric.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = _loc_to_path(tuple(x for x in err["loc"] if x not in ("function-after[_consistent(), Rubric]",)), data)
+        field = _loc_to_path(tuple(err["loc"]), data)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "required field is missing"

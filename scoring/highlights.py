@@ -15,11 +15,11 @@ import numpy as np
 from models.highlights import Highlight, Unit, highlight_units, scorer_proba
 from models.sentences import encode_pooled, split_sentences
 from rubrics.schema import Criterion, Rubric
+from scoring.evidence import criterion_text as pipeline_criterion_text
 from scoring.transcripts import (
     RolePatterns,
     Transcript,
     as_transcript,
-    field_text,
     looks_like_transcript,
     split_spec,
 )
@@ -79,19 +79,11 @@ def criterion_units(
 def criterion_text(
     rubric: Rubric, criterion: Criterion, evidence: Mapping[str, Any], roles: RolePatterns | None = None
 ) -> str:
-    """The text a criterion's scorer reads; ``scoring.evidence.criterion_text`` when the pipeline has it."""
-    try:
-        from scoring.evidence import criterion_text as pipeline_text
-    except ImportError:
-        pipeline_text = None
-    if pipeline_text is not None:
-        return pipeline_text(rubric, criterion, {k: _raw(v) for k, v in evidence.items()})
-    parts = []
-    for spec in rubric.evidence_for(criterion):
-        value = evidence.get(split_spec(spec)[0])
-        if value is not None and (not isinstance(value, str) or value.strip()):
-            parts.append(field_text(spec, value, roles))
-    return "\n\n".join(parts)
+    """The text a criterion's scorer reads: the pipeline's own ``scoring.evidence.criterion_text``.
+
+    ``roles`` is accepted for symmetry with ``criterion_units``; the pipeline uses the default patterns.
+    """
+    return pipeline_criterion_text(rubric, criterion, {k: _raw(v) for k, v in evidence.items()})
 
 
 def _raw(v: Any) -> Any:
