@@ -145,7 +145,7 @@ def load_model(
     encoder = get_encoder(enc_name, cache_dir, precision=precision, batch_size=batch_size)
     trained_prec = str(card.get("encoder", "")).rsplit(":", 1)[-1]
     if trained_prec in {"fp32", "bf16"} and precision == "auto" and trained_prec != encoder.precision:
-        # Same weights, near-identical vectors (cosine 0.9999); keep the machine's fast path but say so.
+        # Same weights, near-identical vectors; keep the machine's fast path but say so.
         card.setdefault("notes", []).append(f"trained with {trained_prec}, scoring with {encoder.precision}")
     scorers = joblib.load(vdir / "scorers.joblib")
     for s in scorers.values():
