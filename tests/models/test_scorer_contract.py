@@ -100,7 +100,7 @@ def test_expected_decision_rounds_the_mean_not_the_mode():
     assert list(decide(P, np.array(LEVELS), "argmax")) == [0, 0]
 
 
-def test_fitted_thresholds_never_lower_in_sample_agreement():
+def test_fitted_thresholds_correct_a_biased_expected_score():
     from sklearn.metrics import cohen_kappa_score
 
     rng = np.random.default_rng(1)
@@ -110,7 +110,7 @@ def test_fitted_thresholds_never_lower_in_sample_agreement():
     th = fit_thresholds(ev, y, levels)
     q_round = cohen_kappa_score(y, np.clip(np.rint(ev), 0, 3).astype(int), weights="quadratic")
     q_th = cohen_kappa_score(y, apply_thresholds(ev, th, np.array(levels)), weights="quadratic")
-    assert q_th >= q_round
+    assert q_th > q_round + 0.01, "cut-points should undo the upward bias that plain rounding keeps"
     assert np.all(np.diff(th) > 0)
 
 
