@@ -119,6 +119,7 @@ def test_where_filters_rows(tmp_path: Path):
 
 def test_a_spreadsheet_export_with_a_byte_order_mark_reads_normally(tmp_path: Path):
     p = tmp_path / "excel.csv"
-    p.write_bytes("\ufeffsid,text\r\nx,Caf\u00e9 au lait\r\n".encode("utf-8"))
-    (rec,) = read_records(p, RUBRIC, _cols())
-    assert rec.reject is None and rec.id == "x" and rec.evidence["reflection"] == "Caf\u00e9 au lait"
+    p.write_bytes("\ufeffsid,text\r\nx,Caf\u00e9 au lait\r\n".encode("utf-8") + b"caf\xe9,mis-encoded id\r\n")
+    good, bad = read_records(p, RUBRIC, _cols())
+    assert good.reject is None and good.id == "x" and good.evidence["reflection"] == "Caf\u00e9 au lait"
+    assert "id is not valid utf-8" in bad.reject, "the BOM column must still be read as raw bytes, row by row"
