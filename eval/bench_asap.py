@@ -170,6 +170,7 @@ def run(
     sets: list[int] | None = None,
     do_throughput: bool = True,
     route: bool = False,
+    calibration: str = "cross-fit",
     batch_size: int = 32,
     echo: Any = print,
 ) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def run(
         tr = split.train[split.train.essay_set == s].reset_index(drop=True)
         te = split.test[split.test.essay_set == s].reset_index(drop=True)
         cal = None
-        if route:  # calibration data carved from the training ids, never the test ids
+        if route and calibration == "split":  # calibration data carved from the training ids, never the test ids
             rng = np.random.default_rng(fold * 100 + s)
             mask = rng.random(len(tr)) < 0.2
             cal, tr = tr[mask].reset_index(drop=True), tr[~mask].reset_index(drop=True)

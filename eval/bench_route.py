@@ -28,7 +28,7 @@ import pandas as pd
 from eval.agreement import expected_calibration_error
 from eval.asap import SUM_SETS
 from models.calibration import ConformalSets, level_index
-from scoring.optimise import CriterionCalibrationData, calibrate_model, qwk_values
+from scoring.optimise import CriterionCalibrationData, calibrate_model, cross_fitted_probabilities, qwk_values
 from scoring.policy import save_policy
 from scoring.prescore import criterion_probabilities
 from scoring.routing import confidence_of, decide_routes
@@ -63,15 +63,18 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
     pooled: list[np.ndarray] = []  # holistic (conf before, conf after, correct before, correct after)
     for sr in set_results:
         s, model, cal, test = sr["set"], sr["model"], sr["cal"], sr["test"]
-        if cal is None or len(cal) == 0:
-            raise ValueError(f"set {s}: no calibration split (run the bench with --route)")
-        P_cal = criterion_probabilities(model, [{"essay": e} for e in cal.essay])
+        if cal is None:  # cross-fitted: the training ids, each predicted by models that never saw it
+            cal = sr["train"]
+            evs = [{"essay": e} for e in cal.essay]
+            P_cal = {c.id: cross_fitted_probabilities(model, c.id, evs) for c in model.rubric.criteria}
+        else:
+            P_cal = criterion_probabilities(model, [{"essay": e} for e in cal.essay])
         P_test = criterion_probabilities(model, [{"essay": e} for e in test.essay])
         data: dict[str, CriterionCalibrationData] = {}
         for c in model.rubric.criteria:
             cc = sr["criteria_columns"][sr["key_of"][c.id]]
             y = _num(cal[cc["target"]])
-            ok = np.isfinite(y)
+            ok = np.isfinite(y) & np.isfinite(P_cal[c.id]).all(axis=1)
             data[c.id] = CriterionCalibrationData(
                 proba_raw=P_cal[c.id][ok], y=y[ok].astype(int), ids=[str(i) for i in cal.essay_id[ok]],
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],

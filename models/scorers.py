@@ -15,6 +15,7 @@ logistic regression that turns them into a probability for every level.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol
 
 import numpy as np
@@ -197,7 +198,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             else KFold(n_folds, shuffle=True, random_state=self.random_state)
         )
         oof = np.zeros((len(texts), 1 + int(use_tfidf) + int(self.kernel_view)))
-        for tr, te in splitter.split(dense, yy):
+        folds = np.zeros(len(texts), dtype=np.int16)
+        for k, (tr, te) in enumerate(splitter.split(dense, yy)):
+            folds[te] = k
             oof[te, 0] = Ridge(alpha=self.alpha_embed).fit(dense[tr], yy[tr]).predict(dense[te])
             if self.kernel_view:
                 oof[te, -1] = SVR(C=self.kernel_c).fit(dense[tr], yy[tr]).predict(dense[te])
@@ -220,10 +223,11 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         if self.head_kind_ == "logistic":
             self.head_ = LogisticRegression(C=1.0, max_iter=2000).fit(Z, yy)
         else:
-            self.blend_ = LinearRegression().fit(Z, yy)
-            self.sigma_ = max(float(np.std(yy - self.blend_.predict(Z))), 0.25)
+            self.blend_, self.sigma_ = _fit_gaussian_head(Z, yy)
         self.oof_views_ = oof
         self.oof_y_ = yy
+        self.oof_folds_ = folds
+        self.train_hashes_ = [text_hash(t) for t in texts]
         self.n_train_ = len(texts)
         # Cut-points on the expected score, chosen on out-of-fold predictions for agreement (QWK).
         self.thresholds_ = None
@@ -234,11 +238,33 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
     def _head_proba(self, Z: np.ndarray) -> np.ndarray:
         if self.head_kind_ == "logistic":
             return _spread(self.head_.predict_proba(Z), self.head_.classes_, list(self.classes_), 1e-6)
-        mu = self.blend_.predict(Z)
-        edges = np.concatenate([[-np.inf], self.classes_[:-1] + 0.5, [np.inf]]).astype(float)
-        cdf = norm.cdf((edges[None, :] - mu[:, None]) / self.sigma_)
-        p = np.diff(cdf, axis=1) + 1e-6
-        return p / p.sum(axis=1, keepdims=True)
+        return _gaussian_proba(self.blend_.predict(Z), self.sigma_, self.classes_)
+
+    def cross_fitted_proba(self) -> np.ndarray:
+        """Level probabilities of every training text from models that never saw that text.
+
+        Why: calibration and routing thresholds need held-out probabilities, and carving a separate
+        calibration split out of scarce human scores costs the scorer training data. Each text's view
+        predictions are already out-of-fold (the head learns from them); here the head is refitted
+        without the text's fold too, so nothing that produced a row was fitted on it (cross-conformal
+        style; the deployed model, trained on all folds, is if anything a little more accurate).
+        Rows follow the training order; ``train_hashes_`` identifies their texts.
+        """
+        if getattr(self, "oof_folds_", None) is None:
+            raise ScorerError("this model predates cross-fitted calibration: retrain it to use --cross-fitted")
+        Z = self.head_scaler_.transform(self.oof_views_)
+        y = self.oof_y_
+        out = np.empty((len(y), len(self.classes_)))
+        for k in np.unique(self.oof_folds_):
+            te = self.oof_folds_ == k
+            tr = ~te
+            if self.head_kind_ == "logistic":
+                head = LogisticRegression(C=1.0, max_iter=2000).fit(Z[tr], y[tr])
+                out[te] = _spread(head.predict_proba(Z[te]), head.classes_, list(self.classes_), 1e-6)
+            else:
+                blend, sigma = _fit_gaussian_head(Z[tr], y[tr])
+                out[te] = _gaussian_proba(blend.predict(Z[te]), sigma, self.classes_)
+        return out
 
     def oof_predict(self) -> np.ndarray:
         """Scores the model gives its training texts when they were held out (for the model card)."""
@@ -272,6 +298,23 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         state = self.__dict__.copy()
         state["encoder"] = None  # weights live in the encoder package, not in every model file
         return state
+
+
+def text_hash(text: str) -> str:
+    """Identifies a training text without keeping it (model files must not carry evidence)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def _fit_gaussian_head(Z: np.ndarray, y: np.ndarray) -> tuple[LinearRegression, float]:
+    blend = LinearRegression().fit(Z, y)
+    return blend, max(float(np.std(y - blend.predict(Z))), 0.25)
+
+
+def _gaussian_proba(mu: np.ndarray, sigma: float, classes: np.ndarray) -> np.ndarray:
+    """A normal around the blended score, discretised onto the levels (long scales)."""
+    edges = np.concatenate([[-np.inf], np.asarray(classes)[:-1] + 0.5, [np.inf]]).astype(float)
+    p = np.diff(norm.cdf((edges[None, :] - mu[:, None]) / sigma), axis=1) + 1e-6
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def decide(proba: np.ndarray, classes: np.ndarray, rule: str = "expected") -> np.ndarray:

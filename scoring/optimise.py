@@ -24,7 +24,9 @@ import numpy as np
 
 from models.artifact import ScoringModel
 from models.calibration import CalibratedScorer, level_index
+from models.scorers import ScorerError, text_hash
 from scoring.errors import CalibrationDataError
+from scoring.evidence import criterion_text
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import confidence_of
 
@@ -215,6 +217,40 @@ class CalibrationResult:
 def base_scorer(scorer: Any) -> Any:
     """The uncalibrated scorer (re-calibrating a calibrated model starts from its base)."""
     return scorer.base if isinstance(scorer, CalibratedScorer) else scorer
+
+
+def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences: list[dict[str, str]]) -> np.ndarray:
+    """Raw level probabilities of TRAINING submissions from models that never saw them (NaN rows: not found).
+
+    Why: an issuer's human scores are scarce; rather than keep a fifth of them away from training to
+    calibrate on, the trained scorer keeps, for every training text, probabilities made without that
+    text (``EnsembleScorer.cross_fitted_proba``), and calibration, conformal sets and thresholds are fitted
+    on those. Rows are matched by a hash of the criterion's evidence text; a row whose text the model did
+    not train on gets NaN (the caller decides whether that is an error).
+    """
+    crit = model.rubric.criterion(criterion_id)
+    scorer = base_scorer(model.scorers[criterion_id])
+    if not hasattr(scorer, "cross_fitted_proba"):
+        raise CalibrationDataError(
+            f"criterion {criterion_id!r} is scored by {type(scorer).__name__}, not a scorer trained on human scores: "
+            "cross-fitted calibration needs a trained criterion (calibrate it on a held-out file instead)"
+        )
+    try:
+        P = scorer.cross_fitted_proba()
+    except ScorerError as exc:
+        raise CalibrationDataError(f"criterion {criterion_id!r}: {exc}") from None
+    where: dict[str, list[int]] = {}
+    for i, h in enumerate(scorer.train_hashes_):
+        where.setdefault(h, []).append(i)
+    out = np.full((len(evidences), P.shape[1]), np.nan)
+    used: dict[str, int] = {}
+    for j, ev in enumerate(evidences):
+        h = text_hash(criterion_text(model.rubric, crit, ev))
+        rows = where.get(h)
+        if rows:  # duplicates of one text: walk through its training rows, then reuse the last
+            out[j] = P[rows[min(used.get(h, 0), len(rows) - 1)]]
+            used[h] = used.get(h, 0) + 1
+    return out
 
 
 def calibrate_model(

@@ -35,7 +35,8 @@ def _int_or_nan(v: str | None) -> float:
 
 def calibrate(
     model: Annotated[Path, typer.Option("--model", help="Model directory (or one version directory).")],
-    data: Annotated[Path, typer.Option("--data", help="Human-scored CALIBRATION submissions the model never trained on.")],
+    data: Annotated[Path, typer.Option("--data", help="Human-scored CALIBRATION submissions the model never trained on "
+                                       "(with --cross-fitted: the file the model was trained on).")],
     out: Annotated[Path, typer.Option("--out", help="Policy YAML to write.")],
     version: Annotated[str | None, typer.Option("--version", help="Model version (default: LATEST).")] = None,
     id_col: IdCol = "id",
@@ -60,6 +61,9 @@ def calibrate(
     method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV ECE, log-loss within 5%).")] = "auto",
     mondrian: Annotated[str, typer.Option(help="none | label: class-conditional conformal sets when data allow.")] = "none",
     n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples for the QWK lower bound.")] = 400,
+    cross_fitted: Annotated[bool, typer.Option(
+        "--cross-fitted", help="DATA is the training file: calibrate on the out-of-fold probabilities the model kept "
+                               "for each training text instead of scoring held-out items (no human scores held back).")] = False,
 ) -> None:
     """Fit calibrators + conformal sets, choose thresholds at human-level agreement, save a new model version."""
     import numpy as np
@@ -67,7 +71,12 @@ def calibrate(
     from models.artifact import load_model, save_model
     from scoring.errors import CalibrationDataError
     from scoring.ingest import read_records
-    from scoring.optimise import CriterionCalibrationData, base_scorer, calibrate_model
+    from scoring.optimise import (
+        CriterionCalibrationData,
+        base_scorer,
+        calibrate_model,
+        cross_fitted_probabilities,
+    )
     from scoring.policy import save_policy
     from scoring.prescore import criterion_probabilities
 
@@ -94,10 +103,21 @@ def calibrate(
         records = [r for r in read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
                                            max_chars=s.max_text_chars) if r.reject is None]
         base = dataclasses.replace(m, scorers={k: base_scorer(v) for k, v in m.scorers.items()})
-        P = criterion_probabilities(base, [r.evidence for r in records])
+        evidences = [r.evidence for r in records]
+        if cross_fitted:
+            P = {cid: cross_fitted_probabilities(base, cid, evidences) for cid in cols.scores}
+        else:
+            P = criterion_probabilities(base, evidences)
         cal_data = {}
         for cid in cols.scores:
             keep = [i for i, r in enumerate(records) if r.scores.get(cid) is not None]
+            unseen = [records[i].id for i in keep if np.isnan(P[cid][i]).any()]
+            if unseen:
+                raise CalibrationDataError(
+                    f"--cross-fitted: {len(unseen)} of {len(keep)} scored rows for {cid!r} are not texts model "
+                    f"{m.version} trained on (first id: {unseen[0]!r}); pass the training file, or calibrate on "
+                    "held-out data without --cross-fitted"
+                )
             sec = None
             if cid in second:
                 sec = np.array([_int_or_nan(records[i].meta.get(second[cid])) for i in keep])

@@ -123,3 +123,28 @@ def test_criteria_reading_the_same_evidence_share_one_tfidf_view_after_loading(d
     texts = ["I asked open questions.", "We copied notes."]
     first = m.scorers["questioning"].tfidf_.transform(texts)
     assert m.scorers["adjusting"].tfidf_.transform(list(texts)) is first
+
+
+def test_cross_fitted_probabilities_of_a_fold_ignore_that_folds_own_labels(encoder):
+    """What calibration may rely on: a training row's cross-fitted probabilities were fitted without its label."""
+    texts, y = _data(90)
+    s = EnsembleScorer(levels=LEVELS, encoder=encoder).fit(texts, y)
+    P = s.cross_fitted_proba()
+    assert P.shape == (90, 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-6)
+    assert float(np.mean(s.decide(P) == y)) >= 0.7, "held-out probabilities should still carry the planted signal"
+    fold0 = s.oof_folds_ == 0
+    s.oof_y_ = s.oof_y_.copy()
+    s.oof_y_[fold0] = (s.oof_y_[fold0] + 1) % 3  # relabel fold 0 only
+    Q = s.cross_fitted_proba()
+    np.testing.assert_allclose(Q[fold0], P[fold0], atol=1e-9, err_msg="fold 0's rows must not depend on fold 0's labels")
+    assert not np.allclose(Q[~fold0], P[~fold0]), "other folds' heads learn from fold 0's labels"
+
+
+def test_training_rows_are_identified_by_text_hash_not_kept_as_text(encoder):
+    from models.scorers import text_hash
+
+    texts, y = _data(60)
+    s = EnsembleScorer(levels=LEVELS, encoder=encoder).fit(texts, y)
+    assert s.train_hashes_ == [text_hash(t) for t in texts]
+    assert not any(t in pickle.dumps(s).decode("latin-1") for t in texts[:5])

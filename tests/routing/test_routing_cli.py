@@ -71,3 +71,32 @@ def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ign
     res = runner.invoke(app, ["score", "--model", str(models), "--version", base_version, "--data", str(backlog),
                               "--out", str(tmp_path / "other.jsonl"), "--policy", str(policy), "--no-progress"])
     assert res.exit_code == 2 and "tuned for model" in res.output
+
+
+def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  # type: ignore[no-untyped-def]
+    tmp_path: Path, demo_model_dir: Path, demo_files, encoder_cache, monkeypatch
+) -> None:
+    from scoring.settings import get_settings
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    get_settings.cache_clear()
+    models = tmp_path / "models"
+    shutil.copytree(demo_model_dir, models)
+    train_file, backlog = demo_files
+    policy = tmp_path / "policy.yaml"
+    bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file), "--out", str(policy),
+                              "--cross-fitted", "--n-boot", "100", *bars])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    card = json.loads((models / summary["model_version"] / "card.json").read_text())
+    assert card["calibration"]["per_criterion"]["questioning"]["n_cal"] == 160, "every training row calibrates"
+
+    # a file of texts the model never trained on has no out-of-fold probabilities: refused, named
+    scored = tmp_path / "scored.csv"
+    scored.write_text("id,reflection,questioning\nnew-1,A reflection the model never saw.,1\n"
+                      "new-2,Another unseen reflection.,2\n")
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(scored), "--out", str(policy),
+                              "--cross-fitted", "--score-col", "questioning=questioning", "--human-qwk", "questioning=0.6"])
+    assert res.exit_code != 0
+    assert "2 of 2 scored rows for 'questioning' are not texts model" in res.output and "new-1" in res.output
