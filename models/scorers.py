@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from models.features import surface_features
+from models.tfidf import CharWbTfidf
 
 
 class TextEncoder(Protocol):
@@ -66,7 +67,7 @@ def new_tfidf() -> FeatureUnion:
     return FeatureUnion(
         [
             ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=40000, sublinear_tf=True)),
-            ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_features=60000, sublinear_tf=True)),
+            ("c", CharWbTfidf(analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_features=60000, sublinear_tf=True)),
         ]
     )
 
