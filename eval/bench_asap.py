@@ -171,6 +171,7 @@ def run(
     do_throughput: bool = True,
     route: bool = False,
     calibration: str = "cross-fit",
+    bar: str = "same-items",
     batch_size: int = 32,
     echo: Any = print,
 ) -> dict[str, Any]:
@@ -227,7 +228,7 @@ def run(
     if route:
         from eval.bench_route import route_benchmark  # calibration, conformal sets, routing
 
-        summary.update(route_benchmark(set_results, out_dir))
+        summary.update(route_benchmark(set_results, out_dir, bar=bar))
     if do_throughput:
         echo("# throughput: cold cache pipeline vs bare encode, then warm re-run ...")
         with tempfile.TemporaryDirectory(prefix="asap-tp-", dir=out_dir) as tmp:

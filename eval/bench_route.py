@@ -54,7 +54,7 @@ def _r(x: float, k: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), k)
 
 
-def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print) -> dict[str, Any]:
+def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print, bar: str = "same-items") -> dict[str, Any]:
     """Calibrate + tune on each set's calibration split, route its test ids, and summarise."""
     out_dir = Path(out_dir)
     (out_dir / "policies").mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 proba_raw=P_cal[c.id][ok], y=y[ok].astype(int), ids=[str(i) for i in cal.essay_id[ok]],
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],
             )
-        res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE)
+        res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar)
         save_policy(res.policy, out_dir / "policies" / f"set{s}.yaml")
         for c in model.rubric.criteria:
             cc = sr["criteria_columns"][sr["key_of"][c.id]]
@@ -153,6 +153,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
 
     stack = np.vstack(pooled)
     summary: dict[str, Any] = {
+        "route_bar": bar,
+        "route_calibration": "cross-fit" if set_results[0]["cal"] is None else "split",
         "route_coverage_nominal": COVERAGE,
         "auto_fraction": mean("auto_fraction"),
         "auto_fraction_rule": mean("auto_fraction_rule"),

@@ -132,8 +132,16 @@ class Encoder:
     # -- chunking -----------------------------------------------------------------------------
     def chunk(self, text: str) -> list[Chunk]:
         """Token windows covering the whole text, with character offsets into it."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        offsets = enc["offset_mapping"]
+        return self.chunks_of([text])[0]
+
+    def chunks_of(self, texts: list[str]) -> list[list[Chunk]]:
+        """``chunk`` for many texts with one batched tokenizer call (the Rust tokenizer works in parallel)."""
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [self._windows(text, offsets) for text, offsets in zip(texts, enc["offset_mapping"], strict=True)]
+
+    def _windows(self, text: str, offsets: list[tuple[int, int]]) -> list[Chunk]:
         n = len(offsets)
         if n == 0:
             return [Chunk(0, len(text), 0)]
@@ -186,8 +194,7 @@ class Encoder:
         all_windows: list[str] = []
         spans: list[tuple[int, int]] = []
         weights: list[int] = []
-        for t in texts:
-            cs = self.chunk(t)
+        for t, cs in zip(texts, self.chunks_of(texts), strict=True):
             spans.append((len(all_windows), len(all_windows) + len(cs)))
             all_windows.extend(t[c.start : c.end] for c in cs)
             weights.extend(max(c.n_tokens, 1) for c in cs)
@@ -202,7 +209,7 @@ class Encoder:
 
     def windows_of(self, texts: list[str]) -> list[str]:
         """The exact strings ``encode`` would embed for these texts (for honest raw-encode benchmarks)."""
-        return [t[c.start : c.end] for t in texts for c in self.chunk(t)]
+        return [t[c.start : c.end] for t, cs in zip(texts, self.chunks_of(texts), strict=True) for c in cs]
 
 
 _ENCODERS: dict[tuple, Encoder] = {}

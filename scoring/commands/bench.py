@@ -23,18 +23,19 @@ def asap_aes(
     calibration: Annotated[str, typer.Option(
         help="With --route: cross-fit = train on all training ids and calibrate on their out-of-fold probabilities; "
              "split = carve 20% of the training ids out as a calibration split.")] = "cross-fit",
+    bar: Annotated[str, typer.Option(help="With --route: same-items | criterion (see scoring calibrate --bar).")] = "same-items",
     batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = 32,
 ) -> None:
     """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
     from eval.bench_asap import run
 
-    cmd = f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets}" + (f" --route --calibration {calibration}" if route else "")
+    cmd = f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets}" + (f" --route --calibration {calibration} --bar {bar}" if route else "")
     if calibration not in ("cross-fit", "split"):
         raise typer.BadParameter(f"expected cross-fit or split, found {calibration!r}", param_hint="--calibration")
     typer.echo(f"# reproduce: {cmd}")
     summary = run(
         data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],
-        do_throughput=throughput, route=route, calibration=calibration, batch_size=batch_size, echo=typer.echo,
+        do_throughput=throughput, route=route, calibration=calibration, bar=bar, batch_size=batch_size, echo=typer.echo,
     )
     summary.pop("per_criterion", None)
     typer.echo(json.dumps(summary))

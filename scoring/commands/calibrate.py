@@ -61,6 +61,10 @@ def calibrate(
     method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV ECE, log-loss within 5%).")] = "auto",
     mondrian: Annotated[str, typer.Option(help="none | label: class-conditional conformal sets when data allow.")] = "none",
     n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples for the QWK lower bound.")] = 400,
+    bar: Annotated[str, typer.Option(
+        help="With --second-score-col, the human-human QWK to match: same-items = the two raters on exactly the "
+             "items the rule accepts (paired bootstrap; accepted items are the easy ones); criterion = the two "
+             "raters over all calibration items of the criterion.")] = "same-items",
     cross_fitted: Annotated[bool, typer.Option(
         "--cross-fitted", help="DATA is the training file: calibrate on the out-of-fold probabilities the model kept "
                                "for each training text instead of scoring held-out items (no human scores held back).")] = False,
@@ -127,7 +131,7 @@ def calibrate(
             )
         res = calibrate_model(m, cal_data, coverage=coverage, audit_rate=audit_rate, double_rate=double_rate,
                               adjudication_gap=adjudication_gap, queue_order=queue_order, method=method,
-                              mondrian=mondrian, n_boot=n_boot, seed=s.seed)
+                              mondrian=mondrian, n_boot=n_boot, seed=s.seed, bar=bar)
         root = model.parent if (model / "card.json").exists() else model
         path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"])
         save_policy(res.policy, out)

@@ -92,3 +92,23 @@ def test_calibrate_model_makes_a_new_version_the_policy_is_bound_to(calibrated, 
         assert cp.evidence["calibration"]["method"] in ("temperature", "isotonic", "none")
         assert abs(cp.evidence["coverage_cal_cv"] - 0.9) < 0.05
         assert isinstance(model.scorers[cid], CalibratedScorer)
+
+
+def test_criterion_bar_uses_the_raters_over_all_items_and_is_recorded(fake_model) -> None:  # type: ignore[no-untyped-def]
+    from scoring.optimise import CriterionCalibrationData, calibrate_model
+
+    d = synthetic(600, seed=3)
+    emb = FakeEncoder().encode(d["texts"])
+    cid = fake_model.rubric.criteria[0].id
+    data = {cid: CriterionCalibrationData(proba_raw=fake_model.scorers[cid].predict_proba(d["texts"], embeddings=emb),
+                                          y=d["y"], ids=d["ids"], first=d["r1"], second=d["r2"])}
+    same = calibrate_model(fake_model, data, n_boot=150, bar="same-items").policy.criteria[cid].evidence
+    crit = calibrate_model(fake_model, data, n_boot=150, bar="criterion").policy.criteria[cid].evidence
+    assert same["bar_kind"] == "same-items" and "paired" in same["bar"]
+    assert crit["bar_kind"] == "criterion"
+    both = ~(np.isnan(d["r1"]) | np.isnan(d["r2"]))
+    overall = round(float(qwk_values(d["r1"][both], d["r2"][both])), 4)
+    assert f"human_qwk {overall}" in crit["bar"], "the figure is the raters' QWK over every calibration item"
+    assert crit["qwk_auto_lcb"] >= overall
+    with pytest.raises(CalibrationDataError, match="bar must be one of"):
+        calibrate_model(fake_model, data, bar="vibes")
