@@ -12,6 +12,8 @@ What it does, so the printed figures can be traced:
   4. Throughput: ``run_batch`` (what ``scoring score`` runs) over the test essays with a COLD embedding
      cache, next to bare ``SentenceTransformer.encode`` over exactly the windows the pipeline encodes,
      same batch size, same process; then the same job again with the warm cache (``rerun_speedup``).
+  5. With ``--route``: calibration, conformal sets and routing (``eval.bench_route``), calibrated on the
+     training ids (cross-fitted by default, or a carved-out split), evaluated on the test ids.
 QWK always uses the rubric's full scale as labels (``cohen_kappa_score(..., labels=levels)``).
 The last printed line is one JSON object.
 """

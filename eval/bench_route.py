@@ -1,9 +1,13 @@
 """Routing benchmark on ASAP-AES (``scoring bench asap-aes --route``), called by ``eval.bench_asap``.
 
-Per essay set, with the model the bench trained on the training ids minus a calibration split carved
-from the TRAINING ids (``set_result["cal"]``):
+Per essay set, calibration data come from the TRAINING ids only, in one of two ways:
+  * ``cross-fit`` (default): the model trains on all training ids, and each training essay's calibration
+    probabilities are the cross-fitted ones the scorer kept (made by models that never saw that essay);
+  * ``split``: 20% of the training ids are carved out (``set_result["cal"]``) and the model trains on the rest.
+Then:
   1. ``scoring.optimise.calibrate_model`` fits calibrators + conformal sets and picks routing thresholds
-     on the calibration split only, against rater 1 vs rater 2 agreement on the same items;
+     on the calibration data only, against rater 1 vs rater 2 agreement (``bar``: on the same items, or
+     over all calibration items of the criterion);
   2. the tuned policy routes the fold's TEST ids (reporting only; nothing is tuned on them), and we
      measure the auto-accepted share, QWK of accepted machine scores vs the resolved human score, QWK of
      rater 1 vs rater 2 on exactly those items, conformal coverage vs nominal, ECE before/after.
@@ -55,7 +59,7 @@ def _r(x: float, k: int = 4) -> float | None:
 
 
 def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print, bar: str = "same-items") -> dict[str, Any]:
-    """Calibrate + tune on each set's calibration split, route its test ids, and summarise."""
+    """Calibrate + tune on each set's calibration data (never its test ids), route its test ids, and summarise."""
     out_dir = Path(out_dir)
     (out_dir / "policies").mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
