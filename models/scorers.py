@@ -302,7 +302,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
 
 
 def text_hash(text: str) -> str:
-    """Identifies a training text without keeping it (model files must not carry evidence)."""
+    """Identifies a training text without keeping it: the model file holds hashes, not evidence texts."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
