@@ -115,7 +115,7 @@ def calibrate(
         cal_data = {}
         for cid in cols.scores:
             keep = [i for i, r in enumerate(records) if r.scores.get(cid) is not None]
-            unseen = [records[i].id for i in keep if np.isnan(P[cid][i]).any()]
+            unseen = [records[i].id for i in keep if np.isnan(P[cid][i]).any()] if cross_fitted else []
             if unseen:
                 raise CalibrationDataError(
                     f"--cross-fitted: {len(unseen)} of {len(keep)} scored rows for {cid!r} are not texts model "
