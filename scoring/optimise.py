@@ -197,10 +197,7 @@ def choose_thresholds(
 # ----------------------------------------------------------------------------------- whole model
 
 
-BARS = {
-    "same-items": "rater 1 vs rater 2 on the same auto-accepted items (paired bootstrap)",
-    "criterion": "rater 1 vs rater 2 on all calibration items of the criterion",
-}
+BARS = ("same-items", "criterion")  # human-human QWK on the accepted items (paired) | over all calibration items
 
 
 @dataclass
