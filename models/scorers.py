@@ -15,7 +15,6 @@ logistic regression that turns them into a probability for every level.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +29,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
+from models.cache import text_key
 from models.features import surface_features
 from models.tfidf import CharWbTfidf
 
@@ -222,7 +222,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         self.head_kind_ = self.head if self.head != "auto" else ("logistic" if len(levels) <= 15 else "gaussian")
         Z = self.head_scaler_.transform(oof)
         if self.head_kind_ == "logistic":
-            self.head_ = LogisticRegression(C=1.0, max_iter=2000).fit(Z, yy)
+            self.head_ = _fit_logistic_head(Z, yy)
         else:
             self.blend_, self.sigma_ = _fit_gaussian_head(Z, yy)
         self.oof_views_ = oof
@@ -260,7 +260,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             te = self.oof_folds_ == k
             tr = ~te
             if self.head_kind_ == "logistic":
-                head = LogisticRegression(C=1.0, max_iter=2000).fit(Z[tr], y[tr])
+                head = _fit_logistic_head(Z[tr], y[tr])
                 out[te] = _spread(head.predict_proba(Z[te]), head.classes_, list(self.classes_), 1e-6)
             else:
                 blend, sigma = _fit_gaussian_head(Z[tr], y[tr])
@@ -303,7 +303,11 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
 
 def text_hash(text: str) -> str:
     """Identifies a training text without keeping it: the model file holds hashes, not evidence texts."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    return text_key("training-text", text)
+
+
+def _fit_logistic_head(Z: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(C=1.0, max_iter=2000).fit(Z, y)
 
 
 def _fit_gaussian_head(Z: np.ndarray, y: np.ndarray) -> tuple[LinearRegression, float]:

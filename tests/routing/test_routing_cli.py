@@ -16,16 +16,23 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ignore[no-untyped-def]
-    tmp_path: Path, demo_model_dir: Path, demo_files, encoder_cache, monkeypatch
-) -> None:
-    from scoring.demo import make_reflections
+@pytest.fixture
+def models(tmp_path: Path, demo_model_dir: Path, encoder_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the demo model (calibrate adds a version: keep the session fixture untouched)."""
     from scoring.settings import get_settings
 
     monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
     get_settings.cache_clear()
-    models = tmp_path / "models"
-    shutil.copytree(demo_model_dir, models)  # calibrate adds a version: keep the session fixture untouched
+    copy = tmp_path / "models"
+    shutil.copytree(demo_model_dir, copy)
+    return copy
+
+
+def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    from scoring.demo import make_reflections
+
     base_version = (models / "LATEST").read_text().strip()
     rng = random.Random(5)
     rows = make_reflections(160, seed=21)
@@ -74,14 +81,8 @@ def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ign
 
 
 def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  # type: ignore[no-untyped-def]
-    tmp_path: Path, demo_model_dir: Path, demo_files, encoder_cache, monkeypatch
+    tmp_path: Path, models: Path, demo_files
 ) -> None:
-    from scoring.settings import get_settings
-
-    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
-    get_settings.cache_clear()
-    models = tmp_path / "models"
-    shutil.copytree(demo_model_dir, models)
     train_file, backlog = demo_files
     policy = tmp_path / "policy.yaml"
     bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
