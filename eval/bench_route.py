@@ -117,8 +117,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 "levels": len(c.scores),
                 "calibration": scorer.report_["method"],
                 "temperature": scorer.report_.get("temperature"),
-                "policy": f"{cp.confidence}(tol {cp.tolerance}) >= {cp.min_confidence:.3f}, set <= {cp.max_set_size}"
-                if cp.enabled else "disabled (no rule met the bar)",
+                "policy": cp.describe(),
                 "auto_fraction": _r(accepted.mean()),
                 "auto_fraction_rule": _r(rule_auto.mean()),
                 "auto_fraction_cal": cp.evidence.get("auto_fraction_cal", 0.0),

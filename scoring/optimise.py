@@ -170,11 +170,14 @@ def choose_thresholds(
                                          max_set_size=max_size)
                     best = (frac, bound, cp, row)
     if best is None:
-        cp = CriterionPolicy(enabled=False, evidence={
+        evidence: dict[str, Any] = {
             "why": f"no rule with >= {min_auto} auto-accepted items met the human-human bar "
                    f"({'paired margin LCB >= 0' if human_pair is not None else f'QWK LCB >= {human_qwk}'})",
             "candidates_tried": tried, "n_cal": n,
-        })
+        }
+        if table:  # how far from the bar the best attempt fell: tells a reviewer whether more data could help
+            evidence["closest_rule"] = max(table, key=_shortfall)
+        cp = CriterionPolicy(enabled=False, evidence=evidence)
         return ThresholdChoice(cp, tried, 0, table)
     frac, bound, cp, row = best
     cp.evidence = {
@@ -192,6 +195,11 @@ def choose_thresholds(
         "candidates_feasible": feasible,
     }
     return ThresholdChoice(cp, tried, feasible, table)
+
+
+def _shortfall(row: dict[str, Any]) -> float:
+    """A candidate's bound minus the bar (>= 0: feasible): the paired margin LCB, else QWK LCB - target."""
+    return float(row["margin_lcb"] if "margin_lcb" in row else row["qwk_lcb"] - row["target"])
 
 
 # ----------------------------------------------------------------------------------- whole model

@@ -51,6 +51,18 @@ class CriterionPolicy(BaseModel):
     adjudication_gap: int | None = Field(default=None, ge=0)
     evidence: dict[str, Any] = Field(default_factory=dict)
 
+    def describe(self) -> str:
+        """One line for people: the rule, or why there is none and how close the best candidate came."""
+        if self.enabled:
+            return f"{self.confidence}(tol {self.tolerance}) >= {self.min_confidence:.3f}, set <= {self.max_set_size}"
+        line = "disabled: " + str(self.evidence.get("why", "enabled: false"))
+        c = self.evidence.get("closest_rule")
+        if c:
+            bound = f"margin LCB {c['margin_lcb']:+.3f}" if "margin_lcb" in c else f"QWK LCB {c['qwk_lcb']:.3f} vs {c['target']:.3f}"
+            line += (f"; closest: {bound} at auto {c['auto_fraction']:.2f} "
+                     f"(QWK {c['qwk']:.3f}, human-human {c['target']:.3f})")
+        return line
+
 
 class RoutingPolicy(BaseModel):
     """A whole policy file (see the module docstring for an example)."""

@@ -144,11 +144,9 @@ def calibrate(
     for cid, cp in res.policy.criteria.items():
         ev = cp.evidence
         cal = ev.get("calibration", {})
-        rule = (f"{cp.confidence}(tol {cp.tolerance}) >= {cp.min_confidence:.3f}, set <= {cp.max_set_size}"
-                if cp.enabled else "disabled: " + str(ev.get("why")))
         err.print(
             f"  {cid}: {cal.get('method')} ECE {cal.get('ece_before')} -> {cal.get('ece_after_cv')} (cv); "
-            f"coverage {ev.get('coverage_cal_cv')} @ {coverage}; auto {ev.get('auto_fraction_cal', 0)} | {rule}"
+            f"coverage {ev.get('coverage_cal_cv')} @ {coverage}; auto {ev.get('auto_fraction_cal', 0)} | {cp.describe()}"
         )
     typer.echo(json.dumps({"model_version": res.model.version, "policy": str(out),
                            "auto_fraction_cal": {c: p.evidence.get("auto_fraction_cal", 0.0) for c, p in res.policy.criteria.items()}}))

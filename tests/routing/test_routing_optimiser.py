@@ -69,10 +69,24 @@ def test_every_feasible_rule_in_the_table_meets_the_bar_and_the_choice_is_the_la
     assert ch.policy.evidence["auto_fraction_cal"] == max(r["auto_fraction"] for r in feas)
 
 
-def test_unreachable_bar_disables_automation() -> None:
+def test_unreachable_bar_disables_automation_and_reports_the_closest_candidate() -> None:
     d, P, scores, sets = _cal()
     ch = choose_thresholds(P, d["y"], scores, LEVELS, sets, human_qwk=0.999, n_boot=100)
     assert not ch.policy.enabled and "no rule" in ch.policy.evidence["why"]
+    closest = ch.policy.evidence["closest_rule"]
+    assert closest == max(ch.table, key=lambda r: r["qwk_lcb"])  # the target is the same for every candidate
+    assert closest["qwk_lcb"] < 0.999 and not closest["feasible"]
+    line = ch.policy.describe()
+    assert line.startswith("disabled: no rule") and f"QWK LCB {closest['qwk_lcb']:.3f} vs 0.999" in line
+
+
+def test_paired_bar_reports_the_closest_margin() -> None:
+    d, P, scores, sets = _cal()
+    r2 = d["y"].astype(float)  # a second rater identical to the score of record: the margin is never >= 0
+    ch = choose_thresholds(P, d["y"], scores, LEVELS, sets, human_pair=(d["y"].astype(float), r2), n_boot=100)
+    closest = ch.policy.evidence["closest_rule"]
+    assert not ch.policy.enabled and closest["margin_lcb"] == max(r["margin_lcb"] for r in ch.table) < 0
+    assert f"margin LCB {closest['margin_lcb']:+.3f}" in ch.policy.describe()
 
 
 def test_optimiser_needs_a_bar_and_enough_items() -> None:
