@@ -116,7 +116,7 @@ def evaluate_set(essay_set: int, model: ScoringModel, key_of: dict[str, str], te
     return rows
 
 
-def throughput(models: dict[int, ScoringModel], test: pd.DataFrame, work: Path, batch_size: int) -> dict[str, float]:
+def throughput(models: dict[int, ScoringModel], test: pd.DataFrame, work: Path, batch_size: int) -> dict[str, Any]:
     """Cold-cache pipeline vs bare encode over the same windows; then a warm re-run."""
     cold = work / "cold-cache"
     shutil.rmtree(cold, ignore_errors=True)

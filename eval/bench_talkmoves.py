@@ -368,7 +368,7 @@ def time_long_transcript(
         load_before = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         tr = parse_transcript(text)
-        evidence = {"transcript": tr, "reflection": ""}
+        evidence: dict[str, str | Transcript] = {"transcript": tr, "reflection": ""}
         n_hl = 0
         for cid in scorers:
             out = explain(model, cid, evidence, k=5, level=1)

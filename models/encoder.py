@@ -119,12 +119,15 @@ class Encoder:
             self.model = self.model.to(torch.bfloat16)
         self.model.eval()
         self.tokenizer = self.model.tokenizer
-        self.max_tokens = int(self.model.max_seq_length)
+        max_len, dim = self.model.max_seq_length, self.model.get_embedding_dimension()
+        if max_len is None or dim is None:
+            raise EncoderError(f"encoder at {self.path} declares no max_seq_length or embedding dimension")
+        self.max_tokens = int(max_len)
         # Room for [CLS]/[SEP] plus a margin: a substring can re-tokenise a piece or two longer.
         self.window = self.max_tokens - 2 - 6
         self.overlap = min(overlap, self.window // 4)
         self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension())
+        self.dim = int(dim)
         self.version = f"{self.path.name if name not in BUNDLED_ENCODERS else name}:{_weights_digest(self.path)}:{precision}"
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
         self.stats = {"windows_encoded": 0, "windows_cached": 0}

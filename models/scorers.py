@@ -273,8 +273,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """One score per row of (possibly calibrated) level probabilities."""
-        if getattr(self, "thresholds_", None) is not None:
-            return apply_thresholds(proba @ self.classes_.astype(float), self.thresholds_, self.classes_)
+        cuts = getattr(self, "thresholds_", None)
+        if cuts is not None:
+            return apply_thresholds(proba @ self.classes_.astype(float), cuts, self.classes_)
         return decide(proba, self.classes_, "expected" if self.decision == "thresholds" else self.decision)
 
     def views(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
@@ -285,8 +286,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         if self.tfidf_ is not None:
             surf_s = self.surface_scaler_.transform(cached_surface_features(texts))
             cols.append(self.tfidf_model_.predict(self._sparse(self.tfidf_, texts, surf_s)))
-        if getattr(self, "kernel_model_", None) is not None:
-            cols.append(self.kernel_model_.predict(dense))
+        kernel = getattr(self, "kernel_model_", None)  # None: trained without the kernel view
+        if kernel is not None:
+            cols.append(kernel.predict(dense))
         return np.column_stack(cols)
 
     def predict_proba(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:

@@ -426,9 +426,9 @@ def _parse_plain(original: str, roles: RolePatterns) -> list[_Draft]:
                 "plain transcript",
             )
     # A timestamped line ends where the next one starts.
-    for a, b in zip(drafts, drafts[1:], strict=False):
-        if a.t_start is not None and b.t_start is not None and b.t_start >= a.t_start:
-            a.t_end = b.t_start
+    for cur, nxt in zip(drafts, drafts[1:], strict=False):
+        if cur.t_start is not None and nxt.t_start is not None and nxt.t_start >= cur.t_start:
+            cur.t_end = nxt.t_start
     return drafts
 
 
@@ -546,8 +546,8 @@ def render(turns: Iterable[tuple[str, str, float | None, float | None]], format:
 
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``"transcript:teacher"`` -> ``("transcript", "teacher")``; ``"reflection"`` -> ``("reflection", None)``."""
-    base, _, role = spec.partition(":")
-    role = role.strip().lower() or None
+    base, _, named = spec.partition(":")
+    role = named.strip().lower() or None
     if role is not None and role not in ROLES:
         raise ValueError(f"evidence {spec!r} narrows to role {role!r}; expected one of {ROLES}")
     return base.strip(), role
