@@ -38,7 +38,7 @@ from models.encoder import get_encoder
 from rubrics import BUNDLED_DIR, load_rubric
 from scoring.batch import run_batch
 from scoring.ingest import ColumnMap, Record, read_records
-from scoring.train import train_model
+from scoring.train import FineTuning, train_model
 
 ASAP_RUBRICS = BUNDLED_DIR / "asap"
 
@@ -69,7 +69,8 @@ def _records(df: pd.DataFrame, crit_cols: dict[str, str]) -> list[Record]:
     return out
 
 
-def train_set(essay_set: int, train: pd.DataFrame, cache_dir: Path, seed: int = 13) -> tuple[ScoringModel, dict[str, str]]:
+def train_set(essay_set: int, train: pd.DataFrame, cache_dir: Path, seed: int = 13,
+              finetune: FineTuning | None = None) -> tuple[ScoringModel, dict[str, str]]:
     """Train the set's model; returns it and the rubric-criterion -> ASAP-column mapping used."""
     rubric = load_rubric(ASAP_RUBRICS / f"asap-set{essay_set}.yaml")
     cols = criteria_columns(essay_set)
@@ -77,7 +78,7 @@ def train_set(essay_set: int, train: pd.DataFrame, cache_dir: Path, seed: int = 
     # rubric criteria order: holistic, [conventions], traits in file order
     mapping = {cid: cols[key]["target"] for cid, key in zip(crit_ids, cols, strict=True)}
     enc = get_encoder("all-MiniLM-L6-v2", cache_dir)
-    res = train_model(rubric, _records(train, mapping), enc, min_labelled=30, seed=seed)
+    res = train_model(rubric, _records(train, mapping), enc, min_labelled=30, seed=seed, finetune=finetune)
     res.model.card["bench"] = {"essay_set": essay_set}
     return res.model, {cid: key for cid, key in zip(crit_ids, cols, strict=True)}
 
@@ -176,6 +177,7 @@ def run(
     bar: str = "same-items",
     batch_size: int = 32,
     echo: Any = print,
+    finetune: FineTuning | None = None,
 ) -> dict[str, Any]:
     sets = sets or list(range(1, 9))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +197,7 @@ def run(
             mask = rng.random(len(tr)) < 0.2
             cal, tr = tr[mask].reset_index(drop=True), tr[~mask].reset_index(drop=True)
         t0 = time.perf_counter()
-        model, key_of = train_set(s, tr, cache_dir)
+        model, key_of = train_set(s, tr, cache_dir, finetune=finetune)
         models[s] = model
         set_rows = evaluate_set(s, model, key_of, te)
         rows += set_rows
@@ -216,6 +218,7 @@ def run(
         "benchmark": "asap-aes",
         "fold": fold,
         "sets": sets,
+        "scorer": "finetuned" if finetune is not None else "ensemble",
         "qwk_mean": round(float(np.mean([r["qwk"] for r in hol])), 4),
         "human_qwk_mean": round(float(np.mean([r["human_qwk"] for r in hol])), 4),
         "baseline_qwk_mean": round(float(np.mean(list(base.values()))), 4),

@@ -236,6 +236,10 @@ class CalibratedScorer:
     def classes_(self) -> np.ndarray:
         return np.asarray(self.base.classes_)
 
+    @property
+    def uses_embeddings(self) -> bool:
+        return bool(getattr(self.base, "uses_embeddings", True))
+
     def fit_calibration(self, P_raw: np.ndarray, y: Any) -> CalibratedScorer:
         """Fit calibrator + conformal on raw probabilities of held-out items and their human scores."""
         P_raw = np.asarray(P_raw, float)

@@ -69,7 +69,9 @@ class HighlightError(ValueError):
 
 
 def accepts_embeddings(scorer: Any) -> bool:
-    """Whether ``scorer.predict_proba`` takes precomputed ``embeddings=`` (the project's scorers do)."""
+    """Whether ``scorer.predict_proba`` takes precomputed ``embeddings=`` and reads them (a fine-tuned one does not)."""
+    if not getattr(scorer, "uses_embeddings", True):
+        return False
     try:
         return "embeddings" in inspect.signature(scorer.predict_proba).parameters
     except (TypeError, ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from models.highlights import Highlight, Unit, highlight_units, scorer_proba
+from models.highlights import Highlight, Unit, accepts_embeddings, highlight_units, scorer_proba
 from models.sentences import encode_pooled, split_sentences
 from rubrics.schema import Criterion, Rubric
 from scoring.evidence import criterion_text as pipeline_criterion_text
@@ -95,7 +95,7 @@ def document_proba(model: Any, criterion_id: str, text: str) -> np.ndarray:
     scorer = model.scorers[criterion_id]
     encoder = getattr(model, "encoder", None)
     emb = None
-    if encoder is not None and hasattr(encoder, "encode_windows"):
+    if encoder is not None and hasattr(encoder, "encode_windows") and accepts_embeddings(scorer):
         emb = encode_pooled(encoder, [[ln for ln in text.split("\n") if ln.strip()]])
     return scorer_proba(scorer, [text], emb)[0]
 

@@ -246,8 +246,8 @@ def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences
     scorer = base_scorer(model.scorers[criterion_id])
     if not hasattr(scorer, "cross_fitted_proba"):
         raise CalibrationDataError(
-            f"criterion {criterion_id!r} is scored by {type(scorer).__name__}, not a scorer trained on human scores: "
-            "cross-fitted calibration needs a trained criterion (calibrate it on a held-out file instead)"
+            f"criterion {criterion_id!r} is scored by {type(scorer).__name__}, which keeps no cross-fitted "
+            "probabilities (only the ensemble trained on human scores does): calibrate it on a held-out file instead"
         )
     try:
         P = scorer.cross_fitted_proba()

@@ -76,15 +76,19 @@ def criterion_probabilities(model: ScoringModel, evidences: list[dict[str, Any]]
                 out[c.id][i] = found[k].view(np.float64)
             else:
                 todo[c.id].append(i)
-    flat = [texts[c.id][i] for c in rubric.criteria for i in todo[c.id]]
+    # Encode only for scorers that read embeddings (a fine-tuned scorer reads the raw text).
+    embeds = [c for c in rubric.criteria if getattr(model.scorers[c.id], "uses_embeddings", True)]
+    flat = [texts[c.id][i] for c in embeds for i in todo[c.id]]
     emb = embed_unique(model.encoder, flat)
     start = 0
     for c in rubric.criteria:
         idx = todo[c.id]
         if not idx:
             continue
-        P = model.scorers[c.id].predict_proba([texts[c.id][i] for i in idx], embeddings=emb[start : start + len(idx)])
-        start += len(idx)
+        E = None
+        if c in embeds:
+            E, start = emb[start : start + len(idx)], start + len(idx)
+        P = model.scorers[c.id].predict_proba([texts[c.id][i] for i in idx], embeddings=E)
         if cache is None:
             out[c.id] = P
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,17 @@ class Settings(BaseSettings):
         default=30, ge=2, description="Below this many human scores a criterion falls back to the zero-shot scorer."
     )
     chunk_overlap_tokens: int = Field(default=32, ge=0, description="Token overlap between windows of long texts.")
+    scorer: Literal["ensemble", "finetuned"] = Field(
+        default="ensemble", description="What `scoring train` fits per criterion with enough human scores: the "
+        "embedding + n-gram ensemble, or a fine-tuned transformer (much slower on a CPU) where data allows.",
+    )
+    finetune_min_scores: int = Field(
+        default=300, ge=60, description="Fewest human scores for which a criterion is fine-tuned; fewer: the ensemble."
+    )
+    finetune_epochs: int = Field(default=4, ge=1, le=50, description="Fine-tuning epochs (the best on validation is kept).")
+    finetune_max_length: int = Field(
+        default=512, ge=16, le=512, description="Tokens a fine-tuned scorer reads per text (the rest is truncated)."
+    )
     seed: int = 13
     pseudonym_key: str | None = Field(
         default=None,

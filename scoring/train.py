@@ -16,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from models.artifact import ScoringModel, data_hash
 from models.encoder import Encoder
+from models.finetuned import FineTunedScorer
 from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer, decide
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
@@ -46,6 +47,15 @@ def _zero_shot(criterion: Criterion, encoder: Encoder) -> ZeroShotScorer:
     return ZeroShotScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder).fit()
 
 
+@dataclass(frozen=True)
+class FineTuning:
+    """When and how criteria are fine-tuned (``scoring train --scorer finetuned``)."""
+
+    min_scores: int = 300
+    epochs: int = 4
+    max_length: int = 512
+
+
 def train_model(
     rubric: Rubric,
     records: list[Record],
@@ -53,8 +63,13 @@ def train_model(
     min_labelled: int = 30,
     show_progress: bool = False,
     seed: int = 13,
+    finetune: FineTuning | None = None,
 ) -> TrainingResult:
-    """Fit one scorer per criterion; returns the model, per-criterion metrics and the data hash."""
+    """Fit one scorer per criterion; returns the model, per-criterion metrics and the data hash.
+
+    With ``finetune``, a criterion with at least ``finetune.min_scores`` human scores gets a fine-tuned
+    transformer instead of the ensemble (the metrics say which, and why not where it fell back).
+    """
     usable = [r for r in records if r.reject is None]
     texts_by_crit: dict[str, list[str]] = {}
     labels_by_crit: dict[str, list[int]] = {}
@@ -81,7 +96,15 @@ def train_model(
         offset += len(texts)
         counts = Counter(y)
         m: dict[str, Any] = {"n_scored": len(y), "level_counts": {str(k): counts.get(k, 0) for k in c.scores}}
-        if len(y) >= min_labelled and len(counts) >= 2:
+        if finetune is not None and len(y) >= finetune.min_scores and len(counts) >= 2:
+            scorer = FineTunedScorer(levels=c.scores, encoder_name=encoder.name, epochs=finetune.epochs,
+                                     max_length=finetune.max_length, random_state=seed, show_progress=show_progress)
+            scorer.fit(texts, np.asarray(y))
+            m.update(scorer="finetuned", val_qwk=round(scorer.val_qwk_, 4), n_val=scorer.n_val_,
+                     epochs=scorer.history_, truncated_share=round(scorer.truncated_share_, 4))
+        elif len(y) >= min_labelled and len(counts) >= 2:
+            if finetune is not None:
+                m["why_not_finetuned"] = f"{len(y)} human scores < {finetune.min_scores}: the ensemble instead"
             scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed, shared_tfidf=shared.get(rubric.evidence_for(c)))
             scorer.fit(texts, np.asarray(y), embeddings=emb)
             oof_pred = scorer.oof_predict()

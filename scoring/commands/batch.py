@@ -72,15 +72,25 @@ def train(
     encoding: Encoding = "utf-8",
     quoting: Quoting = True,
     min_labelled: Annotated[int | None, typer.Option(help="Fewer human scores than this: zero-shot scorer.")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(help="ensemble (default) | finetuned: fine-tune the encoder per criterion with at least "
+                     "SCORING_FINETUNE_MIN_SCORES human scores (300; slow on a CPU, the rest keep the ensemble)."),
+    ] = None,
 ) -> None:
     """Train one scorer per rubric criterion from human scores and save a versioned model with its card."""
     from models.artifact import save_model
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
-    from scoring.train import train_model
+    from scoring.train import FineTuning, train_model
 
     s = get_settings()
+    kind = scorer or s.scorer
+    if kind not in ("ensemble", "finetuned"):
+        raise typer.BadParameter(f"expected ensemble or finetuned, found {kind!r}", param_hint="--scorer")
+    finetune = (FineTuning(min_scores=s.finetune_min_scores, epochs=s.finetune_epochs, max_length=s.finetune_max_length)
+                if kind == "finetuned" else None)
     try:
         rb = load_rubric(rubric)
         cols = _columns(rb, id_col, text_col, score_col, where)
@@ -89,7 +99,8 @@ def train(
         records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
         rejected = [r for r in records if r.reject]
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
-        res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True, seed=s.seed)
+        res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
+                          seed=s.seed, finetune=finetune)
         res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
         path = save_model(res.model, out, res.metrics, res.data_hash)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
@@ -104,7 +115,8 @@ def train(
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
-            figure = f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m else "zero-shot"
+            figure = (f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m
+                      else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']})" if "val_qwk" in m else "zero-shot")
             err.print(f"  {cid}: {m['scorer']}, n={m['n_scored']}, {figure}")
 
 

@@ -25,17 +25,32 @@ def asap_aes(
              "split = carve 20% of the training ids out as a calibration split.")] = "cross-fit",
     bar: Annotated[str, typer.Option(help="With --route: same-items | criterion (see scoring calibrate --bar).")] = "same-items",
     batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = 32,
+    scorer: Annotated[str, typer.Option(
+        help="ensemble | finetuned (fine-tune the encoder per criterion where a set has >= SCORING_FINETUNE_MIN_SCORES "
+             "scores; slow on a CPU; with --route it needs --calibration split).")] = "ensemble",
 ) -> None:
     """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
     from eval.bench_asap import run
+    from scoring.settings import get_settings
+    from scoring.train import FineTuning
 
-    cmd = f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets}" + (f" --route --calibration {calibration} --bar {bar}" if route else "")
+    cmd = (f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets} --scorer {scorer}"
+           + (f" --route --calibration {calibration} --bar {bar}" if route else ""))
     if calibration not in ("cross-fit", "split"):
         raise typer.BadParameter(f"expected cross-fit or split, found {calibration!r}", param_hint="--calibration")
+    if scorer not in ("ensemble", "finetuned"):
+        raise typer.BadParameter(f"expected ensemble or finetuned, found {scorer!r}", param_hint="--scorer")
+    if scorer == "finetuned" and route and calibration == "cross-fit":
+        raise typer.BadParameter("a fine-tuned scorer keeps no cross-fitted probabilities: use --calibration split",
+                                 param_hint="--calibration")
+    s = get_settings()
+    finetune = (FineTuning(min_scores=s.finetune_min_scores, epochs=s.finetune_epochs, max_length=s.finetune_max_length)
+                if scorer == "finetuned" else None)
     typer.echo(f"# reproduce: {cmd}")
     summary = run(
         data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],
         do_throughput=throughput, route=route, calibration=calibration, bar=bar, batch_size=batch_size, echo=typer.echo,
+        finetune=finetune,
     )
     summary.pop("per_criterion", None)
     typer.echo(json.dumps(summary))
