@@ -81,6 +81,7 @@ def create_app(
     app.add_middleware(problems.BodyLimit, limit=s.max_request_bytes, upload_limit=s.max_upload_bytes,  # type: ignore[arg-type]
                        upload_prefixes=("/batch-jobs/upload",))
     app.add_middleware(problems.ServerTiming)  # type: ignore[arg-type]
+    app.add_middleware(problems.NulInUrl)  # type: ignore[arg-type]
     for r in (health, rubrics, submissions, batch, queue, adjudication, agreement, models, keys):
         app.include_router(r.router)
     app.include_router(assessor.router)

@@ -77,6 +77,21 @@ class ModelProvider:
         raise ModelUnavailable(f"no scoring model for rubric {rubric_id}@{rubric_version}; loaded: {have or 'none'}. "
                                "Serve one with `scoring serve --model DIR` or promote a registered version")
 
+    def served_version(self, rubric_id: str) -> int | None:
+        """The rubric version a submission naming no version is scored under: the one a model serves.
+
+        Why not simply the newest registered version: registering a new version (even an identical copy)
+        before a model is trained for it would otherwise turn every such submission, resends included,
+        into a 503.
+        """
+        rec = self._promoted_record(rubric_id)
+        if rec is not None:
+            m = self._load(rec.path, rec.version)
+            if m.rubric.id == rubric_id:
+                return m.rubric.version
+        d = self.default
+        return d.rubric.version if d is not None and d.rubric.id == rubric_id else None
+
     def loaded(self) -> list[str]:
         return sorted({m.version for m in self._by_path.values()})
 

@@ -104,6 +104,27 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(cls, handle)  # type: ignore[arg-type]
 
 
+class NulInUrl:
+    """Pure ASGI middleware: a NUL (``%00``) in the path or query is a 422, before any id reaches the store.
+
+    Why here: every path and query parameter would otherwise need its own check, and PostgreSQL text
+    cannot hold NUL (the query would fail with a 500) while SQLite would quietly look it up.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope.get("path", "").encode()
+            query = scope.get("query_string") or b""
+            if b"%00" in raw or b"\x00" in raw or b"%00" in query or b"\x00" in query:
+                resp = problem(422, "invalid_url", "the URL contains a NUL character (%00)", scope.get("path", ""))
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Pure ASGI middleware: 413 problem+json for bodies over the limit, by header or while streaming.
 

@@ -9,9 +9,49 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 INT32 = 2**31 - 1  # ids and versions are 32-bit integers in PostgreSQL; larger is a 422, never a 500
+
+
+def text_problem(s: str) -> str | None:
+    """Why a string cannot be stored as text, or None.
+
+    JSON escapes can carry a lone UTF-16 surrogate ("\\ud800"), which is not Unicode text (UTF-8 cannot
+    encode it), and NUL, which PostgreSQL text cannot hold; both must be a 422 here, not a 500 in the store.
+    """
+    if "\x00" in s:
+        return "contains a NUL character (U+0000)"
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains a lone surrogate (U+{ord(s[exc.start]):04X}), which is not valid Unicode text"
+    return None
+
+
+def check_text(value: Any, where: str) -> None:
+    """Raise ValueError naming the first string (key or value, at any depth) that cannot be stored."""
+    if isinstance(value, str):
+        why = text_problem(value)
+        if why:
+            raise ValueError(f"{where} {why}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, f"{where} key {str(k).encode('utf-8', 'backslashreplace').decode()[:40]!r}")
+            check_text(v, f"{where}.{str(k).encode('utf-8', 'backslashreplace').decode()[:40]}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_text(v, f"{where}[{i}]")
+
+
+class RequestBody(BaseModel):
+    """Base of every JSON request body: all its strings must be storable text (see ``text_problem``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        check_text(data, "body")
+        return data
 Role = Literal["assessor", "issuer", "researcher", "admin"]
 Route = Literal["auto", "audit", "human", "double"]
 
@@ -43,7 +83,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ keys
 
 
-class KeyIn(BaseModel):
+class KeyIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "alice", "role": "assessor"}]})
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -90,7 +130,7 @@ RUBRIC_EXAMPLE = {
 # ----------------------------------------------------------------------------------------- submissions
 
 
-class SubmissionIn(BaseModel):
+class SubmissionIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "rubric_id": "checking-for-understanding", "external_id": "portfolio-0042",
         "evidence": {"reflection": _REFLECTION}, "metadata": {"cohort": "2026-fall"}}]})
@@ -151,7 +191,7 @@ class SubmissionResult(BaseModel):
 # ------------------------------------------------------------------------------------------ batch jobs
 
 
-class BatchItemIn(BaseModel):
+class BatchItemIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     external_id: str = Field(min_length=1, max_length=200)
@@ -159,7 +199,7 @@ class BatchItemIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class BatchIn(BaseModel):
+class BatchIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "rubric_id": "checking-for-understanding",
         "submissions": [{"external_id": "p-1", "evidence": {"reflection": _REFLECTION}},
@@ -235,14 +275,14 @@ class QueueItemView(BaseModel):
     criteria: list[CriterionView]
 
 
-class ScoreIn(BaseModel):
+class ScoreIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     score: int = Field(ge=-INT32, le=INT32)
     rationale: str = Field("", max_length=10_000)
 
 
-class ScoresIn(BaseModel):
+class ScoresIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "lease_token": "9f2c0e...", "scores": {"questioning": {"score": 2, "rationale": "Probes reasoning twice."}}}]})
 
@@ -256,7 +296,7 @@ class ScoresOut(BaseModel):
     needs_adjudication: list[str] = Field(description="Criteria whose human scores now disagree beyond the gap.")
 
 
-class ReleaseIn(BaseModel):
+class ReleaseIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lease_token": "9f2c0e...",
                                                                                "skip": True}]})
 
@@ -288,7 +328,7 @@ class PendingAdjudication(BaseModel):
     gap: int
 
 
-class AdjudicationIn(BaseModel):
+class AdjudicationIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "submission_id": 7, "criterion": "questioning", "score": 1, "rationale": "Open questions, no probing."}]})
 

@@ -16,7 +16,8 @@ from api import schemas as S
 from api.context import AppContext
 from models.artifact import ScoringModel
 from rubrics.schema import Rubric
-from scoring.errors import InvalidRequest, NotFound
+from scoring.errors import ExternalIdTaken, InvalidRequest, NotFound
+from scoring.evidence import has_text
 from scoring.prescore import ScoredSubmission, prescore
 from scoring.store import MachineScoreIn, SubmissionRecord, jobs, queue
 
@@ -25,10 +26,16 @@ NO_POLICY = "no routing policy loaded: every criterion goes to a human"
 
 
 def resolve_version(ctx: AppContext, rubric_id: str, version: int | None) -> int:
+    """The named version, else the version a model serves for the rubric, else the newest registered one."""
     if version is not None:
         ctx.store.rubric(rubric_id, version)  # NotFound (cached by the store after the first read)
         return version
-    return ctx.store.rubric(rubric_id).version  # newest: always asked, a new version may have arrived
+    newest = ctx.store.rubric(rubric_id).version  # always asked: NotFound for an unknown rubric
+    served = ctx.models.served_version(rubric_id)
+    if served is not None:
+        ctx.store.rubric(rubric_id, served)  # the served model's rubric must be registered too
+        return served
+    return newest
 
 
 def check_evidence(rubric: Rubric, evidence: dict[str, str], max_chars: int) -> None:
@@ -36,7 +43,7 @@ def check_evidence(rubric: Rubric, evidence: dict[str, str], max_chars: int) -> 
     if unknown:
         raise InvalidRequest(f"rubric {rubric.key} declares evidence fields {list(rubric.evidence)}; "
                              f"found unknown field(s) {unknown}")
-    if not any(v.strip() for v in evidence.values()):
+    if not any(has_text(v) for v in evidence.values()):
         raise InvalidRequest(f"evidence is empty: expected text in at least one of {list(rubric.evidence)}")
     long = {k: len(v) for k, v in evidence.items() if len(v) > max_chars}
     if long:
@@ -114,12 +121,25 @@ def result(ctx: AppContext, sub: SubmissionRecord, *, created: bool) -> S.Submis
     )
 
 
+def check_not_taken(ctx: AppContext, rubric_id: str, external_id: str, owner: str) -> None:
+    """Refuse an external id another issuer already used for this rubric (before anything is compared)."""
+    try:
+        existing = ctx.store.find_submission(rubric_id, external_id)
+    except NotFound:
+        return
+    first = jobs.owner_of(ctx.store, existing.id)
+    if first is not None and first != owner:
+        raise ExternalIdTaken(f"external id {external_id!r} for rubric {rubric_id} was already used by another issuer; "
+                              "ids are shared per rubric, so prefix yours (e.g. with your organisation)")
+
+
 def score_one(ctx: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.SubmissionResult]:
     """201 with the new result, or 200 with the stored one when this exact submission was already scored."""
     version = resolve_version(ctx, body.rubric_id, body.rubric_version)
     model = ctx.models.get(body.rubric_id, version)
     check_evidence(model.rubric, body.evidence, ctx.settings.max_text_chars)
     with ctx.submission_lock(body.rubric_id, body.external_id):
+        check_not_taken(ctx, body.rubric_id, body.external_id, owner)
         sub = ctx.store.add_submission(body.rubric_id, version, body.external_id, dict(body.evidence),
                                        dict(body.metadata))  # DuplicateSubmission -> 409
         if ctx.store.machine_scores(submission_id=sub.id, model_version=model.version):
@@ -161,6 +181,7 @@ def run_batch_job(ctx: AppContext, job_id: int, owner: str, rubric_id: str, vers
             subs: list[tuple[int, SubmissionRecord]] = []
             for i, ext, ev, meta in good:
                 try:
+                    check_not_taken(ctx, rubric_id, ext, owner)
                     subs.append((i, store.add_submission(rubric_id, version, ext, ev, meta)))
                 except Exception as exc:  # noqa: BLE001 - a bad row is reported, the job goes on
                     results.append(jobs.BatchResult(i, ext, None, f"{getattr(exc, 'code', 'error')}: {exc}"))
@@ -187,7 +208,8 @@ def rows_from_file(ctx: AppContext, rubric: Rubric, path: Path) -> list[tuple[st
     out: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = []
     for r in read_records(path, rubric, cols, max_chars=ctx.settings.max_text_chars):
         ev = {k: (v if isinstance(v, str) else str(v)) for k, v in (r.evidence or {}).items()}
-        out.append((str(r.id or f"row-{r.number}"), ev, {}, r.reject))
+        reject = r.reject.replace(" or pass --encoding", "") if r.reject else None  # a CLI option, not an API one
+        out.append((str(r.id or f"row-{r.number}"), ev, {}, reject))
     return out
 
 

@@ -31,6 +31,16 @@ class DuplicateSubmission(Conflict):
     code = "duplicate_submission"
 
 
+class ExternalIdTaken(Conflict):
+    """Another issuer already sent a submission with this external id for this rubric.
+
+    Why a conflict and not the stored result: ids are per rubric, and answering with the other issuer's
+    scores (or comparing content with theirs) would show one issuer another's data.
+    """
+
+    code = "external_id_taken"
+
+
 class RubricImmutable(Conflict):
     """A rubric id+version is already registered with a different fingerprint: bump the version."""
 

@@ -6,11 +6,23 @@ transcript to a role (``transcript:teacher``): then student turns cannot change 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from rubrics import Criterion, Rubric
 from scoring.transcripts import field_text, split_spec
+
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # controls, format (zero-width, BOM), surrogates, private, unassigned
+
+
+def has_text(value: str) -> bool:
+    """Whether a string holds anything a reader could see.
+
+    ``str.strip`` keeps zero-width spaces, joiners and byte-order marks, so evidence made only of them would
+    otherwise be scored as if it were an answer.
+    """
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in value)
 
 
 def criterion_text(rubric: Rubric, criterion: Criterion, evidence: Mapping[str, Any]) -> str:
@@ -24,9 +36,9 @@ def criterion_text(rubric: Rubric, criterion: Criterion, evidence: Mapping[str, 
     parts = []
     for spec in rubric.evidence_for(criterion):
         value = evidence.get(split_spec(spec)[0])
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not has_text(value)):
             continue
         text = field_text(spec, value)
-        if text.strip():
+        if has_text(text):
             parts.append(text)
     return "\n\n".join(parts)

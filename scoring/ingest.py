@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rubrics import Rubric
+from scoring.evidence import has_text
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
@@ -202,7 +203,7 @@ def read_records(
             yield Record(n, rid, reject=f"duplicate id {rid!r} (first seen earlier in this file); later copy not scored")
             continue
         seen.add(rid)
-        if not any(t.strip() for t in evidence.values()):
+        if not any(has_text(t) for t in evidence.values()):
             yield Record(n, rid, reject=f"empty evidence: columns {list(columns.text.values())} hold no text")
             continue
         too_long = {ev: len(t) for ev, t in evidence.items() if len(t) > max_chars}

@@ -157,6 +157,16 @@ def show(request: Request, item_id: int, c: AppContext = Depends(ctx), key: ApiK
     return _render_item(request, c, key, it)
 
 
+def _level(raw: str) -> int | None:
+    """A level typed in the form, or None: ASCII digits with an optional sign, short enough to be a level
+    (``str.isdigit`` also accepts superscripts like "²", which ``int`` refuses)."""
+    raw = raw.strip()
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
+        return None
+    return int(raw)
+
+
 @router.post("/items/{item_id}/submit", response_class=HTMLResponse)
 async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
                  key: ApiKey = Depends(page_key)) -> Response:
@@ -170,10 +180,11 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
     missing = []
     for cid in it.criteria:
         raw, why = form.get(f"score__{cid}", ""), form.get(f"rationale__{cid}", "").strip()
-        if not raw.strip().lstrip("-").isdigit() or not why:
+        level = _level(raw)
+        if level is None or not why:
             missing.append(cid)
             continue
-        scores[cid] = (int(raw), why)
+        scores[cid] = (level, why)
     try:
         if missing:
             raise InvalidRequest(f"choose a level and write a rationale for: {', '.join(missing)}")

@@ -61,8 +61,9 @@ def upload(
                 fh.write(chunk)
         try:
             rows = service.rows_from_file(c, rubric, path)
-        except ValueError as exc:
-            raise InvalidRequest(f"cannot read {file.filename!r}: {exc}") from exc
+        except ValueError as exc:  # say it about the client's file, never the server's temporary path
+            why = str(exc).replace(f"{path}: ", "").replace(str(path), "the file")
+            raise InvalidRequest(f"cannot read {file.filename!r}: {why}") from None
     if not rows:
         raise InvalidRequest(f"{file.filename!r} holds no rows")
     return _start(c, key, rubric_id, version, rows)

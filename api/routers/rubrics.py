@@ -37,6 +37,10 @@ def create(
     c: AppContext = Depends(ctx),
     _key: Any = Depends(require("admin", "issuer")),
 ) -> JSONResponse:
+    try:
+        S.check_text(body, "body")
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
     rub = parse_rubric(body, "request body")  # RubricError -> 422 naming the field
     if rub.version > S.INT32:
         raise InvalidRequest(f"rubric version must be at most {S.INT32}, found {rub.version}")
