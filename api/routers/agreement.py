@@ -41,6 +41,8 @@ def agreement(rubric_id: str | None = Query(None, max_length=80),
               c: AppContext = Depends(ctx), _k: ApiKey = Researcher) -> Any:
     from eval.agreement import human_human_table, human_machine_table, load_frames
 
+    if rubric_id is not None:
+        c.store.rubric(rubric_id)  # 404 for an unknown rubric, rather than empty tables that look like "no data yet"
     frames = load_frames(c.store, rubric_id=rubric_id)
     return {"human_human": _rows(human_human_table(frames, window=window)),
             "human_machine": _rows(human_machine_table(frames, window=window))}
@@ -52,6 +54,8 @@ def export_scores(rubric_id: str | None = Query(None, max_length=80), c: AppCont
                   _k: ApiKey = Researcher) -> Any:
     from eval.agreement import load_frames
 
+    if rubric_id is not None:
+        c.store.rubric(rubric_id)  # 404 for an unknown rubric
     m = load_frames(c.store, rubric_id=rubric_id).machines
     keep = ["submission_id", "rubric_id", "rubric_version", "criterion", "model_version", "machine", "route",
             "h1", "h2", "audit", "human"]

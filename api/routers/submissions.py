@@ -34,7 +34,7 @@ def create(
     body: S.SubmissionIn,
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200,
                                          description="Any unique string per logical request (e.g. a UUID)."),
 ) -> JSONResponse:
     if idempotency_key is None:

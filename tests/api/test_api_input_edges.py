@@ -32,8 +32,9 @@ def test_lone_surrogates_anywhere_in_a_body_are_422_naming_where(api) -> None:  
         p = _problem(_raw_post(api, "/submissions", raw % RUBRIC), 422, "validation_error")
         assert where in p["detail"] and "lone surrogate" in p["detail"], p["detail"]
     # a proper surrogate PAIR is an ordinary character (an emoji) and is accepted
-    ok = _raw_post(api, "/submissions", '{"rubric_id": "%s", "external_id": "s4", "evidence": {"reflection": "%s \\ud83d\\ude00"}}'
-                   % (RUBRIC, reflection(1)))
+    pair = json.dumps({"rubric_id": RUBRIC, "external_id": "s4", "evidence": {"reflection": reflection(1) + " \U0001F600"}})
+    assert "\\ud83d\\ude00" in pair  # json.dumps escapes the emoji as a surrogate pair
+    ok = _raw_post(api, "/submissions", pair)
     assert ok.status_code == 201, ok.text
     assert [s.external_id for s in api.store.submissions()] == ["s4"]
     rub = '{"id": "mini", "version": 1, "title": "T \\ud800", "evidence": ["text"], "criteria": [{"id": "q", "title": "Q", "scale": {"min": 0, "max": 3}}]}'
@@ -132,3 +133,11 @@ def test_the_assessor_form_treats_odd_digits_as_a_missing_level(api, typed: str)
     assert r.status_code == 422, r.text[:300]
     assert "choose a level" in r.text
     assert api.store.human_scores() == []
+
+
+def test_an_empty_idempotency_key_and_an_unknown_rubric_in_reports_are_errors(api) -> None:  # type: ignore[no-untyped-def]
+    _problem(api.submit("e-1", reflection(4), headers={"Idempotency-Key": ""}), 422, "validation_error")
+    assert api.store.submissions() == []
+    for path in ("/agreement", "/exports/scores"):
+        _problem(api.client.get(path, params={"rubric_id": "nope"}, headers=api.h("researcher")), 404, "not_found")
+        assert api.client.get(path, params={"rubric_id": RUBRIC}, headers=api.h("researcher")).status_code == 200
