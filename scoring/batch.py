@@ -9,13 +9,15 @@ therefore written exactly once: no row lost, none duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,38 @@ def _fsync_append(fh: Any, text: str) -> None:
     os.fsync(fh.fileno())
 
 
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``OUT.lock`` while a job writes ``out``.
+
+    Why: two runs appending to one output would each write every row (both resume from the same
+    progress file), so the second is refused instead; the OS drops the lock if the process dies.
+    """
+    lock_path = out.with_name(out.name + ".lock")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobStateError(f"another job is writing {out} right now (lock {lock_path.name}); "
+                                "wait for it to finish or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or not {"job", "records_done", "out_bytes", "rejects_bytes"} <= set(state):
+            raise ValueError("missing fields")
+        return state
+    except (ValueError, OSError) as exc:
+        raise JobStateError(f"progress file {path} is unreadable ({exc}); the outputs cannot be resumed safely: "
+                            "pass --overwrite to start again or choose another --out") from None
+
+
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(state))
@@ -125,7 +159,32 @@ def run_batch(
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in {"jsonl", "csv"}:
         raise ScoringError(f"--out must end in .jsonl or .csv, found {out.name!r}")
+    if block_size < 1:
+        raise ScoringError(f"block size must be at least 1, found {block_size}")
     rejects = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.jsonl")
+    if rejects.resolve() == out.resolve() or rejects.resolve() == Path(input_path).resolve() \
+            or out.resolve() == Path(input_path).resolve():
+        raise ScoringError(f"input {input_path}, output {out} and rejects {rejects} must be three different files")
+    with _exclusive(out):
+        return _run_locked(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
+                           hooks, extra_csv_cols, job_tag)
+
+
+def _run_locked(
+    model: ScoringModel,
+    records: Iterable[Record],
+    input_path: Path,
+    out: Path,
+    rejects: Path,
+    fmt: str,
+    block_size: int,
+    total: int | None,
+    progress: bool,
+    overwrite: bool,
+    hooks: list[Hook] | None,
+    extra_csv_cols: list[str] | None,
+    job_tag: str,
+) -> JobSummary:
     state_path = out.with_name(out.name + ".progress.json")
     job = {"input": file_fingerprint(input_path), "model_version": model.version, "tag": job_tag}
     extra_cols = extra_csv_cols or []
@@ -133,14 +192,15 @@ def run_batch(
     out_bytes = rej_bytes = 0
     scored = rejected = 0
     if state_path.exists() and not overwrite:
-        state = json.loads(state_path.read_text())
+        state = _read_state(state_path)
         if state.get("job") != job:
             raise JobStateError(
-                f"{out} was written by another job (input or model changed: recorded {state.get('job')}, now {job}); "
+                f"{out} was written by another job (input, model or reading options changed: recorded "
+                f"{state.get('job')}, now {job}); "
                 "pass --overwrite to start again or choose another --out"
             )
         done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
-        scored, rejected = state["scored"], state["rejected"]
+        scored, rejected = state.get("scored", 0), state.get("rejected", 0)
     elif out.exists() and out.stat().st_size > 0 and not overwrite:
         raise JobStateError(f"{out} exists and no progress file says which job wrote it; pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +267,7 @@ def run_batch(
             flush(block)
     if bar is not None:
         bar.close()
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state = _read_state(state_path) if state_path.exists() else {}
     state["complete"] = True
     if state_path.exists():
         _write_state(state_path, state)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,49 +64,60 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     return aliases[suffix]
 
 
-def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """Yield (row dict, problem) per record; values are str, bytes (to decode) or None."""
+def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tuple[dict[str, Any], str | None, int]]:
+    """Yield (row dict, problem, record number) per record in file order; values are str, bytes or None.
+
+    The record number counts data records from 1 (a CSV header is not one; a quoted newline does not
+    start one), so a reject names the row a person would find in the file.
+    """
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
+        n = 0
         for batch in pf.iter_batches(batch_size=4096):
-            yield from ((r, None) for r in batch.to_pylist())
+            for r in batch.to_pylist():
+                n += 1
+                yield r, None, n
         return
     if fmt == "jsonl":
+        n = 0
         with path.open("rb") as fh:
             for raw in fh:
                 if not raw.strip():
                     continue
+                n += 1
+                if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark before the first object
+                    raw = raw[3:]
                 try:
                     text = raw.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    yield {}, f"line is not valid {encoding} (byte {exc.start}); re-save the file as UTF-8 or pass --encoding"
+                    yield {}, f"line is not valid {encoding} (byte {exc.start}); re-save the file as UTF-8 or pass --encoding", n
                     continue
                 try:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    yield {}, f"malformed JSON: {exc.msg} at column {exc.colno}"
+                    yield {}, f"malformed JSON: {exc.msg} at column {exc.colno}", n
                     continue
                 if not isinstance(obj, dict):
-                    yield {}, f"expected a JSON object per line, found {type(obj).__name__}"
+                    yield {}, f"expected a JSON object per line, found {type(obj).__name__}", n
                     continue
-                yield obj, None
+                yield obj, None, n
         return
     delimiter = "\t" if fmt == "tsv" else ","
-    with path.open("rb") as fh:
-        header_line = fh.readline()
-    try:
-        header = next(csv.reader([header_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")], delimiter=delimiter))
-    except (UnicodeDecodeError, StopIteration) as exc:
-        raise IngestError(f"{path}: cannot read the header line: {exc}") from None
-    bad_rows: list[str] = []
+    header = csv_header(path, fmt, encoding)
+    dups = sorted({h for h in header if header.count(h) > 1})
+    if dups:
+        raise IngestError(f"{path}: the header names column(s) {dups} more than once; rename them so each column "
+                          "can be told apart")
+    bad_rows: list[tuple[int, str]] = []
 
     def on_invalid(row: Any) -> str:
-        bad_rows.append(f"expected {row.expected_columns} columns, found {row.actual_columns}")
+        number = row.number - 1 if isinstance(row.number, int) and row.number > 1 else -1  # header is row 1
+        bad_rows.append((number, f"expected {row.expected_columns} columns, found {row.actual_columns}"))
         return "skip"
 
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=1 << 22, encoding="utf8"),
+        read_options=pacsv.ReadOptions(block_size=1 << 22, encoding="utf8", use_threads=False),  # numbered rows
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
             quote_char='"' if quoting else False,
@@ -116,18 +128,77 @@ def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tu
             column_types={h: pa.binary() for h in header}, strings_can_be_null=False, check_utf8=False
         ),
     )
+    next_no = 1
     for batch in reader:
-        while bad_rows:
-            yield {}, bad_rows.pop(0)
-        for r in batch.to_pylist():
-            yield r, None
-    while bad_rows:
-        yield {}, bad_rows.pop(0)
+        good = batch.to_pylist()
+        bad = {no: why for no, why in bad_rows if no > 0}
+        unnumbered = [why for no, why in bad_rows if no <= 0]
+        bad_rows.clear()
+        # The batch covers records next_no.. in order; the skipped rows' numbers are known, the rest are good.
+        span = len(good) + len(bad) + len(unnumbered)
+        numbers = [n for n in range(next_no, next_no + span) if n not in bad]
+        rows: list[tuple[int, dict[str, Any], str | None]] = [(no, {}, why) for no, why in bad.items()]
+        rows += [(no, {}, why) for no, why in zip(numbers[len(good):], unnumbered, strict=False)]
+        rows += [(no, r, None) for no, r in zip(numbers, good, strict=False)]
+        next_no += span
+        for no, r, why in sorted(rows, key=lambda x: x[0]):
+            yield r, why, no
+    for no, why in bad_rows:
+        yield {}, why, no if no > 0 else next_no
 
 
-def _decode(v: Any, encoding: str) -> str | None:
+def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
+    """Column names of a CSV/TSV file (byte-order mark and line ending removed)."""
+    with path.open("rb") as fh:
+        header_line = fh.readline()
+    try:
+        return next(csv.reader([header_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")],
+                               delimiter="\t" if fmt == "tsv" else ","))
+    except (UnicodeDecodeError, StopIteration) as exc:
+        raise IngestError(f"{path}: cannot read the header line: {exc}") from None
+
+
+_WIDE_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+
+
+def _utf8_copy(path: Path, encoding: str) -> tuple[Path, str] | None:
+    """A UTF-8 copy of a UTF-16/32 file (and the encoding to read it with), or None when not needed.
+
+    Why: the readers split lines on the byte ``\\n``, which a two- or four-byte encoding does not have;
+    a file with a UTF-16/32 byte-order mark is recognised even when ``--encoding`` was left at UTF-8.
+    """
+    import codecs
+    import tempfile
+
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    name = codecs.lookup(encoding).name
+    wide = name.startswith(("utf-16", "utf-32"))
+    if not wide and head.startswith(_WIDE_BOMS):
+        name = "utf-32" if head.startswith(_WIDE_BOMS[:2]) else "utf-16"
+        wide = True
+    if not wide:
+        return None
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix="utf8-")
+    try:
+        with path.open("r", encoding=name, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    except UnicodeDecodeError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise IngestError(f"{path} is not valid {name} (byte {exc.start}); re-save it as UTF-8 or pass the right --encoding") from None
+    return Path(tmp), "utf-8"
+
+
+class NotText(ValueError):
+    """A JSON object or list where text (or a number) was expected."""
+
+
+def _decode(v: Any, encoding: str, column: str = "") -> str | None:
     if v is None:
         return None
+    if isinstance(v, (dict, list)):
+        raise NotText(f"column {column!r} holds a JSON {'object' if isinstance(v, dict) else 'list'}, not text")
     if isinstance(v, bytes):
         return v.decode(encoding)
     return str(v)
@@ -165,15 +236,35 @@ def read_records(
     for crit in columns.scores:
         if crit not in {c.id for c in rubric.criteria}:
             raise IngestError(f"--score-col names criterion {crit!r}, not in rubric {rubric.key}: {[c.id for c in rubric.criteria]}")
+    copy = _utf8_copy(p, encoding) if fmt != "parquet" else None
+    if copy is None:
+        yield from _read(p, rubric, columns, fmt, encoding, quoting, max_chars)
+        return
+    try:
+        yield from _read(copy[0], rubric, columns, fmt, copy[1], quoting, max_chars)
+    except IngestError as exc:  # name the user's file, not the temporary copy
+        raise IngestError(str(exc).replace(str(copy[0]), str(p))) from None
+    finally:
+        copy[0].unlink(missing_ok=True)
+
+
+def _missing_columns(columns: ColumnMap, have: Iterable[str]) -> list[str]:
+    wanted = [columns.id, *columns.text.values(), *columns.scores.values(), *columns.meta, *columns.where]
+    have = set(have)
+    return [c for c in wanted if c not in have]
+
+
+def _read(
+    p: Path, rubric: Rubric, columns: ColumnMap, fmt: str, encoding: str, quoting: bool, max_chars: int
+) -> Iterator[Record]:
     seen: set[str] = set()
     checked_columns = False
-    for n, (row, problem) in enumerate(_raw_rows(p, fmt, encoding, quoting), start=1):
+    for row, problem, n in _raw_rows(p, fmt, encoding, quoting):
         if problem:
             yield Record(n, None, reject=problem)
             continue
         if not checked_columns:
-            wanted = [columns.id, *columns.text.values(), *columns.scores.values(), *columns.meta, *columns.where]
-            missing = [c for c in wanted if c not in row]
+            missing = _missing_columns(columns, row)
             if missing:
                 raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(row)}")
             checked_columns = True
@@ -188,12 +279,18 @@ def read_records(
         except UnicodeDecodeError as exc:
             yield Record(n, None, reject=f"id is not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
             continue
+        except NotText as exc:
+            yield Record(n, None, reject=f"id column {columns.id!r} {exc}")
+            continue
         try:
-            evidence = {ev: _decode(row.get(col), encoding) or "" for ev, col in columns.text.items()}
-            meta = {m: _decode(row.get(m), encoding) or "" for m in columns.meta}
-            raw_scores = {c: _decode(row.get(col), encoding) for c, col in columns.scores.items()}
+            evidence = {ev: _decode(row.get(col), encoding, col) or "" for ev, col in columns.text.items()}
+            meta = {m: _decode(row.get(m), encoding, m) or "" for m in columns.meta}
+            raw_scores = {c: _decode(row.get(col), encoding, col) for c, col in columns.scores.items()}
         except UnicodeDecodeError as exc:
             yield Record(n, (rid or "").strip() or None, reject=f"not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
+            continue
+        except NotText as exc:
+            yield Record(n, (rid or "").strip() or None, reject=str(exc))
             continue
         rid = (rid or "").strip()
         if not rid:
@@ -230,6 +327,11 @@ def read_records(
             yield Record(n, rid, reject=reason)
             continue
         yield Record(n, rid, evidence=evidence, scores=scores, meta=meta)
+    if not checked_columns and fmt in ("csv", "tsv"):  # no data row: still say when a mapped column is absent
+        header = csv_header(p, fmt, encoding)
+        missing = _missing_columns(columns, header)
+        if missing:
+            raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(header)}")
 
 
 def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:

@@ -167,7 +167,11 @@ def score(
         records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)
         total = None if where else count_records(data, fmt, quoting)
         hooks: list[Any] = []  # run on each scored block before it is written
-        tags: list[str] = []  # what the hooks change, so a resume under other options is refused
+        # What decides which records are read and how, and what the hooks change: a resume under other
+        # options would splice two different jobs into one output, so it is refused.
+        reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": fmt, "encoding": encoding,
+                   "quoting": quoting}
+        tags: list[str] = ["read=" + json.dumps(reading, sort_keys=True)]
         extra_cols: list[str] = []
         if highlights:
             from scoring.highlights import highlight_hook
@@ -203,6 +207,9 @@ def score(
         f"in {summary.seconds:.1f}s -> {summary.out}"
         + (f"; rejects in {summary.rejects}" if summary.rejected else "")
     )
+    if summary.records and not summary.scored:  # every record rejected: almost always wrong options, not data
+        err.print(f"[bold red]error:[/] no record could be scored; the reasons are in {summary.rejects}")
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         db: str | None = DB_OPTION,
     ) -> None:
         """Import human scores; evidence text is not copied, only ids, scores and the named metadata."""
-        from rubrics.schema import load_rubric
+        from rubrics.schema import RubricError, load_rubric
+        from scoring.errors import ScoringError
         from scoring.store.importer import ScoreColumn, import_table, read_table
 
         def pairs(items: list[str], opt: str) -> dict[str, str]:
@@ -50,16 +51,20 @@ def register(app: typer.Typer) -> None:
             cols = ScoreColumn.parse_many(score_col)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        rub = load_rubric(rubric)
-        df = read_table(data, fmt=fmt, quoting=quoting)
-        store = open_store(db)
+        assessors, filters = pairs(rater_col, "--rater-col"), pairs(where, "--where")
         try:
-            res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,
-                               assessor_cols=pairs(rater_col, "--rater-col"), source=data.stem,
-                               where=pairs(where, "--where"), blind=not not_blind, allow_existing=append,
-                               time_col=time_col)
-        finally:
-            store.close()
+            rub = load_rubric(rubric)
+            df = read_table(data, fmt=fmt, quoting=quoting)
+            store = open_store(db)
+            try:
+                res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,
+                                   assessor_cols=assessors, source=data.stem, where=filters,
+                                   blind=not not_blind, allow_existing=append, time_col=time_col)
+            finally:
+                store.close()
+        except (ScoringError, RubricError, ValueError) as exc:  # one line, exit 2, like every other command
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions, "
                    f"human scores {res.human_scores}, {res.skipped_missing} empty cells skipped")
         typer.echo(json.dumps(res.__dict__))

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from rubrics.schema import Rubric
-from scoring.errors import Conflict, NotFound, ScoreOutOfScale
+from scoring.errors import Conflict, InvalidRequest, NotFound
 from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
 
 _SPEC = re.compile(r"^(?P<crit>[^=]+)=(?P<col>[^@]+?)(?:@(?P<kind>[a-z]+))?$")
@@ -59,15 +59,27 @@ def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal")
     if fmt == "auto":
         suf = p.suffix.lower()
         fmt = {".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suf, "csv")
+    if not p.exists():
+        raise NotFound(f"{p} does not exist")
+    if p.stat().st_size == 0:
+        raise InvalidRequest(f"{p} is empty: expected a header line and scored rows")
     if fmt == "jsonl":
-        return pd.read_json(p, lines=True, dtype=False)
+        try:
+            return pd.read_json(p, lines=True, dtype=False)
+        except ValueError as exc:
+            raise InvalidRequest(f"{p} is not JSON lines: {exc}") from None
     if fmt not in ("csv", "tsv"):
         raise ValueError(f"format must be auto, csv, tsv or jsonl, found {fmt!r}")
     q = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}.get(quoting)
     if q is None:
         raise ValueError(f"quoting must be 'minimal' or 'none', found {quoting!r}")
-    return pd.read_csv(p, sep="\t" if fmt == "tsv" else ",", quoting=q, dtype=str, keep_default_na=False,
-                       encoding="utf-8")
+    try:
+        return pd.read_csv(p, sep="\t" if fmt == "tsv" else ",", quoting=q, dtype=str, keep_default_na=False,
+                           encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{p} is not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidRequest(f"{p} cannot be read as {fmt.upper()}: {str(exc).strip().splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)
@@ -85,8 +97,11 @@ def _score(v: Any) -> int | None:
     s = str(v).strip()
     if s == "" or s.lower() in ("nan", "na", "null", "none"):
         return None
-    f = float(s)
-    if f != int(f):
+    try:
+        f = float(s)
+    except ValueError:
+        raise ValueError(f"score {s!r} is not a number") from None
+    if not f.is_integer():
         raise ValueError(f"score {s!r} is not an integer")
     return int(f)
 
@@ -129,6 +144,35 @@ def import_table(
     sel = df
     for col, val in (where or {}).items():
         sel = sel[sel[col].astype(str).str.strip() == str(val)]
+    # Everything is checked before anything is written: a bad cell must not leave half an import behind.
+    ids = sel[id_col].astype(str).str.strip()
+    problems: list[str] = []
+    if (ids == "").any():
+        problems.append(f"{int((ids == '').sum())} row(s) have an empty {id_col!r}")
+    dup = sorted(set(ids[ids.duplicated()]))
+    if dup:
+        problems.append(f"ids {dup[:5]}{' ...' if len(dup) > 5 else ''} appear more than once (one row per submission)")
+    values: dict[tuple[int, str], int | None] = {}
+    for k, (_, row) in enumerate(sel.iterrows()):
+        for sc in score_cols:
+            levels = rubric.criterion(sc.criterion).scores
+            try:
+                v = _score(row[sc.column])
+                if v is not None and v not in levels:
+                    raise ValueError(f"score {v} is outside the scale {levels} of {sc.criterion!r}")
+            except ValueError as exc:
+                problems.append(f"row id {ids.iloc[k]!r}, column {sc.column!r}: {exc}")
+                continue
+            values[(k, sc.column)] = v
+    times = None
+    if time_col:
+        try:
+            times = pd.to_datetime(sel[time_col], utc=True, format="ISO8601")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"column {time_col!r} holds a time that is not ISO 8601 ({str(exc).splitlines()[0]})")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InvalidRequest("nothing was imported: " + "; ".join(problems[:5]) + more)
     store.register_rubric(rubric)
     if not allow_existing:
         for crit in {s.criterion for s in score_cols}:
@@ -136,22 +180,18 @@ def import_table(
                 raise Conflict(f"rubric {rubric.key} criterion {crit!r} already holds human scores; importing "
                                f"again would duplicate them (pass allow_existing / --append to add anyway)")
     items: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    for _, row in sel.iterrows():
+    for k, (_, row) in enumerate(sel.iterrows()):
         meta = {c: (None if pd.isna(row[c]) else row[c]) for c in meta_cols}
         meta = {k: (v.item() if v is not None and hasattr(v, "item") else v) for k, v in meta.items()}
-        items.append((str(row[id_col]).strip(), {}, meta))
+        items.append((ids.iloc[k], {}, meta))
     subs = store.add_submissions(rubric.id, rubric.version, items) if items else []
     scores: list[HumanScoreIn] = []
     skipped = 0
     counts: dict[str, int] = {}
-    times = pd.to_datetime(sel[time_col], utc=True, format="ISO8601") if time_col else None
     for k, ((_, row), sub) in enumerate(zip(sel.iterrows(), subs, strict=True)):
         when = times.iloc[k].to_pydatetime() if times is not None and not pd.isna(times.iloc[k]) else None
         for sc in score_cols:
-            try:
-                v = _score(row[sc.column])
-            except ValueError as exc:
-                raise ScoreOutOfScale(f"row id {sub.external_id}, column {sc.column}: {exc}") from None
+            v = values[(k, sc.column)]
             if v is None:
                 skipped += 1
                 continue

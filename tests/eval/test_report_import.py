@@ -170,3 +170,40 @@ def test_report_gate_fails_when_one_subgroup_is_scored_unfairly(tmp_path) -> Non
     hm = rep.tables["human_machine"]
     assert hm.loc[0, "gate"] == "fail" and "subgroup grp=b" in hm.loc[0, "gate_detail"]
     store.close()
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"rater1": "5.5"}, "row id 'e3', column 'rater1': score '5.5' is not an integer"),
+    ({"rater1": "9"}, "row id 'e3', column 'rater1': score 9 is outside the scale [1, 2, 3, 4, 5, 6] of 'holistic'"),
+    ({"rater2": "high"}, "score 'high' is not a number"),
+    ({"id": "e4"}, "ids ['e4'] appear more than once"),
+])
+def test_a_bad_cell_imports_nothing_and_says_which_row(tmp_path, rubric_file, bad, expected) -> None:  # type: ignore[no-untyped-def]
+    df = _history(30)
+    for col, val in bad.items():
+        df.loc[3, col] = val
+    data = tmp_path / "hist.csv"
+    df.to_csv(data, index=False)
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    r = CliRunner().invoke(app, ["import-scores", "--rubric", str(rubric_file), "--data", str(data), "--id-col", "id",
+                                 "--score-col", "holistic=rater1", "--score-col", "holistic=rater2", "--db", db])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "nothing was imported" in r.output and expected in r.output
+    store = Store(db)
+    assert store.submissions() == [] and store.human_scores() == []  # not half an import
+    store.close()
+
+
+def test_unreadable_import_files_are_one_line_errors(tmp_path, rubric_file) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    base = ["import-scores", "--rubric", str(rubric_file), "--id-col", "id", "--score-col", "holistic=rater1",
+            "--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+    r = CliRunner().invoke(app, [*base, "--data", str(empty)])
+    assert r.exit_code == 2 and "is empty" in r.output and "Traceback" not in r.output
+    data = tmp_path / "hist.csv"
+    _history(30).to_csv(data, index=False)
+    r = CliRunner().invoke(app, [*base, "--data", str(data), "--time-col", "school"])
+    assert r.exit_code == 2 and "not ISO 8601" in r.output
+    r = CliRunner().invoke(app, [*base[:5], "--score-col", "nope=rater1", base[-2], base[-1], "--data", str(data)])
+    assert r.exit_code == 2 and "no criterion 'nope'" in r.output

@@ -105,3 +105,32 @@ def test_rerun_of_an_unchanged_backlog_reuses_cached_probabilities_byte_for_byte
     assert m.encoder.stats["windows_encoded"] == encoded, "nothing re-encoded"
     assert m.encoder.stats["windows_cached"] == hits_before, "not even an embedding lookup: probabilities came from the cache"
     assert (tmp_path / "warm.jsonl").read_bytes() == (tmp_path / "cold.jsonl").read_bytes()
+
+
+def test_a_second_writer_to_the_same_output_is_refused_while_the_first_runs(demo_model_dir, demo_files, encoder_cache, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out.jsonl"
+    with (tmp_path / "out.jsonl.lock").open("a") as held:  # what a running job holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(JobStateError, match="another job is writing"):
+            _run(demo_model_dir, demo_files[1], out, encoder_cache)
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    assert not out.exists() or out.stat().st_size == 0
+    _, summary = _run(demo_model_dir, demo_files[1], out, encoder_cache)  # once it is free, the job runs
+    assert summary.scored == 60
+
+
+def test_a_corrupt_progress_file_and_clashing_paths_are_clear_errors(demo_model_dir, demo_files, encoder_cache, tmp_path):
+    from scoring.errors import ScoringError
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("{}\n")
+    (tmp_path / "out.jsonl.progress.json").write_text("{not json")
+    with pytest.raises(JobStateError, match="progress file .* is unreadable"):
+        _run(demo_model_dir, demo_files[1], out, encoder_cache)
+    assert out.read_text() == "{}\n"  # nothing touched
+    with pytest.raises(ScoringError, match="must be three different files"):
+        _run(demo_model_dir, demo_files[1], tmp_path / "o.jsonl", encoder_cache, rejects=tmp_path / "o.jsonl")
+    with pytest.raises(ScoringError, match="block size must be at least 1"):
+        _run(demo_model_dir, demo_files[1], tmp_path / "o.jsonl", encoder_cache, block_size=0)

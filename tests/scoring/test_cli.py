@@ -87,3 +87,31 @@ def test_models_list_marks_latest(demo_model_dir: Path):
     res = runner.invoke(app, ["models", "list", str(demo_model_dir)])
     assert res.exit_code == 0
     assert "(LATEST)" in res.output and "rubric checking-for-understanding@1" in res.output
+
+
+def test_a_resume_under_other_reading_options_is_refused(demo_model_dir: Path, tmp_path: Path, encoder_cache, monkeypatch):
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    data = tmp_path / "grp.jsonl"
+    data.write_text("".join(json.dumps({"id": r["id"], "reflection": r["reflection"], "grp": "AB"[i % 2]}) + "\n"
+                            for i, r in enumerate(make_reflections(12, seed=5))))
+    base = ["score", "--model", str(demo_model_dir), "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--no-progress"]
+    assert runner.invoke(app, [*base, "--where", "grp=A"]).exit_code == 0
+    res = runner.invoke(app, base)  # same output, the filter dropped: would splice two jobs
+    assert res.exit_code == 2 and "reading options changed" in res.output
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 6
+    get_settings.cache_clear()
+
+
+def test_a_run_that_scores_nothing_exits_non_zero(demo_model_dir: Path, demo_files, tmp_path: Path, encoder_cache, monkeypatch):
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    res = runner.invoke(app, ["score", "--model", str(demo_model_dir), "--data", str(demo_files[1]), "--format", "jsonl",
+                              "--out", str(tmp_path / "o.jsonl"), "--no-progress"])  # a CSV read as JSON lines
+    assert res.exit_code == 1 and "no record could be scored" in res.output
+    get_settings.cache_clear()

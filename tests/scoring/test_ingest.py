@@ -123,3 +123,69 @@ def test_a_spreadsheet_export_with_a_byte_order_mark_reads_normally(tmp_path: Pa
     good, bad = read_records(p, RUBRIC, _cols())
     assert good.reject is None and good.id == "x" and good.evidence["reflection"] == "Caf\u00e9 au lait"
     assert "id is not valid utf-8" in bad.reject, "the BOM column must still be read as raw bytes, row by row"
+
+
+def test_reject_numbers_name_the_record_in_the_file_even_around_quoted_newlines(tmp_path: Path):
+    p = tmp_path / "in.csv"
+    p.write_bytes(b'sid,text\nr1,"two\nlines"\nr2,too,many\nr3,fine\nr4\nr5,fine too\n')
+    recs = list(read_records(p, RUBRIC, _cols()))
+    assert [(r.number, r.id, r.reject is None) for r in recs] == [
+        (1, "r1", True), (2, None, False), (3, "r3", True), (4, None, False), (5, "r5", True)]
+    assert "expected 2 columns, found 3" in recs[1].reject
+
+
+def test_a_header_that_names_a_column_twice_is_refused(tmp_path: Path):
+    p = tmp_path / "in.csv"
+    p.write_text("sid,text,text\nx,first,second\n")
+    with pytest.raises(IngestError, match=r"names column\(s\) \['text'\] more than once"):
+        list(read_records(p, RUBRIC, _cols()))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_utf16_and_utf32_files_are_read_named_or_recognised_by_their_bom(tmp_path: Path, encoding: str, fmt: str,
+                                                                          monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the UTF-8 copy goes
+    text = "sid,text\nu1,Café crème\nu2,数学の授業\n" if fmt == "csv" else \
+        "".join(json.dumps({"sid": r, "text": t}, ensure_ascii=False) + "\n" for r, t in (("u1", "Café crème"), ("u2", "数学の授業")))
+    p = tmp_path / f"in.{fmt}"
+    data = text.encode(encoding)
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # -le/-be codecs write no BOM: name the encoding
+        p.write_bytes(data)
+        recs = list(read_records(p, RUBRIC, _cols(), encoding=encoding))
+    else:
+        p.write_bytes(data)
+        recs = list(read_records(p, RUBRIC, _cols()))  # left at UTF-8: the BOM says otherwise
+    assert [(r.id, r.evidence["reflection"], r.reject) for r in recs] == [
+        ("u1", "Café crème", None), ("u2", "数学の授業", None)]
+    assert list(scratch.iterdir()) == []  # the UTF-8 copy is gone once the records are read
+
+
+def test_a_utf8_bom_before_the_first_json_line_is_ignored(tmp_path: Path):
+    p = tmp_path / "in.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"sid": "b1", "text": "hello"}).encode() + b"\n")
+    assert [(r.id, r.reject) for r in read_records(p, RUBRIC, _cols())] == [("b1", None)]
+
+
+def test_json_objects_and_lists_where_text_belongs_are_rejected(tmp_path: Path):
+    p = tmp_path / "in.jsonl"
+    rows = [{"sid": "j1", "text": {"a": 1}}, {"sid": "j2", "text": ["x"]}, {"sid": "j3", "text": "real text"},
+            {"sid": {"x": 1}, "text": "t"}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs = list(read_records(p, RUBRIC, _cols()))
+    assert "column 'text' holds a JSON object, not text" in recs[0].reject
+    assert "holds a JSON list" in recs[1].reject
+    assert recs[2].reject is None
+    assert "id column 'sid'" in recs[3].reject
+
+
+def test_a_header_only_file_still_reports_a_missing_column(tmp_path: Path):
+    p = tmp_path / "in.csv"
+    p.write_text("sid,text\n")
+    with pytest.raises(IngestError, match=r"column\(s\) \['nope'\] not found"):
+        list(read_records(p, RUBRIC, _cols(scores={"questioning": "nope"})))
+    assert list(read_records(p, RUBRIC, _cols())) == []
