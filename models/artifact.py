@@ -104,6 +104,18 @@ def save_model(model: ScoringModel, model_dir: str | Path, metrics: dict[str, An
     return target
 
 
+def read_card(version_dir: str | Path) -> dict[str, Any]:
+    """A version's model card, or an ArtifactError naming the file when it is missing or damaged."""
+    path = Path(version_dir) / "card.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"model card {path} is unreadable ({exc}); the version is damaged: retrain or restore it") from None
+    if not isinstance(card, dict) or "model_version" not in card:
+        raise ArtifactError(f"model card {path} has no model_version; the version is damaged: retrain or restore it")
+    return card
+
+
 def list_versions(model_dir: str | Path) -> list[str]:
     root = Path(model_dir)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "card.json").exists()) if root.exists() else []
@@ -139,7 +151,7 @@ def load_model(
     for name in ("card.json", "rubric.yaml", "scorers.joblib"):
         if not (vdir / name).exists():
             raise ArtifactError(f"model version {vdir} is incomplete: {name} is missing")
-    card = json.loads((vdir / "card.json").read_text())
+    card = read_card(vdir)
     rubric = load_rubric(vdir / "rubric.yaml")
     enc_name = card.get("encoder_name", "all-MiniLM-L6-v2")
     encoder = get_encoder(enc_name, cache_dir, precision=precision, batch_size=batch_size)
@@ -147,7 +159,13 @@ def load_model(
     if trained_prec in {"fp32", "bf16"} and precision == "auto" and trained_prec != encoder.precision:
         # Same weights, near-identical vectors; keep the machine's fast path but say so.
         card.setdefault("notes", []).append(f"trained with {trained_prec}, scoring with {encoder.precision}")
-    scorers = joblib.load(vdir / "scorers.joblib")
+    try:
+        scorers = joblib.load(vdir / "scorers.joblib")
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt or from an incompatible library version
+        raise ArtifactError(f"{vdir / 'scorers.joblib'} cannot be loaded ({type(exc).__name__}: {exc}); "
+                            "the version is damaged or was saved by incompatible library versions") from None
+    if not isinstance(scorers, dict):
+        raise ArtifactError(f"{vdir / 'scorers.joblib'} does not hold a scorer per criterion")
     for s in scorers.values():
         s.encoder = encoder
     return ScoringModel(rubric=rubric, scorers=scorers, encoder=encoder, version=card["model_version"], card=card)

@@ -85,6 +85,9 @@ def calibrate(
     from scoring.prescore import criterion_probabilities
 
     s = get_settings()
+    if audit_rate + double_rate > 1.0:  # checked before the (long) calibration, not after it
+        raise typer.BadParameter(f"--audit-rate + --double-rate must be at most 1, found {audit_rate + double_rate:g}",
+                                 param_hint="--audit-rate/--double-rate")
     try:
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, score_col, where)
@@ -97,6 +100,14 @@ def calibrate(
                 hh[k] = float(v)
             except ValueError:
                 raise typer.BadParameter(f"expected a number for {k}, found {v!r}", param_hint="--human-qwk") from None
+            if not -1.0 <= hh[k] <= 1.0:
+                raise typer.BadParameter(f"a QWK lies in [-1, 1]; found {k}={v}", param_hint="--human-qwk")
+        known = [c.id for c in m.rubric.criteria]
+        for option, names in (("--score-col", cols.scores), ("--second-score-col", second), ("--human-qwk", hh)):
+            unknown = sorted(set(names) - set(known))
+            if unknown:
+                raise typer.BadParameter(f"criteria {unknown} are not in rubric {m.rubric.key} (criteria: {known})",
+                                         param_hint=option)
         missing = [c for c in cols.scores if c not in second and c not in hh]
         if missing:
             raise CalibrationDataError(

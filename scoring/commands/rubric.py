@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -34,15 +33,20 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")
 @models_app.command("list")
 def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given to `scoring train --out`.")]) -> None:
     """Versions with their rubric, creation time and cross-validated agreement; LATEST marked."""
-    from models.artifact import list_versions
+    from models.artifact import ArtifactError, list_versions, read_card
 
     latest = (model_dir / "LATEST").read_text().strip() if (model_dir / "LATEST").exists() else None
     versions = list_versions(model_dir)
     if not versions:
         _fail(FileNotFoundError(f"{model_dir} holds no trained model version"))
     for v in versions:
-        card = json.loads((model_dir / v / "card.json").read_text())
-        qwks = {k: m.get("cv_qwk", m.get("scorer")) for k, m in card.get("metrics", {}).items() if not k.startswith("_")}
+        try:
+            card = read_card(model_dir / v)
+        except ArtifactError as exc:
+            typer.echo(f"{v}  DAMAGED: {exc}")
+            continue
+        qwks = {k: m.get("cv_qwk", m.get("val_qwk", m.get("scorer"))) for k, m in card.get("metrics", {}).items()
+                if not k.startswith("_")}
         mark = " (LATEST)" if v == latest else ""
         typer.echo(f"{v}{mark}  rubric {card['rubric']['id']}@{card['rubric']['version']}  created {card['created']}  {qwks}")
 

@@ -101,3 +101,34 @@ def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  
                               "--cross-fitted", "--score-col", "questioning=questioning", "--human-qwk", "questioning=0.6"])
     assert res.exit_code != 0
     assert "2 of 2 scored rows for 'questioning' are not texts model" in res.output and "new-1" in res.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--human-qwk", "questioning=1.7"], "a QWK lies in [-1, 1]"),
+    (["--human-qwk", "questioning=0.7", "--human-qwk", "nope=0.5"], "criteria ['nope'] are not in rubric"),
+    (["--human-qwk", "questioning=0.7", "--second-score-col", "nope=q2"], "criteria ['nope'] are not in rubric"),
+    (["--score-col", "nope=questioning", "--human-qwk", "nope=0.7"], "criteria ['nope'] are not in rubric"),
+    (["--human-qwk", "questioning=0.7", "--audit-rate", "0.8", "--double-rate", "0.5"], "must be at most 1, found 1.3"),
+])
+def test_calibrate_refuses_impossible_options_before_any_work(tmp_path: Path, models: Path, demo_files, args, says) -> None:  # type: ignore[no-untyped-def]
+    before = sorted(p.name for p in models.iterdir())
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(demo_files[0]),
+                              "--out", str(tmp_path / "p.yaml"), "--score-col", "questioning=questioning", *args])
+    assert res.exit_code == 2, res.output
+    assert says in " ".join(res.output.split()), res.output  # rich wraps long lines
+    assert sorted(p.name for p in models.iterdir()) == before and not (tmp_path / "p.yaml").exists()
+
+
+def test_damaged_model_versions_are_named_not_tracebacks(tmp_path: Path, models: Path, demo_files) -> None:  # type: ignore[no-untyped-def]
+    version = (models / "LATEST").read_text().strip()
+    blob = (models / version / "scorers.joblib").read_bytes()
+    (models / version / "scorers.joblib").write_bytes(blob[: len(blob) // 3])
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(demo_files[1]),
+                              "--out", str(tmp_path / "o.jsonl"), "--no-progress"])
+    assert res.exit_code == 2 and "scorers.joblib cannot be loaded" in " ".join(res.output.split())
+    (models / version / "card.json").write_text("")
+    res = runner.invoke(app, ["models", "list", str(models)])
+    assert res.exit_code == 0 and "DAMAGED" in res.output and "card.json" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(demo_files[1]),
+                              "--out", str(tmp_path / "o2.jsonl"), "--no-progress"])
+    assert res.exit_code == 2 and "is unreadable" in " ".join(res.output.split())
