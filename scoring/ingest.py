@@ -151,6 +151,8 @@ def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
     """Column names of a CSV/TSV file (byte-order mark and line ending removed)."""
     with path.open("rb") as fh:
         header_line = fh.readline()
+    if not header_line.strip():
+        raise IngestError(f"{path} is empty or starts with a blank line: expected a header line naming the columns")
     try:
         return next(csv.reader([header_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")],
                                delimiter="\t" if fmt == "tsv" else ","))

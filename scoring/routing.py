@@ -254,6 +254,11 @@ def prepare_routing(model: Any, policy_path: str | Path, store_url: str | None =
     from scoring.policy import load_policy
 
     policy = load_policy(policy_path)
+    known = [c.id for c in model.rubric.criteria]
+    unknown = sorted(set(policy.criteria) - set(known))
+    if unknown:  # a typo would otherwise leave that criterion silently routed to humans
+        raise PolicyError(f"policy {policy_path} sets thresholds for {unknown}, which rubric {model.rubric.key} "
+                          f"does not have (criteria: {known})")
     store = None
     if store_url:
         from scoring.store import Store

@@ -196,6 +196,9 @@ def score(
 
             queue_path = write_queue(summary.out, order=routing.queue_order)
             err.print(f"routing: policy {routing.policy.policy_version}; human queue ({routing.queue_order} first) -> {queue_path}")
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: every finished block is saved; run the same command again to resume {out}")
+        raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, typer.Exit):
             raise

@@ -40,8 +40,14 @@ def register(app: typer.Typer) -> None:
         from scoring.settings import get_settings
 
         settings = get_settings()
+        if window not in ("D", "W", "M", "Q", "Y"):
+            raise typer.BadParameter(f"expected one of D, W, M, Q, Y, found {window!r}", param_hint="--window")
         store = open_store(db)
         try:
+            if rubric is not None and rubric not in {r.rubric_id for r in store.rubrics()}:
+                known = sorted({r.rubric_id for r in store.rubrics()})
+                typer.echo(f"error: rubric {rubric!r} is not in the store (rubrics: {known})", err=True)
+                raise typer.Exit(2)
             res = build_report(store, out, rubric_id=rubric, since=_when(since), until=_when(until),
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
                                policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)

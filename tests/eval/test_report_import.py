@@ -207,3 +207,11 @@ def test_unreadable_import_files_are_one_line_errors(tmp_path, rubric_file) -> N
     assert r.exit_code == 2 and "not ISO 8601" in r.output
     r = CliRunner().invoke(app, [*base[:5], "--score-col", "nope=rater1", base[-2], base[-1], "--data", str(data)])
     assert r.exit_code == 2 and "no criterion 'nope'" in r.output
+
+
+def test_report_refuses_an_unknown_rubric_or_window(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--rubric", "nope", "--db", db])
+    assert r.exit_code == 2 and "rubric 'nope' is not in the store" in r.output
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--window", "X", "--db", db])
+    assert r.exit_code == 2 and not (tmp_path / "rep").exists()

@@ -132,3 +132,15 @@ def test_damaged_model_versions_are_named_not_tracebacks(tmp_path: Path, models:
     res = runner.invoke(app, ["score", "--model", str(models), "--data", str(demo_files[1]),
                               "--out", str(tmp_path / "o2.jsonl"), "--no-progress"])
     assert res.exit_code == 2 and "is unreadable" in " ".join(res.output.split())
+
+
+def test_a_policy_naming_a_criterion_the_rubric_lacks_is_refused(tmp_path: Path, models: Path, demo_files) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    version = (models / "LATEST").read_text().strip()
+    pol = tmp_path / "p.yaml"
+    pol.write_text(yaml.safe_dump({"policy_version": "p1", "model_version": version,
+                                   "criteria": {"questionning": {"min_confidence": 0.5}}}))
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(demo_files[1]), "--policy", str(pol),
+                              "--out", str(tmp_path / "o.jsonl"), "--no-progress"])
+    assert res.exit_code == 2 and "['questionning']" in res.output and not (tmp_path / "o.jsonl").exists()

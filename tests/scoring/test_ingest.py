@@ -189,3 +189,10 @@ def test_a_header_only_file_still_reports_a_missing_column(tmp_path: Path):
     with pytest.raises(IngestError, match=r"column\(s\) \['nope'\] not found"):
         list(read_records(p, RUBRIC, _cols(scores={"questioning": "nope"})))
     assert list(read_records(p, RUBRIC, _cols())) == []
+
+
+def test_an_empty_csv_is_named_in_the_error(tmp_path: Path):
+    p = tmp_path / "blank.csv"
+    p.write_text("")
+    with pytest.raises(IngestError, match=r"blank\.csv is empty"):
+        list(read_records(p, RUBRIC, _cols()))
