@@ -50,6 +50,7 @@ class Record:
     scores: dict[str, int | None] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     reject: str | None = None
+    score_problems: dict[str, str] = field(default_factory=dict)  # criterion -> why its score cell is unusable
 
 
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
@@ -310,25 +311,23 @@ def _read(
             yield Record(n, rid, reject=f"evidence too long: {too_long} characters > limit {max_chars} (raise SCORING_MAX_TEXT_CHARS)")
             continue
         scores: dict[str, int | None] = {}
-        reason = None
+        # A bad score cell spoils that criterion's label only: the row's text and its other labels stay usable.
+        problems: dict[str, str] = {}
         for crit, raw in raw_scores.items():
+            scores[crit] = None
             if raw is None or str(raw).strip() in {"", "nan", "NA", "None", "null"}:
-                scores[crit] = None
                 continue
             try:
                 f = float(raw)
             except ValueError:
-                reason = f"score {raw!r} for criterion {crit!r} is not a number"
-                break
+                problems[crit] = f"score {raw!r} for criterion {crit!r} is not a number"
+                continue
             levels = rubric.criterion(crit).scores
             if not f.is_integer() or int(f) not in levels:
-                reason = f"score {raw!r} for criterion {crit!r} is outside the rubric scale {levels}"
-                break
+                problems[crit] = f"score {raw!r} for criterion {crit!r} is outside the rubric scale {levels}"
+                continue
             scores[crit] = int(f)
-        if reason:
-            yield Record(n, rid, reject=reason)
-            continue
-        yield Record(n, rid, evidence=evidence, scores=scores, meta=meta)
+        yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems)
     if not checked_columns and fmt in ("csv", "tsv"):  # no data row: still say when a mapped column is absent
         header = csv_header(p, fmt, encoding)
         missing = _missing_columns(columns, header)

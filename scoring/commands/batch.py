@@ -108,10 +108,15 @@ def train(
             raise
         _fail(exc)
         return
-    if rejected:
+    bad_cells = [(r, c, why) for r in records if r.reject is None for c, why in r.score_problems.items()]
+    if rejected or bad_cells:
         rej_path = path / "training-rejects.jsonl"
-        rej_path.write_text("".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}) + "\n" for r in rejected))
-        err.print(f"[yellow]{len(rejected)} record(s) rejected[/], reasons in {rej_path}")
+        rej_path.write_text(
+            "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}) + "\n" for r in rejected)
+            + "".join(json.dumps({"record": r.number, "id": r.id, "criterion": c, "reason": why}) + "\n"
+                      for r, c, why in bad_cells))
+        err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable[/] "
+                  f"(the rest of those rows was used), reasons in {rej_path}")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):

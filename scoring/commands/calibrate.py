@@ -117,6 +117,11 @@ def calibrate(
         cols = dataclasses.replace(cols, meta=tuple(dict.fromkeys(second.values())))
         records = [r for r in read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
                                            max_chars=s.max_text_chars) if r.reject is None]
+        bad_cells = [(r, c, why) for r in records for c, why in r.score_problems.items()]
+        if bad_cells:
+            r0, c0, why0 = bad_cells[0]
+            err.print(f"[yellow]{len(bad_cells)} score cell(s) unusable and left out[/] (first: record {r0.number}, "
+                      f"id {r0.id!r}: {why0})")
         base = dataclasses.replace(m, scorers={k: base_scorer(v) for k, v in m.scorers.items()})
         evidences = [r.evidence for r in records]
         if cross_fitted:

@@ -115,3 +115,25 @@ def test_a_run_that_scores_nothing_exits_non_zero(demo_model_dir: Path, demo_fil
                               "--out", str(tmp_path / "o.jsonl"), "--no-progress"])  # a CSV read as JSON lines
     assert res.exit_code == 1 and "no record could be scored" in res.output
     get_settings.cache_clear()
+
+
+def test_a_bad_score_cell_costs_that_label_only(tmp_path: Path, encoder_cache, monkeypatch):
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    rows = make_reflections(80, seed=8)
+    rows[3]["questioning"] = "9"  # off the 0-2 scale
+    data = tmp_path / "scored.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "0 record(s) rejected, 1 score cell(s) unusable" in " ".join(res.output.split())
+    version = (tmp_path / "m" / "LATEST").read_text().strip()
+    card = json.loads((tmp_path / "m" / version / "card.json").read_text())
+    assert card["metrics"]["questioning"]["n_scored"] == 79 and card["metrics"]["adjusting"]["n_scored"] == 80
+    (line,) = [json.loads(x) for x in (tmp_path / "m" / version / "training-rejects.jsonl").read_text().splitlines()]
+    assert line["id"] == rows[3]["id"] and line["criterion"] == "questioning" and "outside the rubric scale" in line["reason"]
+    get_settings.cache_clear()

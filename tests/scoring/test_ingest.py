@@ -65,8 +65,11 @@ def test_bad_rows_become_rejects_with_reasons_and_the_rest_is_read(tmp_path: Pat
     assert "empty evidence" in reasons[3]
     assert "duplicate id 'ok1'" in reasons[4]
     assert "not valid utf-8" in reasons[5]
-    assert "outside the rubric scale [0, 1, 2]" in reasons[6]
-    assert "is not a number" in reasons[7]
+    # a bad score cell spoils that label only: the row (its text, its other labels) is still read
+    assert reasons[6] is None and reasons[7] is None
+    assert recs[5].scores["questioning"] is None and "outside the rubric scale [0, 1, 2]" in recs[5].score_problems["questioning"]
+    assert recs[6].scores["questioning"] is None and "is not a number" in recs[6].score_problems["questioning"]
+    assert recs[0].score_problems == {}
     assert recs[7].scores["questioning"] is None  # missing score: usable, just unlabelled
 
 
