@@ -78,6 +78,11 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
             return problem(400, "malformed_json", "the request body is not valid JSON: "
                            + "; ".join(str(e.get("msg")) for e in errs[:3]), path, errors=_json_safe_errors(errs))
         first = errs[0] if errs else {}
+        ctype = request.headers.get("content-type", "")
+        if tuple(first.get("loc", ())) == ("body",) and "json" not in ctype and "form" not in ctype \
+                and request.method in ("POST", "PUT", "PATCH"):
+            return problem(415, "unsupported_media_type", f"send the body as application/json (Content-Type was "
+                           f"{ctype or 'missing'})", path)
         where = ".".join(str(x) for x in first.get("loc", ()))
         return problem(422, "validation_error", f"{where}: {first.get('msg', 'invalid request')}"
                        + (f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""), path,
@@ -86,6 +91,9 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
                 413: "payload_too_large", 400: "bad_request"}.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's words
+            return problem(400, "malformed_json", "the request body could not be parsed: it must be JSON encoded as "
+                           "UTF-8 (invalid bytes, or nesting too deep, also end here)", path)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no endpoint at {path}; see /docs for the API"
         return problem(exc.status_code, code, detail, path)

@@ -41,6 +41,12 @@ class ExternalIdTaken(Conflict):
     code = "external_id_taken"
 
 
+class AlreadyAdjudicated(Conflict):
+    """A submission x criterion already has its resolved score: a second one would leave two "final" scores."""
+
+    code = "already_adjudicated"
+
+
 class RubricImmutable(Conflict):
     """A rubric id+version is already registered with a different fingerprint: bump the version."""
 

@@ -10,7 +10,7 @@ from api import schemas as S
 from api import service
 from api.context import AppContext
 from api.deps import ctx, require
-from scoring.errors import InvalidRequest
+from scoring.errors import AlreadyAdjudicated, InvalidRequest
 from scoring.store.keys import ApiKey
 
 router = APIRouter(prefix="/adjudications", tags=["adjudication"], responses=S.problems(401, 403))
@@ -44,6 +44,12 @@ def adjudicate(body: S.AdjudicationIn, c: AppContext = Depends(ctx), key: ApiKey
     if not hs:
         raise InvalidRequest(f"submission {body.submission_id} has no human scores for {body.criterion!r} "
                              "to adjudicate")
+    earlier = [a for a in c.store.adjudications(submission_id=body.submission_id) if a.criterion == body.criterion]
+    if earlier:
+        e = earlier[0]
+        raise AlreadyAdjudicated(f"submission {body.submission_id} / {body.criterion!r} was already resolved to "
+                                 f"{e.score} by {e.adjudicator!r} (adjudication {e.id}); the score log is "
+                                 "append-only, so a second resolved score is refused")
     ms = c.store.machine_scores(submission_id=body.submission_id, criterion=body.criterion)
     a = c.store.record_adjudication(body.submission_id, body.criterion, body.score, adjudicator=key.name,
                                     rationale=body.rationale, human_score_ids=[h.id for h in hs],

@@ -141,3 +141,16 @@ def test_an_empty_idempotency_key_and_an_unknown_rubric_in_reports_are_errors(ap
     for path in ("/agreement", "/exports/scores"):
         _problem(api.client.get(path, params={"rubric_id": "nope"}, headers=api.h("researcher")), 404, "not_found")
         assert api.client.get(path, params={"rubric_id": RUBRIC}, headers=api.h("researcher")).status_code == 200
+
+
+def test_undecodable_bodies_and_wrong_content_types_say_what_is_wrong(api) -> None:  # type: ignore[no-untyped-def]
+    good = json.dumps({"rubric_id": RUBRIC, "external_id": "c-1", "evidence": {"reflection": reflection(1)}}).encode()
+    r = api.client.post("/submissions", content=good.replace(b"c-1", b"c-\xff"),
+                        headers={**api.h("issuer"), "Content-Type": "application/json"})
+    p = _problem(r, 400, "malformed_json")
+    assert "UTF-8" in p["detail"]
+    for ctype in ("text/plain", None):
+        headers = {**api.h("issuer"), **({"Content-Type": ctype} if ctype else {})}
+        p = _problem(api.client.post("/submissions", content=good, headers=headers), 415, "unsupported_media_type")
+        assert "application/json" in p["detail"]
+    assert api.store.submissions() == []

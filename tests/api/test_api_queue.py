@@ -11,10 +11,11 @@ from api_support import audit_policy, double_policy, reflection
 from scoring.store import Store, queue
 
 
-def _problem(r, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def _problem(r, status: int, code: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
     assert r.status_code == status, f"expected {status} {code}, found {r.status_code}: {r.text}"
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == code, r.json()
+    return r.json()  # type: ignore[no-any-return]
 
 
 def test_claim_score_submit_records_human_scores_in_the_audit_log(api) -> None:  # type: ignore[no-untyped-def]
@@ -121,8 +122,13 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
     assert r.status_code == 201 and len(r.json()["human_score_ids"]) == 2 and r.json()["machine_score_id"]
     assert len(api.client.get("/adjudications/pending", headers=api.h("admin")).json()) == 2
     _problem(api.client.post("/adjudications", headers=api.h("admin"),
-                             json={"submission_id": sub["submission_id"], "criterion": "questioning", "score": 9}),
+                             json={"submission_id": sub["submission_id"], "criterion": "adjusting", "score": 9}),
              422, "score_out_of_scale")
+    again = _problem(api.client.post("/adjudications", headers=api.h("admin"),
+                                     json={"submission_id": sub["submission_id"], "criterion": "questioning", "score": 2}),
+                     409, "already_adjudicated")
+    assert "already resolved to 1 by 'admin'" in again["detail"]
+    assert len([a for a in api.store.adjudications() if a.criterion == "questioning"]) == 1
     agr = api.client.get("/agreement", headers=api.h("researcher")).json()
     assert agr["human_human"] and agr["human_human"][0]["n"] == 1
     rows = api.client.get("/exports/scores", headers=api.h("researcher")).json()
