@@ -11,10 +11,18 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
@@ -44,12 +52,22 @@ class RubricError(ValueError):
         super().__init__(where + problem)
 
 
+def _not_bool(v: Any) -> Any:
+    """YAML reads ``yes``/``true`` as booleans, which pydantic would quietly take as 1: refuse them."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a whole number, found {v!r} (a YAML boolean)")
+    return v
+
+
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class Level(BaseModel):
     """One point of a criterion's ordered scale."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    score: int
+    score: Whole
     label: str = ""
     descriptor: str = ""
     exemplars: tuple[str, ...] = ()
@@ -66,8 +84,8 @@ class Scale(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min: int
-    max: int
+    min: Whole
+    max: Whole
 
     @model_validator(mode="after")
     def _ordered(self) -> Scale:
@@ -105,7 +123,12 @@ class Criterion(BaseModel):
             if "levels" in data:
                 raise ValueError("give either `levels` or `scale`, not both")
             data = dict(data)
-            scale = Scale.model_validate(data.pop("scale"))
+            try:
+                scale = Scale.model_validate(data.pop("scale"))
+            except ValidationError as exc:  # name it under `scale`, where the author wrote it
+                e = exc.errors()[0]
+                where = ".".join(str(x) for x in e["loc"])
+                raise ValueError(f"scale{'.' + where if where else ''}: {e['msg'].removeprefix('Value error, ')}") from None
             data["levels"] = [{"score": s} for s in range(scale.min, scale.max + 1)]
         return data
 
@@ -142,7 +165,7 @@ class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    version: int = Field(ge=1)
+    version: Whole = Field(ge=1)
     title: str
     description: str = ""
     evidence: tuple[str, ...] = Field(min_length=1)
@@ -224,7 +247,11 @@ def parse_rubric(data: Any, source: str = "<inline>") -> Rubric:
             msg = "required field is missing"
         elif err["type"] == "extra_forbidden":
             msg = f"unknown field (found {err.get('input')!r}); check the spelling against the rubric schema"
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        others = [f"{_loc_to_path(tuple(e['loc']), data)}: {e['msg'].removeprefix('Value error, ')}"
+                  for e in exc.errors()[1:4]]
+        more = f"; also {'; '.join(others)}" if others else ""
+        if len(exc.errors()) > 4:
+            more += f" (and {len(exc.errors()) - 4} more)"
         raise RubricError(source, field, msg + more) from None
 
 

@@ -16,18 +16,24 @@ models_app = typer.Typer(help="Trained model versions in a model directory.", no
 @rubric_app.command("check")
 def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")]) -> None:
     """Validate rubric files; print each criterion's scale, or the file, field and problem."""
+    from rich.markup import escape
+
     from rubrics import load_rubric
 
-    for f in files:
+    bad = 0
+    for f in files:  # every file is checked, so one run lists every problem
         try:
             r = load_rubric(f)
         except Exception as exc:  # noqa: BLE001
-            _fail(exc)
-            return
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            bad += 1
+            continue
         err.print(f"[green]ok[/] {f}: {r.key} '{r.title}', evidence {list(r.evidence)}")
         for c in r.criteria:
             zs = "descriptors for zero-shot" if c.has_descriptors else "no descriptors (needs human scores)"
             err.print(f"  {c.id}: levels {c.scores[0]}..{c.scores[-1]} ({len(c.scores)}), reads {list(r.evidence_for(c))}, {zs}")
+    if bad:
+        raise typer.Exit(2)
 
 
 @models_app.command("list")

@@ -74,6 +74,8 @@ def test_levels_are_sorted_and_scale_shorthand_expands():
         (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 0}, {"score": 0}]}]), "criteria[q].levels", "repeated [0]"),
         (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": "high"}, {"score": 1}]}]), "criteria[q].levels[0].score", "integer"),
         (_with(criteria=[{"id": "q", "title": "Q", "evidence": ["video"], "levels": [{"score": 0}, {"score": 1}]}]), "", "reads evidence 'video'"),
+        (_with(criteria=[{"id": "q", "title": "Q", "scale": {"min": True, "max": 4}}]), "criteria[q]", "scale.min: expected a whole number, found True"),
+        (_with(version=True), "version", "a YAML boolean"),
     ],
 )
 def test_malformed_rubrics_name_the_field_and_the_problem(data, field, problem):
@@ -103,3 +105,25 @@ def test_fingerprint_changes_with_content_not_with_key_order():
     assert a.fingerprint() == b.fingerprint()
     changed = _with(title="Another title")
     assert parse_rubric(changed).fingerprint() != a.fingerprint()
+
+
+def test_every_problem_of_a_rubric_is_listed_not_just_counted():
+    d = _with(colour="red", title=None)
+    with pytest.raises(RubricError) as exc:
+        parse_rubric(d, "r.yaml")
+    text = str(exc.value)
+    assert "colour" in text and "title" in text and "more problem" not in text
+
+
+def test_rubric_check_reports_every_file_and_fails_if_any_is_bad(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from scoring.cli import app
+
+    good = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    bad1, bad2 = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    bad1.write_text("id: a\nversion: 1\n")
+    bad2.write_text("id: [\n")
+    res = CliRunner().invoke(app, ["rubric", "check", str(bad1), str(good), str(bad2)])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "a.yaml" in out and "b.yaml" in out and "ok" in out and "checking-for-understanding" in out
