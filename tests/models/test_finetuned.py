@@ -134,3 +134,26 @@ def test_cross_fitted_calibration_is_refused_for_a_fine_tuned_criterion(fitted: 
     model = ScoringModel(rubric=rubric, scorers={c.id: fitted for c in rubric.criteria}, encoder=encoder)
     with pytest.raises(CalibrationDataError, match="FineTunedScorer, which keeps no cross-fitted probabilities"):
         cross_fitted_probabilities(model, rubric.criteria[0].id, [{"reflection": "text"}])
+
+
+def test_a_fine_tuned_criterion_calibrates_on_held_out_scores_and_keeps_reading_raw_text(fitted: FineTunedScorer, encoder) -> None:
+    from models.artifact import ScoringModel
+    from rubrics import load_rubric
+    from scoring.demo import DEMO_RUBRIC
+    from scoring.optimise import CriterionCalibrationData, calibrate_model
+    from scoring.prescore import criterion_probabilities
+
+    rubric = load_rubric(DEMO_RUBRIC)
+    assert rubric.criteria[0].scores == LEVELS
+    cid = rubric.criteria[0].id
+    model = ScoringModel(rubric=rubric, scorers={c.id: fitted for c in rubric.criteria}, encoder=encoder)
+    texts, y = _data(80, seed=7)
+    P = criterion_probabilities(model, [{"reflection": t} for t in texts])[cid]
+    res = calibrate_model(model, {cid: CriterionCalibrationData(P, y, [f"h{i}" for i in range(80)], human_qwk=0.5)},
+                          n_boot=100)
+    cal = res.model.scorers[cid]
+    assert cal.uses_embeddings is False and res.policy.criteria[cid].evidence["n_cal"] == 80
+    Q = cal.predict_proba(texts[:5])
+    np.testing.assert_allclose(Q.sum(axis=1), 1.0, atol=1e-6)
+    assert set(cal.decide(Q)) <= set(LEVELS)
+    assert res.policy.criteria[cid].enabled  # the fake criterion is easy: QWK far above the 0.5 bar
