@@ -105,10 +105,6 @@ def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tu
         return
     delimiter = "\t" if fmt == "tsv" else ","
     header = csv_header(path, fmt, encoding)
-    dups = sorted({h for h in header if header.count(h) > 1})
-    if dups:
-        raise IngestError(f"{path}: the header names column(s) {dups} more than once; rename them so each column "
-                          "can be told apart")
     bad_rows: list[tuple[int, str]] = []
 
     def on_invalid(row: Any) -> str:
@@ -129,23 +125,32 @@ def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tu
             column_types={h: pa.binary() for h in header}, strings_can_be_null=False, check_utf8=False
         ),
     )
-    next_no = 1
+    # Skipped rows carry their record number; good rows fill the numbers in between, in order. The reader
+    # parses a block ahead, so skipped rows may arrive before the batch they sit in: they wait in ``pending``
+    # until the numbering reaches them.
+    pending: dict[int, str] = {}
+    no = 1
     for batch in reader:
-        good = batch.to_pylist()
-        bad = {no: why for no, why in bad_rows if no > 0}
-        unnumbered = [why for no, why in bad_rows if no <= 0]
+        for n_bad, why in bad_rows:
+            if n_bad > 0:
+                pending[n_bad] = why
+            else:  # unnumbered (not expected without threads): report it where the reader is now
+                yield {}, why, no
+                no += 1
         bad_rows.clear()
-        # The batch covers records next_no.. in order; the skipped rows' numbers are known, the rest are good.
-        span = len(good) + len(bad) + len(unnumbered)
-        numbers = [n for n in range(next_no, next_no + span) if n not in bad]
-        rows: list[tuple[int, dict[str, Any], str | None]] = [(no, {}, why) for no, why in bad.items()]
-        rows += [(no, {}, why) for no, why in zip(numbers[len(good):], unnumbered, strict=False)]
-        rows += [(no, r, None) for no, r in zip(numbers, good, strict=False)]
-        next_no += span
-        for no, r, why in sorted(rows, key=lambda x: x[0]):
-            yield r, why, no
-    for no, why in bad_rows:
-        yield {}, why, no if no > 0 else next_no
+        for r in batch.to_pylist():
+            while no in pending:
+                yield {}, pending.pop(no), no
+                no += 1
+            yield r, None, no
+            no += 1
+    for n_bad, why in bad_rows:
+        if n_bad > 0:
+            pending[n_bad] = why
+        else:
+            pending[max([no - 1, *pending]) + 1] = why
+    for n_bad in sorted(pending):  # skipped rows after the last good one
+        yield {}, pending[n_bad], n_bad
 
 
 def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
@@ -189,7 +194,10 @@ def _utf8_copy(path: Path, encoding: str) -> tuple[Path, str] | None:
                 dst.write(chunk)
     except UnicodeDecodeError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise IngestError(f"{path} is not valid {name} (byte {exc.start}); re-save it as UTF-8 or pass the right --encoding") from None
+        raise IngestError(f"{path} is not valid {name} ({exc.reason}); re-save it as UTF-8 or pass the right --encoding") from None
+    except BaseException:  # disk full, interrupted...: never leave the copy behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return Path(tmp), "utf-8"
 
 
@@ -197,10 +205,13 @@ class NotText(ValueError):
     """A JSON object or list where text (or a number) was expected."""
 
 
-def _decode(v: Any, encoding: str, column: str = "") -> str | None:
+def _decode(v: Any, encoding: str, column: str = "", json_ok: bool = False) -> str | None:
+    """Text of a cell; an object or list is NotText unless ``json_ok`` (metadata keeps it as JSON text)."""
     if v is None:
         return None
     if isinstance(v, (dict, list)):
+        if json_ok:
+            return json.dumps(v, ensure_ascii=False)
         raise NotText(f"column {column!r} holds a JSON {'object' if isinstance(v, dict) else 'list'}, not text")
     if isinstance(v, bytes):
         return v.decode(encoding)
@@ -251,15 +262,26 @@ def read_records(
         copy[0].unlink(missing_ok=True)
 
 
+def _wanted(columns: ColumnMap) -> list[str]:
+    """Every column a job reads."""
+    return [columns.id, *columns.text.values(), *columns.scores.values(), *columns.meta, *columns.where]
+
+
 def _missing_columns(columns: ColumnMap, have: Iterable[str]) -> list[str]:
-    wanted = [columns.id, *columns.text.values(), *columns.scores.values(), *columns.meta, *columns.where]
     have = set(have)
-    return [c for c in wanted if c not in have]
+    return [c for c in _wanted(columns) if c not in have]
 
 
 def _read(
     p: Path, rubric: Rubric, columns: ColumnMap, fmt: str, encoding: str, quoting: bool, max_chars: int
 ) -> Iterator[Record]:
+    if fmt in ("csv", "tsv"):  # a column the job reads must be one column, not two with the same name
+        header = csv_header(p, fmt, encoding)
+        wanted = set(_wanted(columns))
+        dups = sorted({h for h in header if h in wanted and header.count(h) > 1})
+        if dups:
+            raise IngestError(f"{p}: the header names column(s) {dups} more than once; rename them so the column "
+                              "to read can be told apart")
     seen: set[str] = set()
     checked_columns = False
     for row, problem, n in _raw_rows(p, fmt, encoding, quoting):
@@ -273,8 +295,10 @@ def _read(
             checked_columns = True
         if columns.where:
             try:
-                if any((_decode(row.get(k), encoding) or "").strip() != v for k, v in columns.where.items()):
+                if any((_decode(row.get(k), encoding, k) or "").strip() != v for k, v in columns.where.items()):
                     continue
+            except NotText:
+                continue  # an object or list never equals the value asked for
             except UnicodeDecodeError:
                 pass  # undecidable: let the row be rejected below with its reason
         try:
@@ -287,7 +311,7 @@ def _read(
             continue
         try:
             evidence = {ev: _decode(row.get(col), encoding, col) or "" for ev, col in columns.text.items()}
-            meta = {m: _decode(row.get(m), encoding, m) or "" for m in columns.meta}
+            meta = {m: _decode(row.get(m), encoding, m, json_ok=True) or "" for m in columns.meta}
             raw_scores = {c: _decode(row.get(col), encoding, col) for c, col in columns.scores.items()}
         except UnicodeDecodeError as exc:
             yield Record(n, (rid or "").strip() or None, reject=f"not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")

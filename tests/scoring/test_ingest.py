@@ -199,3 +199,34 @@ def test_an_empty_csv_is_named_in_the_error(tmp_path: Path):
     p.write_text("")
     with pytest.raises(IngestError, match=r"blank\.csv is empty"):
         list(read_records(p, RUBRIC, _cols()))
+
+
+def test_record_numbers_stay_exact_across_reader_blocks(tmp_path: Path):
+    """The CSV reader parses 4 MiB blocks one ahead: skipped rows must still land at their own numbers."""
+    p = tmp_path / "big.csv"
+    bad_at = {700, 7000, 7001, 13500, 19999}
+    lines = ["sid,text"]
+    for i in range(1, 20001):
+        lines.append(f"r{i},too,many" if i in bad_at else f'r{i},"{"x" * 650} line one\nline two"')
+    p.write_text("\n".join(lines) + "\n")
+    assert p.stat().st_size > 3 * (1 << 22)
+    recs = list(read_records(p, RUBRIC, _cols()))
+    assert [r.number for r in recs] == list(range(1, 20001))
+    assert {r.number for r in recs if r.reject} == bad_at
+    assert all(r.id == f"r{r.number}" for r in recs if not r.reject)
+
+
+def test_unused_repeated_header_names_are_fine(tmp_path: Path):
+    p = tmp_path / "excel.csv"
+    p.write_text("sid,text,,\nx,hello,,\n")
+    assert [(r.id, r.reject) for r in read_records(p, RUBRIC, _cols())] == [("x", None)]
+
+
+def test_json_values_in_filter_and_metadata_columns(tmp_path: Path):
+    p = tmp_path / "in.jsonl"
+    rows = [{"sid": "a", "text": "t1", "grp": {"x": 1}, "m": {"k": [1, 2]}}, {"sid": "b", "text": "t2", "grp": "A", "m": "plain"}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cols = infer_columns(RUBRIC, ColumnMap(id="sid", text={"reflection": "text"}, meta=("m",), where={"grp": "A"}))
+    assert [(r.id, r.meta) for r in read_records(p, RUBRIC, cols)] == [("b", {"m": "plain"})]
+    cols = infer_columns(RUBRIC, ColumnMap(id="sid", text={"reflection": "text"}, meta=("m",)))
+    assert [r.meta["m"] for r in read_records(p, RUBRIC, cols)] == ['{"k": [1, 2]}', "plain"]
