@@ -78,7 +78,7 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
             return problem(400, "malformed_json", "the request body is not valid JSON: "
                            + "; ".join(str(e.get("msg")) for e in errs[:3]), path, errors=_json_safe_errors(errs))
         first = errs[0] if errs else {}
-        ctype = request.headers.get("content-type", "")
+        ctype = request.headers.get("content-type", "").lower()
         if tuple(first.get("loc", ())) == ("body",) and "json" not in ctype and "form" not in ctype \
                 and request.method in ("POST", "PUT", "PATCH"):
             return problem(415, "unsupported_media_type", f"send the body as application/json (Content-Type was "

@@ -121,6 +121,11 @@ def result(ctx: AppContext, sub: SubmissionRecord, *, created: bool) -> S.Submis
     )
 
 
+def _taken(rubric_id: str, external_id: str) -> ExternalIdTaken:
+    return ExternalIdTaken(f"external id {external_id!r} for rubric {rubric_id} was already used by another issuer; "
+                           "ids are shared per rubric, so prefix yours (e.g. with your organisation)")
+
+
 def check_not_taken(ctx: AppContext, rubric_id: str, external_id: str, owner: str) -> None:
     """Refuse an external id another issuer already used for this rubric (before anything is compared)."""
     try:
@@ -129,8 +134,18 @@ def check_not_taken(ctx: AppContext, rubric_id: str, external_id: str, owner: st
         return
     first = jobs.owner_of(ctx.store, existing.id)
     if first is not None and first != owner:
-        raise ExternalIdTaken(f"external id {external_id!r} for rubric {rubric_id} was already used by another issuer; "
-                              "ids are shared per rubric, so prefix yours (e.g. with your organisation)")
+        raise _taken(rubric_id, external_id)
+
+
+def claim_owner(ctx: AppContext, sub: SubmissionRecord, owner: str) -> None:
+    """Record the submission's owner as soon as it is stored (first writer wins), then check it is us.
+
+    Why at once and not after scoring: until the owner is recorded, another issuer's request for the same
+    id would pass ``check_not_taken`` and be answered with this submission.
+    """
+    jobs.set_owner(ctx.store, sub.id, owner)
+    if jobs.owner_of(ctx.store, sub.id) != owner:
+        raise _taken(sub.rubric_id, sub.external_id)
 
 
 def score_one(ctx: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.SubmissionResult]:
@@ -142,6 +157,7 @@ def score_one(ctx: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S
         check_not_taken(ctx, body.rubric_id, body.external_id, owner)
         sub = ctx.store.add_submission(body.rubric_id, version, body.external_id, dict(body.evidence),
                                        dict(body.metadata))  # DuplicateSubmission -> 409
+        claim_owner(ctx, sub, owner)
         if ctx.store.machine_scores(submission_id=sub.id, model_version=model.version):
             return 200, result(ctx, sub, created=False)
         items = [ctx.prescorer.score(model, body.external_id, dict(body.evidence))]
@@ -182,7 +198,9 @@ def run_batch_job(ctx: AppContext, job_id: int, owner: str, rubric_id: str, vers
             for i, ext, ev, meta in good:
                 try:
                     check_not_taken(ctx, rubric_id, ext, owner)
-                    subs.append((i, store.add_submission(rubric_id, version, ext, ev, meta)))
+                    sub = store.add_submission(rubric_id, version, ext, ev, meta)
+                    claim_owner(ctx, sub, owner)
+                    subs.append((i, sub))
                 except Exception as exc:  # noqa: BLE001 - a bad row is reported, the job goes on
                     results.append(jobs.BatchResult(i, ext, None, f"{getattr(exc, 'code', 'error')}: {exc}"))
             fresh = [(i, s) for i, s in subs

@@ -153,7 +153,8 @@ class FineTunedScorer:
         if len(yy) - n_val < 2 * MIN_VALIDATION:
             raise ScorerError(f"fine-tuning needs at least {3 * MIN_VALIDATION} scores, found {len(yy)}")
         counts = np.bincount(yy - yy.min())
-        strat = yy if counts[counts > 0].min() >= 2 else None
+        present = int((counts > 0).sum())
+        strat = yy if counts[counts > 0].min() >= 2 and n_val >= present and len(yy) - n_val >= present else None
         idx_tr, idx_val = train_test_split(np.arange(len(yy)), test_size=n_val, random_state=self.random_state, stratify=strat)
         self.classes_ = np.asarray(self.levels)
         torch.manual_seed(self.random_state)
@@ -195,7 +196,7 @@ class FineTunedScorer:
                 report_to="none",
                 disable_tqdm=not self.show_progress,
                 use_cpu=not on_gpu,
-                bf16=on_gpu or cpu_has_native_bf16(),
+                bf16=bool(torch.cuda.is_bf16_supported()) if on_gpu else cpu_has_native_bf16(),
                 seed=self.random_state,
                 dataloader_num_workers=0,
             )

@@ -101,6 +101,7 @@ def train_model(
                                      max_length=finetune.max_length, random_state=seed, show_progress=show_progress)
             scorer.fit(texts, np.asarray(y))
             m.update(scorer="finetuned", val_qwk=round(scorer.val_qwk_, 4), n_val=scorer.n_val_,
+                     val_note="optimistic: the validation items also chose the epoch and the cut-points",
                      epochs=scorer.history_, truncated_share=round(scorer.truncated_share_, 4))
         elif len(y) >= min_labelled and len(counts) >= 2:
             if finetune is not None:

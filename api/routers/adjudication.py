@@ -44,16 +44,17 @@ def adjudicate(body: S.AdjudicationIn, c: AppContext = Depends(ctx), key: ApiKey
     if not hs:
         raise InvalidRequest(f"submission {body.submission_id} has no human scores for {body.criterion!r} "
                              "to adjudicate")
-    earlier = [a for a in c.store.adjudications(submission_id=body.submission_id) if a.criterion == body.criterion]
-    if earlier:
-        e = earlier[0]
-        raise AlreadyAdjudicated(f"submission {body.submission_id} / {body.criterion!r} was already resolved to "
-                                 f"{e.score} by {e.adjudicator!r} (adjudication {e.id}); the score log is "
-                                 "append-only, so a second resolved score is refused")
-    ms = c.store.machine_scores(submission_id=body.submission_id, criterion=body.criterion)
-    a = c.store.record_adjudication(body.submission_id, body.criterion, body.score, adjudicator=key.name,
-                                    rationale=body.rationale, human_score_ids=[h.id for h in hs],
-                                    machine_score_id=ms[-1].id if ms else None)
+    with c.submission_lock("adjudication", f"{body.submission_id}/{body.criterion}"):  # check and insert as one
+        earlier = [a for a in c.store.adjudications(submission_id=body.submission_id) if a.criterion == body.criterion]
+        if earlier:
+            e = earlier[0]
+            raise AlreadyAdjudicated(f"submission {body.submission_id} / {body.criterion!r} was already resolved to "
+                                     f"{e.score} by {e.adjudicator!r} (adjudication {e.id}); the score log is "
+                                     "append-only, so a second resolved score is refused")
+        ms = c.store.machine_scores(submission_id=body.submission_id, criterion=body.criterion)
+        a = c.store.record_adjudication(body.submission_id, body.criterion, body.score, adjudicator=key.name,
+                                        rationale=body.rationale, human_score_ids=[h.id for h in hs],
+                                        machine_score_id=ms[-1].id if ms else None)
     return S.AdjudicationOut(id=a.id, submission_id=a.submission_id, criterion=a.criterion, score=a.score,
                              adjudicator=a.adjudicator, human_score_ids=a.human_score_ids,
                              machine_score_id=a.machine_score_id, created_at=a.created_at)

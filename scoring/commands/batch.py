@@ -121,7 +121,8 @@ def train(
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
             figure = (f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m
-                      else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']})" if "val_qwk" in m else "zero-shot")
+                      else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']}; optimistic: the same items chose the "
+                      "epoch and cut-points)" if "val_qwk" in m else "zero-shot")
             err.print(f"  {cid}: {m['scorer']}, n={m['n_scored']}, {figure}")
 
 
@@ -174,8 +175,12 @@ def score(
         hooks: list[Any] = []  # run on each scored block before it is written
         # What decides which records are read and how, and what the hooks change: a resume under other
         # options would splice two different jobs into one output, so it is refused.
-        reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": fmt, "encoding": encoding,
-                   "quoting": quoting}
+        import codecs
+
+        from scoring.ingest import detect_format
+
+        reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": detect_format(data, fmt),
+                   "encoding": codecs.lookup(encoding).name, "quoting": quoting, "max_chars": s.max_text_chars}
         tags: list[str] = ["read=" + json.dumps(reading, sort_keys=True)]
         extra_cols: list[str] = []
         if highlights:

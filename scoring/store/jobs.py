@@ -80,11 +80,14 @@ def release_idempotency(store: Store, owner: str, key: str) -> None:
 
 def set_owner(store: Store, submission_id: int, owner: str) -> None:
     """Remember the first owner of a submission (re-sending it does not change hands)."""
-    with _w(store) as conn, conn.begin():
-        have = conn.execute(sa.select(submission_owners.c.owner)
-                            .where(submission_owners.c.submission_id == submission_id)).first()
-        if have is None:
-            conn.execute(submission_owners.insert().values(submission_id=submission_id, owner=owner))
+    try:
+        with _w(store) as conn, conn.begin():
+            have = conn.execute(sa.select(submission_owners.c.owner)
+                                .where(submission_owners.c.submission_id == submission_id)).first()
+            if have is None:
+                conn.execute(submission_owners.insert().values(submission_id=submission_id, owner=owner))
+    except sa.exc.IntegrityError:
+        pass  # a concurrent request recorded its owner first: the first one stays (callers check owner_of)
 
 
 def owner_of(store: Store, submission_id: int) -> str | None:

@@ -409,8 +409,8 @@ class Store:
                     row = existing[ext]
                     if row.content_hash != h:
                         raise DuplicateSubmission(
-                            f"submission {ext!r} for rubric {rubric_id} already exists with content hash "
-                            f"{row.content_hash[:12]}...; this one has {h[:12]}... (different evidence or metadata)"
+                            f"submission {ext!r} for rubric {rubric_id} already exists with different evidence or "
+                            "metadata; send it under a new id (or the same content to read its result)"
                         )
                     continue
                 new_rows.append(dict(rubric_id=rubric_id, rubric_version=rubric_version, external_id=ext,

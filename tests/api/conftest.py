@@ -7,6 +7,7 @@ session (``models.encoder.get_encoder`` caches per cache dir, shared by all apps
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +45,19 @@ def api_model_dir(api_home: Path, request: pytest.FixtureRequest) -> Path:
     tag = hashlib.sha256(BANKS.read_bytes() + src + b"80/20/v1").hexdigest()[:12]
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     cached = Path(cache.mkdir(f"api-model-{tag}")) if cache is not None else api_home / "model"
-    if list_versions(cached) and (cached / "LATEST").exists():
-        return cached
+    cached.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the cache: one trains, the others wait for it and reuse its model
+    with (cached.parent / f"api-model-{tag}.lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            if not (list_versions(cached) and (cached / "LATEST").exists()):
+                _train_demo_model(api_home, cached)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return cached
+
+
+def _train_demo_model(api_home: Path, cached: Path) -> None:
     from models.artifact import save_model
     from models.encoder import get_encoder
     from rubrics import load_rubric
@@ -60,7 +72,6 @@ def api_model_dir(api_home: Path, request: pytest.FixtureRequest) -> Path:
     enc = get_encoder("all-MiniLM-L6-v2", api_home / "cache")
     res = train_model(rubric, records, enc, min_labelled=20)
     save_model(res.model, cached, res.metrics, res.data_hash)
-    return cached
 
 
 @pytest.fixture

@@ -154,3 +154,22 @@ def test_undecodable_bodies_and_wrong_content_types_say_what_is_wrong(api) -> No
         p = _problem(api.client.post("/submissions", content=good, headers=headers), 415, "unsupported_media_type")
         assert "application/json" in p["detail"]
     assert api.store.submissions() == []
+
+
+def test_ownership_is_recorded_when_a_submission_is_stored_not_after_scoring(api) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store import jobs
+
+    text = reflection(11)
+    # a submission stored without an owner (e.g. by import-scores) and one whose owner was recorded by a
+    # concurrent request that has not finished scoring yet
+    orphan = api.store.add_submission(RUBRIC, 1, "o-1", {"reflection": text})
+    held = api.store.add_submission(RUBRIC, 1, "o-2", {"reflection": text})
+    jobs.set_owner(api.store, held.id, "issuer2")
+    assert api.submit("o-1", text).status_code == 201  # the first issuer to send it owns it
+    assert jobs.owner_of(api.store, orphan.id) == "issuer"
+    _problem(api.submit("o-1", text, who="issuer2"), 409, "external_id_taken")
+    _problem(api.submit("o-2", text), 409, "external_id_taken")
+    jobs.set_owner(api.store, held.id, "issuer")  # a late writer never takes it over
+    assert jobs.owner_of(api.store, held.id) == "issuer2"
+    p = _problem(api.submit("o-1", reflection(12)), 409, "duplicate_submission")  # own id, other content
+    assert "hash" not in p["detail"]
