@@ -226,7 +226,8 @@ class FineTunedScorer:
         self.thresholds_ = fit_thresholds(P_val @ self.classes_.astype(float), y_val, self.levels) if len(self.levels) <= 15 else None
         self.val_qwk_ = float(cohen_kappa_score(y_val, self.decide(P_val), weights="quadratic", labels=self.levels))
         self.n_train_, self.n_val_ = len(idx_tr), len(idx_val)
-        self.truncated_share_ = float(np.mean([len(ids) >= self.max_length for ids in self._tokenise(texts)["input_ids"]]))
+        lengths = [len(ids) for ds in (train_ds, val_ds) for ids in ds.enc["input_ids"]]  # already tokenised
+        self.truncated_share_ = float(np.mean([n >= self.max_length for n in lengths]))
         return self
 
     def _module(self) -> Any:
@@ -249,8 +250,7 @@ class FineTunedScorer:
         net, tok = self._module(), self._tokenizer()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty(len(texts))
-        bf16 = cpu_has_native_bf16() and not next(net.parameters()).is_cuda
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_native_bf16()):
             for s in range(0, len(texts), 2 * self.batch_size):
                 idx = order[s : s + 2 * self.batch_size]
                 batch = tok([texts[i] for i in idx], truncation=True, max_length=self.max_length, padding=True,
