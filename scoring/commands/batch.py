@@ -188,6 +188,7 @@ def score(
 
             hooks.append(highlight_hook(m, highlights))
             tags.append(f"highlights={highlights}")
+            extra_cols.append("highlights")
         routing = None
         if policy is not None:
             from scoring.routing import ROUTE_COLS, prepare_routing
@@ -195,7 +196,7 @@ def score(
             routing = prepare_routing(m, policy, store or s.database_url, queue_order)
             hooks.append(routing.hook)
             tags.append(routing.job_tag)
-            extra_cols = list(ROUTE_COLS)
+            extra_cols += list(ROUTE_COLS)
         summary = run_batch(
             m, records, data, out, rejects=rejects, block_size=block_size or s.block_size, total=total,
             progress=progress, overwrite=overwrite, hooks=hooks, job_tag="|".join(t for t in tags if t),

@@ -108,6 +108,10 @@ def calibrate(
             if unknown:
                 raise typer.BadParameter(f"criteria {unknown} are not in rubric {m.rubric.key} (criteria: {known})",
                                          param_hint=option)
+        unscored = sorted((set(second) | set(hh)) - set(cols.scores))
+        if unscored:  # a bar for a criterion that is not calibrated would be silently ignored
+            raise typer.BadParameter(f"criteria {unscored} have a human-human bar but no --score-col: name the "
+                                     "column of their human scores too", param_hint="--score-col")
         missing = [c for c in cols.scores if c not in second and c not in hh]
         if missing:
             raise CalibrationDataError(

@@ -144,3 +144,11 @@ def test_a_policy_naming_a_criterion_the_rubric_lacks_is_refused(tmp_path: Path,
     res = runner.invoke(app, ["score", "--model", str(models), "--data", str(demo_files[1]), "--policy", str(pol),
                               "--out", str(tmp_path / "o.jsonl"), "--no-progress"])
     assert res.exit_code == 2 and "['questionning']" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_bar_for_a_criterion_without_scores_is_refused(tmp_path: Path, models: Path, demo_files) -> None:  # type: ignore[no-untyped-def]
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(demo_files[0]), "--out",
+                              str(tmp_path / "p.yaml"), "--score-col", "questioning=questioning",
+                              "--human-qwk", "questioning=0.7", "--human-qwk", "adjusting=0.7"])
+    text = " ".join(res.output.replace("│", " ").split())  # typer draws errors in a box
+    assert res.exit_code == 2 and "['adjusting'] have a human-human bar but no --score-col" in text

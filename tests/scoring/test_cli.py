@@ -137,3 +137,21 @@ def test_a_bad_score_cell_costs_that_label_only(tmp_path: Path, encoder_cache, m
     (line,) = [json.loads(x) for x in (tmp_path / "m" / version / "training-rejects.jsonl").read_text().splitlines()]
     assert line["id"] == rows[3]["id"] and line["criterion"] == "questioning" and "outside the rubric scale" in line["reason"]
     get_settings.cache_clear()
+
+
+def test_csv_output_carries_highlights_per_criterion(demo_model_dir: Path, demo_files, tmp_path: Path, encoder_cache, monkeypatch):
+    import csv
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    out = tmp_path / "o.csv"
+    res = runner.invoke(app, ["score", "--model", str(demo_model_dir), "--data", str(demo_files[1]), "--out", str(out),
+                              "--highlights", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 60 and "questioning.highlights" in rows[0]
+    spans = json.loads(rows[0]["questioning.highlights"])
+    assert spans and {"start", "end", "text", "kind"} <= set(spans[0])
+    get_settings.cache_clear()
