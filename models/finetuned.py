@@ -35,8 +35,7 @@ from models.scorers import (
     ScorerError,
     _check_labels,
     _gaussian_proba,
-    apply_thresholds,
-    decide,
+    decide_with_cuts,
     fit_thresholds,
 )
 
@@ -263,10 +262,7 @@ class FineTunedScorer:
         return _gaussian_proba(self._predict_mu(list(X)), self.sigma_, self.classes_)
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
-        cuts = getattr(self, "thresholds_", None)
-        if cuts is not None:
-            return apply_thresholds(np.asarray(proba) @ self.classes_.astype(float), cuts, self.classes_)
-        return decide(proba, self.classes_, "expected")
+        return decide_with_cuts(proba, self.classes_, getattr(self, "thresholds_", None))
 
     def predict(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         return self.decide(self.predict_proba(X))

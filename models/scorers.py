@@ -273,10 +273,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """One score per row of (possibly calibrated) level probabilities."""
-        cuts = getattr(self, "thresholds_", None)
-        if cuts is not None:
-            return apply_thresholds(proba @ self.classes_.astype(float), cuts, self.classes_)
-        return decide(proba, self.classes_, "expected" if self.decision == "thresholds" else self.decision)
+        return decide_with_cuts(proba, self.classes_, getattr(self, "thresholds_", None),
+                                "expected" if self.decision == "thresholds" else self.decision)
 
     def views(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """The continuous score each view predicts (useful for diagnostics and highlights)."""
@@ -342,6 +340,13 @@ def decide(proba: np.ndarray, classes: np.ndarray, rule: str = "expected") -> np
 
 def apply_thresholds(expected: np.ndarray, thresholds: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.asarray(classes)[np.searchsorted(thresholds, expected)]
+
+
+def decide_with_cuts(proba: np.ndarray, classes: np.ndarray, cuts: np.ndarray | None, rule: str = "expected") -> np.ndarray:
+    """Cut the expected score at fitted cut-points when there are some, else ``decide`` by ``rule``."""
+    if cuts is not None:
+        return apply_thresholds(np.asarray(proba) @ np.asarray(classes).astype(float), cuts, classes)
+    return decide(proba, classes, rule)
 
 
 def fit_thresholds(expected: np.ndarray, y: np.ndarray, levels: list[int], sweeps: int = 2) -> np.ndarray:

@@ -65,7 +65,9 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     return aliases[suffix]
 
 
-def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tuple[dict[str, Any], str | None, int]]:
+def _raw_rows(
+    path: Path, fmt: str, encoding: str, quoting: bool, header: list[str] | None = None
+) -> Iterator[tuple[dict[str, Any], str | None, int]]:
     """Yield (row dict, problem, record number) per record in file order; values are str, bytes or None.
 
     The record number counts data records from 1 (a CSV header is not one; a quoted newline does not
@@ -104,7 +106,7 @@ def _raw_rows(path: Path, fmt: str, encoding: str, quoting: bool) -> Iterator[tu
                 yield obj, None, n
         return
     delimiter = "\t" if fmt == "tsv" else ","
-    header = csv_header(path, fmt, encoding)
+    header = header if header is not None else csv_header(path, fmt, encoding)
     bad_rows: list[tuple[int, str]] = []
 
     def on_invalid(row: Any) -> str:
@@ -267,31 +269,34 @@ def _wanted(columns: ColumnMap) -> list[str]:
     return [columns.id, *columns.text.values(), *columns.scores.values(), *columns.meta, *columns.where]
 
 
-def _missing_columns(columns: ColumnMap, have: Iterable[str]) -> list[str]:
-    have = set(have)
-    return [c for c in _wanted(columns) if c not in have]
+def _check_columns(p: Path, columns: ColumnMap, have: Iterable[str]) -> None:
+    """Every mapped column must exist: otherwise every row would fail, so the whole file is refused."""
+    names = set(have)
+    missing = [c for c in _wanted(columns) if c not in names]
+    if missing:
+        raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(names)}")
 
 
 def _read(
     p: Path, rubric: Rubric, columns: ColumnMap, fmt: str, encoding: str, quoting: bool, max_chars: int
 ) -> Iterator[Record]:
-    if fmt in ("csv", "tsv"):  # a column the job reads must be one column, not two with the same name
-        header = csv_header(p, fmt, encoding)
+    # CSV/TSV: the header says up front whether every mapped column is there, once (also with no data row).
+    header = csv_header(p, fmt, encoding) if fmt in ("csv", "tsv") else None
+    if header is not None:
         wanted = set(_wanted(columns))
         dups = sorted({h for h in header if h in wanted and header.count(h) > 1})
-        if dups:
+        if dups:  # a column the job reads must be one column, not two with the same name
             raise IngestError(f"{p}: the header names column(s) {dups} more than once; rename them so the column "
                               "to read can be told apart")
+        _check_columns(p, columns, header)
     seen: set[str] = set()
-    checked_columns = False
-    for row, problem, n in _raw_rows(p, fmt, encoding, quoting):
+    checked_columns = header is not None
+    for row, problem, n in _raw_rows(p, fmt, encoding, quoting, header):
         if problem:
             yield Record(n, None, reject=problem)
             continue
-        if not checked_columns:
-            missing = _missing_columns(columns, row)
-            if missing:
-                raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(row)}")
+        if not checked_columns:  # JSONL/Parquet: the first row shows the columns
+            _check_columns(p, columns, row)
             checked_columns = True
         if columns.where:
             try:
@@ -352,11 +357,6 @@ def _read(
                 continue
             scores[crit] = int(f)
         yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems)
-    if not checked_columns and fmt in ("csv", "tsv"):  # no data row: still say when a mapped column is absent
-        header = csv_header(p, fmt, encoding)
-        missing = _missing_columns(columns, header)
-        if missing:
-            raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(header)}")
 
 
 def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:

@@ -56,6 +56,15 @@ class FineTuning:
     max_length: int = 512
 
 
+def fine_tuning_for(kind: str, settings: Any) -> FineTuning | None:
+    """The fine-tuning plan for ``--scorer KIND`` (None: the ensemble), from ``scoring.settings.Settings``."""
+    if kind not in ("ensemble", "finetuned"):
+        raise ValueError(f"expected ensemble or finetuned, found {kind!r}")
+    if kind == "ensemble":
+        return None
+    return FineTuning(settings.finetune_min_scores, settings.finetune_epochs, settings.finetune_max_length)
+
+
 def train_model(
     rubric: Rubric,
     records: list[Record],

@@ -83,14 +83,13 @@ def train(
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
-    from scoring.train import FineTuning, train_model
+    from scoring.train import fine_tuning_for, train_model
 
     s = get_settings()
-    kind = scorer or s.scorer
-    if kind not in ("ensemble", "finetuned"):
-        raise typer.BadParameter(f"expected ensemble or finetuned, found {kind!r}", param_hint="--scorer")
-    finetune = (FineTuning(min_scores=s.finetune_min_scores, epochs=s.finetune_epochs, max_length=s.finetune_max_length)
-                if kind == "finetuned" else None)
+    try:
+        finetune = fine_tuning_for(scorer or s.scorer, s)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scorer") from None
     try:
         rb = load_rubric(rubric)
         cols = _columns(rb, id_col, text_col, score_col, where)

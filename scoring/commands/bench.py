@@ -32,20 +32,19 @@ def asap_aes(
     """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
     from eval.bench_asap import run
     from scoring.settings import get_settings
-    from scoring.train import FineTuning
+    from scoring.train import fine_tuning_for
 
     cmd = (f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets} --scorer {scorer}"
            + (f" --route --calibration {calibration} --bar {bar}" if route else ""))
     if calibration not in ("cross-fit", "split"):
         raise typer.BadParameter(f"expected cross-fit or split, found {calibration!r}", param_hint="--calibration")
-    if scorer not in ("ensemble", "finetuned"):
-        raise typer.BadParameter(f"expected ensemble or finetuned, found {scorer!r}", param_hint="--scorer")
-    if scorer == "finetuned" and route and calibration == "cross-fit":
+    try:
+        finetune = fine_tuning_for(scorer, get_settings())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scorer") from None
+    if finetune is not None and route and calibration == "cross-fit":
         raise typer.BadParameter("a fine-tuned scorer keeps no cross-fitted probabilities: use --calibration split",
                                  param_hint="--calibration")
-    s = get_settings()
-    finetune = (FineTuning(min_scores=s.finetune_min_scores, epochs=s.finetune_epochs, max_length=s.finetune_max_length)
-                if scorer == "finetuned" else None)
     typer.echo(f"# reproduce: {cmd}")
     summary = run(
         data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],

@@ -10,6 +10,27 @@ import pytest
 from fastapi.testclient import TestClient
 
 
+def expect_problem(r: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert ``r`` is an ``application/problem+json`` answer with this status and code; return its body."""
+    assert r.status_code == status, f"expected {status} {code}, found {r.status_code}: {r.text}"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    return body
+
+
+def wait_for_job(api: Any, job_id: int, who: str = "issuer") -> dict[str, Any]:
+    """Poll a batch job until it is done or failed (fails the test after 30 s)."""
+    import time
+
+    for _ in range(300):
+        j: dict[str, Any] = api.client.get(f"/batch-jobs/{job_id}", headers=api.h(who)).json()
+        if j["status"] in ("done", "failed"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError(f"batch job {job_id} did not finish: {j}")
+
+
 def reflection(i: int) -> str:
     from scoring.demo import make_reflections
 

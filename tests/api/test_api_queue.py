@@ -6,16 +6,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from api_support import audit_policy, double_policy, reflection
+from api_support import audit_policy, double_policy, expect_problem, reflection
 
 from scoring.store import Store, queue
-
-
-def _problem(r, status: int, code: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    assert r.status_code == status, f"expected {status} {code}, found {r.status_code}: {r.text}"
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == code, r.json()
-    return r.json()  # type: ignore[no-any-return]
 
 
 def test_claim_score_submit_records_human_scores_in_the_audit_log(api) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +30,7 @@ def test_claim_score_submit_records_human_scores_in_the_audit_log(api) -> None: 
         (c, 1, "alice", "first", False) for c in ("questioning", "adjusting", "self_assessment")}
     assert all(h.rationale == "alice read it" for h in hs)
     assert api.store.verify_audit().ok
-    _problem(api.score_all(view, "alice"), 409, "already_scored")
+    expect_problem(api.score_all(view, "alice"), 409, "already_scored")
     assert api.claim("alice").status_code == 204, "nothing left"
     stats = api.client.get("/queue/stats", headers=api.h("alice")).json()
     assert (stats["open"], stats["done"], stats["mine_done"]) == (0, 1, 1)
@@ -49,12 +42,12 @@ def test_scores_off_the_scale_and_missing_criteria_are_422(api) -> None:  # type
     tok = view["lease_token"]
     url = f"/queue/items/{view['id']}/scores"
     all3 = {c["id"]: {"score": 1, "rationale": "r"} for c in view["criteria"]}
-    _problem(api.client.post(url, headers=api.h("alice"),
+    expect_problem(api.client.post(url, headers=api.h("alice"),
                              json={"lease_token": tok, "scores": {**all3, "questioning": {"score": 7}}}),
              422, "score_out_of_scale")
-    _problem(api.client.post(url, headers=api.h("alice"),
+    expect_problem(api.client.post(url, headers=api.h("alice"),
                              json={"lease_token": tok, "scores": {"questioning": {"score": 1}}}), 422, "invalid_request")
-    _problem(api.client.post(url, headers=api.h("alice"), json={"lease_token": tok, "scores": "x"}),
+    expect_problem(api.client.post(url, headers=api.h("alice"), json={"lease_token": tok, "scores": "x"}),
              422, "validation_error")
     assert api.store.human_scores() == [], "a rejected submit records nothing"
     assert api.client.post(url, headers=api.h("alice"), json={"lease_token": tok, "scores": all3}).status_code == 201
@@ -68,8 +61,8 @@ def test_an_expired_lease_passes_to_the_next_claimer_and_the_old_holder_gets_409
     time.sleep(1.2)
     b = api.claim("bob").json()
     assert b["id"] == a["id"] and b["lease_token"] != a["lease_token"]
-    _problem(api.score_all(a, "alice"), 409, "lease_expired")
-    _problem(api.client.post(f"/queue/items/{a['id']}/release", headers=api.h("alice"),
+    expect_problem(api.score_all(a, "alice"), 409, "lease_expired")
+    expect_problem(api.client.post(f"/queue/items/{a['id']}/release", headers=api.h("alice"),
                              json={"lease_token": a["lease_token"]}), 409, "lease_expired")
     assert api.score_all(b, "bob").status_code == 201
     assert {h.assessor for h in api.store.human_scores()} == {"bob"}
@@ -78,10 +71,10 @@ def test_an_expired_lease_passes_to_the_next_claimer_and_the_old_holder_gets_409
 def test_assessors_see_only_items_they_hold(api) -> None:  # type: ignore[no-untyped-def]
     api.submit("q-4", reflection(4))
     a = api.claim("alice").json()
-    _problem(api.client.get(f"/queue/items/{a['id']}", headers=api.h("bob")), 403, "forbidden")
+    expect_problem(api.client.get(f"/queue/items/{a['id']}", headers=api.h("bob")), 403, "forbidden")
     assert api.client.get(f"/queue/items/{a['id']}", headers=api.h("alice")).json()["id"] == a["id"]
-    _problem(api.client.get("/queue/items/424242", headers=api.h("alice")), 404, "not_found")
-    _problem(api.client.post(f"/queue/items/{a['id']}/scores", headers=api.h("bob"),
+    expect_problem(api.client.get("/queue/items/424242", headers=api.h("alice")), 404, "not_found")
+    expect_problem(api.client.post(f"/queue/items/{a['id']}/scores", headers=api.h("bob"),
                              json={"lease_token": a["lease_token"], "scores": {}}), 409, "lease_expired")
 
 
@@ -121,10 +114,10 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
                               "rationale": "between"})
     assert r.status_code == 201 and len(r.json()["human_score_ids"]) == 2 and r.json()["machine_score_id"]
     assert len(api.client.get("/adjudications/pending", headers=api.h("admin")).json()) == 2
-    _problem(api.client.post("/adjudications", headers=api.h("admin"),
+    expect_problem(api.client.post("/adjudications", headers=api.h("admin"),
                              json={"submission_id": sub["submission_id"], "criterion": "adjusting", "score": 9}),
              422, "score_out_of_scale")
-    again = _problem(api.client.post("/adjudications", headers=api.h("admin"),
+    again = expect_problem(api.client.post("/adjudications", headers=api.h("admin"),
                                      json={"submission_id": sub["submission_id"], "criterion": "questioning", "score": 2}),
                      409, "already_adjudicated")
     assert "already resolved to 1 by 'admin'" in again["detail"]
@@ -236,5 +229,5 @@ def test_model_registry_lists_and_promotes(api) -> None:  # type: ignore[no-unty
     assert len(ms) == 1 and ms[0]["status"] == "candidate"
     r = api.client.post(f"/models/{ms[0]['version']}/promote", headers=api.h("admin"))
     assert r.status_code == 200 and r.json()["status"] == "promoted"
-    _problem(api.client.post("/models/nope/promote", headers=api.h("admin")), 404, "not_found")
+    expect_problem(api.client.post("/models/nope/promote", headers=api.h("admin")), 404, "not_found")
     assert api.submit("after-promote", reflection(20)).json()["model_version"] == ms[0]["version"]

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from api_support import reflection
-
-
-def _problem(r, status: int, code: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    assert r.status_code == status, f"expected {status} {code}, found {r.status_code}: {r.text}"
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == code, r.json()
-    return r.json()  # type: ignore[no-any-return]
+from api_support import expect_problem, reflection, wait_for_job
 
 
 def test_a_submission_is_scored_routed_and_queued_synchronously(api) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +27,7 @@ def test_resending_the_same_submission_is_idempotent_and_changed_content_is_409(
     assert again.status_code == 200 and again.json()["created"] is False
     assert again.json()["criteria"] == first["criteria"]
     assert len(api.store.machine_scores(submission_id=first["submission_id"])) == 3, "not scored twice"
-    _problem(api.submit("s-2", reflection(3)), 409, "duplicate_submission")
+    expect_problem(api.submit("s-2", reflection(3)), 409, "duplicate_submission")
 
 
 def test_idempotency_key_replays_the_first_response_and_rejects_another_body(api) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +36,7 @@ def test_idempotency_key_replays_the_first_response_and_rejects_another_body(api
     b = api.submit("s-3", reflection(4), headers={"Idempotency-Key": "k-123"})
     assert a.status_code == b.status_code == 201
     assert b.json() == a.json() and b.headers.get("idempotent-replayed") == "true"
-    _problem(api.submit("s-4", reflection(5), headers={"Idempotency-Key": "k-123"}), 409, "idempotency_key_reused")
+    expect_problem(api.submit("s-4", reflection(5), headers={"Idempotency-Key": "k-123"}), 409, "idempotency_key_reused")
     assert len(api.store.submissions()) == 1
     # keys are per caller: another issuer may use the same key string
     assert api.submit("s-5", reflection(6), who="issuer2", headers={"Idempotency-Key": "k-123"}).status_code == 201
@@ -54,30 +45,30 @@ def test_idempotency_key_replays_the_first_response_and_rejects_another_body(api
 def test_a_failed_request_frees_its_idempotency_key(api) -> None:  # type: ignore[no-untyped-def]
     bad = {"rubric_id": "checking-for-understanding", "external_id": "s-6", "evidence": {"nope": "x"}}
     h = {**api.h("issuer"), "Idempotency-Key": "k-9"}
-    _problem(api.client.post("/submissions", json=bad, headers=h), 422, "invalid_request")
-    _problem(api.client.post("/submissions", json=bad, headers=h), 422, "invalid_request")
+    expect_problem(api.client.post("/submissions", json=bad, headers=h), 422, "invalid_request")
+    expect_problem(api.client.post("/submissions", json=bad, headers=h), 422, "invalid_request")
 
 
 def test_each_bad_request_gets_its_specific_4xx(api) -> None:  # type: ignore[no-untyped-def]
     c, h = api.client, api.h("issuer")
-    _problem(c.post("/submissions", content=b'{"rubric_id": ', headers={**h, "Content-Type": "application/json"}),
+    expect_problem(c.post("/submissions", content=b'{"rubric_id": ', headers={**h, "Content-Type": "application/json"}),
              400, "malformed_json")
-    p = _problem(c.post("/submissions", json={"rubric_id": "checking-for-understanding"}, headers=h),
+    p = expect_problem(c.post("/submissions", json={"rubric_id": "checking-for-understanding"}, headers=h),
                  422, "validation_error")
     assert any(e["loc"][-1] == "external_id" for e in p["errors"])
-    _problem(c.post("/submissions", json={"rubric_id": "nope", "external_id": "x", "evidence": {"reflection": "t"}},
+    expect_problem(c.post("/submissions", json={"rubric_id": "nope", "external_id": "x", "evidence": {"reflection": "t"}},
                     headers=h), 404, "not_found")
-    _problem(c.post("/submissions", json={"rubric_id": "checking-for-understanding", "external_id": "x",
+    expect_problem(c.post("/submissions", json={"rubric_id": "checking-for-understanding", "external_id": "x",
                                           "evidence": {"reflection": "   "}}, headers=h), 422, "invalid_request")
-    _problem(c.get("/submissions/999999", headers=h), 404, "not_found")
-    _problem(c.get("/no/such/endpoint", headers=h), 404, "not_found")
-    _problem(c.delete("/submissions", headers=h), 405, "method_not_allowed")
+    expect_problem(c.get("/submissions/999999", headers=h), 404, "not_found")
+    expect_problem(c.get("/no/such/endpoint", headers=h), 404, "not_found")
+    expect_problem(c.delete("/submissions", headers=h), 405, "method_not_allowed")
 
 
 def test_bodies_over_the_limit_are_413_by_header_and_by_stream(api_factory) -> None:  # type: ignore[no-untyped-def]
     api = api_factory(max_request_bytes=4096)
     big = {"rubric_id": "checking-for-understanding", "external_id": "big", "evidence": {"reflection": "x" * 10_000}}
-    _problem(api.client.post("/submissions", json=big, headers=api.h("issuer")), 413, "payload_too_large")
+    expect_problem(api.client.post("/submissions", json=big, headers=api.h("issuer")), 413, "payload_too_large")
 
     def chunks():  # type: ignore[no-untyped-def]
         for _ in range(10):
@@ -85,7 +76,7 @@ def test_bodies_over_the_limit_are_413_by_header_and_by_stream(api_factory) -> N
 
     r = api.client.post("/submissions", content=chunks(), headers={**api.h("issuer"),
                                                                    "Content-Type": "application/json"})
-    _problem(r, 413, "payload_too_large")
+    expect_problem(r, 413, "payload_too_large")
 
 
 def test_rubric_versions_are_immutable(api) -> None:  # type: ignore[no-untyped-def]
@@ -94,26 +85,17 @@ def test_rubric_versions_are_immutable(api) -> None:  # type: ignore[no-untyped-
            "criteria": [{"id": "q", "title": "Q", "scale": {"min": 0, "max": 3}}]}
     assert c.post("/rubrics", json=rub, headers=h).status_code == 201
     assert c.post("/rubrics", json=rub, headers=h).status_code == 200
-    _problem(c.post("/rubrics", json={**rub, "title": "Changed"}, headers=h), 409, "rubric_immutable")
+    expect_problem(c.post("/rubrics", json={**rub, "title": "Changed"}, headers=h), 409, "rubric_immutable")
     assert c.post("/rubrics", json={**rub, "version": 2, "title": "Changed"}, headers=api.h("issuer")).status_code == 201
-    p = _problem(c.post("/rubrics", json={**rub, "version": 3, "criteria": [{"id": "q", "title": "Q"}]}, headers=h),
+    p = expect_problem(c.post("/rubrics", json={**rub, "version": 3, "criteria": [{"id": "q", "title": "Q"}]}, headers=h),
                  422, "invalid_rubric")
     assert "criteria" in p["detail"]
     assert c.get("/rubrics/mini", headers=api.h("researcher")).json()["version"] == 2
     assert c.get("/rubrics/mini/versions/1", headers=h).json()["title"] == "Mini"
-    _problem(c.get("/rubrics/mini/versions/9", headers=h), 404, "not_found")
+    expect_problem(c.get("/rubrics/mini/versions/9", headers=h), 404, "not_found")
     # a rubric with no model: submitting to it is 503, not a crash
-    _problem(c.post("/submissions", json={"rubric_id": "mini", "external_id": "m", "evidence": {"text": "hi"}},
+    expect_problem(c.post("/submissions", json={"rubric_id": "mini", "external_id": "m", "evidence": {"text": "hi"}},
                     headers=api.h("issuer")), 503, "model_unavailable")
-
-
-def _wait(api, job_id: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    for _ in range(300):
-        j = api.client.get(f"/batch-jobs/{job_id}", headers=api.h("issuer")).json()
-        if j["status"] in ("done", "failed"):
-            return j  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"batch job {job_id} did not finish: {j}")
 
 
 def test_a_batch_job_scores_in_the_background_and_reports_progress(api) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +104,7 @@ def test_a_batch_job_scores_in_the_background_and_reports_progress(api) -> None:
     r = api.client.post("/batch-jobs", headers=api.h("issuer"),
                         json={"rubric_id": "checking-for-understanding", "submissions": subs})
     assert r.status_code == 202 and r.json()["total"] == 7
-    j = _wait(api, r.json()["id"])
+    j = wait_for_job(api, r.json()["id"])
     assert (j["status"], j["done"], j["rejected"], j["progress"]) == ("done", 6, 1, 1.0), j
     res = api.client.get(f"/batch-jobs/{j['id']}/results", headers=api.h("issuer")).json()
     assert [x["external_id"] for x in res][-1] == "b-empty" and "empty" in res[-1]["error"]
@@ -138,11 +120,11 @@ def test_a_batch_job_from_an_uploaded_csv_reports_rejected_rows(api) -> None:  #
                         data={"rubric_id": "checking-for-understanding"},
                         files={"file": ("backlog.csv", csv.encode(), "text/csv")})
     assert r.status_code == 202, r.text
-    j = _wait(api, r.json()["id"])
+    j = wait_for_job(api, r.json()["id"])
     assert (j["done"], j["rejected"]) == (2, 1), j
     r = api.client.post("/batch-jobs/upload", headers=api.h("issuer"), data={"rubric_id": "checking-for-understanding"},
                         files={"file": ("backlog.exe", b"x", "application/octet-stream")})
-    _problem(r, 422, "invalid_request")
+    expect_problem(r, 422, "invalid_request")
 
 
 def test_an_abandoned_idempotency_reservation_can_be_taken_over(api) -> None:  # type: ignore[no-untyped-def]

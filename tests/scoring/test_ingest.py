@@ -157,12 +157,11 @@ def test_utf16_and_utf32_files_are_read_named_or_recognised_by_their_bom(tmp_pat
         "".join(json.dumps({"sid": r, "text": t}, ensure_ascii=False) + "\n" for r, t in (("u1", "Café crème"), ("u2", "数学の授業")))
     p = tmp_path / f"in.{fmt}"
     data = text.encode(encoding)
-    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # -le/-be codecs write no BOM: name the encoding
-        p.write_bytes(data)
-        recs = list(read_records(p, RUBRIC, _cols(), encoding=encoding))
-    else:
-        p.write_bytes(data)
+    p.write_bytes(data)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         recs = list(read_records(p, RUBRIC, _cols()))  # left at UTF-8: the BOM says otherwise
+    else:  # -le/-be codecs write no BOM: name the encoding
+        recs = list(read_records(p, RUBRIC, _cols(), encoding=encoding))
     assert [(r.id, r.evidence["reflection"], r.reject) for r in recs] == [
         ("u1", "Café crème", None), ("u2", "数学の授業", None)]
     assert list(scratch.iterdir()) == []  # the UTF-8 copy is gone once the records are read
