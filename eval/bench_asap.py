@@ -175,6 +175,7 @@ def run(
     route: bool = False,
     calibration: str = "cross-fit",
     bar: str = "same-items",
+    method: str = "auto",
     batch_size: int = 32,
     echo: Any = print,
     finetune: FineTuning | None = None,
@@ -233,7 +234,7 @@ def run(
     if route:
         from eval.bench_route import route_benchmark  # calibration, conformal sets, routing
 
-        summary.update(route_benchmark(set_results, out_dir, bar=bar))
+        summary.update(route_benchmark(set_results, out_dir, bar=bar, method=method))
     if do_throughput:
         echo("# throughput: cold cache pipeline vs bare encode, then warm re-run ...")
         with tempfile.TemporaryDirectory(prefix="asap-tp-", dir=out_dir) as tmp:

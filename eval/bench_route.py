@@ -58,7 +58,8 @@ def _r(x: float, k: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), k)
 
 
-def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print, bar: str = "same-items") -> dict[str, Any]:
+def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print, bar: str = "same-items",
+                    method: str = "auto") -> dict[str, Any]:
     """Calibrate + tune on each set's calibration data (never its test ids), route its test ids, and summarise."""
     out_dir = Path(out_dir)
     (out_dir / "policies").mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 proba_raw=P_cal[c.id][ok], y=y[ok].astype(int), ids=[str(i) for i in cal.essay_id[ok]],
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],
             )
-        res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar)
+        res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar,
+                              method=method)
         save_policy(res.policy, out_dir / "policies" / f"set{s}.yaml")
         for c in model.rubric.criteria:
             cc = sr["criteria_columns"][sr["key_of"][c.id]]
@@ -157,6 +159,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
     stack = np.vstack(pooled)
     summary: dict[str, Any] = {
         "route_bar": bar,
+        "route_method": method,
         "route_calibration": "cross-fit" if set_results[0]["cal"] is None else "split",
         "route_coverage_nominal": COVERAGE,
         "auto_fraction": mean("auto_fraction"),

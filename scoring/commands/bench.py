@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from models.calibration import METHODS
 from scoring.commands._bench import bench_app
 
 
@@ -24,6 +25,8 @@ def asap_aes(
         help="With --route: cross-fit = train on all training ids and calibrate on their out-of-fold probabilities; "
              "split = carve 20% of the training ids out as a calibration split.")] = "cross-fit",
     bar: Annotated[str, typer.Option(help="With --route: same-items | criterion (see scoring calibrate --bar).")] = "same-items",
+    method: Annotated[str, typer.Option(
+        help="With --route: calibration method, auto | temperature | isotonic | none (see scoring calibrate --method).")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = 32,
     scorer: Annotated[str, typer.Option(
         help="ensemble | finetuned (fine-tune the encoder per criterion where a set has >= SCORING_FINETUNE_MIN_SCORES "
@@ -35,9 +38,11 @@ def asap_aes(
     from scoring.train import fine_tuning_for
 
     cmd = (f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets} --scorer {scorer}"
-           + (f" --route --calibration {calibration} --bar {bar}" if route else ""))
+           + (f" --route --calibration {calibration} --bar {bar} --method {method}" if route else ""))
     if calibration not in ("cross-fit", "split"):
         raise typer.BadParameter(f"expected cross-fit or split, found {calibration!r}", param_hint="--calibration")
+    if method not in ("auto", *METHODS):
+        raise typer.BadParameter(f"expected one of auto, {', '.join(METHODS)}, found {method!r}", param_hint="--method")
     try:
         finetune = fine_tuning_for(scorer, get_settings())
     except ValueError as exc:
@@ -48,7 +53,7 @@ def asap_aes(
     typer.echo(f"# reproduce: {cmd}")
     summary = run(
         data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],
-        do_throughput=throughput, route=route, calibration=calibration, bar=bar, batch_size=batch_size, echo=typer.echo,
+        do_throughput=throughput, route=route, calibration=calibration, bar=bar, method=method, batch_size=batch_size, echo=typer.echo,
         finetune=finetune,
     )
     summary.pop("per_criterion", None)
