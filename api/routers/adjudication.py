@@ -10,7 +10,7 @@ from api import schemas as S
 from api import service
 from api.context import AppContext
 from api.deps import ctx, require
-from scoring.errors import AlreadyAdjudicated, InvalidRequest
+from scoring.errors import InvalidRequest
 from scoring.store.keys import ApiKey
 
 router = APIRouter(prefix="/adjudications", tags=["adjudication"], responses=S.problems(401, 403))
@@ -44,17 +44,10 @@ def adjudicate(body: S.AdjudicationIn, c: AppContext = Depends(ctx), key: ApiKey
     if not hs:
         raise InvalidRequest(f"submission {body.submission_id} has no human scores for {body.criterion!r} "
                              "to adjudicate")
-    with c.submission_lock("adjudication", f"{body.submission_id}/{body.criterion}"):  # check and insert as one
-        earlier = [a for a in c.store.adjudications(submission_id=body.submission_id) if a.criterion == body.criterion]
-        if earlier:
-            e = earlier[0]
-            raise AlreadyAdjudicated(f"submission {body.submission_id} / {body.criterion!r} was already resolved to "
-                                     f"{e.score} by {e.adjudicator!r} (adjudication {e.id}); the score log is "
-                                     "append-only, so a second resolved score is refused")
-        ms = c.store.machine_scores(submission_id=body.submission_id, criterion=body.criterion)
-        a = c.store.record_adjudication(body.submission_id, body.criterion, body.score, adjudicator=key.name,
-                                        rationale=body.rationale, human_score_ids=[h.id for h in hs],
-                                        machine_score_id=ms[-1].id if ms else None)
+    ms = c.store.machine_scores(submission_id=body.submission_id, criterion=body.criterion)
+    a = c.store.record_adjudication(body.submission_id, body.criterion, body.score, adjudicator=key.name,
+                                    rationale=body.rationale, human_score_ids=[h.id for h in hs],
+                                    machine_score_id=ms[-1].id if ms else None)  # 409 already_adjudicated
     return S.AdjudicationOut(id=a.id, submission_id=a.submission_id, criterion=a.criterion, score=a.score,
                              adjudicator=a.adjudicator, human_score_ids=a.human_score_ids,
                              machine_score_id=a.machine_score_id, created_at=a.created_at)

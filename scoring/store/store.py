@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from rubrics.schema import Rubric, parse_rubric
 from scoring.errors import (
+    AlreadyAdjudicated,
     Conflict,
     DuplicateSubmission,
     InvalidScoreKind,
@@ -617,9 +618,25 @@ class Store:
         machine_score_id: int | None = None,
         created_at: datetime | None = None,
     ) -> Adjudication:
-        """Record the resolved score of a disagreement, naming the scores it resolves."""
+        """Record the resolved score of a disagreement, naming the scores it resolves.
+
+        One resolved score per submission x criterion: a second raises :class:`AlreadyAdjudicated`. The check
+        runs inside the write transaction, which every writer takes in turn (SQLite ``BEGIN IMMEDIATE``,
+        PostgreSQL advisory lock), so two servers adjudicating the same pair at once cannot both succeed.
+        """
         with self._write() as tx:
             self._check_score(tx.conn, submission_id, criterion, score)
+            earlier = tx.conn.execute(
+                sa.select(t.adjudications)
+                .where(t.adjudications.c.submission_id == submission_id, t.adjudications.c.criterion == criterion)
+                .order_by(t.adjudications.c.id)
+            ).first()
+            if earlier is not None:
+                raise AlreadyAdjudicated(
+                    f"submission {submission_id} / {criterion!r} was already resolved to {earlier.score} by "
+                    f"{earlier.adjudicator!r} (adjudication {earlier.id}); the score log is append-only, so a "
+                    "second resolved score is refused"
+                )
             now = _to_db_time(created_at)
             hids = [int(x) for x in human_score_ids]
             seq = tx.append("adjudication", {

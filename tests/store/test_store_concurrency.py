@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from scoring.errors import AlreadyAdjudicated
 from scoring.store import Store
 
 N_PER_WRITER = 40
@@ -65,4 +66,36 @@ def test_two_processes_writing_human_scores_lose_nothing(store_url: str, store: 
         pytest.fail("a writer process hung")
     assert [p.exitcode for p in procs] == [0, 0]
     assert len(store.human_scores()) == 2 * N_PER_WRITER
+    assert store.verify_audit().ok
+
+
+def test_two_servers_adjudicating_one_pair_at_once_record_exactly_one_resolved_score(store_url: str, store: Store,
+                                                                                      rubric) -> None:
+    """Each thread opens its own Store (its own engine), as a second API server would."""
+    subs = store.add_submissions("obs", 1, [(f"s{i}", {"text": str(i)}, {}) for i in range(10)])
+    outcomes: dict[str, list[str]] = {"ann": [], "bob": []}
+    barrier = threading.Barrier(2)
+
+    def run(name: str) -> None:
+        s = Store(store_url)
+        try:
+            barrier.wait()
+            for sub in subs:
+                try:
+                    s.record_adjudication(sub.id, "questioning", 2 if name == "ann" else 1, adjudicator=name)
+                    outcomes[name].append("ok")
+                except AlreadyAdjudicated:
+                    outcomes[name].append("refused")
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in outcomes]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert all(len(v) == len(subs) for v in outcomes.values()), outcomes  # no thread died on another error
+    assert [sorted(pair) for pair in zip(outcomes["ann"], outcomes["bob"], strict=True)] == [["ok", "refused"]] * len(subs)
+    adjs = store.adjudications()
+    assert sorted(a.submission_id for a in adjs) == sorted(s.id for s in subs)  # one resolved score per pair
     assert store.verify_audit().ok

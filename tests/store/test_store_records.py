@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scoring.errors import (
+    AlreadyAdjudicated,
     Conflict,
     DuplicateSubmission,
     InvalidScoreKind,
@@ -108,6 +109,17 @@ def test_adjudication_is_recorded_against_the_scores_it_resolves(store: Store, r
     adj = store.record_adjudication(sub.id, "questioning", 2, adjudicator="cat", human_score_ids=[h1.id, h2.id])
     assert store.adjudications(submission_id=sub.id) == [adj]
     assert adj.human_score_ids == [h1.id, h2.id]
+
+
+def test_a_second_resolved_score_for_the_same_pair_is_refused_and_nothing_is_written(store: Store, rubric) -> None:
+    sub = store.add_submission("obs", 1, "s1", {"text": "t"})
+    first = store.record_adjudication(sub.id, "questioning", 2, adjudicator="cat")
+    entries = len(list(store.audit_entries()))
+    with pytest.raises(AlreadyAdjudicated, match=r"already resolved to 2 by 'cat' \(adjudication \d+\)"):
+        store.record_adjudication(sub.id, "questioning", 3, adjudicator="dan")
+    assert store.adjudications(submission_id=sub.id) == [first]
+    assert len(list(store.audit_entries())) == entries  # the refused write left no audit entry either
+    store.record_adjudication(sub.id, "feedback", 1, adjudicator="dan")  # another criterion is its own pair
 
 
 def test_promoting_a_model_lifts_suspensions_of_its_rubric_only(store: Store, rubric, make_rubric) -> None:
