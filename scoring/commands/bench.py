@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from models.calibration import METHODS
 from scoring.commands._bench import bench_app
 
 
@@ -34,6 +33,7 @@ def asap_aes(
 ) -> None:
     """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
     from eval.bench_asap import run
+    from models.calibration import METHODS
     from scoring.settings import get_settings
     from scoring.train import fine_tuning_for
 
