@@ -1,0 +1,145 @@
+"""Engines, schema upgrades and the store's one transaction helper.
+
+Writers are serialised (SQLite ``BEGIN IMMEDIATE``; PostgreSQL transaction-level advisory lock) so the
+audit chain never forks and concurrent writers lose nothing. Every aggregate module writes through
+:meth:`StoreBase.write`, and a use case that must change several aggregates at once (a submission, its
+machine scores, audit entries and queue slots) opens ONE ``write()`` and passes its :class:`Tx` along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from scoring.store import tables as t
+from scoring.store.audit import GENESIS, canonical_json, entry_hash
+
+if TYPE_CHECKING:
+    from rubrics.schema import Rubric
+
+PG_LOCK_KEY = 0x5C0_41D17  # arbitrary constant: the store's writer lock on PostgreSQL
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
+    """An engine configured for the store: SQLite gets WAL, a busy timeout, foreign keys and
+    ``BEGIN IMMEDIATE`` for writing connections (so two writers queue instead of failing mid-way)."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("store_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Apply every shipped migration up to head, serialised against other processes doing the same."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect().execution_options(store_write=True) as conn:
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.DBAPIError:
+            return None
+
+
+
+class Tx:
+    """One write transaction. ``append`` adds a hash-chained audit entry (the chain tail is read once,
+    then kept); ``conn`` runs the transaction's other statements."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._tail: tuple[int, str] | None = None
+
+    def append(self, event_name: str, payload: dict[str, Any]) -> int:
+        if self._tail is None:
+            row = self.conn.execute(
+                sa.select(t.audit_log.c.seq, t.audit_log.c.entry_hash).order_by(t.audit_log.c.seq.desc()).limit(1)
+            ).first()
+            self._tail = (row.seq, row.entry_hash) if row is not None else (0, GENESIS)
+        seq, prev = self._tail[0] + 1, self._tail[1]
+        body = canonical_json(payload)
+        h = entry_hash(seq, event_name, body, prev)
+        self.conn.execute(t.audit_log.insert().values(seq=seq, event=event_name, payload=body, prev_hash=prev,
+                                                      entry_hash=h))
+        self._tail = (seq, h)
+        return seq
+
+
+
+class StoreBase:
+    """What every aggregate module builds on: the engine and the read/write transaction helpers."""
+
+    url: str
+    engine: Engine
+    _rubric_cache: dict[tuple[str, int], Rubric]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """The one write transaction helper: all statements inside commit together or not at all."""
+        with self.engine.connect().execution_options(store_write=True) as conn:
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+                yield Tx(conn)
+
+    _write = write  # the aggregate modules' spelling
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def rubric(self, rubric_id: str, version: int | None = None) -> Rubric:  # pragma: no cover - RubricsStore
+        raise NotImplementedError
+
+
+def pk(res: Any) -> int:
+    key = res.inserted_primary_key
+    if key is None:  # pragma: no cover - every table has an integer primary key
+        raise RuntimeError("insert returned no primary key")
+    return int(key[0])
+
+
+def chunks(xs: Sequence[str], n: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]

@@ -1,0 +1,114 @@
+"""Submissions: evidence and metadata, unique per rubric and external id, identified by content."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from scoring.errors import DuplicateSubmission, NotFound
+from scoring.store import tables as t
+from scoring.store.audit import canonical_json
+from scoring.store.clock import now as _now
+from scoring.store.engine import StoreBase
+from scoring.store.engine import chunks as _chunks
+from scoring.store.records import (  # noqa: F401
+    SubmissionRecord,
+    _sub_rec,
+)
+
+
+def content_hash(evidence: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """What makes two submissions "the same": their evidence and metadata, canonically serialised."""
+    return hashlib.sha256(canonical_json({"evidence": evidence, "metadata": metadata}).encode()).hexdigest()
+
+
+
+class SubmissionsStore(StoreBase):
+    def add_submission(
+        self,
+        rubric_id: str,
+        rubric_version: int,
+        external_id: str,
+        evidence: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+    ) -> SubmissionRecord:
+        """Record a submission. Re-sending the same external id with the same content returns the stored
+        record; with different content raises :class:`DuplicateSubmission`."""
+        return self.add_submissions(rubric_id, rubric_version, [(external_id, evidence, metadata or {})])[0]
+
+    def add_submissions(
+        self,
+        rubric_id: str,
+        rubric_version: int,
+        items: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> list[SubmissionRecord]:
+        """Bulk form of :meth:`add_submission`: ``(external_id, evidence, metadata)`` tuples, one transaction."""
+        self.rubric(rubric_id, rubric_version)  # NotFound if unregistered
+        out: list[SubmissionRecord] = []
+        with self._write() as tx:
+            ids = [str(x[0]) for x in items]
+            existing: dict[str, Any] = {}
+            for chunk in _chunks(ids, 500):
+                for row in tx.conn.execute(
+                    sa.select(t.submissions).where(
+                        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
+                    )
+                ):
+                    existing[row.external_id] = row
+            now = _now()
+            new_rows = []
+            for ext, evidence, meta in items:
+                ext = str(ext)
+                h = content_hash(evidence, meta)
+                if ext in existing:
+                    row = existing[ext]
+                    if row.content_hash != h:
+                        raise DuplicateSubmission(
+                            f"submission {ext!r} for rubric {rubric_id} already exists with different evidence or "
+                            "metadata; send it under a new id (or the same content to read its result)"
+                        )
+                    continue
+                new_rows.append(dict(rubric_id=rubric_id, rubric_version=rubric_version, external_id=ext,
+                                     evidence=evidence, meta=meta, content_hash=h, created_at=now))
+                existing[ext] = None  # reserve within the batch
+            if new_rows:
+                tx.conn.execute(t.submissions.insert(), new_rows)
+            rows: dict[str, Any] = {}
+            for chunk in _chunks(ids, 500):
+                for row in tx.conn.execute(
+                    sa.select(t.submissions).where(
+                        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
+                    )
+                ):
+                    rows[row.external_id] = row
+            out = [_sub_rec(rows[str(x[0])]) for x in items]
+        return out
+
+    def submission(self, submission_id: int) -> SubmissionRecord:
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == submission_id)).first()
+        if row is None:
+            raise NotFound(f"submission {submission_id} does not exist")
+        return _sub_rec(row)
+
+    def find_submission(self, rubric_id: str, external_id: str) -> SubmissionRecord:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.submissions).where(
+                    t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id == str(external_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no submission {external_id!r} for rubric {rubric_id}")
+        return _sub_rec(row)
+
+    def submissions(self, rubric_id: str | None = None) -> list[SubmissionRecord]:
+        q = sa.select(t.submissions).order_by(t.submissions.c.id)
+        if rubric_id is not None:
+            q = q.where(t.submissions.c.rubric_id == rubric_id)
+        with self._read() as conn:
+            return [_sub_rec(r) for r in conn.execute(q)]
+
