@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
-from api.context import AppContext, ModelProvider
+from api.context import AppContext
 from api.routers import (
     adjudication,
     agreement,
@@ -32,6 +32,8 @@ from api.routers import (
 from scoring.settings import Settings
 from scoring.store import Store
 from scoring.store.writelock import serialize_sqlite_writers
+from scoring.usecases.batch_jobs import resume_unfinished
+from scoring.usecases.registry import ModelProvider, serve_model_dir
 
 log = logging.getLogger("api")
 STATIC = Path(__file__).parent / "static"
@@ -56,6 +58,7 @@ def create_app(
     store: Store | None = None,
     model_dir: Path | None = None,
     policy: Any | None = None,
+    resume_jobs: bool = True,
 ) -> FastAPI:
     """Build the app. ``model_dir`` defaults to ``settings.model_dir``; ``policy`` is a
     ``scoring.policy.RoutingPolicy`` (None: every criterion is routed to a human)."""
@@ -63,20 +66,15 @@ def create_app(
     st = store or Store(s.resolved_database_url())
     serialize_sqlite_writers(st.engine)  # request threads queue for the SQLite write slot without busy-sleeps
     provider = ModelProvider(st, s, model_dir or s.model_dir)
-    m = provider.load_default()
-    if m is not None:
-        from models.artifact import resolve_version_dir
-
-        st.register_rubric(m.rubric)
-        if m.version not in {r.version for r in st.models()}:
-            st.register_model(m.version, resolve_version_dir(provider.model_dir, m.version),  # type: ignore[arg-type]
-                              card={"model_version": m.version}, rubric_id=m.rubric.id)
+    serve_model_dir(st, provider)
     app = FastAPI(
         title="rubric-scoring", version="0.1.0", description=DESCRIPTION,
         openapi_tags=[{"name": n} for n in ("health", "rubrics", "submissions", "batch jobs", "queue",
                                             "adjudication", "agreement", "models", "keys")],
     )
-    app.state.ctx = AppContext(settings=s, store=st, models=provider, policy=policy)
+    app.state.ctx = context = AppContext(settings=s, store=st, models=provider, policy=policy)
+    if resume_jobs:  # a job a previous server left running goes on where its progress file says
+        resume_unfinished(st, lambda job_id: batch.start(context, job_id))
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=s.max_request_bytes, upload_limit=s.max_upload_bytes,  # type: ignore[arg-type]
                        upload_prefixes=("/batch-jobs/upload",))

@@ -359,13 +359,55 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
             p = np.array([[float(d.get(str(s), 0.0)) for s in labels] for d in probs])
             pos = {v: i for i, v in enumerate(labels)}
             row["ece"] = expected_calibration_error(p, np.array([pos[x] for x in hum]), n_bins)[0]
-        if g["route"].notna().any():
-            auto = (g["route"] == "auto").to_numpy()
-            row["auto_fraction"] = float(auto.mean())
-            row["n_auto"] = int(auto.sum())
-            row["qwk_auto"] = qwk(hum[auto], mac[auto], labels) if auto.sum() > 1 else None
         rows.append(_with_ci(row, bootstrap_ci(hum, mac, labels, n_boot=n_boot, seed=seed)))
     return pd.DataFrame(rows)
+
+
+ACCEPTED = ("auto", "audit")  # routes where the machine's score stands (scoring.routing.ACCEPTED_ROUTES)
+
+
+def automation_table(frames: ScoreFrames, *, window: str | None = None) -> pd.DataFrame:
+    """How much was automated, from the recorded route decisions of EVERY machine score (not only the
+    human-scored ones), per rubric, version, criterion, model version and window of the machine score, with
+    a criterion ``(all)`` row per rubric; and how the auto-accepted scores fared against blind audits.
+
+    ``auto_fraction`` is the share whose machine score stands (routes auto and audit); ``qwk_audited`` and
+    ``exact_audited`` compare those machine scores with the blind audit score of the same items.
+    """
+    m = frames.machines
+    cols = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "n_accepted", "auto_fraction",
+            "n_auto", "n_audit", "n_human", "n_double", "n_unrouted", "n_audited", "qwk_audited", "exact_audited"]
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    m = m.copy()
+    m["window"] = _window(m["machine_at"], window)
+    m["route"] = m["route"].fillna("")
+    keys = ["rubric_id", "rubric_version", "criterion", "model_version", "window"]
+
+    def row(key: tuple[Any, ...], g: pd.DataFrame) -> dict[str, Any]:
+        acc = g["route"].isin(ACCEPTED).to_numpy()
+        audited = acc & g["audit"].notna().to_numpy()
+        out = dict(zip(keys, key, strict=True))
+        out["rubric_version"] = int(out["rubric_version"])
+        a_h = g["audit"].to_numpy()[audited].astype(int)
+        a_m = g["machine"].to_numpy()[audited].astype(int)
+        labels = g["labels"].iloc[0]
+        single = g["criterion"].nunique() == 1
+        out.update(
+            n=len(g), n_accepted=int(acc.sum()), auto_fraction=float(acc.mean()),
+            n_auto=int((g["route"] == "auto").sum()), n_audit=int((g["route"] == "audit").sum()),
+            n_human=int((g["route"] == "human").sum()), n_double=int((g["route"] == "double").sum()),
+            n_unrouted=int((g["route"] == "").sum()), n_audited=int(audited.sum()),
+            qwk_audited=qwk(a_h, a_m, labels) if single and audited.sum() > 1 else None,
+            exact_audited=float((a_h == a_m).mean()) if audited.any() else None,
+        )
+        return out
+
+    rows = [row(k, g) for k, g in m.groupby(keys, sort=True)]
+    for (rid, ver, mv, win), g in m.groupby(["rubric_id", "rubric_version", "model_version", "window"], sort=True):
+        if g["criterion"].nunique() > 1:
+            rows.append(row((rid, ver, "(all)", mv, win), g))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def subgroup_table(frames: ScoreFrames, field: str) -> pd.DataFrame:

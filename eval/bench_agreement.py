@@ -23,7 +23,7 @@ from eval.asap import load_asap
 from eval.report import build_report
 from rubrics.schema import parse_rubric
 from scoring.store import Store
-from scoring.store.importer import ScoreColumn, import_table
+from scoring.usecases.history import ScoreColumn, import_table
 
 # per-rater scales (the resolved domain1_score of sets 1, 7, 8 is the sum of two raters: not used here)
 RATER_SCALE = {1: (1, 6), 2: (1, 6), 3: (0, 3), 4: (0, 3), 5: (0, 4), 6: (0, 4), 7: (0, 12), 8: (0, 30)}

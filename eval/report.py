@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
 
-from eval.agreement import (  # noqa: E402
+from eval.agreement import (
     ScoreFrames,
+    automation_table,  # noqa: E402
     expected_calibration_error,
     human_human_table,
     human_machine_table,
@@ -66,10 +67,22 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "columns": {"rubric_id, rubric_version, criterion, model_version, window": "grouping keys", **_METRIC_COLS,
                     "prmse": "RSMTool prmse_true against first+second human scores (only with double-scored items)",
                     "ece": "expected calibration error of the machine's top-level probability (10 bins)",
-                    "auto_fraction": "share of these items routed `auto`",
-                    "n_auto / qwk_auto": "items routed `auto` and the machine's QWK on them alone",
+                    "auto_fraction": "share of ALL this key's machine scores whose score stands (routes auto "
+                    "and audit), from the automation table",
                     "hh_qwk": "human-human QWK of the same rubric version and criterion (gate reference)",
                     "gate / gate_detail": "gate policy verdict (pass / fail / insufficient) and failing checks"},
+    },
+    "automation": {
+        "meaning": "How much the machine decided, from the route recorded with every machine score (auto-accepted "
+        "ones included, which no person scored), per rubric, version, criterion, model version and window of the "
+        "machine score; `(all)` pools a rubric's criteria. Audited rows compare auto-accepted machine scores with "
+        "the blind audit score of the same items.",
+        "columns": {"rubric_id, rubric_version, criterion, model_version, window": "grouping keys",
+                    "n": "machine scores", "n_accepted / auto_fraction": "scores that stand (auto + audit) and "
+                    "their share", "n_auto, n_audit, n_human, n_double": "scores per route",
+                    "n_unrouted": "machine scores recorded without a route (imported or pre-routing)",
+                    "n_audited": "accepted scores that have a blind audit score",
+                    "qwk_audited, exact_audited": "machine vs blind audit score on those (QWK per criterion only)"},
     },
     "over_time": {
         "meaning": "QWK, exact agreement and n per time window (calendar period of the later score), human-human and "
@@ -252,11 +265,18 @@ def build_report(
                     for r in hm.itertuples()]
         hm["gate"] = [v.status for v in verdicts]
         hm["gate_detail"] = [v.summary() for v in verdicts]
+    auto = automation_table(frames)
+    if not hm.empty:
+        have = {(r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window): r.auto_fraction
+                for r in auto.itertuples()}
+        hm["auto_fraction"] = [have.get((r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window))
+                               for r in hm.itertuples()]
     tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
+    tables["automation"] = automation_table(frames, window=window)
     tables["over_time"] = _over_time(frames, window)
     tables["subgroups"] = _subgroups(frames, subgroups or [], policy)
     tables["confusion"], conf_figs = _confusions(frames, max_confusion_plots)
-    tables["reliability"], tables["automation_curve"], prob_figs = _probability_tables(frames)
+    tables["reliability"], tables["automation_curve"], prob_figs = _probability_tables(frames, auto)
     tables["items"] = _items(frames, subgroups or [], pseudo)
     tables["suspensions"] = pd.DataFrame([{
         "rubric_id": s.rubric_id, "criterion": s.criterion, "reason": s.reason, "suspended_at": s.suspended_at,
@@ -311,7 +331,7 @@ def build_report(
         policy=policy, verification=verification, pseudonyms_ephemeral=pseudo.ephemeral,
         tables={k: (list(v.columns), _records(v)) for k, v in tables.items() if k not in ("items", "confusion")},
         n_items=len(tables["items"]), figures=figures, dictionary=DATA_DICTIONARY,
-        shown=["human_human", "human_machine", "subgroups", "over_time", "suspensions", "models"],
+        shown=["human_human", "human_machine", "automation", "subgroups", "over_time", "suspensions", "models"],
     )
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")
@@ -320,7 +340,7 @@ def build_report(
 
 _FIRST = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
           "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "exact", "adjacent", "kappa", "pearson_r",
-          "alpha_ordinal", "ece", "auto_fraction", "n_auto", "qwk_auto"]
+          "alpha_ordinal", "ece", "auto_fraction"]
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -393,7 +413,8 @@ def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list
                                        "count"]), figs
 
 
-def _probability_tables(frames: ScoreFrames) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, bytes, str]]]:
+def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                              list[tuple[str, bytes, str]]]:
     rel_rows: list[dict[str, Any]] = []
     cur_rows: list[dict[str, Any]] = []
     figs = []
@@ -429,13 +450,13 @@ def _probability_tables(frames: ScoreFrames) -> tuple[pd.DataFrame, pd.DataFrame
         a1.set_title(f"reliability, ECE {ece:.3f}", fontsize=9)
         if curve:
             a2.plot([c["auto_fraction"] for c in curve], [c["qwk"] for c in curve], marker=".")
-        routes = g["route"].dropna()
-        if len(routes):
-            auto = g["route"] == "auto"
-            if auto.sum() > 1:
-                a2.scatter([auto.mean()], [qwk(hum[auto.to_numpy()], mac[auto.to_numpy()], labels)], color="red",
-                           zorder=3, label="actual routing")
-                a2.legend(fontsize=7)
+        actual = automation[(automation["rubric_id"] == rid) & (automation["criterion"] == crit)
+                            & (automation["model_version"] == mv)] if len(automation) else automation
+        if len(actual) and actual["qwk_audited"].notna().any():
+            r0 = actual.iloc[0]  # the actual routing: share accepted over ALL scores, QWK vs blind audits
+            a2.scatter([r0["auto_fraction"]], [r0["qwk_audited"]], color="red", zorder=3,
+                       label=f"actual routing (n={int(r0['n'])}, audited {int(r0['n_audited'])})")
+            a2.legend(fontsize=7)
         a2.set_xlabel("share auto-scored")
         a2.set_ylabel("QWK on auto-scored")
         a2.set_title("automation vs agreement", fontsize=9)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -24,11 +25,16 @@ from typing import Any
 
 from models.artifact import ScoringModel
 from rubrics import Rubric
+from scoring import faults
 from scoring.errors import ScoringError
 from scoring.ingest import Record
 from scoring.prescore import ScoredSubmission, prescore
 
 Hook = Callable[[list[ScoredSubmission], list[Record]], None]
+# A sink records a scored block elsewhere (the store) before the block is written to the files; it gets the
+# block's scored items, their records and the block's rejected records, and returns the record numbers it
+# refused, with the reason (they then go to the rejects file instead of the output).
+Sink = Callable[[list[ScoredSubmission], list[Record], list[Record]], dict[int, str]]
 
 
 class JobStateError(ScoringError):
@@ -149,11 +155,14 @@ def run_batch(
     hooks: list[Hook] | None = None,
     extra_csv_cols: list[str] | None = None,
     job_tag: str = "",
+    sink: Sink | None = None,
 ) -> JobSummary:
     """Score ``records`` into ``out`` (``.jsonl`` or ``.csv``), resuming a previous run of the same job.
 
     ``hooks`` run on each scored block before it is written (routing adds route/reason there) and must
-    be deterministic for a given block, so a resumed block is written as it would have been.
+    be deterministic for a given block, so a resumed block is written as it would have been. ``sink``
+    (the store) records each block before the files: a block it recorded and the files did not is
+    recorded again on resume, which the sink answers from what it holds (it must be idempotent).
     """
     out = Path(out)
     fmt = out.suffix.lower().lstrip(".")
@@ -167,7 +176,7 @@ def run_batch(
         raise ScoringError(f"input {input_path}, output {out} and rejects {rejects} must be three different files")
     with _exclusive(out):
         return _run_locked(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
-                           hooks, extra_csv_cols, job_tag)
+                           hooks, extra_csv_cols, job_tag, sink)
 
 
 def _run_locked(
@@ -184,6 +193,7 @@ def _run_locked(
     hooks: list[Hook] | None,
     extra_csv_cols: list[str] | None,
     job_tag: str,
+    sink: Sink | None = None,
 ) -> JobSummary:
     state_path = out.with_name(out.name + ".progress.json")
     job = {"input": file_fingerprint(input_path), "model_version": model.version, "tag": job_tag}
@@ -214,6 +224,10 @@ def _run_locked(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=done, unit="sub", desc="scoring", dynamic_ncols=True, smoothing=0.1)
+    if done == 0:  # claim the outputs before the first byte: a kill before the first block's checkpoint
+        # then resumes from nothing instead of finding output that no progress file explains
+        _write_state(state_path, {"job": job, "records_done": 0, "out_bytes": 0, "rejects_bytes": 0,
+                                  "scored": 0, "rejected": 0})
     with out.open("ab") as fo, rejects.open("ab") as fr:
         if fmt == "csv" and out_bytes == 0:
             _fsync_append(fo, ",".join(csv_header(model.rubric, extra_cols)) + "\n")
@@ -227,12 +241,21 @@ def _run_locked(
             items = prescore(model, [r.id or "" for r in good], [r.evidence for r in good]) if good else []
             for h in hooks or []:
                 h(items, good)
+            if sink is not None:
+                refused = sink(items, good, bad)
+                faults.point("batch:after_sink")
+                if refused:
+                    kept = [(it, r) for it, r in zip(items, good, strict=True) if r.number not in refused]
+                    items = [it for it, _ in kept]
+                    bad = sorted(bad + [dataclasses.replace(r, reject=refused[r.number]) for r in good
+                                        if r.number in refused], key=lambda r: r.number)
             if items:
                 if fmt == "jsonl":
                     text = "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
                 else:
                     text = _csv_rows(items, model.rubric, extra_cols)
                 _fsync_append(fo, text)
+                faults.point("batch:after_output")
             if bad:
                 _fsync_append(
                     fr, "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}, ensure_ascii=False) + "\n" for r in bad)
@@ -251,6 +274,7 @@ def _run_locked(
                     "rejected": rejected,
                 },
             )
+            faults.point("batch:after_progress")
             if bar is not None:
                 bar.update(len(block))
                 bar.set_postfix(rejected=rejected, refresh=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import sys
 
 import typer
 
@@ -28,11 +29,27 @@ def _register_all() -> None:
             register(app)
 
 
+OPTIONAL_VALUES = {"--store": "default"}  # options whose value may be left out: `--store` alone = the default
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """Give a bare ``--store`` its default value, so ``--store`` and ``--store URL`` both work.
+
+    Why here: click (under typer) has no option that takes a value only when one follows.
+    """
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUES and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app()
+    app(args=optional_values(sys.argv[1:]))
 
 
 _register_all()

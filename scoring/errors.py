@@ -41,6 +41,12 @@ class ExternalIdTaken(Conflict):
     code = "external_id_taken"
 
 
+class SameRater(Conflict):
+    """The assessor already rated this submission's criterion: two ratings must come from two people."""
+
+    code = "same_rater"
+
+
 class AlreadyAdjudicated(Conflict):
     """A submission x criterion already has its resolved score: a second one would leave two "final" scores."""
 

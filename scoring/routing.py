@@ -34,6 +34,7 @@ from scoring.policy import CriterionPolicy, RoutingPolicy
 
 ROUTES = ("auto", "audit", "human", "double")
 HUMAN_ROUTES = ("audit", "human", "double")  # everything a person must look at
+ACCEPTED_ROUTES = ("auto", "audit")  # the machine's score stands (audit: and a blind human checks it)
 
 
 class SuspensionSource(Protocol):
@@ -126,13 +127,20 @@ def decide_routes(
     return out
 
 
-def needs_adjudication(scores: Sequence[int | None], policy: RoutingPolicy, criterion: str | None = None) -> bool:
-    """True when two or more human scores differ by more than the (criterion's) adjudication gap."""
+DEFAULT_ADJUDICATION_GAP = 1  # without a policy: ratings more than one level apart are adjudicated
+
+
+def adjudication_gap(policy: RoutingPolicy | None, criterion: str | None = None) -> int:
+    """The largest difference between two human ratings that stands without adjudication."""
+    if policy is None:
+        return DEFAULT_ADJUDICATION_GAP
+    return int(policy.gap_for(criterion)) if criterion is not None else int(policy.adjudication_gap)
+
+
+def needs_adjudication(scores: Sequence[int | None], policy: RoutingPolicy | None, criterion: str | None = None) -> bool:
+    """The one rule: two or more human scores that differ by more than the (criterion's) adjudication gap."""
     vals = [int(s) for s in scores if s is not None]
-    if len(vals) < 2:
-        return False
-    gap = policy.gap_for(criterion) if criterion is not None else policy.adjudication_gap
-    return max(vals) - min(vals) > gap
+    return len(vals) >= 2 and max(vals) - min(vals) > adjudication_gap(policy, criterion)
 
 
 # ----------------------------------------------------------------------------------- batch hook
@@ -234,39 +242,16 @@ def _routed_rows(out: Path) -> Any:
 # ----------------------------------------------------------------------------------- `scoring score --policy`
 
 
-@dataclass
-class ScoreRouting:
-    """What ``scoring score --policy`` adds to a batch job: the hook, its job tag, and the queue order."""
-
-    policy: RoutingPolicy
-    hook: Callable[[list[Any], list[Any]], None]
-    job_tag: str
-    queue_order: str
-
-
-def prepare_routing(model: Any, policy_path: str | Path, store_url: str | None = None,
-                    queue_order: str | None = None) -> ScoreRouting:
-    """Load and check the policy (tuned for this model), consult the store for suspensions, build the hook.
-
-    The job tag names the policy version, so resuming an output file under another policy is refused
-    instead of mixing two policies' routes in one file.
-    """
+def load_policy_for(model: Any, policy_path: str | Path) -> RoutingPolicy:
+    """Load a policy and check it was tuned for this model and names only the rubric's criteria (a typo
+    would otherwise leave that criterion silently routed to humans)."""
     from scoring.policy import load_policy
 
     policy = load_policy(policy_path)
+    policy.check_model(model.version, model.rubric.id)
     known = [c.id for c in model.rubric.criteria]
     unknown = sorted(set(policy.criteria) - set(known))
-    if unknown:  # a typo would otherwise leave that criterion silently routed to humans
+    if unknown:
         raise PolicyError(f"policy {policy_path} sets thresholds for {unknown}, which rubric {model.rubric.key} "
                           f"does not have (criteria: {known})")
-    store = None
-    if store_url:
-        from scoring.store import Store
-
-        store = Store(store_url)
-    try:
-        hook = routing_hook(model, policy, store)
-    finally:
-        if store is not None:
-            store.close()
-    return ScoreRouting(policy, hook, f"policy={policy.policy_version}", queue_order or policy.queue_order)
+    return policy

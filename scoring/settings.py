@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         "(unset: the gate policy's `drift.window`).",
     )
     # service API
+    issuer: str = Field(default="local", min_length=1, max_length=200,
+                        description="Owner recorded for submissions `scoring score --store` records.")
     model_dir: Path | None = Field(
         default=None, description="Model directory the API scores with (its LATEST version) when the registry "
         "has no promoted model for a rubric.",
@@ -89,6 +91,10 @@ class Settings(BaseSettings):
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.home / "cache"
+
+    def jobs_dir(self) -> Path:
+        """Work folders of the API's batch jobs (input, outputs, progress file): `home`/jobs."""
+        return self.home / "jobs"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import service
+from api import views
 from api.context import AppContext
 from api.deps import COOKIE, ctx
 from scoring.errors import (
@@ -24,11 +24,13 @@ from scoring.errors import (
     InvalidRequest,
     LeaseExpired,
     NotFound,
+    SameRater,
     ScoreOutOfScale,
     Unauthorized,
 )
 from scoring.store import keys, queue
 from scoring.store.keys import ApiKey
+from scoring.usecases import assessment
 
 router = APIRouter(prefix="/assessor", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
@@ -133,7 +135,7 @@ def claim(c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Resp
 
 def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueItem, *, error: str | None = None,
                  form: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
-    view = service.item_view(c, it, highlights=3)
+    view = views.item_view(assessment.item_details(c.store, c.models, it, highlights=3))
     fields = list(view.evidence)
     plain = {f: str(view.evidence[f]) for f in fields}
     per_crit = {}
@@ -188,12 +190,12 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
     try:
         if missing:
             raise InvalidRequest(f"choose a level and write a rationale for: {', '.join(missing)}")
-        queue.submit(c.store, item_id, key.name, token, scores)
+        assessment.submit_item(c.store, c.policy, item_id, key.name, token, scores)
     except LeaseExpired:
         return _redirect("/assessor?msg=expired")
     except AlreadyScored:
         return _redirect("/assessor?msg=scored")
-    except (InvalidRequest, ScoreOutOfScale) as exc:
+    except (InvalidRequest, ScoreOutOfScale, SameRater) as exc:
         if it.holder != key.name or it.status != "claimed":
             return _redirect("/assessor?msg=expired")
         return _render_item(request, c, key, it, error=str(exc), form=form, status=422)

@@ -1,4 +1,7 @@
-"""Batch jobs: POST a list (JSON) or a backlog file; scoring runs in the background; GET progress."""
+"""Batch jobs: POST a list (JSON) or a backlog file; scoring runs in the background; GET progress.
+
+Jobs run on the same engine as ``scoring score --store`` and resume after a server restart.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +12,35 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 
 from api import schemas as S
-from api import service
+from api import views
 from api.context import AppContext
 from api.deps import ctx, require
 from scoring.errors import Forbidden, InvalidRequest
 from scoring.store import jobs
 from scoring.store.keys import ApiKey
+from scoring.usecases import batch_jobs
+from scoring.usecases.intake import NewSubmission
+from scoring.usecases.registry import resolve_version
 
 router = APIRouter(prefix="/batch-jobs", tags=["batch jobs"], responses=S.problems(401, 403))
 
 
-def _start(c: AppContext, key: ApiKey, rubric_id: str, version: int, rows: list[Any]) -> S.BatchJobOut:
-    c.models.get(rubric_id, version)  # 503 now rather than a failed job later
-    j = jobs.create_job(c.store, key.name, rubric_id, version, len(rows))
-    c.jobs.submit(service.run_batch_job, c, j.id, key.name, rubric_id, version, rows)
-    return service.job_out(j)
+def start(c: AppContext, job_id: int) -> None:
+    """Run (or resume) a job on the app's one background worker."""
+    c.jobs.submit(batch_jobs.run_job, c.store, c.models.get, c.policy, job_id,
+                  max_chars=c.settings.max_text_chars)
 
 
 @router.post("", response_model=S.BatchJobOut, status_code=202, responses=S.problems(400, 404, 413, 422, 503),
              summary="Start a batch job from a JSON list")
 def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    version = service.resolve_version(c, body.rubric_id, body.rubric_version)
-    ids = [s.external_id for s in body.submissions]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise InvalidRequest(f"external ids must be unique within a batch, found repeated {dup}")
-    rows = [(s.external_id, dict(s.evidence), dict(s.metadata), None) for s in body.submissions]
-    return _start(c, key, body.rubric_id, version, rows)
+    version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
+    model = c.models.get(body.rubric_id, version)  # 503 now rather than a failed job later
+    subs = [NewSubmission(s.external_id, dict(s.evidence), dict(s.metadata)) for s in body.submissions]
+    j = batch_jobs.create_from_list(c.store, key.name, model.rubric, subs, c.settings.jobs_dir(),
+                                    c.settings.max_text_chars)
+    start(c, j.id)
+    return views.job_out(j)
 
 
 @router.post("/upload", response_model=S.BatchJobOut, status_code=202, responses=S.problems(404, 413, 422, 503),
@@ -49,24 +54,22 @@ def upload(
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
 ) -> Any:
-    version = service.resolve_version(c, rubric_id, rubric_version)
-    rubric = c.store.rubric(rubric_id, version)
+    version = resolve_version(c.store, c.models, rubric_id, rubric_version)
+    model = c.models.get(rubric_id, version)
     suffix = FsPath(file.filename or "upload.csv").suffix.lower()
     if suffix not in {".csv", ".tsv", ".jsonl", ".parquet"}:
         raise InvalidRequest(f"file must be .csv, .tsv, .jsonl or .parquet; found {file.filename!r}")
-    with tempfile.TemporaryDirectory() as tmp:
+    jobs_dir = c.settings.jobs_dir()
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=jobs_dir) as tmp:
         path = FsPath(tmp) / f"upload{suffix}"
         with path.open("wb") as fh:
             while chunk := file.file.read(1 << 20):
                 fh.write(chunk)
-        try:
-            rows = service.rows_from_file(c, rubric, path)
-        except ValueError as exc:  # say it about the client's file, never the server's temporary path
-            why = str(exc).replace(f"{path}: ", "").replace(str(path), "the file")
-            raise InvalidRequest(f"cannot read {file.filename!r}: {why}") from None
-    if not rows:
-        raise InvalidRequest(f"{file.filename!r} holds no rows")
-    return _start(c, key, rubric_id, version, rows)
+        j = batch_jobs.create_from_file(c.store, key.name, model.rubric, path, file.filename or path.name, jobs_dir,
+                                        c.settings.max_text_chars)
+    start(c, j.id)
+    return views.job_out(j)
 
 
 def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:
@@ -79,7 +82,7 @@ def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:
 @router.get("/{job_id}", response_model=S.BatchJobOut, responses=S.problems(404), summary="Progress of a job")
 def read(job_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
          key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    return service.job_out(_own(c, key, job_id))
+    return views.job_out(_own(c, key, job_id))
 
 
 @router.get("/{job_id}/results", response_model=list[S.BatchResultOut], responses=S.problems(404),

@@ -11,6 +11,7 @@ from api.context import AppContext
 from api.deps import ctx, require
 from scoring.store import ModelRecord
 from scoring.store.keys import ApiKey
+from scoring.usecases.registry import promote_model
 
 router = APIRouter(prefix="/models", tags=["models"], responses=S.problems(401, 403))
 
@@ -29,6 +30,4 @@ def list_(c: AppContext = Depends(ctx), _k: ApiKey = Depends(require("admin", "r
              summary="Promote a registered version (retires the previous one, lifts suspensions)")
 def promote(version: str = Path(max_length=120), c: AppContext = Depends(ctx),
             key: ApiKey = Depends(require("admin"))) -> Any:
-    rec = c.store.promote_model(version, actor=key.name)
-    c.models.invalidate()
-    return _out(rec)
+    return _out(promote_model(c.store, version, actor=key.name, models=c.models))

@@ -11,12 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api import schemas as S
-from api import service
+from api import views
 from api.context import AppContext
 from api.deps import ctx, require
 from scoring.errors import Forbidden, LeaseExpired
 from scoring.store import queue
+from scoring.store.clock import now as store_now
 from scoring.store.keys import ApiKey
+from scoring.usecases import assessment
 
 router = APIRouter(prefix="/queue", tags=["queue"], responses=S.problems(401, 403))
 Assessor = Depends(require("assessor"))
@@ -32,7 +34,7 @@ def claim(highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx), key: ApiKe
     it = queue.claim(c.store, key.name, c.settings.lease_seconds)
     if it is None:
         return Response(status_code=204)
-    return service.item_view(c, it, highlights=highlights)
+    return views.item_view(assessment.item_details(c.store, c.models, it, highlights=highlights))
 
 
 def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
@@ -47,9 +49,9 @@ def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
 def read(item_id: int = Path(ge=1, le=2**31 - 1), highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx),
          key: ApiKey = Assessor) -> Any:
     it = _held(c, key, item_id)
-    if it.lease_expires is not None and it.lease_expires < queue._now().replace(tzinfo=it.lease_expires.tzinfo):
+    if it.lease_expires is not None and it.lease_expires < store_now().replace(tzinfo=it.lease_expires.tzinfo):
         raise LeaseExpired(f"your lease on queue item {item_id} expired; claim again")
-    return service.item_view(c, it, highlights=highlights)
+    return views.item_view(assessment.item_details(c.store, c.models, it, highlights=highlights))
 
 
 @router.post("/items/{item_id}/scores", response_model=S.ScoresOut, status_code=201,
@@ -61,10 +63,8 @@ def read(item_id: int = Path(ge=1, le=2**31 - 1), highlights: int = HIGHLIGHTS, 
 def submit(body: S.ScoresIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
            key: ApiKey = Assessor) -> Any:
     scores = {cid: (s.score, s.rationale) for cid, s in body.scores.items()}
-    ids = queue.submit(c.store, item_id, key.name, body.lease_token, scores)
-    it = queue.item(c.store, item_id)
-    return S.ScoresOut(item_id=item_id, human_score_ids=ids,
-                       needs_adjudication=service.needs_adjudication(c, it.submission_id, it.criteria))
+    ids, pending = assessment.submit_item(c.store, c.policy, item_id, key.name, body.lease_token, scores)
+    return S.ScoresOut(item_id=item_id, human_score_ids=ids, needs_adjudication=pending)
 
 
 @router.post("/items/{item_id}/release", response_model=S.ReleasedOut, responses=S.problems(400, 404, 409, 422),

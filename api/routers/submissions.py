@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
 from api import schemas as S
-from api import service
+from api import views
 from api.context import AppContext
 from api.deps import ctx, require
 from scoring.errors import Forbidden
 from scoring.store import canonical_json, jobs
 from scoring.store.keys import ApiKey
+from scoring.usecases import intake
+from scoring.usecases.registry import resolve_version
 
 router = APIRouter(prefix="/submissions", tags=["submissions"], responses=S.problems(401, 403))
 
@@ -38,20 +40,31 @@ def create(
                                          description="Any unique string per logical request (e.g. a UUID)."),
 ) -> JSONResponse:
     if idempotency_key is None:
-        status, res = service.score_one(c, key.name, body)
+        status, res = _score(c, key.name, body)
         return JSONResponse(res.model_dump(mode="json"), status_code=status)
     h = hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
     stored = jobs.reserve_idempotency(c.store, key.name, idempotency_key, h)
     if stored is not None:
         return JSONResponse(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
     try:
-        status, res = service.score_one(c, key.name, body)
+        status, res = _score(c, key.name, body)
     except Exception:
         jobs.release_idempotency(c.store, key.name, idempotency_key)
         raise
     out = res.model_dump(mode="json")
     jobs.complete_idempotency(c.store, key.name, idempotency_key, status, out)
     return JSONResponse(out, status_code=status)
+
+
+def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.SubmissionResult]:
+    """201 with the new result, or 200 with the stored one when this exact submission was already scored."""
+    version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
+    model = c.models.get(body.rubric_id, version)
+    out = intake.submit(c.store, model, owner,
+                        intake.NewSubmission(body.external_id, dict(body.evidence), dict(body.metadata)),
+                        policy=c.policy, max_chars=c.settings.max_text_chars,
+                        score=lambda m, ids, evs: [c.prescorer.score(m, ids[0], evs[0])])
+    return (201 if out.created else 200), views.submission_result(c.store, out)
 
 
 @router.get("/{submission_id}", response_model=S.SubmissionResult, responses=S.problems(404),
@@ -62,4 +75,4 @@ def read(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(
     sub = c.store.submission(submission_id)
     if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
         raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
-    return service.result(c, sub, created=False)
+    return views.stored_result(c.store, sub.id)

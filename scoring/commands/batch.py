@@ -157,55 +157,45 @@ def score(
         str | None, typer.Option("--queue-order", help="uncertain | oldest (default: the policy's queue_order).")
     ] = None,
     store: Annotated[
-        str | None, typer.Option("--store", help="Store URL consulted for suspended criteria (default: SCORING_DATABASE_URL).")
+        str | None,
+        typer.Option("--store", metavar="[URL]",
+                     help="Record every scored submission in the store (bare --store: the configured database, "
+                     "SCORING_DATABASE_URL): machine scores with routes in the audit log, routed items in the "
+                     "assessors' queue. Re-runs and resumes record nothing twice."),
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Owner recorded for stored submissions (default: SCORING_ISSUER).")
     ] = None,
 ) -> None:
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
     from models.artifact import load_model
-    from scoring.batch import run_batch
     from scoring.ingest import count_records, read_records
+    from scoring.store import Store
+    from scoring.usecases.backlog import reading_tag, score_backlog
 
     s = get_settings()
+    st = susp = None
     try:
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, None, where)
         records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)
         total = None if where else count_records(data, fmt, quoting)
-        hooks: list[Any] = []  # run on each scored block before it is written
-        # What decides which records are read and how, and what the hooks change: a resume under other
-        # options would splice two different jobs into one output, so it is refused.
-        import codecs
-
-        from scoring.ingest import detect_format
-
-        reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": detect_format(data, fmt),
-                   "encoding": codecs.lookup(encoding).name, "quoting": quoting, "max_chars": s.max_text_chars}
-        tags: list[str] = ["read=" + json.dumps(reading, sort_keys=True)]
-        extra_cols: list[str] = []
-        if highlights:
-            from scoring.highlights import highlight_hook
-
-            hooks.append(highlight_hook(m, highlights))
-            tags.append(f"highlights={highlights}")
-            extra_cols.append("highlights")
-        routing = None
+        pol = None
         if policy is not None:
-            from scoring.routing import ROUTE_COLS, prepare_routing
+            from scoring.routing import load_policy_for
 
-            routing = prepare_routing(m, policy, store or s.database_url, queue_order)
-            hooks.append(routing.hook)
-            tags.append(routing.job_tag)
-            extra_cols += list(ROUTE_COLS)
-        summary = run_batch(
-            m, records, data, out, rejects=rejects, block_size=block_size or s.block_size, total=total,
-            progress=progress, overwrite=overwrite, hooks=hooks, job_tag="|".join(t for t in tags if t),
-            extra_csv_cols=extra_cols,
+            pol = load_policy_for(m, policy)
+        if store is not None:
+            st = Store(s.resolved_database_url() if store == STORE_DEFAULT else store)
+            _register_model(st, m, model)
+        elif pol is not None and s.database_url:
+            susp = Store(s.database_url)  # consulted for suspended criteria only
+        run = score_backlog(
+            m, records, data, out, read_tag=reading_tag(cols, data, fmt, encoding, quoting, s.max_text_chars),
+            rejects=rejects, block_size=block_size or s.block_size, total=total, progress=progress,
+            overwrite=overwrite, highlights=highlights, policy=pol, queue_order=queue_order, store=st,
+            owner=issuer or s.issuer, suspensions=susp,
         )
-        if routing is not None:
-            from scoring.routing import write_queue
-
-            queue_path = write_queue(summary.out, order=routing.queue_order)
-            err.print(f"routing: policy {routing.policy.policy_version}; human queue ({routing.queue_order} first) -> {queue_path}")
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/]: every finished block is saved; run the same command again to resume {out}")
         raise typer.Exit(130) from None
@@ -214,12 +204,43 @@ def score(
             raise
         _fail(exc)
         return
+    finally:
+        for opened in (st, susp):
+            if opened is not None:
+                opened.close()
+    _report(run)
+
+
+STORE_DEFAULT = "default"  # what a bare `--store` becomes (see scoring.cli.optional_values)
+
+
+def _register_model(store: Any, m: Any, model_dir: Path) -> None:
+    """Make the scoring model known to the registry (as a candidate), so reports and the API can name it."""
+    from models.artifact import resolve_version_dir
+
+    if m.version not in {r.version for r in store.models()}:
+        try:
+            path = resolve_version_dir(model_dir, m.version)
+        except Exception:  # noqa: BLE001 - a model directory named directly is its own version directory
+            path = model_dir
+        store.register_model(m.version, path, card={"model_version": m.version}, rubric_id=m.rubric.id)
+
+
+def _report(run: Any) -> None:
+    summary = run.summary
+    if run.queue_file is not None:
+        err.print(f"routing: policy {run.policy_version}; human queue -> {run.queue_file}")
     resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
     err.print(
         f"[green]{summary.scored} scored[/], {summary.rejected} rejected of {summary.records} records{resumed} "
         f"in {summary.seconds:.1f}s -> {summary.out}"
         + (f"; rejects in {summary.rejects}" if summary.rejected else "")
     )
+    if run.recorded is not None:
+        r = run.recorded
+        err.print(f"store {r['store']}: {r['submissions']} submissions recorded ({r['created_now']} by this run), "
+                  f"{r['criterion_scores']} criterion scores, auto_fraction {r['auto_fraction']:.3f}, "
+                  f"{r['queued']} queue slots for assessors")
     if summary.records and not summary.scored:  # every record rejected: almost always wrong options, not data
         err.print(f"[bold red]error:[/] no record could be scored; the reasons are in {summary.rejects}")
         raise typer.Exit(1)

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         """Import human scores; evidence text is not copied, only ids, scores and the named metadata."""
         from rubrics.schema import RubricError, load_rubric
         from scoring.errors import ScoringError
-        from scoring.store.importer import ScoreColumn, import_table, read_table
+        from scoring.usecases.history import ScoreColumn, import_table, read_table
 
         def pairs(items: list[str], opt: str) -> dict[str, str]:
             out = {}

@@ -61,6 +61,14 @@ def register(app: typer.Typer) -> None:
         for r in hm.itertuples() if not hm.empty else []:
             typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
                        f"QWK={r.qwk:.3f} SMD={r.smd:+.3f} gate={r.gate}")
+        au = res.tables["automation"]
+        per = au[au["criterion"] != "(all)"] if not au.empty else au
+        for r in au.itertuples() if not au.empty else []:
+            audited = f", audited {r.n_audited}" + (f" QWK={r.qwk_audited:.3f}" if r.qwk_audited is not None
+                                                     and r.qwk_audited == r.qwk_audited else "")
+            typer.echo(f"automation {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
+                       f"auto_fraction={r.auto_fraction:.3f}{audited}")
+        pooled = float(per["n_accepted"].sum() / per["n"].sum()) if len(per) and per["n"].sum() else None
         typer.echo(f"report: {res.html}")
-        typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures),
+        typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "tables": {k: len(v) for k, v in res.tables.items()}}))

@@ -9,6 +9,7 @@ client's retry can succeed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,18 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from scoring.errors import IdempotencyKeyReused, NotFound
+from scoring.store.clock import now as _now
+from scoring.store.engine import Tx
+from scoring.store.engine import pk as _pk
 from scoring.store.service_tables import batch_job_results, batch_jobs, idempotency_keys, submission_owners
 from scoring.store.store import Store
 
 STALE_RESERVATION_S = 300  # an unanswered reservation older than this was abandoned by a dead process
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _w(store: Store) -> Any:
-    return store.engine.connect().execution_options(store_write=True)
 
 
 # ------------------------------------------------------------------------------------- idempotency
@@ -43,7 +39,8 @@ def reserve_idempotency(store: Store, owner: str, key: str, request_hash: str) -
     """None: the caller owns the key now and must :func:`complete_idempotency` or :func:`release_idempotency`.
     A :class:`StoredResponse`: replay it. Raises :class:`IdempotencyKeyReused` on a body mismatch or in-flight."""
     c = idempotency_keys.c
-    with _w(store) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         row = conn.execute(sa.select(idempotency_keys).where(c.owner == owner, c.key == key)).first()
         if row is None:
             conn.execute(idempotency_keys.insert().values(owner=owner, key=key, request_hash=request_hash,
@@ -64,14 +61,16 @@ def reserve_idempotency(store: Store, owner: str, key: str, request_hash: str) -
 
 def complete_idempotency(store: Store, owner: str, key: str, status_code: int, body: dict[str, Any]) -> None:
     c = idempotency_keys.c
-    with _w(store) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         conn.execute(idempotency_keys.update().where(c.owner == owner, c.key == key)
                      .values(status_code=status_code, response=body))
 
 
 def release_idempotency(store: Store, owner: str, key: str) -> None:
     c = idempotency_keys.c
-    with _w(store) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         conn.execute(idempotency_keys.delete().where(c.owner == owner, c.key == key, c.status_code.is_(None)))
 
 
@@ -80,14 +79,26 @@ def release_idempotency(store: Store, owner: str, key: str) -> None:
 
 def set_owner(store: Store, submission_id: int, owner: str) -> None:
     """Remember the first owner of a submission (re-sending it does not change hands)."""
-    try:
-        with _w(store) as conn, conn.begin():
-            have = conn.execute(sa.select(submission_owners.c.owner)
-                                .where(submission_owners.c.submission_id == submission_id)).first()
-            if have is None:
-                conn.execute(submission_owners.insert().values(submission_id=submission_id, owner=owner))
-    except sa.exc.IntegrityError:
-        pass  # a concurrent request recorded its owner first: the first one stays (callers check owner_of)
+    with store.write() as tx:
+        set_owner_in(tx, submission_id, owner)
+
+
+def set_owner_in(tx: Tx, submission_id: int, owner: str) -> None:
+    """:func:`set_owner` inside an open write transaction (writers are serialised, so check-then-insert holds)."""
+    have = tx.conn.execute(sa.select(submission_owners.c.owner)
+                           .where(submission_owners.c.submission_id == submission_id)).first()
+    if have is None:
+        tx.conn.execute(submission_owners.insert().values(submission_id=submission_id, owner=owner))
+
+
+def owners_of(conn: Any, submission_ids: list[int]) -> dict[int, str]:
+    """The recorded owner of each of these submissions (absent: none recorded)."""
+    out: dict[int, str] = {}
+    c = submission_owners.c
+    for i in range(0, len(submission_ids), 500):
+        for r in conn.execute(sa.select(c.submission_id, c.owner).where(c.submission_id.in_(submission_ids[i:i + 500]))):
+            out[int(r.submission_id)] = r.owner
+    return out
 
 
 def owner_of(store: Store, submission_id: int) -> str | None:
@@ -112,6 +123,7 @@ class BatchJob:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    workdir: str | None = None  # where the resumable run keeps its input, outputs and progress file
 
 
 @dataclass(frozen=True)
@@ -124,16 +136,18 @@ class BatchResult:
 
 def _job(r: Any) -> BatchJob:
     return BatchJob(r.id, r.owner, r.rubric_id, r.rubric_version, r.status, r.total, r.done, r.rejected, r.error,
-                    r.created_at.replace(tzinfo=UTC), r.updated_at.replace(tzinfo=UTC))
+                    r.created_at.replace(tzinfo=UTC), r.updated_at.replace(tzinfo=UTC), r.workdir)
 
 
-def create_job(store: Store, owner: str, rubric_id: str, rubric_version: int, total: int) -> BatchJob:
+def create_job(store: Store, owner: str, rubric_id: str, rubric_version: int, total: int,
+               workdir: str | None = None) -> BatchJob:
     now = _now()
-    with _w(store) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         res = conn.execute(batch_jobs.insert().values(owner=owner, rubric_id=rubric_id, rubric_version=rubric_version,
                                                       status="queued", total=total, done=0, rejected=0,
-                                                      created_at=now, updated_at=now))
-        row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == res.inserted_primary_key[0])).one()
+                                                      created_at=now, updated_at=now, workdir=workdir))
+        row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == _pk(res))).one()
     return _job(row)
 
 
@@ -145,24 +159,49 @@ def job(store: Store, job_id: int) -> BatchJob:
     return _job(row)
 
 
-def update_job(store: Store, job_id: int, *, status: str | None = None, results: list[BatchResult] = (),  # type: ignore[assignment]
-               error: str | None = None, total: int | None = None) -> None:
-    """Append a block's results and advance the counters in one transaction (progress never runs ahead)."""
-    with _w(store) as conn, conn.begin():
-        if results:
-            conn.execute(batch_job_results.insert(), [
-                dict(job_id=job_id, position=r.position, external_id=r.external_id[:200],
-                     submission_id=r.submission_id, error=r.error) for r in results])
-        vals: dict[str, Any] = {"updated_at": _now(),
-                                "done": batch_jobs.c.done + sum(1 for r in results if r.error is None),
-                                "rejected": batch_jobs.c.rejected + sum(1 for r in results if r.error is not None)}
-        if status is not None:
-            vals["status"] = status
-        if error is not None:
-            vals["error"] = error[:4000]
-        if total is not None:
-            vals["total"] = total
-        conn.execute(batch_jobs.update().where(batch_jobs.c.id == job_id).values(**vals))
+def update_job(store: Store, job_id: int, *, status: str | None = None, results: Sequence[BatchResult] = (),
+               error: str | None = None, total: int | None = None, workdir: str | None = None) -> None:
+    """Append a block's results and advance the counters in one transaction (see :func:`update_job_in`)."""
+    with store.write() as tx:
+        update_job_in(tx, job_id, status=status, results=results, error=error, total=total, workdir=workdir)
+
+
+def update_job_in(tx: Tx, job_id: int, *, status: str | None = None, results: Sequence[BatchResult] = (),
+                  error: str | None = None, total: int | None = None, workdir: str | None = None) -> None:
+    """Inside an open write transaction: record the results of positions not yet recorded (a resumed block
+    repeats none) and advance the counters by exactly those, so progress never runs ahead or double-counts."""
+    conn = tx.conn
+    fresh: list[BatchResult] = []
+    if results:
+        c = batch_job_results.c
+        positions = [r.position for r in results]
+        have = {int(p) for p in conn.execute(sa.select(c.position).where(
+            c.job_id == job_id, c.position.in_(positions))).scalars()}
+        fresh = [r for r in results if r.position not in have]
+    if fresh:
+        conn.execute(batch_job_results.insert(), [
+            dict(job_id=job_id, position=r.position, external_id=r.external_id[:200],
+                 submission_id=r.submission_id, error=r.error) for r in fresh])
+    vals: dict[str, Any] = {"updated_at": _now(),
+                            "done": batch_jobs.c.done + sum(1 for r in fresh if r.error is None),
+                            "rejected": batch_jobs.c.rejected + sum(1 for r in fresh if r.error is not None)}
+    if status is not None:
+        vals["status"] = status
+    if error is not None:
+        vals["error"] = error[:4000]
+    if total is not None:
+        vals["total"] = total
+    if workdir is not None:
+        vals["workdir"] = workdir
+    conn.execute(batch_jobs.update().where(batch_jobs.c.id == job_id).values(**vals))
+
+
+def unfinished_jobs(store: Store) -> list[BatchJob]:
+    """Jobs a server stopped before they finished (queued or running): resumed when the server starts."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.status.in_(("queued", "running")))
+                            .order_by(batch_jobs.c.id)).all()
+    return [_job(r) for r in rows]
 
 
 def job_results(store: Store, job_id: int, *, offset: int = 0, limit: int = 1000) -> list[BatchResult]:

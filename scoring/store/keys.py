@@ -61,7 +61,8 @@ def create_key(store: Store, name: str, role: str) -> tuple[ApiKey, str]:
     if not _NAME_RE.match(name):
         raise InvalidRequest(f"key name must be 1-200 letters, digits, '_', '.', '@' or '-', found {name!r}")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
-    with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         if conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == name)).first() is not None:
             raise Conflict(f"a key named {name!r} already exists; names identify assessors, pick another")
         conn.execute(api_keys.insert().values(key_id=key_id, name=name, role=role, salt=salt,
@@ -93,7 +94,8 @@ def list_keys(store: Store) -> list[ApiKey]:
 
 def revoke_key(store: Store, name: str) -> ApiKey:
     """Revoke by name (idempotent); the key stops working on its next request."""
-    with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
+    with store.write() as tx:
+        conn = tx.conn
         row = conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).first()
         if row is None:
             raise NotFound(f"no API key named {name!r}")

@@ -21,15 +21,21 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from scoring.errors import AlreadyScored, InvalidRequest, LeaseExpired, NotFound
 from scoring.store import tables as t
+from scoring.store.clock import aware as _aware
+from scoring.store.clock import iso as _iso
+from scoring.store.clock import now as _now
+from scoring.store.engine import Tx
+from scoring.store.records import HumanScoreIn
+from scoring.store.scores import RATER_KINDS, human_scores_in
 from scoring.store.service_tables import queue_items, queue_skips
-from scoring.store.store import Store, _iso, _pk
+from scoring.store.store import Store
 
 ROUTE_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
     # route -> (kind, blind) per rater slot
@@ -57,6 +63,7 @@ class QueueItem:
     lease_expires: datetime | None
     created_at: datetime
     done_at: datetime | None
+    rank: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,19 +75,10 @@ class QueueCounts:
     mine_done: int
 
 
-def _now() -> datetime:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
-
-
 def _rec(r: Any) -> QueueItem:
     return QueueItem(r.id, r.submission_id, list(r.criteria), r.route, r.reason, r.kind, bool(r.blind), r.priority,
                      r.status, r.holder, r.lease_token, _aware(r.lease_expires), _aware(r.created_at),  # type: ignore[arg-type]
-                     _aware(r.done_at))
+                     _aware(r.done_at), float(r.rank or 0.0))
 
 
 def _available(q: Any, now: datetime) -> Any:
@@ -90,13 +88,27 @@ def _available(q: Any, now: datetime) -> Any:
 
 def enqueue(
     store: Store, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
-    priority: int | None = None,
+    priority: int | None = None, rank: float = 0.0,
 ) -> list[QueueItem]:
-    """Create the rater slots a submission's per-criterion routes need. Idempotent per (submission, kind).
+    """Create the rater slots a submission's per-criterion routes need (see :func:`enqueue_in`)."""
+    with store.write() as tx:
+        enqueue_in(tx, submission_id, routes, reasons=reasons, priority=priority, rank=rank)
+        rows = tx.conn.execute(sa.select(queue_items).where(queue_items.c.submission_id == submission_id)
+                               .order_by(queue_items.c.id)).all()
+    return [_rec(r) for r in rows]
+
+
+def enqueue_in(
+    tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
+    priority: int | None = None, rank: float = 0.0,
+) -> int:
+    """Create a submission's rater slots inside an open write transaction. Idempotent per (submission, kind);
+    returns how many slots were created.
 
     Criteria routed ``human`` or ``double`` go to the ``first`` slot, ``double`` ones also to ``second``,
     ``audit`` ones to an ``audit`` slot. A slot holding any double/audit criterion is blind as a whole:
-    the assessor sees no machine score on that item at all, so nothing leaks between criteria.
+    the assessor sees no machine score on that item at all, so nothing leaks between criteria. ``rank``
+    orders items within one priority (lower first): the routing policy's queue order.
     """
     bad = {c: r for c, r in routes.items() if r not in ROUTE_SLOTS}
     if bad:
@@ -106,34 +118,35 @@ def enqueue(
         for kind, _blind in ROUTE_SLOTS[route]:
             slots.setdefault(kind, []).append(crit)
     if not slots:
-        return []
+        return 0
     reasons = reasons or {}
-    with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
-        if conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.id == submission_id)).first() is None:
-            raise NotFound(f"submission {submission_id} does not exist")
-        for kind, crits in slots.items():
-            kinds = {routes[c] for c in crits}
-            route = next(r for r in ("double", "audit", "human") if r in kinds)
-            blind = bool(kinds & {"double", "audit"})
-            prio = ROUTE_PRIORITY[route] if priority is None else priority
-            why = "; ".join(f"{c}: {routes[c]}" + (f" ({reasons[c]})" if reasons.get(c) else "") for c in crits)
-            have = conn.execute(sa.select(queue_items.c.id).where(
-                queue_items.c.submission_id == submission_id, queue_items.c.kind == kind)).first()
-            if have is None:
-                conn.execute(queue_items.insert().values(
-                    submission_id=submission_id, criteria=crits, route=route, reason=why[:4000], kind=kind,
-                    blind=blind, priority=prio, status="open", created_at=_now()))
-        rows = conn.execute(sa.select(queue_items).where(queue_items.c.submission_id == submission_id)
-                            .order_by(queue_items.c.id)).all()
-    return [_rec(r) for r in rows]
+    conn = tx.conn
+    if conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.id == submission_id)).first() is None:
+        raise NotFound(f"submission {submission_id} does not exist")
+    made = 0
+    for kind, crits in slots.items():
+        kinds = {routes[c] for c in crits}
+        route = next(r for r in ("double", "audit", "human") if r in kinds)
+        blind = bool(kinds & {"double", "audit"})
+        prio = ROUTE_PRIORITY[route] if priority is None else priority
+        why = "; ".join(f"{c}: {routes[c]}" + (f" ({reasons[c]})" if reasons.get(c) else "") for c in crits)
+        have = conn.execute(sa.select(queue_items.c.id).where(
+            queue_items.c.submission_id == submission_id, queue_items.c.kind == kind)).first()
+        if have is None:
+            conn.execute(queue_items.insert().values(
+                submission_id=submission_id, criteria=crits, route=route, reason=why[:4000], kind=kind,
+                blind=blind, priority=prio, rank=float(rank), status="open", created_at=_now()))
+            made += 1
+    return made
 
 
 def claim(store: Store, assessor: str, lease_seconds: int) -> QueueItem | None:
     """Atomically take the next available item for ``assessor`` (None when nothing is left for them).
 
     Available: open, or claimed with an expired lease. Never offered: items this assessor skipped, and
-    the other slot of a submission they already hold or scored (a double-scored item needs two people).
-    Order: priority (double > human > audit), then age.
+    the other slot of a submission they already hold or scored (a double-scored item needs two people),
+    and any slot of a submission they already rated.
+    Order: priority (double > human > audit), then rank (the policy's queue order), then age.
     """
     now = _now()
     q, q2 = queue_items, queue_items.alias("sibling")
@@ -145,8 +158,12 @@ def claim(store: Store, assessor: str, lease_seconds: int) -> QueueItem | None:
                                                 q2.c.holder == assessor)),
             ~sa.exists(sa.select(queue_skips.c.item_id).where(queue_skips.c.item_id == q.c.id,
                                                                queue_skips.c.assessor == assessor)),
+            # one person rates a submission once: never a second slot (audit after double) to a past rater
+            ~sa.exists(sa.select(t.human_scores.c.id).where(t.human_scores.c.submission_id == q.c.submission_id,
+                                                            t.human_scores.c.assessor == assessor,
+                                                            t.human_scores.c.kind.in_(RATER_KINDS))),
         )
-        .order_by(q.c.priority.desc(), q.c.id)
+        .order_by(q.c.priority.desc(), q.c.rank, q.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -158,8 +175,8 @@ def claim(store: Store, assessor: str, lease_seconds: int) -> QueueItem | None:
                 lease_expires=now + timedelta(seconds=lease_seconds))
         .returning(*q.c)
     )
-    with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
-        row = conn.execute(stmt).first()
+    with store.write() as tx:
+        row = tx.conn.execute(stmt).first()
     return _rec(row) if row is not None else None
 
 
@@ -202,7 +219,7 @@ def submit(
     All or nothing, in one store write transaction: lease check, every score's scale check, the human
     score rows and their hash-chained audit entries, and the item's status.
     """
-    with store._write() as tx:  # the store's writer lock: audit chain + lease check in one transaction
+    with store.write() as tx:  # the store's writer lock: audit chain + lease check in one transaction
         now = _now()
         row: Any = tx.conn.execute(
             sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
@@ -212,20 +229,9 @@ def submit(
         if missing or extra:
             raise InvalidRequest(f"queue item {item_id} needs a score for exactly {want}; "
                                  f"missing {missing}, not part of this item {extra}")
-        kind = row.kind
-        ids: list[int] = []
-        for crit in want:
-            score, rationale = scores[crit]
-            store._check_score(tx.conn, row.submission_id, crit, score)  # NotFound / ScoreOutOfScale
-            # Same row and audit payload as Store.record_human_scores (verify_audit compares them).
-            seq = tx.append("human_score", {
-                "submission_id": row.submission_id, "criterion": crit, "score": int(score),
-                "assessor": assessor, "kind": kind, "blind": bool(row.blind), "at": _iso(now),
-            })
-            res = tx.conn.execute(t.human_scores.insert().values(
-                submission_id=row.submission_id, criterion=crit, score=int(score), assessor=assessor,
-                rationale=rationale, blind=bool(row.blind), kind=kind, created_at=now, audit_seq=seq))
-            ids.append(_pk(res))
+        ids = human_scores_in(store, tx, [
+            HumanScoreIn(row.submission_id, crit, scores[crit][0], assessor, row.kind, bool(row.blind),
+                         scores[crit][1], now) for crit in want])  # NotFound / ScoreOutOfScale / SameRater
         tx.conn.execute(queue_items.update().where(queue_items.c.id == item_id)
                         .values(status="done", done_at=now, lease_expires=None))
     return ids
@@ -233,15 +239,15 @@ def submit(
 
 def release(store: Store, item_id: int, assessor: str, lease_token: str, *, skip: bool = False) -> QueueItem:
     """Give a held item back to the queue; ``skip`` also means "never offer it to me again"."""
-    with store.engine.connect().execution_options(store_write=True) as conn, conn.begin():
+    with store.write() as tx:
         now = _now()
-        row = conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
+        row = tx.conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
         _check_lease(row, item_id, assessor, lease_token, now)
-        conn.execute(queue_items.update().where(queue_items.c.id == item_id)
+        tx.conn.execute(queue_items.update().where(queue_items.c.id == item_id)
                      .values(status="open", holder=None, lease_token=None, lease_expires=None))
         if skip:
-            conn.execute(queue_skips.insert().values(item_id=item_id, assessor=assessor, created_at=now))
-        row = conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id)).one()
+            tx.conn.execute(queue_skips.insert().values(item_id=item_id, assessor=assessor, created_at=now))
+        row = tx.conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id)).one()
     return _rec(row)
 
 
@@ -267,8 +273,20 @@ def position(store: Store, item_id: int) -> tuple[int, int]:
         total = conn.execute(sa.select(sa.func.count()).where(c.status != "done")).scalar_one()
         ahead = conn.execute(sa.select(sa.func.count()).where(
             c.status != "done",
-            sa.or_(c.priority > it.priority, sa.and_(c.priority == it.priority, c.id < it.id)))).scalar_one()
+            sa.or_(c.priority > it.priority,
+                   sa.and_(c.priority == it.priority, c.rank < it.rank),
+                   sa.and_(c.priority == it.priority, c.rank == it.rank, c.id < it.id)))).scalar_one()
     return int(ahead) + 1, int(total)
+
+
+def count_for_submissions(store: Store, submission_ids: list[int]) -> int:
+    """How many queue slots exist for these submissions (any status)."""
+    n = 0
+    with store.engine.connect() as conn:
+        for i in range(0, len(submission_ids), 500):
+            n += int(conn.execute(sa.select(sa.func.count()).where(
+                queue_items.c.submission_id.in_(submission_ids[i:i + 500]))).scalar_one())
+    return n
 
 
 def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:

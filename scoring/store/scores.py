@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from scoring.errors import AlreadyAdjudicated, InvalidScoreKind, NotFound, ScoreOutOfScale
+from scoring.errors import AlreadyAdjudicated, InvalidScoreKind, NotFound, SameRater, ScoreOutOfScale
 from scoring.store import tables as t
 from scoring.store.clock import iso as _iso
 from scoring.store.clock import to_db_time as _to_db_time
-from scoring.store.engine import StoreBase
+from scoring.store.engine import StoreBase, Tx
 from scoring.store.engine import pk as _pk
 from scoring.store.records import (  # noqa: F401
     HUMAN_KINDS,
@@ -71,54 +71,8 @@ class ScoresStore(StoreBase):
 
     def record_machine_scores(self, items: Iterable[MachineScoreIn]) -> list[int]:
         """Record many machine scores in one transaction (all or nothing); returns their ids in order."""
-        ids: list[int] = []
         with self._write() as tx:
-            subs: dict[int, Any] = {}
-            for it in items:
-                if it.submission_id not in subs:
-                    subs[it.submission_id] = self._check_score(tx.conn, it.submission_id, it.criterion, it.score)
-                sub = subs[it.submission_id]
-                rub = self.rubric(sub.rubric_id, sub.rubric_version)
-                try:
-                    crit = rub.criterion(it.criterion)
-                except KeyError:
-                    raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
-                if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in crit.scores:
-                    raise ScoreOutOfScale(f"score {it.score!r} is not on the scale of {rub.key} criterion "
-                                          f"{it.criterion!r}: expected one of {crit.scores}")
-                probs: dict[str, float] | None = None
-                if it.probabilities is not None:
-                    if isinstance(it.probabilities, dict):
-                        probs = {str(int(k)): float(v) for k, v in it.probabilities.items()}
-                    else:
-                        if len(it.probabilities) != len(crit.scores):
-                            raise ScoreOutOfScale(
-                                f"probabilities has {len(it.probabilities)} entries; criterion {it.criterion!r} "
-                                f"has {len(crit.scores)} levels {crit.scores}"
-                            )
-                        probs = {str(sc): float(p) for sc, p in zip(crit.scores, it.probabilities, strict=True)}
-                    bad = [k for k in probs if int(k) not in crit.scores]
-                    if bad:
-                        raise ScoreOutOfScale(f"probabilities name levels {bad} not on the scale {crit.scores}")
-                pset = [int(x) for x in it.prediction_set] if it.prediction_set is not None else None
-                now = _to_db_time(it.created_at)
-                payload = {
-                    "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
-                    "route": it.route, "model_version": it.model_version, "policy_version": it.policy_version,
-                    "rubric": f"{sub.rubric_id}@{sub.rubric_version}", "prediction_set": pset,
-                    "probabilities": probs, "reason": it.reason, "at": _iso(now),
-                }
-                seq = tx.append("machine_score", payload)
-                res = tx.conn.execute(
-                    t.machine_scores.insert().values(
-                        submission_id=it.submission_id, criterion=it.criterion, score=int(it.score),
-                        probabilities=probs, prediction_set=pset, route=it.route, reason=it.reason,
-                        model_version=it.model_version, policy_version=it.policy_version, rubric_id=sub.rubric_id,
-                        rubric_version=sub.rubric_version, created_at=now, audit_seq=seq,
-                    )
-                )
-                ids.append(int(_pk(res)))
-        return ids
+            return machine_scores_in(self, tx, items)
 
     def record_human_score(
         self,
@@ -143,40 +97,8 @@ class ScoresStore(StoreBase):
 
     def record_human_scores(self, items: Iterable[HumanScoreIn]) -> list[int]:
         """Record many human scores in one transaction (all or nothing); returns their ids in order."""
-        items = list(items)
-        ids: list[int] = []
         with self._write() as tx:
-            subs: dict[int, Any] = {}
-            for it in items:
-                if it.kind not in HUMAN_KINDS:
-                    raise InvalidScoreKind(f"human score kind must be one of {list(HUMAN_KINDS)}, found {it.kind!r}")
-                if it.submission_id not in subs:
-                    subs[it.submission_id] = self._check_score(tx.conn, it.submission_id, it.criterion, it.score)
-                else:
-                    rub = self.rubric(subs[it.submission_id].rubric_id, subs[it.submission_id].rubric_version)
-                    try:
-                        scale = rub.criterion(it.criterion).scores
-                    except KeyError:
-                        raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
-                    if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in scale:
-                        raise ScoreOutOfScale(
-                            f"score {it.score!r} is not on the scale of {rub.key} criterion {it.criterion!r}: "
-                            f"expected one of {scale}"
-                        )
-                now = _to_db_time(it.created_at)
-                seq = tx.append("human_score", {
-                    "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
-                    "assessor": it.assessor, "kind": it.kind, "blind": bool(it.blind), "at": _iso(now),
-                })
-                res = tx.conn.execute(
-                    t.human_scores.insert().values(
-                        submission_id=it.submission_id, criterion=it.criterion, score=int(it.score),
-                        assessor=it.assessor, rationale=it.rationale, blind=bool(it.blind), kind=it.kind,
-                        created_at=now, audit_seq=seq,
-                    )
-                )
-                ids.append(int(_pk(res)))
-        return ids
+            return human_scores_in(self, tx, items)
 
     def record_adjudication(
         self,
@@ -285,3 +207,111 @@ class ScoresStore(StoreBase):
         with self._read() as conn:
             return [_adj_rec(r) for r in conn.execute(q)]
 
+
+def machine_scores_in(store: ScoresStore, tx: Tx, items: Iterable[MachineScoreIn]) -> list[int]:
+    """Append machine scores with their audit entries inside an open write transaction (see
+    :meth:`ScoresStore.record_machine_scores`); a use case composes this with other writes."""
+    ids: list[int] = []
+    subs: dict[int, Any] = {}
+    for it in items:
+        if it.submission_id not in subs:
+            subs[it.submission_id] = store._check_score(tx.conn, it.submission_id, it.criterion, it.score)
+        sub = subs[it.submission_id]
+        rub = store.rubric(sub.rubric_id, sub.rubric_version)
+        try:
+            crit = rub.criterion(it.criterion)
+        except KeyError:
+            raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
+        if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in crit.scores:
+            raise ScoreOutOfScale(f"score {it.score!r} is not on the scale of {rub.key} criterion "
+                                  f"{it.criterion!r}: expected one of {crit.scores}")
+        probs: dict[str, float] | None = None
+        if it.probabilities is not None:
+            if isinstance(it.probabilities, dict):
+                probs = {str(int(k)): float(v) for k, v in it.probabilities.items()}
+            else:
+                if len(it.probabilities) != len(crit.scores):
+                    raise ScoreOutOfScale(
+                        f"probabilities has {len(it.probabilities)} entries; criterion {it.criterion!r} "
+                        f"has {len(crit.scores)} levels {crit.scores}"
+                    )
+                probs = {str(sc): float(p) for sc, p in zip(crit.scores, it.probabilities, strict=True)}
+            bad = [k for k in probs if int(k) not in crit.scores]
+            if bad:
+                raise ScoreOutOfScale(f"probabilities name levels {bad} not on the scale {crit.scores}")
+        pset = [int(x) for x in it.prediction_set] if it.prediction_set is not None else None
+        now = _to_db_time(it.created_at)
+        payload = {
+            "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
+            "route": it.route, "model_version": it.model_version, "policy_version": it.policy_version,
+            "rubric": f"{sub.rubric_id}@{sub.rubric_version}", "prediction_set": pset,
+            "probabilities": probs, "reason": it.reason, "at": _iso(now),
+        }
+        seq = tx.append("machine_score", payload)
+        res = tx.conn.execute(
+            t.machine_scores.insert().values(
+                submission_id=it.submission_id, criterion=it.criterion, score=int(it.score),
+                probabilities=probs, prediction_set=pset, route=it.route, reason=it.reason,
+                model_version=it.model_version, policy_version=it.policy_version, rubric_id=sub.rubric_id,
+                rubric_version=sub.rubric_version, created_at=now, audit_seq=seq,
+            )
+        )
+        ids.append(int(_pk(res)))
+    return ids
+
+
+RATER_KINDS = ("first", "second", "audit")  # the scores that count as independent ratings
+
+
+def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -> list[int]:
+    """Append human scores with their audit entries inside an open write transaction.
+
+    One person rates a submission's criterion once: a second first/second/audit score by the same assessor
+    (already stored, or twice in ``items``) is refused with :class:`SameRater`, because two scores by one
+    person are not independent and must never count as human-human agreement. Adjudications are exempt.
+    """
+    items = list(items)
+    ids: list[int] = []
+    subs: dict[int, Any] = {}
+    raters: dict[tuple[int, str], set[str]] = {}
+    for it in items:
+        if it.kind not in HUMAN_KINDS:
+            raise InvalidScoreKind(f"human score kind must be one of {list(HUMAN_KINDS)}, found {it.kind!r}")
+        if it.submission_id not in subs:
+            subs[it.submission_id] = store._check_score(tx.conn, it.submission_id, it.criterion, it.score)
+        else:
+            rub = store.rubric(subs[it.submission_id].rubric_id, subs[it.submission_id].rubric_version)
+            try:
+                scale = rub.criterion(it.criterion).scores
+            except KeyError:
+                raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
+            if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in scale:
+                raise ScoreOutOfScale(
+                    f"score {it.score!r} is not on the scale of {rub.key} criterion {it.criterion!r}: "
+                    f"expected one of {scale}"
+                )
+        if it.kind in RATER_KINDS:
+            key = (it.submission_id, it.criterion)
+            if key not in raters:
+                h = t.human_scores.c
+                raters[key] = set(tx.conn.execute(sa.select(h.assessor).where(
+                    h.submission_id == it.submission_id, h.criterion == it.criterion,
+                    h.kind.in_(RATER_KINDS))).scalars())
+            if it.assessor in raters[key]:
+                raise SameRater(f"{it.assessor!r} already rated submission {it.submission_id} on {it.criterion!r}; "
+                                "a second rating must come from a different person")
+            raters[key].add(it.assessor)
+        now = _to_db_time(it.created_at)
+        seq = tx.append("human_score", {
+            "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
+            "assessor": it.assessor, "kind": it.kind, "blind": bool(it.blind), "at": _iso(now),
+        })
+        res = tx.conn.execute(
+            t.human_scores.insert().values(
+                submission_id=it.submission_id, criterion=it.criterion, score=int(it.score),
+                assessor=it.assessor, rationale=it.rationale, blind=bool(it.blind), kind=it.kind,
+                created_at=now, audit_seq=seq,
+            )
+        )
+        ids.append(int(_pk(res)))
+    return ids

@@ -36,6 +36,7 @@ queue_items = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("blind", sa.Boolean, nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("rank", sa.Float, nullable=False, server_default="0"),  # within a priority: lower is claimed first
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("holder", sa.String(200), nullable=True),
     sa.Column("lease_token", sa.String(64), nullable=True),
@@ -88,6 +89,7 @@ batch_jobs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("workdir", sa.Text, nullable=True),  # input, outputs and progress file of the resumable run
 )
 
 batch_job_results = sa.Table(

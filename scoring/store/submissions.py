@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from scoring.errors import DuplicateSubmission, NotFound
 from scoring.store import tables as t
 from scoring.store.audit import canonical_json
 from scoring.store.clock import now as _now
-from scoring.store.engine import StoreBase
+from scoring.store.engine import StoreBase, Tx
 from scoring.store.engine import chunks as _chunks
 from scoring.store.records import (  # noqa: F401
     SubmissionRecord,
@@ -46,46 +47,8 @@ class SubmissionsStore(StoreBase):
         items: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
     ) -> list[SubmissionRecord]:
         """Bulk form of :meth:`add_submission`: ``(external_id, evidence, metadata)`` tuples, one transaction."""
-        self.rubric(rubric_id, rubric_version)  # NotFound if unregistered
-        out: list[SubmissionRecord] = []
         with self._write() as tx:
-            ids = [str(x[0]) for x in items]
-            existing: dict[str, Any] = {}
-            for chunk in _chunks(ids, 500):
-                for row in tx.conn.execute(
-                    sa.select(t.submissions).where(
-                        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
-                    )
-                ):
-                    existing[row.external_id] = row
-            now = _now()
-            new_rows = []
-            for ext, evidence, meta in items:
-                ext = str(ext)
-                h = content_hash(evidence, meta)
-                if ext in existing:
-                    row = existing[ext]
-                    if row.content_hash != h:
-                        raise DuplicateSubmission(
-                            f"submission {ext!r} for rubric {rubric_id} already exists with different evidence or "
-                            "metadata; send it under a new id (or the same content to read its result)"
-                        )
-                    continue
-                new_rows.append(dict(rubric_id=rubric_id, rubric_version=rubric_version, external_id=ext,
-                                     evidence=evidence, meta=meta, content_hash=h, created_at=now))
-                existing[ext] = None  # reserve within the batch
-            if new_rows:
-                tx.conn.execute(t.submissions.insert(), new_rows)
-            rows: dict[str, Any] = {}
-            for chunk in _chunks(ids, 500):
-                for row in tx.conn.execute(
-                    sa.select(t.submissions).where(
-                        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
-                    )
-                ):
-                    rows[row.external_id] = row
-            out = [_sub_rec(rows[str(x[0])]) for x in items]
-        return out
+            return add_submissions_in(self, tx, rubric_id, rubric_version, items)
 
     def submission(self, submission_id: int) -> SubmissionRecord:
         with self._read() as conn:
@@ -105,6 +68,16 @@ class SubmissionsStore(StoreBase):
             raise NotFound(f"no submission {external_id!r} for rubric {rubric_id}")
         return _sub_rec(row)
 
+    def find_submissions(self, rubric_id: str, external_ids: Sequence[str]) -> dict[str, SubmissionRecord]:
+        """The stored submissions among these external ids (absent ones are left out)."""
+        out: dict[str, SubmissionRecord] = {}
+        with self._read() as conn:
+            for chunk in _chunks([str(x) for x in external_ids], 500):
+                for row in conn.execute(sa.select(t.submissions).where(
+                        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk))):
+                    out[row.external_id] = _sub_rec(row)
+        return out
+
     def submissions(self, rubric_id: str | None = None) -> list[SubmissionRecord]:
         q = sa.select(t.submissions).order_by(t.submissions.c.id)
         if rubric_id is not None:
@@ -112,3 +85,49 @@ class SubmissionsStore(StoreBase):
         with self._read() as conn:
             return [_sub_rec(r) for r in conn.execute(q)]
 
+
+def add_submissions_in(
+    store: StoreBase, tx: Tx, rubric_id: str, rubric_version: int,
+    items: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+) -> list[SubmissionRecord]:
+    """Insert the new ones of ``(external_id, evidence, metadata)`` inside an open write transaction and
+    return every item's record; raises :class:`DuplicateSubmission` when an id holds other content."""
+    store.rubric(rubric_id, rubric_version)  # NotFound if unregistered
+    out: list[SubmissionRecord] = []
+    ids = [str(x[0]) for x in items]
+    existing: dict[str, Any] = {}
+    for chunk in _chunks(ids, 500):
+        for row in tx.conn.execute(
+            sa.select(t.submissions).where(
+                t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
+            )
+        ):
+            existing[row.external_id] = row
+    now = _now()
+    new_rows = []
+    for ext, evidence, meta in items:
+        ext = str(ext)
+        h = content_hash(evidence, meta)
+        if ext in existing:
+            row = existing[ext]
+            if row.content_hash != h:
+                raise DuplicateSubmission(
+                    f"submission {ext!r} for rubric {rubric_id} already exists with different evidence or "
+                    "metadata; send it under a new id (or the same content to read its result)"
+                )
+            continue
+        new_rows.append(dict(rubric_id=rubric_id, rubric_version=rubric_version, external_id=ext,
+                             evidence=evidence, meta=meta, content_hash=h, created_at=now))
+        existing[ext] = SimpleNamespace(content_hash=h)  # reserve within the batch: a repeat must match
+    if new_rows:
+        tx.conn.execute(t.submissions.insert(), new_rows)
+    rows: dict[str, Any] = {}
+    for chunk in _chunks(ids, 500):
+        for row in tx.conn.execute(
+            sa.select(t.submissions).where(
+                t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id.in_(chunk)
+            )
+        ):
+            rows[row.external_id] = row
+    out = [_sub_rec(rows[str(x[0])]) for x in items]
+    return out

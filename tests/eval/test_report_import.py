@@ -18,7 +18,7 @@ from rubrics.schema import parse_rubric
 from scoring.cli import app
 from scoring.errors import Conflict
 from scoring.store import Store
-from scoring.store.importer import ScoreColumn, import_table, read_table
+from scoring.usecases.history import ScoreColumn, import_table, read_table
 
 RUBRIC = {"id": "essay", "version": 1, "title": "Essay", "evidence": ["text"],
           "criteria": [{"id": "holistic", "title": "Holistic", "scale": {"min": 1, "max": 6}}]}

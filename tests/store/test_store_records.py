@@ -16,7 +16,7 @@ from scoring.errors import (
     ScoreOutOfScale,
     ScoringError,
 )
-from scoring.store import Store
+from scoring.store import HumanScoreIn, Store
 
 
 def test_opening_a_store_migrates_it_to_head_and_reopening_is_harmless(store_url: str) -> None:
@@ -97,9 +97,25 @@ def test_score_queries_filter_by_time_window(store: Store, rubric) -> None:
     sub = store.add_submission("obs", 1, "s1", {"text": "t"})
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for d in range(5):
-        store.record_human_score(sub.id, "questioning", d % 4, assessor="ann", created_at=t0 + timedelta(days=d))
+        store.record_human_score(sub.id, "questioning", d % 4, assessor=f"rater-{d}", created_at=t0 + timedelta(days=d))
     got = store.human_scores(since=t0 + timedelta(days=1), until=t0 + timedelta(days=3))
     assert [h.created_at for h in got] == [t0 + timedelta(days=1), t0 + timedelta(days=2)]
+
+
+def test_one_person_rates_a_submissions_criterion_once(store: Store, rubric) -> None:
+    from scoring.errors import SameRater
+
+    sub = store.add_submission("obs", 1, "s1", {"text": "t"})
+    store.record_human_score(sub.id, "questioning", 1, assessor="ann", kind="first")
+    before = len(list(store.audit_entries()))
+    for kind in ("second", "audit", "first"):
+        with pytest.raises(SameRater, match="different person"):
+            store.record_human_score(sub.id, "questioning", 2, assessor="ann", kind=kind)
+    with pytest.raises(SameRater):  # within one batch too
+        store.record_human_scores([HumanScoreIn(sub.id, "feedback", 1, "bob"), HumanScoreIn(sub.id, "feedback", 2, "bob", "second")])
+    assert len(list(store.audit_entries())) == before  # nothing of a refused batch was written
+    store.record_human_score(sub.id, "questioning", 3, assessor="bob", kind="second")  # another person may
+    store.record_human_score(sub.id, "feedback", 2, assessor="ann", kind="first")  # and ann another criterion
 
 
 def test_adjudication_is_recorded_against_the_scores_it_resolves(store: Store, rubric) -> None:

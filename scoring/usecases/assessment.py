@@ -1,0 +1,135 @@
+"""What assessors and adjudicators do: read a held item, score it, resolve disagreements.
+
+The queue (``scoring.store.queue``) owns claims and leases; these use cases add the rules around them:
+what a blind item may show, when two human scores need adjudication (ONE definition, the policy's gap),
+and what an adjudication resolves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rubrics.schema import Rubric
+from scoring.errors import InvalidRequest, NotFound
+from scoring.routing import adjudication_gap
+from scoring.routing import needs_adjudication as beyond_gap
+from scoring.store import Adjudication, MachineScore, Store, SubmissionRecord, queue
+from scoring.store.scores import RATER_KINDS
+
+log = logging.getLogger("scoring")
+
+
+def needs_adjudication(store: Store, policy: Any | None, submission_id: int, criteria: Sequence[str]) -> list[str]:
+    """Criteria of a submission whose independent human ratings now differ by more than the gap."""
+    out = []
+    for c in criteria:
+        scores = [h.score for h in store.human_scores(submission_id=submission_id, criterion=c) if h.kind in RATER_KINDS]
+        if beyond_gap(scores, policy, c):
+            out.append(c)
+    return out
+
+
+def submit_item(store: Store, policy: Any | None, item_id: int, assessor: str, lease_token: str,
+                scores: Mapping[str, tuple[int, str]]) -> tuple[list[int], list[str]]:
+    """Record a held item's scores (all or nothing, lease checked) and say which criteria now need adjudication."""
+    ids = queue.submit(store, item_id, assessor, lease_token, scores)
+    it = queue.item(store, item_id)
+    return ids, needs_adjudication(store, policy, it.submission_id, it.criteria)
+
+
+@dataclass(frozen=True)
+class Pending:
+    submission_id: int
+    criterion: str
+    human_scores: list[int]
+    human_score_ids: list[int]
+    gap: int
+
+
+def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | None = None) -> list[Pending]:
+    """Submission x criterion pairs whose ratings disagree beyond the gap and have no resolved score yet."""
+    done = {(a.submission_id, a.criterion) for a in store.adjudications()}
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for h in store.human_scores(rubric_id=rubric_id):
+        if h.kind in RATER_KINDS:
+            groups.setdefault((h.submission_id, h.criterion), []).append(h)
+    out = []
+    for (sid, crit), hs in sorted(groups.items()):
+        gap = adjudication_gap(policy, crit)
+        scores = [h.score for h in hs]
+        if (sid, crit) not in done and beyond_gap(scores, policy, crit):
+            out.append(Pending(sid, crit, scores, [h.id for h in hs], gap))
+    return out
+
+
+def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, adjudicator: str,
+               rationale: str = "") -> Adjudication:
+    """Record the resolved score of a submission's criterion, naming the human and machine scores it resolves."""
+    store.submission(submission_id)  # NotFound
+    hs = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind != "adjudication"]
+    if not hs:
+        raise InvalidRequest(f"submission {submission_id} has no human scores for {criterion!r} to adjudicate")
+    ms = store.machine_scores(submission_id=submission_id, criterion=criterion)
+    return store.record_adjudication(submission_id, criterion, score, adjudicator=adjudicator, rationale=rationale,
+                                     human_score_ids=[h.id for h in hs], machine_score_id=ms[-1].id if ms else None)
+
+
+# ------------------------------------------------------------------------------------------- item view
+
+
+@dataclass
+class CriterionDetails:
+    criterion: Any  # rubrics.schema.Criterion
+    machine: MachineScore | None
+    highlights: list[dict[str, Any]] | None
+
+
+@dataclass
+class ItemDetails:
+    """Everything an assessor may see of a held item. Blind items carry no machine score, probabilities,
+    routing reason or highlights (highlights come from the machine's reading, so they would cue it)."""
+
+    item: queue.QueueItem
+    submission: SubmissionRecord
+    rubric: Rubric
+    reason: str | None
+    position: int
+    waiting: int
+    criteria: list[CriterionDetails] = field(default_factory=list)
+
+
+def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights: int = 0) -> ItemDetails:
+    """The assessor's view of an item they hold (``models``: a ``ModelProvider`` for highlights)."""
+    if item.lease_token is None or item.lease_expires is None:
+        raise NotFound(f"queue item {item.id} is not held")
+    sub = store.submission(item.submission_id)
+    rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+    machine: dict[str, MachineScore] = {}
+    if not item.blind:
+        for ms in store.machine_scores(submission_id=sub.id):
+            machine[ms.criterion] = ms
+    model = None
+    if not item.blind and highlights:
+        try:
+            model = models.get(sub.rubric_id, sub.rubric_version)
+        except Exception:  # noqa: BLE001 - highlights are a help, never a reason to fail the page
+            model = None
+    pos, waiting = queue.position(store, item.id)
+    out = ItemDetails(item, sub, rubric, None if item.blind else item.reason, pos, waiting)
+    for cid in item.criteria:
+        c = rubric.criterion(cid)
+        m = machine.get(cid)
+        hl = None
+        if model is not None:
+            try:
+                from scoring.highlights import level_highlights
+
+                level = m.score if m is not None else c.scores[0]
+                hl = [h.to_dict() for h in level_highlights(model, cid, sub.evidence, level, highlights)]
+            except Exception:  # noqa: BLE001
+                log.warning("highlights failed for item %s criterion %s", item.id, cid, exc_info=True)
+        out.criteria.append(CriterionDetails(c, m, hl))
+    return out

@@ -1,0 +1,134 @@
+"""Batch jobs for the API: the same engine as ``scoring score --store``, resumable after a restart.
+
+A job keeps its input (the uploaded file, or the posted list written as JSONL), its outputs and its
+progress file in a work folder recorded on the job's row. Its blocks are recorded by the backlog engine
+(:mod:`scoring.usecases.backlog`), each with the job's per-row results and counters in the same store
+transaction. A server that stops mid-job finds the job still ``running`` when it starts again and resumes
+it from the progress file: no row is recorded, counted or written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rubrics.schema import Rubric
+from scoring.errors import InvalidRequest
+from scoring.ingest import ColumnMap, Record, count_records, infer_columns, read_records
+from scoring.store import Store, jobs
+from scoring.usecases.backlog import reading_tag, score_backlog
+from scoring.usecases.intake import NewSubmission, check_evidence
+
+log = logging.getLogger("scoring")
+LIST_INPUT = "input.jsonl"
+META_COL = "__metadata__"
+REJECT_COL = "__reject__"
+
+
+def _columns(rubric: Rubric, listed: bool) -> ColumnMap:
+    cols = (ColumnMap(id="id", text={f: f for f in rubric.evidence}, meta=(META_COL, REJECT_COL)) if listed
+            else ColumnMap(id="id"))
+    return infer_columns(rubric, cols)
+
+
+def _metadata(r: Record) -> dict[str, Any]:
+    raw = r.meta.get(META_COL)
+    return json.loads(raw) if raw else {}
+
+
+def api_reject(reason: str) -> str:
+    """Reject reasons as an API client should read them (no CLI options)."""
+    return reason.replace(" or pass --encoding", "")
+
+
+def create_from_list(store: Store, owner: str, rubric: Rubric, subs: Sequence[NewSubmission], jobs_dir: Path,
+                     max_chars: int) -> jobs.BatchJob:
+    """A job over a posted list. A row that fails the evidence check is kept as a rejected row (with why)."""
+    ids = [s.external_id for s in subs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise InvalidRequest(f"external ids must be unique within a batch, found repeated {dup}")
+    job = jobs.create_job(store, owner, rubric.id, rubric.version, len(subs))
+    work = jobs_dir / f"job-{job.id}-{secrets.token_hex(4)}"  # job ids restart with each store
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / LIST_INPUT).open("w", encoding="utf-8") as fh:
+        for s in subs:
+            why = ""
+            try:
+                check_evidence(rubric, s.evidence, max_chars)
+            except InvalidRequest as exc:  # the reader passes the reason on and the row is rejected with it
+                why = str(exc)
+            ev = {f: s.evidence.get(f, "") for f in rubric.evidence}
+            fh.write(json.dumps({"id": s.external_id, **ev, META_COL: json.dumps(s.metadata), REJECT_COL: why},
+                                ensure_ascii=False) + "\n")
+    jobs.update_job(store, job.id, workdir=str(work))
+    return jobs.job(store, job.id)
+
+
+def create_from_file(store: Store, owner: str, rubric: Rubric, upload: Path, filename: str, jobs_dir: Path,
+                     max_chars: int) -> jobs.BatchJob:
+    """A job over an uploaded backlog file (moved into the job's folder); unreadable files are refused now."""
+    cols = _columns(rubric, listed=False)
+    try:
+        total = sum(1 for _ in read_records(upload, rubric, cols, max_chars=max_chars))
+    except ValueError as exc:  # say it about the client's file, never the server's path
+        why = str(exc).replace(f"{upload}: ", "").replace(str(upload), "the file")
+        raise InvalidRequest(f"cannot read {filename!r}: {why}") from None
+    if not total:
+        raise InvalidRequest(f"{filename!r} holds no rows")
+    job = jobs.create_job(store, owner, rubric.id, rubric.version, total)
+    work = jobs_dir / f"job-{job.id}-{secrets.token_hex(4)}"  # job ids restart with each store
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(upload), work / f"input{upload.suffix.lower()}")
+    jobs.update_job(store, job.id, workdir=str(work))
+    return jobs.job(store, job.id)
+
+
+def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | None, job_id: int, *,
+            max_chars: int, block_size: int = 32) -> None:
+    """Run (or resume) a job to the end; a failure marks it ``failed`` with the reason."""
+    j = jobs.job(store, job_id)
+    try:
+        if j.workdir is None:
+            raise InvalidRequest(f"batch job {job_id} has no work folder (created by an older server); resubmit it")
+        work = Path(j.workdir)
+        inputs = sorted(p for p in work.glob("input.*"))
+        if not inputs:
+            raise InvalidRequest(f"batch job {job_id}'s input is gone from {work}; resubmit it")
+        data = inputs[0]
+        model = model_for(j.rubric_id, j.rubric_version)
+        listed = data.name == LIST_INPUT
+        cols = _columns(model.rubric, listed)
+        jobs.update_job(store, job_id, status="running")
+        records = (_list_rejects(r) for r in read_records(data, model.rubric, cols, max_chars=max_chars))
+        score_backlog(
+            model, records, data, work / "scores.jsonl", read_tag=reading_tag(cols, data, None, "utf-8", True, max_chars),
+            block_size=block_size, total=count_records(data, None, True), policy=policy,
+            store=store, owner=j.owner, metadata_of=_metadata if listed else None, job_id=job_id,
+            describe_reject=api_reject,
+        )
+        jobs.update_job(store, job_id, status="done")
+    except Exception as exc:  # noqa: BLE001 - the job's record must say why it stopped
+        log.exception("batch job %s failed", job_id)
+        jobs.update_job(store, job_id, status="failed", error=f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
+
+
+def _list_rejects(r: Record) -> Record:
+    """A posted row that failed the evidence check carries its reason in a column the reader passes on."""
+    why = r.meta.pop(REJECT_COL, None)
+    if why:
+        r.reject = why
+    return r
+
+
+def resume_unfinished(store: Store, submit: Callable[[int], Any]) -> list[int]:
+    """Hand every job a previous server left queued or running to ``submit`` (the job runner)."""
+    ids = [j.id for j in jobs.unfinished_jobs(store)]
+    for i in ids:
+        submit(i)
+    return ids

@@ -1,0 +1,272 @@
+"""Submit-score-route-record: the one path by which a submission enters the store.
+
+The API (one submission or a batch job) and ``scoring score --store`` all end here, so a backlog scored
+overnight and a submission sent through the API are indistinguishable afterwards: same rows, same audit
+entries, same queue.
+
+Why scoring happens *outside* the write transaction and recording *inside* one: scoring is slow (the
+encoder) and must not hold the store's writer lock; recording is fast and must be all or nothing. So
+:func:`record_scored` re-checks everything inside its transaction (the id may have been taken, or the
+same submission recorded by a concurrent request, since it was scored) and then writes the submission,
+its owner, its machine scores with their route decisions and reasons, their audit entries and its queue
+slots together. A process killed at any point leaves either all of that or none of it; a re-run or a
+resume records nothing twice, because a submission already scored by this model version is answered
+from the store (``created=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from models.artifact import ScoringModel
+from rubrics.schema import Rubric
+from scoring import faults
+from scoring.errors import DuplicateSubmission, ExternalIdTaken, InvalidRequest, ScoringError
+from scoring.evidence import has_text
+from scoring.prescore import ScoredSubmission, prescore
+from scoring.store import MachineScoreIn, Store, SubmissionRecord, content_hash, jobs, queue
+from scoring.store import tables as t
+from scoring.store.records import _sub_rec
+from scoring.store.scores import machine_scores_in
+from scoring.store.submissions import add_submissions_in
+
+NO_POLICY = "no routing policy loaded: every criterion goes to a human"
+ScoreFn = Callable[[ScoringModel, list[str], list[dict[str, Any]]], list[ScoredSubmission]]
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    """One submission as an issuer sends it."""
+
+    external_id: str
+    evidence: dict[str, str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission: recorded now (``created``), already recorded, or refused (``error``)."""
+
+    external_id: str
+    submission: SubmissionRecord | None = None
+    created: bool = False
+    error: ScoringError | None = None
+    scored: ScoredSubmission | None = None  # the fresh scores and routes when created
+    slots: list[queue.QueueItem] = field(default_factory=list)
+    policy_version: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def check_evidence(rubric: Rubric, evidence: Mapping[str, str], max_chars: int) -> None:
+    """The one evidence check every door applies before anything is stored or scored."""
+    unknown = [k for k in evidence if k not in rubric.evidence]
+    if unknown:
+        raise InvalidRequest(f"rubric {rubric.key} declares evidence fields {list(rubric.evidence)}; "
+                             f"found unknown field(s) {unknown}")
+    if not any(has_text(v) for v in evidence.values()):
+        raise InvalidRequest(f"evidence is empty: expected text in at least one of {list(rubric.evidence)}")
+    long = {k: len(v) for k, v in evidence.items() if len(v) > max_chars}
+    if long:
+        raise InvalidRequest(f"evidence longer than {max_chars} characters is rejected, found {long}")
+
+
+def _taken(rubric_id: str, external_id: str) -> ExternalIdTaken:
+    return ExternalIdTaken(f"external id {external_id!r} for rubric {rubric_id} was already used by another issuer; "
+                           "ids are shared per rubric, so prefix yours (e.g. with your organisation)")
+
+
+def _differs(rubric_id: str, external_id: str) -> DuplicateSubmission:
+    return DuplicateSubmission(f"submission {external_id!r} for rubric {rubric_id} already exists with different "
+                               "evidence or metadata; send it under a new id (or the same content to read its result)")
+
+
+# ------------------------------------------------------------------------------------------ routing
+
+
+def route(model: ScoringModel, policy: Any | None, store: Store | None, items: list[ScoredSubmission]) -> str | None:
+    """Add route, rule, reason, confidence and prediction set to every criterion; returns the policy version.
+
+    Without a policy every criterion goes to a human (nothing is automated that no policy allowed).
+    """
+    if policy is not None:
+        from scoring.routing import routing_hook
+
+        routing_hook(model, policy, store)(items, [None] * len(items))
+        return str(policy.policy_version)
+    for it in items:
+        for res in it.criteria.values():
+            res.extra.update(route="human", rule="no_policy", reason=NO_POLICY)
+    return None
+
+
+def queue_rank(item: ScoredSubmission, order: str) -> float:
+    """Where a submission's slots sit within their priority: ``uncertain`` puts the least confident routed
+    criterion first; ``oldest`` keeps arrival order (rank 0, then insertion order)."""
+    if order != "uncertain":
+        return 0.0
+    conf = [r.extra.get("confidence") for r in item.criteria.values() if r.extra.get("route") not in (None, "auto")]
+    known = [float(c) for c in conf if c is not None]
+    if len(known) < len(conf) or not known:
+        return -1.0  # no confidence (no tuned threshold, suspended): most uncertain of all
+    return min(known)
+
+
+# ---------------------------------------------------------------------------------------- recording
+
+
+def record_scored(
+    store: Store,
+    model: ScoringModel,
+    owner: str,
+    subs: Sequence[NewSubmission],
+    items: Sequence[ScoredSubmission],
+    policy_version: str | None,
+    *,
+    queue_order: str = "uncertain",
+    on_commit: Callable[[Any, list[Outcome]], None] | None = None,
+) -> list[Outcome]:
+    """Record scored submissions in ONE write transaction; see the module docstring.
+
+    Per submission: a new one is inserted with its owner, machine scores (route decisions and reasons in
+    each row and its audit entry) and queue slots; one this owner already recorded with the same content is
+    answered ``created=False`` (scored by this model before) or scored now (stored earlier but never scored
+    by this model); another owner's id or other content under the same id is refused with ``error``.
+    ``on_commit(tx, outcomes)`` writes caller bookkeeping (a batch job's progress) in the same transaction.
+    """
+    rubric = model.rubric
+    out = [Outcome(s.external_id, policy_version=policy_version) for s in subs]
+    with store.write() as tx:
+        conn = tx.conn
+        ids = [s.external_id for s in subs]
+        rows: dict[str, Any] = {}
+        for i in range(0, len(ids), 500):
+            for found in conn.execute(sa.select(t.submissions).where(
+                    t.submissions.c.rubric_id == rubric.id, t.submissions.c.external_id.in_(ids[i:i + 500]))):
+                rows[found.external_id] = found
+        owners = jobs.owners_of(conn, [int(r.id) for r in rows.values()])
+        scored_before = _scored_by(conn, [int(r.id) for r in rows.values()], model.version)
+        seen: dict[str, str] = {}  # external id -> content hash, within this call
+        todo: list[int] = []
+        for k, s in enumerate(subs):
+            h = content_hash(s.evidence, s.metadata)
+            row: Any = rows.get(s.external_id)
+            if row is not None and owners.get(int(row.id), owner) != owner:
+                out[k].error = _taken(rubric.id, s.external_id)
+            elif (row is not None and row.content_hash != h) or seen.get(s.external_id, h) != h:
+                out[k].error = _differs(rubric.id, s.external_id)
+            elif row is not None and row.rubric_version != rubric.version:
+                out[k].error = DuplicateSubmission(
+                    f"submission {s.external_id!r} is stored under rubric {rubric.id}@{row.rubric_version}; this "
+                    f"model scores version {rubric.version}: send it under a new id")
+            elif row is not None and int(row.id) in scored_before or s.external_id in seen:
+                out[k].submission = _sub_rec(row) if row is not None else None
+            else:
+                todo.append(k)
+            seen.setdefault(s.external_id, h)
+        recs = add_submissions_in(store, tx, rubric.id, rubric.version,
+                                  [(subs[k].external_id, subs[k].evidence, subs[k].metadata) for k in todo])
+        faults.point("intake:submissions_inserted")
+        machine: list[MachineScoreIn] = []
+        for k, rec in zip(todo, recs, strict=True):
+            jobs.set_owner_in(tx, rec.id, owner)
+            out[k].submission, out[k].created, out[k].scored = rec, True, items[k]
+            for cid, r in items[k].criteria.items():
+                machine.append(MachineScoreIn(
+                    rec.id, cid, r.score, probabilities={str(lv): p for lv, p in r.probabilities.items()},
+                    prediction_set=r.extra.get("prediction_set"), route=r.extra.get("route") or "human",
+                    reason=r.extra.get("reason") or (NO_POLICY if not r.extra.get("route") else ""),
+                    model_version=model.version, policy_version=policy_version))
+        machine_scores_in(store, tx, machine)
+        faults.point("intake:machine_scores_written")
+        for k in todo:
+            it = items[k]
+            routes = {c: str(r.extra.get("route") or "human") for c, r in it.criteria.items()}
+            reasons = {c: str(r.extra.get("reason") or (NO_POLICY if not r.extra.get("route") else ""))
+                       for c, r in it.criteria.items()}
+            sid = out[k].submission.id  # type: ignore[union-attr]
+            queue.enqueue_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order))
+        # Repeats within this call point at the row recorded for their first occurrence.
+        by_ext = {o.external_id: o.submission for o in out if o.submission is not None}
+        for o in out:
+            if o.submission is None and o.error is None:
+                o.submission = by_ext.get(o.external_id)
+        if on_commit is not None:
+            on_commit(tx, out)
+        faults.point("intake:before_commit")
+    return out
+
+
+def _scored_by(conn: Any, submission_ids: list[int], model_version: str) -> set[int]:
+    c = t.machine_scores.c
+    got: set[int] = set()
+    for i in range(0, len(submission_ids), 500):
+        got |= {int(x) for x in conn.execute(sa.select(c.submission_id).distinct().where(
+            c.submission_id.in_(submission_ids[i:i + 500]), c.model_version == model_version)).scalars()}
+    return got
+
+
+def slots_of(store: Store, outcomes: Sequence[Outcome]) -> None:
+    """Fill each outcome's queue slots from the store (one read per submission)."""
+    for o in outcomes:
+        if o.submission is not None:
+            o.slots = queue.items_for_submission(store, o.submission.id)
+
+
+# ------------------------------------------------------------------------------------------- submit
+
+
+def submit(
+    store: Store,
+    model: ScoringModel,
+    owner: str,
+    sub: NewSubmission,
+    *,
+    policy: Any | None = None,
+    max_chars: int = 200_000,
+    score: ScoreFn = prescore,
+) -> Outcome:
+    """Submit-score-route-record one submission; raises the refusal (400/409) instead of returning it.
+
+    Already recorded by this owner with the same content and scored by this model: answered from the store
+    without scoring again (``created=False``).
+    """
+    rubric = model.rubric
+    check_evidence(rubric, sub.evidence, max_chars)
+    pre = _known(store, model, owner, sub)
+    if pre is not None:
+        return pre
+    items = score(model, [sub.external_id], [dict(sub.evidence)])
+    pv = route(model, policy, store, items)
+    order = getattr(policy, "queue_order", "uncertain")
+    res = record_scored(store, model, owner, [sub], items, pv, queue_order=order)[0]
+    if res.error is not None:
+        raise res.error
+    slots_of(store, [res])
+    return res
+
+
+def _known(store: Store, model: ScoringModel, owner: str, sub: NewSubmission) -> Outcome | None:
+    """Refuse or answer from the store before any scoring work (read-only; record_scored re-checks)."""
+    from scoring.errors import NotFound
+
+    rubric = model.rubric
+    try:
+        existing = store.find_submission(rubric.id, sub.external_id)
+    except NotFound:
+        return None
+    first = jobs.owner_of(store, existing.id)
+    if first is not None and first != owner:
+        raise _taken(rubric.id, sub.external_id)
+    if existing.content_hash != content_hash(sub.evidence, sub.metadata):
+        raise _differs(rubric.id, sub.external_id)
+    if store.machine_scores(submission_id=existing.id, model_version=model.version):
+        out = Outcome(sub.external_id, existing, created=False)
+        slots_of(store, [out])
+        return out
+    return None
