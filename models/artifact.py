@@ -31,6 +31,7 @@ import joblib
 import numpy as np
 import yaml
 
+from models.contract import CriterionScorer
 from models.encoder import Encoder, get_encoder
 from rubrics import Rubric, load_rubric
 
@@ -44,7 +45,7 @@ class ScoringModel:
     """Everything needed to pre-score a rubric's criteria."""
 
     rubric: Rubric
-    scorers: dict[str, Any]
+    scorers: dict[str, CriterionScorer]
     encoder: Encoder
     version: str = ""
     card: dict[str, Any] = field(default_factory=dict)

@@ -424,8 +424,12 @@ class ZeroShotScorer(ClassifierMixin, BaseEstimator):
         p = np.exp(sims)
         return p / p.sum(axis=1, keepdims=True)
 
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """One score per row of (possibly calibrated) level probabilities (the expected-score rule)."""
+        return decide(proba, self.classes_, self.decision)
+
     def predict(self, X: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
-        return decide(self.predict_proba(X, embeddings), self.classes_, self.decision)
+        return self.decide(self.predict_proba(X, embeddings))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

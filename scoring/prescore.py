@@ -13,7 +13,6 @@ import numpy as np
 
 from models.artifact import ScoringModel
 from models.cache import text_key
-from models.scorers import decide
 from scoring.evidence import criterion_text
 from scoring.train import embed_unique
 
@@ -104,7 +103,7 @@ def prescore(model: ScoringModel, ids: list[str], evidences: list[dict[str, Any]
     for c in model.rubric.criteria:
         P = probas[c.id]
         scorer = model.scorers[c.id]
-        scores = scorer.decide(P) if hasattr(scorer, "decide") else decide(P, np.asarray(c.scores))
+        scores = scorer.decide(P)  # every scorer's own rule (models.contract.CriterionScorer)
         for r, row, s in zip(results, P, scores, strict=True):
             r.criteria[c.id] = CriterionResult(int(s), {lv: float(p) for lv, p in zip(c.scores, row, strict=True)})
     return results

@@ -62,3 +62,21 @@ def asap_aes(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("backlog")
+def backlog(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The asap_aes folder (e.g. ../shared/data/asap_aes).")],
+    fold: Annotated[int, typer.Option(help="Benchmark fold of the standard 5-fold split.")] = 0,
+    sets: Annotated[str, typer.Option(help="Comma-separated essay sets.")] = "1,2,3,4,5,6,7,8",
+    cache_dir: Annotated[Path, typer.Option(help="Embedding cache for training (kept between runs).")] = Path(".scoring/bench-cache"),
+    out: Annotated[Path, typer.Option("--out", help="Where the summary goes.")] = Path("bench-out/backlog"),
+    batch_size: Annotated[int, typer.Option(help="Encoder batch size.")] = 32,
+) -> None:
+    """Score fold F's test essays with a calibrated policy: files only vs into a store (SQLite, PostgreSQL)."""
+    from eval.bench_backlog import run
+
+    typer.echo(f"# reproduce: scoring bench backlog --data-dir {data_dir} --fold {fold} --sets {sets}")
+    summary = run(data_dir, fold=fold, sets=[int(x) for x in sets.split(",")], cache_dir=cache_dir, out_dir=out,
+                  batch_size=batch_size, echo=typer.echo)
+    typer.echo(json.dumps(summary))

@@ -79,7 +79,7 @@ def test_drift_check_uses_human_human_reference_and_only_blind_audits(tmp_path) 
     store.record_human_scores(scores)
     res = check_drift(store, "r", policy=policy)[0]
     assert res.metrics["n"] == 0 and res.gate.status == "insufficient"
-    store.record_human_scores([replace(h, blind=True) for h in scores])
+    store.record_human_scores([replace(h, blind=True, assessor="b") for h in scores])  # another person, blind
     res = check_drift(store, "r", policy=policy)[0]
     assert res.metrics["n"] == 60 and res.gate.status == "fail" and res.suspended_now
     store.close()

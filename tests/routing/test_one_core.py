@@ -133,3 +133,23 @@ def test_the_queue_serves_the_policys_order_least_confident_first(store, calibra
     while (it := queue.claim(store, "alice", 600)) is not None:
         claimed.append(ranks[by_sub[it.submission_id]])
     assert len(claimed) >= 10 and claimed == sorted(claimed)
+
+
+def test_the_report_counts_automation_from_recorded_routes_even_where_no_person_scored(store, calibrated) -> None:  # type: ignore[no-untyped-def]
+    from eval.agreement import automation_table, load_frames
+
+    model, policy = calibrated
+    store.register_rubric(model.rubric)
+    subs = _subs(80, seed=5)
+    items = model_items(model, subs)
+    pv = intake.route(model, policy, store, items)
+    intake.record_scored(store, model, "issuer-a", subs, items, pv)
+    routes = [r.extra["route"] for it in items for r in it.criteria.values()]
+    accepted = sum(r in ("auto", "audit") for r in routes)
+    assert 0 < accepted < len(routes) and not store.human_scores()
+    table = automation_table(load_frames(store))
+    pooled = table[table["criterion"] == "(all)"].iloc[0]
+    assert (pooled["n"], pooled["n_accepted"]) == (len(routes), accepted)
+    assert pooled["auto_fraction"] == pytest.approx(accepted / len(routes))
+    per = table[table["criterion"] != "(all)"]
+    assert sorted(per["criterion"]) == sorted(c.id for c in model.rubric.criteria) and per["n"].sum() == len(routes)
