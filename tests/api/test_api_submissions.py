@@ -146,3 +146,29 @@ def test_an_abandoned_idempotency_reservation_can_be_taken_over(api) -> None:  #
     with api.store.engine.begin() as conn:
         conn.execute(sa.update(idempotency_keys).values(created_at=old))
     assert jobs.reserve_idempotency(api.store, "issuer", "k-dead", "h1") is None, "abandoned: taken over"
+
+
+def test_a_job_a_stopped_server_left_running_is_finished_by_the_next_server(api, api_home, api_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from api_support import Api
+    from scoring.settings import Settings
+    from scoring.store import jobs
+    from scoring.usecases import batch_jobs
+    from scoring.usecases.intake import NewSubmission
+
+    s = api.app.state.ctx.settings
+    rubric = api.store.rubric("checking-for-understanding")
+    subs = [NewSubmission(f"r-{i}", {"reflection": reflection(i)}) for i in range(4)]
+    j = batch_jobs.create_from_list(api.store, "issuer", rubric, subs, s.jobs_dir(), s.max_text_chars)
+    jobs.update_job(api.store, j.id, status="running")  # the server died before it ran a block
+    app2 = create_app(Settings(home=api_home, database_url=api.store.url, cache_dir=api_home / "cache"),
+                      model_dir=api_model_dir)
+    second = Api(TestClient(app2, raise_server_exceptions=False), app2, keys=api.keys)
+    done = wait_for_job(second, j.id)
+    assert (done["status"], done["done"], done["rejected"]) == ("done", 4, 0)
+    assert {r["external_id"] for r in second.client.get(f"/batch-jobs/{j.id}/results", headers=second.h("issuer")).json()} \
+        == {f"r-{i}" for i in range(4)}
+    second.client.close()
+    app2.state.ctx.store.close()

@@ -154,3 +154,51 @@ def _drop(admin_url: str, schema: str) -> None:
     with eng.begin() as c:
         c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     eng.dispose()
+
+
+def test_an_api_batch_job_killed_mid_way_resumes_when_the_server_starts_again(tmp_path, calibrated) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store import jobs
+    from scoring.usecases import batch_jobs
+    from scoring.usecases.intake import NewSubmission
+
+    model, policy = calibrated
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    d = synthetic(30, seed=4)
+    subs = [NewSubmission(i, {"essay": t}, {"cohort": "2026"}) for i, t in zip(d["ids"], d["texts"], strict=True)]
+    subs.insert(5, NewSubmission("blank", {"essay": ""}))
+    with Store(url) as store:
+        store.register_rubric(model.rubric)
+        job = batch_jobs.create_from_list(store, "issuer-a", model.rubric, subs, tmp_path / "jobs", 10_000)
+
+    def run(fault_at: int | None) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                from scoring import faults
+
+                faults._passed = 0
+                if fault_at is not None:
+                    os.environ["SCORING_FAULT_AT"] = str(fault_at)
+                with Store(url) as st:
+                    batch_jobs.run_job(st, lambda _r, _v: model, policy, job.id, max_chars=10_000, block_size=4)
+                code = 0
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1]
+
+    assert os.WIFSIGNALED(run(9))  # the server dies inside the third block
+    with Store(url) as store:
+        mid = jobs.job(store, job.id)
+        assert mid.status == "running" and 0 < mid.done < 30
+        resumed = batch_jobs.resume_unfinished(store, lambda jid: None)
+        assert resumed == [job.id]  # what a starting server hands to its job runner
+    assert run(None) == 0
+    with Store(url) as store:
+        j = jobs.job(store, job.id)
+        res = jobs.job_results(store, job.id)
+        assert (j.status, j.done, j.rejected) == ("done", 30, 1)
+        assert [r.position for r in res] == list(range(31)) and res[5].error and "empty" in res[5].error
+        assert len(store.submissions()) == 30 and len(store.machine_scores()) == 30 * len(model.rubric.criteria)
+        assert store.find_submission(model.rubric.id, d["ids"][0]).metadata == {"cohort": "2026"}
+        assert store.verify_audit().ok

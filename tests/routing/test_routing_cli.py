@@ -80,6 +80,72 @@ def test_calibrate_writes_policy_and_new_version_then_score_routes(  # type: ign
     assert res.exit_code == 2 and "tuned for model" in res.output
 
 
+def test_a_backlog_scored_into_the_store_reaches_the_queue_the_report_and_the_audit_log(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acceptance path of the one scoring core, as an issuer, an assessor and a researcher would walk it."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from scoring.cli import optional_values
+    from scoring.policy import load_policy
+    from scoring.settings import Settings, get_settings
+    from scoring.store import Store, keys
+
+    train_file, backlog = demo_files
+    policy = tmp_path / "policy.yaml"
+    bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file), "--out", str(policy),
+                              "--cross-fitted", "--n-boot", "100", *bars])
+    assert res.exit_code == 0, res.output
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("SCORING_DATABASE_URL", db)
+    get_settings.cache_clear()
+    cmd = ["score", "--model", str(models), "--data", str(backlog), "--out", str(tmp_path / "scored.jsonl"),
+           "--policy", str(policy), "--store", "--issuer", "district-7", "--no-progress"]
+    res = runner.invoke(app, optional_values(cmd))  # a bare --store: the configured database
+    assert res.exit_code == 0, res.output
+    said = re.search(r"(\d+) submissions recorded \((\d+) by this run\), (\d+) criterion scores, auto_fraction "
+                     r"([0-9.]+), (\d+) queue slots", " ".join(res.output.split()))
+    assert said, res.output
+    n, now, n_scores, auto, slots = int(said[1]), int(said[2]), int(said[3]), float(said[4]), int(said[5])
+    rows = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    routes = [v["route"] for r in rows for v in r["criteria"].values()]
+    assert n == now == len(rows) and n_scores == len(routes) and slots > 0
+    assert auto == pytest.approx(sum(r in ("auto", "audit") for r in routes) / len(routes), abs=5e-4)
+    with Store(db) as st:
+        counts = (len(st.submissions()), len(st.machine_scores()), len(list(st.audit_entries())))
+    again = runner.invoke(app, optional_values(cmd))  # a re-run records nothing twice
+    assert again.exit_code == 0 and "(0 by this run)" in " ".join(again.output.split())
+    with Store(db) as st:
+        assert (len(st.submissions()), len(st.machine_scores()), len(list(st.audit_entries()))) == counts
+
+    rep = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "report"), "--bootstrap", "0"])
+    assert rep.exit_code == 0, rep.output
+    assert json.loads(rep.output.strip().splitlines()[-1])["auto_fraction"] == pytest.approx(auto, abs=5e-4)
+    ver = runner.invoke(app, ["audit", "verify", "--db", db])
+    assert ver.exit_code == 0, ver.output
+
+    # the assessors' queue served by `scoring serve` on that store holds the routed items, least confident first
+    store = Store(db)
+    _, secret = keys.create_key(store, "alice", "assessor")
+    client = TestClient(create_app(Settings(database_url=db, home=tmp_path / "home"), store=store, model_dir=models,
+                                   policy=load_policy(policy), resume_jobs=False))
+    got = client.post("/queue/claim", headers={"Authorization": f"Bearer {secret}"})
+    assert got.status_code == 200, got.text
+    item = got.json()
+    sub = store.submission(item["submission_id"])
+    assert sub.external_id in {r["id"] for r in rows} and item["kind"] in ("first", "second", "audit")
+    from scoring.store import jobs
+
+    assert jobs.owner_of(store, sub.id) == "district-7"
+    page = client.get("/assessor/login")
+    assert page.status_code == 200
+    store.close()
+
+
 def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  # type: ignore[no-untyped-def]
     tmp_path: Path, models: Path, demo_files
 ) -> None:
