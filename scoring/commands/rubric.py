@@ -57,6 +57,29 @@ def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given 
         typer.echo(f"{v}{mark}  rubric {card['rubric']['id']}@{card['rubric']['version']}  created {card['created']}  {qwks}")
 
 
+@models_app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="A registered model version (see GET /models or `scoring score --store`).")],
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the store (default: settings).")] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who promotes (recorded in the audit log).")] = "cli",
+) -> None:
+    """Promote a registered version: the rubric's next submissions are scored with it (previous one retired,
+    suspensions lifted; audited)."""
+    from scoring.commands._store import open_store
+    from scoring.errors import ScoringError
+    from scoring.usecases.registry import promote_model
+
+    store = open_store(db)
+    try:
+        rec = promote_model(store, version, actor=actor)
+    except ScoringError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    typer.echo(f"{rec.version} promoted for rubric {rec.rubric_id} at {rec.promoted_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(rubric_app, name="rubric")
     app.add_typer(models_app, name="models")

@@ -149,10 +149,10 @@ def test_an_abandoned_idempotency_reservation_can_be_taken_over(api) -> None:  #
 
 
 def test_a_job_a_stopped_server_left_running_is_finished_by_the_next_server(api, api_home, api_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from api_support import Api
     from fastapi.testclient import TestClient
 
     from api import create_app
-    from api_support import Api
     from scoring.settings import Settings
     from scoring.store import jobs
     from scoring.usecases import batch_jobs

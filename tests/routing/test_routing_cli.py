@@ -127,6 +127,12 @@ def test_a_backlog_scored_into_the_store_reaches_the_queue_the_report_and_the_au
     assert json.loads(rep.output.strip().splitlines()[-1])["auto_fraction"] == pytest.approx(auto, abs=5e-4)
     ver = runner.invoke(app, ["audit", "verify", "--db", db])
     assert ver.exit_code == 0, ver.output
+    version = rows[0]["model_version"]  # registered by the scoring run; promoting it is audited
+    pro = runner.invoke(app, ["models", "promote", version, "--db", db, "--actor", "registrar"])
+    assert pro.exit_code == 0 and f"{version} promoted" in pro.output, pro.output
+    with Store(db) as st:
+        assert st.promoted_model("checking-for-understanding").version == version  # type: ignore[union-attr]
+        assert any(e.event == "model_promoted" and e.payload["actor"] == "registrar" for e in st.audit_entries())
 
     # the assessors' queue served by `scoring serve` on that store holds the routed items, least confident first
     store = Store(db)
