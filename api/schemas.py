@@ -186,6 +186,17 @@ class SubmissionResult(BaseModel):
     criteria: dict[str, CriterionResultOut]
     queue: list[QueueRef]
     human_scores: list[HumanScoreOut] = Field(default_factory=list)
+    decision: DecisionOut | None = Field(default=None, description="The credential decision (rubrics with an "
+                                         "award rule): the latest recorded, machine or final.")
+
+
+class DecisionOut(BaseModel):
+    outcome: Literal["earned", "not_yet", "needs_human"]
+    basis: Literal["machine", "final"] = Field(description="machine: from the model's scores and probabilities; "
+                                               "final: every criterion resolved (people and accepted machine scores)")
+    p_earned: float | None = Field(description="P(earned) from the criteria's calibrated probabilities (machine).")
+    levels: dict[str, int]
+    reason: str
 
 
 # ------------------------------------------------------------------------------------------ batch jobs

@@ -29,7 +29,7 @@ def submission_result(store: Store, o: Outcome, model_version: str | None = None
         return S.SubmissionResult(
             submission_id=sub.id, external_id=sub.external_id, rubric_id=sub.rubric_id,
             rubric_version=sub.rubric_version, model_version=o.scored.model_version, policy_version=o.policy_version,
-            created=True, criteria=crit, queue=_slots(o.slots), human_scores=[])
+            created=True, criteria=crit, queue=_slots(o.slots), human_scores=[], decision=_decision(store, sub.id))
     return stored_result(store, sub.id, created=False)
 
 
@@ -48,7 +48,16 @@ def stored_result(store: Store, submission_id: int, *, created: bool = False) ->
         queue=_slots(queue.items_for_submission(store, sub.id)),
         human_scores=[S.HumanScoreOut(criterion=h.criterion, score=h.score, kind=h.kind, blind=h.blind,
                                       created_at=h.created_at) for h in store.human_scores(submission_id=sub.id)],
+        decision=_decision(store, sub.id),
     )
+
+
+def _decision(store: Store, submission_id: int) -> S.DecisionOut | None:
+    d = store.latest_decision(submission_id)
+    if d is None:
+        return None
+    return S.DecisionOut(outcome=d.outcome, basis=d.basis, p_earned=d.p_earned, levels=d.levels,  # type: ignore[arg-type]
+                         reason=d.reason)
 
 
 def job_out(j: jobs.BatchJob) -> S.BatchJobOut:

@@ -2,6 +2,7 @@
 
 from rubrics.schema import (
     BUNDLED_DIR,
+    Award,
     Criterion,
     Level,
     Rubric,
@@ -11,4 +12,4 @@ from rubrics.schema import (
     parse_rubric,
 )
 
-__all__ = ["BUNDLED_DIR", "Criterion", "Level", "Rubric", "RubricError", "bundled_rubrics", "load_rubric", "parse_rubric"]
+__all__ = ["BUNDLED_DIR", "Award", "Criterion", "Level", "Rubric", "RubricError", "bundled_rubrics", "load_rubric", "parse_rubric"]

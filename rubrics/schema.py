@@ -159,6 +159,79 @@ class Criterion(BaseModel):
         return all(lv.descriptor or lv.exemplars for lv in self.levels)
 
 
+PerCriterion = Whole | dict[str, Whole]
+
+
+class Award(BaseModel):
+    """When the micro-credential is earned, from the criterion levels (versioned with the rubric).
+
+    ``min_level``: every criterion (an integer) or each named criterion (a mapping) at or above that level.
+    ``min_total``: the sum of the criterion scores (of ``total_of``, default all) at least this, with no
+    criterion below ``floor`` (an integer for all, or a mapping). At least one of the two must be given;
+    with both, both must hold.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_level: PerCriterion | None = None
+    min_total: Whole | None = None
+    floor: PerCriterion | None = None
+    total_of: tuple[str, ...] = ()
+    description: str = Field(default="", description="The rule in the issuer's words (shown in feedback).")
+
+    @model_validator(mode="after")
+    def _something(self) -> Award:
+        if self.min_level is None and self.min_total is None:
+            raise ValueError("give min_level (every criterion at or above a level) or min_total (a minimum sum), or both")
+        if self.floor is not None and self.min_total is None:
+            raise ValueError("floor only applies with min_total (use min_level for a per-criterion minimum alone)")
+        if self.total_of and self.min_total is None:
+            raise ValueError("total_of only applies with min_total")
+        return self
+
+    def thresholds(self, rubric: Rubric) -> dict[str, int]:
+        """The lowest level each criterion may have for the credential to be earned (its scale minimum when
+        the rule sets none)."""
+        out = {c.id: c.scores[0] for c in rubric.criteria}
+        for part in (self.min_level, self.floor):
+            if part is None:
+                continue
+            items = part.items() if isinstance(part, dict) else ((c.id, part) for c in rubric.criteria)
+            for cid, lv in items:
+                out[cid] = max(out[cid], int(lv))
+        return out
+
+    def total_criteria(self, rubric: Rubric) -> tuple[str, ...]:
+        return self.total_of or tuple(c.id for c in rubric.criteria)
+
+    def earned(self, rubric: Rubric, levels: dict[str, int]) -> bool:
+        """Whether these criterion levels earn the credential."""
+        th = self.thresholds(rubric)
+        if any(levels[c] < t for c, t in th.items()):
+            return False
+        return self.min_total is None or sum(levels[c] for c in self.total_criteria(rubric)) >= self.min_total
+
+    def describe(self, rubric: Rubric) -> str:
+        """The rule in plain words (the issuer's ``description`` first when given)."""
+        if self.description:
+            return self.description
+        parts = []
+        if self.min_level is not None:
+            if isinstance(self.min_level, dict):
+                parts.append(", ".join(f"{rubric.criterion(c).title} at level {rubric.criterion(c).level(v).label} "
+                                       f"({v}) or above" for c, v in self.min_level.items()))
+            else:
+                parts.append(f"every criterion at level {self.min_level} or above")
+        if self.min_total is not None:
+            names = "the criterion scores" if not self.total_of else " + ".join(self.total_of)
+            floor = ""
+            if self.floor is not None:
+                floor = (f", no criterion below {self.floor}" if not isinstance(self.floor, dict)
+                         else ", " + ", ".join(f"{c} at least {v}" for c, v in self.floor.items()))
+            parts.append(f"{names} add up to at least {self.min_total}{floor}")
+        return "Earned when " + "; and ".join(parts) + "."
+
+
 class Rubric(BaseModel):
     """A versioned rubric. Once a version has scored anything it is immutable: change means a new version."""
 
@@ -170,6 +243,8 @@ class Rubric(BaseModel):
     description: str = ""
     evidence: tuple[str, ...] = Field(min_length=1)
     criteria: tuple[Criterion, ...] = Field(min_length=1)
+    award: Award | None = Field(default=None, description="When the micro-credential is earned (none: criterion "
+                                "scores only, no credential decision).")
 
     @field_validator("id")
     @classmethod
@@ -189,7 +264,31 @@ class Rubric(BaseModel):
                     raise ValueError(
                         f"criterion {c.id!r} reads evidence {ev!r}, but the rubric declares only {list(self.evidence)}"
                     )
+        if self.award is not None:
+            self._check_award(self.award)
         return self
+
+    def _check_award(self, a: Award) -> None:
+        by_id = {c.id: c for c in self.criteria}
+        for name, part in (("min_level", a.min_level), ("floor", a.floor)):
+            if part is None:
+                continue
+            items = part.items() if isinstance(part, dict) else ((c, part) for c in by_id)
+            for cid, lv in items:
+                if cid not in by_id:
+                    raise ValueError(f"award.{name} names criterion {cid!r}, which the rubric does not have "
+                                     f"(criteria: {list(by_id)})")
+                if lv not in by_id[cid].scores:
+                    raise ValueError(f"award.{name}: level {lv} is not on the scale of {cid!r} {by_id[cid].scores}")
+        unknown = [c for c in a.total_of if c not in by_id]
+        if unknown:
+            raise ValueError(f"award.total_of names {unknown}, which the rubric does not have (criteria: {list(by_id)})")
+        if a.min_total is not None:
+            crits = [by_id[c] for c in a.total_criteria(self)]
+            lo, hi = sum(c.scores[0] for c in crits), sum(c.scores[-1] for c in crits)
+            if not lo < a.min_total <= hi:
+                raise ValueError(f"award.min_total {a.min_total} must lie above {lo} and at most {hi} "
+                                 "(otherwise every or no submission earns the credential)")
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:
@@ -206,7 +305,10 @@ class Rubric(BaseModel):
 
     def fingerprint(self) -> str:
         """Content hash: two files with the same id+version but different content are caught by this."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        body = self.model_dump(mode="json")
+        if body.get("award") is None:  # rubrics without an award rule keep the fingerprint they always had
+            body.pop("award", None)
+        blob = json.dumps(body, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -13,6 +13,7 @@ Example::
     double_rate: 0.05        # share of all items sent to two blind humans (human-human agreement)
     adjudication_gap: 1      # two human scores further apart than this go to adjudication
     queue_order: uncertain   # or: oldest
+    decision_min_confidence: 0.9  # a credential decision is automatic only this sure (rubrics with `award:`)
     criteria:
       holistic:
         confidence: within   # exact = p(decided level); within = p(|human - score| <= tolerance)
@@ -77,6 +78,9 @@ class RoutingPolicy(BaseModel):
     double_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     adjudication_gap: int = Field(default=1, ge=0)
     queue_order: Literal["uncertain", "oldest"] = "uncertain"
+    decision_min_confidence: float = Field(
+        default=0.9, ge=0.5, le=1.0, description="A credential decision is automatic only when its probability "
+        "(P(earned) or P(not yet)) reaches this, and every criterion it rests on was auto-accepted.")
     criteria: dict[str, CriterionPolicy] = Field(default_factory=dict)
     created: str | None = None
     notes: list[str] = Field(default_factory=list)

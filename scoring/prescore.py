@@ -29,10 +29,11 @@ class ScoredSubmission:
     id: str
     model_version: str
     criteria: dict[str, CriterionResult]
+    decision: Any = None  # scoring.credential.Decision, when the rubric has an award rule and routing ran
 
     def to_json(self) -> dict[str, Any]:
         """The stable output contract: one object per submission."""
-        return {
+        out = {
             "id": self.id,
             "model_version": self.model_version,
             "criteria": {
@@ -44,6 +45,9 @@ class ScoredSubmission:
                 for cid, r in self.criteria.items()
             },
         }
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
+        return out
 
 
 def criterion_probabilities(model: ScoringModel, evidences: list[dict[str, Any]]) -> dict[str, np.ndarray]:

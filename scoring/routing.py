@@ -166,6 +166,10 @@ def routing_hook(model: Any, policy: RoutingPolicy, store: SuspensionSource | No
             sets = scorer.prediction_set(P, policy.coverage) if hasattr(scorer, "prediction_set") else None
             for it, d in zip(items, decide_routes(ids, crit.id, P, scores, crit.scores, sets, policy, suspended[crit.id]), strict=True):
                 it.criteria[crit.id].extra.update(d.to_extra())
+        if model.rubric.award is not None:  # the credential decision, and its deciding criteria to a person
+            from scoring.credential import decide_items
+
+            decide_items(model.rubric, policy, items)
 
     return hook
 

@@ -28,7 +28,7 @@ def pending(rubric_id: str | None = Query(None, max_length=80), c: AppContext = 
              summary="Record the resolved score of a disagreement")
 def adjudicate(body: S.AdjudicationIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("admin"))) -> Any:
     a = assessment.adjudicate(c.store, body.submission_id, body.criterion, body.score, adjudicator=key.name,
-                              rationale=body.rationale)  # 404 / 422 / 409 already_adjudicated
+                              rationale=body.rationale, policy=c.policy)  # 404 / 422 / 409 already_adjudicated
     return S.AdjudicationOut(id=a.id, submission_id=a.submission_id, criterion=a.criterion, score=a.score,
                              adjudicator=a.adjudicator, human_score_ids=a.human_score_ids,
                              machine_score_id=a.machine_score_id, created_at=a.created_at)

@@ -32,6 +32,14 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")
         for c in r.criteria:
             zs = "descriptors for zero-shot" if c.has_descriptors else "no descriptors (needs human scores)"
             err.print(f"  {c.id}: levels {c.scores[0]}..{c.scores[-1]} ({len(c.scores)}), reads {list(r.evidence_for(c))}, {zs}")
+        if r.award is not None:
+            th = r.award.thresholds(r)
+            err.print(f"  award: {escape(r.award.describe(r))}")
+            err.print("    earned needs: " + ", ".join(f"{c} >= {v}" for c, v in th.items())
+                      + (f"; total of {list(r.award.total_criteria(r))} >= {r.award.min_total}"
+                         if r.award.min_total is not None else ""))
+        else:
+            err.print("  award: none (criterion scores only, no credential decision)")
     if bad:
         raise typer.Exit(2)
 

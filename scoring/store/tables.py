@@ -89,6 +89,25 @@ adjudications = sa.Table(
     sa.Column("audit_seq", sa.Integer, nullable=False),
 )
 
+decisions = sa.Table(  # credential decisions (rubrics with an award rule): appended, never updated
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("submission_id", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False),
+    sa.Column("rubric_id", sa.String(80), nullable=False),
+    sa.Column("rubric_version", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),  # earned | not_yet | needs_human
+    sa.Column("basis", sa.String(20), nullable=False),  # machine | final (from the resolved criterion levels)
+    sa.Column("p_earned", sa.Float, nullable=True),
+    sa.Column("levels", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("model_version", sa.String(120), nullable=True),
+    sa.Column("policy_version", sa.String(160), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("audit_seq", sa.Integer, nullable=False),
+    sa.Index("ix_decisions_submission", "submission_id", "id"),
+)
+
 models = sa.Table(
     "models",
     metadata,

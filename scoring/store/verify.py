@@ -33,7 +33,8 @@ class AuditStore(StoreBase):
             payloads: dict[int, dict[str, Any]] = {}
             for table, fields in ((t.machine_scores, ("submission_id", "criterion", "score")),
                                   (t.human_scores, ("submission_id", "criterion", "score", "kind", "assessor")),
-                                  (t.adjudications, ("submission_id", "criterion", "score"))):
+                                  (t.adjudications, ("submission_id", "criterion", "score")),
+                                  (t.decisions, ("submission_id", "outcome", "basis", "levels"))):
                 for row in conn.execute(sa.select(table).order_by(table.c.audit_seq)):
                     if row.audit_seq > last:
                         return _bad(res, last + 1, f"{table.name} row {row.id} was logged as entry {row.audit_seq} "

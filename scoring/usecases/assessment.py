@@ -18,6 +18,7 @@ from scoring.routing import adjudication_gap
 from scoring.routing import needs_adjudication as beyond_gap
 from scoring.store import Adjudication, MachineScore, Store, SubmissionRecord, queue
 from scoring.store.scores import RATER_KINDS
+from scoring.usecases.decisions import finalize
 
 log = logging.getLogger("scoring")
 
@@ -37,6 +38,7 @@ def submit_item(store: Store, policy: Any | None, item_id: int, assessor: str, l
     """Record a held item's scores (all or nothing, lease checked) and say which criteria now need adjudication."""
     ids = queue.submit(store, item_id, assessor, lease_token, scores)
     it = queue.item(store, item_id)
+    finalize(store, policy, it.submission_id, actor=assessor)  # the credential decision, once all is resolved
     return ids, needs_adjudication(store, policy, it.submission_id, it.criteria)
 
 
@@ -66,15 +68,17 @@ def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | Non
 
 
 def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, adjudicator: str,
-               rationale: str = "") -> Adjudication:
+               rationale: str = "", policy: Any | None = None) -> Adjudication:
     """Record the resolved score of a submission's criterion, naming the human and machine scores it resolves."""
     store.submission(submission_id)  # NotFound
     hs = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind != "adjudication"]
     if not hs:
         raise InvalidRequest(f"submission {submission_id} has no human scores for {criterion!r} to adjudicate")
     ms = store.machine_scores(submission_id=submission_id, criterion=criterion)
-    return store.record_adjudication(submission_id, criterion, score, adjudicator=adjudicator, rationale=rationale,
-                                     human_score_ids=[h.id for h in hs], machine_score_id=ms[-1].id if ms else None)
+    a = store.record_adjudication(submission_id, criterion, score, adjudicator=adjudicator, rationale=rationale,
+                                  human_score_ids=[h.id for h in hs], machine_score_id=ms[-1].id if ms else None)
+    finalize(store, policy, submission_id, actor=adjudicator)
+    return a
 
 
 # ------------------------------------------------------------------------------------------- item view

@@ -102,6 +102,10 @@ def route(model: ScoringModel, policy: Any | None, store: Store | None, items: l
     for it in items:
         for res in it.criteria.values():
             res.extra.update(route="human", rule="no_policy", reason=NO_POLICY)
+    if model.rubric.award is not None:
+        from scoring.credential import decide_items
+
+        decide_items(model.rubric, None, items)
     return None
 
 
@@ -191,6 +195,18 @@ def record_scored(
                        for c, r in it.criteria.items()}
             sid = out[k].submission.id  # type: ignore[union-attr]
             queue.enqueue_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order))
+        if rubric.award is not None:  # the machine's credential decision, recorded with its scores
+            from scoring.credential import decide_items
+            from scoring.store.decisions import decision_in
+
+            for k in todo:
+                it = items[k]
+                if it.decision is None:
+                    decide_items(rubric, None, [it])
+                d = it.decision
+                decision_in(tx, out[k].submission.id, rubric.id, rubric.version, d.outcome, "machine",  # type: ignore[union-attr]
+                            d.levels, p_earned=d.p_earned, reason=d.reason, model_version=model.version,
+                            policy_version=policy_version)
         # Repeats within this call point at the row recorded for their first occurrence.
         by_ext = {o.external_id: o.submission for o in out if o.submission is not None}
         for o in out:

@@ -80,14 +80,14 @@ def test_another_issuers_external_id_is_a_conflict_that_reveals_nothing(api) -> 
 
 def test_a_new_rubric_version_without_a_model_does_not_break_submissions_that_name_no_version(api) -> None:  # type: ignore[no-untyped-def]
     first = api.submit("v-1", reflection(7))
-    assert first.status_code == 201 and first.json()["rubric_version"] == 1
+    assert first.status_code == 201 and first.json()["rubric_version"] == 2
     body = api.client.get(f"/rubrics/{RUBRIC}", headers=api.h("admin")).json()["body"]
-    assert api.client.post("/rubrics", json={**body, "version": 2}, headers=api.h("issuer")).status_code == 201
+    assert api.client.post("/rubrics", json={**body, "version": 3}, headers=api.h("issuer")).status_code == 201
     again = api.submit("v-1", reflection(7))  # a retry of the same submission
-    assert again.status_code == 200 and again.json()["rubric_version"] == 1
-    assert api.submit("v-2", reflection(8)).json()["rubric_version"] == 1  # scored by the model that exists
+    assert again.status_code == 200 and again.json()["rubric_version"] == 2
+    assert api.submit("v-2", reflection(8)).json()["rubric_version"] == 2  # scored by the model that exists
     named = api.client.post("/submissions", headers=api.h("issuer"), json={
-        "rubric_id": RUBRIC, "rubric_version": 2, "external_id": "v-3", "evidence": {"reflection": reflection(9)}})
+        "rubric_id": RUBRIC, "rubric_version": 3, "external_id": "v-3", "evidence": {"reflection": reflection(9)}})
     expect_problem(named, 503, "model_unavailable")  # asking for the new version explicitly still says why
 
 

@@ -86,7 +86,7 @@ def test_rubric_check_summarises_a_good_file_and_names_the_problem_in_a_bad_one(
 def test_models_list_marks_latest(demo_model_dir: Path):
     res = runner.invoke(app, ["models", "list", str(demo_model_dir)])
     assert res.exit_code == 0
-    assert "(LATEST)" in res.output and "rubric checking-for-understanding@1" in res.output
+    assert "(LATEST)" in res.output and "rubric checking-for-understanding@2" in res.output
 
 
 def test_a_resume_under_other_reading_options_is_refused(demo_model_dir: Path, tmp_path: Path, encoder_cache, monkeypatch):

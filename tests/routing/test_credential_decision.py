@@ -1,0 +1,120 @@
+"""From criterion scores to a credential decision: the award rule, its probability, when it is automatic,
+and how it is recorded (machine decision with the scores; final decision once people have scored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from routing_fakes import RUBRIC, synthetic
+
+from models.artifact import ScoringModel
+from rubrics.schema import RubricError, parse_rubric
+from scoring.credential import decide, p_earned
+from scoring.store import Store, queue
+from scoring.usecases import assessment, intake
+
+
+def rubric_with(award: dict[str, Any]) -> Any:
+    return parse_rubric({**RUBRIC, "award": award})
+
+
+@pytest.mark.parametrize("award", [
+    {"min_level": 3},
+    {"min_level": {"quality": 2}},
+    {"min_total": 5, "floor": 1},
+    {"min_level": {"style": 2}, "min_total": 6, "total_of": ["quality", "style"]},
+])
+def test_p_earned_matches_simulation_of_independent_criteria(award: dict[str, Any]) -> None:
+    rubric = rubric_with(award)
+    rng = np.random.default_rng(7)
+    levels = [0, 1, 2, 3, 4]
+    for _ in range(5):
+        probs = {c.id: dict(zip(levels, rng.dirichlet(np.ones(5)), strict=True)) for c in rubric.criteria}
+        draws = {c: rng.choice(levels, size=40_000, p=list(p.values())) for c, p in probs.items()}
+        hits = np.mean([rubric.award.earned(rubric, {c: int(draws[c][i]) for c in draws}) for i in range(40_000)])
+        assert p_earned(rubric.award, rubric, probs) == pytest.approx(hits, abs=0.01)
+
+
+@pytest.mark.parametrize("award, says", [
+    ({}, "give min_level"),
+    ({"min_level": {"qualty": 2}}, "names criterion 'qualty'"),
+    ({"min_level": 7}, "level 7 is not on the scale"),
+    ({"min_total": 9}, "must lie above 0 and at most 8"),
+    ({"floor": 1, "min_level": 1}, "floor only applies with min_total"),
+])
+def test_a_bad_award_rule_is_refused_naming_the_field(award: dict[str, Any], says: str) -> None:
+    with pytest.raises(RubricError, match="award") as e:
+        parse_rubric({**RUBRIC, "award": award}, "r.yaml")
+    assert says in str(e.value)
+
+
+def test_a_decision_is_automatic_only_when_every_criterion_was_accepted_and_it_is_sure_enough() -> None:
+    rubric = rubric_with({"min_level": 3})
+    sure = {"quality": {2: 0.02, 3: 0.9, 4: 0.08}, "style": {3: 0.5, 4: 0.5}}
+    auto = {"quality": "auto", "style": "audit"}
+    d = decide(rubric, {"quality": 3, "style": 4}, sure, auto, 0.9)
+    assert (d.outcome, d.levels_outcome) == ("earned", "earned") and d.confidence == pytest.approx(0.98)
+    close = {"quality": {2: 0.3, 3: 0.7}, "style": {4: 1.0}}
+    d = decide(rubric, {"quality": 3, "style": 4}, close, auto, 0.9)
+    assert d.outcome == "needs_human" and d.deciding == ["quality"] and "borderline" in d.reason
+    d = decide(rubric, {"quality": 1, "style": 4}, {"quality": {1: 1.0}, "style": {4: 1.0}},
+               {"quality": "human", "style": "auto"}, 0.9)
+    assert d.outcome == "needs_human" and d.levels_outcome == "not_yet" and not d.deciding
+    assert decide(rubric, {"quality": 4, "style": 4}, sure, None, None).outcome == "needs_human"  # no policy
+
+
+@pytest.fixture
+def award_model(calibrated: tuple[ScoringModel, Any]) -> tuple[ScoringModel, Any]:
+    model, policy = calibrated
+    rubric = rubric_with({"min_level": {"quality": 3}})
+    return ScoringModel(rubric=rubric, scorers=model.scorers, encoder=model.encoder, version=model.version,
+                        card={}), policy
+
+
+def test_decisions_are_recorded_with_the_scores_and_borderline_ones_go_to_a_person(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
+    model, policy = award_model
+    store = Store(f"sqlite:///{tmp_path / 'd.db'}")
+    store.register_rubric(model.rubric)
+    d = synthetic(120, seed=9)
+    outs = [intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=policy)
+            for i, t in zip(d["ids"], d["texts"], strict=True)]
+    recorded = {x.submission_id: x for x in store.decisions()}
+    assert len(recorded) == 120 and all(x.basis == "machine" for x in recorded.values())
+    outcomes = {x.outcome for x in recorded.values()}
+    assert {"earned", "not_yet", "needs_human"} <= outcomes
+    for o in outs:
+        dec = o.scored.decision  # type: ignore[union-attr]
+        routes = {c: r.extra["route"] for c, r in o.scored.criteria.items()}  # type: ignore[union-attr]
+        if dec.outcome in ("earned", "not_yet"):
+            assert all(r in ("auto", "audit") for r in routes.values()) and dec.confidence >= 0.9
+        for c in dec.deciding:  # a borderline decision's deciding criterion waits in the queue for a person
+            assert routes[c] == "human" and o.scored.criteria[c].extra["rule"] == "decision_borderline"  # type: ignore[union-attr]
+            assert any(c in q.criteria for q in o.slots)
+    assert store.verify_audit().ok
+    assert sum(e.event == "credential_decision" for e in store.audit_entries()) == 120
+    store.close()
+
+
+def test_the_final_decision_follows_the_human_scores_once_every_criterion_is_resolved(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
+    model, policy = award_model
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    store.register_rubric(model.rubric)
+    no_sampling = policy.model_copy(update={"double_rate": 0.0, "audit_rate": 0.0})
+    d = synthetic(60, seed=2)
+    for i, t in zip(d["ids"], d["texts"], strict=True):
+        intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=no_sampling)
+    waiting = [x for x in store.decisions() if x.outcome == "needs_human"]
+    assert waiting
+    item = queue.claim(store, "ann", 600)
+    assert item is not None
+    before = len(store.decisions(submission_id=item.submission_id, basis="final"))
+    assessment.submit_item(store, no_sampling, item.id, "ann", item.lease_token,  # type: ignore[arg-type]
+                           {c: (4, "clear evidence") for c in item.criteria})
+    final = store.decisions(submission_id=item.submission_id, basis="final")
+    assert len(final) == before + 1 and final[-1].outcome == "earned" and final[-1].levels["quality"] == 4
+    assert store.latest_decision(item.submission_id) == final[-1]
+    assert store.verify_audit().ok
+    store.close()
