@@ -190,6 +190,11 @@ class SubmissionResult(BaseModel):
                                          "award rule): the latest recorded, machine or final.")
 
 
+class CredentialOut(BaseModel):
+    jwt: str = Field(description="The signed OpenBadgeCredential, compact VC-JWT (alg EdDSA, Ed25519).")
+    credential: dict[str, Any] = Field(description="The credential body as signed.")
+
+
 class DecisionOut(BaseModel):
     outcome: Literal["earned", "not_yet", "needs_human"]
     basis: Literal["machine", "final"] = Field(description="machine: from the model's scores and probabilities; "

@@ -214,7 +214,7 @@ class Award(BaseModel):
     def describe(self, rubric: Rubric) -> str:
         """The rule in plain words (the issuer's ``description`` first when given)."""
         if self.description:
-            return self.description
+            return " ".join(self.description.split())
         parts = []
         if self.min_level is not None:
             if isinstance(self.min_level, dict):

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         "(unset: the gate policy's `drift.window`).",
     )
     # service API
+    credential_key: Path | None = Field(default=None, description="Issuer's Ed25519 private key (PEM, from "
+                                        "`scoring credentials keygen`) the API signs Open Badges with.")
+    credential_issuer_id: str | None = Field(default=None, description="URL or DID of the issuing organisation.")
+    credential_issuer_name: str = Field(default="", description="Its name as shown on the badge.")
     issuer: str = Field(default="local", min_length=1, max_length=200,
                         description="Owner recorded for submissions `scoring score --store` records.")
     model_dir: Path | None = Field(

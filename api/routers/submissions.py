@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from api import schemas as S
@@ -76,3 +76,54 @@ def read(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(
     if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
         raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
     return views.stored_result(c.store, sub.id)
+
+
+def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
+    sub = c.store.submission(submission_id)
+    if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
+        raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
+    return sub
+
+
+@router.post("/{submission_id}/credential", response_model=S.CredentialOut, status_code=201,
+             responses=S.problems(404, 409, 503),
+             summary="Sign the Open Badges 3.0 credential of an earned submission",
+             description="A VC-JWT (Ed25519) OpenBadgeCredential whose achievement is the rubric and whose "
+                         "results are the criterion levels; no evidence text. 409 `invalid_credential` when the "
+                         "submission has not earned it; 503 when the server has no issuer key configured "
+                         "(`SCORING_CREDENTIAL_KEY`, `SCORING_CREDENTIAL_ISSUER_ID`).")
+def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+               key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    from scoring.badges import Issuer, load_key
+    from scoring.errors import ModelUnavailable
+    from scoring.usecases import credentials
+
+    _own_submission(c, key, submission_id)
+    s = c.settings
+    if s.credential_key is None or not s.credential_issuer_id:
+        raise ModelUnavailable("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
+                               "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
+    token, vc = credentials.issue(c.store, submission_id, load_key(s.credential_key, private=True),
+                                  Issuer(s.credential_issuer_id, s.credential_issuer_name or s.credential_issuer_id),
+                                  actor=key.name)
+    return S.CredentialOut(jwt=token, credential=vc)
+
+
+@router.get("/{submission_id}/feedback", responses={**S.problems(404, 409),
+            200: {"content": {"text/html": {}}, "description": "JSON, or HTML with ?format=html"}},
+            summary="Feedback for a 'not yet' decision: the level reached and what the next level asks")
+def feedback(submission_id: int = Path(ge=1, le=2**31 - 1), format: str = Query("json", pattern="^(json|html)$"),
+             c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    from fastapi.responses import HTMLResponse
+
+    from scoring.usecases import credentials
+
+    sub = _own_submission(c, key, submission_id)
+    try:
+        model = c.models.get(sub.rubric_id, sub.rubric_version)
+    except Exception:  # noqa: BLE001 - without the model the feedback quotes no passages
+        model = None
+    fb = credentials.feedback(c.store, submission_id, model)
+    if format == "html":
+        return HTMLResponse(credentials.feedback_html(fb, sub.evidence))
+    return fb

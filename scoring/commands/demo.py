@@ -1,4 +1,4 @@
-"""``scoring demo``: the whole batch flow on bundled synthetic data, in one command."""
+"""``scoring demo``: the whole flow on bundled synthetic data, in one command, from training to badges."""
 
 from __future__ import annotations
 
@@ -11,23 +11,82 @@ from scoring.commands.batch import err, score, train
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the demo's data, model and outputs.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo's data, model, store and outputs.")] = Path("demo-out"),
 ) -> None:
-    """Train on 160 synthetic human-scored reflections, then pre-score a 60-row backlog (with broken rows)."""
+    """Train on 160 synthetic human-scored reflections, calibrate a routing policy, pre-score a 60-row backlog
+    (with broken rows) into a store, then write feedback for each 'not yet' and sign one Open Badges 3.0
+    credential per earned submission, and verify them."""
     import json
 
+    from scoring.commands.calibrate import calibrate
     from scoring.demo import DEMO_RUBRIC, write_demo
 
     train_csv, backlog_csv = write_demo(out)
-    err.print(f"[bold]1/2 train[/] {DEMO_RUBRIC.name} on {train_csv}")
+    err.print(f"[bold]1/5 train[/] {DEMO_RUBRIC.name} on {train_csv}")
     train(rubric=DEMO_RUBRIC, data=train_csv, out=out / "model", score_col=None, text_col=None, where=None,
           id_col="id", fmt=None, encoding="utf-8", quoting=True, min_labelled=None)
-    err.print(f"[bold]2/2 score[/] {backlog_csv}")
+    err.print("[bold]2/5 calibrate[/] on the training file's out-of-fold probabilities")
+    calibrate(model=out / "model", data=train_csv, out=out / "policy.yaml", cross_fitted=True, n_boot=200,
+              human_qwk=["questioning=0.6", "adjusting=0.6", "self_assessment=0.6"])
+    err.print(f"[bold]3/5 score[/] {backlog_csv} into the demo store {out / 'demo.db'}")
+    db = f"sqlite:///{(out / 'demo.db').as_posix()}"
+    (out / "demo.db").unlink(missing_ok=True)
     score(model=out / "model", data=backlog_csv, out=out / "scores.jsonl", version=None, id_col="id", text_col=None,
-          where=None, fmt=None, encoding="utf-8", quoting=True, rejects=None, block_size=None, overwrite=True, progress=True)
+          where=None, fmt=None, encoding="utf-8", quoting=True, rejects=None, block_size=None, overwrite=True,
+          progress=True, policy=out / "policy.yaml", store=db, issuer="demo-district")
     first = (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()[0]
     err.print("first output line:")
     typer.echo(json.dumps(json.loads(first), indent=1))
+    _decisions(out, db)
+
+
+def _decisions(out: Path, db: str) -> None:
+    """4/5 feedback for every 'not yet'; 5/5 a signed credential per earned submission, verified."""
+    import json
+    import shutil
+    from collections import Counter
+
+    from models.artifact import load_model
+    from scoring.badges import Issuer, keygen, load_key, verify
+    from scoring.settings import get_settings
+    from scoring.store import Store
+    from scoring.usecases import credentials
+
+    s = get_settings()
+    store = Store(db)
+    try:
+        latest = {sub.id: store.latest_decision(sub.id) for sub in store.submissions()}
+        counts = Counter(d.outcome for d in latest.values() if d is not None)
+        err.print(f"[bold]decisions[/]: {dict(counts)} (needs_human: a criterion went to a person, or the "
+                  "decision was not sure enough)")
+        model = load_model(out / "model", cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision)
+        fb_dir = out / "feedback"
+        shutil.rmtree(fb_dir, ignore_errors=True)
+        fb_dir.mkdir()
+        not_yet = [sid for sid, d in latest.items() if d is not None and d.outcome == "not_yet"]
+        for sid in not_yet:
+            fb = credentials.feedback(store, sid, model)
+            (fb_dir / f"{fb['submission']}.json").write_text(json.dumps(fb, indent=1), encoding="utf-8")
+            (fb_dir / f"{fb['submission']}.html").write_text(
+                credentials.feedback_html(fb, store.submission(sid).evidence), encoding="utf-8")
+        err.print(f"[bold]4/5 feedback[/] for {len(not_yet)} 'not yet' submission(s) -> {fb_dir}")
+        keys = out / "keys"
+        shutil.rmtree(keys, ignore_errors=True)
+        priv, pub = keygen(keys)
+        key, issuer = load_key(priv, private=True), Issuer("https://example.org/demo-district", "Demo District")
+        cred_dir = out / "credentials"
+        shutil.rmtree(cred_dir, ignore_errors=True)
+        cred_dir.mkdir()
+        earned = [sid for sid, d in latest.items() if d is not None and d.outcome == "earned"]
+        for sid in earned:
+            token, _vc = credentials.issue(store, sid, key, issuer, actor="demo")
+            (cred_dir / f"{store.submission(sid).external_id}.jwt").write_text(token + "\n", encoding="utf-8")
+        verified = sum(1 for f in cred_dir.glob("*.jwt") if verify(f.read_text(), load_key(pub, private=False)))
+        err.print(f"[bold]5/5 credentials[/]: {len(earned)} signed Open Badges 3.0 credential(s) -> {cred_dir}, "
+                  f"{verified} verified with {pub}")
+        err.print(f"audit log verified: {store.verify_audit().ok}")
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,142 @@
+"""``scoring credentials``: issuer keys, signed Open Badges 3.0 credentials, their verification, and feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scoring.commands._store import DB_OPTION, open_store
+from scoring.commands.batch import _fail, err
+
+credentials_app = typer.Typer(help="Open Badges 3.0 credentials for earned micro-credentials, and feedback.",
+                              no_args_is_help=True)
+
+
+@credentials_app.command("keygen")
+def keygen(directory: Annotated[Path, typer.Argument(help="Folder for the issuer's key pair.")]) -> None:
+    """Create the issuer's Ed25519 signing key (private PEM, mode 0600) and its public key."""
+    from scoring.badges import keygen as make
+
+    try:
+        priv, pub = make(directory)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"private key {priv} (keep it secret, outside the database); public key {pub} (give it to verifiers)")
+
+
+@credentials_app.command("issue")
+def issue(
+    key: Annotated[Path, typer.Option("--key", help="The issuer's private key (from keygen).")],
+    issuer_id: Annotated[str, typer.Option("--issuer-id", help="URL or DID of the issuing organisation.")],
+    issuer_name: Annotated[str, typer.Option("--issuer-name", help="Its name as shown on the badge.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files.")],
+    submission: Annotated[list[int] | None, typer.Option("--submission", help="Store id; repeatable.")] = None,
+    rubric: Annotated[str | None, typer.Option("--rubric", help="Every earned submission of this rubric.")] = None,
+    valid_years: Annotated[int | None, typer.Option(help="Expiry in years (default: none).")] = None,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log."""
+    from scoring.badges import CredentialError, Issuer, load_key
+    from scoring.usecases import credentials
+
+    try:
+        k = load_key(key, private=True)
+    except CredentialError as exc:
+        _fail(exc)
+        return
+    store = open_store(db)
+    try:
+        ids = list(submission or [])
+        if rubric is not None:
+            earned = {d.submission_id for d in store.decisions(rubric_id=rubric)
+                      if store.latest_decision(d.submission_id).outcome == "earned"}  # type: ignore[union-attr]
+            ids += sorted(earned - set(ids))
+        if not ids:
+            _fail(ValueError("name --submission ID (repeatable) or --rubric RUBRIC_ID"))
+        out.mkdir(parents=True, exist_ok=True)
+        done = 0
+        for sid in ids:
+            try:
+                token, vc = credentials.issue(store, sid, k, Issuer(issuer_id, issuer_name), actor="cli",
+                                              valid_years=valid_years)
+            except CredentialError as exc:
+                err.print(f"[yellow]skipped[/] {sid}: {exc}")
+                continue
+            ext = store.submission(sid).external_id
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ext)
+            (out / f"{safe}.jwt").write_text(token + "\n", encoding="utf-8")
+            (out / f"{safe}.json").write_text(json.dumps(vc, indent=1, ensure_ascii=False), encoding="utf-8")
+            done += 1
+        typer.echo(f"{done} credential(s) signed -> {out}")
+    finally:
+        store.close()
+
+
+@credentials_app.command("verify")
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="VC-JWT files (.jwt).")],
+    key: Annotated[Path, typer.Option("--key", help="The issuer's public key (PEM).")],
+) -> None:
+    """Check each credential's signature, dates and structure; exit 1 if any fails."""
+    from scoring.badges import CredentialError, load_key
+    from scoring.badges import verify as check
+
+    try:
+        k = load_key(key, private=False)
+    except CredentialError as exc:
+        _fail(exc)
+        return
+    bad = 0
+    for f in files:
+        try:
+            vc = check(f.read_text(encoding="utf-8"), k)
+        except (CredentialError, OSError) as exc:
+            typer.echo(f"FAIL {f}: {exc}")
+            bad += 1
+            continue
+        levels = {r["resultDescription"].rsplit("/", 1)[-1]: r["achievedLevel"].rsplit("/", 1)[-1]
+                  for r in vc["credentialSubject"].get("result", [])}
+        typer.echo(f"ok {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}, levels {levels}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@credentials_app.command("feedback")
+def feedback(
+    submission: Annotated[int, typer.Argument(help="Store id of a 'not yet' submission.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for feedback-<id>.html and .json.")],
+    model: Annotated[Path | None, typer.Option("--model", help="Model directory: quote the evidence passages.")] = None,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Write the feedback for a 'not yet' decision as HTML and JSON."""
+    from scoring.errors import ScoringError
+    from scoring.usecases import credentials
+
+    store = open_store(db)
+    try:
+        m = None
+        if model is not None:
+            from models.artifact import load_model
+            from scoring.settings import get_settings
+
+            s = get_settings()
+            m = load_model(model, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision)
+        fb = credentials.feedback(store, submission, m)
+        ev = store.submission(submission).evidence
+    except ScoringError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"feedback-{submission}.json").write_text(json.dumps(fb, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / f"feedback-{submission}.html").write_text(credentials.feedback_html(fb, ev), encoding="utf-8")
+    typer.echo(f"feedback for {fb['submission']}: {len(fb['criteria'])} criteria to strengthen -> {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(credentials_app, name="credentials")

@@ -1,0 +1,133 @@
+"""What an educator receives: a signed Open Badges 3.0 credential when earned, feedback when "not yet".
+
+Both read the submission's latest recorded decision (machine, when automatic; final, once people have
+scored), so nothing is issued or released that the record does not support, and both are recorded in the
+audit log (``credential_issued``, ``feedback_released``).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+from scoring.badges import CredentialError, Issuer, build_credential, sign
+from scoring.store import Store
+from scoring.store.clock import iso, now
+
+RECIPIENT_FIELDS = ("educator_email", "educator_id", "educator")  # metadata that names the educator
+
+
+def recipient_of(sub: Any) -> str:
+    """Who the credential is for: the first educator field of the submission's metadata, else the issuer's
+    external id (hashed into the credential either way)."""
+    for f in RECIPIENT_FIELDS:
+        v = (sub.metadata or {}).get(f)
+        if v:
+            return str(v)
+    return f"{sub.rubric_id}:{sub.external_id}"
+
+
+def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: str = "system",
+          valid_years: int | None = None) -> tuple[str, dict[str, Any]]:
+    """Sign the credential of an earned submission and record the issuance; returns (VC-JWT, credential)."""
+    sub = store.submission(submission_id)
+    rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+    d = store.latest_decision(submission_id)
+    if d is None or d.outcome != "earned":
+        state = "no decision yet" if d is None else f"the decision is {d.outcome!r} ({d.basis})"
+        raise CredentialError(f"submission {sub.external_id!r} has not earned {rubric.key}: {state}")
+    vc = build_credential(rubric, d.levels, recipient_of(sub), issuer, valid_years=valid_years)
+    token = sign(vc, key)
+    with store.write() as tx:
+        tx.append("credential_issued", {"submission_id": submission_id, "credential_id": vc["id"],
+                                        "decision_id": d.id, "kid": key.thumbprint(), "actor": actor,
+                                        "at": iso(now())})
+    return token, vc
+
+
+# ------------------------------------------------------------------------------------------- feedback
+
+
+@dataclass
+class CriterionFeedback:
+    criterion: str
+    title: str
+    reached: dict[str, Any]  # {score, label, descriptor}
+    needed: dict[str, Any]  # the next level up
+    supports: list[dict[str, Any]]  # passages that already show the next level (with offsets)
+    counters: list[dict[str, Any]]  # passages that count against it
+
+
+def feedback(store: Store, submission_id: int, model: Any | None = None, *, n_passages: int = 2) -> dict[str, Any]:
+    """Feedback an educator can act on, for a ``not_yet`` decision: per criterion below the bar, the level
+    reached, the next level's descriptor (quoting the rubric), and with a model the passages of their own
+    evidence that support and count against that next level. Never the model's internals."""
+    sub = store.submission(submission_id)
+    rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+    d = store.latest_decision(submission_id)
+    if rubric.award is None:
+        raise CredentialError(f"rubric {rubric.key} has no award rule: there is no decision to explain")
+    if d is None or d.outcome != "not_yet":
+        state = "no decision yet" if d is None else f"the decision is {d.outcome!r}"
+        raise CredentialError(f"feedback explains a 'not yet' decision; for {sub.external_id!r} {state}")
+    th = rubric.award.thresholds(rubric)
+    items: list[CriterionFeedback] = []
+    for c in rubric.criteria:
+        got = d.levels[c.id]
+        if got >= th[c.id] and rubric.award.min_total is None:
+            continue
+        higher = [lv for lv in c.levels if lv.score > got]
+        if not higher:
+            continue
+        nxt = higher[0]
+        sup: list[dict[str, Any]] = []
+        cnt: list[dict[str, Any]] = []
+        if model is not None:
+            try:
+                from scoring.highlights import level_highlights
+
+                for h in level_highlights(model, c.id, sub.evidence, nxt.score, n_passages):
+                    (sup if h.kind == "support" else cnt).append(h.to_dict())
+            except Exception:  # noqa: BLE001 - passages help; feedback stands without them
+                pass
+        lv = c.level(got)
+        items.append(CriterionFeedback(c.id, c.title, {"score": got, "label": lv.label, "descriptor": lv.descriptor},
+                                       {"score": nxt.score, "label": nxt.label, "descriptor": nxt.descriptor},
+                                       sup, cnt))
+    return {
+        "submission": sub.external_id, "credential": rubric.title, "rubric": rubric.key, "decision": d.outcome,
+        "decided": d.basis, "rule": rubric.award.describe(rubric),
+        "criteria": [fb.__dict__ for fb in items],
+    }
+
+
+def feedback_html(fb: dict[str, Any], evidence: dict[str, str] | None = None) -> str:
+    """A self-contained page of the feedback (quotes the rubric and the educator's own words)."""
+    e = html.escape
+    rows = []
+    for c in fb["criteria"]:
+        def quotes(hs: list[dict[str, Any]]) -> str:
+            out = []
+            for h in hs:
+                text = h.get("text") or ((evidence or {}).get(h.get("field", ""), "")[h["start"]:h["end"]])
+                out.append(f"<blockquote>{e(text)}</blockquote>")
+            return "".join(out) or "<p class='none'>No passage found.</p>"
+        rows.append(
+            f"<section><h2>{e(c['title'])}</h2>"
+            f"<p>You reached <b>{e(c['reached']['label'])}</b>: {e(c['reached']['descriptor'])}</p>"
+            f"<p>To reach <b>{e(c['needed']['label'])}</b>: {e(c['needed']['descriptor'])}</p>"
+            f"<h3>Where your evidence is closest</h3>{quotes(c['supports'])}"
+            f"<h3>What holds it back</h3>{quotes(c['counters'])}</section>")
+    return ("<!doctype html><html lang='en'><meta charset='utf-8'><title>Feedback: "
+            f"{e(fb['credential'])}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;"
+            "margin:2rem auto;padding:0 1rem}}blockquote{{border-left:4px solid #888;margin:.5rem 0;padding:.2rem "
+            ".8rem;background:#f4f4f4}}.none{{color:#666}}</style>"
+            f"<h1>{e(fb['credential'])}: not yet</h1><p>{e(fb['rule'])}</p>" + "".join(rows) + "</html>")
+
+
+def release_feedback(store: Store, submission_id: int, fb: dict[str, Any], *, actor: str) -> None:
+    """Record that (possibly edited) feedback was released to the educator (the audit log keeps its text)."""
+    with store.write() as tx:
+        tx.append("feedback_released", {"submission_id": submission_id, "actor": actor, "feedback": fb,
+                                        "at": iso(now())})
