@@ -1,0 +1,113 @@
+"""Open Badges 3.0 credentials: what they carry, that an independent implementation verifies them, and that
+tampering, expiry or a wrong key fails; issued only for an earned decision, and recorded."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rubrics import load_rubric
+from rubrics.schema import BUNDLED_DIR
+from scoring import badges
+from scoring.badges import CredentialError, Issuer
+from scoring.cli import app
+
+RUBRIC = load_rubric(BUNDLED_DIR / "checking-for-understanding.yaml")
+EARNED = {"questioning": 2, "adjusting": 2, "self_assessment": 1}
+ISSUER = Issuer("https://credentials.example.org/district-7", "District 7")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, Path]:
+    d = tmp_path_factory.mktemp("keys")
+    priv, pub = badges.keygen(d)
+    assert oct(priv.stat().st_mode & 0o777) == "0o600"
+    return badges.load_key(priv, private=True), badges.load_key(pub, private=False), pub
+
+
+def test_the_credential_carries_the_rubric_levels_achieved_and_no_evidence_or_name(keys) -> None:  # type: ignore[no-untyped-def]
+    vc = badges.build_credential(RUBRIC, EARNED, "ann@school.org", ISSUER)
+    ach = vc["credentialSubject"]["achievement"]
+    assert vc["type"] == ["VerifiableCredential", "OpenBadgeCredential"] and ach["achievementType"] == "MicroCredential"
+    assert [rd["name"] for rd in ach["resultDescription"]] == [c.title for c in RUBRIC.criteria]
+    assert all(rd["resultType"] == "RubricCriterionLevel" and len(rd["rubricCriterionLevel"]) == 3
+               for rd in ach["resultDescription"])
+    achieved = {r["resultDescription"].rsplit("/", 1)[-1]: int(r["achievedLevel"].rsplit("/", 1)[-1])
+                for r in vc["credentialSubject"]["result"]}
+    assert achieved == EARNED and "Earned when" in ach["criteria"]["narrative"]
+    text = json.dumps(vc)
+    assert "ann@school.org" not in text  # the educator appears only as a salted hash
+    ident = vc["credentialSubject"]["identifier"][0]
+    assert ident["identityHash"] == badges.identity_hash("ann@school.org", ident["salt"])
+    with pytest.raises(CredentialError, match="do not earn"):
+        badges.build_credential(RUBRIC, {"questioning": 2, "adjusting": 2, "self_assessment": 0}, "x", ISSUER)
+
+
+def test_an_independent_open_badges_3_implementation_verifies_our_credentials(keys) -> None:  # type: ignore[no-untyped-def]
+    from openbadgeslib.ob3.verifier import OB3Verifier
+
+    priv, _pub, pub_path = keys
+    token = badges.sign(badges.build_credential(RUBRIC, EARNED, "ann@school.org", ISSUER), priv)
+    cred = OB3Verifier(pub_path.read_bytes()).verify(token)
+    assert cred.achievement.name == RUBRIC.title and cred.issuer.id == ISSUER.id and len(cred.results) == 3
+
+
+def test_tampering_expiry_and_a_wrong_key_fail_verification(keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    priv, pub, _ = keys
+    token = badges.sign(badges.build_credential(RUBRIC, EARNED, "ann@school.org", ISSUER, valid_years=1), priv)
+    assert badges.verify(token, pub)["name"] == RUBRIC.title
+    head, body, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["credentialSubject"]["result"][2]["achievedLevel"] = claims["credentialSubject"]["result"][2]["achievedLevel"][:-1] + "2"
+    forged = ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), sig])
+    with pytest.raises(CredentialError, match="signature"):
+        badges.verify(forged, pub)
+    with pytest.raises(CredentialError, match="expired"):
+        badges.verify(token, pub, now=datetime.now(UTC) + timedelta(days=800))
+    other_priv, other_pub = badges.keygen(tmp_path / "other")
+    with pytest.raises(CredentialError, match="signature"):
+        badges.verify(token, badges.load_key(other_pub, private=False))
+    with pytest.raises(CredentialError, match="public key"):
+        badges.load_key(other_pub, private=True)
+
+
+def test_issue_verify_and_feedback_from_the_command_line(tmp_path: Path) -> None:
+    """A store with one earned and one 'not yet' submission: issue signs only the earned one; verify passes;
+    feedback explains the other; issuing is in the audit log."""
+    from scoring.store import Store
+    from scoring.store.decisions import decision_in
+
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with Store(db) as st:
+        st.register_rubric(RUBRIC)
+        a, b = st.add_submissions(RUBRIC.id, RUBRIC.version, [("good-1", {"reflection": "..."}, {"educator_email": "a@x.org"}),
+                                                            ("weak-1", {"reflection": "I lectured."}, {})])
+        with st.write() as tx:
+            decision_in(tx, a.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)
+            decision_in(tx, b.id, RUBRIC.id, RUBRIC.version, "not_yet", "final",
+                        {"questioning": 0, "adjusting": 1, "self_assessment": 2})
+    res = runner.invoke(app, ["credentials", "keygen", str(tmp_path / "k")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["credentials", "issue", "--key", str(tmp_path / "k" / "issuer-ed25519.pem"),
+                              "--issuer-id", ISSUER.id, "--issuer-name", ISSUER.name, "--out", str(tmp_path / "c"),
+                              "--rubric", RUBRIC.id, "--submission", str(b.id), "--db", db])
+    assert res.exit_code == 0 and "1 credential(s) signed" in res.output, res.output
+    assert "has not earned" in " ".join(res.output.split())
+    res = runner.invoke(app, ["credentials", "verify", str(tmp_path / "c" / "good-1.jwt"),
+                              "--key", str(tmp_path / "k" / "issuer-ed25519.pub.pem")])
+    assert res.exit_code == 0 and "ok " in res.output, res.output
+    res = runner.invoke(app, ["credentials", "feedback", str(b.id), "--out", str(tmp_path / "f"), "--db", db])
+    assert res.exit_code == 0, res.output
+    fb = json.loads((tmp_path / "f" / f"feedback-{b.id}.json").read_text())
+    q = next(c for c in fb["criteria"] if c["criterion"] == "questioning")
+    assert q["reached"]["label"] == "Not yet" and q["needed"]["label"] == "Developing"
+    assert "Developing" in (tmp_path / "f" / f"feedback-{b.id}.html").read_text()
+    with Store(db) as st:
+        assert [e.payload["submission_id"] for e in st.audit_entries() if e.event == "credential_issued"] == [a.id]
+        assert st.verify_audit().ok
