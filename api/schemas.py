@@ -140,6 +140,9 @@ class SubmissionIn(RequestBody):
     external_id: str = Field(min_length=1, max_length=200, description="The caller's id; unique per rubric.")
     evidence: dict[str, str] = Field(description="Evidence field name -> text, as the rubric declares them.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    revises: str | None = Field(default=None, min_length=1, max_length=200,
+                                description="A resubmission: the external id of your earlier submission it revises "
+                                "(kept as metadata key `revises`; 422 if you sent no such submission).")
 
 
 class CriterionResultOut(BaseModel):

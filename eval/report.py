@@ -84,6 +84,24 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "n_audited": "accepted scores that have a blind audit score",
                     "qwk_audited, exact_audited": "machine vs blind audit score on those (QWK per criterion only)"},
     },
+    "decisions": {
+        "meaning": "Credential decisions per rubric (latest recorded per submission: machine when automatic, final once "
+        "every criterion is resolved), resubmissions (submissions whose metadata names the one they revise) and time "
+        "to earn along a resubmission chain.",
+        "columns": {"submissions_decided, earned, not_yet, needs_human": "latest decision per submission",
+                    "resubmissions": "submissions that revise an earlier one",
+                    "resubmission_rate_after_not_yet": "share of 'not yet' submissions that were revised",
+                    "earned_after_resubmission": "earned decisions reached through a resubmission",
+                    "median_days_to_earn": "days from the chain's first submission to the earned decision"},
+    },
+    "decision_agreement": {
+        "meaning": "Agreement on the credential decision itself: first vs second rater (each rater's levels through the "
+        "award rule, where both scored every criterion) and the machine's decision vs the final one.",
+        "columns": {"pair": "human-human or machine vs final", "n": "submissions compared",
+                    "agreement, kappa": "percent agreement and Cohen's kappa on earned / not yet",
+                    "false_award_rate": "share where the second rater (machine) says earned and the reference not yet",
+                    "false_deny_rate": "share where it says not yet and the reference earned"},
+    },
     "over_time": {
         "meaning": "QWK, exact agreement and n per time window (calendar period of the later score), human-human and "
         "human-machine.",
@@ -273,6 +291,10 @@ def build_report(
                                for r in hm.itertuples()]
     tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
     tables["automation"] = automation_table(frames, window=window)
+    from eval.decisions import decision_agreement, decision_summary
+
+    tables["decisions"] = decision_summary(store, rubric_id)
+    tables["decision_agreement"] = decision_agreement(store, rubric_id)
     tables["over_time"] = _over_time(frames, window)
     tables["subgroups"] = _subgroups(frames, subgroups or [], policy)
     tables["confusion"], conf_figs = _confusions(frames, max_confusion_plots)
@@ -331,7 +353,8 @@ def build_report(
         policy=policy, verification=verification, pseudonyms_ephemeral=pseudo.ephemeral,
         tables={k: (list(v.columns), _records(v)) for k, v in tables.items() if k not in ("items", "confusion")},
         n_items=len(tables["items"]), figures=figures, dictionary=DATA_DICTIONARY,
-        shown=["human_human", "human_machine", "automation", "subgroups", "over_time", "suspensions", "models"],
+        shown=["human_human", "human_machine", "automation", "decisions", "decision_agreement", "subgroups", "over_time",
+               "suspensions", "models"],
     )
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")

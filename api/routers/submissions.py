@@ -60,8 +60,8 @@ def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.Subm
     """201 with the new result, or 200 with the stored one when this exact submission was already scored."""
     version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
     model = c.models.get(body.rubric_id, version)
-    out = intake.submit(c.store, model, owner,
-                        intake.NewSubmission(body.external_id, dict(body.evidence), dict(body.metadata)),
+    meta = dict(body.metadata) | ({intake.REVISES: body.revises} if body.revises else {})
+    out = intake.submit(c.store, model, owner, intake.NewSubmission(body.external_id, dict(body.evidence), meta),
                         policy=c.policy, max_chars=c.settings.max_text_chars,
                         score=lambda m, ids, evs: [c.prescorer.score(m, ids[0], evs[0])])
     return (201 if out.created else 200), views.submission_result(c.store, out)

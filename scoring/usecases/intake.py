@@ -168,6 +168,8 @@ def record_scored(
                 out[k].error = DuplicateSubmission(
                     f"submission {s.external_id!r} is stored under rubric {rubric.id}@{row.rubric_version}; this "
                     f"model scores version {rubric.version}: send it under a new id")
+            elif (why := _bad_revision(conn, rubric.id, owner, s)) is not None:
+                out[k].error = why
             elif row is not None and int(row.id) in scored_before or s.external_id in seen:
                 out[k].submission = _sub_rec(row) if row is not None else None
             else:
@@ -218,6 +220,24 @@ def record_scored(
     return out
 
 
+REVISES = "revises"  # metadata key: the external id of the earlier submission this one revises
+
+
+def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission) -> InvalidRequest | None:
+    """A resubmission must name an earlier submission of the same credential by the same issuer."""
+    prev = sub.metadata.get(REVISES)
+    if not prev:
+        return None
+    if str(prev) == sub.external_id:
+        return InvalidRequest(f"submission {sub.external_id!r} cannot revise itself")
+    row = conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.rubric_id == rubric_id,
+                                                           t.submissions.c.external_id == str(prev))).first()
+    if row is None or jobs.owners_of(conn, [int(row.id)]).get(int(row.id), owner) != owner:
+        return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which you have not submitted for "
+                              f"rubric {rubric_id}")
+    return None
+
+
 def _scored_by(conn: Any, submission_ids: list[int], model_version: str) -> set[int]:
     c = t.machine_scores.c
     got: set[int] = set()
@@ -254,6 +274,10 @@ def submit(
     """
     rubric = model.rubric
     check_evidence(rubric, sub.evidence, max_chars)
+    with store.engine.connect() as conn:  # refused before any scoring work (record_scored checks again)
+        bad = _bad_revision(conn, rubric.id, owner, sub)
+    if bad is not None:
+        raise bad
     pre = _known(store, model, owner, sub)
     if pre is not None:
         return pre

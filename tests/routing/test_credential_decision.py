@@ -118,3 +118,52 @@ def test_the_final_decision_follows_the_human_scores_once_every_criterion_is_res
     assert store.latest_decision(item.submission_id) == final[-1]
     assert store.verify_audit().ok
     store.close()
+
+
+def test_a_resubmission_names_an_earlier_submission_of_the_same_issuer_and_the_report_counts_it(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
+    from eval.decisions import decision_summary
+    from scoring.errors import InvalidRequest
+
+    model, policy = award_model
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.register_rubric(model.rubric)
+    d = synthetic(3, seed=4)
+    intake.submit(store, model, "issuer-a", intake.NewSubmission("a-1", {"essay": d["texts"][0]}), policy=policy)
+    again = intake.NewSubmission("a-2", {"essay": d["texts"][1]}, {"revises": "a-1"})
+    assert intake.submit(store, model, "issuer-a", again, policy=policy).created
+    for who, prev in (("issuer-a", "nope"), ("issuer-b", "a-1")):
+        with pytest.raises(InvalidRequest, match="which you have not submitted"):
+            intake.submit(store, model, who, intake.NewSubmission(f"x-{who}", {"essay": d["texts"][2]},
+                                                                  {"revises": prev}), policy=policy)
+    row = decision_summary(store).iloc[0]
+    assert (row["submissions_decided"], row["resubmissions"]) == (2, 1)
+    store.close()
+
+
+def test_decision_agreement_matches_sklearn_on_rater_decisions(tmp_path: Path) -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    from eval.decisions import decision_agreement
+    from rubrics import load_rubric
+    from rubrics.schema import BUNDLED_DIR
+    from scoring.store import HumanScoreIn
+
+    rubric = load_rubric(BUNDLED_DIR / "checking-for-understanding.yaml")
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    store.register_rubric(rubric)
+    rng = np.random.default_rng(3)
+    subs = store.add_submissions(rubric.id, rubric.version, [(f"s{i}", {"reflection": "x"}, {}) for i in range(80)])
+    scores, r1, r2 = [], [], []
+    for s in subs:
+        a = {c.id: int(rng.integers(0, 3)) for c in rubric.criteria}
+        b = {c: int(np.clip(v + rng.choice([-1, 0, 0, 0, 1]), 0, 2)) for c, v in a.items()}
+        for c in a:
+            scores += [HumanScoreIn(s.id, c, a[c], "ann", "first"), HumanScoreIn(s.id, c, b[c], "bob", "second")]
+        r1.append("earned" if rubric.award.earned(rubric, a) else "not_yet")  # type: ignore[union-attr]
+        r2.append("earned" if rubric.award.earned(rubric, b) else "not_yet")  # type: ignore[union-attr]
+    store.record_human_scores(scores)
+    row = decision_agreement(store).query("pair == 'human-human'").iloc[0]
+    assert row["n"] == 80 and row["kappa"] == pytest.approx(cohen_kappa_score(r1, r2), abs=1e-12)
+    assert row["agreement"] == pytest.approx(np.mean(np.array(r1) == np.array(r2)))
+    assert row["false_award_rate"] == pytest.approx(np.mean([(b == "earned") & (a == "not_yet") for a, b in zip(r1, r2, strict=True)]))
+    store.close()

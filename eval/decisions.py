@@ -1,0 +1,119 @@
+"""Credential decisions in the report: outcomes, resubmissions and time to earn, and agreement on the
+decision itself (not only on criteria): human-human and machine vs final, with false-award and false-deny
+rates. Computed from the store's recorded decisions and scores, like every other table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score
+
+from scoring.store import Store
+from scoring.usecases.intake import REVISES  # the metadata key of a resubmission
+
+
+def _kappa(a: list[str], b: list[str]) -> float | None:
+    if len(a) < 2 or len(set(a) | set(b)) < 2:
+        return None
+    k = cohen_kappa_score(a, b, labels=["earned", "not_yet"])
+    return None if np.isnan(k) else float(k)
+
+
+def decision_summary(store: Store, rubric_id: str | None = None) -> pd.DataFrame:
+    """Per rubric: latest decision counts, resubmissions and their rate, median days from first submission
+    to an earned decision along a resubmission chain."""
+    cols = ["rubric_id", "submissions_decided", "earned", "not_yet", "needs_human", "resubmissions",
+            "resubmission_rate_after_not_yet", "earned_after_resubmission", "median_days_to_earn"]
+    subs = {s.id: s for s in store.submissions(rubric_id)}
+    latest: dict[int, Any] = {}
+    for d in store.decisions(rubric_id=rubric_id):
+        latest[d.submission_id] = d
+    rows = []
+    for rid in sorted({s.rubric_id for s in subs.values()}):
+        mine = {sid: s for sid, s in subs.items() if s.rubric_id == rid}
+        by_ext = {s.external_id: s for s in mine.values()}
+        dec = {sid: latest[sid] for sid in mine if sid in latest}
+        if not dec:
+            continue
+        revised = {str(s.metadata.get(REVISES)) for s in mine.values() if s.metadata.get(REVISES)}
+        resubs = [s for s in mine.values() if s.metadata.get(REVISES)]
+        not_yet = [sid for sid, d in dec.items() if d.outcome == "not_yet"]
+        days = []
+        earned_after = 0
+        for sid, d in dec.items():
+            if d.outcome != "earned":
+                continue
+            first, seen = mine[sid], set()
+            while first.metadata.get(REVISES) and str(first.metadata[REVISES]) in by_ext and first.id not in seen:
+                seen.add(first.id)
+                first = by_ext[str(first.metadata[REVISES])]
+            if first.id != sid:
+                earned_after += 1
+            days.append((d.created_at - first.created_at).total_seconds() / 86400)
+        rows.append({
+            "rubric_id": rid, "submissions_decided": len(dec),
+            **{o: sum(d.outcome == o for d in dec.values()) for o in ("earned", "not_yet", "needs_human")},
+            "resubmissions": len(resubs),
+            "resubmission_rate_after_not_yet": (sum(mine[s].external_id in revised for s in not_yet) / len(not_yet)
+                                                if not_yet else None),
+            "earned_after_resubmission": earned_after,
+            "median_days_to_earn": float(np.median(days)) if days else None,
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFrame:
+    """Agreement on the credential decision, per rubric version.
+
+    ``human-human``: where a first and a second rater scored every criterion, each rater's levels through
+    the award rule. ``machine vs final``: the machine's decision on its own levels against the final
+    decision (every criterion resolved). False award: the other says earned where the reference says not
+    yet; false deny the reverse; both as shares of the compared submissions.
+    """
+    cols = ["rubric_id", "rubric_version", "pair", "n", "agreement", "kappa", "false_award_rate", "false_deny_rate"]
+    rows: list[dict[str, Any]] = []
+    subs = {s.id: s for s in store.submissions(rubric_id)}
+    keyed: dict[tuple[str, int], list[int]] = {}
+    for sid, s in subs.items():
+        keyed.setdefault((s.rubric_id, s.rubric_version), []).append(sid)
+    decisions: dict[int, list[Any]] = {}
+    for d in store.decisions(rubric_id=rubric_id):
+        decisions.setdefault(d.submission_id, []).append(d)
+    humans: dict[int, list[Any]] = {}
+    for h in store.human_scores(rubric_id=rubric_id):
+        humans.setdefault(h.submission_id, []).append(h)
+    for (rid, ver), sids in sorted(keyed.items()):
+        rubric = store.rubric(rid, ver)
+        if rubric.award is None:
+            continue
+        crit = [c.id for c in rubric.criteria]
+        pairs: dict[str, tuple[list[str], list[str]]] = {"human-human": ([], []), "machine vs final": ([], [])}
+        for sid in sids:
+            hs = humans.get(sid, [])
+            first = {h.criterion: h.score for h in hs if h.kind == "first"}
+            second = {h.criterion: h.score for h in hs if h.kind == "second"}
+            if all(c in first and c in second for c in crit):
+                for lv, lst in ((first, pairs["human-human"][0]), (second, pairs["human-human"][1])):
+                    lst.append("earned" if rubric.award.earned(rubric, lv) else "not_yet")
+            ds = decisions.get(sid, [])
+            machine = next((d for d in ds if d.basis == "machine"), None)
+            final = [d for d in ds if d.basis == "final"]
+            if machine is not None and final:
+                pairs["machine vs final"][0].append("earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")
+                pairs["machine vs final"][1].append(final[-1].outcome)
+        for name, (other, ref) in pairs.items():
+            if name == "human-human":
+                other, ref = ref, other  # first rater is the reference
+            n = len(ref)
+            if not n:
+                continue
+            rows.append({
+                "rubric_id": rid, "rubric_version": ver, "pair": name, "n": n,
+                "agreement": float(np.mean([a == b for a, b in zip(other, ref, strict=True)])),
+                "kappa": _kappa(ref, other),
+                "false_award_rate": float(np.mean([o == "earned" and r == "not_yet" for o, r in zip(other, ref, strict=True)])),
+                "false_deny_rate": float(np.mean([o == "not_yet" and r == "earned" for o, r in zip(other, ref, strict=True)])),
+            })
+    return pd.DataFrame(rows, columns=cols)
