@@ -127,19 +127,23 @@ def score_all(models: dict[int, Path], policies: dict[int, Path], backlogs: dict
             store.close()
 
 
-def _pg_url() -> str | None:
+PG_URL = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_schema(action: str, schema: str) -> bool:
+    """Create or drop the run's own PostgreSQL schema; False when no server answers."""
     import sqlalchemy as sa
 
-    url = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     try:
-        eng = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
         with eng.begin() as c:
-            c.execute(sa.text('DROP SCHEMA IF EXISTS "bench_backlog" CASCADE'))
-            c.execute(sa.text('CREATE SCHEMA "bench_backlog"'))
+            c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            if action == "create":
+                c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
         eng.dispose()
-        return f"{url}?options=-csearch_path%3Dbench_backlog"
+        return True
     except Exception:  # noqa: BLE001 - no server: the PostgreSQL pass is skipped and says so
-        return None
+        return False
 
 
 def _same_files(a: Path, b: Path) -> bool:
@@ -160,8 +164,14 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
         sq = score_all(models, policies, backlogs, work / "sqlite", f"sqlite:///{work / 'bench.db'}", batch_size)
         echo(f"with SQLite store: {n / sq['seconds']:.2f} texts/s, auto_fraction {sq['auto_fraction']:.4f} "
              f"(report {sq['report_auto_fraction']:.4f}), queued {sq['queued']}, audit verified {sq['audit_verified']}")
-        pg_url = _pg_url()
-        pg = score_all(models, policies, backlogs, work / "pg", pg_url, batch_size) if pg_url else None
+        schema = f"bench_backlog_{os.getpid()}"
+        pg = None
+        if _pg_schema("create", schema):
+            try:
+                pg = score_all(models, policies, backlogs, work / "pg", f"{PG_URL}?options=-csearch_path%3D{schema}",
+                               batch_size)
+            finally:
+                _pg_schema("drop", schema)
         if pg is not None:
             echo(f"with PostgreSQL store: {n / pg['seconds']:.2f} texts/s, audit verified {pg['audit_verified']}")
         files_tps, store_tps = n / files["seconds"], n / sq["seconds"]

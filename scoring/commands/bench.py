@@ -80,3 +80,20 @@ def backlog(
     summary = run(data_dir, fold=fold, sets=[int(x) for x in sets.split(",")], cache_dir=cache_dir, out_dir=out,
                   batch_size=batch_size, echo=typer.echo)
     typer.echo(json.dumps(summary))
+
+
+@bench_app.command("credential")
+def credential(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The asap_aes folder (e.g. ../shared/data/asap_aes).")],
+    fold: Annotated[int, typer.Option(help="Benchmark fold of the standard 5-fold split.")] = 0,
+    sets: Annotated[str, typer.Option(help="Comma-separated essay sets.")] = "1,2,3,4,5,6,7,8",
+    cache_dir: Annotated[Path, typer.Option(help="Embedding cache for training (kept between runs).")] = Path(".scoring/bench-cache"),
+    out: Annotated[Path, typer.Option("--out", help="Where decisions.csv and the summary go.")] = Path("bench-out/credential"),
+) -> None:
+    """Credential decisions (eval/policies/asap_awards.yaml) vs the raters' decisions on fold F's test ids."""
+    from eval.bench_credential import run
+
+    typer.echo(f"# reproduce: scoring bench credential --data-dir {data_dir} --fold {fold} --sets {sets}")
+    summary = run(data_dir, fold=fold, sets=[int(x) for x in sets.split(",")], cache_dir=cache_dir, out_dir=out,
+                  echo=typer.echo)
+    typer.echo(json.dumps(summary))

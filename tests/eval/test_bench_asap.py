@@ -94,3 +94,26 @@ def test_unknown_calibration_method_is_refused_before_any_work(tmp_path: Path) -
     assert res.exit_code == 2
     said = " ".join(res.output.replace("│", " ").split())  # rich draws a box and wraps long lines
     assert "Invalid value for --method: expected one of auto, temperature, isotonic, none, found 'platt'" in said
+
+
+@pytest.mark.parametrize("bench, keys", [
+    ("backlog", ["n", "texts_per_s_files_only", "texts_per_s_with_store", "store_overhead", "queued", "auto_fraction",
+                 "report_auto_fraction", "audit_verified", "files_equal_files_only"]),
+    ("credential", ["auto_decision_fraction", "decision_kappa_auto", "human_decision_kappa", "false_award_rate",
+                    "false_deny_rate", "human_false_award_rate", "human_false_deny_rate"]),
+])
+def test_the_backlog_and_credential_benchmarks_run_end_to_end_on_an_asap_shaped_folder(
+        tmp_path: Path, bench: str, keys: list[str]) -> None:
+    data = tmp_path / "asap"
+    data.mkdir()
+    _write_asap(data, n=120, n_test=30)
+    res = CliRunner().invoke(app, ["bench", bench, "--data-dir", str(data), "--sets", "3",
+                                   "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert all(k in summary for k in keys), summary
+    if bench == "backlog":
+        assert summary["n"] == 30 and summary["audit_verified"] is True and summary["files_equal_files_only"] is True
+        assert summary["auto_fraction"] == pytest.approx(summary["report_auto_fraction"], abs=1e-4)
+    else:
+        assert summary["n"] == 30 and 0.0 <= summary["auto_decision_fraction"] <= 1.0
