@@ -152,8 +152,8 @@ def test_ownership_is_recorded_when_a_submission_is_stored_not_after_scoring(api
     text = reflection(11)
     # a submission stored without an owner (e.g. by import-scores) and one whose owner was recorded by a
     # concurrent request that has not finished scoring yet
-    orphan = api.store.add_submission(RUBRIC, 1, "o-1", {"reflection": text})
-    held = api.store.add_submission(RUBRIC, 1, "o-2", {"reflection": text})
+    orphan = api.store.add_submission(RUBRIC, 2, "o-1", {"reflection": text})
+    held = api.store.add_submission(RUBRIC, 2, "o-2", {"reflection": text})
     jobs.set_owner(api.store, held.id, "issuer2")
     assert api.submit("o-1", text).status_code == 201  # the first issuer to send it owns it
     assert jobs.owner_of(api.store, orphan.id) == "issuer"

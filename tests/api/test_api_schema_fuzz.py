@@ -22,7 +22,11 @@ from schemathesis import GenerationMode
 
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory: pytest.TempPathFactory, api_home: Path, api_model_dir: Path) -> Any:
-    a = make_api(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}", api_home, api_model_dir)
+    from scoring.badges import keygen
+
+    priv, _ = keygen(tmp_path_factory.mktemp("issuer-key"))  # the credential endpoint is configured, as in service
+    a = make_api(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}", api_home, api_model_dir,
+                 credential_key=priv, credential_issuer_id="https://example.org/issuer")
     a.submit("fuzz-seed", reflection(1))  # something for small ids to find
     yield a
     a.store.close()

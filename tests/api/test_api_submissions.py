@@ -172,3 +172,43 @@ def test_a_job_a_stopped_server_left_running_is_finished_by_the_next_server(api,
         == {f"r-{i}" for i in range(4)}
     second.client.close()
     app2.state.ctx.store.close()
+
+
+def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from api_support import audit_policy
+
+    from scoring import badges
+    from scoring.store.decisions import decision_in
+
+    priv, pub = badges.keygen(tmp_path / "keys")
+    api = api_factory(policy=audit_policy(), credential_key=priv, credential_issuer_id="https://example.org/d7",
+                      credential_issuer_name="District 7")
+    subs = [api.submit(f"c-{i}", reflection(i)).json() for i in range(3)]
+    assert all(s["decision"]["outcome"] in ("earned", "not_yet", "needs_human") and s["decision"]["basis"] == "machine"
+               for s in subs)
+    a, b = subs[0]["submission_id"], subs[1]["submission_id"]
+    with api.store.write() as tx:  # people have scored: one earned, one not yet
+        decision_in(tx, a, subs[0]["rubric_id"], subs[0]["rubric_version"], "earned", "final",
+                    {"questioning": 2, "adjusting": 2, "self_assessment": 2})
+        decision_in(tx, b, subs[1]["rubric_id"], subs[1]["rubric_version"], "not_yet", "final",
+                    {"questioning": 0, "adjusting": 1, "self_assessment": 1})
+    assert api.client.get(f"/submissions/{a}", headers=api.h("issuer")).json()["decision"]["outcome"] == "earned"
+    r = api.client.post(f"/submissions/{a}/credential", headers=api.h("issuer"))
+    assert r.status_code == 201, r.text
+    vc = badges.verify(r.json()["jwt"], badges.load_key(pub, private=False))
+    assert vc["issuer"]["name"] == "District 7" and len(vc["credentialSubject"]["result"]) == 3
+    expect_problem(api.client.post(f"/submissions/{b}/credential", headers=api.h("issuer")), 409, "invalid_credential")
+    assert api.client.post(f"/submissions/{a}/credential", headers=api.h("issuer2")).status_code == 403
+    fb = api.client.get(f"/submissions/{b}/feedback", headers=api.h("issuer")).json()
+    assert fb["decision"] == "not_yet" and {c["criterion"] for c in fb["criteria"]} >= {"questioning"}
+    page = api.client.get(f"/submissions/{b}/feedback", params={"format": "html"}, headers=api.h("issuer"))
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "not yet" in page.text
+    expect_problem(api.client.get(f"/submissions/{a}/feedback", headers=api.h("issuer")), 409, "invalid_credential")
+    r = api.client.post("/submissions", headers=api.h("issuer"), json={
+        "rubric_id": subs[1]["rubric_id"], "external_id": "c-1-again", "evidence": {"reflection": reflection(9)},
+        "revises": "c-1"})
+    assert r.status_code == 201, r.text
+    r = api.client.post("/submissions", headers=api.h("issuer"), json={
+        "rubric_id": subs[1]["rubric_id"], "external_id": "c-x", "evidence": {"reflection": reflection(8)},
+        "revises": "nope"})
+    expect_problem(r, 422, "invalid_request")

@@ -37,7 +37,7 @@ def _with(**changes):
 
 def test_the_issue_example_shape_loads():
     r = parse_rubric(MINIMAL)
-    assert r.key == "checking-for-understanding@2"
+    assert r.key == "checking-for-understanding@1"
     assert r.criterion("questioning").scores == [0, 1, 2]
 
 

@@ -36,7 +36,7 @@ def test_train_then_score_with_column_mapping_on_a_file_never_seen(tmp_path: Pat
     assert res.exit_code == 0, res.output
     version = (tmp_path / "m" / "LATEST").read_text().strip()
     card = json.loads((tmp_path / "m" / version / "card.json").read_text())
-    assert card["rubric"] == {"id": "checking-for-understanding", "version": 1, "fingerprint": card["rubric"]["fingerprint"]}
+    assert card["rubric"] == {"id": "checking-for-understanding", "version": 2, "fingerprint": card["rubric"]["fingerprint"]}
     assert len(card["training_data_sha256"]) == 64 and card["created"]
     assert card["metrics"]["questioning"]["scorer"] == "trained" and 0 < card["metrics"]["questioning"]["cv_qwk"] <= 1
 
