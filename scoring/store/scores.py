@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,22 +29,35 @@ from scoring.store.records import (  # noqa: F401
 )
 
 
+def check_level(rubric: Any, criterion: str, score: Any) -> Any:
+    """The one check that a score is a level of the criterion's scale (every door's writes come here);
+    returns the criterion."""
+    try:
+        crit = rubric.criterion(criterion)
+    except KeyError:
+        raise NotFound(
+            f"rubric {rubric.key} has no criterion {criterion!r}; expected one of {[c.id for c in rubric.criteria]}"
+        ) from None
+    whole = not isinstance(score, bool) and isinstance(score, numbers.Real) and float(score).is_integer()
+    if not whole or int(float(score)) not in crit.scores:
+        raise ScoreOutOfScale(
+            f"score {score!r} is not on the scale of {rubric.key} criterion {criterion!r}: expected one of {crit.scores}"
+        )
+    return crit
+
+
 class ScoresStore(StoreBase):
-    def _check_score(self, conn: Connection, submission_id: int, criterion: str, score: int) -> Any:
-        sub = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == submission_id)).first()
+    def _check_score(self, conn: Connection, submission_id: int, criterion: str, score: int,
+                     subs: dict[int, Any] | None = None) -> Any:
+        """The submission row (read once per call site via ``subs``), after :func:`check_level`."""
+        sub = subs.get(submission_id) if subs is not None else None
         if sub is None:
-            raise NotFound(f"submission {submission_id} does not exist")
-        rub = self.rubric(sub.rubric_id, sub.rubric_version)
-        try:
-            crit = rub.criterion(criterion)
-        except KeyError:
-            raise NotFound(
-                f"rubric {rub.key} has no criterion {criterion!r}; expected one of {[c.id for c in rub.criteria]}"
-            ) from None
-        if isinstance(score, bool) or int(score) != score or int(score) not in crit.scores:
-            raise ScoreOutOfScale(
-                f"score {score!r} is not on the scale of {rub.key} criterion {criterion!r}: expected one of {crit.scores}"
-            )
+            sub = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == submission_id)).first()
+            if sub is None:
+                raise NotFound(f"submission {submission_id} does not exist")
+            if subs is not None:
+                subs[submission_id] = sub
+        check_level(self.rubric(sub.rubric_id, sub.rubric_version), criterion, score)
         return sub
 
     def record_machine_score(
@@ -214,17 +228,8 @@ def machine_scores_in(store: ScoresStore, tx: Tx, items: Iterable[MachineScoreIn
     ids: list[int] = []
     subs: dict[int, Any] = {}
     for it in items:
-        if it.submission_id not in subs:
-            subs[it.submission_id] = store._check_score(tx.conn, it.submission_id, it.criterion, it.score)
-        sub = subs[it.submission_id]
-        rub = store.rubric(sub.rubric_id, sub.rubric_version)
-        try:
-            crit = rub.criterion(it.criterion)
-        except KeyError:
-            raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
-        if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in crit.scores:
-            raise ScoreOutOfScale(f"score {it.score!r} is not on the scale of {rub.key} criterion "
-                                  f"{it.criterion!r}: expected one of {crit.scores}")
+        sub = store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
+        crit = store.rubric(sub.rubric_id, sub.rubric_version).criterion(it.criterion)
         probs: dict[str, float] | None = None
         if it.probabilities is not None:
             if isinstance(it.probabilities, dict):
@@ -277,19 +282,7 @@ def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -
     for it in items:
         if it.kind not in HUMAN_KINDS:
             raise InvalidScoreKind(f"human score kind must be one of {list(HUMAN_KINDS)}, found {it.kind!r}")
-        if it.submission_id not in subs:
-            subs[it.submission_id] = store._check_score(tx.conn, it.submission_id, it.criterion, it.score)
-        else:
-            rub = store.rubric(subs[it.submission_id].rubric_id, subs[it.submission_id].rubric_version)
-            try:
-                scale = rub.criterion(it.criterion).scores
-            except KeyError:
-                raise NotFound(f"rubric {rub.key} has no criterion {it.criterion!r}") from None
-            if isinstance(it.score, bool) or int(it.score) != it.score or int(it.score) not in scale:
-                raise ScoreOutOfScale(
-                    f"score {it.score!r} is not on the scale of {rub.key} criterion {it.criterion!r}: "
-                    f"expected one of {scale}"
-                )
+        store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
         if it.kind in RATER_KINDS:
             key = (it.submission_id, it.criterion)
             if key not in raters:
