@@ -291,6 +291,8 @@ class QueueItemView(BaseModel):
     rubric_id: str
     rubric_version: int
     evidence: dict[str, Any]
+    previous: dict[str, Any] | None = Field(None, description="A resubmission (not on blind items): the submission "
+                                            "it revises, its decision and the feedback released for it.")
     criteria: list[CriterionView]
 
 

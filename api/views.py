@@ -78,4 +78,5 @@ def item_view(d: ItemDetails) -> S.QueueItemView:
     return S.QueueItemView(id=it.id, submission_id=sub.id, kind=it.kind, route=it.route, reason=d.reason,
                            blind=it.blind, lease_token=it.lease_token, lease_expires=it.lease_expires,  # type: ignore[arg-type]
                            position=d.position, waiting=d.waiting, rubric_id=sub.rubric_id,
-                           rubric_version=sub.rubric_version, evidence=sub.evidence, criteria=views)
+                           rubric_version=sub.rubric_version, evidence=sub.evidence, criteria=views,
+                           previous=d.previous)

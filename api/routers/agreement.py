@@ -34,18 +34,23 @@ def _rows(df: Any) -> list[dict[str, Any]]:
     return [] if df is None or len(df) == 0 else [_clean(r) for r in df.to_dict(orient="records")]
 
 
-@router.get("/agreement", summary="Human-human and human-machine agreement tables (QWK, kappa, SMD, PRMSE...)",
+@router.get("/agreement", summary="Agreement tables: human-human, human-machine (QWK, kappa, SMD, PRMSE...), "
+            "automation from recorded routes, credential decisions and agreement on them",
             response_model=dict[str, list[dict[str, Any]]])
 def agreement(rubric_id: str | None = Query(None, max_length=80),
               window: str | None = Query(None, pattern=r"^(D|W|M|Q|Y)$", description="Pandas period: D W M Q Y"),
               c: AppContext = Depends(ctx), _k: ApiKey = Researcher) -> Any:
-    from eval.agreement import human_human_table, human_machine_table, load_frames
+    from eval.agreement import automation_table, human_human_table, human_machine_table, load_frames
+    from eval.decisions import decision_agreement, decision_summary
 
     if rubric_id is not None:
         c.store.rubric(rubric_id)  # 404 for an unknown rubric, rather than empty tables that look like "no data yet"
     frames = load_frames(c.store, rubric_id=rubric_id)
     return {"human_human": _rows(human_human_table(frames, window=window)),
-            "human_machine": _rows(human_machine_table(frames, window=window))}
+            "human_machine": _rows(human_machine_table(frames, window=window)),
+            "automation": _rows(automation_table(frames, window=window)),
+            "decisions": _rows(decision_summary(c.store, rubric_id)),
+            "decision_agreement": _rows(decision_agreement(c.store, rubric_id))}
 
 
 @router.get("/exports/scores", summary="Machine and human scores per submission x criterion (no evidence)",

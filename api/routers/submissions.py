@@ -127,3 +127,14 @@ def feedback(submission_id: int = Path(ge=1, le=2**31 - 1), format: str = Query(
     if format == "html":
         return HTMLResponse(credentials.feedback_html(fb, sub.evidence))
     return fb
+
+
+@router.post("/{submission_id}/feedback/release", status_code=201, responses=S.problems(404, 409, 422),
+             summary="Release (possibly edited) feedback to the educator; recorded in the audit log",
+             description="Body: the feedback JSON as `GET .../feedback` returns it, edited as the assessor sees fit. "
+                         "Only a 'not yet' decision has feedback to release.")
+def release_feedback(body: dict[str, Any], submission_id: int = Path(ge=1, le=2**31 - 1),
+                     c: AppContext = Depends(ctx), key: ApiKey = Depends(require("assessor", "admin"))) -> Any:
+    from scoring.usecases import credentials
+
+    return credentials.release_feedback(c.store, submission_id, body, actor=key.name)

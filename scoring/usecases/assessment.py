@@ -84,6 +84,26 @@ def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, 
 # ------------------------------------------------------------------------------------------- item view
 
 
+def previous_attempt(store: Store, sub: SubmissionRecord) -> dict[str, Any] | None:
+    """For a resubmission: the submission it revises, its latest decision and the feedback released for it
+    (the last ``feedback_released`` audit entry). Not shown on blind items: it would cue the rater."""
+    from scoring.usecases.intake import REVISES
+
+    prev_id = (sub.metadata or {}).get(REVISES)
+    if not prev_id:
+        return None
+    try:
+        prev = store.find_submission(sub.rubric_id, str(prev_id))
+    except NotFound:
+        return None
+    d = store.latest_decision(prev.id)
+    released = [e.payload for e in store.audit_entries() if e.event == "feedback_released"
+                and e.payload.get("submission_id") == prev.id]
+    return {"external_id": prev.external_id, "submitted_at": prev.created_at.isoformat(),
+            "decision": None if d is None else d.outcome, "levels": None if d is None else d.levels,
+            "feedback": released[-1]["feedback"] if released else None}
+
+
 @dataclass
 class CriterionDetails:
     criterion: Any  # rubrics.schema.Criterion
@@ -103,6 +123,7 @@ class ItemDetails:
     position: int
     waiting: int
     criteria: list[CriterionDetails] = field(default_factory=list)
+    previous: dict[str, Any] | None = None  # a resubmission: the revised submission's decision and feedback
 
 
 def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights: int = 0) -> ItemDetails:
@@ -122,7 +143,8 @@ def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights
         except Exception:  # noqa: BLE001 - highlights are a help, never a reason to fail the page
             model = None
     pos, waiting = queue.position(store, item.id)
-    out = ItemDetails(item, sub, rubric, None if item.blind else item.reason, pos, waiting)
+    out = ItemDetails(item, sub, rubric, None if item.blind else item.reason, pos, waiting,
+                      previous=None if item.blind else previous_attempt(store, sub))
     for cid in item.criteria:
         c = rubric.criterion(cid)
         m = machine.get(cid)

@@ -126,8 +126,21 @@ def feedback_html(fb: dict[str, Any], evidence: dict[str, str] | None = None) ->
             f"<h1>{e(fb['credential'])}: not yet</h1><p>{e(fb['rule'])}</p>" + "".join(rows) + "</html>")
 
 
-def release_feedback(store: Store, submission_id: int, fb: dict[str, Any], *, actor: str) -> None:
-    """Record that (possibly edited) feedback was released to the educator (the audit log keeps its text)."""
+def release_feedback(store: Store, submission_id: int, fb: dict[str, Any], *, actor: str) -> dict[str, Any]:
+    """Record that (possibly edited) feedback was released to the educator; the audit log keeps its text.
+    Only a 'not yet' decision has feedback; the body must be the feedback of this submission."""
+    from scoring.errors import InvalidRequest
+
+    sub = store.submission(submission_id)
+    d = store.latest_decision(submission_id)
+    if d is None or d.outcome != "not_yet":
+        state = "no decision yet" if d is None else f"the decision is {d.outcome!r}"
+        raise CredentialError(f"only a 'not yet' decision has feedback to release; for {sub.external_id!r} {state}")
+    if fb.get("submission") != sub.external_id or not isinstance(fb.get("criteria"), list):
+        raise InvalidRequest(f"expected the feedback of submission {sub.external_id!r} (keys submission, criteria), "
+                             f"found submission {fb.get('submission')!r}")
+    at = iso(now())
     with store.write() as tx:
-        tx.append("feedback_released", {"submission_id": submission_id, "actor": actor, "feedback": fb,
-                                        "at": iso(now())})
+        seq = tx.append("feedback_released", {"submission_id": submission_id, "actor": actor, "feedback": fb,
+                                              "decision_id": d.id, "at": at})
+    return {"submission_id": submission_id, "released_by": actor, "released_at": at, "audit_seq": seq}

@@ -204,6 +204,15 @@ def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_pat
     page = api.client.get(f"/submissions/{b}/feedback", params={"format": "html"}, headers=api.h("issuer"))
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "not yet" in page.text
     expect_problem(api.client.get(f"/submissions/{a}/feedback", headers=api.h("issuer")), 409, "invalid_credential")
+    edited = {**fb, "criteria": [{**fb["criteria"][0], "note": "Try asking why twice."}]}  # an assessor's edit
+    r = api.client.post(f"/submissions/{b}/feedback/release", json=edited, headers=api.h("alice"))
+    assert r.status_code == 201, r.text
+    logged = [e for e in api.store.audit_entries() if e.event == "feedback_released"]
+    assert logged[-1].payload["feedback"]["criteria"][0]["note"] == "Try asking why twice."
+    assert api.client.post(f"/submissions/{b}/feedback/release", json=edited, headers=api.h("issuer")).status_code == 403
+    agreement = api.client.get("/agreement", headers=api.h("researcher")).json()
+    assert {"automation", "decisions", "decision_agreement"} <= set(agreement)
+    assert agreement["decisions"][0]["submissions_decided"] == 3
     r = api.client.post("/submissions", headers=api.h("issuer"), json={
         "rubric_id": subs[1]["rubric_id"], "external_id": "c-1-again", "evidence": {"reflection": reflection(9)},
         "revises": "c-1"})
@@ -212,3 +221,28 @@ def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_pat
         "rubric_id": subs[1]["rubric_id"], "external_id": "c-x", "evidence": {"reflection": reflection(8)},
         "revises": "nope"})
     expect_problem(r, 422, "invalid_request")
+
+
+def test_the_assessor_sees_the_previous_decision_and_feedback_beside_a_resubmission(api) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store.decisions import decision_in
+
+    first = api.submit("p-1", reflection(21)).json()
+    with api.store.write() as tx:
+        decision_in(tx, first["submission_id"], first["rubric_id"], first["rubric_version"], "not_yet", "final",
+                    {"questioning": 0, "adjusting": 1, "self_assessment": 1})
+    fb = api.client.get(f"/submissions/{first['submission_id']}/feedback", headers=api.h("issuer")).json()
+    assert api.client.post(f"/submissions/{first['submission_id']}/feedback/release", json=fb,
+                           headers=api.h("admin")).status_code == 201
+    again = api.client.post("/submissions", headers=api.h("issuer"), json={
+        "rubric_id": first["rubric_id"], "external_id": "p-2", "evidence": {"reflection": reflection(22)},
+        "revises": "p-1"}).json()
+    views = []
+    while (r := api.claim()).status_code == 200:
+        views.append(r.json())
+    mine = next(v for v in views if v["submission_id"] == again["submission_id"])
+    assert not mine["blind"] and mine["previous"]["external_id"] == "p-1"
+    assert mine["previous"]["decision"] == "not_yet" and mine["previous"]["feedback"]["criteria"]
+    assert next(v for v in views if v["submission_id"] == first["submission_id"])["previous"] is None
+    api.client.post("/assessor/login", data={"api_key": api.keys["alice"]})  # the page shows it too
+    html = api.client.get(f"/assessor/items/{mine['id']}").text
+    assert "Resubmission of p-1" in html and "Previous decision" in html
