@@ -43,6 +43,10 @@ class JobStateError(ScoringError):
     code = "job_state_conflict"
 
 
+class OutputLocked(JobStateError):
+    """Another process is writing this output right now (it holds the lock)."""
+
+
 @dataclass
 class JobSummary:
     records: int
@@ -115,7 +119,7 @@ def _exclusive(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise JobStateError(f"another job is writing {out} right now (lock {lock_path.name}); "
+            raise OutputLocked(f"another job is writing {out} right now (lock {lock_path.name}); "
                                 "wait for it to finish or choose another --out") from None
         try:
             yield

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rubrics.schema import Rubric
+from scoring.batch import OutputLocked
 from scoring.errors import InvalidRequest
 from scoring.ingest import ColumnMap, Record, count_records, infer_columns, read_records
 from scoring.store import Store, jobs
@@ -113,6 +114,8 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
             describe_reject=api_reject,
         )
         jobs.update_job(store, job_id, status="done")
+    except OutputLocked:  # another server process is running this job (both resumed it): it finishes it
+        log.info("batch job %s is being run by another process", job_id)
     except Exception as exc:  # noqa: BLE001 - the job's record must say why it stopped
         log.exception("batch job %s failed", job_id)
         jobs.update_job(store, job_id, status="failed", error=f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")

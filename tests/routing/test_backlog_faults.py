@@ -202,3 +202,27 @@ def test_an_api_batch_job_killed_mid_way_resumes_when_the_server_starts_again(tm
         assert len(store.submissions()) == 30 and len(store.machine_scores()) == 30 * len(model.rubric.criteria)
         assert store.find_submission(model.rubric.id, d["ids"][0]).metadata == {"cohort": "2026"}
         assert store.verify_audit().ok
+
+
+def test_a_job_another_server_process_is_running_is_left_to_it_not_marked_failed(tmp_path, calibrated) -> None:  # type: ignore[no-untyped-def]
+    import fcntl
+
+    from scoring.store import jobs
+    from scoring.usecases import batch_jobs
+    from scoring.usecases.intake import NewSubmission
+
+    model, policy = calibrated
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    d = synthetic(6, seed=5)
+    with Store(url) as store:
+        store.register_rubric(model.rubric)
+        job = batch_jobs.create_from_list(store, "issuer-a", model.rubric,
+                                          [NewSubmission(i, {"essay": t}) for i, t in zip(d["ids"], d["texts"], strict=True)],
+                                          tmp_path / "jobs", 10_000)
+        lock = Path(job.workdir) / "scores.jsonl.lock"  # type: ignore[arg-type]
+        with lock.open("a") as fh:  # the other worker holds the job's output
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            batch_jobs.run_job(store, lambda _r, _v: model, policy, job.id, max_chars=10_000)
+            assert jobs.job(store, job.id).status != "failed"
+        batch_jobs.run_job(store, lambda _r, _v: model, policy, job.id, max_chars=10_000)
+        assert jobs.job(store, job.id).status == "done"
