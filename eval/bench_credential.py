@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import cohen_kappa_score
 
 from eval.asap import SUM_SETS, fold_split, load_asap
 from eval.bench_asap import criteria_columns
 from eval.bench_backlog import prepare
+from eval.decisions import decision_kappa
 from models.artifact import ScoringModel, load_model
 from rubrics.schema import parse_rubric
 
@@ -37,10 +37,8 @@ AWARDS = Path(__file__).parent / "policies" / "asap_awards.yaml"
 
 
 def _kappa(a: list[str], b: list[str]) -> float | None:
-    if len(a) < 2 or len(set(a) | set(b)) < 2:
-        return None
-    k = cohen_kappa_score(a, b, labels=["earned", "not_yet"])
-    return None if np.isnan(k) else round(float(k), 4)
+    k = decision_kappa(a, b)
+    return None if k is None else round(k, 4)
 
 
 def _with_award(model: ScoringModel, award: dict[str, Any]) -> ScoringModel:

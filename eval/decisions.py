@@ -14,7 +14,8 @@ from scoring.store import Store
 from scoring.usecases.intake import REVISES  # the metadata key of a resubmission
 
 
-def _kappa(a: list[str], b: list[str]) -> float | None:
+def decision_kappa(a: list[str], b: list[str]) -> float | None:
+    """Cohen's kappa on earned / not yet; None where it is undefined (fewer than two items or one class)."""
     if len(a) < 2 or len(set(a) | set(b)) < 2:
         return None
     k = cohen_kappa_score(a, b, labels=["earned", "not_yet"])
@@ -112,7 +113,7 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
             rows.append({
                 "rubric_id": rid, "rubric_version": ver, "pair": name, "n": n,
                 "agreement": float(np.mean([a == b for a, b in zip(other, ref, strict=True)])),
-                "kappa": _kappa(ref, other),
+                "kappa": decision_kappa(ref, other),
                 "false_award_rate": float(np.mean([o == "earned" and r == "not_yet" for o, r in zip(other, ref, strict=True)])),
                 "false_deny_rate": float(np.mean([o == "not_yet" and r == "earned" for o, r in zip(other, ref, strict=True)])),
             })

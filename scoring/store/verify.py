@@ -14,9 +14,12 @@ from scoring.store.engine import StoreBase
 
 
 class AuditStore(StoreBase):
-    def audit_entries(self, *, since_seq: int = 0) -> Iterator[AuditEntry]:
+    def audit_entries(self, *, since_seq: int = 0, event: str | None = None) -> Iterator[AuditEntry]:
+        """Entries in log order, after ``since_seq`` and (``event``) of one kind only."""
         with self._read() as conn:
             q = sa.select(t.audit_log).where(t.audit_log.c.seq > since_seq).order_by(t.audit_log.c.seq)
+            if event is not None:
+                q = q.where(t.audit_log.c.event == event)
             for r in conn.execute(q):
                 yield AuditEntry(r.seq, r.event, json.loads(r.payload), r.prev_hash, r.entry_hash)
 

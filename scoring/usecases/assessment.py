@@ -97,8 +97,8 @@ def previous_attempt(store: Store, sub: SubmissionRecord) -> dict[str, Any] | No
     except NotFound:
         return None
     d = store.latest_decision(prev.id)
-    released = [e.payload for e in store.audit_entries() if e.event == "feedback_released"
-                and e.payload.get("submission_id") == prev.id]
+    released = [e.payload for e in store.audit_entries(event="feedback_released")  # not the whole log per view
+                if e.payload.get("submission_id") == prev.id]
     return {"external_id": prev.external_id, "submitted_at": prev.created_at.isoformat(),
             "decision": None if d is None else d.outcome, "levels": None if d is None else d.levels,
             "feedback": released[-1]["feedback"] if released else None}
