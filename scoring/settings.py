@@ -86,12 +86,34 @@ class Settings(BaseSettings):
         default=900, ge=1, le=86_400, description="How long an assessor holds a claimed queue item before "
         "it returns to the queue (a closed laptop must not lock an item forever).",
     )
+    rationale_required: Literal["always", "disagreement", "disagreement_or_lowest", "never"] = Field(
+        default="disagreement_or_lowest", description="When an assessor must write a rationale (a rubric's own "
+        "`rationale:` wins): always; on disagreement with the machine's level; on disagreement or on the "
+        "lowest level; never.",
+    )
     max_request_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest JSON request body; larger ones get 413.",
     )
     max_upload_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest batch-job upload (a backlog file); larger get 413.",
     )
+
+    # audit log trust anchor (kept outside the database)
+    audit_key: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM, from `scoring audit keygen`) that signs audit "
+        "checkpoints. Keep it off the database server: whoever holds it can sign a rewritten log.",
+    )
+    audit_public_key: Path | None = Field(
+        default=None, description="Its public key, for verifying checkpoints and proofs (default: derived from "
+        "`audit_key`).",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        default=None, description="Folder of signed audit checkpoints (`home`/checkpoints when unset); copy it "
+        "elsewhere after each `scoring audit checkpoint`. The API serves it read-only at /audit/checkpoints.",
+    )
+
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir if self.audit_checkpoint_dir is not None else self.home / "checkpoints"
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.home / "cache"

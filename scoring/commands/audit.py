@@ -1,32 +1,159 @@
-"""``scoring audit``: verify the append-only, hash-chained audit log of the store."""
+"""``scoring audit``: verify the append-only audit log, sign checkpoints of it, prove single entries."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import typer
 
 from scoring.commands._store import DB_OPTION, open_store
 
-audit_app = typer.Typer(help="The append-only audit log of score events.", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only audit log: verify, checkpoint, prove.", no_args_is_help=True)
+
+CHECKPOINTS = typer.Option(None, "--checkpoints", help="Folder of signed checkpoints to verify the log against "
+                           "(default for `checkpoint`/`prove`: SCORING_AUDIT_CHECKPOINT_DIR or .scoring/checkpoints).")
+PUBLIC_KEY = typer.Option(None, "--public-key", help="Audit public key PEM (default: SCORING_AUDIT_PUBLIC_KEY, "
+                          "else derived from SCORING_AUDIT_KEY).")
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code)
+
+
+def _public_key(path: Path | None) -> Any:
+    from scoring.settings import get_settings
+    from scoring.store.checkpoints import load_public_key
+
+    s = get_settings()
+    src = path or s.audit_public_key or s.audit_key
+    return load_public_key(src) if src is not None else None
 
 
 @audit_app.command("verify")
-def verify(db: str | None = DB_OPTION, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Recompute the hash chain; exit 1 naming the first bad sequence number if any entry was edited or deleted."""
+def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, public_key: Path | None = PUBLIC_KEY,
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Recompute the hash chain (and, with --checkpoints, the Merkle root at every signed checkpoint);
+    exit 1 naming the first bad entry and the first checkpoint the log no longer extends."""
+    from scoring.errors import ScoringError
+    from scoring.usecases import audit_trust
+
     store = open_store(db)
     try:
-        res = store.verify_audit()
+        res = audit_trust.verify(store, checkpoints, _public_key(public_key) if checkpoints else None)
+    except ScoringError as exc:
+        _fail(exc)
+        return
     finally:
         store.close()
     if as_json:
         typer.echo(json.dumps(res.__dict__))
     elif res.ok:
-        typer.echo(f"audit log OK: {res.entries_checked} entries, head seq {res.last_seq}, head hash {res.head_hash}")
+        against = f"; extends all {res.checkpoints_checked} checkpoints" if checkpoints else \
+            " (no checkpoints given: a rewrite that recomputes every hash would pass; see --checkpoints)"
+        typer.echo(f"audit log OK: {res.entries_checked} entries, head seq {res.last_seq}, Merkle root "
+                   f"{res.merkle_root}{against}")
     else:
-        typer.echo(f"audit log BROKEN at seq {res.first_bad_seq}: {res.problem} "
-                   f"({res.entries_checked} entries verified before it)", err=True)
+        where = f" (first bad checkpoint: {res.first_bad_checkpoint})" if res.first_bad_checkpoint else ""
+        at = f" at seq {res.first_bad_seq}" if res.first_bad_seq is not None else ""
+        typer.echo(f"audit log BROKEN{at}{where}: {res.problem} ({res.entries_checked} entries verified before it)",
+                   err=True)
     raise typer.Exit(0 if res.ok else 1)
+
+
+@audit_app.command("keygen")
+def keygen(out: Path = typer.Option(..., "--out", help="Folder for audit-ed25519.pem (private) and .pub.pem.")) -> None:
+    """Make the Ed25519 key pair that signs checkpoints. Keep the private key off the database server."""
+    from scoring.errors import ScoringError
+    from scoring.store.checkpoints import DEFAULT_ORIGIN, keygen, load_public_key, verifier_key
+
+    try:
+        priv, pub = keygen(out)
+    except ScoringError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"private key {priv} (set SCORING_AUDIT_KEY), public key {pub} (SCORING_AUDIT_PUBLIC_KEY)", err=True)
+    typer.echo(f"note verifier key: {verifier_key(DEFAULT_ORIGIN, load_public_key(pub))}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint(db: str | None = DB_OPTION, out: Path | None = typer.Option(
+        None, "--out", help="Checkpoint folder (default: SCORING_AUDIT_CHECKPOINT_DIR or .scoring/checkpoints)."),
+        key: Path | None = typer.Option(None, "--key", help="Private key PEM (default: SCORING_AUDIT_KEY).")) -> None:
+    """Verify the log against the folder's checkpoints, then sign its size and Merkle root into a new file."""
+    from scoring.errors import ScoringError
+    from scoring.settings import get_settings
+    from scoring.store.checkpoints import CheckpointError, load_private_key
+    from scoring.usecases import audit_trust
+
+    s = get_settings()
+    store = open_store(db)
+    try:
+        src = key or s.audit_key
+        if src is None:
+            raise CheckpointError("no audit key: pass --key or set SCORING_AUDIT_KEY (make one with "
+                                  "`scoring audit keygen --out DIR`)")
+        res = audit_trust.checkpoint(store, out or s.resolved_checkpoint_dir(), load_private_key(src))
+    except ScoringError as exc:
+        _fail(exc, 1)
+        return
+    finally:
+        store.close()
+    if res.path is None:
+        typer.echo(f"log unchanged since {res.latest} ({res.size} entries); no new checkpoint", err=True)
+    else:
+        typer.echo(f"checkpoint {res.path}: {res.size} entries, Merkle root {res.root}; copy it off this server",
+                   err=True)
+    typer.echo(str(res.path or res.latest))
+
+
+@audit_app.command("prove")
+def prove(seq: int = typer.Argument(..., min=1, help="Sequence number of the entry."), db: str | None = DB_OPTION,
+          checkpoints: Path | None = CHECKPOINTS, public_key: Path | None = PUBLIC_KEY) -> None:
+    """Print (JSON) an inclusion proof of one entry in the latest checkpoint covering it: the entry, the
+    sibling hashes and the signed checkpoint, checkable with `scoring audit check-proof` and the public key."""
+    from scoring.errors import ScoringError
+    from scoring.settings import get_settings
+    from scoring.store.checkpoints import CheckpointError
+    from scoring.usecases import audit_trust
+
+    store = open_store(db)
+    try:
+        pub = _public_key(public_key)
+        if pub is None:
+            raise CheckpointError("no audit public key: pass --public-key or set SCORING_AUDIT_PUBLIC_KEY")
+        proof = audit_trust.prove(store, seq, checkpoints or get_settings().resolved_checkpoint_dir(), pub)
+        audit_trust.check_proof(proof, pub)
+    except ScoringError as exc:
+        _fail(exc, 1)
+        return
+    finally:
+        store.close()
+    typer.echo(json.dumps(proof, ensure_ascii=False))
+
+
+@audit_app.command("check-proof")
+def check_proof(proof: Path = typer.Argument(..., help="A proof from `scoring audit prove` (JSON file)."),
+                public_key: Path | None = PUBLIC_KEY) -> None:
+    """Check an inclusion proof with the public key alone (no database): exit 1 saying which step failed."""
+    from scoring.errors import ScoringError
+    from scoring.store.checkpoints import CheckpointError
+    from scoring.usecases import audit_trust
+
+    try:
+        pub = _public_key(public_key)
+        if pub is None:
+            raise CheckpointError("no audit public key: pass --public-key or set SCORING_AUDIT_PUBLIC_KEY")
+        data = audit_trust.load_proof(proof)
+        cp = audit_trust.check_proof(data, pub)
+    except ScoringError as exc:
+        _fail(exc, 1)
+        return
+    e = data["entry"]
+    typer.echo(f"proof OK: entry {e['seq']} ({e['event']}) is in the log of {cp.size} entries signed in "
+               f"{cp.name} at {cp.time}")
 
 
 @audit_app.command("tail")
@@ -34,7 +161,7 @@ def tail(db: str | None = DB_OPTION, n: int = typer.Option(20, "-n", help="How m
     """Print the last N audit entries as JSON lines."""
     store = open_store(db)
     try:
-        entries = list(store.audit_entries())[-n:]
+        entries = list(store.audit_entries(since_seq=max(0, store.audit_size() - n)))[-n:]
     finally:
         store.close()
     for e in entries:

@@ -1,18 +1,22 @@
-"""The append-only audit log: canonical JSON, the hash chain and its verification.
+"""The append-only audit log: canonical JSON, the hash chain, its Merkle tree, and their verification.
 
 Each entry's hash is SHA-256 over the canonical JSON of ``{seq, event, payload, prev}``, where ``prev`` is
 the previous entry's hash (64 zeros for the first). Editing any entry breaks its own hash; deleting one
-breaks the next entry's ``prev`` link (or, for the last entry, leaves a score row whose ``audit_seq``
-points past the end of the log, which :func:`verify_chain`'s caller also checks).
+breaks the next entry's ``prev`` link. The chain alone cannot stop someone with write access to the
+database who edits an entry and recomputes every later hash: the entries' hashes are also the leaves
+of an RFC 6962 Merkle tree (:mod:`scoring.store.merkle`) whose root, signed in checkpoints kept outside
+the database (:mod:`scoring.store.checkpoints`), pins the history up to each checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from scoring.store.merkle import CompactRange, empty_root
 
 GENESIS = "0" * 64
 
@@ -39,7 +43,8 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditVerification:
-    """Result of checking the chain: ``first_bad_seq`` names the first entry that fails, if any."""
+    """Result of checking the log: ``first_bad_seq`` names the first entry that fails, if any, and
+    ``first_bad_checkpoint`` the first signed checkpoint the log no longer extends."""
 
     ok: bool
     entries_checked: int
@@ -47,6 +52,115 @@ class AuditVerification:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str = ""
+    merkle_root: str = ""
+    checkpoints_checked: int = 0
+    first_bad_checkpoint: str | None = None
+    checkpoints: list[str] = field(default_factory=list)  # the names of the checkpoints that matched
+
+
+class ChainScan:
+    """One streaming pass over the log: checks the chain and sequence, folds the Merkle tree, and
+    compares the root with every checkpoint as the scan reaches its size.
+
+    Why it is fast: an entry written by :meth:`Tx.append` stores canonical JSON, so its hash input is the
+    stored text spliced into a fixed template and hashed once; only when that does not match (a payload
+    spelled differently) is the payload parsed and re-serialised. ``collect`` names events whose parsed
+    payloads the caller wants back (the suspension cross-check) without a second pass.
+    """
+
+    def __init__(self, checkpoints: Sequence[Any] = (), collect: frozenset[str] = frozenset(),
+                 on_tile: Any = None):
+        self.cps = sorted(checkpoints, key=lambda c: (c.size, c.name))
+        self.collect = collect
+        self.collected: list[tuple[int, str, dict[str, Any]]] = []
+        self.tree = CompactRange(on_tile)
+        self.n = 0
+        self.prev = GENESIS
+        self.matched: list[str] = []
+        self.failure: AuditVerification | None = None
+        self._ci = 0
+        self._ev: dict[str, str] = {}
+        while self._ci < len(self.cps) and self.cps[self._ci].size == 0:
+            self._check_cp(empty_root(), GENESIS)
+
+    def _fail(self, seq: int | None, problem: str, checkpoint: str | None = None) -> None:
+        self.failure = AuditVerification(False, self.n, self.n or None, self.prev, seq, problem,
+                                         self.tree.root().hex(), len(self.matched), checkpoint, list(self.matched))
+
+    def _check_cp(self, root: bytes, head: str) -> None:
+        cp = self.cps[self._ci]
+        self._ci += 1
+        if root != cp.root or (cp.chain_head and cp.chain_head != head):
+            since = self.matched_size()
+            self._fail(since + 1, f"checkpoint {cp.name} signed the first {cp.size} entries with Merkle root "
+                       f"{cp.root.hex()[:16]}..., but they now hash to {root.hex()[:16]}...: an entry in "
+                       f"{since + 1}..{cp.size} was rewritten, removed or renumbered since it was signed", cp.name)
+        else:
+            self.matched.append(cp.name)
+
+    def matched_size(self) -> int:
+        return self.cps[self._ci - 2].size if self._ci >= 2 else 0
+
+    def feed(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Check ``(seq, event, payload, prev_hash, entry_hash)`` rows in seq order; False at the first failure."""
+        if self.failure is not None:
+            return False
+        sha256, push, ev_cache, collect = hashlib.sha256, self.tree.push, self._ev, self.collect
+        expected, prev, n = self.n + 1, self.prev, self.n
+        cps, ci = self.cps, self._ci
+        next_size = cps[ci].size if ci < len(cps) else -1
+        for seq, event, payload, prev_hash, stored in rows:
+            if seq != expected:
+                self.n, self.prev = n, prev
+                self._fail(expected, f"entry {expected} is missing (next entry found is {seq}): deleted")
+                return False
+            if prev_hash != prev:
+                self.n, self.prev = n, prev
+                self._fail(seq, f"entry {seq} links to previous hash {prev_hash[:12]}..., expected {prev[:12]}...")
+                return False
+            ev = ev_cache.get(event)
+            if ev is None:
+                ev = ev_cache[event] = json.dumps(event, ensure_ascii=False)
+            if sha256(f'{{"event":{ev},"payload":{payload},"prev":"{prev_hash}","seq":{seq}}}'
+                      .encode()).hexdigest() != stored:
+                try:
+                    recomputed = entry_hash(seq, event, payload, prev_hash)
+                except (ValueError, TypeError) as exc:
+                    self.n, self.prev = n, prev
+                    self._fail(seq, f"entry {seq} payload is not valid JSON ({exc.__class__.__name__}): edited")
+                    return False
+                if recomputed != stored:
+                    self.n, self.prev = n, prev
+                    self._fail(seq, f"entry {seq} content does not match its hash (stored {stored[:12]}..., "
+                               f"recomputed {recomputed[:12]}...): edited")
+                    return False
+            if event in collect:
+                self.collected.append((seq, event, json.loads(payload)))
+            push(sha256(b"\x00" + bytes.fromhex(stored)).digest())
+            prev = stored
+            n = expected
+            expected += 1
+            while n == next_size:
+                self.n, self.prev = n, prev
+                self._check_cp(self.tree.root(), prev)
+                if self.failure is not None:
+                    return False
+                ci = self._ci
+                next_size = cps[ci].size if ci < len(cps) else -1
+        self.n, self.prev = n, prev
+        return True
+
+    def finish(self) -> AuditVerification:
+        """The verdict once every row was fed: checkpoints beyond the end of the log mean truncation."""
+        if self.failure is not None:
+            return self.failure
+        if self._ci < len(self.cps):
+            cp = self.cps[self._ci]
+            self._fail(self.n + 1, f"checkpoint {cp.name} signed a log of {cp.size} entries but the log now has "
+                       f"{self.n}: entries {self.n + 1}..{cp.size} were removed (truncated)", cp.name)
+            return self.failure  # type: ignore[return-value]
+        return AuditVerification(True, self.n, self.n or None, self.prev, None, "", self.tree.root().hex(),
+                                 len(self.matched), None, list(self.matched))
 
 
 def verify_chain(rows: Iterable[tuple[int, str, str, str, str]]) -> AuditVerification:
@@ -54,27 +168,6 @@ def verify_chain(rows: Iterable[tuple[int, str, str, str, str]]) -> AuditVerific
 
     Sequence numbers must run 1, 2, 3, ... without gaps: a missing number is a deleted entry.
     """
-    expected_seq = 1
-    prev = GENESIS
-    n = 0
-    last: int | None = None
-    for seq, event, payload, prev_hash, stored_hash in rows:
-        if seq != expected_seq:
-            return AuditVerification(False, n, last, prev, expected_seq,
-                                     f"entry {expected_seq} is missing (next entry found is {seq}): deleted")
-        if prev_hash != prev:
-            return AuditVerification(False, n, last, prev, seq,
-                                     f"entry {seq} links to previous hash {prev_hash[:12]}..., expected {prev[:12]}...")
-        try:
-            recomputed = entry_hash(seq, event, payload, prev_hash)
-        except (ValueError, TypeError) as exc:
-            return AuditVerification(False, n, last, prev, seq, f"entry {seq} payload is not valid JSON: {exc}")
-        if recomputed != stored_hash:
-            return AuditVerification(False, n, last, prev, seq,
-                                     f"entry {seq} content does not match its hash (stored {stored_hash[:12]}..., "
-                                     f"recomputed {recomputed[:12]}...): edited")
-        prev = stored_hash
-        last = seq
-        expected_seq += 1
-        n += 1
-    return AuditVerification(True, n, last, prev)
+    scan = ChainScan()
+    scan.feed(rows)
+    return scan.finish()

@@ -144,3 +144,10 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
 )
+
+audit_tiles = sa.Table(  # cache of complete 1024-leaf Merkle subtrees (derived data; proofs re-check it)
+    "audit_tiles",
+    metadata,
+    sa.Column("tile", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

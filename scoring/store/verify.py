@@ -1,16 +1,43 @@
-"""Reading and verifying the audit log against the score rows it logged."""
+"""Reading and verifying the audit log: the chain, the signed checkpoints, the score rows it logged,
+the automation suspensions it logged, and inclusion proofs for single entries.
+
+Verification streams the log in batches (one pass, memory independent of its length) and cross-checks
+each table with one joined, streamed query, so a million-entry log verifies in seconds, not hours.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
-from scoring.store.audit import AuditEntry, AuditVerification, verify_chain
+from scoring.store.audit import AuditEntry, AuditVerification, ChainScan
 from scoring.store.engine import StoreBase
+from scoring.store.merkle import TreeReader, leaf_hash
+
+BATCH = 20_000
+SUSPENSION_EVENTS = frozenset({"automation_suspended", "automation_resumed"})
+# score tables and the payload fields each row must still share with the entry that logged it
+LOGGED_ROWS = ((t.machine_scores, ("submission_id", "criterion", "score")),
+               (t.human_scores, ("submission_id", "criterion", "score", "kind", "assessor")),
+               (t.adjudications, ("submission_id", "criterion", "score")),
+               (t.decisions, ("submission_id", "outcome", "basis", "levels")))
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Entry ``seq`` is leaf ``seq - 1`` of the tree of the first ``tree_size`` entries whose root is
+    ``root``; ``path`` holds the sibling hashes (hex, bottom first) per RFC 9162 section 2.1.3."""
+
+    entry: AuditEntry
+    tree_size: int
+    root: str
+    path: list[str]
 
 
 class AuditStore(StoreBase):
@@ -20,40 +47,160 @@ class AuditStore(StoreBase):
             q = sa.select(t.audit_log).where(t.audit_log.c.seq > since_seq).order_by(t.audit_log.c.seq)
             if event is not None:
                 q = q.where(t.audit_log.c.event == event)
-            for r in conn.execute(q):
-                yield AuditEntry(r.seq, r.event, json.loads(r.payload), r.prev_hash, r.entry_hash)
+            for part in _stream(conn, q):
+                for r in part:
+                    yield AuditEntry(r.seq, r.event, json.loads(r.payload), r.prev_hash, r.entry_hash)
 
-    def verify_audit(self) -> AuditVerification:
-        """Check the whole hash chain, then that every score row still matches the entry that logged it and
-        that no row points past the end of the log (which catches deletion of the last entries)."""
-        a = t.audit_log.c
+    def audit_entry(self, seq: int) -> AuditEntry:
         with self._read() as conn:
-            rows = conn.execute(sa.select(a.seq, a.event, a.payload, a.prev_hash, a.entry_hash).order_by(a.seq))
-            res = verify_chain(tuple(r) for r in rows)
+            r = conn.execute(sa.select(t.audit_log).where(t.audit_log.c.seq == seq)).first()
+        if r is None:
+            raise NotFound(f"the audit log has no entry {seq}")
+        return AuditEntry(r.seq, r.event, json.loads(r.payload), r.prev_hash, r.entry_hash)
+
+    def audit_size(self) -> int:
+        """The highest sequence number (the log's length when it verifies)."""
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.audit_log.c.seq), 0))).scalar_one())
+
+    def verify_audit(self, checkpoints: Sequence[Any] = (), *, keep_tiles: bool = False) -> AuditVerification:
+        """Check the hash chain and, in the same pass, that the log still extends every signed checkpoint;
+        then that every score row still matches the entry that logged it (and none points past the end of
+        the log), and that the suspensions table is what the logged suspensions and lifts say it is.
+
+        ``keep_tiles`` stores the Merkle tiles the pass computed (the proof cache; ``scoring audit
+        checkpoint`` does this after a clean pass)."""
+        a = t.audit_log.c
+        tiles: dict[int, bytes] = {}
+        scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS,
+                         on_tile=tiles.__setitem__ if keep_tiles else None)
+        with self._read() as conn:
+            for part in _stream(conn, sa.select(a.seq, a.event, a.payload, a.prev_hash, a.entry_hash).order_by(a.seq)):
+                if not scan.feed(part):
+                    break
+            res = scan.finish()
             if not res.ok:
                 return res
-            last = res.last_seq or 0
-            payloads: dict[int, dict[str, Any]] = {}
-            for table, fields in ((t.machine_scores, ("submission_id", "criterion", "score")),
-                                  (t.human_scores, ("submission_id", "criterion", "score", "kind", "assessor")),
-                                  (t.adjudications, ("submission_id", "criterion", "score")),
-                                  (t.decisions, ("submission_id", "outcome", "basis", "levels"))):
-                for row in conn.execute(sa.select(table).order_by(table.c.audit_seq)):
-                    if row.audit_seq > last:
-                        return _bad(res, last + 1, f"{table.name} row {row.id} was logged as entry {row.audit_seq} "
-                                                   f"but the log ends at {last}: trailing entries deleted")
-                    if row.audit_seq not in payloads:
-                        p = conn.execute(sa.select(a.payload).where(a.seq == row.audit_seq)).scalar_one()
-                        payloads[row.audit_seq] = json.loads(p)
-                    p = payloads.pop(row.audit_seq)
-                    for f in fields:
-                        if p.get(f) != getattr(row, f):
-                            return _bad(res, row.audit_seq,
-                                        f"{table.name} row {row.id} has {f}={getattr(row, f)!r} but audit entry "
-                                        f"{row.audit_seq} logged {p.get(f)!r}: the score row was edited")
+            problem = _check_rows(conn, res.last_seq or 0) or _check_suspensions(conn, scan.collected)
+        if problem is not None:
+            return _bad(res, *problem)
+        if keep_tiles and tiles:
+            self.save_tiles(tiles)
         return res
+
+    # ------------------------------------------------------------------------------ Merkle proofs
+
+    def save_tiles(self, tiles: dict[int, bytes]) -> None:
+        """Store complete-tile hashes (replacing any cached value for the same tile)."""
+        rows = [{"tile": i, "hash": h.hex()} for i, h in sorted(tiles.items())]
+        with self._write() as tx:
+            for k in range(0, len(rows), 5000):
+                chunk = rows[k:k + 5000]
+                tx.conn.execute(sa.delete(t.audit_tiles).where(
+                    t.audit_tiles.c.tile.between(chunk[0]["tile"], chunk[-1]["tile"])))
+                tx.conn.execute(t.audit_tiles.insert(), chunk)
+
+    def tree(self, size: int) -> TreeReader:
+        """A reader of the Merkle tree of the first ``size`` entries (cached tiles + leaves on demand)."""
+        def tiles(first: int, last: int) -> dict[int, bytes]:
+            c = t.audit_tiles.c
+            with self._read() as conn:
+                return {r.tile: bytes.fromhex(r.hash)
+                        for r in conn.execute(sa.select(c.tile, c.hash).where(c.tile.between(first, last)))}
+
+        def leaves(start: int, end: int) -> list[bytes]:
+            a = t.audit_log.c
+            with self._read() as conn:
+                rows = conn.execute(sa.select(a.seq, a.entry_hash).where(a.seq > start, a.seq <= end)
+                                    .order_by(a.seq)).all()
+            if [r.seq for r in rows] != list(range(start + 1, end + 1)):
+                raise AuditChainBroken(f"the audit log is missing entries between {start + 1} and {end}; "
+                                       "run `scoring audit verify`")
+            return [leaf_hash(r.entry_hash) for r in rows]
+
+        return TreeReader(size, tiles, leaves)
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """Prove entry ``seq`` is in the tree of the first ``tree_size`` entries (default: the whole log).
+
+        The entry's stored hash must match its content (else :class:`AuditChainBroken`): a proof for an
+        edited entry would prove the old content. Tiles the proof had to compute are cached."""
+        size = self.audit_size() if tree_size is None else tree_size
+        if not 1 <= seq <= size:
+            raise NotFound(f"entry {seq} is not in a log of {size} entries")
+        entry = self.audit_entry(seq)
+        from scoring.store.audit import canonical_json, entry_hash
+
+        if entry_hash(entry.seq, entry.event, canonical_json(entry.payload), entry.prev_hash) != entry.entry_hash:
+            raise AuditChainBroken(f"entry {seq}'s content does not match its hash: it was edited; "
+                                   "run `scoring audit verify`")
+        reader = self.tree(size)
+        path = reader.inclusion_path(seq - 1)
+        root = reader.root()
+        if reader.computed:
+            self.save_tiles(reader.computed)
+        return InclusionProof(entry, size, root.hex(), [p.hex() for p in path])
+
+
+def _stream(conn: sa.Connection, q: Any) -> Iterator[Sequence[Any]]:
+    """Rows of ``q`` in batches, with a server-side cursor where the driver has one (PostgreSQL)."""
+    res = conn.execution_options(stream_results=True, yield_per=BATCH).execute(q)
+    yield from res.partitions(BATCH)
+
+
+def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
+    """Every score row must match the payload of the entry that logged it (one joined query per table)."""
+    a = t.audit_log.c
+    for table, fields in LOGGED_ROWS:
+        c = table.c
+        q = (sa.select(c.id, c.audit_seq, a.payload, *[c[f] for f in fields])
+             .select_from(table.outerjoin(t.audit_log, a.seq == c.audit_seq)).order_by(c.audit_seq))
+        for part in _stream(conn, q):
+            for row in part:
+                if row.payload is None:
+                    if row.audit_seq > last:
+                        return last + 1, (f"{table.name} row {row.id} was logged as entry {row.audit_seq} but the "
+                                          f"log ends at {last}: trailing entries deleted")
+                    return row.audit_seq, f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing"
+                p = json.loads(row.payload)
+                for f in fields:
+                    if p.get(f) != getattr(row, f):
+                        return row.audit_seq, (f"{table.name} row {row.id} has {f}={getattr(row, f)!r} but audit "
+                                               f"entry {row.audit_seq} logged {p.get(f)!r}: the score row was edited")
+    return None
+
+
+def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int, str] | None:
+    """Rebuild the suspensions from the log and compare with the table.
+
+    Why: routing reads the table, so deleting a row (or setting ``lifted_at``) silently re-enables
+    automation that a drift gate stopped; the log, which verification just proved intact, says what the
+    table must hold."""
+    suspended = {seq: p for seq, ev, p in logged if ev == "automation_suspended"}
+    lifted = {p.get("suspension_id"): (seq, p) for seq, ev, p in logged if ev == "automation_resumed"}
+    rows = {r.audit_seq: r for r in conn.execute(sa.select(t.suspensions).order_by(t.suspensions.c.id))}
+    for seq, p in sorted(suspended.items()):
+        what = f"{p.get('rubric_id')}/{p.get('criterion')}"
+        row = rows.pop(seq, None)
+        if row is None:
+            return seq, (f"the suspension of automation for {what} logged as entry {seq} has no row in the "
+                         "suspensions table: the row was deleted, which re-enabled automation without a logged lift")
+        if (row.rubric_id, row.criterion) != (p.get("rubric_id"), p.get("criterion")):
+            return seq, (f"suspensions row {row.id} names {row.rubric_id}/{row.criterion} but entry {seq} logged "
+                         f"{what}: the row was edited")
+        lift = lifted.get(row.id)
+        if row.lifted_at is not None and lift is None:
+            return seq, (f"suspensions row {row.id} ({what}) shows a lift by {row.lifted_by!r} that no "
+                         "automation_resumed entry logs: lifted outside the service")
+        if row.lifted_at is None and lift is not None:
+            return lift[0], (f"entry {lift[0]} logged lifting suspension {row.id} ({what}) but the row is active "
+                             "again: edited")
+    for seq, row in sorted(rows.items()):
+        return seq, (f"suspensions row {row.id} ({row.rubric_id}/{row.criterion}) points at entry {seq}, which "
+                     "logged no suspension: the row was added outside the service")
+    return None
 
 
 def _bad(res: AuditVerification, seq: int, problem: str) -> AuditVerification:
-    return AuditVerification(False, res.entries_checked, res.last_seq, res.head_hash, seq, problem)
-
+    return AuditVerification(False, res.entries_checked, res.last_seq, res.head_hash, seq, problem, res.merkle_root,
+                             res.checkpoints_checked, None, res.checkpoints)

@@ -1,0 +1,129 @@
+"""Trust in the audit log beyond the database: sign checkpoints, verify against them, prove one entry.
+
+``checkpoint`` signs only a log that verifies against every earlier checkpoint, so a new signature never
+blesses a rewritten history. ``prove`` gives an auditor one entry, the sibling hashes and the signed
+checkpoint; ``check_proof`` needs nothing else (no database) to confirm the entry is in that log.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from scoring.errors import AuditChainBroken, NotFound
+from scoring.store import AuditVerification, Store
+from scoring.store.audit import canonical_json, entry_hash
+from scoring.store.checkpoints import (
+    DEFAULT_ORIGIN,
+    Checkpoint,
+    CheckpointError,
+    checkpoint_body,
+    load_checkpoints,
+    parse_checkpoint,
+    sign_checkpoint,
+    write_checkpoint,
+)
+from scoring.store.merkle import leaf_hash, root_from_inclusion
+
+
+@dataclass(frozen=True)
+class CheckpointWritten:
+    path: Path | None  # None when the log has not grown since the latest checkpoint
+    size: int
+    root: str
+    latest: str  # the file that now describes the log
+
+
+def verify(store: Store, directory: Path | None, pub: Ed25519PublicKey | None,
+           origin: str = DEFAULT_ORIGIN) -> AuditVerification:
+    """The log checked on its own, or (with a folder and key) also against every checkpoint in it; a
+    checkpoint file that is unsigned, edited or signed by another key fails verification by itself."""
+    if directory is None:
+        return store.verify_audit()
+    if pub is None:
+        raise CheckpointError("verifying checkpoints needs the audit public key (SCORING_AUDIT_PUBLIC_KEY or "
+                              "--public-key)")
+    good, bad = load_checkpoints(directory, pub, origin)
+    if bad:
+        return AuditVerification(False, 0, None, "", None, f"checkpoint {bad[0].name}: {bad[0].problem}",
+                                 first_bad_checkpoint=bad[0].name)
+    return store.verify_audit(good)
+
+
+def checkpoint(store: Store, directory: Path, key: Ed25519PrivateKey, origin: str = DEFAULT_ORIGIN,
+               now: datetime | None = None) -> CheckpointWritten:
+    """Verify the log against the folder's checkpoints, then sign and write a new one for its current size."""
+    good, bad = load_checkpoints(directory, key.public_key(), origin) if Path(directory).is_dir() else ([], [])
+    if bad:
+        raise CheckpointError(f"checkpoint {bad[0].name}: {bad[0].problem}; not signing over it")
+    res = store.verify_audit(good, keep_tiles=True)
+    if not res.ok:
+        raise AuditChainBroken(f"the audit log does not verify, so no checkpoint was signed: {res.problem}")
+    if good and good[-1].size == res.entries_checked:
+        return CheckpointWritten(None, res.entries_checked, res.merkle_root, good[-1].name)
+    when = now or datetime.now(UTC)
+    text = sign_checkpoint(checkpoint_body(origin, res.entries_checked, bytes.fromhex(res.merkle_root),
+                                           res.head_hash, when), key, origin)
+    path = write_checkpoint(directory, text, res.entries_checked, when)
+    return CheckpointWritten(path, res.entries_checked, res.merkle_root, path.name)
+
+
+def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey,
+          origin: str = DEFAULT_ORIGIN) -> dict[str, Any]:
+    """An inclusion proof of entry ``seq`` in the latest checkpoint that covers it (a JSON document)."""
+    good, _ = load_checkpoints(directory, pub, origin)
+    covering = [c for c in good if c.size >= seq]
+    if not covering:
+        newest = good[-1].size if good else 0
+        raise NotFound(f"no checkpoint covers entry {seq} yet (the newest covers {newest} entries); "
+                       "run `scoring audit checkpoint` first")
+    cp = covering[-1]
+    proof = store.inclusion_proof(seq, cp.size)
+    if proof.root != cp.root_hex:
+        raise AuditChainBroken(f"the log's first {cp.size} entries no longer hash to the root checkpoint {cp.name} "
+                               "signed: it was rewritten; run `scoring audit verify --checkpoints`")
+    e = proof.entry
+    return {"entry": {"seq": e.seq, "event": e.event, "payload": e.payload, "prev_hash": e.prev_hash,
+                      "entry_hash": e.entry_hash},
+            "leaf_index": e.seq - 1, "tree_size": cp.size, "root": cp.root_hex, "path": proof.path,
+            "checkpoint_name": cp.name, "checkpoint": cp.text}
+
+
+def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFAULT_ORIGIN) -> Checkpoint:
+    """Confirm an inclusion proof with the public key only; returns the checkpoint it is anchored in.
+
+    Raises :class:`CheckpointError` saying which step failed: the checkpoint's signature, the entry's
+    content against its hash, or the path against the signed root."""
+    try:
+        e, path, idx = proof["entry"], [bytes.fromhex(p) for p in proof["path"]], int(proof["leaf_index"])
+        cp = parse_checkpoint(str(proof["checkpoint"]), pub, str(proof.get("checkpoint_name", "<proof>")), origin)
+        recomputed = entry_hash(int(e["seq"]), str(e["event"]), canonical_json(e["payload"]), str(e["prev_hash"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"not an inclusion proof from `scoring audit prove` (problem: {exc})") from None
+    if recomputed != e["entry_hash"]:
+        raise CheckpointError(f"entry {e['seq']}: its content does not hash to {str(e['entry_hash'])[:16]}...: "
+                              "the entry in the proof was edited")
+    if idx != int(e["seq"]) - 1:
+        raise CheckpointError(f"leaf index {idx} does not belong to entry {e['seq']} (expected {int(e['seq']) - 1})")
+    root = root_from_inclusion(idx, cp.size, leaf_hash(e["entry_hash"]), path)
+    if root != cp.root:
+        raise CheckpointError(f"the path does not lead from entry {e['seq']} to the root signed in {cp.name}: "
+                              "the entry is not in that log")
+    return cp
+
+
+def load_proof(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"proof file {path} not found") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path} is not JSON; expected the output of `scoring audit prove`") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object from `scoring audit prove`")
+    return data

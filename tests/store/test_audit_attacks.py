@@ -1,0 +1,195 @@
+"""Attacks on the audit log by someone with write access to the database, and how each is caught.
+
+Each test plays one attack the hash chain alone let through (the chain verified after it): the
+signed checkpoints kept outside the database, or the suspension cross-check, must now name it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from scoring.errors import AuditChainBroken
+from scoring.store import Store
+from scoring.store.audit import canonical_json, entry_hash
+from scoring.store.checkpoints import CheckpointError, keygen, load_private_key, load_public_key
+from scoring.usecases import audit_trust
+
+
+@pytest.fixture
+def audit_key(tmp_path: Path):  # type: ignore[no-untyped-def]
+    priv, pub = keygen(tmp_path / "keys")
+    return load_private_key(priv), load_public_key(pub)
+
+
+def _fill(store: Store, n: int = 4, ext: str = "s") -> list[int]:
+    """n submissions with a machine score and a human score each; returns the submission ids."""
+    ids = []
+    for i in range(n):
+        sub = store.add_submission("obs", 1, f"{ext}{i}", {"text": f"text {i}"})
+        store.record_machine_score(sub.id, "questioning", i % 4, model_version="m-1")
+        store.record_human_score(sub.id, "questioning", (i + 1) % 4, assessor="ann")
+        ids.append(sub.id)
+    return ids
+
+
+def _sql(store: Store, sql: str, **params: object) -> None:
+    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
+        c.execute(sa.text(sql), params)
+
+
+def _rehash_from(store: Store, first: int) -> None:
+    """What an attacker does after editing: recompute every hash from ``first`` on, so the chain verifies."""
+    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
+        rows = c.execute(sa.text("SELECT seq, event, payload FROM audit_log WHERE seq >= :s ORDER BY seq"),
+                         {"s": first}).all()
+        prev = c.execute(sa.text("SELECT entry_hash FROM audit_log WHERE seq = :s"), {"s": first - 1}).scalar() \
+            or "0" * 64
+        for seq, event, payload in rows:
+            h = entry_hash(seq, event, payload, prev)
+            c.execute(sa.text("UPDATE audit_log SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
+                      {"p": prev, "h": h, "s": seq})
+            prev = h
+
+
+def _checkpoint(store: Store, folder: Path, key) -> str:  # type: ignore[no-untyped-def]
+    res = audit_trust.checkpoint(store, folder, key[0])
+    assert res.path is not None
+    return res.path.name
+
+
+def test_a_clean_log_extends_every_checkpoint(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store, 2)
+    first = _checkpoint(store, tmp_path / "cp", audit_key)
+    _fill(store, 2, ext="t")
+    second = _checkpoint(store, tmp_path / "cp", audit_key)
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert res.ok and res.checkpoints == [first, second] and res.checkpoints_checked == 2
+
+
+def test_edit_and_rehash_everything_after_it_is_caught_by_the_checkpoint(store: Store, rubric, tmp_path: Path,
+                                                                          audit_key) -> None:
+    _fill(store)
+    cp = _checkpoint(store, tmp_path / "cp", audit_key)
+    m = store.machine_scores()[1]
+    entry = store.audit_entry(m.audit_seq)
+    # rewrite the score in the row and in its entry, then recompute every later hash
+    _sql(store, "UPDATE machine_scores SET score = 3 WHERE id = :i", i=m.id)
+    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s", p=canonical_json(dict(entry.payload, score=3)),
+         s=m.audit_seq)
+    _rehash_from(store, m.audit_seq)
+    assert store.verify_audit().ok  # the chain and the rows are consistent again: the chain alone is fooled
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert not res.ok and res.first_bad_checkpoint == cp and "rewritten" in res.problem
+
+
+def test_deleting_an_entry_and_renumbering_is_caught(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store)
+    cp = _checkpoint(store, tmp_path / "cp", audit_key)
+    h = store.human_scores()[0]
+    last = store.audit_size()
+    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    _sql(store, "DELETE FROM audit_log WHERE seq = :s", s=h.audit_seq)
+    for seq in range(h.audit_seq + 1, last + 1):  # close the gap: later entries and their rows move down one
+        for table in ("audit_log",):
+            _sql(store, f"UPDATE {table} SET seq = :n WHERE seq = :s", n=seq - 1, s=seq)
+        for table in ("machine_scores", "human_scores", "suspensions"):
+            _sql(store, f"UPDATE {table} SET audit_seq = :n WHERE audit_seq = :s", n=seq - 1, s=seq)
+    _rehash_from(store, h.audit_seq)
+    assert store.verify_audit().ok  # the renumbered chain verifies on its own
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert not res.ok and res.first_bad_checkpoint == cp
+
+
+def test_cutting_the_tail_with_its_score_rows_is_caught(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store)
+    cp = _checkpoint(store, tmp_path / "cp", audit_key)
+    size = store.audit_size()
+    h = store.human_scores()[-1]
+    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    _sql(store, "DELETE FROM audit_log WHERE seq >= :s", s=h.audit_seq)
+    assert store.verify_audit().ok  # nothing points past the end any more
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert not res.ok and res.first_bad_checkpoint == cp
+    assert f"log of {size} entries but the log now has {size - 1}" in res.problem and "truncated" in res.problem
+
+
+def test_deleting_a_suspension_row_is_caught_without_any_checkpoint(store: Store, rubric) -> None:
+    _fill(store, 1)
+    store.suspend_automation("obs", "feedback", "drift: audit QWK fell")
+    assert store.is_suspended("obs", "feedback") and store.verify_audit().ok
+    _sql(store, "DELETE FROM suspensions")
+    assert not store.is_suspended("obs", "feedback")  # automation silently back on
+    res = store.verify_audit()
+    seq = [e.seq for e in store.audit_entries(event="automation_suspended")][0]
+    assert not res.ok and res.first_bad_seq == seq
+    assert "obs/feedback" in res.problem and "deleted" in res.problem
+
+
+def test_lifting_a_suspension_outside_the_service_is_caught(store: Store, rubric) -> None:
+    s = store.suspend_automation("obs", "feedback", "drift")
+    _sql(store, "UPDATE suspensions SET lifted_at = suspended_at, lifted_by = 'mallory' WHERE id = :i", i=s.id)
+    res = store.verify_audit()
+    assert not res.ok and "lifted outside the service" in res.problem
+    store2_lift = store.suspend_automation("obs", "questioning", "drift")  # a logged lift stays fine
+    store.lift_suspension("obs", store2_lift.criterion, by="admin")
+    _sql(store, "UPDATE suspensions SET lifted_at = NULL, lifted_by = NULL WHERE id = :i", i=s.id)
+    assert store.verify_audit().ok
+
+
+def test_a_checkpoint_signed_over_a_forked_log_is_caught(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store, 2)
+    fork = Store(f"sqlite:///{tmp_path / 'fork.db'}")  # a copy of the log so far, then another history
+    try:
+        entries = list(store.audit_entries())
+        with fork.write() as tx:
+            tx.conn.execute(sa.text("INSERT INTO audit_log (seq, event, payload, prev_hash, entry_hash) "
+                                    "VALUES (:seq, :event, :payload, :prev_hash, :entry_hash)"),
+                            [{"seq": e.seq, "event": e.event, "payload": canonical_json(e.payload),
+                              "prev_hash": e.prev_hash, "entry_hash": e.entry_hash} for e in entries])
+        with fork.write() as tx:
+            tx.append("human_score", {"submission_id": 1, "criterion": "questioning", "score": 0, "assessor": "eve"})
+        assert fork.verify_audit().ok
+        cp = _checkpoint(fork, tmp_path / "cp", audit_key)
+    finally:
+        fork.close()
+    _fill(store, 2, ext="t")  # the real log grows past the fork's size
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert not res.ok and res.first_bad_checkpoint == cp and res.first_bad_seq == 1
+    with pytest.raises(AuditChainBroken, match="does not verify"):  # and no new checkpoint is signed over it
+        audit_trust.checkpoint(store, tmp_path / "cp", audit_key[0])
+
+
+def test_an_edited_or_foreign_checkpoint_file_fails(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store, 1)
+    name = _checkpoint(store, tmp_path / "cp", audit_key)
+    f = tmp_path / "cp" / name
+    text = f.read_text()
+    lines = text.split("\n")
+    f.write_text("\n".join([lines[0], str(int(lines[1]) - 1), *lines[2:]]))  # claim a shorter log
+    res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
+    assert not res.ok and res.first_bad_checkpoint == name and "edited after signing" in res.problem
+    other = keygen(tmp_path / "other")
+    f.write_text(text)
+    res = audit_trust.verify(store, tmp_path / "cp", load_public_key(other[1]))
+    assert not res.ok and "not signed by the audit key" in res.problem
+
+
+def test_inclusion_proof_checks_with_the_public_key_alone(store: Store, rubric, tmp_path: Path, audit_key) -> None:
+    _fill(store, 3)
+    _checkpoint(store, tmp_path / "cp", audit_key)
+    seq = store.human_scores()[1].audit_seq
+    proof = audit_trust.prove(store, seq, tmp_path / "cp", audit_key[1])
+    cp = audit_trust.check_proof(json.loads(json.dumps(proof)), audit_key[1])
+    assert cp.size == store.audit_size() and proof["entry"]["event"] == "human_score"
+    forged = json.loads(json.dumps(proof))
+    forged["entry"]["payload"]["score"] = 0
+    with pytest.raises(CheckpointError, match="edited"):
+        audit_trust.check_proof(forged, audit_key[1])
+    forged = json.loads(json.dumps(proof))
+    forged["path"][0] = "00" * 32
+    with pytest.raises(CheckpointError, match="not in that log"):
+        audit_trust.check_proof(forged, audit_key[1])
