@@ -73,6 +73,10 @@ def create_app(
                                             "adjudication", "agreement", "models", "keys")],
     )
     app.state.ctx = context = AppContext(settings=s, store=st, models=provider, policy=policy)
+    if policy is not None:  # the thresholds this server automates with are an audit event
+        from scoring.store.policy_log import record_policy
+
+        record_policy(st, policy, by="serve")
     if resume_jobs:  # a job a previous server left running goes on where its progress file says
         resume_unfinished(st, lambda job_id: batch.start(context, job_id))
     problems.install(app)

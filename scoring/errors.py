@@ -53,6 +53,12 @@ class AlreadyAdjudicated(Conflict):
     code = "already_adjudicated"
 
 
+class LastAdminKey(Conflict):
+    """Revoking this key would leave no active admin key: nobody could manage keys over the API."""
+
+    code = "last_admin_key"
+
+
 class RubricImmutable(Conflict):
     """A rubric id+version is already registered with a different fingerprint: bump the version."""
 

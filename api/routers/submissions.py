@@ -12,7 +12,7 @@ from api import schemas as S
 from api import views
 from api.context import AppContext
 from api.deps import ctx, require
-from scoring.errors import Forbidden
+from scoring.errors import NotFound
 from scoring.store import canonical_json, jobs
 from scoring.store.keys import ApiKey
 from scoring.usecases import intake
@@ -69,20 +69,21 @@ def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.Subm
 
 @router.get("/{submission_id}", response_model=S.SubmissionResult, responses=S.problems(404),
             summary="A submission's machine scores, routes, queue slots and human scores",
-            description="Issuers read only submissions they sent; admins read all.")
+            description="Issuers read only submissions they sent; admins read all. Another issuer's submission "
+                        "answers exactly as an unknown id does (404), so ids cannot be probed.")
 def read(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
          key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    sub = c.store.submission(submission_id)
-    if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
-        raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
-    return views.stored_result(c.store, sub.id)
+    return views.stored_result(c.store, _own_submission(c, key, submission_id).id)
 
 
 def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
-    sub = c.store.submission(submission_id)
+    """The submission when the caller may see it; otherwise the same NotFound an unknown id gets.
+
+    Why not 403: a different answer for "exists but not yours" lets an issuer enumerate other issuers'
+    submissions (and a message naming the owner would tell who they are)."""
     if key.role != "admin" and jobs.owner_of(c.store, submission_id) != key.name:
-        raise Forbidden(f"submission {submission_id} was not sent by {key.name!r}; issuers read only their own")
-    return sub
+        raise NotFound(f"submission {submission_id} does not exist")
+    return c.store.submission(submission_id)
 
 
 @router.post("/{submission_id}/credential", response_model=S.CredentialOut, status_code=201,

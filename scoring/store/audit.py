@@ -32,6 +32,14 @@ def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
+def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str) -> str:
+    """:func:`entry_hash` for a payload already in canonical JSON: the body is spliced, not re-serialised
+    (the same bytes, since canonical JSON of ``{event, payload, prev, seq}`` embeds the payload's text)."""
+    ev = json.dumps(event, ensure_ascii=False)
+    return hashlib.sha256(f'{{"event":{ev},"payload":{canonical_payload},"prev":"{prev_hash}","seq":{seq}}}'
+                          .encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     seq: int

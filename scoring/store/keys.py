@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from scoring.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from scoring.errors import Conflict, InvalidRequest, LastAdminKey, NotFound, Unauthorized
+from scoring.store.clock import iso
 from scoring.store.service_tables import api_keys
 from scoring.store.store import Store
 
@@ -54,8 +55,11 @@ def _rec(r: sa.Row) -> ApiKey:  # type: ignore[type-arg]
                   r.revoked_at.replace(tzinfo=UTC) if r.revoked_at else None)
 
 
-def create_key(store: Store, name: str, role: str) -> tuple[ApiKey, str]:
-    """Create a key; returns its record and the full key string (the only time it exists in clear)."""
+def create_key(store: Store, name: str, role: str, *, by: str = "cli") -> tuple[ApiKey, str]:
+    """Create a key; returns its record and the full key string (the only time it exists in clear).
+
+    Logged in the audit chain (``key_created``: name, role, id, who): a key is what lets automation and
+    people act, so who could act when must be provable later."""
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {list(ROLES)}, found {role!r}")
     if not _NAME_RE.match(name):
@@ -65,8 +69,10 @@ def create_key(store: Store, name: str, role: str) -> tuple[ApiKey, str]:
         conn = tx.conn
         if conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == name)).first() is not None:
             raise Conflict(f"a key named {name!r} already exists; names identify assessors, pick another")
+        now = _now()
         conn.execute(api_keys.insert().values(key_id=key_id, name=name, role=role, salt=salt,
-                                              secret_hash=_hash(salt, secret), created_at=_now()))
+                                              secret_hash=_hash(salt, secret), created_at=now))
+        tx.append("key_created", {"name": name, "role": role, "key_id": key_id, "by": by, "at": iso(now)})
         row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).one()
     return _rec(row), f"rsk_{key_id}_{secret}"
 
@@ -92,14 +98,27 @@ def list_keys(store: Store) -> list[ApiKey]:
         return [_rec(r) for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.id))]
 
 
-def revoke_key(store: Store, name: str) -> ApiKey:
-    """Revoke by name (idempotent); the key stops working on its next request."""
+def revoke_key(store: Store, name: str, *, by: str = "cli") -> ApiKey:
+    """Revoke by name (idempotent); the key stops working on its next request. Logged (``key_revoked``).
+
+    The last active admin key cannot be revoked (:class:`LastAdminKey`): without one nobody can create
+    keys over the API any more, and recovery would need a shell on the server."""
     with store.write() as tx:
         conn = tx.conn
         row = conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).first()
         if row is None:
             raise NotFound(f"no API key named {name!r}")
         if row.revoked_at is None:
-            conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(revoked_at=_now()))
+            if row.role == "admin":
+                c = api_keys.c
+                admins = conn.execute(sa.select(sa.func.count()).where(c.role == "admin", c.revoked_at.is_(None),
+                                                                       c.id != row.id)).scalar_one()
+                if admins == 0:
+                    raise LastAdminKey(f"{name!r} is the last active admin key; create another admin key first "
+                                       "(`POST /keys` with role admin), then revoke this one")
+            now = _now()
+            conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(revoked_at=now))
+            tx.append("key_revoked", {"name": name, "role": row.role, "key_id": row.key_id, "by": by,
+                                      "at": iso(now)})
         row = conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one()
     return _rec(row)

@@ -143,6 +143,7 @@ audit_log = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_event", "event", "seq"),  # the latest entry of a kind (policies, released feedback)
 )
 
 audit_tiles = sa.Table(  # cache of complete 1024-leaf Merkle subtrees (derived data; proofs re-check it)

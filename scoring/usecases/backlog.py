@@ -149,6 +149,10 @@ def score_backlog(
         extra_cols += list(ROUTE_COLS)
     if store is not None:  # a resume must not mix a recorded and an unrecorded run in one output
         store.register_rubric(model.rubric)  # idempotent; refuses another body under the same id+version
+        if policy is not None:
+            from scoring.store.policy_log import record_policy
+
+            record_policy(store, policy, by=owner)  # thresholds in force are an audit event
         tags.append(f"store={_safe_url(store.url)}|owner={owner}")
     tally = StoreTally() if store is not None else None
     sink = None

@@ -55,7 +55,6 @@ def test_roles_are_enforced_with_403(api) -> None:  # type: ignore[no-untyped-de
     cases = [
         ("alice", "post", "/submissions", {"json": {"rubric_id": "x", "external_id": "y", "evidence": {}}}),
         ("researcher", "get", f"/submissions/{sub['submission_id']}", {}),  # never evidence text
-        ("issuer2", "get", f"/submissions/{sub['submission_id']}", {}),  # not its own
         ("issuer", "get", "/agreement", {}),
         ("researcher", "post", "/queue/claim", {}),
         ("issuer", "post", "/queue/claim", {}),
@@ -83,3 +82,29 @@ def test_admin_creates_a_key_shown_once_and_it_works(api) -> None:  # type: igno
                 409, "conflict")
     assert api.client.delete("/keys/carol", headers=api.h("admin")).json()["revoked_at"]
     _is_problem(api.client.get("/queue/stats", headers={"X-API-Key": new}), 401, "unauthorized")
+
+
+def test_another_issuers_submission_answers_like_an_unknown_one(api) -> None:  # type: ignore[no-untyped-def]
+    sid = api.submit("mine").json()["submission_id"]
+    unknown = api.client.get("/submissions/999999", headers=api.h("issuer2"))
+    for path in (f"/submissions/{sid}", f"/submissions/{sid}/feedback"):
+        foreign = api.client.get(path, headers=api.h("issuer2"))
+        _is_problem(foreign, 404, "not_found")
+        body, ref = foreign.json(), unknown.json()
+        assert body["detail"] == ref["detail"].replace("999999", str(sid)) and "issuer" not in body["detail"]
+    _is_problem(api.client.post(f"/submissions/{sid}/credential", headers=api.h("issuer2")), 404, "not_found")
+
+
+def test_the_last_admin_key_cannot_be_revoked_and_key_changes_are_audited(api) -> None:  # type: ignore[no-untyped-def]
+    r = api.client.delete("/keys/admin", headers=api.h("admin"))
+    _is_problem(r, 409, "last_admin_key")
+    assert "create another admin key first" in r.json()["detail"]
+    assert api.client.get("/keys", headers=api.h("admin")).status_code == 200  # still in charge
+    new = api.client.post("/keys", headers=api.h("admin"), json={"name": "root2", "role": "admin"}).json()["key"]
+    assert api.client.delete("/keys/admin", headers={"X-API-Key": new}).status_code == 200
+    _is_problem(api.client.delete("/keys/root2", headers={"X-API-Key": new}), 409, "last_admin_key")
+    logged = [(e.event, e.payload["name"], e.payload["by"]) for e in api.store.audit_entries()
+              if e.event in ("key_created", "key_revoked")]
+    assert ("key_created", "root2", "admin") in logged and ("key_revoked", "admin", "root2") in logged
+    assert api.store.verify_audit().ok
+

@@ -1,4 +1,5 @@
-"""Merkle tile cache of the audit log (complete 1024-leaf subtrees), for fast inclusion proofs.
+"""Merkle tile cache of the audit log (complete 1024-leaf subtrees) for fast inclusion proofs, and an
+index of the log by event kind.
 
 Revision ID: 0005_audit_tiles
 Revises: 0004_decisions
@@ -22,7 +23,9 @@ def upgrade() -> None:
         sa.Column("tile", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
+    op.create_index("ix_audit_log_event", "audit_log", ["event", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_event", "audit_log")
     op.drop_table("audit_tiles")

@@ -1,0 +1,50 @@
+"""Routing policies put into service are audit events (``policy_activated``).
+
+Why: a policy decides which scores are accepted without a person, so "which thresholds were in force
+when this score was auto-accepted?" must be answerable from the log. The policy lives in a YAML file,
+not in the database, so the event records its version, the thresholds and a fingerprint of the whole
+file whenever a store starts using a policy that differs from the last one logged for that rubric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from scoring.store import tables as t
+from scoring.store.audit import canonical_json
+from scoring.store.clock import iso, now
+from scoring.store.engine import StoreBase
+
+EVENT = "policy_activated"
+
+
+def policy_fingerprint(policy: Any) -> str:
+    return hashlib.sha256(canonical_json(policy.model_dump(mode="json")).encode()).hexdigest()
+
+
+def record_policy(store: StoreBase, policy: Any, *, by: str) -> int | None:
+    """Log ``policy`` (a :class:`~scoring.policy.RoutingPolicy`) unless it is already the latest logged for
+    its rubric; returns the new entry's seq, or None when nothing changed."""
+    body = policy.model_dump(mode="json")
+    fp = policy_fingerprint(policy)
+    rubric_id = body.get("rubric_id")
+    a = t.audit_log.c
+    with store.write() as tx:
+        for (payload,) in tx.conn.execute(sa.select(a.payload).where(a.event == EVENT).order_by(a.seq.desc())):
+            last = json.loads(payload)
+            if last.get("rubric_id") == rubric_id:
+                if last.get("fingerprint") == fp:
+                    return None
+                break
+        criteria = {cid: {k: v for k, v in c.items() if k != "evidence"} for cid, c in body.get("criteria", {}).items()}
+        return tx.append(EVENT, {
+            "policy_version": body.get("policy_version"), "model_version": body.get("model_version"),
+            "rubric_id": rubric_id, "fingerprint": fp, "criteria": criteria,
+            "settings": {k: v for k, v in body.items() if k not in ("criteria", "policy_version", "model_version",
+                                                                      "rubric_id") and not isinstance(v, dict)},
+            "by": by, "at": iso(now()),
+        })
