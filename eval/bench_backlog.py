@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.asap import fold_split, load_asap
+from eval.asap import SUM_SETS, fold_split, load_asap
 from eval.bench_asap import criteria_columns, train_set
 from models.artifact import load_model, save_model
 from scoring.ingest import ColumnMap, read_records
@@ -38,14 +38,27 @@ from scoring.store import Store
 COVERAGE, AUDIT_RATE, DOUBLE_RATE = 0.9, 0.1, 0.05
 
 
+def with_award(model: Any, award: dict[str, Any]) -> Any:
+    """``model`` whose rubric carries ``award`` (a rule from ``eval/policies/asap_awards.yaml``)."""
+    from models.artifact import ScoringModel
+    from rubrics.schema import parse_rubric
+
+    rubric = parse_rubric({**model.rubric.model_dump(mode="json"), "award": award}, f"award rule:{model.rubric.id}")
+    return ScoringModel(rubric=rubric, scorers=model.scorers, encoder=model.encoder, version=model.version,
+                        card=model.card)
+
+
 def _num(a: Any) -> np.ndarray:
     return pd.to_numeric(pd.Series(a), errors="coerce").to_numpy(float)
 
 
-def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: Path, echo: Any) -> tuple[
+def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: Path, echo: Any,
+            awards: dict[int, dict[str, Any]] | None = None) -> tuple[
         dict[int, Path], dict[int, Path], dict[int, Path], int]:
     """Train + calibrate per set; write each set's test essays as a backlog file. Returns model dirs,
-    policy files, backlog files and the number of test essays."""
+    policy files, backlog files and the number of test essays. ``awards``: set -> award rule given to the
+    set's rubric before calibration, so the policy's award bar is tested on the calibration decisions."""
+    from scoring.award_bar import with_award_bar
     from scoring.optimise import CriterionCalibrationData, calibrate_model, cross_fitted_probabilities
 
     df = load_asap(data_dir)
@@ -59,6 +72,8 @@ def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: P
         tr = split.train[split.train.essay_set == s].reset_index(drop=True)
         te = split.test[split.test.essay_set == s].reset_index(drop=True)
         model, key_of = train_set(s, tr, cache_dir)
+        if awards is not None:
+            model = with_award(model, awards[s])
         evs = [{"essay": e} for e in tr.essay]
         data = {}
         for c in model.rubric.criteria:
@@ -70,9 +85,14 @@ def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: P
                                                   ids=[str(i) for i in tr.essay_id[ok]],
                                                   first=_num(tr[cc["r1"]])[ok], second=_num(tr[cc["r2"]])[ok])
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE)
+        policy = with_award_bar(res.model, res.policy, data, rater_scale={"holistic": 2.0} if s in SUM_SETS else None)
         models[s] = work / "models" / f"set{s}"
         save_model(res.model, models[s], {}, "bench-backlog")
-        policies[s] = save_policy(res.policy, work / "policies" / f"set{s}.yaml")
+        policies[s] = save_policy(policy, work / "policies" / f"set{s}.yaml")
+        if policy.award_evidence:
+            ev = policy.award_evidence
+            echo(f"set {s}: award bar {ev.get('chosen')} ({len(ev.get('tested', []))} bar(s) tested on "
+                 f"{ev.get('n_items', 0)} calibration decisions)")
         backlogs[s] = work / f"backlog-set{s}.jsonl"
         with backlogs[s].open("w", encoding="utf-8") as fh:
             for r in te.itertuples(index=False):

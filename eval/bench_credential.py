@@ -5,7 +5,9 @@ What it does, so the printed figures can be traced:
      and gives the set's rubric the award rule of ``eval/policies/asap_awards.yaml``.
   2. Scores fold F's test ids and routes them with the tuned policy; each essay gets the machine's
      credential decision (``scoring.credential``): automatic (earned / not yet) only when every criterion
-     was auto-accepted and P(decision) >= the policy's ``decision_min_confidence``.
+     was auto-accepted and P(decision) >= the policy's ``decision_min_confidence`` (for an award: its
+     ``award_min_confidence``, chosen on the training ids' cross-fitted decisions by ``scoring.award_bar``;
+     no bar passing means no automatic awards for that set).
   3. On the auto-decided essays, compares with the decision the RESOLVED scores give (the reference) and
      with the decisions rater 1 and rater 2 give (for the summed sets 1, 7, 8: twice the rater's score):
      ``decision_kappa_auto`` (machine vs resolved), ``human_decision_kappa`` (rater 1 vs rater 2, same essays),
@@ -28,10 +30,9 @@ import yaml
 
 from eval.asap import SUM_SETS, fold_split, load_asap
 from eval.bench_asap import criteria_columns
-from eval.bench_backlog import prepare
+from eval.bench_backlog import prepare, with_award
 from eval.decisions import decision_kappa
-from models.artifact import ScoringModel, load_model
-from rubrics.schema import parse_rubric
+from models.artifact import load_model
 
 AWARDS = Path(__file__).parent / "policies" / "asap_awards.yaml"
 
@@ -39,12 +40,6 @@ AWARDS = Path(__file__).parent / "policies" / "asap_awards.yaml"
 def _kappa(a: list[str], b: list[str]) -> float | None:
     k = decision_kappa(a, b)
     return None if k is None else round(k, 4)
-
-
-def _with_award(model: ScoringModel, award: dict[str, Any]) -> ScoringModel:
-    rubric = parse_rubric({**model.rubric.model_dump(mode="json"), "award": award}, f"{AWARDS}:{model.rubric.id}")
-    return ScoringModel(rubric=rubric, scorers=model.scorers, encoder=model.encoder, version=model.version,
-                        card=model.card)
 
 
 def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir: Path = Path(".scoring/bench-cache"),
@@ -58,13 +53,15 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     split = fold_split(load_asap(data_dir), data_dir, fold)
     rows: list[dict[str, Any]] = []
+    bars: dict[int, float | None] = {}
     with tempfile.TemporaryDirectory(prefix="credential-", dir=out_dir) as tmp:
-        models, policies, _backlogs, _n = prepare(data_dir, fold, sets, cache_dir, Path(tmp), echo)
+        models, policies, _backlogs, _n = prepare(data_dir, fold, sets, cache_dir, Path(tmp), echo, awards=awards)
         for s in sets:
             t0 = time.perf_counter()
             te = split.test[split.test.essay_set == s].reset_index(drop=True)
-            model = _with_award(load_model(models[s], cache_dir=cache_dir), awards[s])
+            model = with_award(load_model(models[s], cache_dir=cache_dir), awards[s])
             policy = load_policy(policies[s])
+            bars[s] = policy.award_min_confidence if policy.awards_automatic else None
             items = prescore(model, [str(i) for i in te.essay_id], [{"essay": e} for e in te.essay])
             route(model, policy, None, items)
             cols = criteria_columns(s)
@@ -102,6 +99,7 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
 
     summary = {
         "benchmark": "credential", "fold": fold, "sets": sets, "n": len(df), "n_auto": len(auto),
+        "n_auto_awards": int((auto.outcome == "earned").sum()) if len(auto) else 0,
         "auto_decision_fraction": round(len(auto) / len(df), 4) if len(df) else 0.0,
         "decision_kappa_auto": _kappa(list(auto.machine), list(auto.resolved)),
         "human_decision_kappa": _kappa(list(auto.r1), list(auto.r2)),
@@ -111,6 +109,7 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
         "human_false_deny_rate": rate(auto.r1, auto.resolved, "not_yet", "earned"),
         "decision_kappa_all": _kappa(list(df.machine), list(df.resolved)),
         "human_decision_kappa_all": _kappa(list(df.r1), list(df.r2)),
+        "award_bar": {str(k): v for k, v in bars.items()},  # None: awards go to a person (no bar passed its test)
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

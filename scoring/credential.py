@@ -16,8 +16,11 @@ confidence errs towards asking a person.
 
 A decision is automatic only when every criterion it rests on was accepted by the routing policy AND the
 decision's own probability (P(earned) for an award, 1 - P(earned) for "not yet") clears the policy's
-``decision_min_confidence``. When every criterion was accepted but the decision is borderline, the
-criteria that decide it go to a person even though each alone would have been auto-accepted.
+``decision_min_confidence``. An award has its own, stricter bar, ``award_min_confidence``, because a false
+award cannot be taken back the way a "not yet" can (the educator resubmits); ``scoring calibrate`` sets it
+by a test on held-out decisions (``scoring.award_bar``), and when no bar passes, ``awards_automatic`` is
+false and every award goes to a person. When every criterion was accepted but the decision is borderline,
+the criteria that decide it go to a person even though each alone would have been auto-accepted.
 """
 
 from __future__ import annotations
@@ -82,9 +85,12 @@ def p_earned(award: Award, rubric: Rubric, probs: Mapping[str, Mapping[int, floa
 
 
 def decide(rubric: Rubric, levels: Mapping[str, int], probs: Mapping[str, Mapping[int, float]] | None,
-           routes: Mapping[str, str] | None, min_confidence: float | None) -> Decision:
+           routes: Mapping[str, str] | None, min_confidence: float | None, *,
+           award_min_confidence: float | None = None, awards_automatic: bool = True) -> Decision:
     """The machine's decision on one submission (``routes``/``min_confidence`` None: no policy, so a person
-    decides). Raises ``ValueError`` when the rubric has no award rule."""
+    decides). ``award_min_confidence`` (None: ``min_confidence``) is the bar for "earned";
+    ``awards_automatic=False`` sends every award to a person. Raises ``ValueError`` when the rubric has no
+    award rule."""
     award = rubric.award
     if award is None:
         raise ValueError(f"rubric {rubric.key} has no award rule: no credential decision")
@@ -99,12 +105,20 @@ def decide(rubric: Rubric, levels: Mapping[str, int], probs: Mapping[str, Mappin
     if waiting:
         return Decision("needs_human", label, pe, conf, lv, [],
                         f"criteria {waiting} go to a person; the decision follows their scores")
-    if conf is not None and conf >= min_confidence:
+    bar = min_confidence
+    if earned:
+        bar = max(min_confidence, award_min_confidence) if award_min_confidence is not None else min_confidence
+        if not awards_automatic:
+            deciding = deciding_criteria(rubric, probs or {}, max(bar, 0.999999))
+            return Decision("needs_human", label, pe, conf, lv, deciding,
+                            f"the policy sends every award to a person (no award bar passed its test); {deciding} "
+                            "go to a person")
+    if conf is not None and conf >= bar:
         return Decision(label, label, pe, conf, lv, [],
-                        f"every criterion auto-accepted and P({label}) {conf:.3f} >= {min_confidence:.3f}")
-    deciding = deciding_criteria(rubric, probs or {}, min_confidence)
+                        f"every criterion auto-accepted and P({label}) {conf:.3f} >= {bar:.3f}")
+    deciding = deciding_criteria(rubric, probs or {}, bar)
     return Decision("needs_human", label, pe, conf, lv, deciding,
-                    f"borderline: P({label}) {0.0 if conf is None else conf:.3f} < {min_confidence:.3f}; "
+                    f"borderline: P({label}) {0.0 if conf is None else conf:.3f} < {bar:.3f}; "
                     f"{deciding} go to a person")
 
 
@@ -128,15 +142,17 @@ def decide_items(rubric: Rubric, policy: Any | None, items: Sequence[Any]) -> No
     if rubric.award is None:
         return
     min_conf = getattr(policy, "decision_min_confidence", None) if policy is not None else None
+    award_conf = getattr(policy, "award_min_confidence", None) if policy is not None else None
+    awards_auto = bool(getattr(policy, "awards_automatic", True)) if policy is not None else True
     for it in items:
         levels = {c: r.score for c, r in it.criteria.items()}
         probs = {c: r.probabilities for c, r in it.criteria.items()}
         routes = {c: str(r.extra.get("route")) for c, r in it.criteria.items()} if policy is not None else None
-        d = decide(rubric, levels, probs, routes, min_conf)
+        d = decide(rubric, levels, probs, routes, min_conf, award_min_confidence=award_conf,
+                   awards_automatic=awards_auto)
         for c in d.deciding:
             ex = it.criteria[c].extra
-            ex["reason"] = (f"credential decision is borderline (P({d.levels_outcome}) {d.confidence:.3f} < "
-                            f"{min_conf:.3f}); machine rule: {ex.get('route')} ({ex.get('reason')})")
+            ex["reason"] = f"credential decision: {d.reason}; machine rule: {ex.get('route')} ({ex.get('reason')})"
             ex["route"], ex["rule"] = "human", "decision_borderline"
         it.decision = d
 

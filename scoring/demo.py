@@ -19,12 +19,15 @@ from rubrics import BUNDLED_DIR
 
 BANKS = Path(__file__).parent / "demo_data" / "banks.yaml"
 DEMO_RUBRIC = BUNDLED_DIR / "checking-for-understanding.yaml"
+SECOND_SUFFIX = "_rater2"
 
 
 def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[str, str]]:
-    """``n`` rows with id, reflection and one human score column per criterion."""
+    """``n`` rows with id, reflection, one human score column per criterion and a second, independent rater's
+    (``<criterion>_rater2``: two different people, so the policy can measure human-human agreement)."""
     banks = yaml.safe_load(BANKS.read_text(encoding="utf-8"))
     rng = random.Random(seed)
+    rng2 = random.Random(seed + 1)  # the second rater's own noise; the first rater's draws stay as they were
     criteria = [k for k in banks if k != "context"]
     rows = []
     for i in range(n):
@@ -39,6 +42,8 @@ def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[st
             if rng.random() < noise:
                 human = min(top, max(0, level + rng.choice([-1, 1])))
             row[c] = str(human)
+            second = level if rng2.random() >= noise else min(top, max(0, level + rng2.choice([-1, 1])))
+            row[f"{c}{SECOND_SUFFIX}"] = str(second)
         rng.shuffle(sentences)
         row["reflection"] = " ".join(sentences)
         rows.append(row)

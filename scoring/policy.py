@@ -14,6 +14,7 @@ Example::
     adjudication_gap: 1      # two human scores further apart than this go to adjudication
     queue_order: uncertain   # or: oldest
     decision_min_confidence: 0.9  # a credential decision is automatic only this sure (rubrics with `award:`)
+    award_min_confidence: 0.99    # ...and an award this sure (set by `scoring calibrate`; see scoring.award_bar)
     criteria:
       holistic:
         confidence: within   # exact = p(decided level); within = p(|human - score| <= tolerance)
@@ -81,6 +82,13 @@ class RoutingPolicy(BaseModel):
     decision_min_confidence: float = Field(
         default=0.9, ge=0.5, le=1.0, description="A credential decision is automatic only when its probability "
         "(P(earned) or P(not yet)) reaches this, and every criterion it rests on was auto-accepted.")
+    award_min_confidence: float | None = Field(
+        default=None, ge=0.5, le=1.0, description="An award (earned) is automatic only when P(earned) reaches this; "
+        "None: decision_min_confidence. `scoring calibrate` sets it by a test on held-out decisions "
+        "(scoring.award_bar), because a false award costs more than a false 'not yet'.")
+    awards_automatic: bool = Field(
+        default=True, description="False: every 'earned' decision goes to a person (no award bar passed its test).")
+    award_evidence: dict[str, Any] = Field(default_factory=dict)
     criteria: dict[str, CriterionPolicy] = Field(default_factory=dict)
     created: str | None = None
     notes: list[str] = Field(default_factory=list)

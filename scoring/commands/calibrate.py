@@ -73,6 +73,7 @@ def calibrate(
     import numpy as np
 
     from models.artifact import load_model, save_model
+    from scoring.award_bar import with_award_bar
     from scoring.errors import CalibrationDataError
     from scoring.ingest import read_records
     from scoring.optimise import (
@@ -152,9 +153,10 @@ def calibrate(
         res = calibrate_model(m, cal_data, coverage=coverage, audit_rate=audit_rate, double_rate=double_rate,
                               adjudication_gap=adjudication_gap, queue_order=queue_order, method=method,
                               mondrian=mondrian, n_boot=n_boot, seed=s.seed, bar=bar)
+        policy = with_award_bar(res.model, res.policy, cal_data)  # the award bar: a test on these decisions
         root = model.parent if (model / "card.json").exists() else model
         path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"])
-        save_policy(res.policy, out)
+        save_policy(policy, out)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
         if isinstance(exc, (typer.Exit, typer.BadParameter)):
             raise
@@ -168,6 +170,11 @@ def calibrate(
             f"  {cid}: {cal.get('method')} ECE {cal.get('ece_before')} -> {cal.get('ece_after_cv')} (cv); "
             f"coverage {ev.get('coverage_cal_cv')} @ {coverage}; auto {ev.get('auto_fraction_cal', 0)} | {cp.describe()}"
         )
+    if policy.award_evidence:
+        ev = policy.award_evidence
+        err.print(f"  award bar: {ev.get('chosen')}" + (f" ({ev['why']})" if "why" in ev else
+                  f" (P(earned) bar tested strictest first on {ev.get('n_items')} calibration decisions, "
+                  f"delta {ev.get('delta')})"))
     typer.echo(json.dumps({"model_version": res.model.version, "policy": str(out),
                            "auto_fraction_cal": {c: p.evidence.get("auto_fraction_cal", 0.0) for c, p in res.policy.criteria.items()}}))
 

@@ -19,7 +19,7 @@ def demo(
     import json
 
     from scoring.commands.calibrate import calibrate
-    from scoring.demo import DEMO_RUBRIC, write_demo
+    from scoring.demo import DEMO_RUBRIC, SECOND_SUFFIX, write_demo
 
     train_csv, backlog_csv = write_demo(out)
     err.print(f"[bold]1/5 train[/] {DEMO_RUBRIC.name} on {train_csv}")
@@ -27,7 +27,7 @@ def demo(
           id_col="id", fmt=None, encoding="utf-8", quoting=True, min_labelled=None)
     err.print("[bold]2/5 calibrate[/] on the training file's out-of-fold probabilities")
     calibrate(model=out / "model", data=train_csv, out=out / "policy.yaml", cross_fitted=True, n_boot=200,
-              human_qwk=["questioning=0.6", "adjusting=0.6", "self_assessment=0.6"])
+              second_score_col=[f"{c}={c}{SECOND_SUFFIX}" for c in ("questioning", "adjusting", "self_assessment")])
     err.print(f"[bold]3/5 score[/] {backlog_csv} into the demo store {out / 'demo.db'}")
     db = f"sqlite:///{(out / 'demo.db').as_posix()}"
     (out / "demo.db").unlink(missing_ok=True)
