@@ -6,11 +6,20 @@ Metrics follow the ETS / RSMTool definitions so that numbers here can be compare
   (so quadratic weights are distances between score values, not between the labels that happen to occur).
 - exact / adjacent agreement: share of pairs with ``|a - b| == 0`` / ``<= 1``.
 - Pearson r; Krippendorff's alpha (ordinal, ``krippendorff`` package).
-- SMD (pooled): ``(mean(machine) - mean(human)) / sqrt((var_h + var_m) / 2)``, ddof=1.
+- SMD (pooled): ``(mean(machine) - mean(human)) / sqrt((var_h + var_m) / 2)``, ddof=1 (the gates' SMD, and
+  RSMTool's human-human SMD); ``smd_unpooled``: ``(mean(machine) - mean(human)) / sd(human)``, RSMTool's
+  human-system SMD (``method='unpooled'``).
+- RMSE and R2 of the machine as a predictor of the human score (scikit-learn ``mean_squared_error`` and
+  ``r2_score``, as RSMTool computes them).
 - DSM per subgroup (RSMTool ``difference_of_standardized_means``): z-standardise both score columns with the
   *population* mean and SD (ddof=1), then ``mean_z(machine | group) - mean_z(human | group)``.
 - PRMSE (RSMTool ``prmse_true``): proportional reduction in MSE when predicting the true score, using the
-  rater error variance estimated from double-scored responses.
+  rater error variance estimated from double-scored responses. Computed over the items that hold a first
+  and/or second rater's score (single-scored ones included, as RSMTool does); items whose only human score
+  is a blind audit of an auto-accepted score are left out (a different, machine-selected population).
+- Fairness (RSMTool's fairness section, Loukina, Madnani & Zechner 2019): share of variance (adjusted R2,
+  statsmodels OLS) in squared error (overall score accuracy), in signed error (overall score difference)
+  and in signed error given the human score (conditional score difference) explained by subgroup.
 - ECE: expected calibration error of the top-label confidence of the machine probabilities (equal-width bins).
 
 Bootstrap confidence intervals are percentile intervals over resampled items, seeded.
@@ -28,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.stats import pearsonr
-from sklearn.metrics import cohen_kappa_score
+from sklearn.metrics import cohen_kappa_score, mean_squared_error, r2_score
 
 from scoring.store import Store
 
@@ -60,6 +69,24 @@ def smd(human: npt.ArrayLike, machine: npt.ArrayLike) -> float:
     h, m = np.asarray(human, float), np.asarray(machine, float)
     den = np.sqrt((h.var(ddof=1) + m.var(ddof=1)) / 2)
     return float("nan") if den == 0 else float((m.mean() - h.mean()) / den)
+
+
+def smd_unpooled(human: npt.ArrayLike, machine: npt.ArrayLike) -> float:
+    """RSMTool's human-system SMD (``method='unpooled'``): the mean difference over the human SD (ddof=1)."""
+    h, m = np.asarray(human, float), np.asarray(machine, float)
+    den = h.std(ddof=1)
+    return float("nan") if den == 0 else float((m.mean() - h.mean()) / den)
+
+
+def rmse(human: npt.ArrayLike, machine: npt.ArrayLike) -> float:
+    """Root mean squared error of the machine as a predictor of the human score (scikit-learn)."""
+    return float(np.sqrt(mean_squared_error(np.asarray(human, float), np.asarray(machine, float))))
+
+
+def r2(human: npt.ArrayLike, machine: npt.ArrayLike) -> float:
+    """Proportional reduction in MSE for the observed human score (scikit-learn ``r2_score``); NaN under 2 items."""
+    h = np.asarray(human, float)
+    return float("nan") if len(h) < 2 else float(r2_score(h, np.asarray(machine, float)))
 
 
 def dsm(
@@ -130,6 +157,69 @@ def prmse_true(system: npt.ArrayLike, human: np.ndarray, var_err: float | None =
     if vt is None or m is None or vt == 0:
         return None
     return float(1 - m / vt)
+
+
+def prmse_items(h1: npt.ArrayLike, h2: npt.ArrayLike, machine: npt.ArrayLike) -> dict[str, Any]:
+    """PRMSE over the items holding at least one of the two rater scores (NaN = no score).
+
+    Returns ``prmse`` (None without a double-scored item), ``prmse_n`` (items used) and ``prmse_n_double``.
+    Items with neither score (e.g. only a blind audit score) are left out rather than turning the whole
+    estimate into NaN."""
+    two = np.column_stack([np.asarray(h1, float), np.asarray(h2, float)])
+    mac = np.asarray(machine, float)
+    keep = ~np.isnan(two).all(axis=1)
+    two, mac = two[keep], mac[keep]
+    n_double = int((~np.isnan(two)).all(axis=1).sum())
+    value = prmse_true(mac, two) if n_double else None
+    return {"prmse": value, "prmse_n": int(keep.sum()), "prmse_n_double": n_double}
+
+
+def _percentile_ci(vals: np.ndarray, level: float) -> tuple[float, float] | None:
+    v = vals[np.isfinite(vals)]
+    if not len(v):
+        return None
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return float(np.percentile(v, lo)), float(np.percentile(v, hi))
+
+
+def bootstrap_prediction_ci(
+    human: npt.ArrayLike,
+    machine: npt.ArrayLike,
+    h1: npt.ArrayLike | None = None,
+    h2: npt.ArrayLike | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 13,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals (items resampled) for RMSE, R2 and, given both rater columns, PRMSE."""
+    h, m = np.asarray(human, float), np.asarray(machine, float)
+    n = len(h)
+    if n < 2 or n_boot <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    err = (m[idx] - h[idx]) ** 2
+    mse = err.mean(axis=1)
+    var = h[idx].var(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2s = 1 - mse / var
+    out: dict[str, tuple[float, float]] = {}
+    for name, vals in (("rmse", np.sqrt(mse)), ("r2", r2s)):
+        ci = _percentile_ci(vals, level)
+        if ci:
+            out[name] = ci
+    if h1 is not None and h2 is not None:
+        a, b = np.asarray(h1, float), np.asarray(h2, float)
+        pr = []
+        for ix in idx:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = prmse_items(a[ix], b[ix], m[ix])["prmse"]
+            pr.append(np.nan if v is None else v)
+        ci = _percentile_ci(np.array(pr, float), level)
+        if ci:
+            out["prmse"] = ci
+    return out
 
 
 def expected_calibration_error(
@@ -351,15 +441,19 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
         hum, mac = g["human"].astype(int).to_numpy(), g["machine"].astype(int).to_numpy()
         row = dict(zip(keys, key, strict=True)) | agreement_metrics(hum, mac, labels)
         row["rubric_version"] = int(row["rubric_version"])
-        two = np.column_stack([g["h1"].to_numpy(float), g["h2"].to_numpy(float)])
-        row["prmse"] = prmse_true(mac, two) if (g["h1"].notna() & g["h2"].notna()).any() else None
+        if len(hum) > 1:
+            row.update(smd_unpooled=smd_unpooled(hum, mac), rmse=rmse(hum, mac), r2=r2(hum, mac))
+        h1, h2 = g["h1"].to_numpy(float), g["h2"].to_numpy(float)
+        row.update(prmse_items(h1, h2, mac))
         row["ece"] = None
         probs = g["probabilities"]
         if probs.notna().all():
             p = np.array([[float(d.get(str(s), 0.0)) for s in labels] for d in probs])
             pos = {v: i for i, v in enumerate(labels)}
             row["ece"] = expected_calibration_error(p, np.array([pos[x] for x in hum]), n_bins)[0]
-        rows.append(_with_ci(row, bootstrap_ci(hum, mac, labels, n_boot=n_boot, seed=seed)))
+        row = _with_ci(row, bootstrap_ci(hum, mac, labels, n_boot=n_boot, seed=seed))
+        rows.append(_with_ci(row, bootstrap_prediction_ci(hum, mac, h1 if row["prmse"] is not None else None, h2,
+                                                          n_boot=n_boot, seed=seed)))
     return pd.DataFrame(rows)
 
 
@@ -410,24 +504,182 @@ def automation_table(frames: ScoreFrames, *, window: str | None = None) -> pd.Da
     return pd.DataFrame(rows, columns=cols)
 
 
-def subgroup_table(frames: ScoreFrames, field: str) -> pd.DataFrame:
-    """DSM (and n, means, QWK) per value of metadata ``field``, per rubric x criterion x model version."""
+def _group_of(meta: Any, field: str) -> str:
+    v = (meta or {}).get(field) if isinstance(meta, dict) else None
+    return "(missing)" if v in (None, "") else str(v)
+
+
+def _dsm_boot(groups: dict[str, tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int,
+              level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Stratified bootstrap of every group's DSM: items resampled within each group (group sizes kept), the
+    population means and SDs recomputed from each resample, as the point estimate does."""
+    if n_boot <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    names = list(groups)
+    draws: dict[str, list[float]] = {g: [] for g in names}
+    for _ in range(n_boot):
+        res = {}
+        for g in names:
+            h, m = groups[g]
+            ix = rng.integers(0, len(h), len(h))
+            res[g] = (h[ix], m[ix])
+        hh = np.concatenate([v[0] for v in res.values()])
+        mm = np.concatenate([v[1] for v in res.values()])
+        pop = (hh.mean(), mm.mean(), hh.std(ddof=1), mm.std(ddof=1))
+        for g in names:
+            draws[g].append(dsm(res[g][0], res[g][1], *pop))
+    out = {}
+    for g in names:
+        ci = _percentile_ci(np.array(draws[g], float), level)
+        if ci:
+            out[g] = ci
+    return out
+
+
+def subgroup_table(frames: ScoreFrames, field: str, *, n_boot: int = 0, seed: int = 13) -> pd.DataFrame:
+    """Per value of metadata ``field``, per rubric x criterion x model version: n, means and SDs, QWK, R2,
+    RMSE and DSM (RSMTool ``eval_by_<group>``), with bootstrap intervals for DSM and QWK when ``n_boot``.
+
+    DSM is None (not 0) where it cannot be computed (a population SD of 0): a missing value is not
+    "no difference"."""
     m = frames.machines
     if m.empty:
         return pd.DataFrame()
     m = m[m["human"].notna()].copy()
-    m["group"] = [("(missing)" if (d or {}).get(field) in (None, "") else str(d[field])) for d in m["meta"]]
+    m["group"] = [_group_of(d, field) for d in m["meta"]]
     rows = []
     for (rid, ver, crit, mv), g in m.groupby(["rubric_id", "rubric_version", "criterion", "model_version"]):
         hum, mac = g["human"].astype(float), g["machine"].astype(float)
         pop = (hum.mean(), mac.mean(), hum.std(ddof=1), mac.std(ddof=1))
         labels = g["labels"].iloc[0]
-        for grp, gg in g.groupby("group"):
-            hh, mm = gg["human"].astype(int), gg["machine"].astype(int)
-            rows.append({
+        parts = {str(grp): (gg["human"].astype(float).to_numpy(), gg["machine"].astype(float).to_numpy())
+                 for grp, gg in g.groupby("group")}
+        dsm_ci = _dsm_boot(parts, n_boot, seed) if len(g) > 2 else {}
+        for grp, (hh, mm) in parts.items():
+            d = dsm(hh, mm, *pop) if len(g) > 1 else float("nan")
+            row = {
                 "rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "model_version": mv,
-                "field": field, "group": grp, "n": len(gg), "mean_human": float(hh.mean()),
-                "mean_machine": float(mm.mean()), "dsm": dsm(hh, mm, *pop),
-                "qwk": qwk(hh, mm, labels) if len(gg) > 1 else float("nan"),
-            })
+                "field": field, "group": grp, "n": len(hh), "mean_human": float(hh.mean()),
+                "mean_machine": float(mm.mean()),
+                "sd_human": float(hh.std(ddof=1)) if len(hh) > 1 else float("nan"),
+                "sd_machine": float(mm.std(ddof=1)) if len(mm) > 1 else float("nan"),
+                "dsm": None if not np.isfinite(d) else d,
+                "dsm_lo": dsm_ci.get(grp, (None, None))[0], "dsm_hi": dsm_ci.get(grp, (None, None))[1],
+                "qwk": qwk(hh.astype(int), mm.astype(int), labels) if len(hh) > 1 else float("nan"),
+                "r2": r2(hh, mm), "rmse": rmse(hh, mm),
+            }
+            if n_boot > 0 and len(hh) > 1:
+                ci = bootstrap_ci(hh.astype(int), mm.astype(int), labels, n_boot=n_boot, seed=seed).get("qwk")
+                row["qwk_lo"], row["qwk_hi"] = ci if ci else (None, None)
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def subgroup_human_table(frames: ScoreFrames, field: str, *, n_boot: int = 0, seed: int = 13) -> pd.DataFrame:
+    """First vs second rater per value of metadata ``field`` (RSMTool's human-human agreement by subgroup):
+    n, QWK (with interval), exact agreement and the pooled SMD, per rubric x criterion."""
+    h = frames.humans
+    if h.empty:
+        return pd.DataFrame()
+    h = h[h["h1"].notna() & h["h2"].notna()].copy()
+    if h.empty:
+        return pd.DataFrame()
+    h["group"] = [_group_of(d, field) for d in h["meta"]]
+    rows = []
+    for (rid, ver, crit, grp), g in h.groupby(["rubric_id", "rubric_version", "criterion", "group"], sort=True):
+        labels = g["labels"].iloc[0]
+        a, b = g["h1"].astype(int).to_numpy(), g["h2"].astype(int).to_numpy()
+        met = agreement_metrics(a, b, labels)
+        row = {"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "field": field, "group": grp,
+               "n": len(a), "qwk": met.get("qwk"), "exact": met.get("exact"), "smd": met.get("smd")}
+        rows.append(_with_ci(row, {k: v for k, v in bootstrap_ci(a, b, labels, n_boot=n_boot, seed=seed).items()
+                                   if k in ("qwk", "exact")}))
+    return pd.DataFrame(rows)
+
+
+FAIRNESS_METRICS = {"osa": "overall score accuracy", "osd": "overall score difference",
+                    "csd": "conditional score difference"}
+
+
+def fairness_tables(frames: ScoreFrames, field: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RSMTool's additional fairness analyses by ``field``, per rubric x criterion x model version.
+
+    OLS fits (statsmodels) with the largest group as reference (ties alphabetical): squared error on group
+    (``osa``), signed error machine - human on group (``osd``), and signed error on group + human score as a
+    category, compared with the human-score-only model (``csd``: the difference in adjusted R2, p from the
+    F test between the two). Returns the summary (adjusted R2 and p per analysis) and the per-group estimates
+    with their 95% confidence intervals."""
+    import warnings
+
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    m = frames.machines
+    summary_rows: list[dict[str, Any]] = []
+    est_rows: list[dict[str, Any]] = []
+    cols_s = ["rubric_id", "rubric_version", "criterion", "model_version", "field", "n", "n_groups", "base_group",
+              "analysis", "metric", "r2_adj", "p_value"]
+    cols_e = ["rubric_id", "rubric_version", "criterion", "model_version", "field", "analysis", "group", "n",
+              "estimate", "estimate_lo", "estimate_hi", "p_value"]
+    if m.empty:
+        return pd.DataFrame(columns=cols_s), pd.DataFrame(columns=cols_e)
+    m = m[m["human"].notna()].copy()
+    m["group"] = [_group_of(d, field) for d in m["meta"]]
+    for (rid, ver, crit, mv), g in m.groupby(["rubric_id", "rubric_version", "criterion", "model_version"]):
+        counts = g["group"].value_counts()
+        if len(counts) < 2 or len(g) < len(counts) + 2:
+            continue
+        order = sorted(counts.index, key=lambda x: (-counts[x], x))
+        df = pd.DataFrame({"error": g["machine"].astype(float).to_numpy() - g["human"].astype(float).to_numpy(),
+                           "group": pd.Categorical(g["group"], categories=order),
+                           "sc1_cat": pd.Categorical(g["human"].astype(int).astype(str))})
+        df["SE"] = df["error"] ** 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits = {"osa": smf.ols("SE ~ group", data=df).fit(), "osd": smf.ols("error ~ group", data=df).fit()}
+            null = smf.ols("error ~ sc1_cat", data=df).fit()
+            full = smf.ols("error ~ group + sc1_cat", data=df).fit()
+            fits["csd"] = full
+            stats = {"osa": (fits["osa"].rsquared_adj, fits["osa"].f_pvalue),
+                     "osd": (fits["osd"].rsquared_adj, fits["osd"].f_pvalue),
+                     "csd": (full.rsquared_adj - null.rsquared_adj, anova_lm(null, full).values[1][-1])}
+        keys = {"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "model_version": mv, "field": field}
+        for name, (r2v, pv) in stats.items():
+            summary_rows.append({**keys, "n": len(g), "n_groups": len(order), "base_group": order[0],
+                                 "analysis": name, "metric": FAIRNESS_METRICS[name], "r2_adj": float(r2v),
+                                 "p_value": float(pv)})
+            fit = fits[name]
+            ci = fit.conf_int()
+            for term in fit.params.index:
+                if term != "Intercept" and not term.startswith("group["):
+                    continue
+                grp = order[0] if term == "Intercept" else term.split("T.", 1)[1].rstrip("]")
+                est_rows.append({**keys, "analysis": name, "group": f"Intercept ({grp})" if term == "Intercept"
+                                 else grp, "n": int(counts[grp]), "estimate": float(fit.params[term]),
+                                 "estimate_lo": float(ci.loc[term, 0]), "estimate_hi": float(ci.loc[term, 1]),
+                                 "p_value": float(fit.pvalues[term])})
+    return pd.DataFrame(summary_rows, columns=cols_s), pd.DataFrame(est_rows, columns=cols_e)
+
+
+def score_distribution_table(frames: ScoreFrames) -> pd.DataFrame:
+    """Share of each score level given by the human reference and by the machine on the same items (RSMTool's
+    score distribution table), per rubric x criterion x model version; every level of the scale is listed."""
+    m = frames.machines
+    cols = ["rubric_id", "rubric_version", "criterion", "model_version", "level", "n", "n_human", "pct_human",
+            "n_machine", "pct_machine", "pct_difference"]
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    m = m[m["human"].notna()]
+    rows = []
+    for (rid, ver, crit, mv), g in m.groupby(["rubric_id", "rubric_version", "criterion", "model_version"]):
+        labels = g["labels"].iloc[0]
+        hc = g["human"].astype(int).value_counts()
+        mc = g["machine"].astype(int).value_counts()
+        n = len(g)
+        for lv in labels:
+            a, b = int(hc.get(lv, 0)), int(mc.get(lv, 0))
+            rows.append({"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "model_version": mv,
+                         "level": lv, "n": n, "n_human": a, "pct_human": 100 * a / n, "n_machine": b,
+                         "pct_machine": 100 * b / n, "pct_difference": 100 * (b - a) / n})
+    return pd.DataFrame(rows, columns=cols)

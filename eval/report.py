@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import json
 import math
 import secrets
@@ -19,26 +18,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
-
+from eval import report_plots as plots
 from eval.agreement import (
     ScoreFrames,
-    automation_table,  # noqa: E402
+    automation_table,
     expected_calibration_error,
+    fairness_tables,
     human_human_table,
     human_machine_table,
     load_frames,
     qwk,
+    qwk_indices,
+    score_distribution_table,
+    subgroup_human_table,
     subgroup_table,
 )
-from eval.gates import GatePolicy, evaluate_gates, load_policy  # noqa: E402
-from scoring.store import Store  # noqa: E402
+from eval.gates import GatePolicy, evaluate_gates, load_policy
+from eval.report_html import fmt, html_table, matrix_table
+from scoring.store import Store
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -65,7 +67,13 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "meaning": "Agreement of the machine with the human reference (first rater, else the blind audit score), per "
         "rubric, version, criterion, model version and window; with the ETS gate verdict.",
         "columns": {"rubric_id, rubric_version, criterion, model_version, window": "grouping keys", **_METRIC_COLS,
-                    "prmse": "RSMTool prmse_true against first+second human scores (only with double-scored items)",
+                    "smd_unpooled": "(mean(machine) - mean(human)) / sd(human): RSMTool's human-system SMD",
+                    "r2 / rmse": "R2 (scikit-learn r2_score) and root mean squared error of the machine as a predictor "
+                    "of the human score (RSMTool R2, RMSE), with 95% bootstrap intervals",
+                    "prmse": "RSMTool prmse_true against the first and second rater's scores, over the items holding at "
+                    "least one of them (blind-audit-only items left out), with a 95% bootstrap interval; empty without "
+                    "a double-scored item",
+                    "prmse_n / prmse_n_double": "items PRMSE was computed on / of which double-scored",
                     "ece": "expected calibration error of the machine's top-level probability (10 bins)",
                     "auto_fraction": "share of ALL this key's machine scores whose score stands (routes auto "
                     "and audit), from the automation table",
@@ -109,14 +117,48 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "n, qwk, exact": "as above"},
     },
     "subgroups": {
-        "meaning": "Per value of a metadata field named with --subgroup: machine vs human means, QWK and DSM.",
+        "meaning": "Per value of a metadata field named with --subgroup: machine vs human means, QWK, R2, RMSE and DSM "
+        "(RSMTool's evaluation by subgroup).",
         "columns": {"field, group": "metadata field and its value ('(missing)' when absent)",
-                    "n, mean_human, mean_machine, qwk": "within the subgroup",
-                    "dsm": "RSMTool difference of standardised means: z(machine) - z(human), population mean/SD",
-                    "gate": "ok / fail (|DSM| > policy max) / small (n below policy min_subgroup_n)"},
+                    "n, mean_human, mean_machine, sd_human, sd_machine, qwk, r2, rmse": "within the subgroup",
+                    "dsm": "RSMTool difference of standardised means: z(machine) - z(human), population mean/SD; "
+                    "empty (shown 'n/a') where it cannot be computed, never 0",
+                    "dsm_lo / dsm_hi, qwk_lo / qwk_hi": "95% bootstrap interval (items resampled within each group)",
+                    "gate": "ok / fail (|DSM| > policy max) / small (n below policy min_subgroup_n) / n/a"},
+    },
+    "subgroups_human": {
+        "meaning": "First vs second rater per value of a --subgroup field (RSMTool's human-human agreement by "
+        "subgroup): the reference the machine's subgroup figures are read against.",
+        "columns": {"field, group": "metadata field and its value", "n": "double-scored items",
+                    "qwk, exact (+ _lo/_hi)": "agreement with 95% bootstrap interval",
+                    "smd": "pooled SMD second vs first rater"},
+    },
+    "fairness": {
+        "meaning": "RSMTool's additional fairness analyses (Loukina, Madnani & Zechner 2019) per --subgroup field: "
+        "share of variance explained by group membership (adjusted R2 of an OLS fit, statsmodels) in squared error "
+        "(overall score accuracy, osa), in signed error machine - human (overall score difference, osd), and in "
+        "signed error once the human score is controlled for (conditional score difference, csd: difference in "
+        "adjusted R2 to the human-score-only model, p from their F test).",
+        "columns": {"n, n_groups, base_group": "items, groups, reference group (the largest)",
+                    "analysis, metric": "osa / osd / csd and its name", "r2_adj": "variance explained by group",
+                    "p_value": "F test p value"},
+    },
+    "fairness_estimates": {
+        "meaning": "Per group, the fairness models' coefficients: the difference from the reference group (the "
+        "intercept row: the reference group's own value) with 95% confidence intervals.",
+        "columns": {"analysis": "osa / osd / csd", "group, n": "group and its items",
+                    "estimate, estimate_lo, estimate_hi, p_value": "coefficient, its 95% CI, p value"},
+    },
+    "score_distribution": {
+        "meaning": "Share of each score level given by the human reference and by the machine on the same items "
+        "(RSMTool's score distribution table); every level of the scale is listed.",
+        "columns": {"level": "score level", "n": "items compared",
+                    "n_human / pct_human, n_machine / pct_machine": "count and percent at that level",
+                    "pct_difference": "pct_machine - pct_human"},
     },
     "confusion": {
-        "meaning": "Confusion matrices in long form.",
+        "meaning": "Confusion matrices in long form (every cell with items; the page shows them as tables, long scales "
+        "binned).",
         "columns": {"pair": "human-human or machine model version", "rubric_id, rubric_version, criterion": "keys",
                     "reference": "first rater (human-human) or human reference score",
                     "other": "second rater or machine score", "count": "number of items"},
@@ -124,14 +166,17 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "reliability": {
         "meaning": "Reliability-diagram bins of machine probabilities (top-level confidence vs accuracy vs human).",
         "columns": {"rubric_id, criterion, model_version": "keys", "bin, lower, upper": "confidence bin",
-                    "n": "items in bin", "confidence": "mean top probability", "accuracy": "share where argmax = human"},
+                    "n": "items in bin", "confidence": "mean top probability", "accuracy": "share where argmax = human",
+                    "accuracy_lo / accuracy_hi": "95% Wilson interval of that share",
+                    "small": "true when n < 10 (drawn hollow)"},
     },
     "automation_curve": {
         "meaning": "If the machine auto-scored only items whose top probability is at least a threshold: the share "
         "automated and the QWK / exact agreement on them (the trade-off routing chooses a point on).",
         "columns": {"rubric_id, criterion, model_version": "keys", "threshold": "top-probability threshold",
-                    "auto_fraction": "share of items at or above it", "n": "items",
-                    "qwk, exact": "agreement with the human reference on those items"},
+                    "auto_fraction": "share of items at or above it", "n": "items (thresholds with fewer than 10 "
+                    "items are left out)", "qwk, exact": "agreement with the human reference on those items",
+                    "qwk_lo / qwk_hi": "95% bootstrap interval of that QWK"},
     },
     "items": {
         "meaning": "One row per submission x criterion: the scores that every table is computed from.",
@@ -187,11 +232,16 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
 
 
-def _fig_png(fig: plt.Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+@dataclass
+class Section:
+    """One part of the page: its tables (HTML blocks) and figures, in reading order."""
+
+    id: str
+    title: str
+    meaning: str
+    exports: list[str]
+    blocks: list[Markup] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _confusion(ref: np.ndarray, oth: np.ndarray, labels: list[int]) -> np.ndarray:
@@ -200,25 +250,6 @@ def _confusion(ref: np.ndarray, oth: np.ndarray, labels: list[int]) -> np.ndarra
     for a, b in zip(ref, oth, strict=True):
         cm[pos[int(a)], pos[int(b)]] += 1
     return cm
-
-
-def _plot_confusion(cm: np.ndarray, labels: list[int], title: str, xlabel: str, ylabel: str) -> bytes:
-    size = min(7.0, 2.5 + 0.25 * len(labels))
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), [str(x) for x in labels], fontsize=7)
-    ax.set_yticks(range(len(labels)), [str(x) for x in labels], fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    if len(labels) <= 13:
-        mx = cm.max() or 1
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if cm[i, j] > mx / 2 else "black")
-    return _fig_png(fig)
 
 
 def _clean(v: Any) -> Any:
@@ -233,6 +264,22 @@ def _clean(v: Any) -> Any:
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+
+
+# what the human-machine table shows first: the figures a decision rests on, then RSMTool's accuracy block
+HM_PARTS = [
+    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "smd", "prmse", "prmse_n", "auto_fraction"]),
+    ("accuracy (RSMTool's evaluation table)", ["exact", "adjacent", "kappa", "pearson_r", "r2", "rmse",
+                                               "smd_unpooled"]),
+    ("descriptives and calibration", ["mean_ref", "sd_ref", "mean_other", "sd_other", "alpha_ordinal", "ece",
+                                      "prmse_n_double"]),
+    ("gate detail", ["gate_detail"]),
+]
+HH_PARTS = [
+    ("agreement", ["n", "qwk", "kappa", "exact", "adjacent", "smd"]),
+    ("descriptives", ["mean_ref", "sd_ref", "mean_other", "sd_other", "pearson_r", "alpha_ordinal"]),
+]
+GATE_CLASSES = {"gate=fail": "bad", "gate=pass": "ok", "gate=insufficient": "warn", "gate=small": "warn"}
 
 
 def build_report(
@@ -255,51 +302,64 @@ def build_report(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     policy = policy or load_policy()
     pseudo = Pseudonymizer(pseudonym_key)
+    fields = subgroups or []
     frames = load_frames(store, rubric_id=rubric_id, since=since, until=until)
     tables: dict[str, pd.DataFrame] = {}
-    figures: list[dict[str, str]] = []
     fig_paths: list[Path] = []
+    n_fig = 0
 
-    def add_fig(name: str, png: bytes, caption: str) -> None:
-        p = out / "figures" / f"{len(figures):03d}_{name}.png"
-        p.write_bytes(png)
-        fig_paths.append(p)
-        figures.append({"caption": caption, "src": "data:image/png;base64," + base64.b64encode(png).decode(),
-                        "file": f"figures/{p.name}"})
+    def figure(name: str, png: bytes, caption: str, wide: bool = False) -> dict[str, Any]:
+        nonlocal n_fig
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:120]
+        path = out / "figures" / f"{n_fig:03d}_{safe}.png"
+        n_fig += 1
+        path.write_bytes(png)
+        fig_paths.append(path)
+        return {"caption": caption, "src": "data:image/png;base64," + base64.b64encode(png).decode(),
+                "file": f"figures/{path.name}", "wide": wide}
 
     hh = human_human_table(frames, n_boot=n_boot, seed=seed)
     hm = human_machine_table(frames, n_boot=n_boot, seed=seed)
+    sg = _subgroups(frames, fields, policy, n_boot, seed)
+    auto_all = automation_table(frames)
     if not hm.empty:
         hh_ref = {(r.rubric_id, r.rubric_version, r.criterion): r.qwk for r in hh.itertuples()} if not hh.empty else {}
         hm["hh_qwk"] = [hh_ref.get((r.rubric_id, r.rubric_version, r.criterion)) for r in hm.itertuples()]
-        sg_all = _subgroups(frames, subgroups or [], policy)
         by_key: dict[tuple[Any, ...], dict[str, tuple[float, int]]] = {}
-        for r in sg_all.itertuples():
-            by_key.setdefault((r.rubric_id, r.rubric_version, r.criterion, r.model_version), {})[
-                f"{r.field}={r.group}"] = (r.dsm, r.n)
+        for r in sg.itertuples():
+            if r.dsm is not None and not (isinstance(r.dsm, float) and math.isnan(r.dsm)):
+                by_key.setdefault((r.rubric_id, r.rubric_version, r.criterion, r.model_version), {})[
+                    f"{r.field}={r.group}"] = (r.dsm, r.n)
         verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk,
                                    subgroups=by_key.get((r.rubric_id, r.rubric_version, r.criterion,
                                                          r.model_version)))
                     for r in hm.itertuples()]
         hm["gate"] = [v.status for v in verdicts]
         hm["gate_detail"] = [v.summary() for v in verdicts]
-    auto = automation_table(frames)
-    if not hm.empty:
         have = {(r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window): r.auto_fraction
-                for r in auto.itertuples()}
+                for r in auto_all.itertuples()}
         hm["auto_fraction"] = [have.get((r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window))
                                for r in hm.itertuples()]
     tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
+    tables["score_distribution"] = score_distribution_table(frames)
     tables["automation"] = automation_table(frames, window=window)
     from eval.decisions import decision_agreement, decision_summary
 
     tables["decisions"] = decision_summary(store, rubric_id)
     tables["decision_agreement"] = decision_agreement(store, rubric_id)
     tables["over_time"] = _over_time(frames, window)
-    tables["subgroups"] = _subgroups(frames, subgroups or [], policy)
-    tables["confusion"], conf_figs = _confusions(frames, max_confusion_plots)
-    tables["reliability"], tables["automation_curve"], prob_figs = _probability_tables(frames, auto)
-    tables["items"] = _items(frames, subgroups or [], pseudo)
+    tables["subgroups"] = sg
+    sgh = [subgroup_human_table(frames, f, n_boot=n_boot, seed=seed) for f in fields]
+    sgh = [x for x in sgh if not x.empty]
+    tables["subgroups_human"] = pd.concat(sgh, ignore_index=True) if sgh else pd.DataFrame(
+        columns=["rubric_id", "rubric_version", "criterion", "field", "group", "n", "qwk", "exact", "smd"])
+    fair = [fairness_tables(frames, f) for f in fields]
+    tables["fairness"] = pd.concat([f[0] for f in fair], ignore_index=True) if fair else fairness_tables(frames, "")[0]
+    tables["fairness_estimates"] = (pd.concat([f[1] for f in fair], ignore_index=True) if fair
+                                    else fairness_tables(frames, "")[1])
+    tables["confusion"], conf_blocks, conf_figs = _confusions(frames, max_confusion_plots)
+    tables["reliability"], tables["automation_curve"], prob_figs = _probability_tables(frames, auto_all, n_boot, seed)
+    tables["items"] = _items(frames, fields, pseudo)
     tables["suspensions"] = pd.DataFrame([{
         "rubric_id": s.rubric_id, "criterion": s.criterion, "reason": s.reason, "suspended_at": s.suspended_at,
         "lifted_at": s.lifted_at, "lifted_by": s.lifted_by} for s in store.suspensions(rubric_id=rubric_id)],
@@ -309,34 +369,7 @@ def build_report(
         "promoted_at": m.promoted_at} for m in store.models() if rubric_id is None or m.rubric_id == rubric_id],
         columns=["version", "rubric_id", "status", "registered_at", "promoted_at"])
 
-    for name, png, cap in conf_figs:
-        add_fig(name, png, cap)
-    for name, png, cap in prob_figs:
-        add_fig(name, png, cap)
-    ot = tables["over_time"]
-    if not ot.empty:
-        for rid, g in ot.groupby("rubric_id"):
-            fig, ax = plt.subplots(figsize=(7, 3.2))
-            for (pair, crit), gg in g.groupby(["pair", "criterion"]):
-                ax.plot(gg["window"].astype(str), gg["qwk"], marker="o", label=f"{crit}: {pair}")
-            ax.axhline(policy.min_qwk, color="grey", ls="--", lw=0.8)
-            ax.set_ylabel("QWK")
-            ax.set_title(f"{rid}: agreement over time (window {window})", fontsize=9)
-            ax.legend(fontsize=7)
-            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-            add_fig(f"over_time_{rid}", _fig_png(fig), f"{rid}: QWK per {window} window; dashed: gate {policy.min_qwk}")
-    sg = tables["subgroups"]
-    if not sg.empty:
-        for (rid, crit, mv, fld), g in sg.groupby(["rubric_id", "criterion", "model_version", "field"]):
-            fig, ax = plt.subplots(figsize=(6, 0.4 * len(g) + 1.5))
-            colors = ["tab:red" if x == "fail" else "tab:grey" if x == "small" else "tab:blue" for x in g["gate"]]
-            ax.barh(g["group"].astype(str), g["dsm"].fillna(0), color=colors)
-            for x in (-policy.max_abs_dsm, policy.max_abs_dsm):
-                ax.axvline(x, color="grey", ls="--", lw=0.8)
-            ax.set_xlabel("DSM (machine z - human z)")
-            ax.set_title(f"{rid}/{crit} ({mv or 'model ?'}) by {fld}", fontsize=9)
-            add_fig(f"subgroup_{rid}_{crit}_{fld}", _fig_png(fig),
-                    f"DSM by {fld}; dashed: ±{policy.max_abs_dsm}; grey bars: n < {policy.min_subgroup_n}")
+    sections = _sections(tables, policy, window, figure, conf_blocks, conf_figs, prob_figs)
 
     for name, df in tables.items():
         df.to_csv(out / f"{name}.csv", index=False)
@@ -345,39 +378,154 @@ def build_report(
 
     verification = store.verify_audit()
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "jinja"]))
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = fmt
     html = env.get_template("report.html.jinja").render(
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
-        filters={"rubric": rubric_id or "all", "since": since, "until": until, "subgroups": subgroups or [],
+        filters={"rubric": rubric_id or "all", "since": since, "until": until, "subgroups": fields,
                  "window": window, "bootstrap": n_boot, "seed": seed},
         policy=policy, verification=verification, pseudonyms_ephemeral=pseudo.ephemeral,
-        tables={k: (list(v.columns), _records(v)) for k, v in tables.items() if k not in ("items", "confusion")},
-        n_items=len(tables["items"]), figures=figures, dictionary=DATA_DICTIONARY,
-        shown=["human_human", "human_machine", "automation", "decisions", "decision_agreement", "subgroups", "over_time",
-               "suspensions", "models"],
+        n_items=len(tables["items"]), sections=sections, dictionary=DATA_DICTIONARY, small_n=plots.SMALL_N,
     )
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")
     return ReportResult(out, html_path, tables, fig_paths)
 
 
+def _sections(tables: dict[str, pd.DataFrame], policy: GatePolicy, window: str, figure: Any,
+              conf_blocks: list[Markup], conf_figs: list[tuple[str, bytes, str]],
+              prob_figs: list[tuple[str, bytes, str]]) -> list[Section]:
+    """The page in reading order, each table rendered to fit and each figure captioned with its n."""
+    dd = DATA_DICTIONARY
+
+    def sec(sid: str, title: str, exports: list[str]) -> Section:
+        return Section(sid, title, dd[exports[0]]["meaning"], exports)
+
+    out: list[Section] = []
+    s = sec("human_human", "Human-human agreement", ["human_human"])
+    s.blocks.append(html_table(tables["human_human"], name="human_human", parts=HH_PARTS))
+    out.append(s)
+
+    s = sec("human_machine", "Human-machine agreement and gates", ["human_machine"])
+    s.blocks.append(html_table(tables["human_machine"], name="human_machine", parts=HM_PARTS, classes=GATE_CLASSES))
+    out.append(s)
+
+    s = sec("score_distribution", "Score distributions (human vs machine, per level)", ["score_distribution"])
+    s.blocks += _distribution_blocks(tables["score_distribution"])
+    out.append(s)
+
+    s = sec("confusion", "Confusion matrices", ["confusion"])
+    s.blocks += conf_blocks
+    s.figures += [figure(n, png, cap) for n, png, cap in conf_figs]
+    out.append(s)
+
+    s = sec("automation", "Automation (recorded routes)", ["automation", "automation_curve", "reliability"])
+    s.blocks.append(html_table(tables["automation"], name="automation"))
+    au = tables["automation"]
+    if not au.empty:
+        pooled = au.groupby(["rubric_id", "rubric_version", "criterion", "model_version"], as_index=False)[
+            ["n", "n_auto", "n_audit", "n_human", "n_double", "n_unrouted"]].sum()
+        pooled["auto_fraction"] = (pooled["n_auto"] + pooled["n_audit"]) / pooled["n"]
+        for rid, g in pooled.groupby("rubric_id"):
+            per = g[g["criterion"] != "(all)"]
+            if len(per):
+                s.figures.append(figure(f"routes_{rid}", plots.plot_routes(g, str(rid)),
+                                        f"{rid}: recorded route of every machine score, per criterion "
+                                        f"(n={int(per['n'].sum())} machine scores)"))
+    s.figures += [figure(n, png, cap, wide=True) for n, png, cap in prob_figs]
+    out.append(s)
+
+    s = sec("decisions", "Credential decisions", ["decisions"])
+    s.blocks.append(html_table(tables["decisions"], name="decisions"))
+    out.append(s)
+    s = sec("decision_agreement", "Agreement on credential decisions", ["decision_agreement"])
+    s.blocks.append(html_table(tables["decision_agreement"], name="decision_agreement"))
+    out.append(s)
+
+    s = sec("subgroups", "Subgroups: differences (DSM), human-human agreement and fairness",
+            ["subgroups", "subgroups_human", "fairness", "fairness_estimates"])
+    sg = tables["subgroups"]
+    s.blocks.append(html_table(sg, name="subgroups", classes={"gate=fail": "bad", "gate=small": "warn",
+                                                               "gate=n/a": "warn"}))
+    if not sg.empty:
+        for (rid, crit, mv, fld), g in sg.groupby(["rubric_id", "criterion", "model_version", "field"]):
+            png = plots.plot_group_bars(
+                [str(x) for x in g["group"]], [None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+                                               for v in g["dsm"]],
+                list(g["dsm_lo"]), list(g["dsm_hi"]), [int(n) for n in g["n"]],
+                small=[x == "small" for x in g["gate"]], fail=[x == "fail" for x in g["gate"]],
+                xlabel="DSM: z(machine) - z(human), 95% bootstrap interval",
+                title=f"{rid}/{crit} ({mv or 'model ?'}) by {fld}, n={int(g['n'].sum())}",
+                limits=(-policy.max_abs_dsm, policy.max_abs_dsm), missing="DSM n/a (an SD is 0)")
+            s.figures.append(figure(f"subgroup_{rid}_{crit}_{fld}", png,
+                                    f"DSM by {fld}, {rid}/{crit} (n={int(g['n'].sum())}); dashed: "
+                                    f"±{policy.max_abs_dsm}; hatched grey: n < {policy.min_subgroup_n}"))
+    s.blocks.append(Markup("<h3>Human-human agreement by subgroup</h3>"))
+    s.blocks.append(html_table(tables["subgroups_human"], name="subgroups_human"))
+    shh = tables["subgroups_human"]
+    for (rid, crit, fld), g in (shh.groupby(["rubric_id", "criterion", "field"]) if not shh.empty else []):
+        png = plots.plot_group_bars(
+            [str(x) for x in g["group"]], list(g["qwk"]), list(g.get("qwk_lo", [None] * len(g))),
+            list(g.get("qwk_hi", [None] * len(g))), [int(n) for n in g["n"]],
+            small=[n < policy.min_subgroup_n for n in g["n"]], fail=[False] * len(g),
+            xlabel="QWK first vs second rater, 95% bootstrap interval",
+            title=f"{rid}/{crit}: human-human QWK by {fld}, n={int(g['n'].sum())}")
+        s.figures.append(figure(f"subgroup_hh_{rid}_{crit}_{fld}", png,
+                                f"Human-human QWK by {fld}, {rid}/{crit} (n={int(g['n'].sum())} double-scored)"))
+    s.blocks.append(Markup("<h3>Fairness (RSMTool's additional fairness analyses)</h3>"))
+    s.blocks.append(html_table(tables["fairness"], name="fairness"))
+    s.blocks.append(html_table(tables["fairness_estimates"], name="fairness_estimates"))
+    fe = tables["fairness_estimates"]
+    for (rid, crit, mv, fld), g in (fe.groupby(["rubric_id", "criterion", "model_version", "field"])
+                                    if not fe.empty else []):
+        n = int(g[g["analysis"] == "osd"]["n"].sum())
+        s.figures.append(figure(f"fairness_{rid}_{crit}_{fld}", plots.plot_fairness(
+            g, f"{rid}/{crit} ({mv}) by {fld}, n={n}"), f"Fairness estimates by {fld}, {rid}/{crit} (n={n}): "
+            "difference from the reference group with 95% CI", wide=True))
+    out.append(s)
+
+    s = sec("over_time", "Agreement over time", ["over_time"])
+    s.blocks.append(html_table(tables["over_time"], name="over_time"))
+    ot = tables["over_time"]
+    for rid, g in (ot.groupby("rubric_id") if not ot.empty else []):
+        s.figures.append(figure(f"over_time_{rid}", plots.plot_over_time(
+            g, f"{rid}: QWK per {window} window", policy.min_qwk),
+            f"{rid}: QWK per {window} window (n={int(g['n'].sum())} pairs over {g['window'].nunique()} window(s)); "
+            f"dashed: gate {policy.min_qwk}; n at each point", wide=True))
+    out.append(s)
+
+    for name, title in (("suspensions", "Automation suspensions"), ("models", "Models")):
+        s = sec(name, title, [name])
+        s.blocks.append(html_table(tables[name], name=name))
+        out.append(s)
+    return out
+
+
+def _distribution_blocks(dist: pd.DataFrame) -> list[Markup]:
+    """One compact table per rubric x criterion x model: levels as rows (long scales stay tabular)."""
+    blocks: list[Markup] = []
+    for (rid, ver, crit, mv), g in (dist.groupby(["rubric_id", "rubric_version", "criterion", "model_version"])
+                                    if not dist.empty else []):
+        rows = [f'<div class="tablewrap dist" data-table="score_distribution"><table><caption>{escape(rid)}@{ver} '
+                f"&middot; {escape(crit)} &middot; {escape(mv)} (n={int(g['n'].iloc[0])})</caption><thead><tr>"
+                "<th>level</th><th>human n</th><th>human %</th><th>machine n</th><th>machine %</th>"
+                "<th>machine - human (pts)</th></tr></thead><tbody>"]
+        for r in g.itertuples():
+            rows.append(f"<tr><th>{r.level}</th><td>{r.n_human}</td><td>{r.pct_human:.1f}</td><td>{r.n_machine}</td>"
+                        f"<td>{r.pct_machine:.1f}</td><td>{r.pct_difference:+.1f}</td></tr>")
+        rows.append("</tbody></table></div>")
+        blocks.append(Markup("".join(rows)))
+    return blocks
+
+
 _FIRST = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
-          "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "exact", "adjacent", "kappa", "pearson_r",
-          "alpha_ordinal", "ece", "auto_fraction"]
+          "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "exact",
+          "adjacent", "kappa", "pearson_r", "r2", "rmse", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction"]
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     """Headline columns first (keys, n, QWK and its interval, gate), the rest after."""
     first = [c for c in _FIRST if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.3f}"
-    return str(v)
 
 
 def _over_time(frames: ScoreFrames, window: str) -> pd.DataFrame:
@@ -393,20 +541,28 @@ def _over_time(frames: ScoreFrames, window: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pair", "rubric_id", "criterion", "window", "n", "qwk", "exact"])
 
 
-def _subgroups(frames: ScoreFrames, fields: list[str], policy: GatePolicy) -> pd.DataFrame:
-    parts = [subgroup_table(frames, f) for f in fields]
+def _subgroups(frames: ScoreFrames, fields: list[str], policy: GatePolicy, n_boot: int, seed: int) -> pd.DataFrame:
+    parts = [subgroup_table(frames, f, n_boot=n_boot, seed=seed) for f in fields]
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame(columns=["rubric_id", "rubric_version", "criterion", "model_version", "field", "group",
                                      "n", "mean_human", "mean_machine", "dsm", "qwk", "gate"])
     df = pd.concat(parts, ignore_index=True)
-    df["gate"] = ["small" if n < policy.min_subgroup_n else ("fail" if abs(d) > policy.max_abs_dsm else "ok")
-                  for n, d in zip(df["n"], df["dsm"].fillna(0), strict=True)]
+
+    def gate(n: int, d: Any) -> str:
+        if n < policy.min_subgroup_n:
+            return "small"
+        if d is None or (isinstance(d, float) and math.isnan(d)):
+            return "n/a"
+        return "fail" if abs(d) > policy.max_abs_dsm else "ok"
+
+    df["gate"] = [gate(n, d) for n, d in zip(df["n"], df["dsm"], strict=True)]
     return df
 
 
-def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list[tuple[str, bytes, str]]]:
+def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list[Markup], list[tuple[str, bytes, str]]]:
     rows: list[dict[str, Any]] = []
+    blocks: list[Markup] = []
     figs: list[tuple[str, bytes, str]] = []
     h = frames.humans
     h = h[h["h1"].notna() & h["h2"].notna()] if len(h) else h
@@ -429,15 +585,33 @@ def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list
                                  "reference": a, "other": b, "count": int(cm[i, j])})
         if len(figs) < max_plots:
             q = qwk(ref.astype(int), oth.astype(int), labels)
+            bins = plots.level_bins(labels)
+            binned = len(bins) < len(labels)
+            mat = plots.bin_matrix(cm, labels, bins) if binned else cm
+            names = [plots.bin_label(b) for b in bins]
+            note = f"; levels binned into {len(bins)} ranges, full matrix in confusion.csv" if binned else ""
+            blocks.append(matrix_table(mat.tolist(), names, names, corner=f"{yl} \u2193 / {xl} \u2192",
+                                       caption=f"{rid}@{ver} / {crit}, {pair}: n={len(ref)}, QWK {q:.3f}{note}"))
             figs.append((f"confusion_{rid}_{crit}_{pair.replace(' ', '_')}",
-                         _plot_confusion(cm, labels, f"{rid}@{ver} {crit}: {pair} (n={len(ref)}, QWK {q:.3f})", xl, yl),
-                         f"Confusion matrix, {rid}@{ver} / {crit}, {pair}"))
-    return pd.DataFrame(rows, columns=["pair", "rubric_id", "rubric_version", "criterion", "reference", "other",
-                                       "count"]), figs
+                         plots.plot_confusion(cm, labels, f"{rid}@{ver} {crit}: {pair} (n={len(ref)}, QWK {q:.3f})",
+                                              xl, yl),
+                         f"Confusion matrix, {rid}@{ver} / {crit}, {pair} (n={len(ref)})"))
+    df = pd.DataFrame(rows, columns=["pair", "rubric_id", "rubric_version", "criterion", "reference", "other", "count"])
+    return df, blocks, figs
 
 
-def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                              list[tuple[str, bytes, str]]]:
+def _curve_ci(hum_idx: np.ndarray, mac_idx: np.ndarray, k: int, n_boot: int, seed: int) -> tuple[float, float] | None:
+    if n_boot <= 0 or len(hum_idx) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(hum_idx), size=(min(n_boot, 300), len(hum_idx)))
+    vals = np.array([qwk_indices(hum_idx[ix], mac_idx[ix], k) for ix in idx])
+    vals = vals[np.isfinite(vals)]
+    return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if len(vals) else None
+
+
+def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame, n_boot: int = 0, seed: int = 13) -> tuple[
+        pd.DataFrame, pd.DataFrame, list[tuple[str, bytes, str]]]:
     rel_rows: list[dict[str, Any]] = []
     cur_rows: list[dict[str, Any]] = []
     figs = []
@@ -451,45 +625,41 @@ def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame) -> tuple[
         truth = np.array([pos[int(x)] for x in g["human"]])
         ece, bins = expected_calibration_error(p, truth)
         for r in bins.to_dict(orient="records"):
-            rel_rows.append({"rubric_id": rid, "criterion": crit, "model_version": mv, **r})
+            lo, hi = plots.wilson(r["accuracy"] * r["n"], int(r["n"]))
+            rel_rows.append({"rubric_id": rid, "criterion": crit, "model_version": mv, **r, "accuracy_lo": lo,
+                             "accuracy_hi": hi, "small": bool(r["n"] < plots.SMALL_N)})
         conf = p.max(axis=1)
         hum = g["human"].astype(int).to_numpy()
         mac = g["machine"].astype(int).to_numpy()
+        hi_, mi_ = np.array([pos[x] for x in hum]), np.array([pos[x] for x in mac])
         curve = []
         for th in np.round(np.arange(0.0, 1.0, 0.05), 2):
             sel = conf >= th
-            if sel.sum() < max(10, 0.02 * len(sel)):  # a handful of items says nothing about agreement
+            if sel.sum() < max(plots.SMALL_N, 0.02 * len(sel)):  # a handful of items says nothing about agreement
                 continue
-            row = {"rubric_id": rid, "criterion": crit, "model_version": mv, "threshold": float(th),
-                   "auto_fraction": float(sel.mean()), "n": int(sel.sum()),
-                   "qwk": qwk(hum[sel], mac[sel], labels), "exact": float((hum[sel] == mac[sel]).mean())}
-            curve.append(row)
+            ci = _curve_ci(hi_[sel], mi_[sel], len(labels), n_boot, seed)
+            curve.append({"rubric_id": rid, "criterion": crit, "model_version": mv, "threshold": float(th),
+                          "auto_fraction": float(sel.mean()), "n": int(sel.sum()),
+                          "qwk": qwk(hum[sel], mac[sel], labels), "qwk_lo": ci[0] if ci else None,
+                          "qwk_hi": ci[1] if ci else None, "exact": float((hum[sel] == mac[sel]).mean())})
         cur_rows += curve
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-        a1.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
-        a1.plot(bins["confidence"], bins["accuracy"], marker="o")
-        a1.set_xlabel("mean top probability")
-        a1.set_ylabel("accuracy vs human")
-        a1.set_title(f"reliability, ECE {ece:.3f}", fontsize=9)
-        if curve:
-            a2.plot([c["auto_fraction"] for c in curve], [c["qwk"] for c in curve], marker=".")
         actual = automation[(automation["rubric_id"] == rid) & (automation["criterion"] == crit)
                             & (automation["model_version"] == mv)] if len(automation) else automation
-        if len(actual) and actual["qwk_audited"].notna().any():
-            r0 = actual.iloc[0]  # the actual routing: share accepted over ALL scores, QWK vs blind audits
-            a2.scatter([r0["auto_fraction"]], [r0["qwk_audited"]], color="red", zorder=3,
-                       label=f"actual routing (n={int(r0['n'])}, audited {int(r0['n_audited'])})")
-            a2.legend(fontsize=7)
-        a2.set_xlabel("share auto-scored")
-        a2.set_ylabel("QWK on auto-scored")
-        a2.set_title("automation vs agreement", fontsize=9)
-        fig.suptitle(f"{rid} / {crit} / {mv}", fontsize=9)
-        figs.append((f"probabilities_{rid}_{crit}_{mv}", _fig_png(fig),
-                     f"Reliability diagram and automation curve, {rid}/{crit}, model {mv}"))
+        act = None
+        if len(actual) and int(actual["n_unrouted"].iloc[0]) < int(actual["n"].iloc[0]):
+            r0 = actual.iloc[0]  # the recorded routing: share accepted over ALL scores, QWK vs blind audits
+            qa = r0["qwk_audited"]
+            act = {"auto_fraction": float(r0["auto_fraction"]), "n": int(r0["n"]), "n_audited": int(r0["n_audited"]),
+                   "qwk_audited": None if qa is None or (isinstance(qa, float) and math.isnan(qa)) else float(qa)}
+        png = plots.plot_probabilities(bins, ece, len(g), curve, act, f"{rid} / {crit} / {mv}")
+        figs.append((f"probabilities_{rid}_{crit}_{mv}", png,
+                     f"Reliability diagram (n={len(g)} human-scored items, per-bin n and 95% intervals) and automation "
+                     f"curve, {rid}/{crit}, model {mv}" + (f"; recorded routing over n={act['n']} machine scores"
+                                                          if act else "")))
     rel = pd.DataFrame(rel_rows, columns=["rubric_id", "criterion", "model_version", "bin", "lower", "upper", "n",
-                                          "confidence", "accuracy"])
+                                          "confidence", "accuracy", "accuracy_lo", "accuracy_hi", "small"])
     cur = pd.DataFrame(cur_rows, columns=["rubric_id", "criterion", "model_version", "threshold", "auto_fraction",
-                                          "n", "qwk", "exact"])
+                                          "n", "qwk", "qwk_lo", "qwk_hi", "exact"])
     return rel, cur, figs
 
 

@@ -30,10 +30,14 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("auto", "--format", help="auto | csv | tsv | jsonl."),
         quoting: str = typer.Option("minimal", "--quoting", help="minimal | none (none: quotes are literal text)."),
         not_blind: bool = typer.Option(False, "--not-blind", help="Raters saw each other's / the machine's score."),
-        append: bool = typer.Option(False, "--append", help="Allow adding to criteria that already hold scores."),
+        append: bool = typer.Option(False, "--append", help="Add scores even where that rater slot (submission, "
+                                    "criterion, kind) already holds one."),
         db: str | None = DB_OPTION,
     ) -> None:
-        """Import human scores; evidence text is not copied, only ids, scores and the named metadata."""
+        """Import human scores; evidence text is not copied, only ids, scores and the named metadata.
+
+        Ids already in the store (e.g. submissions sent through the API) get the scores attached, e.g. a
+        second rater's: `--score-col holistic=rater2@second`."""
         from rubrics.schema import RubricError, load_rubric
         from scoring.errors import ScoringError
         from scoring.usecases.history import ScoreColumn, import_table, read_table
@@ -65,6 +69,7 @@ def register(app: typer.Typer) -> None:
         except (ScoringError, RubricError, ValueError) as exc:  # one line, exit 2, like every other command
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions, "
+        attached = f" ({res.existing} already in the store: scores attached, stored content kept)" if res.existing else ""
+        typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions{attached}, "
                    f"human scores {res.human_scores}, {res.skipped_missing} empty cells skipped")
         typer.echo(json.dumps(res.__dict__))

@@ -2,9 +2,15 @@
 
 Generic, not tied to one data set: the caller names the id column, one or more score columns per
 criterion (each with the kind it represents: first / second / audit / adjudication), optional assessor
-columns, metadata columns and a row filter. Re-running the same import is idempotent for submissions (same
-content) but appends the human scores again, so :func:`import_table` refuses rubric+criterion pairs that
-already hold human scores unless ``allow_existing`` is set.
+columns, metadata columns and a row filter.
+
+An id already in the store (a submission that came in through the API or ``scoring score --store``, or an
+earlier import) gets the imported scores attached to it: it is not created again and its stored evidence
+and metadata stay as they are (the table's metadata columns apply to new submissions only). That is how a
+second rater's scores are added to submissions the service scored. Re-importing a score that is already
+there would count it twice, so :func:`import_table` refuses a rater slot (submission, criterion, kind) that
+already holds a score unless ``allow_existing`` is set. Everything is written in one transaction: a
+refused row (e.g. the same person rating a submission twice) imports nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import pandas as pd
 
 from rubrics.schema import Rubric
 from scoring.errors import Conflict, InvalidRequest, NotFound
+from scoring.store.scores import human_scores_in
 from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
+from scoring.store.submissions import add_submissions_in
 
 _SPEC = re.compile(r"^(?P<crit>[^=]+)=(?P<col>[^@]+?)(?:@(?P<kind>[a-z]+))?$")
 
@@ -89,6 +97,7 @@ class ImportResult:
     submissions: int
     human_scores: dict[str, int]  # kind -> count
     skipped_missing: int
+    existing: int = 0  # selected ids already in the store: scores attached, submission left as stored
 
 
 def _score(v: Any) -> int | None:
@@ -174,17 +183,51 @@ def import_table(
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise InvalidRequest("nothing was imported: " + "; ".join(problems[:5]) + more)
     store.register_rubric(rubric)
+    found = store.find_submissions(rubric.id, list(ids))
+    wrong = [f"{e!r} (stored under version {r.rubric_version})" for e, r in found.items()
+             if r.rubric_version != rubric.version]
+    if wrong:
+        raise Conflict(f"nothing was imported: submission(s) {', '.join(wrong[:5])} are stored under another version "
+                       f"of rubric {rubric.id} than the file's {rubric.key}; import with that version's rubric file")
     if not allow_existing:
-        for crit in {s.criterion for s in score_cols}:
-            if store.human_scores(rubric_id=rubric.id, rubric_version=rubric.version, criterion=crit)[:1]:
-                raise Conflict(f"rubric {rubric.key} criterion {crit!r} already holds human scores; importing "
-                               f"again would duplicate them (pass allow_existing / --append to add anyway)")
+        _refuse_filled_slots(store, rubric, score_cols, found, values, ids)
     items: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for k, (_, row) in enumerate(sel.iterrows()):
+        if ids.iloc[k] in found:  # stored already (e.g. through the API): attach the scores, keep the submission
+            items.append((ids.iloc[k], found[ids.iloc[k]].evidence, found[ids.iloc[k]].metadata))
+            continue
         meta = {c: (None if pd.isna(row[c]) else row[c]) for c in meta_cols}
         meta = {k: (v.item() if v is not None and hasattr(v, "item") else v) for k, v in meta.items()}
         items.append((ids.iloc[k], {}, meta))
-    subs = store.add_submissions(rubric.id, rubric.version, items) if items else []
+    with store.write() as tx:
+        subs = add_submissions_in(store, tx, rubric.id, rubric.version, items) if items else []
+        scores, counts, skipped = _scores(sel, subs, score_cols, values, assessor_cols, source, blind, times)
+        if scores:
+            human_scores_in(store, tx, scores)
+    return ImportResult(n_read, len(sel), len(subs), counts, skipped, existing=len(found))
+
+
+def _refuse_filled_slots(store: Store, rubric: Rubric, score_cols: Sequence[ScoreColumn],
+                         found: dict[str, Any], values: dict[tuple[int, str], int | None], ids: pd.Series) -> None:
+    """A rater slot (submission, criterion, kind) that already holds a score would be counted twice."""
+    if not found:
+        return
+    by_id = {r.id: e for e, r in found.items()}
+    filled = {(by_id[h.submission_id], h.criterion, h.kind)
+              for crit in {s.criterion for s in score_cols}
+              for h in store.human_scores(rubric_id=rubric.id, rubric_version=rubric.version, criterion=crit)
+              if h.submission_id in by_id}
+    clash = sorted({(ids.iloc[k], sc.criterion, sc.kind) for k in range(len(ids)) for sc in score_cols
+                    if values.get((k, sc.column)) is not None and (ids.iloc[k], sc.criterion, sc.kind) in filled})
+    if clash:
+        shown = ", ".join(f"{e!r} {c} ({kind})" for e, c, kind in clash[:5])
+        raise Conflict(f"nothing was imported: {len(clash)} score(s) are already stored, e.g. {shown}; importing "
+                       f"again would count them twice (pass allow_existing / --append to add anyway)")
+
+
+def _scores(sel: pd.DataFrame, subs: Sequence[Any], score_cols: Sequence[ScoreColumn],
+            values: dict[tuple[int, str], int | None], assessor_cols: dict[str, str] | None, source: str,
+            blind: bool, times: Any) -> tuple[list[HumanScoreIn], dict[str, int], int]:
     scores: list[HumanScoreIn] = []
     skipped = 0
     counts: dict[str, int] = {}
@@ -199,6 +242,4 @@ def import_table(
                         else f"{source}:{sc.column}")
             scores.append(HumanScoreIn(sub.id, sc.criterion, v, assessor, sc.kind, blind, created_at=when))
             counts[sc.kind] = counts.get(sc.kind, 0) + 1
-    if scores:
-        store.record_human_scores(scores)
-    return ImportResult(n_read, len(sel), len(subs), counts, skipped)
+    return scores, counts, skipped
