@@ -58,8 +58,25 @@ def test_rerun_of_a_finished_job_adds_nothing_and_another_job_is_refused(demo_mo
     before = out.read_bytes()
     _, again = _run(demo_model_dir, demo_files[1], out, encoder_cache)
     assert out.read_bytes() == before and again.resumed_from == again.records
-    with pytest.raises(JobStateError, match="another job"):
+    with pytest.raises(JobStateError, match="another job") as refused:
         _run(demo_model_dir, demo_files[0], out, encoder_cache)
+    msg = str(refused.value)
+    assert "the input file's content changed" in msg and "{" not in msg and "model changed" not in msg
+
+
+def test_the_resume_check_sees_an_edit_in_the_middle_of_a_large_input(tmp_path):
+    from scoring.batch import file_fingerprint
+
+    essay = tmp_path / "backlog.jsonl"
+    lines = [json.dumps({"id": f"e{i}", "essay": f"essay {i:06d} " + "word " * 60}) for i in range(12_000)]
+    essay.write_text("\n".join(lines) + "\n")
+    assert essay.stat().st_size > 3 * (1 << 20)  # larger than the first and last MiB together
+    before = file_fingerprint(essay)
+    data = bytearray(essay.read_bytes())
+    mid = data.index(b"essay 006000")
+    data[mid:mid + 12] = b"essay 009999"  # same size, same first and last MiB: only the middle changed
+    essay.write_bytes(bytes(data))
+    assert file_fingerprint(essay) != before
 
 
 def test_sigkill_then_rerun_loses_and_duplicates_no_row(demo_model_dir, encoder_cache, tmp_path):
