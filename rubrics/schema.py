@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -245,6 +245,8 @@ class Rubric(BaseModel):
     criteria: tuple[Criterion, ...] = Field(min_length=1)
     award: Award | None = Field(default=None, description="When the micro-credential is earned (none: criterion "
                                 "scores only, no credential decision).")
+    rationale: Literal["always", "disagreement", "disagreement_or_lowest", "never"] | None = Field(
+        default=None, description="When an assessor must write a rationale (none: the server's setting).")
 
     @field_validator("id")
     @classmethod
@@ -308,6 +310,8 @@ class Rubric(BaseModel):
         body = self.model_dump(mode="json")
         if body.get("award") is None:  # rubrics without an award rule keep the fingerprint they always had
             body.pop("award", None)
+        if body.get("rationale") is None:  # likewise rubrics that leave the rationale rule to the server
+            body.pop("rationale", None)
         blob = json.dumps(body, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -338,23 +342,66 @@ def parse_rubric(data: Any, source: str = "<inline>") -> Rubric:
         Naming the source, the field and the problem of the first error found.
     """
     if not isinstance(data, dict):
-        raise RubricError(source, "", f"expected a mapping at the top level, found {type(data).__name__}")
+        raise RubricError(source, "", "expected a mapping of fields (id, version, title, evidence, criteria) at "
+                          f"the top level, found {_kind(data)}")
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # an error inside a list item also fails the list around it ("criteria: at least 1 item"): keep the cause
+        errs: list[Any] = []
+        for e in exc.errors():
+            loc = tuple(e["loc"])
+            if not any(tuple(x["loc"])[:len(loc)] == loc for x in errs):
+                errs.append(e)
+        err = errs[0]
         field = _loc_to_path(tuple(err["loc"]), data)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = f"unknown field (found {err.get('input')!r}); check the spelling against the rubric schema"
-        others = [f"{_loc_to_path(tuple(e['loc']), data)}: {e['msg'].removeprefix('Value error, ')}"
-                  for e in exc.errors()[1:4]]
+        msg = _in_words(err)
+        others = [f"{_loc_to_path(tuple(e['loc']), data)}: {_in_words(e)}" for e in errs[1:4]]
         more = f"; also {'; '.join(others)}" if others else ""
-        if len(exc.errors()) > 4:
-            more += f" (and {len(exc.errors()) - 4} more)"
+        if len(errs) > 4:
+            more += f" (and {len(errs) - 4} more)"
         raise RubricError(source, field, msg + more) from None
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, as an author would say it."""
+    if value is None:
+        return "nothing (the file or field is empty)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a value of another kind"
+
+
+def _in_words(e: Any) -> str:
+    """One pydantic error in the author's words: what was expected and what was found."""
+    kind, ctx, found = e["type"], e.get("ctx") or {}, e.get("input")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return f"unknown field (found {found!r}); check the spelling against the rubric schema"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s), found {ctx.get('actual_length', 0)}"
+    if kind == "too_long":
+        return f"expected at most {ctx.get('max_length')} item(s), found {ctx.get('actual_length')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, found {_kind(found)}"
+    if kind in ("string_type",):
+        return f"expected text, found {_kind(found)}"
+    if kind in ("tuple_type", "list_type"):
+        return f"expected a list, found {_kind(found)}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping of fields, found {_kind(found)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, found {_kind(found)}"
+    return str(e["msg"]).removeprefix("Value error, ")
 
 
 def load_rubric(path: str | Path) -> Rubric:

@@ -352,7 +352,11 @@ def _read(
                 problems[crit] = f"score {raw!r} for criterion {crit!r} is not a number"
                 continue
             levels = rubric.criterion(crit).scores
-            if not f.is_integer() or int(f) not in levels:
+            if not f.is_integer():
+                problems[crit] = (f"score {raw!r} for criterion {crit!r} is not a whole number; the rubric's "
+                                  f"levels are {levels}")
+                continue
+            if int(f) not in levels:
                 problems[crit] = f"score {raw!r} for criterion {crit!r} is outside the rubric scale {levels}"
                 continue
             scores[crit] = int(f)

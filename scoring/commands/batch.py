@@ -108,14 +108,17 @@ def train(
         _fail(exc)
         return
     bad_cells = [(r, c, why) for r in records if r.reject is None for c, why in r.score_problems.items()]
-    if rejected or bad_cells:
+    # an empty score cell is not an error (a criterion may be unscored), but it is one example fewer: say so
+    empty = [(r, c, f"empty score cell: criterion {c!r} of this row was not trained on") for r in records
+             if r.reject is None for c in cols.scores if r.scores.get(c) is None and c not in r.score_problems]
+    if rejected or bad_cells or empty:
         rej_path = path / "training-rejects.jsonl"
         rej_path.write_text(
             "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}) + "\n" for r in rejected)
             + "".join(json.dumps({"record": r.number, "id": r.id, "criterion": c, "reason": why}) + "\n"
-                      for r, c, why in bad_cells))
-        err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable[/] "
-                  f"(the rest of those rows was used), reasons in {rej_path}")
+                      for r, c, why in bad_cells + empty))
+        err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable, "
+                  f"{len(empty)} empty[/] (the rest of those rows was used), reasons in {rej_path}")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):

@@ -72,7 +72,9 @@ def test_levels_are_sorted_and_scale_shorthand_expands():
         (_with(colour="red"), "colour", "unknown field"),
         (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 0}]}]), "criteria[q].levels", "at least 2 levels"),
         (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 0}, {"score": 0}]}]), "criteria[q].levels", "repeated [0]"),
-        (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": "high"}, {"score": 1}]}]), "criteria[q].levels[0].score", "integer"),
+        (_with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": "high"}, {"score": 1}]}]), "criteria[q].levels[0].score", "expected a whole number, found the text 'high'"),
+        (_with(criteria=[{"id": "q", "title": "Q", "scale": {"min": 3, "max": 0}}]), "criteria[q]",
+         "scale: scale.max (0) must be greater than scale.min (3)"),
         (_with(criteria=[{"id": "q", "title": "Q", "evidence": ["video"], "levels": [{"score": 0}, {"score": 1}]}]), "", "reads evidence 'video'"),
         (_with(criteria=[{"id": "q", "title": "Q", "scale": {"min": True, "max": 4}}]), "criteria[q]", "scale.min: expected a whole number, found True"),
         (_with(version=True), "version", "a YAML boolean"),
@@ -84,6 +86,15 @@ def test_malformed_rubrics_name_the_field_and_the_problem(data, field, problem):
     assert exc.value.source == "r.yaml"
     assert exc.value.field == field
     assert problem in str(exc.value)
+    assert "Tuple" not in str(exc.value) and "should have" not in str(exc.value)  # pydantic's words, not ours
+
+
+def test_an_empty_rubric_file_is_called_empty(tmp_path: Path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(RubricError, match="found nothing \\(the file or field is empty\\)") as exc:
+        load_rubric(empty)
+    assert "NoneType" not in str(exc.value)
 
 
 def test_file_errors_name_the_file_and_line(tmp_path: Path):

@@ -125,17 +125,22 @@ def test_a_bad_score_cell_costs_that_label_only(tmp_path: Path, encoder_cache, m
     get_settings.cache_clear()
     rows = make_reflections(80, seed=8)
     rows[3]["questioning"] = "9"  # off the 0-2 scale
+    rows[5]["adjusting"] = ""  # empty: not an error, but one example fewer, and said so
+    rows[6]["self_assessment"] = "1.5"  # on the scale's range but not one of its levels
     data = tmp_path / "scored.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
     res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert "0 record(s) rejected, 1 score cell(s) unusable" in " ".join(res.output.split())
+    assert "0 record(s) rejected, 2 score cell(s) unusable, 1 empty" in " ".join(res.output.split())
     version = (tmp_path / "m" / "LATEST").read_text().strip()
     card = json.loads((tmp_path / "m" / version / "card.json").read_text())
-    assert card["metrics"]["questioning"]["n_scored"] == 79 and card["metrics"]["adjusting"]["n_scored"] == 80
-    (line,) = [json.loads(x) for x in (tmp_path / "m" / version / "training-rejects.jsonl").read_text().splitlines()]
-    assert line["id"] == rows[3]["id"] and line["criterion"] == "questioning" and "outside the rubric scale" in line["reason"]
+    assert [card["metrics"][c]["n_scored"] for c in ("questioning", "adjusting", "self_assessment")] == [79, 79, 79]
+    lines = [json.loads(x) for x in (tmp_path / "m" / version / "training-rejects.jsonl").read_text().splitlines()]
+    why = {(x["id"], x["criterion"]): x["reason"] for x in lines}
+    assert "outside the rubric scale" in why[(rows[3]["id"], "questioning")]
+    assert "not a whole number" in why[(rows[6]["id"], "self_assessment")]
+    assert "empty score cell" in why[(rows[5]["id"], "adjusting")] and len(lines) == 3
     get_settings.cache_clear()
 
 

@@ -57,6 +57,7 @@ def test_bad_rows_become_rejects_with_reasons_and_the_rest_is_read(tmp_path: Pat
         b"off,Score off the scale,5\n"
         b"nan,Score not a number,high\n"
         b"ok2,Another fine text,\n"
+        b"half,Half a level,1.5\n"
     )
     recs = list(read_records(p, RUBRIC, _cols(scores={"questioning": "q"})))
     reasons = {r.number: r.reject for r in recs}
@@ -71,6 +72,8 @@ def test_bad_rows_become_rejects_with_reasons_and_the_rest_is_read(tmp_path: Pat
     assert recs[6].scores["questioning"] is None and "is not a number" in recs[6].score_problems["questioning"]
     assert recs[0].score_problems == {}
     assert recs[7].scores["questioning"] is None  # missing score: usable, just unlabelled
+    assert "is not a whole number" in recs[8].score_problems["questioning"]
+    assert "outside" not in recs[8].score_problems["questioning"]
 
 
 def test_legacy_encoding_can_be_named(tmp_path: Path):
