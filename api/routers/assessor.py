@@ -1,24 +1,30 @@
-"""The assessor's web page: server-rendered Jinja2, a little vanilla JS for keyboard shortcuts.
+"""The assessor's web page: server-rendered Jinja2, a little vanilla JS for the keyboard, the lease and drafts.
 
 The page authenticates with the assessor's API key, typed once into a login form and kept in a cookie
 that is HttpOnly (scripts cannot read it) and SameSite=Strict (other sites cannot make the browser send
 it, which is the CSRF defence for the page's form posts). Not part of the OpenAPI document: it is a UI,
 the JSON API under ``/queue`` is the contract.
+
+Every form works without the script (plain posts and redirects). With it, the page saves a draft of the
+levels and rationales in the browser as they are typed, renews the lease while the assessor is active,
+and submits with ``fetch`` (``Accept: application/json``), so a network failure or an expired lease keeps
+the typed work on screen instead of replacing the page.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import views
 from api.context import AppContext
 from api.deps import COOKIE, ctx
+from api.evidence import field_views
 from scoring.errors import (
     AlreadyScored,
     InvalidRequest,
@@ -34,14 +40,18 @@ from scoring.usecases import assessment
 
 router = APIRouter(prefix="/assessor", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+HIGHLIGHTS = 3  # supporting and counter highlights per criterion on non-blind items
 MESSAGES = {
     "saved": ("ok", "Scores saved."),
     "released": ("ok", "Item returned to the queue."),
     "skipped": ("ok", "Item skipped; it will not be offered to you again."),
-    "expired": ("warn", "Your lease on that item expired or it was taken over; nothing was saved. Claim again."),
+    "expired": ("warn", "That item is no longer yours: another assessor holds it or it was scored."),
     "scored": ("warn", "That item was already scored."),
     "empty": ("ok", "Nothing left to claim. Thank you!"),
+    "nomatch": ("ok", "Nothing matches those filters for you right now."),
 }
+ROUTES = ("human", "double", "audit")
+AGES = {"": None, "1h": 3600, "1d": 86_400, "7d": 7 * 86_400}
 
 
 class _Login(Exception):
@@ -65,29 +75,48 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _segments(text: str, hls: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
-    """Cut ``text`` into plain and highlighted pieces (non-overlapping highlights of one field, in order)."""
-    spans = sorted((h for h in hls if h.get("field", field) in ("", field)), key=lambda h: h["start"])
-    out: list[dict[str, Any]] = []
-    pos = 0
-    for h in spans:
-        s, e = int(h["start"]), int(h["end"])
-        if s < pos or e <= s or e > len(text):
-            continue
-        if s > pos:
-            out.append({"text": text[pos:s]})
-        out.append({"text": text[s:e], "kind": h.get("kind"), "strength": h.get("strength")})
-        pos = e
-    if pos < len(text):
-        out.append({"text": text[pos:]})
-    return out
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
 
 
-def _dashboard(request: Request, c: AppContext, key: ApiKey, msg: str | None, status: int = 200) -> HTMLResponse:
+def _filters(params: Any) -> queue.QueueFilter:
+    route = str(params.get("route") or "")
+    age = str(params.get("age") or "")
+    return queue.QueueFilter(rubric_id=str(params.get("rubric") or "") or None,
+                             criterion=str(params.get("criterion") or "") or None,
+                             route=route if route in ROUTES else None, min_age_s=AGES.get(age))
+
+
+def store_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _age(created: datetime, now: datetime) -> str:
+    s = max(0, int((now - created).total_seconds()))
+    return f"{s // 86_400} d" if s >= 86_400 else f"{s // 3600} h" if s >= 3600 else f"{s // 60} min"
+
+
+def _dashboard(request: Request, c: AppContext, key: ApiKey, msg: str | None, status: int = 200,
+               note: str | None = None) -> HTMLResponse:
     n = queue.counts(c.store, key.name)
     held = queue.held_by(c.store, key.name)
+    f = _filters(request.query_params)
+    items = queue.available(c.store, key.name, f)
+    labels = queue.submission_labels(c.store, [it.submission_id for it in items])
+    now = store_now()
+    rows = [{"pos": i + 1, "item": it, "external_id": labels.get(it.submission_id, ("?", "?", 0))[0],
+             "rubric": labels.get(it.submission_id, ("?", "?", 0))[1], "age": _age(it.created_at, now)}
+            for i, it in enumerate(items)]
+    rubrics = sorted({r.rubric_id for r in c.store.rubrics()})
+    crits = sorted({cid for it in queue.available(c.store, key.name) for cid in it.criteria})
+    message = MESSAGES.get(msg or "")
+    if note:
+        message = ("warn", note)
     return templates.TemplateResponse(request, "queue.html", {
-        "key": key, "counts": n, "held": held, "message": MESSAGES.get(msg or ""),
+        "key": key, "counts": n, "held": held, "message": message, "rows": rows,
+        "filters": {"rubric": f.rubric_id or "", "criterion": f.criterion or "", "route": f.route or "",
+                    "age": str(request.query_params.get("age") or "")},
+        "rubric_ids": rubrics, "criterion_ids": crits, "routes": ROUTES, "ages": [a for a in AGES if a],
     }, status_code=status)
 
 
@@ -125,27 +154,47 @@ def home(request: Request, msg: str | None = None, c: AppContext = Depends(ctx),
 
 
 @router.post("/claim")
-def claim(c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Response:
+async def claim(request: Request, c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Response:
+    """Claim the next item (matching the queue list's filters), or the one item the list's row names."""
+    form = await request.form()
     held = queue.held_by(c.store, key.name)
     if held:  # finish what you hold first: the page works one item at a time
         return _redirect(f"/assessor/items/{held[0].id}")
-    it = queue.claim(c.store, key.name, c.settings.lease_seconds)
-    return _redirect("/assessor?msg=empty" if it is None else f"/assessor/items/{it.id}")
+    f = _filters(form)
+    raw = str(form.get("item") or "")
+    it = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f,
+                     item_id=int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None)
+    if it is None:
+        narrowed = raw or any((f.rubric_id, f.criterion, f.route, f.min_age_s))
+        return _redirect("/assessor?msg=" + ("nomatch" if narrowed else "empty"))
+    return _redirect(f"/assessor/items/{it.id}")
 
 
 def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueItem, *, error: str | None = None,
-                 form: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
-    view = views.item_view(assessment.item_details(c.store, c.models, it, highlights=3))
-    fields = list(view.evidence)
-    plain = {f: str(view.evidence[f]) for f in fields}
-    per_crit = {}
-    for cv in view.criteria:
-        if cv.highlights:
-            per_crit[cv.id] = {f: _segments(plain[f], cv.highlights, f) for f in fields}
+                 form: dict[str, str] | None = None, status: int = 200, note: str | None = None) -> HTMLResponse:
+    d = assessment.item_details(c.store, c.models, it, highlights=0 if it.blind else HIGHLIGHTS)
+    hls = {cd.criterion.id: cd.highlights for cd in d.criteria if cd.highlights}
+    common, differing = d.why_person
+    rule = assessment.rationale_rule(d.rubric, c.settings.rationale_required)
+    mine = queue.available(c.store, key.name)
     return templates.TemplateResponse(request, "item.html", {
-        "key": key, "item": view, "plain": plain, "highlighted": per_crit, "counts": queue.counts(c.store, key.name),
-        "error": error, "form": form or {},
+        "key": key, "item": it, "d": d, "sub": d.submission, "fields": field_views(d.rubric, d.submission.evidence, hls),
+        "has_highlights": bool(hls), "why_common": common, "why_differs": differing, "rule": rule,
+        "counts": queue.counts(c.store, key.name), "waiting_for_me": len(mine), "error": error, "note": note,
+        "form": form or {}, "lease_seconds": c.settings.lease_seconds,
+        "lease_left": max(0, int((it.lease_expires - store_now()).total_seconds())) if it.lease_expires else 0,
     }, status_code=status)
+
+
+def _take_back(c: AppContext, key: ApiKey, it: queue.QueueItem) -> queue.QueueItem | None:
+    """The item again when this assessor's lease expired and nobody else holds it now (a reload after a
+    break); None when it is gone to someone else or scored."""
+    if it.holder != key.name or it.lease_token is None:
+        return None
+    try:
+        return queue.reclaim(c.store, it.id, key.name, it.lease_token, c.settings.lease_seconds)
+    except (LeaseExpired, AlreadyScored, NotFound):
+        return None
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
@@ -154,9 +203,30 @@ def show(request: Request, item_id: int, c: AppContext = Depends(ctx), key: ApiK
         it = queue.item(c.store, item_id)
     except NotFound:
         return _redirect("/assessor")
-    if it.holder != key.name or it.status != "claimed" or it.id not in {h.id for h in queue.held_by(c.store, key.name)}:
+    if it.status == "claimed" and it.holder == key.name and it.id not in {h.id for h in queue.held_by(c.store, key.name)}:
+        again = _take_back(c, key, it)  # expired, still ours: renew rather than throw the work away
+        if again is None:
+            return _redirect("/assessor?msg=expired")
+        return _render_item(request, c, key, again, note="Your lease had expired; nobody else took the item, "
+                                                          "so it is yours again.")
+    if it.holder != key.name or it.status != "claimed":
         return _redirect("/assessor?msg=expired")
     return _render_item(request, c, key, it)
+
+
+@router.post("/items/{item_id}/renew")
+async def renew(request: Request, item_id: int, c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Response:
+    """Extend the lease while the assessor works (the page calls this on activity); an expired lease
+    nobody took over is taken back. JSON for the page's script."""
+    form = await request.form()
+    token = str(form.get("lease_token") or "")
+    try:
+        it = queue.renew(c.store, item_id, key.name, token, c.settings.lease_seconds)
+    except (LeaseExpired, AlreadyScored, NotFound) as exc:
+        return JSONResponse({"ok": False, "message": str(exc)}, status_code=409)
+    assert it.lease_expires is not None
+    return JSONResponse({"ok": True, "lease_token": it.lease_token, "lease_expires": it.lease_expires.isoformat(),
+                         "seconds_left": int((it.lease_expires - store_now()).total_seconds())})
 
 
 def _level(raw: str) -> int | None:
@@ -169,6 +239,12 @@ def _level(raw: str) -> int | None:
     return int(raw)
 
 
+def _problem(request: Request, message: str, status: int, then: str | None = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"ok": False, "message": message, "then": then}, status_code=status)
+    return _redirect(then or "/assessor")
+
+
 @router.post("/items/{item_id}/submit", response_class=HTMLResponse)
 async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
                  key: ApiKey = Depends(page_key)) -> Response:
@@ -177,32 +253,41 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
     try:
         it = queue.item(c.store, item_id)
     except NotFound:
-        return _redirect("/assessor")
+        return _problem(request, f"queue item {item_id} does not exist", 404, "/assessor")
     scores: dict[str, tuple[int, str]] = {}
     missing = []
     for cid in it.criteria:
-        raw, why = form.get(f"score__{cid}", ""), form.get(f"rationale__{cid}", "").strip()
-        level = _level(raw)
-        if level is None or not why:
+        level = _level(form.get(f"score__{cid}", ""))
+        if level is None:
             missing.append(cid)
             continue
-        scores[cid] = (level, why)
+        scores[cid] = (level, form.get(f"rationale__{cid}", "").strip())
     try:
         if missing:
-            raise InvalidRequest(f"choose a level and write a rationale for: {', '.join(missing)}")
-        assessment.submit_item(c.store, c.policy, item_id, key.name, token, scores)
-    except LeaseExpired:
-        return _redirect("/assessor?msg=expired")
+            raise InvalidRequest(f"choose a level for: {', '.join(missing)}")
+        assessment.submit_item(c.store, c.policy, item_id, key.name, token, scores,
+                               rationale=c.settings.rationale_required, lease_seconds=c.settings.lease_seconds)
+    except LeaseExpired as exc:  # someone else holds it now: the page keeps the draft and says who
+        if _wants_json(request):
+            return JSONResponse({"ok": False, "message": str(exc), "lost": True}, status_code=409)
+        return _dashboard(request, c, key, None, status=409, note=str(exc))
     except AlreadyScored:
-        return _redirect("/assessor?msg=scored")
+        return _problem(request, "That item was already scored.", 409, "/assessor?msg=scored")
     except (InvalidRequest, ScoreOutOfScale, SameRater) as exc:
-        if it.holder != key.name or it.status != "claimed":
+        if _wants_json(request):
+            return JSONResponse({"ok": False, "message": str(exc)}, status_code=422)
+        cur = queue.item(c.store, item_id)
+        if cur.holder != key.name or cur.status != "claimed":
             return _redirect("/assessor?msg=expired")
-        return _render_item(request, c, key, it, error=str(exc), form=form, status=422)
+        return _render_item(request, c, key, cur, error=str(exc), form=form, status=422)
     if form.get("then") == "stop":
-        return _redirect("/assessor?msg=saved")
-    nxt = queue.claim(c.store, key.name, c.settings.lease_seconds)  # straight on to the next item
-    return _redirect(f"/assessor/items/{nxt.id}?msg=saved" if nxt else "/assessor?msg=" + quote("empty"))
+        nxt_url = "/assessor?msg=saved"
+    else:
+        nxt = queue.claim(c.store, key.name, c.settings.lease_seconds)  # straight on to the next item
+        nxt_url = f"/assessor/items/{nxt.id}?msg=saved" if nxt else "/assessor?msg=" + quote("empty")
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "next": nxt_url})
+    return _redirect(nxt_url)
 
 
 @router.post("/items/{item_id}/release")
@@ -212,4 +297,4 @@ def release(item_id: int, lease_token: str = Form(""), skip: str = Form(""), c: 
         queue.release(c.store, item_id, key.name, lease_token, skip=bool(skip))
     except (LeaseExpired, AlreadyScored, NotFound):
         return _redirect("/assessor?msg=expired")
-    return _redirect("/assessor?msg=" + ("skipped" if skip else "released"))
+    return _redirect("/assessor?" + urlencode({"msg": "skipped" if skip else "released"}))

@@ -1,31 +1,260 @@
-// Keyboard shortcuts for the assessor page. No framework: the page works without this file
-// (plain forms); the script only adds shortcuts and shows the active criterion's highlights.
+// The assessor page's script. No framework, and the page works without it (plain forms and redirects).
+// It adds: keyboard shortcuts, the active criterion's highlights, the machine's level in one key,
+// a local draft of levels and rationales (kept through reloads, expired leases and network failures),
+// lease renewal while the assessor is active with a visible countdown, and submits that never replace
+// the page with the browser's offline page.
 (function () {
   "use strict";
+  var form = document.getElementById("score-form");
   var crits = Array.prototype.slice.call(document.querySelectorAll("fieldset.criterion"));
+  var live = document.getElementById("live");
   var active = 0;
+  var hlIndex = -1;
 
-  function setActive(i) {
+  function say(text, kind, near) {
+    // the live region at the top (read out by screen readers), and a copy where the assessor is looking
+    // (above the criterion's levels or the submit buttons): on a phone the top is far away
+    document.querySelectorAll(".near-msg").forEach(function (e) { e.parentNode.removeChild(e); });
+    if (live) {
+      live.textContent = text;
+      live.className = "msg " + (kind || "ok");
+      live.hidden = false;
+    }
+    if (near) {
+      var p = document.createElement("p");
+      p.className = "msg near-msg " + (kind || "ok");
+      p.textContent = text;
+      near.parentNode.insertBefore(p, near);
+    }
+  }
+
+  function nearCrit(f) { return f ? f.querySelector(".levels") : null; }
+  function nearActions() { return form ? form.querySelector(".actions") : null; }
+
+  // -- criteria and highlights ------------------------------------------------------------------
+  function pane(el) {
+    while (el && !(el.classList && el.classList.contains("pane"))) el = el.parentElement;
+    return el;
+  }
+
+  function scrollWithin(el, where) {
+    // scroll only the pane holding el (the evidence or the rubric), never the whole window
+    var p = pane(el);
+    if (!p || p.scrollHeight <= p.clientHeight) { el.scrollIntoView({ block: "nearest" }); return; }
+    var pr = p.getBoundingClientRect(), er = el.getBoundingClientRect();
+    if (where === "nearest") {
+      if (er.top < pr.top) p.scrollTop += er.top - pr.top - 8;
+      else if (er.bottom > pr.bottom) p.scrollTop += Math.min(er.bottom - pr.bottom + 8, er.top - pr.top - 8);
+    } else {
+      p.scrollTop += (er.top - pr.top) - p.clientHeight / 3;
+    }
+  }
+
+  function marks() {
+    var v = document.querySelector(".hl-view:not([hidden])");
+    return v ? Array.prototype.slice.call(document.querySelectorAll(".hl-view:not([hidden]) mark")) : [];
+  }
+
+  function gotoHighlight(step) {
+    var ms = marks();
+    if (!ms.length) { say("No highlights for this criterion.", "warn"); return; }
+    ms.forEach(function (m) { m.classList.remove("current"); });
+    hlIndex = ((hlIndex + step) % ms.length + ms.length) % ms.length;
+    ms[hlIndex].classList.add("current");
+    scrollWithin(ms[hlIndex], "center");
+  }
+
+  function setActive(i, quiet) {
     if (!crits.length) return;
     active = Math.max(0, Math.min(crits.length - 1, i));
     crits.forEach(function (f, j) { f.classList.toggle("active", j === active); });
     var cid = crits[active].dataset.crit;
     var views = document.querySelectorAll(".hl-view");
     if (views.length) {
-      var any = false;
-      views.forEach(function (v) { var on = v.dataset.crit === cid; v.hidden = !on; any = any || on; });
-      document.querySelectorAll(".text.plain").forEach(function (p) { p.hidden = any; });
+      var fields = {};
+      views.forEach(function (v) { var on = v.dataset.crit === cid; v.hidden = !on; if (on) fields[v.dataset.field] = true; });
+      document.querySelectorAll(".view.plain").forEach(function (p) { p.hidden = !!fields[p.dataset.field]; });
+      var name = document.getElementById("hl-crit");
+      if (name) name.textContent = Object.keys(fields).length ? crits[active].dataset.title : crits[active].dataset.title + " (none)";
+      hlIndex = -1;
+      if (!quiet && marks().length) gotoHighlight(1);
     }
-    crits[active].scrollIntoView({ block: "nearest" });
+    if (!quiet) scrollWithin(crits[active], "nearest");
+  }
+
+  // -- levels, the machine's level and when a rationale is needed ----------------------------------
+  function scale(f) { return (f.dataset.scale || "").split(",").filter(function (x) { return x !== ""; }); }
+
+  function chosen(f) {
+    var r = f.querySelector("input[type=radio]:checked");
+    return r ? r.value : null;
+  }
+
+  function updateRationale(f) {
+    if (!form) return;
+    var rule = form.dataset.rule, lv = chosen(f), ta = f.querySelector("textarea"), tag = f.querySelector(".req");
+    var sc = scale(f), lowest = sc.length ? String(Math.min.apply(null, sc.map(Number))) : null;
+    var m = f.dataset.machine, why = "";
+    if (rule === "always") why = "required";
+    else if (rule !== "never" && lv !== null) {
+      if (m !== undefined && lv !== m) why = "required: differs from the machine's level";
+      else if (rule === "disagreement_or_lowest" && lv === lowest) why = "required: lowest level";
+    }
+    ta.required = !!why;
+    tag.textContent = why ? "(" + why + ")" : "(optional)";
+    tag.classList.toggle("needed", !!why);
   }
 
   function choose(digit) {
-    var radios = crits[active].querySelectorAll("input[type=radio]");
-    var pick = null;
-    radios.forEach(function (r) { if (r.value === String(digit)) pick = r; });
-    if (!pick && digit >= 1 && digit <= radios.length) pick = radios[digit - 1];
-    if (pick) { pick.checked = true; pick.dispatchEvent(new Event("change", { bubbles: true })); }
+    var f = crits[active], pick = null;
+    f.querySelectorAll("input[type=radio]").forEach(function (r) { if (r.value === String(digit)) pick = r; });
+    if (!pick) {  // never clamp: an out-of-scale key is refused, visibly
+      say(digit + " is not a level of \u201c" + f.dataset.title + "\u201d: its levels are " + scale(f).join(", ") + ".", "warn", nearCrit(f));
+      return false;
+    }
+    pick.checked = true;
+    pick.dispatchEvent(new Event("change", { bubbles: true }));
+    return true;
   }
+
+  function acceptMachine(f) {
+    if (f.dataset.machine === undefined) { say("There is no machine level to accept on this item.", "warn", nearCrit(f)); return; }
+    active = crits.indexOf(f);
+    if (choose(f.dataset.machine)) say("Accepted the machine's level " + f.dataset.machine + " for \u201c" + f.dataset.title + "\u201d.");
+  }
+
+  // -- the local draft ---------------------------------------------------------------------------
+  var draftKey = form ? "rs-draft:" + form.dataset.item : null;
+
+  function saveDraft() {
+    if (!draftKey) return;
+    var d = { levels: {}, why: {}, at: Date.now() };
+    crits.forEach(function (f) {
+      var c = f.dataset.crit, lv = chosen(f), ta = f.querySelector("textarea");
+      if (lv !== null) d.levels[c] = lv;
+      if (ta && ta.value) d.why[c] = ta.value;
+    });
+    try { localStorage.setItem(draftKey, JSON.stringify(d)); } catch (e) { /* storage full or disabled */ }
+  }
+
+  function restoreDraft() {
+    if (!draftKey) return;
+    var raw = null;
+    try { raw = localStorage.getItem(draftKey); } catch (e) { return; }
+    if (!raw) return;
+    var d;
+    try { d = JSON.parse(raw); } catch (e) { return; }
+    var n = 0;
+    crits.forEach(function (f) {
+      var c = f.dataset.crit, ta = f.querySelector("textarea");
+      if (d.levels && d.levels[c] !== undefined && chosen(f) === null) {
+        f.querySelectorAll("input[type=radio]").forEach(function (r) { if (r.value === d.levels[c]) { r.checked = true; n++; } });
+      }
+      if (d.why && d.why[c] && ta && !ta.value) { ta.value = d.why[c]; n++; }
+    });
+    if (n) say("Your draft for this item was restored from this device (saved " + new Date(d.at).toLocaleTimeString() + ").");
+  }
+
+  function clearDraft() { if (draftKey) try { localStorage.removeItem(draftKey); } catch (e) { /* ignore */ } }
+
+  // -- the lease ---------------------------------------------------------------------------------
+  var timer = document.getElementById("lease-left");
+  var leaseBox = document.getElementById("lease");
+  var deadline = null, renewing = false, lastRenew = Date.now(), activeSince = 0, lost = false;
+  var leaseSeconds = timer ? Number(timer.dataset.seconds) : 0;
+  var renewEvery = Math.max(1, Math.min(60, leaseSeconds / 3)) * 1000;
+  if (timer) deadline = Date.now() + Number(timer.dataset.left) * 1000;
+
+  function setToken(tok) {
+    document.querySelectorAll("input[name=lease_token]").forEach(function (i) { i.value = tok; });
+  }
+
+  function tick() {
+    if (!timer || deadline === null) return;
+    var left = Math.round((deadline - Date.now()) / 1000);
+    if (left > 0) {
+      timer.textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+      leaseBox.classList.toggle("low", left <= 60);
+    } else {
+      timer.textContent = "expired";
+      leaseBox.classList.add("low");
+    }
+    if (activeSince > lastRenew && !lost && (Date.now() - lastRenew > renewEvery || left <= 0)) renew();
+  }
+
+  function renew() {
+    if (renewing || !form) return;
+    renewing = true;
+    var body = new URLSearchParams({ lease_token: document.getElementById("lease-token").value });
+    fetch("/assessor/items/" + form.dataset.item + "/renew", { method: "POST", body: body, credentials: "same-origin",
+      headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (res) {
+        lastRenew = Date.now();
+        if (res.body.ok) {
+          setToken(res.body.lease_token);
+          deadline = Date.now() + res.body.seconds_left * 1000;
+        } else {
+          lost = true;
+          say(res.body.message + ". Your levels and rationales stay saved on this device.", "err", nearActions());
+        }
+      })
+      .catch(function () { lastRenew = Date.now(); })  // offline: the next activity tries again
+      .then(function () { renewing = false; tick(); });
+  }
+
+  // -- submitting without losing anything --------------------------------------------------------
+  var retryTimer = null, pending = null;
+
+  function send(then) {
+    saveDraft();
+    var data = new URLSearchParams(new FormData(form));
+    if (then) data.set("then", then);
+    pending = then;
+    fetch(form.action, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (res) {
+        pending = null;
+        if (res.body.ok) { clearDraft(); window.location.href = res.body.next; return; }
+        if (res.body.lost) lost = true;
+        say(res.body.message + (res.body.lost ? ". Your levels and rationales stay saved on this device." : ""),
+            res.body.lost ? "err" : "warn", nearActions());
+      })
+      .catch(function () {
+        say("No connection to the server: nothing was lost, your levels and rationales are saved on this device. " +
+            "Retrying every 5 seconds (or press s to retry now).", "err", nearActions());
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(function () { if (pending !== null) send(pending || ""); }, 5000);
+      });
+  }
+
+  if (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!form.reportValidity()) return;
+      var then = e.submitter && e.submitter.name === "then" ? e.submitter.value : "";
+      send(then);
+    });
+    form.addEventListener("input", saveDraft);
+    form.addEventListener("change", function (e) {
+      var f = e.target.closest("fieldset.criterion");
+      if (f) updateRationale(f);
+      saveDraft();
+    });
+    form.querySelectorAll("button.accept").forEach(function (b) {
+      b.addEventListener("click", function () { acceptMachine(b.closest("fieldset.criterion")); });
+    });
+    window.addEventListener("online", function () { if (pending !== null) send(pending || ""); });
+  }
+
+  crits.forEach(function (f, j) {
+    f.addEventListener("focusin", function () { if (active !== j) setActive(j, true); });
+    f.addEventListener("click", function () { if (active !== j) setActive(j, true); });
+  });
+
+  ["keydown", "input", "click", "change"].forEach(function (ev) {
+    document.addEventListener(ev, function () { activeSince = Date.now(); }, true);
+  });
 
   function submitForm(id) {
     var f = document.getElementById(id);
@@ -33,31 +262,34 @@
     if (f.requestSubmit) f.requestSubmit(); else f.submit();
   }
 
-  crits.forEach(function (f, j) {
-    f.addEventListener("focusin", function () { if (active !== j) setActive(j); });
-    f.addEventListener("click", function () { if (active !== j) setActive(j); });
-  });
-
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    var t = e.target;
-    var typing = t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio"));
+    var t = e.target, tag = t && t.tagName;
+    var typing = tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && t.type !== "radio");
     if (typing) {
       if (e.key === "Escape") { t.blur(); e.preventDefault(); }
       return;
     }
     var k = e.key;
-    if (/^[0-9]$/.test(k) && crits.length) { choose(parseInt(k, 10)); e.preventDefault(); }
+    if ((tag === "BUTTON" || tag === "A") && (k === "Enter" || k === " ")) return;
+    if (/^[0-9]$/.test(k) && crits.length) { choose(k); e.preventDefault(); }
+    else if (k === "a" && crits.length) { acceptMachine(crits[active]); e.preventDefault(); }
     else if (k === "n") { setActive(active + 1); e.preventDefault(); }
     else if (k === "p") { setActive(active - 1); e.preventDefault(); }
+    else if (k === "]") { gotoHighlight(1); e.preventDefault(); }
+    else if (k === "[") { gotoHighlight(-1); e.preventDefault(); }
     else if (k === "Enter" && crits.length) {
       var ta = crits[active].querySelector("textarea"); if (ta) { ta.focus(); e.preventDefault(); }
     }
     else if (k === "s" && crits.length) { submitForm("score-form"); e.preventDefault(); }
-    else if (k === "r" && crits.length) { submitForm("release-form"); e.preventDefault(); }
-    else if (k === "k" && crits.length) { submitForm("skip-form"); e.preventDefault(); }
-    else if (k === "c") { submitForm("claim-form"); e.preventDefault(); }
+    else if (k === "r" && crits.length) { clearDraft(); submitForm("release-form"); e.preventDefault(); }
+    else if (k === "k" && crits.length) { clearDraft(); submitForm("skip-form"); e.preventDefault(); }
+    else if (k === "c" && !crits.length) { submitForm("claim-form"); e.preventDefault(); }
   });
 
-  setActive(0);
+  restoreDraft();
+  crits.forEach(updateRationale);
+  setActive(0, true);
+  if (marks().length === 0 && document.querySelector(".hl-view")) { /* nothing to jump to */ }
+  if (timer) { tick(); setInterval(tick, 1000); }
 })();

@@ -4,11 +4,11 @@ An item is one submission and the criteria a person must score on it, for one ra
 ``human`` routes make one ``first`` item (machine score visible), ``double`` routes a ``first`` and a
 ``second`` item (both blind), ``audit`` routes one blind ``audit`` item; ``auto`` makes none.
 
-Why claims cannot collide: a claim is ONE statement,
-``UPDATE queue_items SET holder=... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1) AND <still
-available> RETURNING ...``. On PostgreSQL the row lock makes a concurrent claimer skip the row; on SQLite
-the store's ``BEGIN IMMEDIATE`` serialises writers and the re-checked condition does the rest. Each claim
-gets a fresh random lease token; submit and release must present it, so an assessor whose lease expired
+Why claims cannot collide: a claim picks and takes its item inside ONE store write transaction, and the
+store serialises writers (SQLite ``BEGIN IMMEDIATE``, PostgreSQL transaction-level advisory lock), so a
+concurrent claim sees the first one's result; the ``UPDATE`` re-checks availability. The same
+serialisation keeps :func:`eligible` (one person, one slot per submission) true under concurrent claims
+by one person from two tabs. Each claim gets a fresh random lease token; submit and release must present it, so an assessor whose lease expired
 and was taken over gets a 409 instead of overwriting the new holder's work.
 
 Why no human score is lost when submits race: the submit checks the lease, writes the human scores with
@@ -33,7 +33,7 @@ from scoring.store.clock import iso as _iso
 from scoring.store.clock import now as _now
 from scoring.store.engine import Tx
 from scoring.store.records import HumanScoreIn
-from scoring.store.scores import RATER_KINDS, human_scores_in
+from scoring.store.scores import human_scores_in
 from scoring.store.service_tables import queue_items, queue_skips
 from scoring.store.store import Store
 
@@ -140,44 +140,142 @@ def enqueue_in(
     return made
 
 
-def claim(store: Store, assessor: str, lease_seconds: int) -> QueueItem | None:
+@dataclass(frozen=True)
+class QueueFilter:
+    """What an assessor asks the queue for: items of one rubric, holding one criterion, of one route,
+    waiting at least ``min_age_s`` seconds. Empty fields do not filter."""
+
+    rubric_id: str | None = None
+    criterion: str | None = None
+    route: str | None = None
+    min_age_s: int | None = None
+
+    def where(self, q: Any, now: datetime) -> list[Any]:
+        out: list[Any] = []
+        if self.rubric_id:
+            out.append(sa.exists(sa.select(t.submissions.c.id).where(t.submissions.c.id == q.c.submission_id,
+                                                                     t.submissions.c.rubric_id == self.rubric_id)))
+        if self.route:
+            out.append(q.c.route == self.route)
+        if self.min_age_s:
+            out.append(q.c.created_at <= now - timedelta(seconds=int(self.min_age_s)))
+        return out
+
+
+def eligible(q: Any, assessor: str) -> list[Any]:
+    """The ONE independence rule of the queue, as SQL conditions on queue row ``q``: never offer ``assessor``
+    a slot of a submission they hold or held another slot of, skipped a slot of, rated (any slot kind) or
+    adjudicated. Two scores of one submission by one person are not independent, so a person is given at
+    most one rater slot (first, second or audit) of a submission. Used by :func:`claim`, :func:`available`
+    and :func:`reclaim`, so the list an assessor sees is exactly what a claim would give them."""
+    q2 = queue_items.alias("sibling")
+    sk, k2 = queue_skips, queue_items.alias("skipped")
+    h, a = t.human_scores.c, t.adjudications.c
+    return [
+        ~sa.exists(sa.select(q2.c.id).where(q2.c.submission_id == q.c.submission_id, q2.c.id != q.c.id,
+                                            q2.c.holder == assessor)),
+        ~sa.exists(sa.select(sk.c.item_id).join(k2, k2.c.id == sk.c.item_id).where(
+            k2.c.submission_id == q.c.submission_id, sk.c.assessor == assessor)),
+        ~sa.exists(sa.select(h.id).where(h.submission_id == q.c.submission_id, h.assessor == assessor)),
+        ~sa.exists(sa.select(a.id).where(a.submission_id == q.c.submission_id, a.adjudicator == assessor)),
+    ]
+
+
+def _claim_order(q: Any) -> list[Any]:
+    return [q.c.priority.desc(), q.c.rank, q.c.id]
+
+
+def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter | None = None,
+          item_id: int | None = None) -> QueueItem | None:
     """Atomically take the next available item for ``assessor`` (None when nothing is left for them).
 
-    Available: open, or claimed with an expired lease. Never offered: items this assessor skipped, and
-    the other slot of a submission they already hold or scored (a double-scored item needs two people),
-    and any slot of a submission they already rated.
+    Available: open, or claimed with an expired lease, and :func:`eligible` for this assessor (one person
+    never gets two slots of one submission). ``where`` narrows to a rubric, route or age, ``item_id`` to one
+    item (the queue list's "claim this one"); a ``where.criterion`` is checked in Python on the candidates,
+    since the criteria are a JSON list.
     Order: priority (double > human > audit), then rank (the policy's queue order), then age.
+    Concurrent claims are serialised by the store's writer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+    advisory lock) and re-check availability, so one item never goes to two people and one person never
+    gets two slots of a submission even from two tabs at once.
     """
-    now = _now()
-    q, q2 = queue_items, queue_items.alias("sibling")
-    pick = (
-        sa.select(q.c.id)
-        .where(
-            _available(q, now),
-            ~sa.exists(sa.select(q2.c.id).where(q2.c.submission_id == q.c.submission_id, q2.c.id != q.c.id,
-                                                q2.c.holder == assessor)),
-            ~sa.exists(sa.select(queue_skips.c.item_id).where(queue_skips.c.item_id == q.c.id,
-                                                               queue_skips.c.assessor == assessor)),
-            # one person rates a submission once: never a second slot (audit after double) to a past rater
-            ~sa.exists(sa.select(t.human_scores.c.id).where(t.human_scores.c.submission_id == q.c.submission_id,
-                                                            t.human_scores.c.assessor == assessor,
-                                                            t.human_scores.c.kind.in_(RATER_KINDS))),
-        )
-        .order_by(q.c.priority.desc(), q.c.rank, q.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    stmt = (
-        q.update()
-        .where(q.c.id == pick, _available(q, now))
-        .values(status="claimed", holder=assessor, lease_token=secrets.token_hex(16),
-                lease_expires=now + timedelta(seconds=lease_seconds))
-        .returning(*q.c)
-    )
+    q = queue_items
     with store.write() as tx:
-        row = tx.conn.execute(stmt).first()
+        now = _now()
+        conds = [_available(q, now), *eligible(q, assessor), *(where.where(q, now) if where else [])]
+        if item_id is not None:
+            conds.append(q.c.id == item_id)
+        pick = None
+        sel = sa.select(q.c.id, q.c.criteria).where(*conds).order_by(*_claim_order(q))
+        if where is None or not where.criterion:
+            sel = sel.limit(1)
+        for cand in tx.conn.execute(sel):
+            if where is None or not where.criterion or where.criterion in list(cand.criteria):
+                pick = int(cand.id)
+                break
+        if pick is None:
+            return None
+        row = tx.conn.execute(
+            q.update().where(q.c.id == pick, _available(q, now))
+            .values(status="claimed", holder=assessor, lease_token=secrets.token_hex(16),
+                    lease_expires=now + timedelta(seconds=lease_seconds))
+            .returning(*q.c)).first()
     return _rec(row) if row is not None else None
+
+
+def available(store: Store, assessor: str, where: QueueFilter | None = None, limit: int = 200) -> list[QueueItem]:
+    """The items ``assessor`` could claim now, in claim order (position 1 is what the next claim gives)."""
+    q, now = queue_items, _now()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(q).where(_available(q, now), *eligible(q, assessor),
+                                               *(where.where(q, now) if where else []))
+                            .order_by(*_claim_order(q))).all()
+    out = [_rec(r) for r in rows]
+    if where is not None and where.criterion:
+        out = [r for r in out if where.criterion in r.criteria]
+    return out[:limit]
+
+
+def renew(store: Store, item_id: int, assessor: str, lease_token: str, lease_seconds: int) -> QueueItem:
+    """Extend a lease the assessor still holds (the page calls this while they work). An expired lease
+    that nobody took over is taken back (see :func:`reclaim`); one another assessor holds raises
+    :class:`LeaseExpired` naming them."""
+    return reclaim(store, item_id, assessor, lease_token, lease_seconds)
+
+
+def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_seconds: int) -> QueueItem:
+    """Give ``assessor`` a fresh lease on an item they held (``lease_token``), when nobody else holds it now.
+
+    Held by them under that token (expired or not): the lease is extended (the token stays). Open again
+    or held by someone whose lease expired, and still :func:`eligible` for them: claimed anew with a new
+    token. Held by another person under a live lease: :class:`LeaseExpired` saying who; scored:
+    :class:`AlreadyScored`.
+    """
+    q = queue_items
+    with store.write() as tx:
+        now = _now()
+        row: Any = tx.conn.execute(sa.select(q).where(q.c.id == item_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"queue item {item_id} does not exist")
+        if row.status == "done":
+            raise AlreadyScored(f"queue item {item_id} was already scored by {row.holder}; nothing was recorded "
+                                "from you")
+        expires = now + timedelta(seconds=lease_seconds)
+        if row.status == "claimed" and row.holder == assessor and row.lease_token == lease_token:
+            tx.conn.execute(q.update().where(q.c.id == item_id).values(lease_expires=expires))
+        elif row.status == "claimed" and row.holder != assessor and row.lease_expires is not None \
+                and row.lease_expires >= now:
+            raise LeaseExpired(f"queue item {item_id} is now held by {row.holder} (lease until "
+                               f"{_iso(row.lease_expires)}); your draft is kept on this device")
+        else:
+            ok = tx.conn.execute(sa.select(q.c.id).where(q.c.id == item_id, _available(q, now),
+                                                         *eligible(q, assessor))).first()
+            if ok is None and not (row.holder == assessor and row.status == "claimed"):
+                raise LeaseExpired(f"queue item {item_id} can no longer be given to you (you skipped or rated "
+                                   "another slot of this submission)")
+            tx.conn.execute(q.update().where(q.c.id == item_id).values(
+                status="claimed", holder=assessor, lease_token=secrets.token_hex(16), lease_expires=expires))
+        row = tx.conn.execute(sa.select(q).where(q.c.id == item_id)).one()
+    return _rec(row)
 
 
 def item(store: Store, item_id: int) -> QueueItem:
@@ -296,5 +394,18 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
     return [_rec(r) for r in rows]
 
 
-__all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueItem", "claim", "counts", "enqueue", "held_by", "item",
-           "items_for_submission", "position", "release", "submit"]
+__all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "counts", "eligible",
+           "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew", "submission_labels",
+           "submit"]
+
+
+def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:
+    """``submission id -> (issuer's external id, rubric id, rubric version)`` in one read (the queue list)."""
+    s = t.submissions.c
+    out: dict[int, tuple[str, str, int]] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(submission_ids), 500):
+            for r in conn.execute(sa.select(s.id, s.external_id, s.rubric_id, s.rubric_version)
+                                  .where(s.id.in_(submission_ids[i:i + 500]))):
+                out[int(r.id)] = (str(r.external_id), str(r.rubric_id), int(r.rubric_version))
+    return out

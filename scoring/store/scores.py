@@ -271,29 +271,35 @@ RATER_KINDS = ("first", "second", "audit")  # the scores that count as independe
 def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -> list[int]:
     """Append human scores with their audit entries inside an open write transaction.
 
-    One person rates a submission's criterion once: a second first/second/audit score by the same assessor
-    (already stored, or twice in ``items``) is refused with :class:`SameRater`, because two scores by one
-    person are not independent and must never count as human-human agreement. Adjudications are exempt.
+    One person rates a submission once, in one rater slot: a second first/second/audit score by the same
+    assessor on the same criterion, or a score in another rater slot of the same submission (a ``second``
+    or ``audit`` score by the ``first`` rater, even on another criterion), already stored or within
+    ``items``, is refused with :class:`SameRater`. Two scores of one submission by one person are not
+    independent and must never count as human-human agreement. Adjudications are exempt.
     """
     items = list(items)
     ids: list[int] = []
     subs: dict[int, Any] = {}
-    raters: dict[tuple[int, str], set[str]] = {}
+    rated: dict[int, set[tuple[str, str, str]]] = {}  # submission -> (assessor, kind, criterion) of ratings
     for it in items:
         if it.kind not in HUMAN_KINDS:
             raise InvalidScoreKind(f"human score kind must be one of {list(HUMAN_KINDS)}, found {it.kind!r}")
         store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
         if it.kind in RATER_KINDS:
-            key = (it.submission_id, it.criterion)
-            if key not in raters:
+            if it.submission_id not in rated:
                 h = t.human_scores.c
-                raters[key] = set(tx.conn.execute(sa.select(h.assessor).where(
-                    h.submission_id == it.submission_id, h.criterion == it.criterion,
-                    h.kind.in_(RATER_KINDS))).scalars())
-            if it.assessor in raters[key]:
+                rated[it.submission_id] = {(r.assessor, r.kind, r.criterion) for r in tx.conn.execute(
+                    sa.select(h.assessor, h.kind, h.criterion).where(
+                        h.submission_id == it.submission_id, h.kind.in_(RATER_KINDS)))}
+            mine = [(k, c) for a, k, c in rated[it.submission_id] if a == it.assessor]
+            if any(c == it.criterion for _k, c in mine):
                 raise SameRater(f"{it.assessor!r} already rated submission {it.submission_id} on {it.criterion!r}; "
                                 "a second rating must come from a different person")
-            raters[key].add(it.assessor)
+            other = sorted({k for k, _c in mine if k != it.kind})
+            if other:
+                raise SameRater(f"{it.assessor!r} already rated submission {it.submission_id} as its {other[0]} "
+                                f"rater; a {it.kind} rating of the same submission must come from a different person")
+            rated[it.submission_id].add((it.assessor, it.kind, it.criterion))
         now = _to_db_time(it.created_at)
         seq = tx.append("human_score", {
             "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),

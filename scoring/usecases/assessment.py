@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rubrics.schema import Rubric
-from scoring.errors import InvalidRequest, NotFound
+from scoring.errors import InvalidRequest, LeaseExpired, NotFound, SameRater
 from scoring.routing import adjudication_gap
 from scoring.routing import needs_adjudication as beyond_gap
 from scoring.store import Adjudication, MachineScore, Store, SubmissionRecord, queue
@@ -33,10 +33,73 @@ def needs_adjudication(store: Store, policy: Any | None, submission_id: int, cri
     return out
 
 
+RATIONALE_RULES = ("always", "disagreement", "disagreement_or_lowest", "never")
+
+
+def rationale_rule(rubric: Rubric, default: str = "disagreement_or_lowest") -> str:
+    """When a written rationale is required: the rubric's ``rationale:`` when it sets one, else the server's
+    setting (``SCORING_RATIONALE_REQUIRED``)."""
+    rule = getattr(rubric, "rationale", None) or default
+    if rule not in RATIONALE_RULES:
+        raise InvalidRequest(f"rationale rule must be one of {list(RATIONALE_RULES)}, found {rule!r}")
+    return str(rule)
+
+
+def rationale_needed(rule: str, level: int, scale: Sequence[int], machine_level: int | None) -> bool:
+    """Whether a score needs a written rationale under ``rule``.
+
+    ``disagreement``: the level differs from the machine's (on blind items there is no machine level to
+    agree with, so none is asked); ``disagreement_or_lowest`` also asks for one on the lowest level, which
+    is what a 'not yet' decision and its feedback rest on.
+    """
+    if rule == "always":
+        return True
+    if rule == "never":
+        return False
+    differs = machine_level is not None and level != machine_level
+    lowest = bool(scale) and level == min(scale)
+    return differs or (rule == "disagreement_or_lowest" and lowest)
+
+
+def _check_rationales(store: Store, it: queue.QueueItem, scores: Mapping[str, tuple[int, str]], rule: str) -> None:
+    sub = store.submission(it.submission_id)
+    rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+    rule = rationale_rule(rubric, rule)
+    machine = {} if it.blind else {m.criterion: m.score for m in store.machine_scores(submission_id=sub.id)}
+    missing = []
+    for cid, (level, why) in scores.items():
+        try:
+            scale = rubric.criterion(cid).scores
+        except KeyError:
+            continue  # the queue's own check names criteria that are not part of the item
+        if level not in scale:
+            continue  # the scale check says what is wrong with it
+        if not why.strip() and rationale_needed(rule, level, scale, machine.get(cid)):
+            missing.append(cid)
+    if missing:
+        when = {"always": "every score", "disagreement": "a level that differs from the machine's",
+                "disagreement_or_lowest": "a level that differs from the machine's or is the lowest"}[rule]
+        raise InvalidRequest(f"a rationale is required for {when}; write one for: {', '.join(missing)}")
+
+
 def submit_item(store: Store, policy: Any | None, item_id: int, assessor: str, lease_token: str,
-                scores: Mapping[str, tuple[int, str]]) -> tuple[list[int], list[str]]:
-    """Record a held item's scores (all or nothing, lease checked) and say which criteria now need adjudication."""
-    ids = queue.submit(store, item_id, assessor, lease_token, scores)
+                scores: Mapping[str, tuple[int, str]], *, rationale: str = "always",
+                lease_seconds: int | None = None) -> tuple[list[int], list[str]]:
+    """Record a held item's scores (all or nothing, lease checked) and say which criteria now need adjudication.
+
+    ``rationale`` is the server's default rule (a rubric's own rule wins). With ``lease_seconds``, a submit
+    after the lease expired still records when nobody else took the item meanwhile (the assessor's work is
+    not thrown away for a coffee break); when someone did, :class:`LeaseExpired` says who.
+    """
+    it = queue.item(store, item_id)
+    _check_rationales(store, it, scores, rationale)
+    try:
+        ids = queue.submit(store, item_id, assessor, lease_token, scores)
+    except LeaseExpired:
+        if lease_seconds is None:
+            raise
+        again = queue.reclaim(store, item_id, assessor, lease_token, lease_seconds)  # LeaseExpired: who holds it
+        ids = queue.submit(store, item_id, assessor, str(again.lease_token), scores)
     it = queue.item(store, item_id)
     finalize(store, policy, it.submission_id, actor=assessor)  # the credential decision, once all is resolved
     return ids, needs_adjudication(store, policy, it.submission_id, it.criteria)
@@ -71,6 +134,10 @@ def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, 
                rationale: str = "", policy: Any | None = None) -> Adjudication:
     """Record the resolved score of a submission's criterion, naming the human and machine scores it resolves."""
     store.submission(submission_id)  # NotFound
+    raters = {h.assessor for h in store.human_scores(submission_id=submission_id) if h.kind in RATER_KINDS}
+    if adjudicator in raters:
+        raise SameRater(f"{adjudicator!r} rated submission {submission_id}; its disagreement must be resolved by "
+                        "someone who did not rate it")
     hs = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind != "adjudication"]
     if not hs:
         raise InvalidRequest(f"submission {submission_id} has no human scores for {criterion!r} to adjudicate")
@@ -109,6 +176,7 @@ class CriterionDetails:
     criterion: Any  # rubrics.schema.Criterion
     machine: MachineScore | None
     highlights: list[dict[str, Any]] | None
+    suggestion: Any = None  # scoring.suggestion.Suggestion (non-blind items with a machine score)
 
 
 @dataclass
@@ -125,9 +193,40 @@ class ItemDetails:
     criteria: list[CriterionDetails] = field(default_factory=list)
     previous: dict[str, Any] | None = None  # a resubmission: the revised submission's decision and feedback
 
+    @property
+    def why_person(self) -> tuple[str | None, dict[str, str]]:
+        """Why a person scores this item, said once: the reason all criteria share, and the criteria whose
+        reason differs (each once). Nothing on blind items."""
+        reasons = {cd.criterion.id: cd.machine.reason for cd in self.criteria
+                   if cd.machine is not None and cd.machine.reason}
+        if not reasons:
+            return None, {}
+        common = max(set(reasons.values()), key=list(reasons.values()).count)
+        return common, {c: r for c, r in reasons.items() if r != common}
+
+
+def _evidence_for_highlights(rubric: Rubric, evidence: dict[str, Any]) -> dict[str, Any]:
+    """Evidence with transcript fields parsed, so highlights are whole turns (never a cue timing line)."""
+    from scoring.errors import TranscriptError
+    from scoring.highlights import is_transcript_field
+    from scoring.transcripts import looks_like_transcript, parse_transcript
+
+    out: dict[str, Any] = {}
+    for name, v in evidence.items():
+        out[name] = v
+        if isinstance(v, str) and v.strip() and (is_transcript_field(rubric, name) or looks_like_transcript(v)):
+            try:
+                out[name] = parse_transcript(v)
+            except TranscriptError:
+                pass
+    return out
+
 
 def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights: int = 0) -> ItemDetails:
-    """The assessor's view of an item they hold (``models``: a ``ModelProvider`` for highlights)."""
+    """The assessor's view of an item they hold (``models``: a ``ModelProvider`` for highlights and for the
+    decision rule the suggestion explains)."""
+    from scoring.suggestion import explain
+
     if item.lease_token is None or item.lease_expires is None:
         raise NotFound(f"queue item {item.id} is not held")
     sub = store.submission(item.submission_id)
@@ -137,7 +236,7 @@ def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights
         for ms in store.machine_scores(submission_id=sub.id):
             machine[ms.criterion] = ms
     model = None
-    if not item.blind and highlights:
+    if not item.blind:
         try:
             model = models.get(sub.rubric_id, sub.rubric_version)
         except Exception:  # noqa: BLE001 - highlights are a help, never a reason to fail the page
@@ -145,17 +244,23 @@ def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights
     pos, waiting = queue.position(store, item.id)
     out = ItemDetails(item, sub, rubric, None if item.blind else item.reason, pos, waiting,
                       previous=None if item.blind else previous_attempt(store, sub))
+    evidence = _evidence_for_highlights(rubric, sub.evidence) if model is not None and highlights else sub.evidence
     for cid in item.criteria:
         c = rubric.criterion(cid)
         m = machine.get(cid)
         hl = None
-        if model is not None:
+        if model is not None and highlights and m is not None:
             try:
                 from scoring.highlights import level_highlights
 
-                level = m.score if m is not None else c.scores[0]
-                hl = [h.to_dict() for h in level_highlights(model, cid, sub.evidence, level, highlights)]
+                hl = [h.to_dict() for h in level_highlights(model, cid, evidence, m.score, highlights)]
             except Exception:  # noqa: BLE001
                 log.warning("highlights failed for item %s criterion %s", item.id, cid, exc_info=True)
-        out.criteria.append(CriterionDetails(c, m, hl))
+        sug = None
+        if m is not None and m.probabilities:
+            scorer = None
+            if model is not None and getattr(model, "version", None) == m.model_version:
+                scorer = model.scorers.get(cid)
+            sug = explain(m.score, m.probabilities, [(lv.score, lv.label) for lv in c.levels], scorer)
+        out.criteria.append(CriterionDetails(c, m, hl, sug))
     return out

@@ -1,30 +1,38 @@
 """The assessor page in a real browser (headless Debian Chromium through Playwright) against a real
-uvicorn server: log in, claim, score with the keyboard, submit, next item, release, blind mode.
+uvicorn server: log in, claim, score with the keyboard, submit, next item, release, blind mode, and a
+whole shift of 20 items (reflections and WebVTT/SRT transcripts) at 1366x768 and 390x844 with an
+accept-machine round, a reload, a network drop and an expired lease; axe-core on every page state.
 
-Set ``SCORING_SCREENSHOT_DIR`` to keep the screenshots the tests take.
+Screenshots are saved under ``build/screenshots/assessor`` (or ``SCORING_SCREENSHOT_DIR``) for review.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from api_support import double_policy, make_api, reflection
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1 (MPL-2.0), from its npm package
+SHOTS = Path(os.environ.get("SCORING_SCREENSHOT_DIR") or Path(__file__).parents[2] / "build" / "screenshots" / "assessor")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
+DESKTOP, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
 
 
 def _free_port() -> int:
@@ -71,8 +79,8 @@ def browser() -> Iterator[Any]:
 def serve(tmp_path: Path, api_home: Path, api_model_dir: Path) -> Iterator[Any]:
     started: list[tuple[LiveServer, Any]] = []
 
-    def start(policy: Any = None) -> LiveServer:
-        api = make_api(f"sqlite:///{tmp_path / f'page{len(started)}.db'}", api_home, api_model_dir, policy)
+    def start(policy: Any = None, **settings: Any) -> LiveServer:
+        api = make_api(f"sqlite:///{tmp_path / f'page{len(started)}.db'}", api_home, api_model_dir, policy, **settings)
         srv = LiveServer(api).__enter__()
         started.append((srv, api))
         return srv
@@ -83,14 +91,41 @@ def serve(tmp_path: Path, api_home: Path, api_model_dir: Path) -> Iterator[Any]:
         api.store.close()
 
 
-def _shot(page: Any, tmp_path: Path, name: str) -> Path:
-    out = tmp_path / f"{name}.png"
-    page.screenshot(path=str(out), full_page=True)
-    keep = os.environ.get("SCORING_SCREENSHOT_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(out, Path(keep) / out.name)
+def _shot(page: Any, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    out = SHOTS / f"{name}.png"
+    page.screenshot(path=str(out), full_page=False)
     return out
+
+
+def _axe(page: Any, state: str) -> None:
+    """axe-core on the page as it is now: no serious or critical violation."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
+    bad = [v for v in found if v["impact"] in ("serious", "critical")]
+    assert not bad, f"axe-core on {state}: {json.dumps(bad, indent=1)}"
+
+
+def _no_overflow_and_form_uncovered(page: Any, state: str) -> None:
+    """No horizontal scroll, and the active criterion's levels, rationale and the submit button are each
+    the topmost element at their centre once scrolled into view (nothing sticky or fixed covers them)."""
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{state}: page {width[0]} px wide in a {width[1]} px window"
+    covered = page.evaluate("""() => {
+        const f = document.querySelector('fieldset.criterion.active') || document.querySelector('fieldset.criterion');
+        if (!f) return [];
+        const els = [...f.querySelectorAll('label.level'), f.querySelector('textarea'), document.getElementById('submit')];
+        const bad = [];
+        for (const el of els) {
+            el.scrollIntoView({block: 'center'});
+            const r = el.getBoundingClientRect();
+            const top = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 10));
+            if (!(top && (el === top || el.contains(top) || top.contains(el)))) bad.push((el.id || el.className) + ' under ' + (top ? (top.id || top.className || top.tagName) : 'nothing'));
+        }
+        return bad; }""")
+    assert not covered, f"{state}: covered form elements {covered}"
 
 
 def _login(page: Any, srv: LiveServer, who: str = "alice") -> None:
@@ -101,18 +136,19 @@ def _login(page: Any, srv: LiveServer, who: str = "alice") -> None:
     page.wait_for_url(f"{srv.url}/assessor")
 
 
-def _score_active_with_keyboard(page: Any, digit: str, rationale: str) -> None:
+def _score_active_with_keyboard(page: Any, digit: str, rationale: str | None) -> None:
     page.keyboard.press(digit)
-    page.keyboard.press("Enter")  # into the rationale
-    page.keyboard.type(rationale)
-    page.keyboard.press("Escape")  # back to shortcuts
+    if rationale is not None:
+        page.keyboard.press("Enter")  # into the rationale
+        page.keyboard.type(rationale)
+        page.keyboard.press("Escape")  # back to shortcuts
 
 
-def test_assessor_logs_in_claims_scores_with_the_keyboard_and_moves_on(browser, serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_assessor_logs_in_claims_scores_with_the_keyboard_and_moves_on(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve()
     s1 = srv.api.submit("page-1", reflection(1)).json()
     s2 = srv.api.submit("page-2", reflection(2)).json()
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport=DESKTOP)
     page = ctx.new_page()
 
     page.goto(f"{srv.url}/assessor/login")
@@ -124,13 +160,18 @@ def test_assessor_logs_in_claims_scores_with_the_keyboard_and_moves_on(browser, 
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert "rs_key" not in page.evaluate("document.cookie"), "scripts cannot read the key"
     assert page.inner_text("#stat-open") == "2"
+    assert page.locator("#queue-list tbody tr").count() == 2
 
     page.keyboard.press("c")  # claim
     page.wait_for_url(f"{srv.url}/assessor/items/*")
-    assert page.inner_text("#position").startswith("Item 1 of 2")
+    item_id = int(page.url.rsplit("/", 1)[1])
+    assert page.inner_text("#external-id") == "page-1", "the header names the issuer's id"
+    assert page.inner_text("#item-num") == f"Item #{item_id}"
     assert "Route: human" in page.inner_text("#mode")
+    assert page.locator("#why-person").count() == 1 and page.locator(".reason").count() == 0, \
+        "the shared 'why a person' is said once, not under every criterion"
     q = s1["criteria"]["questioning"]
-    assert page.inner_text("[data-testid=machine-questioning]").startswith(f"Machine: {q['score']}")
+    assert page.inner_text("[data-testid=machine-questioning] .sugg-level").startswith(str(q["score"]))
     assert page.locator(".hl-view[data-crit=questioning] mark").count() > 0, "highlights of the active criterion"
     assert page.locator(".hl-view[data-crit=questioning]").is_visible()
     assert not page.locator(".hl-view[data-crit=adjusting]").is_visible()
@@ -144,11 +185,11 @@ def test_assessor_logs_in_claims_scores_with_the_keyboard_and_moves_on(browser, 
     page.keyboard.press("n")
     _score_active_with_keyboard(page, "0", "No self-assessment described.")
     assert page.is_checked("#crit-questioning input[value='2']")
-    _shot(page, tmp_path, "assessor-item")
+    _shot(page, "keyboard-item")
     page.keyboard.press("s")  # submit -> next item
     page.wait_for_url(f"{srv.url}/assessor/items/*?msg=saved")
     assert "Scores saved" in page.inner_text("#flash")
-    assert page.inner_text("#position").startswith("Item 1 of 1")
+    assert int(page.url.split("/")[-1].split("?")[0]) != item_id
     assert "1 done by you" in page.inner_text("#count-mine")
 
     hs = {h.criterion: (h.score, h.rationale, h.assessor, h.blind)
@@ -163,14 +204,14 @@ def test_assessor_logs_in_claims_scores_with_the_keyboard_and_moves_on(browser, 
     page.wait_for_url(f"{srv.url}/assessor?msg=released")
     assert "returned to the queue" in page.inner_text("#flash")
     assert page.inner_text("#stat-open") == "1"
-    _shot(page, tmp_path, "assessor-queue")
+    _shot(page, "queue-after-release")
     ctx.close()
 
 
-def test_blind_items_show_no_machine_score_probabilities_or_highlights(browser, serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_blind_items_show_no_machine_score_probabilities_or_highlights(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve(policy=double_policy())
     sub = srv.api.submit("blind-1", reflection(3)).json()
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport=DESKTOP)
     page = ctx.new_page()
     _login(page, srv)
     page.click("#claim")
@@ -178,16 +219,182 @@ def test_blind_items_show_no_machine_score_probabilities_or_highlights(browser, 
     assert page.inner_text("#mode").startswith("Blind (double)")
     assert page.locator(".machine").count() == 0 and page.locator(".prob").count() == 0
     assert page.locator("mark").count() == 0 and page.locator(".hl-view").count() == 0
+    assert page.locator("button.accept").count() == 0
     html = page.content()
     for c, r in sub["criteria"].items():
         for p in r["probabilities"].values():
             assert f"{p:.2f}" not in html or f"{p:.2f}" in reflection(3), f"{c} probability leaked"
-    assert "Why a person" not in html
-    _shot(page, tmp_path, "assessor-blind")
+        assert f"{round(100 * p)}%" not in page.inner_text("#score-form"), f"{c} probability leaked"
+    assert "Why a person" not in html and "data-machine" not in html
+    page.keyboard.press("a")
+    assert "no machine level" in page.inner_text("#live"), "accepting the machine's level is refused on blind items"
+    _shot(page, "blind")
+    _axe(page, "blind item")
     for cid in ("questioning", "adjusting", "self_assessment"):
         page.check(f"#crit-{cid} input[value='1']")
-        page.fill(f"#crit-{cid} textarea", "blind read")
     page.click("#submit")
     page.wait_for_url(f"{srv.url}/assessor?msg=empty")
     assert all(h.blind and h.kind in ("first", "second") for h in srv.api.store.human_scores())
+    ctx.close()
+
+
+def _expire(store: Any, item_id: int) -> None:
+    from scoring.store.clock import now
+    from scoring.store.service_tables import queue_items
+
+    with store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).where(queue_items.c.id == item_id)
+                        .values(lease_expires=(now() - timedelta(seconds=5)).replace(tzinfo=None)))
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1366x768", "390x844"])
+def test_a_shift_of_20_items_reflections_and_transcripts_keyboard_only(browser, serve, viewport) -> None:  # type: ignore[no-untyped-def]
+    from eval.assessor_shift import run_shift, shift_evidence
+
+    srv = serve()
+    evidence = shift_evidence(20)
+    subs = {ext: srv.api.submit(ext, text).json() for ext, text in evidence}
+    assert all("submission_id" in s for s in subs.values()), subs
+    tag = f"{viewport['width']}x{viewport['height']}"
+    ctx = browser.new_context(viewport=viewport)
+    page = ctx.new_page()
+    seen: dict[str, int] = {}
+
+    def check(state: str, p: Any) -> None:
+        n = seen[state] = seen.get(state, 0) + 1
+        if n == 1 or (state == "item" and n in (2, 4)):  # every state once, and the first transcripts
+            _shot(p, f"shift-{tag}-{state}{'' if n == 1 else f'-{n}'}")
+            _axe(p, f"{state} at {tag}")
+        if state in ("item", "item-filled", "network-drop", "reloaded", "out-of-scale", "highlight"):
+            _no_overflow_and_form_uncovered(p, f"{state} #{n}")
+            p.evaluate("() => { window.scrollTo(0, 0); document.querySelector('fieldset.criterion.active, "
+                       "fieldset.criterion').scrollIntoView({block: 'nearest'}); }")
+        if state == "item":
+            _check_item(p, srv)
+
+    log = run_shift(page, srv.url, srv.api.keys["alice"], 20, check=check,
+                    expire=lambda iid: _expire(srv.api.store, iid))
+    assert "msg=empty" in page.url and "Nothing left to claim" in page.inner_text("#flash")
+    _shot(page, f"shift-{tag}-done")
+    _axe(page, f"queue at the end at {tag}")
+
+    # every item scored exactly as typed, by alice, once; accepted levels are the machine's
+    hs = srv.api.store.human_scores()
+    assert len(log.items) == 20 and len(set(log.items)) == 20
+    assert len(hs) == 20 * 3 and {h.assessor for h in hs} == {"alice"}
+    from scoring.store import queue
+
+    for iid, levels in log.chosen.items():
+        it = queue.item(srv.api.store, iid)
+        got = {h.criterion: (h.score, h.rationale) for h in hs if h.submission_id == it.submission_id}
+        assert {c: s for c, (s, _) in got.items()} == levels
+        assert all(got[c][1] == why for c, why in log.rationales[iid].items())
+    accepted = {iid: lv for iid, lv in log.accepted.items() if lv}
+    assert len(accepted) >= 3, "accept rounds happened"
+    for iid, levels in accepted.items():
+        it = queue.item(srv.api.store, iid)
+        machine = {m.criterion: m.score for m in srv.api.store.machine_scores(submission_id=it.submission_id)}
+        assert levels == machine
+    assert any("lease of item" in e for e in log.events) and any("network drop" in e for e in log.events)
+    assert any("draft restored" in e for e in log.events) and any("refused" in e for e in log.events)
+    ctx.close()
+
+
+def _check_item(page: Any, srv: LiveServer) -> None:
+    """What every non-blind item page shows: transcripts as turns, one coherent suggestion per criterion."""
+    from scoring.store import queue
+
+    iid = int(re.search(r"/items/(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    it = queue.item(srv.api.store, iid)
+    sub = srv.api.store.submission(it.submission_id)
+    text = sub.evidence["reflection"]
+    shown = page.inner_text("#evidence")
+    if text.startswith("WEBVTT") or "-->" in text:
+        assert page.locator(".turn").count() > 5, "a transcript is shown as turns"
+        assert "-->" not in shown and "<v " not in shown and "WEBVTT" not in shown, "no raw cue source"
+        assert "Ms. Okafor" in page.inner_text(".view:not([hidden]) .turn .who >> nth=0")
+    assert page.inner_text("#external-id") == sub.external_id
+    machine = {m.criterion: m for m in srv.api.store.machine_scores(submission_id=sub.id)}
+    for cid, m in machine.items():
+        box = f"[data-testid=machine-{cid}]"
+        level = int(page.inner_text(f"{box} .sugg-level").split(" ")[0])
+        assert level == m.score, "the suggestion is the machine's recorded level"
+        probs = {int(k): v for k, v in m.probabilities.items()}
+        assert page.inner_text(f"{box} .sugg-p") == f"({round(100 * probs[level])}% likely)"
+        assert page.inner_text(f"{box} .prob.chosen").split()[0] == str(level)
+        rule = page.inner_text(f"{box} .rule")
+        if level != max(probs, key=probs.__getitem__):
+            assert "expected level" in rule and "single most likely level" in rule, rule
+        mean = sum(k * v for k, v in probs.items()) / sum(probs.values())
+        assert f"{mean:.2f}" in rule or f"{mean:.3f}" in rule, "the rule's numbers are the probabilities' own"
+
+
+def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_and_names_them(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store import queue
+
+    srv = serve(lease_seconds=3)
+    srv.api.submit("lease-1", reflection(4))
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    first_expiry = queue.item(srv.api.store, int(page.url.rsplit("/", 1)[1])).lease_expires
+    page.wait_for_function("() => /^0:0[0-3]$/.test(document.getElementById('lease-left').textContent)")
+    for digit, cid in (("1", "questioning"), ("2", "adjusting"), ("0", "self_assessment")):
+        page.keyboard.press(digit)
+        page.keyboard.press("Enter")
+        page.keyboard.type(f"why {cid}")
+        page.keyboard.press("Escape")
+        page.keyboard.press("n")
+    # active typing renews the lease: it outlives its first 3 s while the assessor works
+    page.wait_for_timeout(2500)
+    page.keyboard.press("n")
+    page.wait_for_timeout(1200)
+    it = queue.items_for_submission(srv.api.store, srv.api.store.find_submission(
+        "checking-for-understanding", "lease-1").id)[0]
+    assert it.holder == "alice" and it.lease_expires > first_expiry + timedelta(seconds=1)
+    page.wait_for_function("() => document.getElementById('lease-left').textContent === 'expired'", timeout=10_000)
+    _shot(page, "lease-expired-countdown")
+    bob = srv.api.claim("bob").json()  # nobody renewed: bob may take it now
+    assert bob["id"]
+    page.keyboard.press("s")
+    page.wait_for_function("() => document.getElementById('live').textContent.includes('held by bob')")
+    assert "/items/" in page.url, "the page stays, with the typed work"
+    assert page.is_checked("#crit-adjusting input[value='2']")
+    assert page.input_value("#crit-questioning textarea") == "why questioning"
+    draft = json.loads(page.evaluate("() => localStorage.getItem('rs-draft:' + document.getElementById('score-form').dataset.item)"))
+    assert draft["levels"] == {"questioning": "1", "adjusting": "2", "self_assessment": "0"}
+    _shot(page, "lease-taken-by-bob")
+    _axe(page, "lease lost")
+    assert srv.api.store.human_scores() == []
+    ctx.close()
+
+
+def test_the_queue_list_filters_by_route_and_criterion_and_numbers_items_in_claim_order(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(policy=double_policy())
+    for i in range(3):
+        srv.api.submit(f"list-{i}", reflection(10 + i))
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    _login(page, srv)
+    rows = page.locator("#queue-list tbody tr")
+    assert rows.count() == 6, "double routes: two blind slots per submission"
+    assert [rows.nth(i).locator(".pos").inner_text() for i in range(6)] == [str(i) for i in range(1, 7)]
+    first_listed = rows.nth(0).get_attribute("data-item")
+    page.select_option("#f-route", "audit")
+    page.click("#apply")
+    assert "Nothing waiting for you with these filters" in page.inner_text("#queue-list")
+    page.select_option("#f-route", "double")
+    page.select_option("#f-criterion", "questioning")
+    page.click("#apply")
+    assert page.locator("#queue-list tbody tr").count() == 6
+    _no_overflow_and_form_uncovered(page, "queue list at 390 px")
+    _shot(page, "queue-list-390")
+    _axe(page, "queue list")
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    assert page.url.endswith(f"/items/{first_listed}"), "position 1 is what a claim gives"
+    page.goto(f"{srv.url}/assessor")
+    assert page.locator("#queue-list tbody tr").count() == 4, "the other slot of a held submission is not offered"
     ctx.close()
