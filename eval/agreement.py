@@ -130,7 +130,10 @@ def true_score_variance(human: np.ndarray, var_err: float | None = None) -> floa
     grand = np.nanmean(human)
     total = n.sum()
     num = (n * (means - grand) ** 2).sum() - (len(human) - 1) * var_err
-    return float(num / (total - (n**2).sum() / total))
+    den = total - (n**2).sum() / total
+    if den <= 0:  # a single response: no between-response variance to estimate
+        return None
+    return float(num / den)
 
 
 def mse_true(system: npt.ArrayLike, human: np.ndarray, var_err: float | None = None) -> float | None:
@@ -202,8 +205,8 @@ def bootstrap_prediction_ci(
     err = (m[idx] - h[idx]) ** 2
     mse = err.mean(axis=1)
     var = h[idx].var(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r2s = 1 - mse / var
+    r2s = np.full(len(var), np.nan)  # undefined where a resample's human scores do not vary
+    r2s[var > 0] = 1 - mse[var > 0] / var[var > 0]
     out: dict[str, tuple[float, float]] = {}
     for name, vals in (("rmse", np.sqrt(mse)), ("r2", r2s)):
         ci = _percentile_ci(vals, level)
@@ -213,8 +216,7 @@ def bootstrap_prediction_ci(
         a, b = np.asarray(h1, float), np.asarray(h2, float)
         pr = []
         for ix in idx:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                v = prmse_items(a[ix], b[ix], m[ix])["prmse"]
+            v = prmse_items(a[ix], b[ix], m[ix])["prmse"]
             pr.append(np.nan if v is None else v)
         ci = _percentile_ci(np.array(pr, float), level)
         if ci:
@@ -299,8 +301,8 @@ def bootstrap_ci(
     d = np.abs(r[idx] - o[idx])
     rs, os_ = r[idx].astype(float), o[idx].astype(float)
     den = np.sqrt((rs.var(axis=1, ddof=1) + os_.var(axis=1, ddof=1)) / 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = (os_.mean(axis=1) - rs.mean(axis=1)) / den
+    s = np.full(len(den), np.nan)  # undefined where neither rater's scores vary in a resample
+    s[den > 0] = (os_.mean(axis=1) - rs.mean(axis=1))[den > 0] / den[den > 0]
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     out = {}
     for name, vals in (("qwk", q), ("exact", (d == 0).mean(axis=1)), ("adjacent", (d <= 1).mean(axis=1)),

@@ -1,0 +1,27 @@
+"""Degenerate samples give defined answers (None / no interval), never NumPy division warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from eval.agreement import bootstrap_ci, bootstrap_prediction_ci, prmse_items, true_score_variance
+
+
+def test_constant_scores_give_no_interval_instead_of_a_warning() -> None:
+    human, machine = np.full(12, 2.0), np.array([1, 2, 3] * 4, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the test
+        pred = bootstrap_prediction_ci(human, machine, n_boot=50)
+        agree = bootstrap_ci(np.full(12, 2), np.full(12, 2), [0, 1, 2, 3], n_boot=50)
+    assert "r2" not in pred and "rmse" in pred  # R2 is undefined when the human scores never vary
+    assert "smd" not in agree and agree["exact"] == (1.0, 1.0)
+
+
+def test_one_double_scored_response_has_no_true_score_variance() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert true_score_variance(np.array([[1.0, 2.0]])) is None
+        out = prmse_items([1.0, np.nan], [2.0, np.nan], [1.0, 2.0])
+    assert out["prmse"] is None and out["prmse_n_double"] == 1
