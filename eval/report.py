@@ -279,6 +279,10 @@ HH_PARTS = [
     ("agreement", ["n", "qwk", "kappa", "exact", "adjacent", "smd"]),
     ("descriptives", ["mean_ref", "sd_ref", "mean_other", "sd_other", "pearson_r", "alpha_ordinal"]),
 ]
+SG_PARTS = [
+    ("difference and agreement", ["n", "dsm", "gate", "qwk", "r2", "rmse"]),
+    ("descriptives", ["mean_human", "mean_machine", "sd_human", "sd_machine"]),
+]
 GATE_CLASSES = {"gate=fail": "bad", "gate=pass": "ok", "gate=insufficient": "warn", "gate=small": "warn"}
 
 
@@ -444,8 +448,8 @@ def _sections(tables: dict[str, pd.DataFrame], policy: GatePolicy, window: str, 
     s = sec("subgroups", "Subgroups: differences (DSM), human-human agreement and fairness",
             ["subgroups", "subgroups_human", "fairness", "fairness_estimates"])
     sg = tables["subgroups"]
-    s.blocks.append(html_table(sg, name="subgroups", classes={"gate=fail": "bad", "gate=small": "warn",
-                                                               "gate=n/a": "warn"}))
+    s.blocks.append(html_table(sg, name="subgroups", parts=SG_PARTS, classes={"gate=fail": "bad", "gate=small": "warn",
+                                                                               "gate=n/a": "warn"}))
     if not sg.empty:
         for (rid, crit, mv, fld), g in sg.groupby(["rubric_id", "criterion", "model_version", "field"]):
             png = plots.plot_group_bars(
@@ -501,17 +505,23 @@ def _sections(tables: dict[str, pd.DataFrame], policy: GatePolicy, window: str, 
 
 
 def _distribution_blocks(dist: pd.DataFrame) -> list[Markup]:
-    """One compact table per rubric x criterion x model: levels as rows (long scales stay tabular)."""
+    """One compact table per rubric x criterion x model: levels as rows; a long scale in ranges of levels
+    (the export keeps every level)."""
     blocks: list[Markup] = []
     for (rid, ver, crit, mv), g in (dist.groupby(["rubric_id", "rubric_version", "criterion", "model_version"])
                                     if not dist.empty else []):
+        n = int(g["n"].iloc[0])
+        bins = plots.level_bins(list(g["level"]))
+        note = f"; levels in {len(bins)} ranges, every level in score_distribution.csv" if len(bins) < len(g) else ""
         rows = [f'<div class="tablewrap dist" data-table="score_distribution"><table><caption>{escape(rid)}@{ver} '
-                f"&middot; {escape(crit)} &middot; {escape(mv)} (n={int(g['n'].iloc[0])})</caption><thead><tr>"
+                f"&middot; {escape(crit)} &middot; {escape(mv)} (n={n}{note})</caption><thead><tr>"
                 "<th>level</th><th>human n</th><th>human %</th><th>machine n</th><th>machine %</th>"
                 "<th>machine - human (pts)</th></tr></thead><tbody>"]
-        for r in g.itertuples():
-            rows.append(f"<tr><th>{r.level}</th><td>{r.n_human}</td><td>{r.pct_human:.1f}</td><td>{r.n_machine}</td>"
-                        f"<td>{r.pct_machine:.1f}</td><td>{r.pct_difference:+.1f}</td></tr>")
+        for lo, hi in bins:
+            b = g[(g["level"] >= lo) & (g["level"] <= hi)]
+            nh, nm = int(b["n_human"].sum()), int(b["n_machine"].sum())
+            rows.append(f"<tr><th>{plots.bin_label((lo, hi))}</th><td>{nh}</td><td>{100 * nh / n:.1f}</td>"
+                        f"<td>{nm}</td><td>{100 * nm / n:.1f}</td><td>{100 * (nm - nh) / n:+.1f}</td></tr>")
         rows.append("</tbody></table></div>")
         blocks.append(Markup("".join(rows)))
     return blocks

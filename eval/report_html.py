@@ -13,7 +13,7 @@ from markupsafe import Markup, escape
 
 PAGE_PX = 1060  # width a table part may take (the body is 1150 px; print is A4 landscape)
 KEY_PX = 300  # the merged key column (wraps)
-CHAR_PX = 6.8  # 12 px system font, average character
+CHAR_PX = 5.9  # 12 px system font, average character (digits are narrower still)
 WRAP_CHARS = 28  # strings longer than this wrap in a cell of at most this width
 KEYS = ("rubric_id", "rubric_version", "criterion", "model_version", "window", "field", "group", "pair", "analysis")
 
@@ -38,9 +38,14 @@ def display_columns(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if not ((c.endswith("_lo") and c[:-3] in cols) or (c.endswith("_hi") and c[:-3] in cols))]
 
 
+MISSING = {"dsm": "n/a", "prmse": "n/a", "qwk": "n/a"}  # where an empty cell would read as "no difference"
+
+
 def _cell(row: dict[str, Any], c: str, columns: set[str]) -> tuple[str, bool]:
     v = row.get(c)
     text = fmt(v)
+    if text == "" and c in MISSING:
+        return MISSING[c], True
     if f"{c}_lo" in columns and not _is_missing(row.get(f"{c}_lo")) and not _is_missing(v):
         text += f" [{fmt(row[f'{c}_lo'])}, {fmt(row[f'{c}_hi'])}]"
     return text, isinstance(v, str)

@@ -96,3 +96,13 @@ def test_compare_names_a_metric_that_differs_or_that_only_one_side_computed() ->
     res = compare(ours, theirs)
     assert res["differs"] == ["human-machine:prmse", "human-machine:qwk"]
     assert res["n_metrics_compared"] == 2 and res["max_abs_diff"] == pytest.approx(2e-6)
+
+
+def test_the_command_is_registered_and_names_a_missing_data_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scoring.cli import app
+
+    r = CliRunner().invoke(app, ["bench", "rsmtool-parity", "--data-dir", str(tmp_path / "nope"),
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "training_set_rel3.tsv not found" in r.output and "Traceback" not in r.output
