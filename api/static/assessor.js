@@ -25,6 +25,7 @@
       p.className = "msg near-msg " + (kind || "ok");
       p.textContent = text;
       near.parentNode.insertBefore(p, near);
+      scrollWithin(p, "nearest");
     }
   }
 

@@ -264,8 +264,8 @@ def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_s
             tx.conn.execute(q.update().where(q.c.id == item_id).values(lease_expires=expires))
         elif row.status == "claimed" and row.holder != assessor and row.lease_expires is not None \
                 and row.lease_expires >= now:
-            raise LeaseExpired(f"queue item {item_id} is now held by {row.holder} (lease until "
-                               f"{_iso(row.lease_expires)}); your draft is kept on this device")
+            raise LeaseExpired(f"queue item {item_id} is now held by {row.holder} (their lease runs until "
+                               f"{row.lease_expires:%H:%M:%S} UTC); nothing of yours was recorded")
         else:
             ok = tx.conn.execute(sa.select(q.c.id).where(q.c.id == item_id, _available(q, now),
                                                          *eligible(q, assessor))).first()

@@ -1,0 +1,120 @@
+"""One person, one rating per submission: the queue never gives an assessor two slots of one submission
+(double, audit, adjudication), the score log refuses a second rating by the same person in another slot,
+and neither gives way under concurrent claims. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from scoring.errors import LeaseExpired, SameRater
+from scoring.store import Store, queue
+from scoring.store.clock import now
+from scoring.store.service_tables import queue_items
+from scoring.usecases import assessment
+
+
+def _sub(store: Store, ext: str, routes: dict[str, str]) -> int:
+    sub = store.add_submission("obs", 1, ext, {"text": f"evidence {ext}"})
+    queue.enqueue(store, sub.id, routes)
+    return sub.id
+
+
+def _score(store: Store, it: queue.QueueItem, level: int = 1) -> None:
+    queue.submit(store, it.id, str(it.holder), str(it.lease_token), {c: (level, "read it") for c in it.criteria})
+
+
+def test_a_double_then_audit_submission_is_never_given_twice_to_one_person(store: Store, rubric) -> None:
+    sid = _sub(store, "s1", {"questioning": "double", "feedback": "audit"})
+    slots = {it.kind for it in queue.items_for_submission(store, sid)}
+    assert slots == {"first", "second", "audit"}
+    got = []
+    while (it := queue.claim(store, "ann", 600)) is not None:
+        got.append(it)
+        _score(store, it)
+    assert len(got) == 1, f"ann was given {[g.kind for g in got]} of one submission"
+    for who in ("bob", "cy"):
+        it = queue.claim(store, who, 600)
+        assert it is not None and it.submission_id == sid
+        _score(store, it)
+    assert queue.claim(store, "dee", 600) is None, "three slots, three different people"
+    raters = [h.assessor for h in store.human_scores(submission_id=sid)]
+    assert sorted(set(raters)) == ["ann", "bob", "cy"]
+
+
+def test_a_skipped_or_expired_and_taken_over_slot_keeps_its_siblings_from_that_person(store: Store, rubric) -> None:
+    sid = _sub(store, "s1", {"questioning": "double"})
+    first = queue.claim(store, "ann", 600)
+    assert first is not None
+    queue.release(store, first.id, "ann", str(first.lease_token), skip=True)
+    assert queue.claim(store, "ann", 600) is None, "a skip is of the whole submission: not its other slot either"
+    assert [it.submission_id for it in queue.available(store, "bob")] == [sid, sid]
+
+
+def test_the_score_log_refuses_a_second_slot_by_the_same_person_even_on_another_criterion(store: Store, rubric) -> None:
+    sub = store.add_submission("obs", 1, "s1", {"text": "t"})
+    store.record_human_score(sub.id, "questioning", 1, assessor="ann", kind="first")
+    with pytest.raises(SameRater, match="first rater"):
+        store.record_human_score(sub.id, "feedback", 2, assessor="ann", kind="audit")
+    store.record_human_score(sub.id, "feedback", 2, assessor="ann", kind="first")  # the same slot: one rating
+    store.record_human_score(sub.id, "feedback", 2, assessor="bob", kind="audit")
+
+
+def test_an_adjudicator_never_resolves_a_submission_they_rated(store: Store, rubric) -> None:
+    sub = store.add_submission("obs", 1, "s1", {"text": "t"})
+    store.record_human_score(sub.id, "questioning", 0, assessor="ann", kind="first")
+    store.record_human_score(sub.id, "questioning", 3, assessor="bob", kind="second")
+    with pytest.raises(SameRater, match="did not rate it"):
+        assessment.adjudicate(store, sub.id, "questioning", 2, adjudicator="ann")
+    assessment.adjudicate(store, sub.id, "questioning", 2, adjudicator="lead")
+    sid = _sub(store, "s2", {"questioning": "audit"})
+    store.record_adjudication(sid, "questioning", 1, adjudicator="lead")
+    assert queue.claim(store, "lead", 600) is None, "an adjudicator is not a rater of the same submission"
+
+
+def test_concurrent_claims_by_one_person_from_two_tabs_never_take_two_slots(store: Store, rubric) -> None:
+    for i in range(6):
+        _sub(store, f"s{i}", {"questioning": "double", "feedback": "audit"})
+    got: list[queue.QueueItem] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def tab(who: str) -> None:
+        barrier.wait()
+        for _ in range(4):
+            it = queue.claim(store, who, 600)
+            if it is not None:
+                with lock:
+                    got.append(it)
+
+    threads = [threading.Thread(target=tab, args=(who,)) for who in ("ann", "ann", "ann", "ann", "bob", "bob", "cy", "cy")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    ids = [it.id for it in got]
+    assert len(ids) == len(set(ids)), "one item never goes to two claims"
+    per = {}
+    for it in got:
+        per.setdefault((it.holder, it.submission_id), []).append(it.kind)
+    assert all(len(k) == 1 for k in per.values()), f"one person got two slots of a submission: {per}"
+    assert len(got) == 18, "6 submissions x 3 slots, 3 people: everything is handed out"
+
+
+def test_reclaim_gives_an_expired_lease_back_only_when_nobody_else_holds_the_item(store: Store, rubric) -> None:
+    _sub(store, "s1", {"questioning": "human"})
+    it = queue.claim(store, "ann", 600)
+    assert it is not None
+    with store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).values(lease_expires=now() - timedelta(seconds=1)))
+    again = queue.reclaim(store, it.id, "ann", str(it.lease_token), 600)
+    assert again.holder == "ann" and again.lease_expires is not None and again.lease_expires > it.created_at
+    with store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).values(lease_expires=now() - timedelta(seconds=1)))
+    bob = queue.claim(store, "bob", 600)
+    assert bob is not None and bob.id == it.id
+    with pytest.raises(LeaseExpired, match="held by bob"):
+        queue.reclaim(store, it.id, "ann", str(it.lease_token), 600)
