@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import docs, problems
 from api.context import AppContext
 from api.routers import (
     adjudication,
@@ -68,7 +68,7 @@ def create_app(
     provider = ModelProvider(st, s, model_dir or s.model_dir)
     serve_model_dir(st, provider)
     app = FastAPI(
-        title="rubric-scoring", version="0.1.0", description=DESCRIPTION,
+        title="rubric-scoring", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None,
         openapi_tags=[{"name": n} for n in ("health", "rubrics", "submissions", "batch jobs", "queue",
                                             "adjudication", "agreement", "models", "keys")],
     )
@@ -93,4 +93,5 @@ def create_app(
         return RedirectResponse("/assessor/login", status_code=303)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)  # /docs and /redoc from installed assets: they work without internet
     return app

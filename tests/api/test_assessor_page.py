@@ -399,3 +399,28 @@ def test_the_queue_list_filters_by_route_and_criterion_and_numbers_items_in_clai
     page.goto(f"{srv.url}/assessor")
     assert page.locator("#queue-list tbody tr").count() == 4, "the other slot of a held submission is not offered"
     ctx.close()
+
+
+def test_docs_and_redoc_render_with_no_internet(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve()
+    ctx = browser.new_context(viewport=DESKTOP)
+    outside: list[str] = []
+
+    def offline(route: Any) -> None:  # the machine has no internet: anything not on this server fails
+        if route.request.url.startswith(srv.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    ctx.route("**/*", offline)
+    page = ctx.new_page()
+    page.goto(f"{srv.url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+    assert page.locator(".opblock").count() > 10, "Swagger UI lists the operations"
+    _shot(page, "docs-offline")
+    page.goto(f"{srv.url}/redoc")
+    page.wait_for_selector("h1, [role=navigation]", timeout=20_000)
+    assert "rubric-scoring" in page.inner_text("body")
+    assert outside == [], f"the documentation pages asked the internet for {outside}"
+    ctx.close()
