@@ -1,0 +1,47 @@
+"""``scoring bench coldstart``: the cold-start scorer against the peer, and learning curves of selection vs random."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``coldstart`` to the shared ``bench`` group."""
+    from scoring.commands._bench import bench_app
+
+    @bench_app.command("coldstart")
+    def coldstart(
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="The asap_aes folder (e.g. ../shared/data/asap_aes)."),
+        talkmoves: Path | None = typer.Option(None, "--talkmoves", help="The talkmoves folder: one lesson-level "
+                                              "criterion derived from the human codes instead."),
+        sets: str = typer.Option("1,2,3,4,5,6,7,8", help="Comma-separated ASAP-AES essay sets."),
+        cache_dir: Path = typer.Option(Path(".scoring/bench-cache"), help="Embedding cache (kept between runs)."),
+        dev: bool = typer.Option(False, "--dev", help="Training ids only (80% pool / 20% held out): for design "
+                                 "choices; the test ids are not read."),
+        out: Path | None = typer.Option(None, "--out", help="Also write the full summary (per criterion) here as JSON."),
+    ) -> None:
+        """Zero-shot QWK vs the TF-IDF peer, level shares, and QWK after n human scores: selected vs random."""
+        from eval.bench_coldstart import run
+        from models.encoder import get_encoder
+        from scoring.settings import get_settings
+
+        try:
+            set_list = [int(x) for x in sets.split(",") if x.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"expected essay set numbers like 1,2,3, found {sets!r}", param_hint="--sets") from None
+        if data_dir is None and talkmoves is None:
+            raise typer.BadParameter("give --data-dir (ASAP-AES) or --talkmoves", param_hint="--data-dir")
+        s = get_settings()
+        enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
+        cmd = "scoring bench coldstart" + (f" --data-dir {data_dir} --sets {sets}" if data_dir else "") + (
+            f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "")
+        typer.echo(f"# reproduce: {cmd}")
+        summary = run(data_dir if talkmoves is None else None, talkmoves, enc.encode, set_list, dev=dev, echo=typer.echo)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(summary, indent=2))
+        summary.pop("per_criterion", None)
+        typer.echo(json.dumps(summary))

@@ -1,0 +1,124 @@
+"""Which submissions humans should score first: diverse over the embedding space, weighted by uncertainty.
+
+Why this method: with no or few scores, the first human scores are the scarcest resource. Two things make
+a score teach the model much: the text is *unlike* the texts already scored (a second score on a near
+duplicate adds little), and the model is *unsure* about it. We use greedy k-center selection, the
+core-set approach of Sener & Savarese (2018, "Active Learning for Convolutional Neural Networks: A
+Core-Set Approach", ICLR), with each candidate's distance to the nearest already-chosen text multiplied
+by its uncertainty, as in uncertainty-weighted core-sets (cf. BADGE, Ash et al. 2020, which weights
+diversity by the gradient magnitude a label would cause).
+
+* Space: the unit text embedding joined with the model's expected score (scaled to the embedding's
+  spread), so the chosen texts also cover the whole scale, not only the topics: a scorer cannot learn
+  where the top level starts from texts that all sit in the middle.
+* Uncertainty: the variance of the level distribution divided by the largest variance the scale
+  allows (1 = the model cannot tell the ends apart), floored so a confident text can still be picked
+  when it is far from everything chosen.
+* Outliers: plain k-center picks the strangest texts first (the empty answer, the pasted essay).
+  Candidates are the texts whose distance to their ``k``-th nearest neighbour is below the 95th
+  percentile; the rest stay in the backlog for people, but are not what the model learns the scale from.
+* Start: one of the candidates nearest the batch centroid (weighted by uncertainty), drawn with
+  ``seed``; the same backlog, model and seed give the same queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class SelectionError(ValueError):
+    """A selection request that cannot be met (too few texts, a bad count)."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One chosen submission: its row in the backlog, the order it was picked, and why."""
+
+    row: int
+    rank: int
+    uncertainty: float
+    distance: float  # to the nearest text chosen before it (inf for the first)
+
+
+def ordinal_uncertainty(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Variance of each row's level distribution over the largest variance possible on the scale (0-1)."""
+    c = np.asarray(classes, float)
+    mean = proba @ c
+    var = proba @ (c**2) - mean**2
+    vmax = ((c.max() - c.min()) / 2) ** 2 or 1.0
+    return np.clip(var / vmax, 0.0, 1.0)
+
+
+def _inlier_mask(X: np.ndarray, k: int = 10, quantile: float = 0.95) -> np.ndarray:
+    """Texts whose k-th nearest neighbour is not unusually far (k-center otherwise favours outliers)."""
+    n = len(X)
+    if n <= k + 1:
+        return np.ones(n, bool)
+    kth = np.empty(n)
+    for a in range(0, n, 1024):
+        d = _sqdist(X[a : a + 1024], X)
+        kth[a : a + 1024] = np.partition(d, k, axis=1)[:, k]
+    return kth <= np.quantile(kth, quantile)
+
+
+def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.maximum((A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T, 0.0)
+
+
+def select(
+    embeddings: np.ndarray,
+    proba: np.ndarray,
+    classes: np.ndarray,
+    n: int,
+    seed: int = 13,
+    exclude: np.ndarray | None = None,
+    score_weight: float = 1.0,
+    floor: float = 0.2,
+) -> list[Pick]:
+    """Pick ``n`` rows by uncertainty-weighted greedy k-center (see the module docstring).
+
+    ``exclude``: a boolean mask of rows already scored (they count as chosen: new picks keep away from
+    them, and are never picked again).
+    """
+    E = np.asarray(embeddings, dtype=np.float64)
+    P = np.asarray(proba, dtype=np.float64)
+    if E.ndim != 2 or P.ndim != 2 or len(E) != len(P):
+        raise SelectionError(f"expected one embedding and one probability row per text, found {len(E)} and {len(P)}")
+    done = np.zeros(len(E), bool) if exclude is None else np.asarray(exclude, bool)
+    free = int((~done).sum())
+    if n < 1:
+        raise SelectionError(f"expected a number of submissions to select of at least 1, found {n}")
+    if n > free:
+        raise SelectionError(f"asked for {n} submissions, but the backlog holds only {free} not yet scored")
+    c = np.asarray(classes, float)
+    span = (c.max() - c.min()) or 1.0
+    spread = float(np.sqrt(E.var(axis=0).sum())) or 1.0
+    score = (P @ c - c.min()) / span
+    X = np.hstack([E, (score_weight * spread * score)[:, None]])
+    u = np.maximum(ordinal_uncertainty(P, c), floor)
+    ok = _inlier_mask(X) & ~done
+    if ok.sum() < n:  # a small backlog: outliers are allowed back in rather than picking fewer
+        ok = ~done
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.random(len(X)) * 1e-9
+    mind = np.full(len(X), np.inf)
+    if done.any():
+        for a in range(0, len(X), 1024):
+            mind[a : a + 1024] = _sqdist(X[a : a + 1024], X[done]).min(axis=1)
+    picks: list[Pick] = []
+    for rank in range(n):
+        if np.isinf(mind).all():  # nothing chosen yet: one of the most typical, most uncertain texts
+            centre = X[ok].mean(axis=0)
+            gain = np.where(ok, u / (1.0 + _sqdist(X, centre[None, :])[:, 0]), -np.inf)
+            top = np.argsort(-gain, kind="stable")[: max(1, min(20, int(ok.sum()) // 20))]
+            i = int(rng.choice(top))
+        else:
+            gain = np.where(ok, u * np.sqrt(mind) + tiebreak, -np.inf)
+            i = int(np.argmax(gain))
+        picks.append(Pick(row=i, rank=rank + 1, uncertainty=round(float(u[i]), 4),
+                          distance=float(np.sqrt(mind[i]))))
+        ok[i] = False
+        mind = np.minimum(mind, _sqdist(X, X[i : i + 1])[:, 0])
+    return picks
