@@ -1,6 +1,6 @@
 """FastAPI dependencies: the app context, the caller's API key, and role checks.
 
-Keys are accepted as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; the assessor page sends
+Keys are accepted as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, exactly one per request; the assessor page sends
 its key in an HttpOnly cookie instead (see ``api/routers/assessor.py``). Both header schemes are
 declared as OpenAPI security schemes, so ``/docs`` has an Authorize button.
 """
@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import AppContext
-from scoring.errors import Forbidden, Unauthorized
+from scoring.errors import AmbiguousCredentials, Forbidden, Unauthorized
 from scoring.store import keys
 from scoring.store.keys import ApiKey
 
@@ -31,7 +31,11 @@ def current_key(
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header: str | None = Depends(_header),
 ) -> ApiKey:
-    """The caller's active key; 401 problem+json when none is sent or it does not verify."""
+    """The caller's active key; 401 problem+json when none is sent or it does not verify, 400 when both
+    headers are sent (which one should win is exactly what a client or proxy could get wrong)."""
+    if "x-api-key" in request.headers and "authorization" in request.headers:
+        raise AmbiguousCredentials("send the API key in exactly one header, 'Authorization: Bearer <key>' or "
+                                   "'X-API-Key: <key>'; this request sent both")
     presented = header or (bearer.credentials if bearer is not None else None)
     if not presented:
         raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")

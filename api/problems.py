@@ -24,6 +24,7 @@ PROBLEM = "application/problem+json"
 
 # Most specific first: the first class in an error's MRO found here decides the status.
 STATUS: dict[type[BaseException], int] = {
+    E.AmbiguousCredentials: 400,
     E.Unauthorized: 401,
     E.Forbidden: 403,
     E.NotFound: 404,
@@ -91,6 +92,11 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
                 413: "payload_too_large", 400: "bad_request"}.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 405:  # RFC 9110: a 405 names the methods the resource does allow
+            allowed = _allowed_methods(request, exc)
+            resp = problem(405, code, f"{request.method} is not allowed on {path}; allowed: {allowed}", path)
+            resp.headers["Allow"] = allowed
+            return resp
         if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's words
             return problem(400, "malformed_json", "the request body could not be parsed: it must be JSON encoded as "
                            "UTF-8 (invalid bytes, or nesting too deep, also end here)", path)
@@ -105,6 +111,24 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         return problem(status, code, str(exc), path)
     log.exception("unexpected error on %s", path)
     return problem(500, "internal_error", "an unexpected error occurred; it has been logged", path)
+
+
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
+    """Every method the API serves at this path, from its OpenAPI document (Starlette's own ``Allow``
+    names only the first route that matched the path), or Starlette's for pages outside the document."""
+    import re
+
+    paths = request.app.openapi().get("paths", {})
+    exact = paths.get(request.url.path)  # a fixed path wins over a template (/batch-jobs/upload vs /{job_id})
+    items = [exact] if exact is not None else [
+        item for template, item in paths.items()
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), request.url.path)]
+    methods = {m.upper() for item in items for m in item if m in ("get", "put", "post", "delete", "patch")}
+    if "GET" in methods:
+        methods.add("HEAD")
+    if not methods:
+        return str((exc.headers or {}).get("Allow", ""))
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:

@@ -102,6 +102,12 @@ class Unauthorized(ScoringError):
     code = "unauthorized"
 
 
+class AmbiguousCredentials(ScoringError):
+    """Both ``X-API-Key`` and ``Authorization`` were sent: one request names one key (HTTP 400)."""
+
+    code = "ambiguous_credentials"
+
+
 class Forbidden(ScoringError):
     """A valid key whose role may not do this, or an item/result that belongs to someone else (HTTP 403)."""
 

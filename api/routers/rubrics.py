@@ -28,7 +28,39 @@ def _detail(c: AppContext, rubric_id: str, version: int | None) -> S.RubricDetai
                           registered_at=rec.registered_at, body=rub.model_dump(mode="json"))
 
 
-@router.post("", response_model=S.RubricDetail, status_code=201, responses=S.problems(409, 422),
+_LEVEL = {"type": "object", "required": ["score"], "properties": {
+    "score": {"type": "integer"}, "label": {"type": "string"}, "descriptor": {"type": "string"},
+    "exemplars": {"type": "array", "items": {"type": "string"}}}}
+# The body's shape for clients and generators; the full rules (ids, scales, award rules) are the rubric
+# schema's (rubrics/schema.py), whose errors come back as 422 `invalid_rubric` naming the field.
+RUBRIC_BODY = {
+    "type": "object",
+    "required": ["id", "version", "title", "evidence", "criteria"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 80},
+        "version": {"type": "integer", "minimum": 1, "maximum": S.INT32},
+        "title": {"type": "string", "minLength": 1, "maxLength": 300},
+        "description": {"type": "string"},
+        "evidence": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        "criteria": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["id", "title"],
+            "description": "Each criterion has either `levels` (at least 2) or `scale` ({min, max}).",
+            "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 80}, "title": {"type": "string"},
+                           "description": {"type": "string"},
+                           "evidence": {"type": "array", "items": {"type": "string"}},
+                           "levels": {"type": "array", "minItems": 2, "items": _LEVEL},
+                           "scale": {"type": "object", "required": ["min", "max"],
+                                     "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}}}}},
+        "award": {"anyOf": [{"type": "object"}, {"type": "null"}],
+                  "description": "Credential award rule (see the README); null or absent: no award."},
+    },
+}
+
+
+@router.post("", response_model=S.RubricDetail, status_code=201,
+             responses={200: {"model": S.RubricDetail, "description": "This exact version was already registered"},
+                        **S.problems(409, 422)},
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": RUBRIC_BODY}}}},
              summary="Register a rubric version",
              description="201 for a new version, 200 when the identical version is already registered, 409 "
                          "(`rubric_immutable`) when the id+version exists with other content: bump `version`.")
