@@ -17,6 +17,22 @@ class AppContext:
     settings: Settings
     store: Store
     models: ModelProvider
-    policy: Any | None = None  # scoring.policy.RoutingPolicy when routing is available
+    policy: Any | None = None  # scoring.policy.RoutingPolicy, or a list of them (one per rubric)
     prescorer: Prescorer = field(default_factory=Prescorer)
     jobs: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="batch-job"))
+    policies: dict[str | None, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from scoring.usecases.registry import policies_by_rubric
+
+        self.policies = policies_by_rubric(self.store, self.models, self.policy)
+        if isinstance(self.policy, list | tuple):
+            self.policy = self.policies.get(None)
+
+    def policy_for(self, rubric_id: str) -> Any | None:
+        """The routing policy of a rubric (None: every criterion goes to a person)."""
+        return self.policies.get(rubric_id, self.policies.get(None))
+
+    def policy_of_item(self, item: Any) -> Any | None:
+        """The policy of a queue item's rubric (its adjudication gap decides what needs adjudication)."""
+        return self.policy_for(self.store.submission(item.submission_id).rubric_id)

@@ -21,14 +21,15 @@ def pending(rubric_id: str | None = Query(None, max_length=80), c: AppContext = 
             _k: ApiKey = Depends(require("admin"))) -> Any:
     return [S.PendingAdjudication(submission_id=p.submission_id, criterion=p.criterion, human_scores=p.human_scores,
                                   human_score_ids=p.human_score_ids, gap=p.gap)
-            for p in assessment.pending_adjudications(c.store, c.policy, rubric_id)]
+            for p in assessment.pending_adjudications(c.store, None, rubric_id, policy_for=c.policy_for)]
 
 
 @router.post("", response_model=S.AdjudicationOut, status_code=201, responses=S.problems(400, 404, 409, 422),
              summary="Record the resolved score of a disagreement")
 def adjudicate(body: S.AdjudicationIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("admin"))) -> Any:
     a = assessment.adjudicate(c.store, body.submission_id, body.criterion, body.score, adjudicator=key.name,
-                              rationale=body.rationale, policy=c.policy)  # 404 / 422 / 409 already_adjudicated
+                              rationale=body.rationale,  # 404 / 422 / 409 already_adjudicated
+                              policy=c.policy_for(c.store.submission(body.submission_id).rubric_id))
     return S.AdjudicationOut(id=a.id, submission_id=a.submission_id, criterion=a.criterion, score=a.score,
                              adjudicator=a.adjudicator, human_score_ids=a.human_score_ids,
                              machine_score_id=a.machine_score_id, created_at=a.created_at)

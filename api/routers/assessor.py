@@ -265,7 +265,7 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
     try:
         if missing:
             raise InvalidRequest(f"choose a level for: {', '.join(missing)}")
-        assessment.submit_item(c.store, c.policy, item_id, key.name, token, scores,
+        assessment.submit_item(c.store, c.policy_of_item(it), item_id, key.name, token, scores,
                                rationale=c.settings.rationale_required, lease_seconds=c.settings.lease_seconds)
     except LeaseExpired as exc:  # someone else holds it now: the page keeps the draft and says who
         if _wants_json(request):

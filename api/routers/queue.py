@@ -63,7 +63,8 @@ def read(item_id: int = Path(ge=1, le=2**31 - 1), highlights: int = HIGHLIGHTS, 
 def submit(body: S.ScoresIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
            key: ApiKey = Assessor) -> Any:
     scores = {cid: (s.score, s.rationale) for cid, s in body.scores.items()}
-    ids, pending = assessment.submit_item(c.store, c.policy, item_id, key.name, body.lease_token, scores,
+    ids, pending = assessment.submit_item(c.store, c.policy_of_item(queue.item(c.store, item_id)), item_id, key.name,
+                                          body.lease_token, scores,
                                           rationale=c.settings.rationale_required)
     return S.ScoresOut(item_id=item_id, human_score_ids=ids, needs_adjudication=pending)
 

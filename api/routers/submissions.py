@@ -62,7 +62,7 @@ def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.Subm
     model = c.models.get(body.rubric_id, version)
     meta = dict(body.metadata) | ({intake.REVISES: body.revises} if body.revises else {})
     out = intake.submit(c.store, model, owner, intake.NewSubmission(body.external_id, dict(body.evidence), meta),
-                        policy=c.policy, max_chars=c.settings.max_text_chars,
+                        policy=c.policy_for(model.rubric.id), max_chars=c.settings.max_text_chars,
                         score=lambda m, ids, evs: [c.prescorer.score(m, ids[0], evs[0])])
     return (201 if out.created else 200), views.submission_result(c.store, out)
 

@@ -15,7 +15,9 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     db: str | None = DB_OPTION,
     model: Annotated[Path | None, typer.Option("--model", help="Model directory to score with (its LATEST version).")] = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="Routing policy YAML (default: every criterion to a human).")] = None,
+    policy: Annotated[list[Path] | None, typer.Option(
+        "--policy", help="Routing policy YAML; repeat for several rubrics (each policy routes the rubric it "
+        "names or whose model it was tuned for). Rubrics without one: every criterion to a human.")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Serve the API (docs at /docs) and the assessor page (/assessor) on SQLite by default, PostgreSQL by --db URL."""
@@ -28,10 +30,10 @@ def serve(
     if db:
         s = s.model_copy(update={"database_url": db})
     pol = None
-    if policy is not None:
+    if policy:
         from scoring.policy import load_policy
 
-        pol = load_policy(policy)
+        pol = [load_policy(p) for p in policy]
     app = create_app(s, model_dir=model, policy=pol)
     import gc
 

@@ -114,8 +114,11 @@ class Pending:
     gap: int
 
 
-def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | None = None) -> list[Pending]:
-    """Submission x criterion pairs whose ratings disagree beyond the gap and have no resolved score yet."""
+def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | None = None, *,
+                          policy_for: Any | None = None) -> list[Pending]:
+    """Submission x criterion pairs whose ratings disagree beyond the gap and have no resolved score yet.
+
+    ``policy_for(rubric_id)``: each rubric's own policy (a server routing several rubrics), else ``policy``."""
     done = {(a.submission_id, a.criterion) for a in store.adjudications()}
     groups: dict[tuple[int, str], list[Any]] = {}
     for h in store.human_scores(rubric_id=rubric_id):
@@ -123,6 +126,8 @@ def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | Non
             groups.setdefault((h.submission_id, h.criterion), []).append(h)
     out = []
     for (sid, crit), hs in sorted(groups.items()):
+        if policy_for is not None:
+            policy = policy_for(store.submission(sid).rubric_id)
         gap = adjudication_gap(policy, crit)
         scores = [h.score for h in hs]
         if (sid, crit) not in done and beyond_gap(scores, policy, crit):

@@ -128,3 +128,40 @@ def serve_model_dir(store: Store, models: ModelProvider) -> ScoringModel | None:
             store.register_model(m.version, resolve_version_dir(models.model_dir, m.version),  # type: ignore[arg-type]
                                  card={"model_version": m.version}, rubric_id=m.rubric.id)
     return m
+
+
+def policies_by_rubric(store: Store, models: ModelProvider, policies: Any) -> dict[str | None, Any]:
+    """Which routing policy routes which rubric, so one server serves several rubrics, each with its own.
+
+    A policy belongs to the rubric it names (``rubric_id``), else to the rubric of the model it was tuned
+    for (``model_version``, looked up in the model registry or the served ``--model``), else to the served
+    model's rubric; with no model served either, it routes every rubric (key ``None``). A rubric with no
+    policy routes every criterion to a person; a policy whose model is not the one scoring its rubric
+    refuses that rubric's submissions only (``RoutingPolicy.check_model``).
+    """
+    from scoring.errors import NotFound, PolicyError
+
+    if policies is None:
+        return {}
+    items = list(policies) if isinstance(policies, list | tuple) else [policies]
+    out: dict[str | None, Any] = {}
+    default = models.default
+    for p in items:
+        rubric: str | None = getattr(p, "rubric_id", None)
+        mv = getattr(p, "model_version", None)
+        if rubric is None and mv is not None:
+            if default is not None and default.version == mv:
+                rubric = default.rubric.id
+            else:
+                try:
+                    rubric = store.model(mv).rubric_id
+                except NotFound:
+                    raise PolicyError(f"policy {p.policy_version} was tuned for model {mv}, which is neither served "
+                                      "(--model) nor registered; register the model or name the policy's rubric_id") from None
+        if rubric is None and default is not None:
+            rubric = default.rubric.id
+        if rubric in out:
+            raise PolicyError(f"two policies route rubric {rubric or '(every rubric)'}: {out[rubric].policy_version} "
+                              f"and {p.policy_version}; give each rubric one policy")
+        out[rubric] = p
+    return out

@@ -1,0 +1,59 @@
+"""One server, several rubrics, each with its own routing policy: a policy routes only its rubric, so a
+server started with ``--policy`` still scores every other rubric's submissions (to a person), and refuses
+only submissions of a rubric whose policy was tuned for another model."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from api_support import expect_problem, reflection
+
+from scoring.errors import PolicyError
+from scoring.policy import RoutingPolicy
+from scoring.usecases.registry import policies_by_rubric
+
+RUBRIC = "checking-for-understanding"
+
+
+def test_a_policy_for_another_rubric_leaves_this_rubrics_submissions_to_people(api_factory) -> None:  # type: ignore[no-untyped-def]
+    other = RoutingPolicy(policy_version="talk-v1", rubric_id="accountable-talk", double_rate=1.0, audit_rate=0.0)
+    api = api_factory(policy=other)
+    r = api.submit("multi-1", reflection(1))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert {c["route"] for c in body["criteria"].values()} == {"human"} and body["policy_version"] is None
+    assert api.app.state.ctx.policy_for("accountable-talk") is other
+
+
+def test_each_rubric_is_routed_by_its_own_policy(api_factory) -> None:  # type: ignore[no-untyped-def]
+    mine = RoutingPolicy(policy_version="cfu-double", rubric_id=RUBRIC, double_rate=1.0, audit_rate=0.0)
+    other = RoutingPolicy(policy_version="talk-v1", rubric_id="accountable-talk")
+    api = api_factory(policy=[mine, other])
+    body = api.submit("multi-2", reflection(2)).json()
+    assert {c["route"] for c in body["criteria"].values()} == {"double"} and body["policy_version"] == "cfu-double"
+
+
+def test_only_the_rubric_whose_policy_fits_another_model_is_refused(api_factory) -> None:  # type: ignore[no-untyped-def]
+    stale = RoutingPolicy(policy_version="cfu-old", rubric_id=RUBRIC, model_version="cfu-20250101-retired")
+    api = api_factory(policy=stale)
+    body = expect_problem(api.submit("multi-3", reflection(3)), 422, "invalid_policy")
+    assert "cfu-20250101-retired" in body["detail"]
+
+
+def test_policies_resolve_to_rubrics_by_name_model_or_served_model() -> None:
+    served = SimpleNamespace(version="m-1", rubric=SimpleNamespace(id="served-rubric"))
+    store = SimpleNamespace(model=lambda v: SimpleNamespace(rubric_id="registered-rubric") if v == "m-2" else
+                            (_ for _ in ()).throw(__import__("scoring.errors").errors.NotFound(v)))
+    models = SimpleNamespace(default=served)
+    by_name = RoutingPolicy(policy_version="a", rubric_id="named")
+    by_served = RoutingPolicy(policy_version="b", model_version="m-1")
+    by_registry = RoutingPolicy(policy_version="c", model_version="m-2")
+    got = policies_by_rubric(store, models, [by_name, by_served, by_registry])  # type: ignore[arg-type]
+    assert got == {"named": by_name, "served-rubric": by_served, "registered-rubric": by_registry}
+    with pytest.raises(PolicyError, match="neither served"):
+        policies_by_rubric(store, models, RoutingPolicy(policy_version="d", model_version="m-404"))  # type: ignore[arg-type]
+    with pytest.raises(PolicyError, match="two policies route rubric served-rubric"):
+        policies_by_rubric(store, models, [by_served, RoutingPolicy(policy_version="e")])  # type: ignore[arg-type]
+    assert policies_by_rubric(store, SimpleNamespace(default=None), RoutingPolicy(policy_version="f")) == {  # type: ignore[arg-type]
+        None: RoutingPolicy(policy_version="f")}
