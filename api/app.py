@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import docs, problems
+from api import contract, docs, problems
 from api.context import AppContext
 from api.routers import (
     adjudication,
@@ -43,7 +43,8 @@ Pre-scores micro-credential evidence against rubrics, routes uncertain criteria 
 and keeps agreement auditable.
 
 **Auth**: every endpoint except `/healthz` and `/readyz` needs an API key (`scoring keys create`), sent as
-`Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: `assessor` (the queue, only items it holds),
+`Authorization: Bearer <key>` or `X-API-Key: <key>` (exactly one of them: both in one request is 400
+`ambiguous_credentials`, so no proxy or client can make one silently win). Roles: `assessor` (the queue, only items it holds),
 `issuer` (submit, read its own results), `researcher` (agreement and exports, never evidence text),
 `admin` (everything, keys, model promotion, adjudication).
 
@@ -95,4 +96,5 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     docs.install(app)  # /docs and /redoc from installed assets: they work without internet
+    contract.install(app)
     return app

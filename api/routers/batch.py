@@ -22,6 +22,7 @@ from scoring.usecases import batch_jobs
 from scoring.usecases.intake import NewSubmission
 from scoring.usecases.registry import resolve_version
 
+UPLOAD_NAME = r"(?i)\.(csv|tsv|jsonl|parquet)$"  # the upload's extension rule, also in the OpenAPI schema
 router = APIRouter(prefix="/batch-jobs", tags=["batch jobs"], responses=S.problems(401, 403))
 
 
@@ -46,9 +47,13 @@ def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(
 @router.post("/upload", response_model=S.BatchJobOut, status_code=202, responses=S.problems(404, 413, 422, 503),
              summary="Start a batch job from a backlog file (CSV, TSV, JSONL, Parquet)",
              description="Columns: `id` and one per evidence field of the rubric (as `scoring score` reads "
-                         "them). Unreadable rows are recorded as rejected with their reason.")
+                         "them). Unreadable rows are recorded as rejected with their reason. The file name "
+                         "must end in `.csv`, `.tsv`, `.jsonl` or `.parquet` (it names the format; 422 "
+                         "otherwise).")
 def upload(
-    file: UploadFile = File(..., description="The backlog file; its extension names the format."),
+    file: UploadFile = File(..., description="The backlog file; its name must end in .csv, .tsv, .jsonl or "
+                            ".parquet, which names the format.",
+                            json_schema_extra={"x-filename-pattern": UPLOAD_NAME}),
     rubric_id: str = Form(..., max_length=80),
     rubric_version: int | None = Form(None, ge=1, le=S.INT32),
     c: AppContext = Depends(ctx),
@@ -79,13 +84,13 @@ def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:
     return j
 
 
-@router.get("/{job_id}", response_model=S.BatchJobOut, responses=S.problems(404), summary="Progress of a job")
+@router.get("/{job_id:int}", response_model=S.BatchJobOut, responses=S.problems(404), summary="Progress of a job")
 def read(job_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
          key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
     return views.job_out(_own(c, key, job_id))
 
 
-@router.get("/{job_id}/results", response_model=list[S.BatchResultOut], responses=S.problems(404),
+@router.get("/{job_id:int}/results", response_model=list[S.BatchResultOut], responses=S.problems(404),
             summary="Per-row outcome of a job: the submission id, or why the row was rejected")
 def results(job_id: int = Path(ge=1, le=2**31 - 1), offset: int = Query(0, ge=0, le=10**7),
             limit: int = Query(1000, ge=1, le=10_000), c: AppContext = Depends(ctx),
