@@ -1,8 +1,13 @@
 """Training a scoring model for a rubric from human-scored submissions.
 
 Per criterion: enough human scores spread over at least two levels -> a trained ``EnsembleScorer``;
-otherwise, if every level has a descriptor or exemplars -> the ``ZeroShotScorer``; otherwise a
-``TrainingError`` that says how many scores exist and how many are needed.
+otherwise, if every level has a descriptor or exemplars -> the cold-start scorer
+(``models.coldstart.ColdStartScorer``, fitted on the file's unlabelled texts; with fewer than
+``MIN_BATCH`` texts the descriptor-similarity ``ZeroShotScorer``); otherwise a ``TrainingError`` that
+says how many scores exist and how many are needed.
+
+Each version's card carries the criterion's learning curve: the previous versions' (n human scores,
+cross-validated QWK) followed by this one's, so an issuer sees what each batch of scores bought.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 from models.artifact import ScoringModel, data_hash
+from models.coldstart import MIN_BATCH, ColdStartScorer
 from models.encoder import Encoder
 from models.finetuned import FineTunedScorer
-from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer, decide
+from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
 from scoring.ingest import Record
@@ -45,6 +51,69 @@ def embed_unique(encoder: Encoder, texts: list[str], show_progress: bool = False
 def _zero_shot(criterion: Criterion, encoder: Encoder) -> ZeroShotScorer:
     level_texts = [[lv.descriptor, *lv.exemplars] for lv in criterion.levels]
     return ZeroShotScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder).fit()
+
+
+def cold_start(criterion: Criterion, texts: list[str], encoder: Encoder,
+               embeddings: np.ndarray | None = None) -> tuple[ColdStartScorer | ZeroShotScorer, dict[str, Any]]:
+    """The no-scores scorer of a criterion and what its card says about it.
+
+    The cold-start scorer normalises over the unlabelled texts; below ``MIN_BATCH`` distinct texts there
+    is no batch to normalise over, and the descriptor-similarity scorer is the only option (the card says so).
+    """
+    uniq = list(dict.fromkeys(t for t in texts if t.strip()))
+    if len(uniq) >= MIN_BATCH:
+        level_texts = [[lv.descriptor, *lv.exemplars] for lv in criterion.levels]
+        emb = None
+        if embeddings is not None:
+            pos = {t: i for i, t in enumerate(texts)}
+            emb = embeddings[[pos[t] for t in uniq]]
+        cs = ColdStartScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder).fit(uniq, embeddings=emb)
+        return cs, {"scorer": "cold-start", "assumptions": cs.describe()}
+    return _zero_shot(criterion, encoder), {
+        "scorer": "zero-shot",
+        "why_not_cold_start": f"{len(uniq)} distinct texts < {MIN_BATCH}: no batch to normalise over; "
+                              "descriptor similarity only (uncalibrated)",
+    }
+
+
+def check_label_columns(records: list[Record], columns: dict[str, str], explicit: bool) -> None:
+    """A score column none of whose cells is usable is a mistake (wrong column, wrong scale), not a cold start.
+
+    Raises ``TrainingError`` naming the column and its first bad values. A column the user named
+    (``explicit``) that is entirely blank is refused too: leaving ``--score-col`` out is how to ask for
+    the cold-start model.
+    """
+    usable = [r for r in records if r.reject is None]
+    for crit, col in columns.items():
+        if any(r.scores.get(crit) is not None for r in usable):
+            continue
+        bad = [r.score_problems[crit] for r in usable if crit in r.score_problems]
+        if bad:
+            raise TrainingError(
+                f"score column {col!r} (criterion {crit!r}) has no usable score: {len(bad)} cell(s) are unusable, "
+                f"the first: {'; '.join(bad[:3])}. Map the right column with --score-col {crit}=COLUMN"
+            )
+        if explicit and usable:
+            raise TrainingError(
+                f"score column {col!r} (criterion {crit!r}) is empty in all {len(usable)} rows; to build the "
+                "cold-start model without human scores, leave --score-col out"
+            )
+
+
+def learning_curve(previous: dict[str, Any] | None, metrics: dict[str, Any], version: str) -> dict[str, list[dict[str, Any]]]:
+    """Per criterion: earlier versions' (n scores, QWK) points from the previous card, then this version's."""
+    old = (previous or {}).get("learning_curve", {}) if isinstance(previous, dict) else {}
+    curve: dict[str, list[dict[str, Any]]] = {}
+    for cid, m in metrics.items():
+        if cid.startswith("_"):
+            continue
+        points = [p for p in old.get(cid, []) if isinstance(p, dict)]
+        qwk = m.get("cv_qwk", m.get("val_qwk", m.get("qwk_on_available_scores")))
+        points.append({"model_version": version, "n_scored": m.get("n_scored", 0), "scorer": m.get("scorer"),
+                       "qwk": qwk, "qwk_kind": ("cross-validated" if "cv_qwk" in m else "validation" if "val_qwk" in m
+                                                else "on the available scores" if qwk is not None else None)})
+        curve[cid] = points
+    return curve
 
 
 @dataclass(frozen=True)
@@ -82,11 +151,13 @@ def train_model(
     usable = [r for r in records if r.reject is None]
     texts_by_crit: dict[str, list[str]] = {}
     labels_by_crit: dict[str, list[int]] = {}
+    unlabelled_by_crit: dict[str, list[str]] = {}  # every text of the criterion: the cold start's batch
     for c in rubric.criteria:
-        pairs = [(criterion_text(rubric, c, r.evidence), r.scores.get(c.id)) for r in usable]
-        pairs = [(t, y) for t, y in pairs if y is not None and t.strip()]
+        all_pairs = [(criterion_text(rubric, c, r.evidence), r.scores.get(c.id)) for r in usable]
+        pairs = [(t, y) for t, y in all_pairs if y is not None and t.strip()]
         texts_by_crit[c.id] = [t for t, _ in pairs]
         labels_by_crit[c.id] = [int(y) for _, y in pairs]  # type: ignore[arg-type]
+        unlabelled_by_crit[c.id] = [t for t, _ in all_pairs if t.strip()]
     all_texts = [t for ts in texts_by_crit.values() for t in ts]
     emb_all = embed_unique(encoder, all_texts, show_progress=show_progress)
     # One TF-IDF view per distinct evidence selection, shared by the criteria reading it.
@@ -124,12 +195,14 @@ def train_model(
                 cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
             )
         elif c.has_descriptors:
-            scorer = _zero_shot(c, encoder)
-            m["scorer"] = "zero-shot"
+            batch = unlabelled_by_crit[c.id]
+            scorer, about = cold_start(c, batch, encoder, embed_unique(encoder, batch) if batch else None)
+            m.update(about)
             if y:
-                pred = decide(scorer.predict_proba(texts, embeddings=emb), scorer.classes_)
+                pred = scorer.decide(scorer.predict_proba(texts, embeddings=emb))
                 m["qwk_on_available_scores"] = round(float(cohen_kappa_score(y, pred, weights="quadratic", labels=c.scores)), 4)
-            m["why"] = f"{len(y)} human scores over {len(counts)} level(s) (< {min_labelled} or < 2 levels): zero-shot from descriptors"
+            m["why"] = (f"{len(y)} human scores over {len(counts)} level(s) (< {min_labelled} or < 2 levels): "
+                        f"{m['scorer']} from the level descriptors; route its scores to people until there are scores")
         else:
             raise TrainingError(
                 f"criterion {c.id!r}: {len(y)} human scores over {len(counts)} level(s); need at least {min_labelled} "

@@ -30,7 +30,8 @@ TextCol = Annotated[
     list[str] | None,
     typer.Option("--text-col", help="EVIDENCE=COLUMN, repeatable; default: columns named like the rubric's evidence fields."),
 ]
-ScoreCol = Annotated[list[str] | None, typer.Option("--score-col", help="CRITERION=COLUMN of human scores, repeatable.")]
+ScoreCol = Annotated[list[str] | None, typer.Option("--score-col", help="CRITERION=COLUMN of human scores, repeatable; "
+                     "default: columns named like the criteria, and with none of those the cold-start model (no scores).")]
 Where = Annotated[list[str] | None, typer.Option("--where", help="COLUMN=VALUE: keep only matching rows, repeatable.")]
 Fmt = Annotated[str | None, typer.Option("--format", help="csv | tsv | jsonl | parquet (default: from the extension).")]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of CSV/TSV/JSONL input.")]
@@ -78,12 +79,14 @@ def train(
                      "SCORING_FINETUNE_MIN_SCORES human scores (300; slow on a CPU, the rest keep the ensemble)."),
     ] = None,
 ) -> None:
-    """Train one scorer per rubric criterion from human scores and save a versioned model with its card."""
-    from models.artifact import save_model
+    """Train one scorer per rubric criterion from human scores and save a versioned model with its card.
+
+    With no score column at all it builds the cold-start model (descriptors + the file's texts) and says so."""
+    from models.artifact import new_version, save_model
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
-    from scoring.train import fine_tuning_for, train_model
+    from scoring.train import check_label_columns, fine_tuning_for, learning_curve, train_model
 
     s = get_settings()
     try:
@@ -93,14 +96,26 @@ def train(
     try:
         rb = load_rubric(rubric)
         cols = _columns(rb, id_col, text_col, score_col, where)
-        if not cols.scores:
-            cols = type(cols)(id=cols.id, text=cols.text, scores={c.id: c.id for c in rb.criteria}, where=cols.where)
+        cold_note = None
+        if not cols.scores:  # no --score-col: columns named like the criteria, where the file has them
+            have = _columns_in(data, fmt, encoding, quoting)
+            named = {c.id: c.id for c in rb.criteria if have is None or c.id in have}
+            cols = type(cols)(id=cols.id, text=cols.text, scores=named, where=cols.where)
+            if not named:
+                cold_note = ("no --score-col and no column named like a criterion "
+                             f"({', '.join(c.id for c in rb.criteria)}): building the cold-start model from the "
+                             "rubric's level descriptors and the file's texts; no human scores are read")
         records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
+        check_label_columns(records, cols.scores, explicit=bool(score_col))
+        if cold_note:
+            err.print(f"[yellow]cold start[/]: {cold_note}")
         rejected = [r for r in records if r.reject]
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
                           seed=s.seed, finetune=finetune)
         res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
+        res.model.version = new_version(rb, res.data_hash)
+        res.model.card["learning_curve"] = learning_curve(_previous_card(out), res.metrics, res.model.version)
         path = save_model(res.model, out, res.metrics, res.data_hash)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
         if isinstance(exc, typer.Exit):
@@ -124,8 +139,37 @@ def train(
         if not cid.startswith("_"):
             figure = (f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m
                       else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']}; optimistic: the same items chose the "
-                      "epoch and cut-points)" if "val_qwk" in m else "zero-shot")
+                      "epoch and cut-points)" if "val_qwk" in m
+                      else "no human scores used: the default policy routes every item to people" if m["scorer"] in
+                      ("cold-start", "zero-shot") else "")
             err.print(f"  {cid}: {m['scorer']}, n={m['n_scored']}, {figure}")
+
+
+def _columns_in(path: Path, fmt: str | None, encoding: str, quoting: bool) -> set[str] | None:
+    """The file's column names (CSV/TSV header, first JSONL/Parquet record); None when they cannot be read here
+    (the reader then names the problem)."""
+    from scoring.ingest import _raw_rows, csv_header, detect_format
+
+    try:
+        f = detect_format(path, fmt)
+        if f in ("csv", "tsv"):
+            return set(csv_header(path, f, encoding))
+        for row, problem, _n in _raw_rows(path, f, encoding, quoting):
+            if not problem:
+                return set(row)
+        return set()
+    except Exception:  # noqa: BLE001 - unreadable here: read_records reports it in the user's terms
+        return None
+
+
+def _previous_card(out: Path) -> dict[str, Any] | None:
+    """The LATEST version's card in the model directory, if any (its learning curve is carried forward)."""
+    from models.artifact import read_card, resolve_version_dir
+
+    try:
+        return read_card(resolve_version_dir(out))
+    except Exception:  # noqa: BLE001 - no previous version, or a damaged one: the curve starts here
+        return None
 
 
 def score(

@@ -46,6 +46,11 @@ def _fitted(kind: str, encoder):  # type: ignore[no-untyped-def]
     if kind == "zero-shot":
         return ZeroShotScorer(levels=LEVELS, level_texts=[WEAK, ["Some open questions; few students answer."], GOOD],
                               encoder=encoder).fit()
+    if kind == "cold-start":
+        from models.coldstart import ColdStartScorer
+
+        return ColdStartScorer(levels=LEVELS, level_texts=[WEAK, ["Some open questions; few students answer."], GOOD],
+                               encoder=encoder).fit(texts)
     if kind == "fine-tuned":
         from models.finetuned import FineTunedScorer
 
@@ -59,7 +64,7 @@ def _fitted(kind: str, encoder):  # type: ignore[no-untyped-def]
     raise AssertionError(kind)
 
 
-KINDS = ["ensemble", "zero-shot", "fine-tuned", "calibrated"]
+KINDS = ["ensemble", "zero-shot", "cold-start", "fine-tuned", "calibrated"]
 
 
 @pytest.fixture(scope="module", params=KINDS)

@@ -1,0 +1,86 @@
+"""`scoring train` on day one: no score column builds the cold-start model, and says so; a score column
+with no usable cell is an error naming the column; each version's card carries the learning curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scoring.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+RUBRIC = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+
+
+@pytest.fixture
+def backlog(tmp_path: Path, encoder_cache, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    get_settings.cache_clear()
+    rows = make_reflections(40, seed=5)
+    path = tmp_path / "backlog.csv"
+    path.write_text("id,reflection,q1\n" + "".join(f"{r['id']},\"{r['reflection']}\",{r['questioning']}\n" for r in rows))
+    yield path
+    get_settings.cache_clear()
+
+
+def _card(model_dir: Path) -> dict:  # type: ignore[type-arg]
+    version = (model_dir / "LATEST").read_text().strip()
+    return json.loads((model_dir / version / "card.json").read_text())
+
+
+def test_no_score_column_builds_the_cold_start_model_and_says_so(tmp_path: Path, backlog: Path) -> None:
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "cold start" in out and "no human scores are read" in out
+    card = _card(tmp_path / "m")
+    assert {card["metrics"][c]["scorer"] for c in ("questioning", "adjusting", "self_assessment")} == {"cold-start"}
+    assert card["scorers"]["questioning"] == "ColdStartScorer"
+    assert card["metrics"]["questioning"]["assumptions"]["n_batch"] == 40
+    # the model scores a backlog like any other
+    res = runner.invoke(app, ["score", "--model", str(tmp_path / "m"), "--data", str(backlog),
+                              "--out", str(tmp_path / "o.jsonl"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 40
+
+
+def test_a_score_column_with_no_usable_cell_is_an_error_naming_it(tmp_path: Path, backlog: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    lines = backlog.read_text().splitlines()
+    bad.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + ",high" for line in lines[1:]]) + "\n")
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(bad), "--out", str(tmp_path / "m"),
+                              "--score-col", "questioning=q1"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert "score column 'q1' (criterion 'questioning') has no usable score" in out
+    assert "'high'" in out and "not a number" in out
+    assert not (tmp_path / "m").exists(), "nothing may be saved from a failed run"
+
+
+def test_a_named_but_empty_score_column_is_refused_with_the_way_to_a_cold_start(tmp_path: Path, backlog: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    lines = backlog.read_text().splitlines()
+    empty.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + "," for line in lines[1:]]) + "\n")
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(empty), "--out", str(tmp_path / "m"),
+                              "--score-col", "questioning=q1"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "is empty in all 40 rows" in out and "leave --score-col out" in out
+
+
+def test_each_retrain_adds_a_point_to_the_learning_curve(tmp_path: Path, backlog: Path) -> None:
+    m = tmp_path / "m"
+    assert runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m)]).exit_code == 0
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m),
+                              "--score-col", "questioning=q1", "--min-labelled", "30"])
+    assert res.exit_code == 0, res.output
+    curve = _card(m)["learning_curve"]["questioning"]
+    assert [p["n_scored"] for p in curve] == [0, 40]
+    assert curve[0]["scorer"] == "cold-start" and curve[1]["scorer"] == "trained"
+    assert curve[1]["qwk_kind"] == "cross-validated" and -1 <= curve[1]["qwk"] <= 1
