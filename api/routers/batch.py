@@ -15,7 +15,7 @@ from api import schemas as S
 from api import views
 from api.context import AppContext
 from api.deps import ctx, require
-from scoring.errors import Forbidden, InvalidRequest
+from scoring.errors import InvalidRequest, NotFound
 from scoring.store import jobs
 from scoring.store.keys import ApiKey
 from scoring.usecases import batch_jobs
@@ -78,9 +78,14 @@ def upload(
 
 
 def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:
-    j = jobs.job(c.store, job_id)
+    """The job when the caller may see it; another issuer's job answers as an unknown one (404), so job
+    ids cannot be probed and no owner is named."""
+    try:
+        j = jobs.job(c.store, job_id)
+    except NotFound:
+        raise NotFound(f"batch job {job_id} does not exist") from None
     if key.role != "admin" and j.owner != key.name:
-        raise Forbidden(f"batch job {job_id} belongs to {j.owner!r}, not {key.name!r}")
+        raise NotFound(f"batch job {job_id} does not exist")
     return j
 
 
