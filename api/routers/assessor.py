@@ -13,6 +13,7 @@ the typed work on screen instead of replacing the page.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from scoring.usecases import assessment
 router = APIRouter(prefix="/assessor", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 HIGHLIGHTS = 3  # supporting and counter highlights per criterion on non-blind items
+_WARM = ThreadPoolExecutor(1, thread_name_prefix="assessor-warm")  # the next item's highlights
 MESSAGES = {
     "saved": ("ok", "Scores saved."),
     "released": ("ok", "Item returned to the queue."),
@@ -176,11 +178,11 @@ def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueIt
     hls = {cd.criterion.id: cd.highlights for cd in d.criteria if cd.highlights}
     common, differing = d.why_person
     rule = assessment.rationale_rule(d.rubric, c.settings.rationale_required)
-    mine = queue.available(c.store, key.name)
+    waiting = queue.available(c.store, key.name)
     return templates.TemplateResponse(request, "item.html", {
         "key": key, "item": it, "d": d, "sub": d.submission, "fields": field_views(d.rubric, d.submission.evidence, hls),
         "has_highlights": bool(hls), "why_common": common, "why_differs": differing, "rule": rule,
-        "counts": queue.counts(c.store, key.name), "waiting_for_me": len(mine), "error": error, "note": note,
+        "counts": queue.counts(c.store, key.name), "waiting_for_me": len(waiting), "error": error, "note": note,
         "form": form or {}, "lease_seconds": c.settings.lease_seconds,
         "lease_left": max(0, int((it.lease_expires - store_now()).total_seconds())) if it.lease_expires else 0,
     }, status_code=status)
@@ -211,7 +213,9 @@ def show(request: Request, item_id: int, c: AppContext = Depends(ctx), key: ApiK
                                                           "so it is yours again.")
     if it.holder != key.name or it.status != "claimed":
         return _redirect("/assessor?msg=expired")
-    return _render_item(request, c, key, it)
+    page = _render_item(request, c, key, it)
+    _WARM.submit(assessment.warm_next, c.store, c.models, key.name, HIGHLIGHTS)  # while they read this one
+    return page
 
 
 @router.post("/items/{item_id}/renew")

@@ -17,7 +17,7 @@
     document.querySelectorAll(".near-msg").forEach(function (e) { e.parentNode.removeChild(e); });
     if (live) {
       live.textContent = text;
-      live.className = "msg " + (kind || "ok");
+      live.className = "msg " + (kind || "ok") + (near ? " sr-only" : "");  // shown once, where it matters
       live.hidden = false;
     }
     if (near) {

@@ -8,6 +8,8 @@ and what an adjudication resolves.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,6 +229,52 @@ def _evidence_for_highlights(rubric: Rubric, evidence: dict[str, Any]) -> dict[s
     return out
 
 
+_HL_CACHE: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+_HL_LOCK = threading.Lock()
+_HL_MAX = 512
+
+
+def _highlights(model: Any, rubric: Rubric, sub: SubmissionRecord, cid: str, level: int, k: int,
+                evidence: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A criterion's highlights toward ``level``, kept per (model version, submission, criterion, level, k):
+    a saved model never changes, so neither do they, and a reload or the next visit costs nothing."""
+    key = (getattr(model, "version", None), sub.id, cid, level, k)
+    with _HL_LOCK:
+        hit = _HL_CACHE.get(key)
+        if hit is not None:
+            _HL_CACHE.move_to_end(key)
+            return hit
+    from scoring.highlights import level_highlights
+
+    ev = evidence if evidence is not None else _evidence_for_highlights(rubric, sub.evidence)
+    out = [h.to_dict() for h in level_highlights(model, cid, ev, level, k)]
+    with _HL_LOCK:
+        _HL_CACHE[key] = out
+        while len(_HL_CACHE) > _HL_MAX:
+            _HL_CACHE.popitem(last=False)
+    return out
+
+
+def warm_next(store: Store, models: Any, assessor: str, k: int) -> None:
+    """Compute the highlights of the item ``assessor`` would claim next, while they work on this one, so
+    the next page opens without a model pass (the encoder pass over its sentences or turns)."""
+    try:
+        nxt = queue.available(store, assessor, limit=1)
+        if not nxt or nxt[0].blind:
+            return
+        it = nxt[0]
+        sub = store.submission(it.submission_id)
+        rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+        model = models.get(sub.rubric_id, sub.rubric_version)
+        machine = {m.criterion: m for m in store.machine_scores(submission_id=sub.id)}
+        ev = _evidence_for_highlights(rubric, sub.evidence)
+        for cid in it.criteria:
+            if cid in machine:
+                _highlights(model, rubric, sub, cid, machine[cid].score, k, ev)
+    except Exception:  # noqa: BLE001 - a warm-up is a help, never a failure
+        log.debug("warming the next item's highlights failed", exc_info=True)
+
+
 def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights: int = 0) -> ItemDetails:
     """The assessor's view of an item they hold (``models``: a ``ModelProvider`` for highlights and for the
     decision rule the suggestion explains)."""
@@ -249,16 +297,14 @@ def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights
     pos, waiting = queue.position(store, item.id)
     out = ItemDetails(item, sub, rubric, None if item.blind else item.reason, pos, waiting,
                       previous=None if item.blind else previous_attempt(store, sub))
-    evidence = _evidence_for_highlights(rubric, sub.evidence) if model is not None and highlights else sub.evidence
+    evidence: dict[str, Any] | None = None
     for cid in item.criteria:
         c = rubric.criterion(cid)
         m = machine.get(cid)
         hl = None
         if model is not None and highlights and m is not None:
             try:
-                from scoring.highlights import level_highlights
-
-                hl = [h.to_dict() for h in level_highlights(model, cid, evidence, m.score, highlights)]
+                hl = _highlights(model, rubric, sub, cid, m.score, highlights, evidence)
             except Exception:  # noqa: BLE001
                 log.warning("highlights failed for item %s criterion %s", item.id, cid, exc_info=True)
         sug = None
