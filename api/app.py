@@ -21,6 +21,7 @@ from api.routers import (
     adjudication,
     agreement,
     assessor,
+    audit,
     batch,
     health,
     keys,
@@ -71,7 +72,7 @@ def create_app(
     app = FastAPI(
         title="rubric-scoring", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None,
         openapi_tags=[{"name": n} for n in ("health", "rubrics", "submissions", "batch jobs", "queue",
-                                            "adjudication", "agreement", "models", "keys")],
+                                            "adjudication", "agreement", "models", "keys", "audit")],
     )
     app.state.ctx = context = AppContext(settings=s, store=st, models=provider, policy=policy)
     if policy is not None:  # the thresholds this server automates with are an audit event
@@ -86,7 +87,7 @@ def create_app(
                        upload_prefixes=("/batch-jobs/upload",))
     app.add_middleware(problems.ServerTiming)  # type: ignore[arg-type]
     app.add_middleware(problems.NulInUrl)  # type: ignore[arg-type]
-    for r in (health, rubrics, submissions, batch, queue, adjudication, agreement, models, keys):
+    for r in (health, rubrics, submissions, batch, queue, adjudication, agreement, models, keys, audit):
         app.include_router(r.router)
     app.include_router(assessor.router)
 

@@ -73,10 +73,13 @@ def checkpoint(store: Store, directory: Path, key: Ed25519PrivateKey, origin: st
     return CheckpointWritten(path, res.entries_checked, res.merkle_root, path.name)
 
 
-def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey,
+def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey | None,
           origin: str = DEFAULT_ORIGIN) -> dict[str, Any]:
-    """An inclusion proof of entry ``seq`` in the latest checkpoint that covers it (a JSON document)."""
-    good, _ = load_checkpoints(directory, pub, origin)
+    """An inclusion proof of entry ``seq`` in the latest checkpoint that covers it (a JSON document).
+
+    With ``pub`` only checkpoints it signed are used; without (the API, which holds no key) the auditor
+    checks the signature with ``check_proof``: a proof is worth nothing until then anyway."""
+    good, _ = load_checkpoints(directory, pub, origin) if Path(directory).is_dir() else ([], [])
     covering = [c for c in good if c.size >= seq]
     if not covering:
         newest = good[-1].size if good else 0
