@@ -6,6 +6,12 @@ machine score came from the rubric's currently promoted model (any model if none
 agreement and applies the policy gates. A failing gate suspends automation of that criterion in the store
 (logged in the audit chain) until a new model is promoted for the rubric, which lifts the suspension; the
 new model's audit sample then starts from empty.
+
+The monitor also re-checks the routing policy's promise with ``scoring.policy_check`` (the check behind
+``scoring policy check``): on the recent double-scored items the machine rule had accepted (routed ``double``
+with machine rule ``auto``, two blind humans), is machine-human agreement at least human-human agreement?
+Its result is ``DriftResult.extra["policy_check"]``; a ``fail`` (the 95% interval of the difference wholly
+below 0) suspends automation like a failing gate.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import numpy as np
 from eval.agreement import agreement_metrics
 from eval.gates import GatePolicy, GateResult, evaluate_gates, load_policy
 from rubrics.schema import parse_rubric
+from scoring.human_bar import bar_statistic
+from scoring.policy_check import MIN_N, CriterionCheck, check_criterion
 from scoring.store import HumanScoreIn, Store
 
 
@@ -72,6 +80,33 @@ def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[
     return agreement_metrics([first[k] for k in both], [second[k] for k in both], labels).get("qwk")
 
 
+def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window: int,
+                           model_version: str | None = None) -> tuple[list[int], list[int], list[int]]:
+    """(machine, first, second) scores of the most recent ``window`` double-scored items the rule accepted."""
+    machines: dict[int, Any] = {}
+    for m in store.machine_scores(rubric_id=rubric_id, criterion=criterion, model_version=model_version):
+        machines[m.submission_id] = m  # latest wins
+    accepted = {k: m for k, m in machines.items()
+                if m.route in ("auto", "audit") or (m.route == "double" and "machine rule: auto" in (m.reason or ""))}
+    first: dict[int, Any] = {}
+    second: dict[int, Any] = {}
+    for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
+        if h.submission_id in accepted and h.blind:
+            (first if h.kind == "first" else second if h.kind == "second" else {}).setdefault(h.submission_id, h)
+    both = sorted((k for k in first if k in second and first[k].assessor != second[k].assessor),
+                  key=lambda k: (max(first[k].created_at, second[k].created_at), k))
+    recent = both[-window:] if window > 0 else both
+    return ([accepted[k].score for k in recent], [first[k].score for k in recent], [second[k].score for k in recent])
+
+
+def promise_check(store: Store, rubric_id: str, criterion: str, levels: list[int], window: int,
+                  model_version: str | None = None, min_n: int = MIN_N) -> CriterionCheck:
+    """The policy check (``scoring policy check``) on the store's recent accepted double-scored items."""
+    m, a, b = accepted_double_scored(store, rubric_id, criterion, window, model_version)
+    return check_criterion(criterion, np.array(m, float), np.array(a, float), np.array(b, float),
+                           statistic=bar_statistic(len(levels)), min_n=min_n)
+
+
 def check_drift(
     store: Store,
     rubric_id: str,
@@ -95,17 +130,23 @@ def check_drift(
         metrics = agreement_metrics(sample.human, sample.machine, crit.scores)
         hh = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
         gate = evaluate_gates(metrics, policy, human_human_qwk=hh, min_n=policy.drift_min_n)
+        promise = promise_check(store, rubric_id, crit.id, crit.scores, window, mv, min_n=policy.drift_min_n)
         already = store.is_suspended(rubric_id, crit.id)
         now = False
-        if act and gate.status == "fail" and not already:
+        if act and (gate.status == "fail" or promise.status == "fail") and not already:
+            why = (f"drift gate failed ({policy.key}, last {metrics['n']} audit items): "
+                   + gate.summary().removeprefix("fail: ") if gate.status == "fail" else
+                   f"accepted items below the human bar on {promise.n_checked} double-scored items: "
+                   f"{promise.statistic} difference {promise.difference}")
             store.suspend_automation(
-                rubric_id, crit.id, f"drift gate failed ({policy.key}, last {metrics['n']} audit items): "
-                + gate.summary().removeprefix("fail: "),
+                rubric_id, crit.id, why,
                 details={"policy": policy.key, "model_version": mv, "window": window, "gate": gate.as_dict(),
-                         "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)}},
+                         "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+                         "policy_check": promise.as_dict()},
             )
             now = True
-        out.append(DriftResult(rubric_id, crit.id, mv, window, metrics, gate, now, already, hh))
+        out.append(DriftResult(rubric_id, crit.id, mv, window, metrics, gate, now, already, hh,
+                               extra={"policy_check": promise.as_dict()}))
     return out
 
 

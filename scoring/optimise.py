@@ -2,16 +2,25 @@
 
 For each criterion, on a calibration file the model never trained on:
   1. fit a probability calibrator (method measured by cross-validated log-loss) and a conformal layer;
-  2. over a grid of (confidence measure, minimum confidence, maximum conformal set size), keep the
-     rules whose auto-accepted items agree with the human score at least as well as humans agree with
-     each other, judged by a one-sided bootstrap LOWER confidence bound, never a point estimate:
-       * with a second rater: LCB of QWK(machine, human) - QWK(rater 1, rater 2) on the same
-         auto-accepted items (paired resampling) must be >= 0;
-       * with only a human-human figure (``human_qwk``): LCB of QWK(machine, human) >= that figure;
-       * ``bar="criterion"`` with a second rater: the figure is rater 1 vs rater 2 over ALL calibration items
-         of the criterion (the criterion's human-human QWK), not over the accepted ones. Looser: accepted
-         items are the easy ones, on which humans also agree more, so the default compares on the same items;
-  3. among those, pick the rule auto-accepting the most items (ties: the higher bound).
+  2. choose a rule (confidence measure, minimum confidence, maximum conformal set size) whose auto-accepted
+     items agree with the human score at least as well as two humans agree with each other, with error
+     control AFTER selection: Learn then Test (Angelopoulos, Bates, Candes, Jordan, Lei 2021).
+     Each candidate rule is a null hypothesis "on items like these, the accepted items agree with the human
+     LESS than humans agree with each other"; it gets a p-value from the calibration items, and the rules of
+     one family (one confidence measure and set limit) are tested in a FIXED SEQUENCE from the strictest
+     threshold to the loosest, each at level delta / (number of families), stopping at the first rule that
+     is not rejected (Bonferroni across families). Every rule rejected this way is certified together, so
+     P(the chosen rule is below the bar) <= delta, whatever the number of thresholds tried, provided the
+     calibration items and future items are exchangeable (drawn from the same population, in any order);
+  3. among the certified rules, keep the one auto-accepting the most items.
+The bar (``human_pair``: paired, on the same accepted items; ``human_qwk``: a given figure) and the statistic:
+  * ``qwk`` (scales of 4+ levels): paired bootstrap of QWK(machine, human) - QWK(rater 1, rater 2) on the
+    accepted items; p-value = share of resamples at or below 0 (a one-sided percentile bootstrap test);
+  * ``exact`` (binary and 3-level scales, where kappa on a skewed accepted subset is unstable or undefined):
+    exact agreement, one-sided exact McNemar test on the items where exactly one pair agrees.
+Rules that are always true on the scale (``within 1 level`` on 0/1 or 0-2) are never candidates.
+``selection="best"`` keeps the earlier winner-picking optimiser (best of many rules, each judged by its own
+bootstrap bound on the same items): it is here only so benchmarks can show what error control changes.
 The choice and the numbers behind it go into the policy file (``evidence``) so a reviewer can see why.
 Nothing here reads the test data of a benchmark: the caller passes calibration items only.
 """
@@ -30,33 +39,13 @@ from models.calibration import CalibratedScorer, level_index
 from models.scorers import ScorerError, text_hash
 from scoring.errors import CalibrationDataError
 from scoring.evidence import criterion_text
+from scoring.human_bar import agreement_intervals, bar_statistic, margin_test, qwk_values
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import confidence_of
 
 # ----------------------------------------------------------------------------------- agreement
 
-
-def qwk_values(a: np.ndarray, b: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray | float:
-    """Quadratic weighted kappa of two integer score vectors, optionally over many resamples at once.
-
-    Uses the closed form 1 - sum (a-b)^2 / (n [(mean a - mean b)^2 + var a + var b]), identical to
-    ``cohen_kappa_score(weights="quadratic")`` with the full integer range as labels; ``idx`` (B, n)
-    holds resampled row indices and gives B kappas in one vectorised pass (fast bootstraps).
-    """
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    if idx is None:
-        idx = np.arange(len(a))[None, :]
-        single = True
-    else:
-        single = False
-    A, B = a[idx], b[idx]
-    n = A.shape[1]
-    num = ((A - B) ** 2).sum(axis=1)
-    den = n * ((A.mean(axis=1) - B.mean(axis=1)) ** 2 + A.var(axis=1) + B.var(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k = np.where(den > 0, 1.0 - num / np.where(den > 0, den, 1.0), np.nan)
-    return float(k[0]) if single else k
+__all__ = ["qwk_values"]  # re-exported: benchmarks and tests read QWK from here
 
 
 def qwk_lower_bound(
@@ -90,7 +79,7 @@ class ThresholdChoice:
     table: list[dict[str, Any]] = field(default_factory=list)  # auto fraction vs agreement, for plots
 
 
-def choose_thresholds(
+def choose_thresholds_best(
     P: np.ndarray,
     y: np.ndarray,
     scores: np.ndarray,
@@ -105,11 +94,13 @@ def choose_thresholds(
     n_grid: int = 30,
     seed: int = 13,
 ) -> ThresholdChoice:
-    """Pick (confidence measure, min confidence, max set size) maximising the auto-accepted share.
+    """The winner-picking optimiser (``selection="best"``): the largest share among rules whose OWN bound passes.
 
-    ``P`` are calibrated probabilities of calibration items (cross-fitted), ``y`` their human scores,
-    ``scores`` the machine scores, ``sets`` boolean conformal sets. ``human_pair`` (two raters, NaN where
-    missing) or ``human_qwk`` sets the bar; one of them is required.
+    Kept for comparison only: each rule's bound holds for that rule alone, and picking the best of many on
+    the same items makes the winner's bound optimistic (winner's curse); :func:`choose_thresholds` controls
+    the error after selection. ``P`` are calibrated probabilities of calibration items (cross-fitted), ``y``
+    their human scores, ``scores`` the machine scores, ``sets`` boolean conformal sets. ``human_pair`` (two
+    raters, NaN where missing) or ``human_qwk`` sets the bar; one of them is required.
     """
     if human_pair is None and human_qwk is None:
         raise CalibrationDataError("expected a second rater (--second-score-col) or a figure (--human-qwk), found neither")
@@ -193,6 +184,7 @@ def choose_thresholds(
         "bootstrap": {"n_boot": n_boot, "one_sided_alpha": alpha, "seed": seed},
         "candidates_tried": tried,
         "candidates_feasible": feasible,
+        "selection": "best (winner-picking, no error control after selection)",
     }
     return ThresholdChoice(cp, tried, feasible, table)
 
@@ -200,6 +192,228 @@ def choose_thresholds(
 def _shortfall(row: dict[str, Any]) -> float:
     """A candidate's bound minus the bar (>= 0: feasible): the paired margin LCB, else QWK LCB - target."""
     return float(row["margin_lcb"] if "margin_lcb" in row else row["qwk_lcb"] - row["target"])
+
+
+# ----------------------------------------------------------------------------------- learn then test
+
+SELECTIONS = ("ltt", "best")  # error control after selection | the winner-picking optimiser (comparison only)
+STARTS = (0.1, 0.4)  # shares of eligible items where a fixed sequence starts (LTT with several start points)
+
+
+def rule_families(n_levels: int, sizes: np.ndarray | None, min_auto: int) -> list[tuple[int, int | None]]:
+    """(tolerance, max set size) pairs whose thresholds form one fixed sequence each.
+
+    The confidence is P(human gives exactly the machine's score) on scales up to 15 levels, also P(within 1
+    level) from 7 levels on, and P(within 1 / 2 levels) on longer scales (where no single level is likely).
+    ``within t levels`` is a candidate only when it can be false: the band of 2t + 1 levels around a score
+    must be narrower than the scale (``within 1`` on a 0/1 or 0-2 scale always holds for some scores and
+    says nothing). Few families on purpose: each costs its share of delta (Bonferroni)."""
+    if n_levels > 15:
+        tolerances = [1, 2]
+    elif n_levels >= 7:
+        tolerances = [0, 1]
+    else:
+        tolerances = [0]
+    tolerances = [t for t in tolerances if 2 * t + 1 < n_levels]
+    size_opts: list[int | None] = [None]
+    if sizes is not None and int((sizes == 1).sum()) >= min_auto:
+        size_opts.append(1)  # singleton conformal sets: the conformal layer alone is sure of one level
+    return [(t, s) for t in tolerances for s in size_opts]
+
+
+def choose_thresholds(
+    P: np.ndarray,
+    y: np.ndarray,
+    scores: np.ndarray,
+    classes: list[int],
+    sets: np.ndarray | None,
+    *,
+    human_pair: tuple[np.ndarray, np.ndarray] | None = None,
+    human_qwk: float | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    delta: float = 0.05,
+    min_auto: int | None = None,
+    n_grid: int | None = None,
+    seed: int = 13,
+    selection: str = "ltt",
+    statistic: str = "auto",
+    starts: tuple[float, ...] = STARTS,
+) -> ThresholdChoice:
+    """The rule auto-accepting the most items among those certified by Learn then Test at level ``delta``.
+
+    ``P`` are calibrated probabilities of calibration items (cross-fitted), ``y`` their human scores,
+    ``scores`` the machine scores, ``sets`` boolean conformal sets. ``human_pair`` (two raters, NaN where
+    missing) or ``human_qwk`` sets the bar; one of them is required. ``alpha`` is the one-sided level of the
+    bootstrap bounds reported beside the p-values; ``statistic`` auto | qwk | exact (see scoring.human_bar).
+    """
+    if selection not in SELECTIONS:
+        raise CalibrationDataError(f"selection must be one of {list(SELECTIONS)}, found {selection!r}")
+    if selection == "best":
+        return choose_thresholds_best(P, y, scores, classes, sets, human_pair=human_pair, human_qwk=human_qwk,
+                                      n_boot=n_boot, alpha=alpha, min_auto=min_auto, n_grid=n_grid or 30, seed=seed)
+    if human_pair is None and human_qwk is None:
+        raise CalibrationDataError("expected a second rater (--second-score-col) or a figure (--human-qwk), found neither")
+    if not 0.0 < delta < 1.0:
+        raise CalibrationDataError(f"delta must lie strictly between 0 and 1, found {delta}")
+    n = len(y)
+    min_auto = min_auto if min_auto is not None else max(30, int(0.05 * n))
+    if n < min_auto:
+        raise CalibrationDataError(f"need at least {min_auto} scored calibration items, found {n}")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    pair_ok = np.ones(n, bool)
+    r1 = r2 = None
+    if human_pair is not None:
+        r1, r2 = (np.asarray(v, float) for v in human_pair)
+        pair_ok = ~(np.isnan(r1) | np.isnan(r2))
+    K = len(classes)
+    try:
+        stat = bar_statistic(K, statistic, paired=human_pair is not None)
+    except ValueError as exc:
+        raise CalibrationDataError(str(exc)) from None
+    in_set = np.ones(n, bool)
+    sizes = None
+    if sets is not None:
+        sizes = sets.sum(axis=1)
+        in_set = sets[np.arange(n), np.searchsorted(np.asarray(classes), scores)]  # routing sends the rest to humans
+    fams = rule_families(K, sizes, min_auto)
+    confs: dict[int, np.ndarray] = {}
+    usable: list[tuple[int, int | None]] = []
+    excluded: list[str] = []
+    for tol, size in fams:
+        cp0 = CriterionPolicy(confidence="within" if tol else "exact", tolerance=tol)
+        conf = confs.setdefault(tol, confidence_of(P, classes, scores, cp0))
+        base = in_set if size is None else in_set & (sizes <= size)  # type: ignore[operator]
+        if base.sum() == 0 or np.ptp(conf[base]) < 1e-9:  # the same confidence for every item: no rule to learn
+            excluded.append(f"tolerance {tol}, set <= {size}: confidence is the same for every item")
+            continue
+        usable.append((tol, size))
+    table, certified, level = fixed_sequence_ltt(
+        [(confs[tol], in_set if size is None else in_set & (sizes <= size)) for tol, size in usable],  # type: ignore[operator]
+        scores, y, (r1, r2) if r1 is not None and r2 is not None else None, pair_ok, statistic=stat,
+        human_qwk=human_qwk, delta=delta, min_auto=min_auto, n_grid=n_grid or 19, n_boot=n_boot, rng=rng,
+        starts=starts)
+    for row in table:
+        row["tolerance"], row["max_set_size"] = usable[row["family"]]
+    guarantee = {
+        "delta": delta,
+        "method": "learn-then-test (Angelopoulos et al. 2021): fixed-sequence testing over thresholds from the "
+                  "strictest to the loosest, one sequence per family and start share, Bonferroni across sequences",
+        "starts": list(starts),
+        "families": [{"tolerance": t, "max_set_size": s} for t, s in usable],
+        "excluded_families": excluded,
+        "level_per_test": round(level, 6),
+        "statistic": stat,
+        "test": ("exact McNemar, one-sided (exact agreement)" if stat == "exact" else
+                 "paired bootstrap, one-sided (QWK)" if human_pair is not None else
+                 "bootstrap against the given human QWK, one-sided"),
+        "n_boot": n_boot,
+        "seed": seed,
+        "assumption": "calibration items and future items are exchangeable (same population, any order)",
+        "promise": f"P(the chosen rule's accepted items agree with the human less than humans do) <= {delta}",
+    }
+    bar = (f"paired: {stat} machine-human >= {stat} rater1-rater2 on the same accepted items"
+           if human_pair is not None else f"QWK machine-human >= human_qwk {human_qwk}")
+    if not certified:
+        evidence: dict[str, Any] = {
+            "why": f"no rule with >= {min_auto} auto-accepted items was certified at the human-human bar "
+                   f"(learn-then-test, delta {delta})",
+            "bar": bar, "candidates_tried": len(table), "n_cal": n, "guarantee": guarantee, "selection": "ltt",
+        }
+        if table:  # the most promising attempt: tells a reviewer whether more data could help
+            evidence["closest_rule"] = min(table, key=lambda r: r["p_value"])
+        return ThresholdChoice(CriterionPolicy(enabled=False, evidence=evidence), len(table), 0, table)
+    row = max(certified, key=lambda r: (r["auto_fraction"], -r["p_value"]))
+    tol, size = row["tolerance"], row["max_set_size"]
+    cp = CriterionPolicy(confidence="within" if tol else "exact", tolerance=tol, min_confidence=row["min_confidence"],
+                         max_set_size=size)
+    auto = (in_set if size is None else in_set & (sizes <= size)) & (confs[tol] >= row["min_confidence"])  # type: ignore[operator]
+    ev = auto & pair_ok
+    pair = (r1[ev], r2[ev]) if r1 is not None and r2 is not None else None
+    lcb = qwk_lower_bound(scores[ev], y[ev], pair, n_boot, alpha, np.random.default_rng(seed + 1))
+    cp.evidence = {
+        "n_cal": n,
+        "auto_fraction_cal": row["auto_fraction"],
+        "n_auto_cal": row["n_auto"],
+        "qwk_auto_cal": round(lcb["qwk"], 4),
+        "qwk_auto_lcb": round(lcb["qwk_lcb"], 4),
+        "bar": bar,
+        "human_qwk_on_auto_cal": round(lcb["human_qwk"], 4) if "human_qwk" in lcb else None,
+        "margin_lcb": round(lcb["margin_lcb"], 4) if "margin_lcb" in lcb else None,
+        "p_value": row["p_value"],
+        "agreement_auto_cal": agreement_intervals(scores[ev], y[ev], pair, n_boot=n_boot,
+                                                  rng=np.random.default_rng(seed + 2)),
+        "guarantee": guarantee,
+        "sequence": [{k: r[k] for k in ("min_confidence", "auto_fraction", "n_eval", "margin", "p_value", "certified")}
+                     for r in table if r["family"] == row["family"] and r["start"] == row["start"]],
+        "candidates_tried": len(table),
+        "candidates_certified": len(certified),
+        "selection": "ltt",
+    }
+    return ThresholdChoice(cp, len(table), len(certified), table)
+
+
+def fixed_sequence_ltt(
+    families: list[tuple[np.ndarray, np.ndarray]],
+    scores: np.ndarray,
+    y: np.ndarray,
+    pair: tuple[np.ndarray, np.ndarray] | None,
+    pair_ok: np.ndarray,
+    *,
+    statistic: str,
+    human_qwk: float | None,
+    delta: float,
+    min_auto: int,
+    n_grid: int,
+    n_boot: int,
+    rng: np.random.Generator,
+    starts: tuple[float, ...] = STARTS,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    """Learn then Test over families of (confidence, eligible items), with several start points.
+
+    A rule is "accept eligible items with confidence >= t". For each family and each start share s, the rules
+    accepting s, s + step, ..., 100% of the eligible items are tested in that fixed order (strictest first)
+    at delta / (#families x #starts), and a sequence ends at its first rule that is not certified; every rule
+    certified on the way is safe together (FWER <= delta, Bonferroni over the sequences). Why several starts
+    (Angelopoulos et al. 2021, sec. on multiple start points): the few most confident items are nearly all
+    one level, where every rater is near perfect and a difference is noise; a sequence starting only there
+    would often end at once. The thresholds are quantiles of the confidence (which does not read the human
+    scores) on a grid of ``n_grid`` shares from min(starts) to 1; a rule is tested once it accepts at least
+    ``min_auto`` double-scored items. Returns every tested rule, the certified ones, and the level per test.
+    """
+    level = delta / max(1, len(families) * len(starts))
+    table: list[dict[str, Any]] = []
+    certified: list[dict[str, Any]] = []
+    step = (1.0 - min(starts)) / max(1, n_grid - 1)
+    for f, (conf, base) in enumerate(families):
+        if not base.any():
+            continue
+        for s0 in starts:
+            shares = np.arange(s0, 1.0 + 1e-9, step)
+            # thresholds rounded UP to the 4 decimals the policy file keeps: the stored rule is the tested rule
+            grid = np.unique(np.ceil(np.quantile(conf[base], np.clip(1.0 - shares, 0, 1)) * 1e4 - 1e-6) / 1e4)[::-1]
+            for t in grid:  # strictest first
+                auto = base & (conf >= t)
+                ev = auto & pair_ok
+                if ev.sum() < min_auto:
+                    continue  # too few items to test yet: the sequence starts at the first testable rule
+                pr = (pair[0][ev], pair[1][ev]) if pair is not None else None
+                bt = margin_test(scores[ev], y[ev], pr, statistic=statistic, target=human_qwk, n_boot=n_boot, rng=rng)
+                row = {"family": f, "start": round(float(s0), 3), "min_confidence": round(float(t), 4),
+                       "auto_fraction": round(float(auto.mean()), 4), "n_auto": int(auto.sum()),
+                       "n_eval": int(ev.sum()), "statistic": statistic, "machine": _r4(bt.machine),
+                       "human": _r4(bt.human), "margin": _r4(bt.margin), "p_value": round(bt.p_value, 5),
+                       "level": round(level, 6), "certified": bt.p_value <= level}
+                table.append(row)
+                if not row["certified"]:
+                    break  # fixed sequence: the first rule not rejected ends this sequence
+                certified.append(row)
+    return table, certified, level
+
+
+def _r4(x: float) -> float | None:
+    return round(float(x), 4) if x is not None and np.isfinite(x) else None
 
 
 # ----------------------------------------------------------------------------------- whole model
@@ -278,14 +492,18 @@ def calibrate_model(
     queue_order: str = "uncertain",
     method: str = "auto",
     mondrian: str = "none",
-    n_boot: int = 400,
+    n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 13,
     bar: str = "same-items",
+    delta: float = 0.05,
+    selection: str = "ltt",
+    statistic: str = "auto",
 ) -> CalibrationResult:
     """Calibrated copy of ``model`` (new, unsaved version) and the tuned policy for it.
 
-    Criteria absent from ``data`` keep their scorer and get no thresholds (always human).
+    Criteria absent from ``data`` keep their scorer and get no thresholds (always human). ``delta`` bounds
+    the probability that a criterion's chosen rule falls below the human bar (``selection="ltt"``).
     """
     if bar not in BARS:
         raise CalibrationDataError(f"bar must be one of {list(BARS)}, found {bar!r}")
@@ -315,7 +533,8 @@ def calibrate_model(
             both = np.isfinite(pair[0]) & np.isfinite(pair[1])
             human_qwk, pair = round(float(qwk_values(pair[0][both], pair[1][both])), 4), None
         choice = choose_thresholds(P, np.asarray(d.y), scores, c.scores, sets, human_pair=pair,
-                                   human_qwk=human_qwk, n_boot=n_boot, alpha=alpha, seed=seed)
+                                   human_qwk=human_qwk, n_boot=n_boot, alpha=alpha, seed=seed, delta=delta,
+                                   selection=selection, statistic=statistic)
         choice.policy.evidence["bar_kind"] = bar_kind
         choice.policy.evidence["calibration"] = cal.report_
         yi = level_index(d.y, cal.classes_)

@@ -21,7 +21,8 @@ Example::
         tolerance: 0
         min_confidence: 0.62 # below: human
         max_set_size: 2      # conformal set larger than this: human (null: no limit)
-        evidence: {...}      # what the optimiser measured when it chose these numbers
+        evidence: {...}      # what the optimiser measured when it chose these numbers; evidence.guarantee
+                             # holds delta, the selection method, the statistic and the test behind the promise
 
 A criterion missing from ``criteria`` (or with ``enabled: false``) is always routed to humans.
 """
@@ -59,11 +60,18 @@ class CriterionPolicy(BaseModel):
             return f"{self.confidence}(tol {self.tolerance}) >= {self.min_confidence:.3f}, set <= {self.max_set_size}"
         line = "disabled: " + str(self.evidence.get("why", "enabled: false"))
         c = self.evidence.get("closest_rule")
-        if c:
+        if c and "p_value" in c:  # learn-then-test: the most promising rule and why it was not certified
+            line += (f"; closest: p {c['p_value']:.4f} > level {c['level']:.4f} at auto {c['auto_fraction']:.2f} "
+                     f"({c['statistic']} machine {_fmt(c['machine'])} vs human {_fmt(c['human'])})")
+        elif c:
             bound = f"margin LCB {c['margin_lcb']:+.3f}" if "margin_lcb" in c else f"QWK LCB {c['qwk_lcb']:.3f} vs {c['target']:.3f}"
             line += (f"; closest: {bound} at auto {c['auto_fraction']:.2f} "
                      f"(QWK {c['qwk']:.3f}, human-human {c['target']:.3f})")
         return line
+
+
+def _fmt(x: float | None) -> str:
+    return "undefined" if x is None else f"{x:.3f}"
 
 
 class RoutingPolicy(BaseModel):

@@ -35,12 +35,15 @@ def check(
         store.close()
     for r in results:
         q, s = r.metrics.get("qwk"), r.metrics.get("smd")
+        pc = r.extra.get("policy_check", {})
         typer.echo(
             f"{rubric}/{r.criterion}: n={r.metrics['n']} (window {r.window}, model {r.model_version or 'any'}) "
             f"QWK={'-' if q is None else f'{q:.3f}'} SMD={'-' if s is None else f'{s:+.3f}'} -> {r.gate.summary()}"
+            f"; policy promise on {pc.get('n_checked', 0)} accepted double-scored items: {pc.get('status', '-')}"
             + ("  [SUSPENDED NOW]" if r.suspended_now else "  [suspended]" if suspended[r.criterion] else "")
         )
-    typer.echo(json.dumps({r.criterion: {"status": r.gate.status, "suspended": suspended[r.criterion]}
+    typer.echo(json.dumps({r.criterion: {"status": r.gate.status, "suspended": suspended[r.criterion],
+                                         "policy_check": r.extra.get("policy_check", {}).get("status")}
                            for r in results}))
     if fail_on_suspend and any(suspended.values()):
         raise typer.Exit(2)

@@ -50,14 +50,17 @@ class OverconfidentScorer:
         return decide(proba, self.classes_)
 
 
-def synthetic(n: int, seed: int) -> dict[str, Any]:
-    """Texts, resolved human score, two raters; reading noise varies per item (some items are hard)."""
+def synthetic(n: int, seed: int, rater_sd: float = 0.45) -> dict[str, Any]:
+    """Texts, resolved human score, two raters; reading noise varies per item (some items are hard).
+
+    ``rater_sd``: each rater's noise around the latent quality (larger: humans agree less with each other,
+    so the machine's confident items clear the human bar by a wider margin)."""
     rng = np.random.default_rng(seed)
     latent = rng.uniform(-0.4, 4.4, n)
     hard = rng.random(n) < 0.4
     reading = latent + rng.normal(0, np.where(hard, 1.0, 0.2))
-    r1 = np.clip(np.round(latent + rng.normal(0, 0.45, n)), 0, 4).astype(int)
-    r2 = np.clip(np.round(latent + rng.normal(0, 0.45, n)), 0, 4).astype(int)
+    r1 = np.clip(np.round(latent + rng.normal(0, rater_sd, n)), 0, 4).astype(int)
+    r2 = np.clip(np.round(latent + rng.normal(0, rater_sd, n)), 0, 4).astype(int)
     y = np.clip(np.round(latent + rng.normal(0, 0.25, n)), 0, 4).astype(int)
     ids = [f"s{seed}-{i}" for i in range(n)]
     texts = [f"quality={v:.4f} essay {i}" for i, v in zip(ids, reading, strict=True)]

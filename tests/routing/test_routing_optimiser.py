@@ -9,7 +9,8 @@ from sklearn.metrics import cohen_kappa_score
 
 from models.calibration import CalibratedScorer
 from scoring.errors import CalibrationDataError
-from scoring.optimise import choose_thresholds, qwk_values
+from scoring.optimise import choose_thresholds_best as choose_thresholds
+from scoring.optimise import qwk_values
 from scoring.routing import confidence_of
 
 LEVELS = [0, 1, 2, 3, 4]
