@@ -47,3 +47,12 @@ def test_checkpoint_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
     res = runner.invoke(app, ["audit", "checkpoint", "--db", f"sqlite:///{tmp_path / 's.db'}",
                               "--out", str(tmp_path / "cp")])
     assert res.exit_code == 1 and "scoring audit keygen" in res.output
+
+
+def test_bench_audit_runs_end_to_end_small(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["bench", "audit", "--events", "3000", "--proofs", "3", "--postgres", "",
+                              "--out", str(tmp_path / "bench")])
+    assert res.exit_code == 0, res.output
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {"append_events_per_s", "verify_events_per_s", "checkpoint_verify_s", "inclusion_proof_ms"} <= set(last)
+    assert last["sqlite"]["proof_path_hashes"] == 12 and last["postgresql"] == {"skipped": "PostgreSQL not requested"}
