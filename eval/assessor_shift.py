@@ -230,9 +230,9 @@ class Shift:
         p.wait_for_function("() => document.querySelector('mark.current') !== null")
         inside = p.evaluate("""() => { const m = document.querySelector('mark.current');
             const e = document.getElementById('evidence').getBoundingClientRect(), r = m.getBoundingClientRect();
-            return r.top >= e.top - 1 && r.bottom <= e.bottom + 1; }""")
+            return r.top >= e.top - 1 && r.bottom <= e.bottom + 1 && r.top >= 0 && r.bottom <= window.innerHeight; }""")
         if not inside:
-            raise AssertionError("the current highlight is not scrolled into view in the evidence pane")
+            raise AssertionError("the current highlight is not scrolled into view (evidence pane and window)")
         self.log.events.append("highlights: ] moved to the second highlight, scrolled into view")
         self._state("highlight")
 

@@ -56,12 +56,16 @@
     return v ? Array.prototype.slice.call(document.querySelectorAll(".hl-view:not([hidden]) mark")) : [];
   }
 
-  function gotoHighlight(step) {
+  function gotoHighlight(step, bringPane) {
     var ms = marks();
     if (!ms.length) { say("No highlights for this criterion.", "warn"); return; }
     ms.forEach(function (m) { m.classList.remove("current"); });
     hlIndex = ((hlIndex + step) % ms.length + ms.length) % ms.length;
     ms[hlIndex].classList.add("current");
+    if (bringPane) {  // asked for with ] or [: on a phone the evidence may be above the window
+      var p = pane(ms[hlIndex]), r = p ? p.getBoundingClientRect() : null;
+      if (r && (r.top < 0 || r.bottom > window.innerHeight)) p.scrollIntoView({ block: "nearest" });
+    }
     scrollWithin(ms[hlIndex], "center");
   }
 
@@ -277,8 +281,8 @@
     else if (k === "a" && crits.length) { acceptMachine(crits[active]); e.preventDefault(); }
     else if (k === "n") { setActive(active + 1); e.preventDefault(); }
     else if (k === "p") { setActive(active - 1); e.preventDefault(); }
-    else if (k === "]") { gotoHighlight(1); e.preventDefault(); }
-    else if (k === "[") { gotoHighlight(-1); e.preventDefault(); }
+    else if (k === "]") { gotoHighlight(1, true); e.preventDefault(); }
+    else if (k === "[") { gotoHighlight(-1, true); e.preventDefault(); }
     else if (k === "Enter" && crits.length) {
       var ta = crits[active].querySelector("textarea"); if (ta) { ta.focus(); e.preventDefault(); }
     }
