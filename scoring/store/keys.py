@@ -115,7 +115,8 @@ def revoke_key(store: Store, name: str, *, by: str = "cli") -> ApiKey:
                                                                        c.id != row.id)).scalar_one()
                 if admins == 0:
                     raise LastAdminKey(f"{name!r} is the last active admin key; create another admin key first "
-                                       "(`POST /keys` with role admin), then revoke this one")
+                                       "(`POST /keys` with role admin, or `scoring keys create --role admin`), "
+                                       "then revoke this one")
             now = _now()
             conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(revoked_at=now))
             tx.append("key_revoked", {"name": name, "role": row.role, "key_id": row.key_id, "by": by,
