@@ -1,0 +1,109 @@
+"""The assessor page's forms without the script (plain posts, as a browser without JavaScript sends them)
+and the JSON answers the script reads: rationale rules, a submit after the lease expired, renewals."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from api_support import reflection
+
+from scoring.store import queue
+from scoring.store.clock import now
+from scoring.store.service_tables import queue_items
+
+
+def _page_client(api: Any, who: str = "alice") -> Any:
+    c = api.client
+    c.cookies.set("rs_key", api.keys[who], path="/assessor")
+    return c
+
+
+def _claim(api: Any, who: str = "alice") -> tuple[int, str, dict[str, int]]:
+    c = _page_client(api, who)
+    r = c.post("/assessor/claim", follow_redirects=False)
+    assert r.status_code == 303 and "/assessor/items/" in r.headers["location"], r.text
+    iid = int(r.headers["location"].rsplit("/", 1)[1])
+    page = c.get(f"/assessor/items/{iid}").text
+    token = re.search(r'name="lease_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    machine = {cid: int(lv) for cid, lv in re.findall(r'data-crit="([a-z_]+)" id="crit-[a-z_]+"[^>]*data-machine="(\d+)"', page)}
+    return iid, token, machine
+
+
+def _expire(api: Any, iid: int) -> None:
+    with api.store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).where(queue_items.c.id == iid)
+                        .values(lease_expires=now() - timedelta(seconds=5)))
+
+
+def test_a_rationale_is_asked_only_where_the_rule_says(api) -> None:  # type: ignore[no-untyped-def]
+    api.submit("form-1", reflection(1))
+    iid, token, machine = _claim(api)
+    assert set(machine) == {"questioning", "adjusting", "self_assessment"}
+    other = {c: (lv + 1) % 3 for c, lv in machine.items()}  # every level differs from the machine's
+    form = {"lease_token": token, **{f"score__{c}": str(lv) for c, lv in other.items()}}
+    r = api.client.post(f"/assessor/items/{iid}/submit", data=form, follow_redirects=False)
+    assert r.status_code == 422 and "a rationale is required for a level that differs from the machine" in r.text
+    assert all(f'value="{lv}"' in r.text for lv in other.values()), "the chosen levels stay on the page"
+    agree = {"lease_token": token, **{f"score__{c}": str(lv) for c, lv in machine.items() if lv != 0},
+             **{f"score__{c}": "0" for c, lv in machine.items() if lv == 0},
+             **{f"rationale__{c}": "lowest level: none of it is in the evidence" for c, lv in machine.items() if lv == 0}}
+    r = api.client.post(f"/assessor/items/{iid}/submit", data=agree, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    got = {h.criterion: (h.score, h.rationale) for h in api.store.human_scores()}
+    assert {c: s for c, (s, _) in got.items()} == machine
+    assert all(why == "" for c, (s, why) in got.items() if s != 0), "accepting the machine's level needs no rationale"
+
+
+def test_a_submit_after_expiry_records_when_nobody_took_the_item_and_names_who_did_otherwise(api) -> None:  # type: ignore[no-untyped-def]
+    api.submit("form-2", reflection(2))
+    api.submit("form-3", reflection(3))
+    iid, token, machine = _claim(api)
+    form = {"lease_token": token, **{f"score__{c}": str(lv) for c, lv in machine.items()},
+            **{f"rationale__{c}": "r" for c in machine}}
+    _expire(api, iid)
+    r = api.client.post(f"/assessor/items/{iid}/submit", data=form, headers={"Accept": "application/json"})
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    assert len(api.store.human_scores()) == 3
+
+    nxt = int(r.json()["next"].split("/")[-1].split("?")[0])
+    tok2 = queue.item(api.store, nxt).lease_token
+    _expire(api, nxt)
+    bob = api.claim("bob").json()
+    assert bob["id"] == nxt
+    r = api.client.post(f"/assessor/items/{nxt}/renew", data={"lease_token": tok2})
+    assert r.status_code == 409 and "held by bob" in r.json()["message"]
+    r = api.client.post(f"/assessor/items/{nxt}/submit", data={**form, "lease_token": str(tok2)},
+                        headers={"Accept": "application/json"})
+    assert r.status_code == 409 and r.json()["lost"] is True and "held by bob" in r.json()["message"]
+    assert len(api.store.human_scores()) == 3, "nothing recorded over bob's claim"
+
+
+def test_renewing_extends_a_held_lease(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(lease_seconds=60)
+    api.submit("form-4", reflection(4))
+    iid, token, _ = _claim(api)
+    before = queue.item(api.store, iid).lease_expires
+    with api.store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).where(queue_items.c.id == iid)
+                        .values(lease_expires=now() + timedelta(seconds=10)))
+    r = api.client.post(f"/assessor/items/{iid}/renew", data={"lease_token": token})
+    assert r.status_code == 200 and r.json()["lease_token"] == token and r.json()["seconds_left"] > 50
+    assert queue.item(api.store, iid).lease_expires >= before  # type: ignore[operator]
+
+
+def test_claim_from_the_list_takes_that_item_or_says_nothing_matches(api) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        api.submit(f"form-l{i}", reflection(20 + i))
+    c = _page_client(api)
+    listed = [int(x) for x in re.findall(r'<tr data-item="(\d+)"', c.get("/assessor").text)]
+    assert len(listed) == 3
+    r = c.post("/assessor/claim", data={"item": str(listed[2])}, follow_redirects=False)
+    assert r.headers["location"] == f"/assessor/items/{listed[2]}"
+    c2 = _page_client(api, "bob")
+    r = c2.post("/assessor/claim", data={"route": "audit"}, follow_redirects=False)
+    assert r.headers["location"] == "/assessor?msg=nomatch"
+    page = c2.get("/assessor?route=human&criterion=questioning").text
+    assert re.findall(r'<tr data-item="(\d+)"', page) == [str(listed[0]), str(listed[1])]
