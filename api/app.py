@@ -28,6 +28,7 @@ from api.routers import (
     models,
     queue,
     rubrics,
+    selection,
     submissions,
 )
 from scoring.settings import Settings
@@ -87,7 +88,7 @@ def create_app(
                        upload_prefixes=("/batch-jobs/upload",))
     app.add_middleware(problems.ServerTiming)  # type: ignore[arg-type]
     app.add_middleware(problems.NulInUrl)  # type: ignore[arg-type]
-    for r in (health, rubrics, submissions, batch, queue, adjudication, agreement, models, keys, audit):
+    for r in (health, rubrics, submissions, batch, queue, selection, adjudication, agreement, models, keys, audit):
         app.include_router(r.router)
     app.include_router(assessor.router)
 

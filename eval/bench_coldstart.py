@@ -176,7 +176,8 @@ def bootstrap_diff(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int
 
 
 def evaluate(crit: Criterion, encode: Callable[[list[str]], np.ndarray], ns: tuple[int, ...] = NS,
-             seeds: tuple[int, ...] = SEEDS, echo: Callable[[str], None] = print) -> dict[str, Any]:
+             seeds: tuple[int, ...] = SEEDS, echo: Callable[[str], None] = print,
+             selector: Callable[..., list[Any]] = select) -> dict[str, Any]:
     """Zero-shot vs peer, then learning curves, for one criterion."""
 
     class _Enc:  # the scorers encode descriptors through this; the texts' embeddings are passed in
@@ -219,7 +220,7 @@ def evaluate(crit: Criterion, encode: Callable[[list[str]], np.ndarray], ns: tup
     curves: dict[str, dict[int, list[float]]] = {"active": {n: [] for n in ns}, "random": {n: [] for n in ns}}
     top = max(ns)
     for seed in seeds:
-        picks = [pool[p.row] for p in select(E[pool], P_pool, cs.classes_, top, seed=seed)]
+        picks = [pool[p.row] for p in selector(E[pool], P_pool, cs.classes_, top, seed=seed)]
         rand = np.random.default_rng(seed).permutation(pool)[:top]
         for kind, order in (("active", np.asarray(picks)), ("random", rand)):
             for n in ns:

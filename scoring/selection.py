@@ -67,6 +67,14 @@ def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.maximum((A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T, 0.0)
 
 
+def features(embeddings: np.ndarray, scores: np.ndarray, score_weight: float = 1.0) -> np.ndarray:
+    """The selection space: embeddings joined with expected scores (0-1 per criterion) scaled to their spread."""
+    E = np.asarray(embeddings, dtype=np.float64)
+    S = np.asarray(scores, dtype=np.float64).reshape(len(E), -1)
+    spread = float(np.sqrt(E.var(axis=0).sum())) or 1.0
+    return np.hstack([E, score_weight * spread * S / np.sqrt(S.shape[1])])
+
+
 def select(
     embeddings: np.ndarray,
     proba: np.ndarray,
@@ -77,7 +85,7 @@ def select(
     score_weight: float = 1.0,
     floor: float = 0.2,
 ) -> list[Pick]:
-    """Pick ``n`` rows by uncertainty-weighted greedy k-center (see the module docstring).
+    """Pick ``n`` rows by uncertainty-weighted greedy k-center for one criterion (see the module docstring).
 
     ``exclude``: a boolean mask of rows already scored (they count as chosen: new picks keep away from
     them, and are never picked again).
@@ -86,18 +94,27 @@ def select(
     P = np.asarray(proba, dtype=np.float64)
     if E.ndim != 2 or P.ndim != 2 or len(E) != len(P):
         raise SelectionError(f"expected one embedding and one probability row per text, found {len(E)} and {len(P)}")
-    done = np.zeros(len(E), bool) if exclude is None else np.asarray(exclude, bool)
+    c = np.asarray(classes, float)
+    score = (P @ c - c.min()) / ((c.max() - c.min()) or 1.0)
+    return select_rows(features(E, score, score_weight), ordinal_uncertainty(P, c), n, seed, exclude, floor)
+
+
+def select_rows(
+    X: np.ndarray, uncertainty: np.ndarray, n: int, seed: int = 13, exclude: np.ndarray | None = None,
+    floor: float = 0.2,
+) -> list[Pick]:
+    """Greedy k-center over the rows of ``X``, each candidate's distance weighted by its uncertainty."""
+    X = np.asarray(X, dtype=np.float64)
+    done = np.zeros(len(X), bool) if exclude is None else np.asarray(exclude, bool)
+    if len(done) != len(X) or len(uncertainty) != len(X):
+        raise SelectionError(f"expected one uncertainty and one exclusion flag per text ({len(X)}), found "
+                             f"{len(uncertainty)} and {len(done)}")
     free = int((~done).sum())
     if n < 1:
         raise SelectionError(f"expected a number of submissions to select of at least 1, found {n}")
     if n > free:
         raise SelectionError(f"asked for {n} submissions, but the backlog holds only {free} not yet scored")
-    c = np.asarray(classes, float)
-    span = (c.max() - c.min()) or 1.0
-    spread = float(np.sqrt(E.var(axis=0).sum())) or 1.0
-    score = (P @ c - c.min()) / span
-    X = np.hstack([E, (score_weight * spread * score)[:, None]])
-    u = np.maximum(ordinal_uncertainty(P, c), floor)
+    u = np.maximum(np.asarray(uncertainty, dtype=np.float64), floor)
     ok = _inlier_mask(X) & ~done
     if ok.sum() < n:  # a small backlog: outliers are allowed back in rather than picking fewer
         ok = ~done

@@ -84,3 +84,23 @@ def test_each_retrain_adds_a_point_to_the_learning_curve(tmp_path: Path, backlog
     assert [p["n_scored"] for p in curve] == [0, 40]
     assert curve[0]["scorer"] == "cold-start" and curve[1]["scorer"] == "trained"
     assert curve[1]["qwk_kind"] == "cross-validated" and -1 <= curve[1]["qwk"] <= 1
+
+
+def test_select_writes_a_deterministic_queue_and_never_repeats_excluded_ids(tmp_path: Path, backlog: Path) -> None:
+    m = tmp_path / "m"
+    assert runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m)]).exit_code == 0
+    q1, q2, q3 = tmp_path / "q1.jsonl", tmp_path / "q2.jsonl", tmp_path / "q3.jsonl"
+    for q in (q1, q2):
+        res = runner.invoke(app, ["select", "--model", str(m), "--data", str(backlog), "--n", "6", "--out", str(q),
+                                  "--seed", "3"])
+        assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in q1.read_text().splitlines()]
+    assert [r["priority"] for r in rows] == [1, 2, 3, 4, 5, 6] and len({r["id"] for r in rows}) == 6
+    assert rows[0]["criteria"] == ["questioning", "adjusting", "self_assessment"] and "Sener" in rows[0]["method"]
+    assert q1.read_text() == q2.read_text(), "same backlog, model and seed: the same queue"
+    res = runner.invoke(app, ["select", "--model", str(m), "--data", str(backlog), "--n", "6", "--out", str(q3),
+                              "--exclude", str(q1)])
+    assert res.exit_code == 0, res.output
+    assert not {r["id"] for r in rows} & {json.loads(line)["id"] for line in q3.read_text().splitlines()}
+    res = runner.invoke(app, ["select", "--model", str(m), "--data", str(backlog), "--n", "100"])
+    assert res.exit_code == 2 and "asked for 100 submissions, but the backlog holds only 40" in " ".join(res.output.split())

@@ -1,0 +1,156 @@
+"""What people score first: pick a backlog's most informative submissions and queue them.
+
+Two doors share this: ``scoring select`` (a backlog file -> a queue file) and ``POST /selection`` (the
+stored, not yet scored submissions of a rubric -> the assessors' queue). The method is in
+``scoring.selection``; here a model's criteria become one selection space: the submission's embedding
+(mean over its criteria's evidence), every criterion's expected score, and the mean uncertainty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from models.artifact import ScoringModel
+from models.contract import uses_embeddings
+from scoring.errors import InvalidRequest
+from scoring.evidence import criterion_text
+from scoring.selection import SelectionError, features, ordinal_uncertainty, select_rows
+from scoring.store import Store, queue
+from scoring.store import tables as t
+from scoring.store.service_tables import queue_items
+
+METHOD = ("uncertainty-weighted greedy k-center over embeddings and expected scores "
+          "(core-set, Sener & Savarese 2018), outliers set aside")
+SELECTED_PRIORITY = 15  # above ordinary human items (10), below double-scored ones (20)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One submission to score first."""
+
+    id: str
+    rank: int
+    uncertainty: float
+    distance: float
+    machine_scores: dict[str, int]
+    position: int  # its row among the candidates (backlog order)
+
+
+def choose(model: ScoringModel, ids: Sequence[str], evidences: Sequence[Mapping[str, str]], n: int, seed: int = 13,
+           exclude: Sequence[str] = ()) -> list[Selected]:
+    """The ``n`` submissions (of ``ids``) whose human scores should teach ``model`` most, in order."""
+    if len(ids) != len(evidences):
+        raise SelectionError(f"expected one evidence per id, found {len(ids)} ids and {len(evidences)} evidences")
+    if not ids:
+        raise SelectionError("the backlog holds no submission to select from")
+    from scoring.train import embed_unique
+
+    rubric = model.rubric
+    embs, scores, unc, decided = [], [], [], {}
+    for c in rubric.criteria:
+        texts = [criterion_text(rubric, c, dict(ev)) for ev in evidences]
+        scorer = model.scorers[c.id]
+        emb = embed_unique(model.encoder, texts)
+        P = scorer.predict_proba(texts, embeddings=emb) if uses_embeddings(scorer) else scorer.predict_proba(texts)
+        cls = np.asarray(scorer.classes_, float)
+        embs.append(emb)
+        scores.append((P @ cls - cls.min()) / ((cls.max() - cls.min()) or 1.0))
+        unc.append(ordinal_uncertainty(P, cls))
+        decided[c.id] = scorer.decide(P)
+    E = np.mean(embs, axis=0)
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    X = features(E, np.column_stack(scores))
+    skip = set(exclude)
+    mask = np.array([i in skip for i in ids], bool)
+    picks = select_rows(X, np.mean(unc, axis=0), n, seed=seed, exclude=mask)
+    return [Selected(id=str(ids[p.row]), rank=p.rank, uncertainty=p.uncertainty,
+                     distance=round(p.distance, 4) if np.isfinite(p.distance) else -1.0,
+                     machine_scores={c: int(v[p.row]) for c, v in decided.items()}, position=p.row)
+            for p in picks]
+
+
+def write_queue_file(path: Path, selected: Sequence[Selected], model: ScoringModel, seed: int) -> Path:
+    """One JSON line per chosen submission, in the order people should score them (atomic write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    crits = [c.id for c in model.rubric.criteria]
+    with tmp.open("w", encoding="utf-8") as fh:
+        for s in selected:
+            row: dict[str, Any] = {"priority": s.rank, "id": s.id, "criteria": crits, "route": "human",
+                                   "reason": "selected to teach the model", **asdict(s), "model_version": model.version,
+                                   "method": METHOD, "seed": seed}
+            row.pop("rank")
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_exclusions(path: Path) -> list[str]:
+    """Ids already scored or queued: a queue file from an earlier selection (JSON lines with ``id``) or one id a line."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("{"):
+            try:
+                out.append(str(json.loads(s)["id"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise SelectionError(f"{path} line {n}: expected a JSON object with an \"id\" or a plain id, "
+                                     f"found {s[:60]}") from None
+        else:
+            out.append(s)
+    return out
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What ``fill_queue`` did: the submissions queued, in order, and the slots created."""
+
+    selected: list[dict[str, Any]]
+    candidates: int
+    slots_created: int
+    method: str = METHOD
+
+
+def fill_queue(store: Store, model: ScoringModel, n: int, seed: int = 13) -> Filled:
+    """Queue the ``n`` most informative stored submissions of the model's rubric for people to score.
+
+    Candidates: submissions of the rubric version the model scores that have no human score and no
+    queue item yet (so a second call adds new ones). Each becomes a ``human`` item for every criterion,
+    ahead of ordinary routed items, in selection order.
+    """
+    rubric = model.rubric
+    with store.engine.connect() as conn:
+        subs = conn.execute(sa.select(t.submissions.c.id, t.submissions.c.external_id, t.submissions.c.evidence)
+                            .where(t.submissions.c.rubric_id == rubric.id,
+                                   t.submissions.c.rubric_version == rubric.version)
+                            .order_by(t.submissions.c.id)).all()
+        scored = {r[0] for r in conn.execute(sa.select(t.human_scores.c.submission_id).distinct())}
+        queued = {r[0] for r in conn.execute(sa.select(queue_items.c.submission_id).distinct())}
+    cands = [s for s in subs if s.id not in scored and s.id not in queued]
+    if not cands:
+        raise InvalidRequest(f"rubric {rubric.key} has no stored submission without human scores or a queue item")
+    try:
+        chosen = choose(model, [str(s.id) for s in cands], [s.evidence or {} for s in cands], min(n, len(cands)), seed)
+    except SelectionError as exc:
+        raise InvalidRequest(str(exc)) from None
+    made = 0
+    with store.write() as tx:
+        for s in chosen:
+            routes = {c.id: "human" for c in rubric.criteria}
+            reasons = {c.id: f"selected to teach the model (rank {s.rank}, uncertainty {s.uncertainty:.2f})"
+                       for c in rubric.criteria}
+            made += queue.enqueue_in(tx, int(s.id), routes, reasons=reasons, priority=SELECTED_PRIORITY,
+                                     rank=float(s.rank))
+    by_id = {str(s.id): s for s in cands}
+    return Filled(selected=[{"submission_id": int(s.id), "external_id": by_id[s.id].external_id, "rank": s.rank,
+                             "uncertainty": s.uncertainty, "machine_scores": s.machine_scores} for s in chosen],
+                  candidates=len(cands), slots_created=made)

@@ -1,0 +1,45 @@
+"""POST /selection: the stored, unscored submissions whose human scores teach the model most go to the queue first."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import expect_problem, reflection
+
+from scoring.store import queue
+
+
+def _auto_policy():  # type: ignore[no-untyped-def]
+    """Every criterion auto-accepted, nothing audited: submissions are stored with no queue item."""
+    routing = pytest.importorskip("scoring.policy")
+    crit = {c: {"min_confidence": 0.0} for c in ("questioning", "adjusting", "self_assessment")}
+    return routing.RoutingPolicy(policy_version="test-auto", double_rate=0.0, audit_rate=0.0, criteria=crit)
+
+
+def test_selection_queues_distinct_submissions_ahead_and_a_second_call_adds_new_ones(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(policy=_auto_policy())
+    for i in range(24):
+        assert api.submit(f"s-{i}", reflection(i)).status_code == 201
+    open_before = api.client.get("/queue/stats", headers=api.h("alice")).json()["open"]  # award-bar items, if any
+    queued = {s.id for s in api.store.submissions() if queue.items_for_submission(api.store, s.id)}
+    r = api.client.post("/selection", headers=api.h("admin"), json={"rubric_id": "checking-for-understanding", "n": 4})
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert first["candidates"] == 24 - len(queued) and first["slots_created"] == 4 and "Sener" in first["method"]
+    assert [s["rank"] for s in first["selected"]] == [1, 2, 3, 4]
+    assert not {s["submission_id"] for s in first["selected"]} & queued
+    assert api.client.get("/queue/stats", headers=api.h("alice")).json()["open"] == open_before + 4
+    items = [queue.items_for_submission(api.store, s["submission_id"])[0] for s in first["selected"]]
+    assert [(i.route, i.priority, i.rank) for i in items] == [("human", 15, float(k)) for k in (1, 2, 3, 4)]
+    r = api.client.post("/selection", headers=api.h("issuer"), json={"rubric_id": "checking-for-understanding", "n": 4})
+    second = r.json()
+    assert second["candidates"] == 24 - len(queued) - 4
+    assert not {s["submission_id"] for s in first["selected"]} & {s["submission_id"] for s in second["selected"]}
+
+
+def test_selection_refuses_in_words(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(policy=_auto_policy())
+    body = {"rubric_id": "checking-for-understanding", "n": 3}
+    p = expect_problem(api.client.post("/selection", headers=api.h("admin"), json=body), 422, "invalid_request")
+    assert "no stored submission without human scores or a queue item" in p["detail"]
+    expect_problem(api.client.post("/selection", headers=api.h("alice"), json=body), 403, "forbidden")
+    expect_problem(api.client.post("/selection", headers=api.h("admin"), json={**body, "n": 0}), 422, "validation_error")
