@@ -110,12 +110,13 @@ def _dashboard(request: Request, c: AppContext, key: ApiKey, msg: str | None, st
              "rubric": labels.get(it.submission_id, ("?", "?", 0))[1], "age": _age(it.created_at, now)}
             for i, it in enumerate(items)]
     rubrics = sorted({r.rubric_id for r in c.store.rubrics()})
-    crits = sorted({cid for it in queue.available(c.store, key.name) for cid in it.criteria})
+    crits = sorted({cr.id for r in c.store.rubrics() for cr in c.store.rubric(r.rubric_id, r.version).criteria})
     message = MESSAGES.get(msg or "")
     if note:
         message = ("warn", note)
     return templates.TemplateResponse(request, "queue.html", {
         "key": key, "counts": n, "held": held, "message": message, "rows": rows,
+        "waiting": queue.count_available(c.store, key.name),
         "filters": {"rubric": f.rubric_id or "", "criterion": f.criterion or "", "route": f.route or "",
                     "age": str(request.query_params.get("age") or "")},
         "rubric_ids": rubrics, "criterion_ids": crits, "routes": ROUTES, "ages": [a for a in AGES if a],
@@ -178,11 +179,11 @@ def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueIt
     hls = {cd.criterion.id: cd.highlights for cd in d.criteria if cd.highlights}
     common, differing = d.why_person
     rule = assessment.rationale_rule(d.rubric, c.settings.rationale_required)
-    waiting = queue.available(c.store, key.name)
+    waiting = queue.count_available(c.store, key.name)
     return templates.TemplateResponse(request, "item.html", {
         "key": key, "item": it, "d": d, "sub": d.submission, "fields": field_views(d.rubric, d.submission.evidence, hls),
         "has_highlights": bool(hls), "why_common": common, "why_differs": differing, "rule": rule,
-        "counts": queue.counts(c.store, key.name), "waiting_for_me": len(waiting), "error": error, "note": note,
+        "counts": queue.counts(c.store, key.name), "waiting_for_me": waiting, "error": error, "note": note,
         "form": form or {}, "lease_seconds": c.settings.lease_seconds,
         "lease_left": max(0, int((it.lease_expires - store_now()).total_seconds())) if it.lease_expires else 0,
     }, status_code=status)

@@ -223,16 +223,31 @@ def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter
 
 
 def available(store: Store, assessor: str, where: QueueFilter | None = None, limit: int = 200) -> list[QueueItem]:
-    """The items ``assessor`` could claim now, in claim order (position 1 is what the next claim gives)."""
+    """The first ``limit`` items ``assessor`` could claim now, in claim order (position 1 is what the next
+    claim gives)."""
+    q, now = queue_items, _now()
+    sel = sa.select(q).where(_available(q, now), *eligible(q, assessor), *(where.where(q, now) if where else [])
+                             ).order_by(*_claim_order(q))
+    crit = where.criterion if where is not None else None
+    if not crit:
+        sel = sel.limit(limit)
+    out: list[QueueItem] = []
+    with store.engine.connect() as conn:
+        for r in conn.execute(sel):
+            if crit and crit not in list(r.criteria):
+                continue
+            out.append(_rec(r))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def count_available(store: Store, assessor: str) -> int:
+    """How many items ``assessor`` could claim now."""
     q, now = queue_items, _now()
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(q).where(_available(q, now), *eligible(q, assessor),
-                                               *(where.where(q, now) if where else []))
-                            .order_by(*_claim_order(q))).all()
-    out = [_rec(r) for r in rows]
-    if where is not None and where.criterion:
-        out = [r for r in out if where.criterion in r.criteria]
-    return out[:limit]
+        return int(conn.execute(sa.select(sa.func.count()).select_from(q).where(
+            _available(q, now), *eligible(q, assessor))).scalar_one())
 
 
 def renew(store: Store, item_id: int, assessor: str, lease_token: str, lease_seconds: int) -> QueueItem:
@@ -394,9 +409,9 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
     return [_rec(r) for r in rows]
 
 
-__all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "counts", "eligible",
-           "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew", "submission_labels",
-           "submit"]
+__all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "count_available", "counts",
+           "eligible", "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew",
+           "submission_labels", "submit"]
 
 
 def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:
