@@ -7,7 +7,8 @@ Per essay set, calibration data come from the TRAINING ids only, in one of two w
 Then:
   1. ``scoring.optimise.calibrate_model`` fits calibrators + conformal sets and picks routing thresholds
      on the calibration data only, against rater 1 vs rater 2 agreement (``bar``: on the same items, or
-     over all calibration items of the criterion);
+     over all calibration items of the criterion), with Learn-then-Test error control at ``delta``
+     (``selection="best"``: the earlier winner-picking optimiser, for comparison);
   2. the tuned policy routes the fold's TEST ids (reporting only; nothing is tuned on them), and we
      measure the auto-accepted share, QWK of accepted machine scores vs the resolved human score, QWK of
      rater 1 vs rater 2 on exactly those items, conformal coverage vs nominal, ECE before/after.
@@ -59,7 +60,7 @@ def _r(x: float, k: int = 4) -> float | None:
 
 
 def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any = print, bar: str = "same-items",
-                    method: str = "auto") -> dict[str, Any]:
+                    method: str = "auto", selection: str = "ltt", delta: float = 0.05) -> dict[str, Any]:
     """Calibrate + tune on each set's calibration data (never its test ids), route its test ids, and summarise."""
     out_dir = Path(out_dir)
     (out_dir / "policies").mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],
             )
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar,
-                              method=method)
+                              method=method, selection=selection, delta=delta)
         save_policy(res.policy, out_dir / "policies" / f"set{s}.yaml")
         for c in model.rubric.criteria:
             cc = sr["criteria_columns"][sr["key_of"][c.id]]
@@ -123,6 +124,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 "auto_fraction": _r(accepted.mean()),
                 "auto_fraction_rule": _r(rule_auto.mean()),
                 "auto_fraction_cal": cp.evidence.get("auto_fraction_cal", 0.0),
+                "p_value_cal": cp.evidence.get("p_value"),
                 "auto_qwk": _r(_qwk(scores[accepted], y[accepted])),
                 "auto_exact": _r(np.mean(scores[accepted] == y[accepted])) if accepted.any() else None,
                 "auto_adjacent": _r(np.mean(np.abs(scores[accepted] - y[accepted]) <= 1)) if accepted.any() else None,
@@ -159,6 +161,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
     stack = np.vstack(pooled)
     summary: dict[str, Any] = {
         "route_bar": bar,
+        "route_selection": selection,
+        "route_delta": delta,
         "route_method": method,
         "route_calibration": "cross-fit" if set_results[0]["cal"] is None else "split",
         "route_coverage_nominal": COVERAGE,

@@ -14,8 +14,9 @@ The same splits are run with the winner-picking optimiser (``_before`` figures).
 
 Confidence signals (``signals``): what each adds to the accepted share at the same delta, on the same
 splits (each added family costs its share of delta):
-  * ``probability``: calibrated P(score) (exact, and within 1 level on 4+ level scales);
-  * ``+conformal``: plus a family restricted to singleton conformal sets (what ``scoring calibrate`` uses);
+  * ``probability``: calibrated P(score) (exact; also within 1 level on scales of 7+ levels): the router's
+    rule, what ``scoring calibrate`` chooses (the ``violation_rate`` / ``auto_fraction_mean`` figures);
+  * ``+conformal``: plus a family restricted to singleton conformal sets;
   * ``+views``: plus a family ordered by P(score) and agreement between the ensemble's views (embedding
     ridge, TF-IDF ridge, kernel SVR; the spread of their score predictions);
   * ``+distance``: plus a family ordered by P(score) and closeness to the training essays (mean cosine
@@ -37,7 +38,7 @@ import pandas as pd
 from eval.asap import fold_split, load_asap
 from models.calibration import CalibratedScorer
 from scoring.human_bar import agreement_intervals, bar_statistic
-from scoring.optimise import base_scorer, choose_thresholds, fixed_sequence_ltt
+from scoring.optimise import base_scorer, choose_thresholds, fixed_sequence_ltt, rule_families
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import confidence_of, decide_routes
 
@@ -119,7 +120,7 @@ def _judge(scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2: np.ndarray, ac
 
 
 def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.ndarray, *, delta: float,
-              seed: int, signals: tuple[str, ...] = ("+conformal",), before: bool = True) -> dict[str, dict[str, Any]]:
+              seed: int, signals: tuple[str, ...] = ("probability",), before: bool = True) -> dict[str, dict[str, Any]]:
     """Calibrate + choose on ``cal`` rows, route and judge ``test`` rows; one result per method."""
     levels = crit["levels"]
     y, r1, r2 = crit["y"], crit["r1"], crit["r2"]
@@ -142,7 +143,7 @@ def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.n
         acc = np.array([d.route == "auto" for d in dec])
         out[sel] = {"auto_fraction": float(acc.mean()), "enabled": ch.policy.enabled,
                     **_judge(scores_t, yt, r1t, r2t, acc, seed)}
-    variants = [s for s in signals if s != "+conformal"]  # "+conformal" is the product's rule, run above
+    variants = [s for s in signals if s != "probability"]  # "probability" is the product's rule, run above
     if variants:
         out.update(_signal_variants(crit, knn, cal, test, P, scores_c, sets_c, Q, scores_t, sets_t, delta, seed,
                                     variants))
@@ -161,29 +162,33 @@ def _signal_variants(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, tes
     idx_t = np.searchsorted(np.asarray(levels), scores_t)
     in_c, in_t = sets_c[np.arange(n_c), idx_c], sets_t[np.arange(len(test)), idx_t]
     conf = {}
-    for tol in [0] + ([1] if K >= 4 else []):
+    for tol, _size in rule_families(K, None, 0):  # the router's families
         cp = CriterionPolicy(confidence="within" if tol else "exact", tolerance=tol)
         conf[tol] = (confidence_of(P, levels, scores_c, cp), confidence_of(Q, levels, scores_t, cp))
     prob_fams = [(conf[t][0], in_c, conf[t][1], in_t) for t in conf]
     out: dict[str, dict[str, Any]] = {}
-    pc, pt = conf[0]
+    pc, pt = conf[min(conf)]
     for name in names:
         fams = list(prob_fams)
-        if name == "+views":
+        if name == "+conformal":  # the same confidence, among items whose conformal set is one level
+            one_c, one_t = sets_c.sum(axis=1) == 1, sets_t.sum(axis=1) == 1
+            fams += [(c_[0], in_c & one_c, c_[1], in_t & one_t) for c_ in conf.values()]
+            sc = st = None
+        elif name == "+views":
             if crit["view_spread"] is None:
                 continue
             sc, st = -crit["view_spread"][cal], -crit["view_spread"][test]
         elif name == "+distance":
             sc, st = knn[cal], knn[test]
-        elif name != "probability":
+        else:
             raise ValueError(f"unknown signal {name!r}")
-        if name != "probability":  # rank-average with P(score); ranks from the calibration half only
+        if sc is not None and st is not None:  # rank-average with P(score); ranks from the calibration half only
             fams.append(((_ecdf(pc, pc) + _ecdf(sc, sc)) / 2, in_c, (_ecdf(pc, pt) + _ecdf(sc, st)) / 2, in_t))
         pair_ok = np.ones(n_c, bool)
         table, cert, _ = fixed_sequence_ltt(
             [(f[0], f[1]) for f in fams], scores_c, y[cal].astype(int), (r1[cal], r2[cal]), pair_ok,
-            statistic=bar_statistic(K), human_qwk=None, delta=delta, min_auto=max(30, int(0.05 * n_c)), n_grid=20,
-            n_boot=400, rng=np.random.default_rng(seed))
+            statistic=bar_statistic(K), human_qwk=None, delta=delta, min_auto=max(30, int(0.05 * n_c)), n_grid=19,
+            n_boot=1000, rng=np.random.default_rng(seed))
         if not cert:
             acc = np.zeros(len(test), bool)
         else:
@@ -250,6 +255,6 @@ def run(data_dir: Path, *, fold: int = 0, sets: list[int] | None = None, splits:
         "signals": {m: {"auto_fraction_mean": agg(m, "auto_fraction"), "violation_rate": agg(m, "violation")}
                     for m in signals if any(r["method"] == m for r in rows)},
     }
-    summary["signals"]["+conformal"] = {"auto_fraction_mean": summary["auto_fraction_mean"],
-                                        "violation_rate": summary["violation_rate"]}
+    summary["signals"]["probability"] = {"auto_fraction_mean": summary["auto_fraction_mean"],
+                                         "violation_rate": summary["violation_rate"]}
     return summary

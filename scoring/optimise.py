@@ -200,14 +200,18 @@ SELECTIONS = ("ltt", "best")  # error control after selection | the winner-picki
 STARTS = (0.1, 0.4)  # shares of eligible items where a fixed sequence starts (LTT with several start points)
 
 
-def rule_families(n_levels: int, sizes: np.ndarray | None, min_auto: int) -> list[tuple[int, int | None]]:
+def rule_families(n_levels: int, sizes: np.ndarray | None, min_auto: int,
+                  singleton_family: bool = False) -> list[tuple[int, int | None]]:
     """(tolerance, max set size) pairs whose thresholds form one fixed sequence each.
 
     The confidence is P(human gives exactly the machine's score) on scales up to 15 levels, also P(within 1
     level) from 7 levels on, and P(within 1 / 2 levels) on longer scales (where no single level is likely).
     ``within t levels`` is a candidate only when it can be false: the band of 2t + 1 levels around a score
     must be narrower than the scale (``within 1`` on a 0/1 or 0-2 scale always holds for some scores and
-    says nothing). Few families on purpose: each costs its share of delta (Bonferroni)."""
+    says nothing). Few families on purpose: each costs its share of delta (Bonferroni); a family of singleton
+    conformal sets (``singleton_family``) is off by default because on ASAP-AES it cost more than it added
+    (``scoring bench route-guarantee``, signal ``+conformal``). Every rule still requires the machine's score
+    to lie inside its conformal set."""
     if n_levels > 15:
         tolerances = [1, 2]
     elif n_levels >= 7:
@@ -216,7 +220,7 @@ def rule_families(n_levels: int, sizes: np.ndarray | None, min_auto: int) -> lis
         tolerances = [0]
     tolerances = [t for t in tolerances if 2 * t + 1 < n_levels]
     size_opts: list[int | None] = [None]
-    if sizes is not None and int((sizes == 1).sum()) >= min_auto:
+    if singleton_family and sizes is not None and int((sizes == 1).sum()) >= min_auto:
         size_opts.append(1)  # singleton conformal sets: the conformal layer alone is sure of one level
     return [(t, s) for t in tolerances for s in size_opts]
 

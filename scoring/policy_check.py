@@ -173,9 +173,9 @@ def read_routed(path: Path) -> tuple[dict[str, dict[str, tuple[float, bool]]], s
                 levels.setdefault(crit, lv)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"{path}: not the output of `scoring score` ({type(exc).__name__}: {exc})") from None
-    if no_route and not out:
-        raise PolicyError(f"{path}: expected routes (score the file with `scoring score --policy POLICY`), found "
-                          f"none for {sorted(no_route)}")
+    if not out:
+        found = f"none for {sorted(no_route)}" if no_route else "no routed criterion"
+        raise PolicyError(f"{path}: expected routes (score the file with `scoring score --policy POLICY`), found {found}")
     if path.suffix.lower() == ".csv":
         import csv
 

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         delta: Annotated[float, typer.Option(min=0.001, max=0.5, help="Allowed probability of a rule below the bar.")] = 0.05,
         cal_share: Annotated[float, typer.Option(min=0.2, max=0.8, help="Share of held-out ids used to calibrate.")] = 0.5,
         signals: Annotated[str, typer.Option(
-            help="Confidence signals to measure, comma-separated: probability, +conformal (the router's rule), "
+            help="Confidence signals to measure, comma-separated: probability (the router's rule), +conformal, "
                  "+views, +distance.")] = "probability,+conformal,+views,+distance",
         cache_dir: Annotated[Path, typer.Option(help="Embedding cache for training (kept between runs).")] = Path(".scoring/bench-cache"),
         out: Annotated[Path, typer.Option("--out", help="Held-out probabilities (cache/) and per-split results.")] = Path("bench-out/route-guarantee"),

@@ -60,7 +60,13 @@ def calibrate(
     queue_order: Annotated[str, typer.Option(help="uncertain | oldest: order of the human queue.")] = "uncertain",
     method: Annotated[str, typer.Option(help="auto | temperature | isotonic | none (auto: lowest CV ECE, log-loss within 5%).")] = "auto",
     mondrian: Annotated[str, typer.Option(help="none | label: class-conditional conformal sets when data allow.")] = "none",
-    n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples for the QWK lower bound.")] = 400,
+    n_boot: Annotated[int, typer.Option(min=50, help="Bootstrap resamples behind each p-value and interval.")] = 1000,
+    delta: Annotated[float, typer.Option(
+        min=0.001, max=0.5, help="Allowed probability that a criterion's chosen rule is below the human bar "
+                                 "(Learn then Test over all thresholds tried).")] = 0.05,
+    statistic: Annotated[str, typer.Option(
+        help="auto | qwk | exact: the agreement the bar compares (auto: exact agreement on scales of 2-3 levels, "
+             "QWK otherwise).")] = "auto",
     bar: Annotated[str, typer.Option(
         help="With --second-score-col, the human-human QWK to match: same-items = the two raters on exactly the "
              "items the rule accepts (paired bootstrap; accepted items are the easy ones); criterion = the two "
@@ -86,6 +92,8 @@ def calibrate(
     from scoring.prescore import criterion_probabilities
 
     s = get_settings()
+    if statistic not in ("auto", "qwk", "exact"):
+        raise typer.BadParameter(f"expected auto, qwk or exact, found {statistic!r}", param_hint="--statistic")
     if audit_rate + double_rate > 1.0:  # checked before the (long) calibration, not after it
         raise typer.BadParameter(f"--audit-rate + --double-rate must be at most 1, found {audit_rate + double_rate:g}",
                                  param_hint="--audit-rate/--double-rate")
@@ -152,7 +160,8 @@ def calibrate(
             )
         res = calibrate_model(m, cal_data, coverage=coverage, audit_rate=audit_rate, double_rate=double_rate,
                               adjudication_gap=adjudication_gap, queue_order=queue_order, method=method,
-                              mondrian=mondrian, n_boot=n_boot, seed=s.seed, bar=bar)
+                              mondrian=mondrian, n_boot=n_boot, seed=s.seed, bar=bar, delta=delta,
+                              statistic=statistic)
         policy = with_award_bar(res.model, res.policy, cal_data)  # the award bar: a test on these decisions
         root = model.parent if (model / "card.json").exists() else model
         path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"])

@@ -93,7 +93,8 @@ def test_no_rule_that_is_always_true_on_a_short_scale() -> None:
     assert rule_families(3, None, 30) == [(0, None)]
     assert (1, None) in rule_families(7, None, 30) and (0, None) in rule_families(7, None, 30)
     assert rule_families(25, None, 30) == [(1, None), (2, None)]
-    assert (0, 1) in rule_families(5, np.ones(100), 30), "singleton conformal sets form a family of their own"
+    assert rule_families(5, np.ones(100), 30) == [(0, None)]
+    assert (0, 1) in rule_families(5, np.ones(100), 30, singleton_family=True), "singleton sets: a family on request"
 
 
 def test_binary_scale_uses_exact_agreement_and_stays_defined_on_a_skewed_accepted_subset() -> None:

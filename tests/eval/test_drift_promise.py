@@ -1,0 +1,57 @@
+"""The drift monitor re-checks the routing promise on double-scored items the rule accepted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from eval.drift import accepted_double_scored, check_drift
+from eval.gates import load_policy
+from rubrics.schema import parse_rubric
+from scoring.store import HumanScoreIn, Store
+
+
+def _store(tmp_path: Path, machine_shift: int, n: int = 120) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'drift.db'}")
+    store.register_rubric(parse_rubric({"id": "r", "version": 1, "title": "t", "evidence": ["text"],
+                                        "criteria": [{"id": "holistic", "title": "H", "scale": {"min": 0, "max": 4}}]}))
+    store.register_model("m-1", "/dev/null", rubric_id="r")
+    store.promote_model("m-1")
+    rng = np.random.default_rng(0)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        truth = int(rng.integers(0, 5))
+        sub = store.add_submission("r", 1, f"s{i}", {"text": f"item {i}"})
+        store.record_machine_score(sub.id, "holistic", int(np.clip(truth + machine_shift, 0, 4)), model_version="m-1",
+                                   route="double", reason="random double-scoring sample (5%); machine rule: auto (x)",
+                                   created_at=t0 + timedelta(minutes=i))
+        noisy = [int(np.clip(truth + rng.choice([-1, 0, 0, 0, 1]), 0, 4)) for _ in range(2)]
+        store.record_human_scores([
+            HumanScoreIn(sub.id, "holistic", noisy[0], "ann", "first", True, created_at=t0 + timedelta(minutes=i, seconds=10)),
+            HumanScoreIn(sub.id, "holistic", noisy[1], "bob", "second", True, created_at=t0 + timedelta(minutes=i, seconds=20)),
+        ])
+    return store
+
+
+def test_accepted_items_at_human_level_pass_and_nothing_is_suspended(tmp_path: Path) -> None:
+    store = _store(tmp_path, machine_shift=0)
+    try:
+        m, a, b = accepted_double_scored(store, "r", "holistic", window=100)
+        assert len(m) == len(a) == len(b) == 100
+        res = check_drift(store, "r", policy=load_policy())[0]
+        assert res.extra["policy_check"]["status"] == "pass" and not res.suspended_now
+    finally:
+        store.close()
+
+
+def test_accepted_items_below_the_human_bar_suspend_automation(tmp_path: Path) -> None:
+    store = _store(tmp_path, machine_shift=2)
+    try:
+        res = check_drift(store, "r", policy=load_policy())[0]
+        pc = res.extra["policy_check"]
+        assert pc["status"] == "fail" and pc["difference"][2] < 0
+        assert res.suspended_now and store.is_suspended("r", "holistic")
+    finally:
+        store.close()
