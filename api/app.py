@@ -79,8 +79,8 @@ def create_app(
     if policy is not None:  # the thresholds this server automates with are an audit event
         from scoring.store.policy_log import record_policy
 
-        for p in context.policies.values():  # one per rubric
-            record_policy(st, p, by="serve")
+        for rubric_id, p in context.policies.items():  # one per rubric
+            record_policy(st, p, by="serve", rubric_id=rubric_id)
     if resume_jobs:  # a job a previous server left running goes on where its progress file says
         resume_unfinished(st, lambda job_id: batch.start(context, job_id))
     problems.install(app)

@@ -26,12 +26,13 @@ def policy_fingerprint(policy: Any) -> str:
     return hashlib.sha256(canonical_json(policy.model_dump(mode="json")).encode()).hexdigest()
 
 
-def record_policy(store: StoreBase, policy: Any, *, by: str) -> int | None:
+def record_policy(store: StoreBase, policy: Any, *, by: str, rubric_id: str | None = None) -> int | None:
     """Log ``policy`` (a :class:`~scoring.policy.RoutingPolicy`) unless it is already the latest logged for
-    its rubric; returns the new entry's seq, or None when nothing changed."""
+    its rubric (``rubric_id``, default the policy's own); returns the new entry's seq, or None when nothing
+    changed."""
     body = policy.model_dump(mode="json")
     fp = policy_fingerprint(policy)
-    rubric_id = body.get("rubric_id")
+    rubric_id = rubric_id if rubric_id is not None else body.get("rubric_id")
     a = t.audit_log.c
     with store.write() as tx:
         for (payload,) in tx.conn.execute(sa.select(a.payload).where(a.event == EVENT).order_by(a.seq.desc())):
