@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         dev: bool = typer.Option(False, "--dev", help="Training ids only (80% pool / 20% held out): for design "
                                  "choices; the test ids are not read."),
         out: Path | None = typer.Option(None, "--out", help="Also write the full summary (per criterion) here as JSON."),
+        ns: str = typer.Option("10,20,30,50,75,100,150,200", "--ns", help="Numbers of human scores on the learning curves."),
     ) -> None:
         """Zero-shot QWK vs the TF-IDF peer, level shares, and QWK after n human scores: selected vs random."""
         from eval.bench_coldstart import run
@@ -32,14 +33,25 @@ def register(app: typer.Typer) -> None:
             set_list = [int(x) for x in sets.split(",") if x.strip()]
         except ValueError:
             raise typer.BadParameter(f"expected essay set numbers like 1,2,3, found {sets!r}", param_hint="--sets") from None
+        try:
+            grid = tuple(sorted({int(x) for x in ns.split(",") if x.strip()}))
+        except ValueError:
+            raise typer.BadParameter(f"expected numbers like 10,20,50, found {ns!r}", param_hint="--ns") from None
+        if not grid or min(grid) < 2:
+            raise typer.BadParameter(f"expected numbers of scores of at least 2, found {ns!r}", param_hint="--ns")
         if data_dir is None and talkmoves is None:
             raise typer.BadParameter("give --data-dir (ASAP-AES) or --talkmoves", param_hint="--data-dir")
         s = get_settings()
         enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         cmd = "scoring bench coldstart" + (f" --data-dir {data_dir} --sets {sets}" if data_dir else "") + (
-            f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "")
+            f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "") + f" --ns {ns}"
         typer.echo(f"# reproduce: {cmd}")
-        summary = run(data_dir if talkmoves is None else None, talkmoves, enc.encode, set_list, dev=dev, echo=typer.echo)
+        try:
+            summary = run(data_dir if talkmoves is None else None, talkmoves, enc.encode, set_list, dev=dev, ns=grid,
+                          echo=typer.echo)
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,52 @@
+"""A lesson-level TalkMoves criterion for the cold-start benchmark, derived from the human codes.
+
+Criterion: ``pressing_reasoning`` of the bundled ``accountable-talk`` rubric (levels 1-4, with its own
+descriptors), read from the teacher's turns of the lesson transcript (``transcript:teacher``, through
+``scoring.evidence.criterion_text`` as the product reads it). Its human level comes from the annotators'
+codes: the share of the lesson's coded teacher utterances that carry move 9 (pressing for reasoning).
+Level 1 when no utterance does; otherwise 2, 3 or 4 by the terciles of that share over the *training*
+lessons that have any (cut-points rounded to 0.1 percentage points and printed), so the test lessons
+never shape the scale. Lessons are split as ``scoring bench talkmoves`` splits them (seed 13, 20% test).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from eval.bench_coldstart import Criterion
+from eval.bench_talkmoves import load_lessons, split_lessons
+from rubrics import BUNDLED_DIR, load_rubric
+from scoring.evidence import criterion_text
+
+MOVE = 9
+
+
+def talkmoves_criterion(data_dir: Path, dev: bool = False, seed: int = 13) -> Criterion:
+    rubric = load_rubric(BUNDLED_DIR / "accountable-talk.yaml")
+    crit = rubric.criterion("pressing_reasoning")
+    lessons = load_lessons(data_dir)
+    train, test = split_lessons(lessons, seed, 0.2)
+    if dev:  # training lessons only: a fifth of them play the test lessons
+        train, test = split_lessons(train, seed + 1, 0.2)
+
+    def share(lesson) -> float:  # type: ignore[no-untyped-def]
+        coded = [c for c, t in zip(lesson.codes, lesson.teacher_coded, strict=True) if t]
+        return sum(MOVE in c for c in coded) / max(len(coded), 1)
+
+    pos = np.array([share(x) for x in train if share(x) > 0])
+    cuts = np.round(np.quantile(pos, [1 / 3, 2 / 3]), 3)
+    texts, y, is_test = [], [], []
+    for group, flag in ((train, False), (test, True)):
+        for lesson in group:
+            text = criterion_text(rubric, crit, {"transcript": lesson.text, "reflection": ""})
+            if not text.strip():
+                continue
+            s = share(lesson)
+            texts.append(text)
+            y.append(1 if s == 0 else 2 + int(np.searchsorted(cuts, s, side="right")))
+            is_test.append(flag)
+    name = f"talkmoves-pressing_reasoning (move-9 share cuts {cuts[0]:.3f}/{cuts[1]:.3f})"
+    return Criterion(name, texts, np.asarray(y), np.asarray(is_test), list(crit.scores),
+                     [lv.descriptor for lv in crit.levels])
