@@ -37,8 +37,15 @@ import pandas as pd
 
 from eval.asap import fold_split, load_asap
 from models.calibration import CalibratedScorer
+from scoring.errors import CalibrationDataError
 from scoring.human_bar import agreement_intervals, bar_statistic
-from scoring.optimise import base_scorer, choose_thresholds, fixed_sequence_ltt, rule_families
+from scoring.optimise import (
+    ThresholdChoice,
+    base_scorer,
+    choose_thresholds,
+    fixed_sequence_ltt,
+    rule_families,
+)
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import confidence_of, decide_routes
 
@@ -135,8 +142,11 @@ def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.n
     out: dict[str, dict[str, Any]] = {}
     methods = ["ltt"] + (["best"] if before else [])
     for sel in methods:  # the product: choose_thresholds + the router, exactly as `scoring calibrate` + `score`
-        ch = choose_thresholds(P, y[cal].astype(int), scores_c, levels, sets_c, human_pair=(r1[cal], r2[cal]),
-                               delta=delta, selection=sel, seed=seed)
+        try:
+            ch = choose_thresholds(P, y[cal].astype(int), scores_c, levels, sets_c, human_pair=(r1[cal], r2[cal]),
+                                   delta=delta, selection=sel, seed=seed)
+        except CalibrationDataError:  # too few calibration items for any rule: everything goes to people
+            ch = ThresholdChoice(CriterionPolicy(enabled=False), 0, 0)
         pol = RoutingPolicy(policy_version=f"bench-{seed}", audit_rate=0.0, double_rate=0.0, coverage=COVERAGE,
                             criteria={"c": ch.policy})
         dec = decide_routes([str(i) for i in test], "c", Q, scores_t, levels, sets_t, pol)
