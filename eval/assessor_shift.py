@@ -194,6 +194,8 @@ class Shift:
                 self._reload_mid_item(cid, level)
         if self.events and i == 1:
             self._state("item-filled")
+        if self.events and accept_round:
+            self._state("accepted")
         if self.events and i == 7:
             self._network_drop()
         if self.events and i == 10 and self.expire is not None:

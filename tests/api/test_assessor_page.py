@@ -265,7 +265,7 @@ def test_a_shift_of_20_items_reflections_and_transcripts_keyboard_only(browser, 
         if n == 1 or (state == "item" and n in (2, 4)):  # every state once, and the first transcripts
             _shot(p, f"shift-{tag}-{state}{'' if n == 1 else f'-{n}'}")
             _axe(p, f"{state} at {tag}")
-        if state in ("item", "item-filled", "network-drop", "reloaded", "out-of-scale", "highlight"):
+        if state in ("item", "item-filled", "network-drop", "reloaded", "out-of-scale", "highlight", "accepted"):
             _no_overflow_and_form_uncovered(p, f"{state} #{n}")
             p.evaluate("() => { window.scrollTo(0, 0); document.querySelector('fieldset.criterion.active, "
                        "fieldset.criterion').scrollIntoView({block: 'nearest'}); }")
