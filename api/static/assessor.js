@@ -174,16 +174,22 @@
     document.querySelectorAll("input[name=lease_token]").forEach(function (i) { i.value = tok; });
   }
 
+  var warned = false;
+
   function tick() {
     if (!timer || deadline === null) return;
     var left = Math.round((deadline - Date.now()) / 1000);
-    if (left > 0) {
-      timer.textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
-      leaseBox.classList.toggle("low", left <= 60);
-    } else {
-      timer.textContent = "expired";
-      leaseBox.classList.add("low");
+    var text = left > 0 ? Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2) : "expired";
+    timer.textContent = text;
+    leaseBox.classList.toggle("low", left <= 60);
+    document.querySelectorAll(".lease-copy").forEach(function (c) { c.textContent = text; });  // beside the buttons
+    if (left <= 0 && !warned && !lost) {  // said where the assessor is working, not only in the header
+      warned = true;
+      say("Your lease on this item expired while you were away. Keep working: when you continue or submit, the " +
+          "item is taken back if nobody else has claimed it, and your draft is kept on this device.", "warn",
+          nearCrit(crits[active]));
     }
+    if (left > 0) warned = false;
     if (activeSince > lastRenew && !lost && (Date.now() - lastRenew > renewEvery || left <= 0)) renew();
   }
 
