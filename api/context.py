@@ -30,8 +30,14 @@ class AppContext:
             self.policy = self.policies.get(None)
 
     def policy_for(self, rubric_id: str) -> Any | None:
-        """The routing policy of a rubric (None: every criterion goes to a person)."""
-        return self.policies.get(rubric_id, self.policies.get(None))
+        """The routing policy of a rubric: the one the server was started with for it, else the one kept
+        with the model version that scores it (the registry's promoted one, or ``--model``), else a policy
+        for every rubric; None: every criterion goes to a person."""
+        if rubric_id in self.policies:
+            return self.policies[rubric_id]
+        from scoring.usecases.registry import registry_policy
+
+        return registry_policy(self.models, rubric_id) or self.policies.get(None)
 
     def policy_of_item(self, item: Any) -> Any | None:
         """The policy of a queue item's rubric (its adjudication gap decides what needs adjudication)."""

@@ -91,6 +91,19 @@ class ModelProvider:
         d = self.default
         return d.rubric.version if d is not None and d.rubric.id == rubric_id else None
 
+    def version_dir(self, rubric_id: str) -> Path | None:
+        """The directory of the model version that scores ``rubric_id`` now (the registry's promoted one,
+        else the served ``--model``'s), where that model's own routing policy may be kept."""
+        rec = self._promoted_record(rubric_id)
+        if rec is not None:
+            return Path(rec.path)
+        d = self.default
+        if d is not None and d.rubric.id == rubric_id and self.model_dir is not None:
+            from models.artifact import resolve_version_dir
+
+            return resolve_version_dir(self.model_dir, d.version)
+        return None
+
     def loaded(self) -> list[str]:
         return sorted({m.version for m in self._by_path.values()})
 
@@ -165,3 +178,26 @@ def policies_by_rubric(store: Store, models: ModelProvider, policies: Any) -> di
                               f"and {p.policy_version}; give each rubric one policy")
         out[rubric] = p
     return out
+
+
+POLICY_FILE = "policy.yaml"  # a model version's own routing policy, kept beside it in its directory
+_policy_files: dict[tuple[str, float], Any] = {}
+
+
+def registry_policy(models: ModelProvider, rubric_id: str) -> Any | None:
+    """The routing policy kept with the model that scores ``rubric_id`` (``<version dir>/policy.yaml``,
+    e.g. ``scoring calibrate --out MODEL_DIR/VERSION/policy.yaml``), read again when the file changes; None
+    when there is none. Promoting a version with its policy changes the routing without a restart."""
+    from scoring.policy import load_policy
+
+    vdir = models.version_dir(rubric_id)
+    if vdir is None:
+        return None
+    f = vdir / POLICY_FILE
+    try:
+        key = (str(f), f.stat().st_mtime)
+    except OSError:
+        return None
+    if key not in _policy_files:
+        _policy_files[key] = load_policy(f)
+    return _policy_files[key]

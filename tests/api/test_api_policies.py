@@ -57,3 +57,27 @@ def test_policies_resolve_to_rubrics_by_name_model_or_served_model() -> None:
         policies_by_rubric(store, models, [by_served, RoutingPolicy(policy_version="e")])  # type: ignore[arg-type]
     assert policies_by_rubric(store, SimpleNamespace(default=None), RoutingPolicy(policy_version="f")) == {  # type: ignore[arg-type]
         None: RoutingPolicy(policy_version="f")}
+
+
+def test_a_policy_kept_with_the_serving_model_routes_its_rubric_and_is_reread_when_it_changes(
+        tmp_path, api_home, api_model_dir) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from api_support import make_api
+
+    from scoring.policy import save_policy
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(api_model_dir, model_dir)
+    version = (model_dir / "LATEST").read_text().strip()
+    api = make_api(f"sqlite:///{tmp_path / 'reg.db'}", api_home, model_dir)
+    try:
+        assert {c["route"] for c in api.submit("reg-1", reflection(1)).json()["criteria"].values()} == {"human"}
+        save_policy(RoutingPolicy(policy_version="kept-with-model", model_version=version, double_rate=1.0,
+                                  audit_rate=0.0), model_dir / version / "policy.yaml")
+        body = api.submit("reg-2", reflection(2)).json()
+        assert body["policy_version"] == "kept-with-model"
+        assert {c["route"] for c in body["criteria"].values()} == {"double"}
+    finally:
+        api.client.close()
+        api.store.close()
