@@ -84,12 +84,42 @@ def _job_change(recorded: Any, now: dict[str, Any]) -> str:
         what.append(f"the model changed (that run used {recorded.get('model_version')}, this one "
                     f"{now['model_version']})")
     if recorded.get("tag") != now["tag"]:
-        old = set(str(recorded.get("tag", "")).split("|")) - {""}
-        new = set(str(now["tag"]).split("|")) - {""}
-        diff = sorted(old ^ new)
-        what.append("the reading, routing or store options changed"
-                    + (f" ({', '.join(diff[:4])})" if diff else ""))
+        what += _tag_changes(str(recorded.get("tag", "")), str(now["tag"]))
     return "; ".join(what) or "the job description changed"
+
+
+_OPTION = {"id": "--id-col", "text": "--text-col", "where": "--where", "format": "--format", "encoding": "--encoding",
+           "quoting": "--no-quoting", "max_chars": "SCORING_MAX_TEXT_CHARS"}
+
+
+def _shown(v: Any) -> str:
+    if v in (None, {}, [], ""):
+        return "none"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items())
+    return str(v)
+
+
+def _tag_changes(old: str, new: str) -> list[str]:
+    """The job tag's parts (``read=...|policy=...|store=...``) that differ, named as the user set them."""
+    def parts(tag: str) -> dict[str, str]:
+        return dict(p.split("=", 1) if "=" in p else (p, "") for p in tag.split("|") if p)
+
+    a, b = parts(old), parts(new)
+    out = []
+    if a.get("read") != b.get("read"):
+        try:
+            ra, rb = json.loads(a.get("read") or "{}"), json.loads(b.get("read") or "{}")
+            opts = [f"{_OPTION.get(k, k)}: was {_shown(ra.get(k))}, now {_shown(rb.get(k))}"
+                    for k in sorted(set(ra) | set(rb)) if ra.get(k) != rb.get(k)]
+        except ValueError:
+            opts = []
+        out.append("the reading options changed" + (f" ({'; '.join(opts)})" if opts else ""))
+    for key, name in (("policy", "routing policy"), ("highlights", "--highlights"), ("store", "store"),
+                      ("owner", "owner")):
+        if a.get(key) != b.get(key):
+            out.append(f"the {name} changed (was {a.get(key) or 'none'}, now {b.get(key) or 'none'})")
+    return out
 
 
 def csv_header(rubric: Rubric, extra_cols: list[str]) -> list[str]:

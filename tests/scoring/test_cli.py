@@ -101,7 +101,8 @@ def test_a_resume_under_other_reading_options_is_refused(demo_model_dir: Path, t
     base = ["score", "--model", str(demo_model_dir), "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--no-progress"]
     assert runner.invoke(app, [*base, "--where", "grp=A"]).exit_code == 0
     res = runner.invoke(app, base)  # same output, the filter dropped: would splice two jobs
-    assert res.exit_code == 2 and "reading options changed" in res.output
+    assert res.exit_code == 2 and "reading options changed (--where: was grp=A, now none)" in res.output
+    assert "{" not in res.output  # said in words, not as a dictionary
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 6
     get_settings.cache_clear()
 
