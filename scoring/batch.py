@@ -103,7 +103,7 @@ def _shown(v: Any) -> str:
 def _tag_changes(old: str, new: str) -> list[str]:
     """The job tag's parts (``read=...|policy=...|store=...``) that differ, named as the user set them."""
     def parts(tag: str) -> dict[str, str]:
-        return dict(p.split("=", 1) if "=" in p else (p, "") for p in tag.split("|") if p)
+        return {k: v for k, _, v in (p.partition("=") for p in tag.split("|") if p)}
 
     a, b = parts(old), parts(new)
     out = []
