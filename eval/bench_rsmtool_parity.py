@@ -160,6 +160,7 @@ def project_figures(preds: pd.DataFrame, db_url: str) -> Figures:
 
 def ensure_rsmtool(venv: Path, echo: Callable[[str], Any] = print) -> Path:
     """The ``rsmeval`` of RSMTool in its own virtual environment, created with pip on first use."""
+    venv = venv.absolute()  # rsmeval runs inside each experiment's folder
     exe = venv / "bin" / "rsmeval"
     if exe.exists():
         return exe
