@@ -258,7 +258,7 @@ def summarise(rows: list[dict[str, Any]], ns: tuple[int, ...] = NS) -> dict[str,
 
 def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[list[str]], np.ndarray],
         sets: list[int], dev: bool = False, ns: tuple[int, ...] = NS, seeds: tuple[int, ...] = SEEDS,
-        echo: Callable[[str], None] = print) -> dict[str, Any]:
+        echo: Callable[[str], None] = print, max_lessons: int | None = None) -> dict[str, Any]:
     """Every criterion of the chosen data; the summary dict (the command prints it as the last line)."""
     crits: list[Criterion] = []
     if data_dir is not None:
@@ -266,7 +266,7 @@ def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[lis
     if talkmoves_dir is not None:
         from eval.coldstart_talkmoves import talkmoves_criterion
 
-        crits.append(talkmoves_criterion(Path(talkmoves_dir), dev))
+        crits.append(talkmoves_criterion(Path(talkmoves_dir), dev, max_lessons=max_lessons))
     if not crits:
         raise ValueError("expected --data-dir (ASAP-AES) or --talkmoves, found neither")
     smallest = min(int((~c.is_test).sum()) for c in crits)

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
                                  "choices; the test ids are not read."),
         out: Path | None = typer.Option(None, "--out", help="Also write the full summary (per criterion) here as JSON."),
         ns: str = typer.Option("10,20,30,50,75,100,150,200", "--ns", help="Numbers of human scores on the learning curves."),
+        max_lessons: int | None = typer.Option(None, "--max-lessons", min=20, help="With --talkmoves: only the first N "
+                                               "lessons in file order (encoding all 566 is slow on a small CPU)."),
     ) -> None:
         """Zero-shot QWK vs the TF-IDF peer, level shares, and QWK after n human scores: selected vs random."""
         from eval.bench_coldstart import run
@@ -44,11 +46,12 @@ def register(app: typer.Typer) -> None:
         s = get_settings()
         enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         cmd = "scoring bench coldstart" + (f" --data-dir {data_dir} --sets {sets}" if data_dir else "") + (
-            f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "") + f" --ns {ns}"
+            f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "") + f" --ns {ns}" + (
+            f" --max-lessons {max_lessons}" if max_lessons else "")
         typer.echo(f"# reproduce: {cmd}")
         try:
             summary = run(data_dir if talkmoves is None else None, talkmoves, enc.encode, set_list, dev=dev, ns=grid,
-                          echo=typer.echo)
+                          echo=typer.echo, max_lessons=max_lessons)
         except (OSError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
