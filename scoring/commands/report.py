@@ -59,8 +59,9 @@ def register(app: typer.Typer) -> None:
                        f"exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%")
         hm = res.tables["human_machine"]
         for r in hm.itertuples() if not hm.empty else []:
+            prmse = "" if r.prmse is None or r.prmse != r.prmse else f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
             typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
-                       f"QWK={r.qwk:.3f} SMD={r.smd:+.3f} gate={r.gate}")
+                       f"QWK={r.qwk:.3f} SMD={r.smd:+.3f}{prmse} gate={r.gate}")
         au = res.tables["automation"]
         per = au[au["criterion"] != "(all)"] if not au.empty else au
         for r in au.itertuples() if not au.empty else []:

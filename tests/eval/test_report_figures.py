@@ -242,3 +242,15 @@ def test_cli_import_scores_onto_api_submissions(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["import-scores", "--rubric", str(rubric), "--data", str(data), "--id-col", "id",
                                  "--score-col", "holistic=rater2@second", "--db", db])
     assert r.exit_code == 2 and "already stored" in r.output and "Traceback" not in r.output
+
+
+def test_cli_report_prints_the_recorded_automation_and_prmse(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    info = build(store, n=60)
+    store.close()
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--bootstrap", "20", "--db", db])
+    assert r.exit_code == 0, r.output
+    share = info["accepted"] / info["n"]
+    assert f"automation essay-set1@1/(all) [{MODEL}]: n={2 * info['n']} auto_fraction={share:.3f}" in r.output
+    assert "PRMSE=" in r.output and json.loads(r.output.strip().splitlines()[-1])["auto_fraction"] > 0
