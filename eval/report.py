@@ -448,8 +448,9 @@ def _sections(tables: dict[str, pd.DataFrame], policy: GatePolicy, window: str, 
     s = sec("subgroups", "Subgroups: differences (DSM), human-human agreement and fairness",
             ["subgroups", "subgroups_human", "fairness", "fairness_estimates"])
     sg = tables["subgroups"]
-    s.blocks.append(html_table(sg, name="subgroups", parts=SG_PARTS, classes={"gate=fail": "bad", "gate=small": "warn",
-                                                                               "gate=n/a": "warn"}))
+    none = "No subgroup field named: pass --subgroup FIELD (a metadata field of the submissions)."
+    s.blocks.append(html_table(sg, name="subgroups", parts=SG_PARTS, empty=none,
+                               classes={"gate=fail": "bad", "gate=small": "warn", "gate=n/a": "warn"}))
     if not sg.empty:
         for (rid, crit, mv, fld), g in sg.groupby(["rubric_id", "criterion", "model_version", "field"]):
             png = plots.plot_group_bars(

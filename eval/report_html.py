@@ -93,11 +93,12 @@ def html_table(
     parts: list[tuple[str, list[str]]] | None = None,
     max_rows: int = 200,
     classes: dict[str, str] | None = None,
+    empty: str = "No data.",
 ) -> Markup:
     """The table as one or more ``<table>`` parts, each inside a ``div.tablewrap`` (the container checked
     for clipping). ``parts`` names column groups explicitly; otherwise they are packed to the page width."""
     if df.empty:
-        return Markup('<p class="note">No data.</p>')
+        return Markup(f'<p class="note">{escape(empty)}</p>')
     keys = [k for k in KEYS if k in df.columns]
     columns = set(df.columns)
     rows = df.to_dict(orient="records")

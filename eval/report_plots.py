@@ -136,6 +136,9 @@ def plot_probabilities(bins: pd.DataFrame, ece: float, n: int, curve: list[dict[
             for c in curve[:: max(1, len(curve) // 5)]:
                 a2.annotate(f"n={c['n']}", (c["auto_fraction"], c["qwk"]), textcoords="offset points",
                             xytext=(2, -10), fontsize=6)
+        else:
+            a2.text(0.5, 0.5, f"no threshold keeps {SMALL_N} items (n={n}): no curve", ha="center", va="center",
+                    transform=a2.transAxes, fontsize=8, color="#555")
         if actual is not None:
             x = actual["auto_fraction"]
             if actual.get("qwk_audited") is not None:

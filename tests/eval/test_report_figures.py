@@ -254,3 +254,21 @@ def test_cli_report_prints_the_recorded_automation_and_prmse(tmp_path: Path) -> 
     share = info["accepted"] / info["n"]
     assert f"automation essay-set1@1/(all) [{MODEL}]: n={2 * info['n']} auto_fraction={share:.3f}" in r.output
     assert "PRMSE=" in r.output and json.loads(r.output.strip().splitlines()[-1])["auto_fraction"] > 0
+
+
+def test_a_handful_of_items_is_labelled_as_such_not_drawn_like_a_large_sample(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.register_rubric(parse_rubric(ESSAY))
+    subs = store.add_submissions("essay-set1", 1, [(f"t{i}", {}, {}) for i in range(6)])
+    for k, s in enumerate(subs):
+        store.record_human_score(s.id, "holistic", 2 + k % 3, assessor="r1")
+        p = {str(lv): (0.5 if lv == 2 + k % 2 else 0.1) for lv in range(1, 7)}
+        store.record_machine_score(s.id, "holistic", 2 + k % 2, probabilities=p, model_version="m", route="auto")
+    rep = build_report(store, tmp_path / "r", n_boot=50)
+    rel = rep.tables["reliability"]
+    assert rel["small"].all() and rel["n"].sum() == 6
+    assert rep.tables["automation_curve"].empty  # no threshold keeps 10 items: no curve point is drawn
+    html = rep.html.read_text()
+    assert "Reliability diagram (n=6 human-scored items" in html
+    assert "No subgroup field named" in html
+    store.close()
