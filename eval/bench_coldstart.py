@@ -246,6 +246,9 @@ def summarise(rows: list[dict[str, Any]], ns: tuple[int, ...] = NS) -> dict[str,
         "descriptors_only_qwk_mean": round(float(np.mean([r["descriptors_only_qwk"] for r in rows])), 4),
         "softmax_zeroshot_qwk_mean": round(float(np.mean([r["softmax_zeroshot_qwk"] for r in rows])), 4),
         "zeroshot_minus_peer_ci": bootstrap_diff([r["_test"] for r in rows]),
+        # share of the two top levels, mean over criteria: does a scorer pile work at the top?
+        "top_two_share": {k: round(float(np.mean([sum(r[f"shares_{k}"][-2:]) for r in rows])), 4)
+                          for k in ("human", "zeroshot", "softmax_zeroshot", "peer")},
     }
     for kind in ("active", "random"):
         out[f"{kind}_qwk_at"] = {n: round(float(np.mean([r[f"{kind}_qwk_at"][n] for r in rows])), 4) for n in ns}
