@@ -282,7 +282,8 @@ def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[lis
     out = summarise(rows, ns)
     out["random_reference_n"] = max(ns)
     out["per_criterion"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    out["split"] = "dev (training ids only)" if dev else "fold-0 test ids"
+    held_out = "test lessons (seed 13, 20%)" if talkmoves_dir is not None else "fold-0 test ids"
+    out["split"] = ("dev: training only, 20% held out" if dev else held_out)
     out["ns"] = list(ns)
     out["seeds"] = len(seeds)
     return out
