@@ -287,10 +287,10 @@ def choose_thresholds(
     excluded: list[str] = []
     for tol, size in fams:
         cp0 = CriterionPolicy(confidence="within" if tol else "exact", tolerance=tol)
-        conf = confs.setdefault(tol, confidence_of(P, classes, scores, cp0))
+        confs.setdefault(tol, confidence_of(P, classes, scores, cp0))
         base = in_set if size is None else in_set & (sizes <= size)  # type: ignore[operator]
-        if base.sum() == 0 or np.ptp(conf[base]) < 1e-9:  # the same confidence for every item: no rule to learn
-            excluded.append(f"tolerance {tol}, set <= {size}: confidence is the same for every item")
+        if base.sum() == 0:  # no item has its own score inside its conformal set
+            excluded.append(f"tolerance {tol}, set <= {size}: no eligible item")
             continue
         usable.append((tol, size))
     table, certified, level = fixed_sequence_ltt(
