@@ -395,8 +395,9 @@ def fixed_sequence_ltt(
             continue
         for s0 in starts:
             shares = np.arange(s0, 1.0 + 1e-9, step)
-            # thresholds rounded UP to the 4 decimals the policy file keeps: the stored rule is the tested rule
-            grid = np.unique(np.ceil(np.quantile(conf[base], np.clip(1.0 - shares, 0, 1)) * 1e4 - 1e-6) / 1e4)[::-1]
+            # thresholds rounded DOWN to the 4 decimals the policy file keeps (a confidence equal for many items,
+            # up to float noise, stays on one side); the rule tested below is exactly the rule stored
+            grid = np.unique(np.floor(np.quantile(conf[base], np.clip(1.0 - shares, 0, 1)) * 1e4) / 1e4)[::-1]
             for t in grid:  # strictest first
                 auto = base & (conf >= t)
                 ev = auto & pair_ok

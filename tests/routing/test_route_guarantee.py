@@ -133,3 +133,10 @@ def test_agreement_intervals_match_scikit_learn() -> None:
     assert iv["machine_exact"][0] == pytest.approx(np.mean(m == h), abs=1e-4)
     for k in ("machine_qwk", "human_qwk", "qwk_difference", "exact_difference"):
         assert iv[k][1] <= iv[k][0] <= iv[k][2]
+
+
+def test_a_confidence_equal_for_every_item_still_offers_the_rule_accept_all() -> None:
+    w = world(400, 7, machine_sd=0.2, rater_sd=0.8)
+    w["P"] = np.tile(np.full(5, 0.2), (400, 1))  # the model is equally (un)sure of every item
+    ch = _choose(w, "ltt", 7, n_boot=400)
+    assert ch.policy.enabled and ch.policy.evidence["auto_fraction_cal"] == 1.0
