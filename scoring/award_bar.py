@@ -16,7 +16,9 @@ resolved or first human score and a comparison decision from the other rater):
    the items it decides is above the human rater's on the same items" is rejected when the one-sided
    Clopper-Pearson upper bound (level 1 - delta) on the machine's rate lies at or below the rater's
    observed rate. Fixed-sequence testing (Angelopoulos, Bates, Candes, Jordan and Lei 2021, "Learn then
-   Test") stops at the first bar that fails; the loosest bar that passed is chosen. Testing in a fixed
+   Test") stops at the first bar that fails; the loosest bar that passed is chosen. A bar at which the
+   machine would award fewer than ``MIN_AWARDS`` calibration items is skipped, not failed: whether to test
+   it depends on the machine's outputs alone, never on the human scores, so skipping keeps the guarantee. Testing in a fixed
    order controls the chance of choosing a bar that does not hold at ``delta``, with no correction for the
    number of bars, as long as calibration and new submissions are exchangeable.
 3. No bar passes (too few decisions to show it, or a rater who never awards wrongly): awards are not
@@ -38,6 +40,7 @@ from scoring.credential import decide
 
 BARS = (0.999, 0.998, 0.995, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9)
 DELTA = 0.05
+MIN_AWARDS = 10  # a bar under which the machine would award fewer calibration items than this is not tested
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ def choose_award_bar(rubric: Any, items: list[CalDecision], decision_bar: float,
         if b < decision_bar:
             break
         r = evaluate_bar(rubric, items, decision_bar, b)
+        if r["n_auto_awards"] < MIN_AWARDS:  # too few awards to test; a label-free skip, not a failure
+            tested.append({"bar": b, **r, "passed": None, "skipped": f"fewer than {MIN_AWARDS} automatic awards"})
+            continue
         ucb = clopper_pearson_upper(r["machine_false_awards"], r["n_auto"], delta)
         rater_rate = r["rater_false_awards"] / r["n_auto"] if r["n_auto"] else 0.0
         passed = r["n_auto"] > 0 and ucb <= rater_rate

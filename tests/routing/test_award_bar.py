@@ -11,7 +11,14 @@ from routing_fakes import RUBRIC
 from statsmodels.stats.proportion import proportion_confint
 
 from rubrics.schema import parse_rubric
-from scoring.award_bar import BARS, CalDecision, choose_award_bar, clopper_pearson_upper, evaluate_bar
+from scoring.award_bar import (
+    BARS,
+    MIN_AWARDS,
+    CalDecision,
+    choose_award_bar,
+    clopper_pearson_upper,
+    evaluate_bar,
+)
 from scoring.credential import decide
 
 RUB = parse_rubric({**RUBRIC, "award": {"min_level": {"quality": 3}}})
@@ -72,7 +79,8 @@ def test_bars_are_tested_strictest_first_and_the_loosest_passing_one_is_chosen(r
     bar, automatic, evidence = choose_award_bar(RUB, items, 0.9)
     tested = evidence["tested"]
     assert [t["bar"] for t in tested] == list(BARS[: len(tested)])  # a prefix of the fixed order
-    assert all(t["passed"] for t in tested[:-1])  # testing stops at the first failure
+    assert all(t["passed"] is not False for t in tested[:-1])  # testing stops at the first failure
+    assert all(t["n_auto_awards"] < MIN_AWARDS for t in tested if t["passed"] is None)  # skipped: too few awards
     passed = [t["bar"] for t in tested if t["passed"]]
     assert bar == (min(passed) if passed else None) and automatic == bool(passed)
     assert (tested[-1]["passed"] is False) == stops_early
@@ -104,3 +112,17 @@ def test_a_rubric_without_second_rater_scores_gets_no_automatic_awards(tmp_path:
 
     policy = with_award_bar(NoProbs(), RoutingPolicy(policy_version="p"), {})
     assert policy.awards_automatic is False and "second human score" in policy.award_evidence["why"]
+
+
+def test_a_bar_with_too_few_awards_to_test_is_skipped_not_failed() -> None:
+    # five sure awards at 0.9995 (too few to test), 400 honest ones at 0.992, 400 clear "not yet" of which the
+    # rater wrongly awards 5%
+    rng = np.random.default_rng(5)
+    sure = [item(0.9995, True, True) for _ in range(5)]
+    ref = rng.random(400) < 0.992
+    fair = [item(0.992, bool(r), bool(r)) for r in ref]
+    clear_no = [item(0.001, False, bool(rng.random() < 0.05)) for _ in range(400)]
+    bar, automatic, evidence = choose_award_bar(RUB, sure + fair + clear_no, 0.9)
+    first = evidence["tested"][0]
+    assert first["bar"] == 0.999 and first["passed"] is None and "fewer than" in first["skipped"]
+    assert automatic and bar is not None and bar <= 0.99
