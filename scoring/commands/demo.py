@@ -77,8 +77,9 @@ def _assessors(out: Path, db: str, n_train: int) -> None:
     finally:
         store.close()
     err.print(f"[bold]4/6 assessors[/]: {', '.join(f'{a} scored {n} item(s)' for a, n in done.items())}; "
-              f"{len(pending)} disagreement(s) adjudicated by {ADJUDICATOR}; {left} slot(s) left open (a slot "
-              "of a submission both have rated waits for a third person)")
+              f"{len(pending)} disagreement(s) adjudicated by {ADJUDICATOR}" + (
+                  f"; {left} slot(s) left open (a slot of a submission both have rated waits for a third person)"
+                  if left else ""))
 
 
 def _decisions(out: Path, db: str) -> None:
