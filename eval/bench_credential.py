@@ -11,6 +11,7 @@ What it does, so the printed figures can be traced:
   3. On the auto-decided essays, compares with the decision the RESOLVED scores give (the reference) and
      with the decisions rater 1 and rater 2 give (for the summed sets 1, 7, 8: twice the rater's score):
      ``decision_kappa_auto`` (machine vs resolved), ``human_decision_kappa`` (rater 1 vs rater 2, same essays),
+     ``decision_kappa_auto_vs_rater2`` (machine vs rater 2: the like-for-like comparison with rater 1 vs rater 2),
      ``false_award_rate`` / ``false_deny_rate`` (machine says earned / not yet where the resolved decision
      says the other; shares of the auto-decided essays) and the same for rater 1 (``human_false_*``).
 The last printed line is one JSON object.
@@ -103,6 +104,9 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
         "auto_decision_fraction": round(len(auto) / len(df), 4) if len(df) else 0.0,
         "decision_kappa_auto": _kappa(list(auto.machine), list(auto.resolved)),
         "human_decision_kappa": _kappa(list(auto.r1), list(auto.r2)),
+        # like for like: the machine against rater 2, as rater 1 is against rater 2 (the resolved score is
+        # built from both raters', so agreeing with it is easier than agreeing with one rater)
+        "decision_kappa_auto_vs_rater2": _kappa(list(auto.machine), list(auto.r2)),
         "false_award_rate": rate(auto.machine, auto.resolved, "earned", "not_yet"),
         "false_deny_rate": rate(auto.machine, auto.resolved, "not_yet", "earned"),
         "human_false_award_rate": rate(auto.r1, auto.resolved, "earned", "not_yet"),
