@@ -24,7 +24,8 @@ resolved or first human score and a comparison decision from the other rater):
 3. No bar passes (too few decisions to show it, or a rater who never awards wrongly): awards are not
    automatic (``awards_automatic: false``); "not yet" decisions stay automatic at the decision bar.
 
-The rater's rate is treated as the bar's fixed target, as the criterion optimiser treats human-human QWK.
+The rater's rate is treated as the bar's fixed target, as the criterion optimiser treats human-human QWK; the
+guarantee is therefore approximate by the sampling error of that rate on the calibration file.
 """
 
 from __future__ import annotations
