@@ -41,16 +41,18 @@ class SelectedOut(BaseModel):
 
 class SelectionOut(BaseModel):
     selected: list[SelectedOut]
-    candidates: int = Field(description="Stored submissions of the rubric with no human score and no queue item.")
+    candidates: int = Field(description="Stored submissions of the rubric with no human score and no queue item "
+                                        "(an issuer's own submissions only; every issuer's for an admin).")
     slots_created: int
     method: str
 
 
 @router.post("", response_model=SelectionOut, status_code=201, responses=S.problems(404, 422, 503),
              summary="Queue the N submissions whose human scores teach the model most (diverse, uncertain)")
-def create(body: SelectionIn, c: AppContext = Depends(ctx), _k: ApiKey = Depends(require("admin", "issuer"))) -> Any:
+def create(body: SelectionIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("admin", "issuer"))) -> Any:
     version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
     model = c.models.get(body.rubric_id, version)
-    res = fill_queue(c.store, model, body.n, seed=c.settings.seed if body.seed is None else body.seed)
+    owner = None if key.role == "admin" else key.name  # an issuer sees and queues only its own submissions
+    res = fill_queue(c.store, model, body.n, seed=c.settings.seed if body.seed is None else body.seed, owner=owner)
     return SelectionOut(selected=[SelectedOut(**s) for s in res.selected], candidates=res.candidates,
                         slots_created=res.slots_created, method=res.method)

@@ -24,7 +24,7 @@ from scoring.evidence import criterion_text
 from scoring.selection import SelectionError, features, ordinal_uncertainty, select_rows
 from scoring.store import Store, queue
 from scoring.store import tables as t
-from scoring.store.service_tables import queue_items
+from scoring.store.service_tables import queue_items, submission_owners
 
 METHOD = ("uncertainty-weighted greedy k-center over embeddings and expected scores "
           "(core-set, Sener & Savarese 2018), outliers set aside")
@@ -120,24 +120,30 @@ class Filled:
     method: str = METHOD
 
 
-def fill_queue(store: Store, model: ScoringModel, n: int, seed: int = 13) -> Filled:
+def fill_queue(store: Store, model: ScoringModel, n: int, seed: int = 13, owner: str | None = None) -> Filled:
     """Queue the ``n`` most informative stored submissions of the model's rubric for people to score.
 
     Candidates: submissions of the rubric version the model scores that have no human score and no
     queue item yet (so a second call adds new ones). Each becomes a ``human`` item for every criterion,
-    ahead of ordinary routed items, in selection order.
+    ahead of ordinary routed items, in selection order. With ``owner`` (an issuer's key name) only that
+    issuer's submissions are candidates: the answer names external ids and machine scores, and an issuer
+    may neither read nor queue another issuer's submissions (``None``: every submission, for admins).
     """
     rubric = model.rubric
+    q = (sa.select(t.submissions.c.id, t.submissions.c.external_id, t.submissions.c.evidence)
+         .where(t.submissions.c.rubric_id == rubric.id, t.submissions.c.rubric_version == rubric.version)
+         .order_by(t.submissions.c.id))
+    if owner is not None:
+        q = q.join(submission_owners, submission_owners.c.submission_id == t.submissions.c.id) \
+             .where(submission_owners.c.owner == owner)
     with store.engine.connect() as conn:
-        subs = conn.execute(sa.select(t.submissions.c.id, t.submissions.c.external_id, t.submissions.c.evidence)
-                            .where(t.submissions.c.rubric_id == rubric.id,
-                                   t.submissions.c.rubric_version == rubric.version)
-                            .order_by(t.submissions.c.id)).all()
+        subs = conn.execute(q).all()
         scored = {r[0] for r in conn.execute(sa.select(t.human_scores.c.submission_id).distinct())}
         queued = {r[0] for r in conn.execute(sa.select(queue_items.c.submission_id).distinct())}
     cands = [s for s in subs if s.id not in scored and s.id not in queued]
     if not cands:
-        raise InvalidRequest(f"rubric {rubric.key} has no stored submission without human scores or a queue item")
+        whose = "" if owner is None else f" of issuer {owner}"
+        raise InvalidRequest(f"rubric {rubric.key} has no stored submission{whose} without human scores or a queue item")
     try:
         chosen = choose(model, [str(s.id) for s in cands], [s.evidence or {} for s in cands], min(n, len(cands)), seed)
     except SelectionError as exc:

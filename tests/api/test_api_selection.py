@@ -43,3 +43,27 @@ def test_selection_refuses_in_words(api_factory) -> None:  # type: ignore[no-unt
     assert "no stored submission without human scores or a queue item" in p["detail"]
     expect_problem(api.client.post("/selection", headers=api.h("alice"), json=body), 403, "forbidden")
     expect_problem(api.client.post("/selection", headers=api.h("admin"), json={**body, "n": 0}), 422, "validation_error")
+
+
+def test_an_issuer_selects_and_queues_only_its_own_submissions(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(policy=_auto_policy())
+    for i in range(6):
+        assert api.submit(f"a-{i}", reflection(i), who="issuer").status_code == 201
+    for i in range(6, 12):
+        assert api.submit(f"b-{i}", reflection(i), who="issuer2").status_code == 201
+    subs = {s.external_id: s.id for s in api.store.submissions()}
+    theirs = {subs[f"a-{i}"] for i in range(6)}
+    mine = {subs[f"b-{i}"] for i in range(6, 12)}
+    queued = {s for s in theirs | mine if queue.items_for_submission(api.store, s)}
+    body = {"rubric_id": "checking-for-understanding", "n": 50}
+    r = api.client.post("/selection", headers=api.h("issuer2"), json=body)
+    assert r.status_code == 201, r.text
+    got = r.json()
+    picked = {s["submission_id"] for s in got["selected"]}
+    assert picked == mine - queued and got["candidates"] == len(mine - queued)
+    assert all(s["external_id"].startswith("b-") for s in got["selected"])
+    assert not any(queue.items_for_submission(api.store, s) for s in theirs - queued)  # A's stay unqueued
+    p = expect_problem(api.client.post("/selection", headers=api.h("issuer2"), json=body), 422, "invalid_request")
+    assert "issuer issuer2" in p["detail"]
+    r = api.client.post("/selection", headers=api.h("admin"), json=body)  # an admin selects from everyone's
+    assert {s["submission_id"] for s in r.json()["selected"]} == theirs - queued
