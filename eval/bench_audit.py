@@ -1,8 +1,9 @@
 """Audit log benchmark: append a large log, verify it, verify it against signed checkpoints, prove entries.
 
 For each backend (SQLite in ``out``; then PostgreSQL in a throwaway schema when one answers) it appends
-``events`` machine-score-shaped entries through the store's own append path (``Tx.append``, blocks of
-``block`` entries per transaction, as a batch job writes them), signing a checkpoint halfway (the
+``events`` machine-score entries through the store's own append path (``Tx.append``, blocks of
+``block`` entries per transaction, as a batch job writes them), each with the ``machine_scores`` row it
+logs (for ``SUBMISSIONS`` submissions, so verification's row checks cover a million rows both ways), signing a checkpoint halfway (the
 tamper-evidence an operator would have), then measures:
 
 - ``append_events_per_s``: entries appended per second (chain hashing and the inserts, committed);
@@ -29,13 +30,14 @@ from typing import Any
 import sqlalchemy as sa
 
 TARGET_VERIFY_S = 60.0
+SUBMISSIONS = 1000
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _payload(i: int) -> dict[str, Any]:
     p = [0.05, 0.15, 0.3, 0.5]
     random.Random(i).shuffle(p)
-    return {"submission_id": i + 1, "criterion": ("questioning", "adjusting", "self_assessment")[i % 3],
+    return {"submission_id": i % SUBMISSIONS + 1, "criterion": ("questioning", "adjusting", "self_assessment")[i % 3],
             "score": i % 4, "route": "auto" if i % 5 else "human", "model_version": "bench-m-1",
             "policy_version": "bench-p-1", "rubric": "bench@1", "prediction_set": [i % 4],
             "probabilities": {str(k): v for k, v in enumerate(p)}, "reason": None,
@@ -44,9 +46,12 @@ def _payload(i: int) -> dict[str, Any]:
 
 def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
                 log: Callable[[str], None]) -> dict[str, Any]:
+    from datetime import datetime
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from scoring.store import Store
+    from scoring.store import tables as t
     from scoring.usecases import audit_trust
 
     key = Ed25519PrivateKey.generate()
@@ -57,6 +62,11 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
         if store.audit_size():
             raise RuntimeError(f"the bench store {url} already holds an audit log; give an empty one")
         payloads = [_payload(i) for i in range(min(events, 10_000))]
+        at = datetime(2026, 11, 29, 21, 0)
+        with store.write() as tx:
+            tx.conn.execute(t.submissions.insert(), [
+                {"id": k + 1, "rubric_id": "bench", "rubric_version": 1, "external_id": f"b{k + 1}",
+                 "evidence": {}, "meta": {}, "content_hash": "0" * 64, "created_at": at} for k in range(SUBMISSIONS)])
         t0 = time.perf_counter()
         append_s = 0.0
         done = 0
@@ -64,8 +74,15 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
         while done < events:
             n = min(block, events - done)
             with store.write() as tx:
+                rows = []
                 for i in range(done, done + n):
-                    tx.append("machine_score", payloads[i % len(payloads)] | {"submission_id": i + 1})
+                    p = payloads[i % len(payloads)]
+                    seq = tx.append("machine_score", p)
+                    rows.append({"submission_id": p["submission_id"], "criterion": p["criterion"],
+                                 "score": p["score"], "route": p["route"], "model_version": p["model_version"],
+                                 "policy_version": p["policy_version"], "rubric_id": "bench", "rubric_version": 1,
+                                 "created_at": at, "audit_seq": seq})
+                tx.conn.execute(t.machine_scores.insert(), rows)
             done += n
             if not halfway and done >= events // 2:
                 halfway = True

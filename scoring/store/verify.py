@@ -27,6 +27,11 @@ LOGGED_ROWS = ((t.machine_scores, ("submission_id", "criterion", "score")),
                (t.human_scores, ("submission_id", "criterion", "score", "kind", "assessor")),
                (t.adjudications, ("submission_id", "criterion", "score")),
                (t.decisions, ("submission_id", "outcome", "basis", "levels")))
+# the event that logs each score table's rows: every such entry must still have its row
+ROW_EVENTS = (("machine_score", t.machine_scores, "machine score"),
+              ("human_score", t.human_scores, "human score"),
+              ("adjudication", t.adjudications, "adjudication"),
+              ("credential_decision", t.decisions, "credential decision"))
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class AuditStore(StoreBase):
             res = scan.finish()
             if not res.ok:
                 return res
-            problem = _check_rows(conn, res.last_seq or 0) or _check_suspensions(conn, scan.collected)
+            problem = (_check_rows(conn, res.last_seq or 0) or _check_logged_rows(conn)
+                       or _check_suspensions(conn, scan.collected))
         if problem is not None:
             return _bad(res, *problem)
         if keep_tiles and tiles:
@@ -120,11 +126,14 @@ class AuditStore(StoreBase):
 
         return TreeReader(size, tiles, leaves)
 
-    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+    def inclusion_proof(self, seq: int, tree_size: int | None = None, *,
+                        signed_root: str | None = None) -> InclusionProof:
         """Prove entry ``seq`` is in the tree of the first ``tree_size`` entries (default: the whole log).
 
         The entry's stored hash must match its content (else :class:`AuditChainBroken`): a proof for an
-        edited entry would prove the old content. Tiles the proof had to compute are cached."""
+        edited entry would prove the old content. Tiles the proof had to compute are cached only when its
+        root equals ``signed_root`` (the checkpoint's): tiles of a rewritten log would otherwise replace
+        good cached ones and be served to later proofs."""
         size = self.audit_size() if tree_size is None else tree_size
         if not 1 <= seq <= size:
             raise NotFound(f"entry {seq} is not in a log of {size} entries")
@@ -137,7 +146,7 @@ class AuditStore(StoreBase):
         reader = self.tree(size)
         path = reader.inclusion_path(seq - 1)
         root = reader.root()
-        if reader.computed:
+        if reader.computed and signed_root is not None and root.hex() == signed_root:
             self.save_tiles(reader.computed)
         return InclusionProof(entry, size, root.hex(), [p.hex() for p in path])
 
@@ -168,6 +177,30 @@ def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
                         return row.audit_seq, (f"{table.name} row {row.id} has {f}={getattr(row, f)!r} but audit "
                                                f"entry {row.audit_seq} logged {p.get(f)!r}: the score row was edited")
     return None
+
+
+def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
+    """Every entry that logged a score or decision must still have its row (one anti-join per table).
+
+    Why: :func:`_check_rows` walks from the rows to the log, so a deleted row (a human score removed to
+    change a resolved score, a decision removed to hide it) left nothing to walk from. The earliest
+    orphaned entry across the tables is reported."""
+    a = t.audit_log.c
+    found: list[tuple[int, str]] = []
+    for event, table, what in ROW_EVENTS:
+        c = table.c
+        q = (sa.select(a.seq, a.payload).select_from(t.audit_log.outerjoin(table, c.audit_seq == a.seq))
+             .where(a.event == event, c.id.is_(None)).order_by(a.seq).limit(1))
+        row = conn.execute(q).first()
+        if row is None:
+            continue
+        p = json.loads(row.payload)
+        detail = ", ".join(f"{k} {p[k]}" for k in ("submission_id", "criterion", "assessor") if p.get(k) is not None)
+        detail = detail.replace("submission_id", "submission")
+        found.append((row.seq, f"audit entry {row.seq} ({event}) logged a {what}"
+                               f"{' (' + detail + ')' if detail else ''} but the {table.name} table has no row "
+                               f"for it: the row was deleted"))
+    return min(found) if found else None
 
 
 def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int, str] | None:

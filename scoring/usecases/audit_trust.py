@@ -86,7 +86,7 @@ def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey | None,
         raise NotFound(f"no checkpoint covers entry {seq} yet (the newest covers {newest} entries); "
                        "run `scoring audit checkpoint` first")
     cp = covering[-1]
-    proof = store.inclusion_proof(seq, cp.size)
+    proof = store.inclusion_proof(seq, cp.size, signed_root=cp.root_hex)
     if proof.root != cp.root_hex:
         raise AuditChainBroken(f"the log's first {cp.size} entries no longer hash to the root checkpoint {cp.name} "
                                "signed: it was rewritten; run `scoring audit verify --checkpoints`")

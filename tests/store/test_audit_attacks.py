@@ -7,6 +7,7 @@ signed checkpoints kept outside the database, or the suspension cross-check, mus
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ import sqlalchemy as sa
 
 from scoring.errors import AuditChainBroken
 from scoring.store import Store
+from scoring.store import tables as t
 from scoring.store.audit import canonical_json, entry_hash
 from scoring.store.checkpoints import CheckpointError, keygen, load_private_key, load_public_key
+from scoring.store.decisions import decision_in
 from scoring.usecases import audit_trust
 
 
@@ -117,6 +120,41 @@ def test_cutting_the_tail_with_its_score_rows_is_caught(store: Store, rubric, tm
     assert f"log of {size} entries but the log now has {size - 1}" in res.problem and "truncated" in res.problem
 
 
+def test_deleting_a_human_score_row_is_caught_without_any_checkpoint(store: Store, rubric) -> None:
+    _fill(store, 3)
+    h = store.human_scores()[1]
+    assert store.verify_audit().ok
+    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)  # the entry stays: nothing points at it
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == h.audit_seq
+    assert res.problem == (f"audit entry {h.audit_seq} (human_score) logged a human score (submission "
+                           f"{h.submission_id}, criterion questioning, assessor ann) but the human_scores table has "
+                           "no row for it: the row was deleted")
+
+
+def test_deleting_a_decision_row_is_caught_without_any_checkpoint(store: Store, rubric) -> None:
+    ids = _fill(store, 2)
+    with store.write() as tx:
+        for sub in ids:
+            decision_in(tx, sub, "obs", 1, "earned", "final", {"questioning": 2})
+    d = store.decisions()[0]
+    assert store.verify_audit().ok
+    _sql(store, "DELETE FROM decisions WHERE id = :i", i=d.id)
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == d.audit_seq
+    assert f"audit entry {d.audit_seq} (credential_decision)" in res.problem
+    assert f"submission {ids[0]}" in res.problem and "decisions table has no row" in res.problem
+
+
+def test_the_earliest_deleted_row_is_reported(store: Store, rubric) -> None:
+    _fill(store, 3)
+    m, h = store.machine_scores()[2], store.human_scores()[0]
+    _sql(store, "DELETE FROM machine_scores WHERE id = :i", i=m.id)
+    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == min(m.audit_seq, h.audit_seq) == h.audit_seq
+
+
 def test_deleting_a_suspension_row_is_caught_without_any_checkpoint(store: Store, rubric) -> None:
     _fill(store, 1)
     store.suspend_automation("obs", "feedback", "drift: audit QWK fell")
@@ -145,13 +183,22 @@ def test_a_checkpoint_signed_over_a_forked_log_is_caught(store: Store, rubric, t
     fork = Store(f"sqlite:///{tmp_path / 'fork.db'}")  # a copy of the log so far, then another history
     try:
         entries = list(store.audit_entries())
-        with fork.write() as tx:
+        with fork.write() as tx:  # the log so far and the rows it logged
             tx.conn.execute(sa.text("INSERT INTO audit_log (seq, event, payload, prev_hash, entry_hash) "
                                     "VALUES (:seq, :event, :payload, :prev_hash, :entry_hash)"),
                             [{"seq": e.seq, "event": e.event, "payload": canonical_json(e.payload),
                               "prev_hash": e.prev_hash, "entry_hash": e.entry_hash} for e in entries])
-        with fork.write() as tx:
-            tx.append("human_score", {"submission_id": 1, "criterion": "questioning", "score": 0, "assessor": "eve"})
+            for table in (t.rubrics, t.submissions, t.machine_scores, t.human_scores):
+                with store.engine.connect() as src:
+                    rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+                tx.conn.execute(table.insert(), rows)
+        with fork.write() as tx:  # then another history: a forged score, with its row so the fork verifies
+            sub = store.human_scores()[0].submission_id
+            seq = tx.append("human_score", {"submission_id": sub, "criterion": "questioning", "score": 0,
+                                            "assessor": "eve", "kind": "first"})
+            tx.conn.execute(t.human_scores.insert().values(
+                submission_id=sub, criterion="questioning", score=0, assessor="eve", rationale="", blind=False,
+                kind="first", created_at=datetime(2026, 1, 1), audit_seq=seq))
         assert fork.verify_audit().ok
         cp = _checkpoint(fork, tmp_path / "cp", audit_key)
     finally:
@@ -193,3 +240,28 @@ def test_inclusion_proof_checks_with_the_public_key_alone(store: Store, rubric, 
     forged["path"][0] = "00" * 32
     with pytest.raises(CheckpointError, match="not in that log"):
         audit_trust.check_proof(forged, audit_key[1])
+
+
+def _tiles(store: Store) -> dict[int, str]:
+    with store.engine.connect() as c:
+        return {r.tile: r.hash for r in c.execute(sa.select(t.audit_tiles))}
+
+
+def test_a_proof_over_a_rewritten_log_caches_no_tiles(store: Store, tmp_path: Path, audit_key) -> None:
+    with store.write() as tx:  # more than one complete 1024-leaf tile
+        for i in range(1100):
+            tx.append("note", {"i": i})
+    _checkpoint(store, tmp_path / "cp", audit_key)
+    good = _tiles(store)
+    assert set(good) == {0}
+    _sql(store, "DELETE FROM audit_tiles")  # a cold cache (it is derived data)
+    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 999}))
+    _rehash_from(store, 5)  # the chain verifies; only the signed root knows
+    with pytest.raises(AuditChainBroken, match="rewritten"):
+        audit_trust.prove(store, 700, tmp_path / "cp", audit_key[1])
+    assert _tiles(store) == {}  # the rewritten log's tile was not cached for later proofs
+    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 4}))
+    _rehash_from(store, 5)
+    proof = audit_trust.prove(store, 700, tmp_path / "cp", audit_key[1])  # the true log: proved, and cached
+    audit_trust.check_proof(proof, audit_key[1])
+    assert _tiles(store) == good
