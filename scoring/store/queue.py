@@ -18,6 +18,7 @@ of two racing submits exactly one records and the other gets :class:`AlreadyScor
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from scoring.errors import AlreadyScored, InvalidRequest, LeaseExpired, NotFound
 from scoring.store import tables as t
@@ -140,6 +143,37 @@ def enqueue_in(
     return made
 
 
+class _ListHolds(FunctionElement[bool]):
+    """``json_list_column`` holds the string ``value``: SQL, so a criterion filter can sit under a LIMIT.
+
+    A JSON list of strings holds ``value`` exactly when its text holds ``value`` JSON-quoted (the quotes
+    bound the element; an inner quote would be escaped). A plain substring search (``instr`` on SQLite,
+    ``strpos`` on PostgreSQL) is used rather than ``LIKE``: SQLite's ``LIKE`` ignores ASCII case, and
+    criterion ids are case-sensitive.
+    """
+
+    type = sa.Boolean()
+    name = "list_holds"
+    inherit_cache = True
+
+
+@compiles(_ListHolds)
+def _list_holds_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    col, needle = list(element.clauses)
+    return f"(strpos(CAST({compiler.process(col, **kw)} AS TEXT), {compiler.process(needle, **kw)}) > 0)"
+
+
+@compiles(_ListHolds, "sqlite")
+def _list_holds_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    col, needle = list(element.clauses)
+    return f"(instr({compiler.process(col, **kw)}, {compiler.process(needle, **kw)}) > 0)"
+
+
+def holds_criterion(q: Any, criterion: str) -> Any:
+    """SQL condition: queue row ``q`` asks for a score on ``criterion`` (its ``criteria`` JSON list holds it)."""
+    return _ListHolds(q.c.criteria, sa.literal(json.dumps(criterion), sa.String))
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """What an assessor asks the queue for: items of one rubric, holding one criterion, of one route,
@@ -155,6 +189,8 @@ class QueueFilter:
         if self.rubric_id:
             out.append(sa.exists(sa.select(t.submissions.c.id).where(t.submissions.c.id == q.c.submission_id,
                                                                      t.submissions.c.rubric_id == self.rubric_id)))
+        if self.criterion:
+            out.append(holds_criterion(q, self.criterion))
         if self.route:
             out.append(q.c.route == self.route)
         if self.min_age_s:
@@ -191,8 +227,8 @@ def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter
 
     Available: open, or claimed with an expired lease, and :func:`eligible` for this assessor (one person
     never gets two slots of one submission). ``where`` narrows to a rubric, route or age, ``item_id`` to one
-    item (the queue list's "claim this one"); a ``where.criterion`` is checked in Python on the candidates,
-    since the criteria are a JSON list.
+    item (the queue list's "claim this one"); every filter, ``where.criterion`` included, is SQL, so the
+    pick is one ``LIMIT 1`` query inside the writer lock.
     Order: priority (double > human > audit), then rank (the policy's queue order), then age.
     Concurrent claims are serialised by the store's writer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
     advisory lock) and re-check availability, so one item never goes to two people and one person never
@@ -204,14 +240,7 @@ def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter
         conds = [_available(q, now), *eligible(q, assessor), *(where.where(q, now) if where else [])]
         if item_id is not None:
             conds.append(q.c.id == item_id)
-        pick = None
-        sel = sa.select(q.c.id, q.c.criteria).where(*conds).order_by(*_claim_order(q))
-        if where is None or not where.criterion:
-            sel = sel.limit(1)
-        for cand in tx.conn.execute(sel):
-            if where is None or not where.criterion or where.criterion in list(cand.criteria):
-                pick = int(cand.id)
-                break
+        pick = tx.conn.execute(sa.select(q.c.id).where(*conds).order_by(*_claim_order(q)).limit(1)).scalar()
         if pick is None:
             return None
         row = tx.conn.execute(
@@ -227,19 +256,9 @@ def available(store: Store, assessor: str, where: QueueFilter | None = None, lim
     claim gives)."""
     q, now = queue_items, _now()
     sel = sa.select(q).where(_available(q, now), *eligible(q, assessor), *(where.where(q, now) if where else [])
-                             ).order_by(*_claim_order(q))
-    crit = where.criterion if where is not None else None
-    if not crit:
-        sel = sel.limit(limit)
-    out: list[QueueItem] = []
+                             ).order_by(*_claim_order(q)).limit(limit)
     with store.engine.connect() as conn:
-        for r in conn.execute(sel):
-            if crit and crit not in list(r.criteria):
-                continue
-            out.append(_rec(r))
-            if len(out) >= limit:
-                break
-    return out
+        return [_rec(r) for r in conn.execute(sel)]
 
 
 def count_available(store: Store, assessor: str) -> int:
