@@ -102,12 +102,9 @@ def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFA
 
     Raises :class:`CheckpointError` saying which step failed: the checkpoint's signature, the entry's
     content against its hash, or the path against the signed root."""
-    try:
-        e, path, idx = proof["entry"], [bytes.fromhex(p) for p in proof["path"]], int(proof["leaf_index"])
-        cp = parse_checkpoint(str(proof["checkpoint"]), pub, str(proof.get("checkpoint_name", "<proof>")), origin)
-        recomputed = entry_hash(int(e["seq"]), str(e["event"]), canonical_json(e["payload"]), str(e["prev_hash"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"not an inclusion proof from `scoring audit prove` (problem: {exc})") from None
+    e, path, idx = _read_proof(proof)
+    cp = parse_checkpoint(proof["checkpoint"], pub, str(proof.get("checkpoint_name", "<proof>")), origin)
+    recomputed = entry_hash(int(e["seq"]), e["event"], canonical_json(e["payload"]), e["prev_hash"])
     if recomputed != e["entry_hash"]:
         raise CheckpointError(f"entry {e['seq']}: its content does not hash to {str(e['entry_hash'])[:16]}...: "
                               "the entry in the proof was edited")
@@ -118,6 +115,49 @@ def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFA
         raise CheckpointError(f"the path does not lead from entry {e['seq']} to the root signed in {cp.name}: "
                               "the entry is not in that log")
     return cp
+
+
+PROOF_FIELDS = ("entry", "path", "leaf_index", "checkpoint")
+ENTRY_FIELDS = ("seq", "event", "payload", "prev_hash", "entry_hash")
+
+
+def _read_proof(proof: dict[str, Any]) -> tuple[dict[str, Any], list[bytes], int]:
+    """The entry, sibling hashes and leaf index of a proof, or a :class:`CheckpointError` naming the field
+    that is missing or malformed (an auditor edits these files by hand; a Python error would not help)."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"not an inclusion proof from `scoring audit prove`: {what}")
+
+    missing = [f for f in PROOF_FIELDS if f not in proof]
+    if missing:
+        raise bad(f"missing field {', '.join(missing)} (expected {', '.join(PROOF_FIELDS)})")
+    e = proof["entry"]
+    if not isinstance(e, dict):
+        raise bad("entry is not an object (expected the logged entry with seq, event, payload, prev_hash, "
+                  "entry_hash)")
+    missing = [f for f in ENTRY_FIELDS if f not in e]
+    if missing:
+        raise bad(f"entry is missing {', '.join(missing)} (expected {', '.join(ENTRY_FIELDS)})")
+    if not isinstance(e["seq"], int) or isinstance(e["seq"], bool) or e["seq"] < 1:
+        raise bad(f"entry.seq must be a positive whole number, found {json.dumps(e['seq'])}")
+    for f in ("event", "prev_hash", "entry_hash"):
+        if not isinstance(e[f], str):
+            raise bad(f"entry.{f} must be text, found {json.dumps(e[f])}")
+    idx = proof["leaf_index"]
+    if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
+        raise bad(f"leaf_index must be a whole number from 0, found {json.dumps(idx)}")
+    if not isinstance(proof["path"], list):
+        raise bad("path is not a list (expected the sibling hashes, hex text)")
+    path = []
+    for i, p in enumerate(proof["path"]):
+        try:
+            path.append(bytes.fromhex(p) if isinstance(p, str) else b"")
+        except ValueError:
+            path.append(b"")
+        if len(path[-1]) != 32:
+            raise bad(f"path[{i}] is not hex (expected 64 hex digits, a SHA-256 hash)")
+    if not isinstance(proof["checkpoint"], str):
+        raise bad("checkpoint is not text (expected the signed checkpoint from `scoring audit prove`)")
+    return e, path, idx
 
 
 def load_proof(path: Path) -> dict[str, Any]:

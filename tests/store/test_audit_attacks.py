@@ -265,3 +265,22 @@ def test_a_proof_over_a_rewritten_log_caches_no_tiles(store: Store, tmp_path: Pa
     proof = audit_trust.prove(store, 700, tmp_path / "cp", audit_key[1])  # the true log: proved, and cached
     audit_trust.check_proof(proof, audit_key[1])
     assert _tiles(store) == good
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda p: p.pop("entry"), "missing field entry (expected entry, path, leaf_index, checkpoint)"),
+    (lambda p: p.pop("leaf_index"), "missing field leaf_index (expected entry, path, leaf_index, checkpoint)"),
+    (lambda p: p.update(path=[p["path"][0], "zz" * 32]), "path[1] is not hex (expected 64 hex digits"),
+    (lambda p: p.update(path=["abc"]), "path[0] is not hex"),
+    (lambda p: p["entry"].pop("prev_hash"), "entry is missing prev_hash (expected seq, event, payload"),
+    (lambda p: p.update(leaf_index="three"), 'leaf_index must be a whole number from 0, found "three"'),
+], ids=["no-entry", "no-leaf-index", "path-not-hex", "path-too-short", "entry-without-prev-hash", "index-as-text"])
+def test_a_damaged_proof_file_names_the_field(store: Store, rubric, tmp_path: Path, audit_key, damage,  # type: ignore[no-untyped-def]
+                                              message: str) -> None:
+    _fill(store, 3)
+    _checkpoint(store, tmp_path / "cp", audit_key)
+    proof = json.loads(json.dumps(audit_trust.prove(store, store.audit_size(), tmp_path / "cp", audit_key[1])))
+    damage(proof)
+    with pytest.raises(CheckpointError) as err:
+        audit_trust.check_proof(proof, audit_key[1])
+    assert message in str(err.value) and "problem:" not in str(err.value) and "fromhex" not in str(err.value)
