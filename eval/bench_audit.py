@@ -87,7 +87,7 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
             if not halfway and done >= events // 2:
                 halfway = True
                 append_s += time.perf_counter() - t0
-                audit_trust.checkpoint(store, cp_dir, key)
+                audit_trust.checkpoint(store, cp_dir, key, init=True)
                 t0 = time.perf_counter()
             if done % 100_000 == 0:
                 log(f"  appended {done:,}")

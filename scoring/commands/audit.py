@@ -81,7 +81,9 @@ def keygen(out: Path = typer.Option(..., "--out", help="Folder for audit-ed25519
 @audit_app.command("checkpoint")
 def checkpoint(db: str | None = DB_OPTION, out: Path | None = typer.Option(
         None, "--out", help="Checkpoint folder (default: SCORING_AUDIT_CHECKPOINT_DIR or .scoring/checkpoints)."),
-        key: Path | None = typer.Option(None, "--key", help="Private key PEM (default: SCORING_AUDIT_KEY).")) -> None:
+        key: Path | None = typer.Option(None, "--key", help="Private key PEM (default: SCORING_AUDIT_KEY)."),
+        init: bool = typer.Option(False, "--init", help="Create the checkpoint folder: the log's first checkpoint "
+                                  "(without it, a missing folder is refused).")) -> None:
     """Verify the log against the folder's checkpoints, then sign its size and Merkle root into a new file."""
     from scoring.errors import ScoringError
     from scoring.settings import get_settings
@@ -95,7 +97,7 @@ def checkpoint(db: str | None = DB_OPTION, out: Path | None = typer.Option(
         if src is None:
             raise CheckpointError("no audit key: pass --key or set SCORING_AUDIT_KEY (make one with "
                                   "`scoring audit keygen --out DIR`)")
-        res = audit_trust.checkpoint(store, out or s.resolved_checkpoint_dir(), load_private_key(src))
+        res = audit_trust.checkpoint(store, out or s.resolved_checkpoint_dir(), load_private_key(src), init=init)
     except ScoringError as exc:
         _fail(exc, 1)
         return

@@ -56,9 +56,18 @@ def verify(store: Store, directory: Path | None, pub: Ed25519PublicKey | None,
 
 
 def checkpoint(store: Store, directory: Path, key: Ed25519PrivateKey, origin: str = DEFAULT_ORIGIN,
-               now: datetime | None = None) -> CheckpointWritten:
-    """Verify the log against the folder's checkpoints, then sign and write a new one for its current size."""
-    good, bad = load_checkpoints(directory, key.public_key(), origin) if Path(directory).is_dir() else ([], [])
+               now: datetime | None = None, *, init: bool = False) -> CheckpointWritten:
+    """Verify the log against the folder's checkpoints, then sign and write a new one for its current size.
+
+    A folder that does not exist is refused unless ``init`` (the first checkpoint): a mistyped path would
+    otherwise look like "no earlier checkpoints" and sign whatever the database holds now, rewrites included."""
+    exists = Path(directory).is_dir()
+    if not exists and not init:
+        raise CheckpointError(
+            f"checkpoint folder {directory} does not exist, so the log cannot be checked against the earlier "
+            "checkpoints before signing; check the path (--out or SCORING_AUDIT_CHECKPOINT_DIR), or pass "
+            "--init if this is the log's first checkpoint")
+    good, bad = load_checkpoints(directory, key.public_key(), origin) if exists else ([], [])
     if bad:
         raise CheckpointError(f"checkpoint {bad[0].name}: {bad[0].problem}; not signing over it")
     res = store.verify_audit(good, keep_tiles=True)

@@ -17,7 +17,7 @@ def test_checkpoints_and_proofs_are_served_read_only_and_check_with_the_public_k
     assert api.client.get("/audit/checkpoints", headers=api.h("researcher")).json() == []
     api.submit("a-1")
     priv, pub = keygen(tmp_path / "keys")  # the signing key lives outside the server and its database
-    written = audit_trust.checkpoint(api.store, tmp_path / "cp", load_private_key(priv))
+    written = audit_trust.checkpoint(api.store, tmp_path / "cp", load_private_key(priv), init=True)
     listed = api.client.get("/audit/checkpoints", headers=api.h("researcher")).json()
     assert listed == [{"name": written.latest, "size": written.size}]
     note = api.client.get(f"/audit/checkpoints/{written.latest}", headers=api.h("researcher"))

@@ -23,6 +23,9 @@ def test_an_operator_signs_checkpoints_and_an_auditor_checks_a_proof_offline(tmp
     assert res.exit_code == 0 and "note verifier key: rubric-scoring/audit+" in res.output
     key, pub, cps = tmp_path / "keys" / "audit-ed25519.pem", tmp_path / "keys" / "audit-ed25519.pub.pem", tmp_path / "cp"
     res = runner.invoke(app, ["audit", "checkpoint", "--db", db, "--key", str(key), "--out", str(cps)])
+    assert res.exit_code == 1 and f"checkpoint folder {cps} does not exist" in res.output and "--init" in res.output
+    assert not cps.exists()  # a mistyped folder signs nothing
+    res = runner.invoke(app, ["audit", "checkpoint", "--db", db, "--key", str(key), "--out", str(cps), "--init"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["audit", "verify", "--db", db, "--checkpoints", str(cps), "--public-key", str(pub)])
     assert res.exit_code == 0 and "extends all 1 checkpoints" in res.output

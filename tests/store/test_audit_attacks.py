@@ -59,7 +59,7 @@ def _rehash_from(store: Store, first: int) -> None:
 
 
 def _checkpoint(store: Store, folder: Path, key) -> str:  # type: ignore[no-untyped-def]
-    res = audit_trust.checkpoint(store, folder, key[0])
+    res = audit_trust.checkpoint(store, folder, key[0], init=not folder.is_dir())
     assert res.path is not None
     return res.path.name
 
@@ -284,3 +284,21 @@ def test_a_damaged_proof_file_names_the_field(store: Store, rubric, tmp_path: Pa
     with pytest.raises(CheckpointError) as err:
         audit_trust.check_proof(proof, audit_key[1])
     assert message in str(err.value) and "problem:" not in str(err.value) and "fromhex" not in str(err.value)
+
+
+def test_checkpoint_refuses_a_missing_folder_unless_it_is_the_first(store: Store, rubric, tmp_path: Path,
+                                                                     audit_key) -> None:
+    _fill(store, 2)
+    with pytest.raises(CheckpointError, match="does not exist.*pass --init if this is the log's first checkpoint"):
+        audit_trust.checkpoint(store, tmp_path / "cp", audit_key[0])
+    assert not (tmp_path / "cp").exists()
+    first = audit_trust.checkpoint(store, tmp_path / "cp", audit_key[0], init=True)
+    assert first.path is not None and first.path.parent == tmp_path / "cp"
+    h = store.human_scores()[0]  # rewrite history, then sign into a mistyped folder: refused, nothing signed
+    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s",
+         p=canonical_json(dict(store.audit_entry(h.audit_seq).payload, score=0)), s=h.audit_seq)
+    _sql(store, "UPDATE human_scores SET score = 0 WHERE id = :i", i=h.id)
+    _rehash_from(store, h.audit_seq)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        audit_trust.checkpoint(store, tmp_path / "cpp", audit_key[0])
+    assert not (tmp_path / "cpp").exists()
