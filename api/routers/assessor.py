@@ -89,6 +89,18 @@ def _filters(params: Any) -> queue.QueueFilter:
                              route=route if route in ROUTES else None, min_age_s=AGES.get(age))
 
 
+def _filter_query(f: queue.QueueFilter, params: Any) -> str:
+    """The assessor's filters as a query string (empty when none): they follow the assessor from the list
+    to the item page and into the submit form, so "submit and next" claims within the same filters."""
+    q = {"rubric": f.rubric_id or "", "criterion": f.criterion or "", "route": f.route or "",
+         "age": str(params.get("age") or "") if f.min_age_s else ""}
+    return urlencode({k: v for k, v in q.items() if v})
+
+
+def _narrowed(f: queue.QueueFilter) -> bool:
+    return any((f.rubric_id, f.criterion, f.route, f.min_age_s))
+
+
 def store_now() -> datetime:
     return datetime.now(UTC)
 
@@ -168,13 +180,15 @@ async def claim(request: Request, c: AppContext = Depends(ctx), key: ApiKey = De
     it = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f,
                      item_id=int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None)
     if it is None:
-        narrowed = raw or any((f.rubric_id, f.criterion, f.route, f.min_age_s))
+        narrowed = raw or _narrowed(f)
         return _redirect("/assessor?msg=" + ("nomatch" if narrowed else "empty"))
-    return _redirect(f"/assessor/items/{it.id}")
+    fq = _filter_query(f, form)
+    return _redirect(f"/assessor/items/{it.id}" + (f"?{fq}" if fq else ""))
 
 
 def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueItem, *, error: str | None = None,
-                 form: dict[str, str] | None = None, status: int = 200, note: str | None = None) -> HTMLResponse:
+                 form: dict[str, str] | None = None, status: int = 200, note: str | None = None,
+                 filters: Any = None) -> HTMLResponse:
     d = assessment.item_details(c.store, c.models, it, highlights=0 if it.blind else HIGHLIGHTS)
     hls = {cd.criterion.id: cd.highlights for cd in d.criteria if cd.highlights}
     common, differing = d.why_person
@@ -185,8 +199,16 @@ def _render_item(request: Request, c: AppContext, key: ApiKey, it: queue.QueueIt
         "has_highlights": bool(hls), "why_common": common, "why_differs": differing, "rule": rule,
         "counts": queue.counts(c.store, key.name), "waiting_for_me": waiting, "error": error, "note": note,
         "form": form or {}, "lease_seconds": c.settings.lease_seconds,
+        "filters": _filter_fields(filters if filters is not None else request.query_params),
         "lease_left": max(0, int((it.lease_expires - store_now()).total_seconds())) if it.lease_expires else 0,
     }, status_code=status)
+
+
+def _filter_fields(params: Any) -> dict[str, str]:
+    """The assessor's filters, carried as hidden fields of the score form (see :func:`_filter_query`)."""
+    f = _filters(params)
+    return {k: v for k, v in (("rubric", f.rubric_id or ""), ("criterion", f.criterion or ""), ("route", f.route or ""),
+                              ("age", str(params.get("age") or "") if f.min_age_s else "")) if v}
 
 
 def _take_back(c: AppContext, key: ApiKey, it: queue.QueueItem) -> queue.QueueItem | None:
@@ -284,12 +306,17 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
         cur = queue.item(c.store, item_id)
         if cur.holder != key.name or cur.status != "claimed":
             return _redirect("/assessor?msg=expired")
-        return _render_item(request, c, key, cur, error=str(exc), form=form, status=422)
+        return _render_item(request, c, key, cur, error=str(exc), form=form, status=422, filters=form)
+    f = _filters(form)  # the filters the assessor claimed under (hidden fields of the form)
+    fq = _filter_query(f, form)
     if form.get("then") == "stop":
-        nxt_url = "/assessor?msg=saved"
+        nxt_url = "/assessor?msg=saved" + (f"&{fq}" if fq else "")
     else:
-        nxt = queue.claim(c.store, key.name, c.settings.lease_seconds)  # straight on to the next item
-        nxt_url = f"/assessor/items/{nxt.id}?msg=saved" if nxt else "/assessor?msg=" + quote("empty")
+        nxt = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f)  # on to the next matching item
+        if nxt:
+            nxt_url = f"/assessor/items/{nxt.id}?msg=saved" + (f"&{fq}" if fq else "")
+        else:
+            nxt_url = "/assessor?msg=" + quote("nomatch" if _narrowed(f) else "empty") + (f"&{fq}" if fq else "")
     if _wants_json(request):
         return JSONResponse({"ok": True, "next": nxt_url})
     return _redirect(nxt_url)

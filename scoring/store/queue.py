@@ -8,7 +8,7 @@ Why claims cannot collide: a claim picks and takes its item inside ONE store wri
 store serialises writers (SQLite ``BEGIN IMMEDIATE``, PostgreSQL transaction-level advisory lock), so a
 concurrent claim sees the first one's result; the ``UPDATE`` re-checks availability. The same
 serialisation keeps :func:`eligible` (one person, one slot per submission) true under concurrent claims
-by one person from two tabs. Each claim gets a fresh random lease token; submit and release must present it, so an assessor whose lease expired
+by one person from two tabs. Each claim gets a fresh random lease token; submit, release and renew must present it, so an assessor whose lease expired
 and was taken over gets a 409 instead of overwriting the new holder's work.
 
 Why no human score is lost when submits race: the submit checks the lease, writes the human scores with
@@ -270,19 +270,24 @@ def count_available(store: Store, assessor: str) -> int:
 
 
 def renew(store: Store, item_id: int, assessor: str, lease_token: str, lease_seconds: int) -> QueueItem:
-    """Extend a lease the assessor still holds (the page calls this while they work). An expired lease
-    that nobody took over is taken back (see :func:`reclaim`); one another assessor holds raises
-    :class:`LeaseExpired` naming them."""
+    """Extend a lease the assessor holds under ``lease_token`` (the page calls this while they work).
+
+    Only the holder's own token extends a lease, and the token stays: a renewal never claims an open item
+    (claims go through :func:`claim`, in queue order) nor mints a new token for a stale one (another tab
+    claimed the item again), which would silently cut off the tab that holds the current token. See
+    :func:`reclaim` for what is refused, and how.
+    """
     return reclaim(store, item_id, assessor, lease_token, lease_seconds)
 
 
 def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_seconds: int) -> QueueItem:
-    """Give ``assessor`` a fresh lease on an item they held (``lease_token``), when nobody else holds it now.
+    """Give ``assessor`` a fresh lease on an item they hold under ``lease_token``, expired or not (a reload
+    or a submit after a break: nobody took the item over meanwhile, so their work is not thrown away).
 
-    Held by them under that token (expired or not): the lease is extended (the token stays). Open again
-    or held by someone whose lease expired, and still :func:`eligible` for them: claimed anew with a new
-    token. Held by another person under a live lease: :class:`LeaseExpired` saying who; scored:
-    :class:`AlreadyScored`.
+    The token is the proof of the claim, so it stays. Refused with :class:`LeaseExpired`, in words: held
+    by another person under a live lease (saying who), taken over after the lease expired, given back to
+    the queue, or held by the same person under a newer token (another tab or window claimed it again).
+    Scored: :class:`AlreadyScored`.
     """
     q = queue_items
     with store.write() as tx:
@@ -293,21 +298,21 @@ def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_s
         if row.status == "done":
             raise AlreadyScored(f"queue item {item_id} was already scored by {row.holder}; nothing was recorded "
                                 "from you")
-        expires = now + timedelta(seconds=lease_seconds)
-        if row.status == "claimed" and row.holder == assessor and row.lease_token == lease_token:
-            tx.conn.execute(q.update().where(q.c.id == item_id).values(lease_expires=expires))
-        elif row.status == "claimed" and row.holder != assessor and row.lease_expires is not None \
-                and row.lease_expires >= now:
-            raise LeaseExpired(f"queue item {item_id} is now held by {row.holder} (their lease runs until "
-                               f"{row.lease_expires:%H:%M:%S} UTC); nothing of yours was recorded")
-        else:
-            ok = tx.conn.execute(sa.select(q.c.id).where(q.c.id == item_id, _available(q, now),
-                                                         *eligible(q, assessor))).first()
-            if ok is None and not (row.holder == assessor and row.status == "claimed"):
-                raise LeaseExpired(f"queue item {item_id} can no longer be given to you (you skipped or rated "
-                                   "another slot of this submission)")
-            tx.conn.execute(q.update().where(q.c.id == item_id).values(
-                status="claimed", holder=assessor, lease_token=secrets.token_hex(16), lease_expires=expires))
+        live = row.lease_expires is not None and row.lease_expires >= now
+        if row.status != "claimed":
+            raise LeaseExpired(f"you do not hold queue item {item_id}: it was given back to the queue; "
+                               "claim it from the queue list to work on it")
+        if row.holder != assessor:
+            if live:
+                raise LeaseExpired(f"queue item {item_id} is now held by {row.holder} (their lease runs until "
+                                   f"{row.lease_expires:%H:%M:%S} UTC); nothing of yours was recorded")
+            raise LeaseExpired(f"you no longer hold queue item {item_id}: another assessor took it over after "
+                               "your lease expired; claim it again from the queue list")
+        if row.lease_token != lease_token:
+            raise LeaseExpired(f"this page's lease on queue item {item_id} is out of date: you claimed the item "
+                               "again in another tab or window; reload the item to work under the current lease")
+        tx.conn.execute(q.update().where(q.c.id == item_id)
+                        .values(lease_expires=now + timedelta(seconds=lease_seconds)))
         row = tx.conn.execute(sa.select(q).where(q.c.id == item_id)).one()
     return _rec(row)
 

@@ -107,3 +107,42 @@ def test_claim_from_the_list_takes_that_item_or_says_nothing_matches(api) -> Non
     assert r.headers["location"] == "/assessor?msg=nomatch"
     page = c2.get("/assessor?route=human&criterion=questioning").text
     assert re.findall(r'<tr data-item="(\d+)"', page) == [str(listed[0]), str(listed[1])]
+
+
+def test_submit_and_next_claims_within_the_assessors_filters(api_factory) -> None:  # type: ignore[no-untyped-def]
+    routing = __import__("scoring.policy", fromlist=["RoutingPolicy"])
+    crit = {c: {"min_confidence": 0.0} for c in ("questioning", "adjusting", "self_assessment")}
+    api = api_factory(policy=routing.RoutingPolicy(policy_version="test-auto", double_rate=0.0, audit_rate=0.0,
+                                                   criteria=crit))  # nothing queued by routing
+    for i in range(3):
+        assert api.submit(f"filt-{i}", reflection(30 + i)).status_code == 201
+    with api.store.write() as tx:  # this test lays out the queue itself (the award bar may have queued some)
+        tx.conn.execute(sa.delete(queue_items))
+    ids = sorted(s.id for s in api.store.submissions())
+    queue.enqueue(api.store, ids[0], {"questioning": "human"}, priority=30)  # first in queue order
+    want = [queue.enqueue(api.store, sid, {"adjusting": "human"})[0].id for sid in ids[1:]]
+    c = _page_client(api)
+    r = c.post("/assessor/claim", data={"criterion": "adjusting"}, follow_redirects=False)
+    assert r.headers["location"] == f"/assessor/items/{want[0]}?criterion=adjusting"
+    for k, iid in enumerate(want):
+        page = c.get(r.headers["location"]).text
+        assert '<input type="hidden" name="criterion" value="adjusting">' in page
+        token = re.search(r'name="lease_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+        form = {"lease_token": token, "criterion": "adjusting", "score__adjusting": "1", "rationale__adjusting": "r"}
+        r = c.post(f"/assessor/items/{iid}/submit", data=form, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        expected = (f"/assessor/items/{want[k + 1]}?msg=saved&criterion=adjusting" if k + 1 < len(want)
+                    else "/assessor?msg=nomatch&criterion=adjusting")
+        assert r.headers["location"] == expected, "the next item matches the filter, not the queue's first"
+    assert queue.items_for_submission(api.store, ids[0])[0].status == "open"
+
+
+def test_renew_on_an_item_you_do_not_hold_claims_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    for i in range(2):
+        api.submit(f"form-r{i}", reflection(40 + i))
+    c = _page_client(api)
+    listed = [int(x) for x in re.findall(r'<tr data-item="(\d+)"', c.get("/assessor").text)]
+    last = listed[-1]  # last in queue order: a renew must not jump the queue
+    r = c.post(f"/assessor/items/{last}/renew", data={"lease_token": "0" * 32})
+    assert r.status_code == 409 and "given back to the queue" in r.json()["message"], r.text
+    assert queue.item(api.store, last).status == "open" and queue.item(api.store, last).holder is None
