@@ -188,12 +188,13 @@ def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
     a = t.audit_log.c
     found: list[tuple[int, str]] = []
     for event, table, what in ROW_EVENTS:
-        c = table.c
-        q = (sa.select(a.seq, a.payload).select_from(t.audit_log.outerjoin(table, c.audit_seq == a.seq))
-             .where(a.event == event, c.id.is_(None)).order_by(a.seq).limit(1))
-        row = conn.execute(q).first()
-        if row is None:
+        # EXCEPT, not an outer join: the audit_seq columns have no index, and SQLite would scan the table
+        # once per entry; EXCEPT sorts each side once (SQLite) or hashes them (PostgreSQL)
+        orphans = sa.select(a.seq).where(a.event == event).except_(sa.select(table.c.audit_seq)).subquery()
+        seq = conn.execute(sa.select(sa.func.min(orphans.c.seq))).scalar()
+        if seq is None:
             continue
+        row = conn.execute(sa.select(a.seq, a.payload).where(a.seq == seq)).one()
         p = json.loads(row.payload)
         detail = ", ".join(f"{k} {p[k]}" for k in ("submission_id", "criterion", "assessor") if p.get(k) is not None)
         detail = detail.replace("submission_id", "submission")
