@@ -33,6 +33,7 @@ class ModelProvider:
         self._lock = threading.Lock()
         self.default: ScoringModel | None = None
         self._promoted: dict[str, tuple[float, Any]] = {}  # rubric id -> (looked up at, record)
+        self.policies_logged: set[tuple[str, float]] = set()  # policy.yaml (path, mtime) put in service here
 
     def invalidate(self) -> None:
         """Forget cached registry lookups (called when a model is promoted through the API)."""
@@ -187,8 +188,14 @@ _policy_files: dict[tuple[str, float], Any] = {}
 def registry_policy(models: ModelProvider, rubric_id: str) -> Any | None:
     """The routing policy kept with the model that scores ``rubric_id`` (``<version dir>/policy.yaml``,
     e.g. ``scoring calibrate --out MODEL_DIR/VERSION/policy.yaml``), read again when the file changes; None
-    when there is none. Promoting a version with its policy changes the routing without a restart."""
+    when there is none. Promoting a version with its policy changes the routing without a restart.
+
+    Each file version (path, mtime) this server starts routing with is logged as ``policy_activated``
+    (as ``--policy`` is at startup): the thresholds in force when a score was auto-accepted must be
+    answerable from the audit log, whichever door the policy came in by. ``record_policy`` itself skips
+    a policy that is already the latest logged for the rubric (a restart, a touched but unchanged file)."""
     from scoring.policy import load_policy
+    from scoring.store.policy_log import record_policy
 
     vdir = models.version_dir(rubric_id)
     if vdir is None:
@@ -200,4 +207,8 @@ def registry_policy(models: ModelProvider, rubric_id: str) -> Any | None:
         return None
     if key not in _policy_files:
         _policy_files[key] = load_policy(f)
-    return _policy_files[key]
+    policy = _policy_files[key]
+    if key not in models.policies_logged:
+        record_policy(models.store, policy, by="serve", rubric_id=rubric_id)
+        models.policies_logged.add(key)
+    return policy

@@ -81,3 +81,43 @@ def test_a_policy_kept_with_the_serving_model_routes_its_rubric_and_is_reread_wh
     finally:
         api.client.close()
         api.store.close()
+
+
+def test_a_policy_kept_with_the_serving_model_is_logged_when_it_comes_into_service_and_when_it_changes(
+        tmp_path, api_home, api_model_dir) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+
+    from api_support import make_api
+
+    from scoring.policy import load_policy, save_policy
+    from scoring.store.policy_log import policy_fingerprint
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(api_model_dir, model_dir)
+    version = (model_dir / "LATEST").read_text().strip()
+    f = model_dir / version / "policy.yaml"
+    api = make_api(f"sqlite:///{tmp_path / 'logged.db'}", api_home, model_dir)
+
+    def logged() -> list[dict]:  # type: ignore[type-arg]
+        return [e.payload for e in api.store.audit_entries() if e.event == "policy_activated"]
+
+    try:
+        save_policy(RoutingPolicy(policy_version="kept-v1", model_version=version, double_rate=1.0, audit_rate=0.0), f)
+        assert api.submit("log-1", reflection(1)).json()["policy_version"] == "kept-v1"
+        first = policy_fingerprint(load_policy(f))
+        assert [(e["policy_version"], e["fingerprint"], e["rubric_id"]) for e in logged()] == [
+            ("kept-v1", first, RUBRIC)]
+        api.submit("log-2", reflection(2))  # the same file again: nothing new in the log
+        assert len(logged()) == 1
+        save_policy(RoutingPolicy(policy_version="kept-v2", model_version=version, double_rate=0.0, audit_rate=0.0), f)
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))  # a new mtime even on a coarse clock
+        assert api.submit("log-3", reflection(3)).json()["policy_version"] == "kept-v2"
+        second = policy_fingerprint(load_policy(f))
+        assert second != first
+        assert [(e["policy_version"], e["fingerprint"]) for e in logged()] == [("kept-v1", first), ("kept-v2", second)]
+        assert api.store.verify_audit().ok
+    finally:
+        api.client.close()
+        api.store.close()
