@@ -395,7 +395,8 @@ def test_the_queue_list_filters_by_route_and_criterion_and_numbers_items_in_clai
     _axe(page, "queue list")
     page.keyboard.press("c")
     page.wait_for_url(f"{srv.url}/assessor/items/*")
-    assert page.url.endswith(f"/items/{first_listed}"), "position 1 is what a claim gives"
+    assert page.url.split("?")[0].endswith(f"/items/{first_listed}"), "position 1 is what a claim gives"
+    assert "criterion=questioning" in page.url, "the filters follow the assessor to the item (and its next claim)"
     page.goto(f"{srv.url}/assessor")
     assert page.locator("#queue-list tbody tr").count() == 4, "the other slot of a held submission is not offered"
     ctx.close()
