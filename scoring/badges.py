@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import uuid
 import warnings
@@ -33,6 +32,7 @@ from typing import Any
 
 from rubrics.schema import Rubric
 from scoring.errors import Conflict
+from scoring.keyfiles import write_ed25519_pair
 
 VC2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -57,20 +57,9 @@ class Issuer:
 
 def keygen(directory: str | Path) -> tuple[Path, Path]:
     """Write a new issuer key pair: ``issuer-ed25519.pem`` (private, 0600) and ``issuer-ed25519.pub.pem``."""
-    from joserfc.jwk import OKPKey
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    priv, pub = d / "issuer-ed25519.pem", d / "issuer-ed25519.pub.pem"
-    if priv.exists():
-        raise CredentialError(f"{priv} already exists; move it away first (a new key invalidates nothing issued, "
-                              "but verifiers must be given the new public key)")
-    key = OKPKey.generate_key("Ed25519")
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.as_pem(private=True))
-    pub.write_bytes(key.as_pem(private=False))
-    return priv, pub
+    return write_ed25519_pair(directory, "issuer-ed25519", lambda priv: CredentialError(
+        f"{priv} already exists; move it away first (a new key invalidates nothing issued, but verifiers must "
+        "be given the new public key)"))
 
 
 def load_key(path: str | Path, *, private: bool) -> Any:

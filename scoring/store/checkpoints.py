@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from scoring.errors import ScoringError
+from scoring.keyfiles import write_ed25519_pair
 
 DEFAULT_ORIGIN = "rubric-scoring/audit"
 _NAME_RE = re.compile(r"^checkpoint-(\d{12})-(\d{8}T\d{6}Z)\.txt$")
@@ -67,20 +68,8 @@ class Checkpoint:
 
 def keygen(directory: str | Path) -> tuple[Path, Path]:
     """Write ``audit-ed25519.pem`` (private, mode 0600) and ``audit-ed25519.pub.pem`` into ``directory``."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    priv, pub = d / "audit-ed25519.pem", d / "audit-ed25519.pub.pem"
-    if priv.exists():
-        raise CheckpointError(f"{priv} already exists; move it away first (checkpoints it signed stay "
-                              "verifiable only with its public key)")
-    key = Ed25519PrivateKey.generate()
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()))
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
-    return priv, pub
+    return write_ed25519_pair(directory, "audit-ed25519", lambda priv: CheckpointError(
+        f"{priv} already exists; move it away first (checkpoints it signed stay verifiable only with its public key)"))
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
