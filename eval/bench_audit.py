@@ -29,6 +29,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from scoring.store.engine import unreachable
+
 TARGET_VERIFY_S = 60.0
 SUBMISSIONS = 1000
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -130,18 +132,6 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
         store.close()
 
 
-def pg_reachable(url: str) -> str | None:
-    """None when PostgreSQL answers at ``url``, else why not."""
-    try:
-        eng = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-        eng.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return f"no PostgreSQL at {url}: {type(exc).__name__}"
-
-
 def run(out: Path, events: int = 1_000_000, block: int = 1000, proofs: int = 50, postgres: str | None = PG_URL,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     out = Path(out)
@@ -152,7 +142,7 @@ def run(out: Path, events: int = 1_000_000, block: int = 1000, proofs: int = 50,
     log(f"sqlite: {events:,} events into {db}")
     results: dict[str, Any] = {"sqlite": run_backend(f"sqlite:///{db}", out / "sqlite", events, block, proofs, log)}
     db.unlink(missing_ok=True)
-    why = pg_reachable(postgres) if postgres else "PostgreSQL not requested"
+    why = unreachable(postgres) if postgres else "PostgreSQL not requested"
     if why is None and postgres:
         schema = f"bench_audit_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(postgres)

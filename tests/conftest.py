@@ -15,6 +15,7 @@ import functools  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
@@ -25,14 +26,9 @@ PG_URL = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql+psycopg://postg
 @functools.lru_cache(maxsize=1)
 def pg_skip_reason() -> str | None:
     """Why PostgreSQL tests must skip (None when a server answers at PG_URL)."""
-    try:
-        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-        eng.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server answers"
-        return f"no PostgreSQL answers at {PG_URL}: {type(exc).__name__}"
+    from scoring.store.engine import unreachable
+
+    return unreachable(PG_URL)
 
 
 @pytest.fixture
@@ -88,3 +84,11 @@ def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_files: tuple[P
     out = tmp_path_factory.mktemp("models")
     save_model(res.model, out, res.metrics, res.data_hash)
     return out
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium shared by one browser test module (see tests/browser_support.py)."""
+    from browser_support import launch_chromium
+
+    yield from launch_chromium()

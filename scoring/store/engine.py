@@ -57,6 +57,19 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def unreachable(url: str, timeout_s: int = 3) -> str | None:
+    """Why no database answers at ``url`` (None when one does): for benchmarks and tests that use a server
+    only when one is there."""
+    try:
+        eng = sa.create_engine(url, connect_args={"connect_timeout": timeout_s})
+        with eng.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server answers"
+        return f"no database answers at {url}: {type(exc).__name__}"
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Apply every shipped migration up to head, serialised against other processes doing the same."""
     cfg = Config()
