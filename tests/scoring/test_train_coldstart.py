@@ -51,10 +51,15 @@ def test_no_score_column_builds_the_cold_start_model_and_says_so(tmp_path: Path,
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 40
 
 
+def with_last_cell(src: Path, dst: Path, value: str) -> Path:
+    """A copy of ``src`` (a CSV whose last column is the score column) with every row's last cell set to ``value``."""
+    lines = src.read_text().splitlines()
+    dst.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + "," + value for line in lines[1:]]) + "\n")
+    return dst
+
+
 def test_a_score_column_with_no_usable_cell_is_an_error_naming_it(tmp_path: Path, backlog: Path) -> None:
-    bad = tmp_path / "bad.csv"
-    lines = backlog.read_text().splitlines()
-    bad.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + ",high" for line in lines[1:]]) + "\n")
+    bad = with_last_cell(backlog, tmp_path / "bad.csv", "high")
     res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(bad), "--out", str(tmp_path / "m"),
                               "--score-col", "questioning=q1"])
     out = " ".join(res.output.split())
@@ -65,9 +70,7 @@ def test_a_score_column_with_no_usable_cell_is_an_error_naming_it(tmp_path: Path
 
 
 def test_a_named_but_empty_score_column_is_refused_with_the_way_to_a_cold_start(tmp_path: Path, backlog: Path) -> None:
-    empty = tmp_path / "empty.csv"
-    lines = backlog.read_text().splitlines()
-    empty.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + "," for line in lines[1:]]) + "\n")
+    empty = with_last_cell(backlog, tmp_path / "empty.csv", "")
     res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(empty), "--out", str(tmp_path / "m"),
                               "--score-col", "questioning=q1"])
     out = " ".join(res.output.split())
