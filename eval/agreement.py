@@ -177,6 +177,16 @@ def prmse_items(h1: npt.ArrayLike, h2: npt.ArrayLike, machine: npt.ArrayLike) ->
     return {"prmse": value, "prmse_n": int(keep.sum()), "prmse_n_double": n_double}
 
 
+def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray | None:
+    """``n_boot`` rows of ``n`` item indices drawn with replacement, or None when no interval can be drawn.
+
+    Shared by the bootstrap intervals so that the same seed resamples the same items for every statistic."""
+    if n < 2 or n_boot <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, size=(n_boot, n))
+
+
 def _percentile_ci(vals: np.ndarray, level: float) -> tuple[float, float] | None:
     v = vals[np.isfinite(vals)]
     if not len(v):
@@ -197,11 +207,9 @@ def bootstrap_prediction_ci(
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals (items resampled) for RMSE, R2 and, given both rater columns, PRMSE."""
     h, m = np.asarray(human, float), np.asarray(machine, float)
-    n = len(h)
-    if n < 2 or n_boot <= 0:
+    idx = _resample_indices(len(h), n_boot, seed)
+    if idx is None:
         return {}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
     err = (m[idx] - h[idx]) ** 2
     mse = err.mean(axis=1)
     var = h[idx].var(axis=1)
@@ -290,26 +298,23 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals (items resampled with replacement) for QWK, exact, adjacent and SMD."""
     r, o = np.asarray(reference, int), np.asarray(other, int)
-    n = len(r)
-    if n < 2 or n_boot <= 0:
+    idx = _resample_indices(len(r), n_boot, seed)
+    if idx is None:
         return {}
     pos = {v: i for i, v in enumerate(labels)}
     ri, oi = np.array([pos[x] for x in r]), np.array([pos[x] for x in o])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
     q = np.array([qwk_indices(ri[ix], oi[ix], len(labels)) for ix in idx])
     d = np.abs(r[idx] - o[idx])
     rs, os_ = r[idx].astype(float), o[idx].astype(float)
     den = np.sqrt((rs.var(axis=1, ddof=1) + os_.var(axis=1, ddof=1)) / 2)
     s = np.full(len(den), np.nan)  # undefined where neither rater's scores vary in a resample
     s[den > 0] = (os_.mean(axis=1) - rs.mean(axis=1))[den > 0] / den[den > 0]
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    out = {}
+    out: dict[str, tuple[float, float]] = {}
     for name, vals in (("qwk", q), ("exact", (d == 0).mean(axis=1)), ("adjacent", (d <= 1).mean(axis=1)),
                        ("smd", s)):
-        v = vals[np.isfinite(vals)]
-        if len(v):
-            out[name] = (float(np.percentile(v, lo)), float(np.percentile(v, hi)))
+        ci = _percentile_ci(vals, level)
+        if ci:
+            out[name] = ci
     return out
 
 

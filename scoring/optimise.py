@@ -79,6 +79,36 @@ class ThresholdChoice:
     table: list[dict[str, Any]] = field(default_factory=list)  # auto fraction vs agreement, for plots
 
 
+def _require_bar(human_pair: tuple[np.ndarray, np.ndarray] | None, human_qwk: float | None) -> None:
+    """Both optimisers need a human-human bar to beat; without one no rule can be judged, so refuse early."""
+    if human_pair is None and human_qwk is None:
+        raise CalibrationDataError("expected a second rater (--second-score-col) or a figure (--human-qwk), found neither")
+
+
+def _resolve_min_auto(n: int, min_auto: int | None) -> int:
+    """The fewest auto-accepted items a rule may rest on (default: 30 or 5% of the items, whichever is more).
+
+    Refuses a calibration set smaller than that, since no rule could then be judged on enough items."""
+    min_auto = min_auto if min_auto is not None else max(30, int(0.05 * n))
+    if n < min_auto:
+        raise CalibrationDataError(f"need at least {min_auto} scored calibration items, found {n}")
+    return min_auto
+
+
+def _conformal_eligibility(
+    sets: np.ndarray | None, classes: list[int], scores: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which items may be auto-accepted at all, and their conformal set sizes (None without sets).
+
+    Routing sends an item whose machine score lies outside its own conformal set to humans, so only items
+    with the score inside their set are eligible; without sets every item is."""
+    if sets is None:
+        return np.ones(n, bool), None
+    sizes = sets.sum(axis=1)
+    in_set = sets[np.arange(n), np.searchsorted(np.asarray(classes), scores)]
+    return in_set, sizes
+
+
 def choose_thresholds_best(
     P: np.ndarray,
     y: np.ndarray,
@@ -102,12 +132,9 @@ def choose_thresholds_best(
     their human scores, ``scores`` the machine scores, ``sets`` boolean conformal sets. ``human_pair`` (two
     raters, NaN where missing) or ``human_qwk`` sets the bar; one of them is required.
     """
-    if human_pair is None and human_qwk is None:
-        raise CalibrationDataError("expected a second rater (--second-score-col) or a figure (--human-qwk), found neither")
+    _require_bar(human_pair, human_qwk)
     n = len(y)
-    min_auto = min_auto if min_auto is not None else max(30, int(0.05 * n))
-    if n < min_auto:
-        raise CalibrationDataError(f"need at least {min_auto} scored calibration items, found {n}")
+    min_auto = _resolve_min_auto(n, min_auto)
     rng = np.random.default_rng(seed)
     pair_ok = None
     if human_pair is not None:
@@ -116,13 +143,9 @@ def choose_thresholds_best(
     K = len(classes)
     tolerances = [0, 1] + ([2] if K > 15 else [])
     size_opts: list[int | None] = [None]
-    in_set = np.ones(n, bool)
-    if sets is not None:
-        sizes = sets.sum(axis=1)
-        in_set = sets[np.arange(n), np.searchsorted(np.asarray(classes), scores)]  # routing sends the rest to humans
+    in_set, sizes = _conformal_eligibility(sets, classes, scores, n)
+    if sizes is not None:
         size_opts += sorted({int(v) for v in np.quantile(sizes, [0.1, 0.25, 0.5, 0.75, 0.9])})
-    else:
-        sizes = None
     best: tuple[float, float, CriterionPolicy, dict[str, Any]] | None = None
     tried = feasible = 0
     table: list[dict[str, Any]] = []
@@ -258,14 +281,11 @@ def choose_thresholds(
     if selection == "best":
         return choose_thresholds_best(P, y, scores, classes, sets, human_pair=human_pair, human_qwk=human_qwk,
                                       n_boot=n_boot, alpha=alpha, min_auto=min_auto, n_grid=n_grid or 30, seed=seed)
-    if human_pair is None and human_qwk is None:
-        raise CalibrationDataError("expected a second rater (--second-score-col) or a figure (--human-qwk), found neither")
+    _require_bar(human_pair, human_qwk)
     if not 0.0 < delta < 1.0:
         raise CalibrationDataError(f"delta must lie strictly between 0 and 1, found {delta}")
     n = len(y)
-    min_auto = min_auto if min_auto is not None else max(30, int(0.05 * n))
-    if n < min_auto:
-        raise CalibrationDataError(f"need at least {min_auto} scored calibration items, found {n}")
+    min_auto = _resolve_min_auto(n, min_auto)
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
     pair_ok = np.ones(n, bool)
@@ -278,11 +298,7 @@ def choose_thresholds(
         stat = bar_statistic(K, statistic, paired=human_pair is not None)
     except ValueError as exc:
         raise CalibrationDataError(str(exc)) from None
-    in_set = np.ones(n, bool)
-    sizes = None
-    if sets is not None:
-        sizes = sets.sum(axis=1)
-        in_set = sets[np.arange(n), np.searchsorted(np.asarray(classes), scores)]  # routing sends the rest to humans
+    in_set, sizes = _conformal_eligibility(sets, classes, scores, n)
     fams = rule_families(K, sizes, min_auto)
     confs: dict[int, np.ndarray] = {}
     usable: list[tuple[int, int | None]] = []

@@ -35,6 +35,21 @@ def test_final_line_carries_the_violation_rates_before_and_after(run: tuple[dict
     assert set(summary["signals"]) == {"probability", "+distance"}
 
 
+def test_final_line_figures_are_the_shares_of_the_written_split_rows(run: tuple[dict, Path]) -> None:
+    summary, out = run
+    rows = list(csv.DictReader((out / "route_guarantee_splits.csv").open()))
+    for method, rate_key, auto_key in (("ltt", "violation_rate", "auto_fraction_mean"),
+                                       ("best", "violation_rate_before", "auto_fraction_mean_before")):
+        mine = [r for r in rows if r["method"] == method]
+        assert mine, method
+        assert {r["violation"] for r in mine} <= {"True", "False"}
+        violating = sum(r["violation"] == "True" for r in mine)
+        auto_mean = sum(float(r["auto_fraction"]) for r in mine) / len(mine)
+        assert summary[rate_key] == pytest.approx(violating / len(mine), abs=5e-5), rate_key
+        assert summary[auto_key] == pytest.approx(auto_mean, abs=5e-5), auto_key
+    assert summary["n_cases"] == sum(r["method"] == "ltt" for r in rows)
+
+
 def test_splits_are_disjoint_halves_of_the_held_out_ids_and_cached(run: tuple[dict, Path]) -> None:
     _, out = run
     rows = list(csv.DictReader((out / "route_guarantee_splits.csv").open()))
