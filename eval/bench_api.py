@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,11 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from eval.serving import start_server
 
 
 def ensure_model(model: Path | None, out: Path, log: Callable[[str], None]) -> Path:
@@ -78,27 +71,12 @@ def run(
     store = Store(url)
     issuer = keys.create_key(store, "bench-issuer", "issuer")[1]
     assessors = {n: keys.create_key(store, n, "assessor")[1] for n in ("assessor-a", "assessor-b")}
-    port = _free_port()
     # A fresh embedding cache per run: a rerun must encode its texts again, as unseen submissions would.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "SCORING_CACHE_DIR": str(db_path.parent / "embedding-cache")}
-    cmd = [sys.executable, "-m", "scoring.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", url,
-           "--model", str(model_dir), "--log-level", "warning", *(server_args or [])]
-    log(f"server: {' '.join(cmd)}")
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(out / "server.log", "wb"))
-    base = f"http://127.0.0.1:{port}"
+    server = start_server(db_url=url, model_dir=model_dir, out=out, cache_dir=db_path.parent / "embedding-cache",
+                          log=log, extra_args=server_args)
+    base = server.base
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"server exited with {server.returncode}; see {out / 'server.log'}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server not ready after 60 s")
+        server.wait_ready()
         # Every request carries a text never seen before (8000 distinct reflections): the encoder's
         # embedding cache must not turn the load test into a cache benchmark.
         texts = [r["reflection"] for r in make_reflections(8000, seed=2024)]
@@ -207,11 +185,7 @@ def run(
             f"{claim['claims_per_s']} claims/s, p99 {claim['p99_ms']} ms")
         audit_ok = store.verify_audit().ok
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
         store.close()
     cpu = os.cpu_count()
     ok = (submit["errors"] == 0 and submit["p99_ms"] < 500 and claim["double_claims"] == 0

@@ -11,8 +11,6 @@ time. Target: p95 < 300 ms.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +37,8 @@ def run(*, model: Path | None = None, out: Path = Path("bench-out/assessor"), it
     from playwright.sync_api import sync_playwright
 
     from eval.assessor_shift import run_shift, shift_evidence
-    from eval.bench_api import _free_port, ensure_model
+    from eval.bench_api import ensure_model
+    from eval.serving import start_server
     from scoring.store import Store, keys
     from scoring.store.clock import now
     from scoring.store.service_tables import queue_items
@@ -53,14 +52,9 @@ def run(*, model: Path | None = None, out: Path = Path("bench-out/assessor"), it
     store = Store(url)
     issuer = keys.create_key(store, "bench-issuer", "issuer")[1]
     assessor = keys.create_key(store, "bench-assessor", "assessor")[1]
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "SCORING_CACHE_DIR": str(db_path.parent / "embedding-cache")}
-    cmd = [sys.executable, "-m", "scoring.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", url,
-           "--model", str(model_dir), "--log-level", "warning"]
-    log(f"server: {' '.join(cmd)}")
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(out / "server.log", "wb"))
-    base = f"http://127.0.0.1:{port}"
+    server = start_server(db_url=url, model_dir=model_dir, out=out, cache_dir=db_path.parent / "embedding-cache",
+                          log=log)
+    base = server.base
 
     def expire(item_id: int) -> None:  # the lease runs out (the store's clock), as after a long break
         with store.write() as tx:
@@ -68,17 +62,7 @@ def run(*, model: Path | None = None, out: Path = Path("bench-out/assessor"), it
                             .values(lease_expires=now() - timedelta(seconds=5)))
 
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"server exited with {server.returncode}; see {out / 'server.log'}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server not ready after 60 s")
+        server.wait_ready()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {issuer}"}, timeout=60) as c:
             for ext, text in shift_evidence(items):
                 c.post("/submissions", json={"rubric_id": "checking-for-understanding", "external_id": ext,
@@ -94,11 +78,7 @@ def run(*, model: Path | None = None, out: Path = Path("bench-out/assessor"), it
             browser.close()
         load_after = os.getloadavg()[0]
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
         store.close()
     ms = shift.ms()
     per = {k: {"n": len(v), "median_ms": _pct([1000 * x for x in v], 50), "p95_ms": _pct([1000 * x for x in v], 95)}
