@@ -20,6 +20,7 @@ from rubrics import BUNDLED_DIR
 BANKS = Path(__file__).parent / "demo_data" / "banks.yaml"
 DEMO_RUBRIC = BUNDLED_DIR / "checking-for-understanding.yaml"
 SECOND_SUFFIX = "_rater2"
+N_BACKLOG = 60
 
 
 def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[str, str]]:
@@ -50,11 +51,16 @@ def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[st
     return rows
 
 
-def write_demo(out_dir: Path, n_train: int = 160, n_backlog: int = 60) -> tuple[Path, Path]:
+def split_demo_rows(n_train: int, n_backlog: int = N_BACKLOG) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The training rows and the backlog rows (with their hidden human scores) of a demo of this size."""
+    rows = make_reflections(n_train + n_backlog)
+    return rows[:n_train], rows[n_train:]
+
+
+def write_demo(out_dir: Path, n_train: int = 160, n_backlog: int = N_BACKLOG) -> tuple[Path, Path]:
     """Write ``train.csv`` (human-scored) and ``backlog.csv`` (unscored, with a few broken rows)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = make_reflections(n_train + n_backlog)
-    train, backlog = rows[:n_train], rows[n_train:]
+    train, backlog = split_demo_rows(n_train, n_backlog)
     crit = [k for k in train[0] if k not in {"id", "reflection"}]
     train_path, backlog_path = out_dir / "train.csv", out_dir / "backlog.csv"
     with train_path.open("w", newline="", encoding="utf-8") as fh:

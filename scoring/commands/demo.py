@@ -51,12 +51,12 @@ def _assessors(out: Path, db: str, n_train: int) -> None:
     """4/6: two synthetic assessors work the human queue (levels from the demo's hidden human scores: Ana
     gives the first rater's, Ben the second's); a lead who rated none of them resolves disagreements beyond
     the policy's gap. Each submit records the final credential decision once every criterion is resolved."""
-    from scoring.demo import SECOND_SUFFIX, make_reflections
+    from scoring.demo import SECOND_SUFFIX, split_demo_rows
     from scoring.policy import load_policy
     from scoring.store import Store, queue
     from scoring.usecases import assessment
 
-    hidden = {r["id"]: r for r in make_reflections(n_train + 60)[n_train:]}
+    hidden = {r["id"]: r for r in split_demo_rows(n_train)[1]}  # the backlog's human scores, never written
     policy = load_policy(out / "policy.yaml")
     store = Store(db)
     done = {a: 0 for a in ASSESSORS}
