@@ -17,6 +17,7 @@ The last printed line is one JSON object.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -40,12 +41,10 @@ COVERAGE, AUDIT_RATE, DOUBLE_RATE = 0.9, 0.1, 0.05
 
 def with_award(model: Any, award: dict[str, Any]) -> Any:
     """``model`` whose rubric carries ``award`` (a rule from ``eval/policies/asap_awards.yaml``)."""
-    from models.artifact import ScoringModel
     from rubrics.schema import parse_rubric
 
     rubric = parse_rubric({**model.rubric.model_dump(mode="json"), "award": award}, f"award rule:{model.rubric.id}")
-    return ScoringModel(rubric=rubric, scorers=model.scorers, encoder=model.encoder, version=model.version,
-                        card=model.card)
+    return dataclasses.replace(model, rubric=rubric)
 
 
 def _num(a: Any) -> np.ndarray:
