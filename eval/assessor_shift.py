@@ -21,6 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Debian's Chromium, headless, with nothing that reaches the network (the tests and `scoring bench assessor`).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
 STUDENT_LINES = [
     "I think it's three quarters because the pieces are the same size.",
     "I got a different answer, I split it into eighths.",

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from eval.assessor_shift import CHROMIUM
+from eval.assessor_shift import CHROMIUM_ARGS as ARGS
+
 TARGET_P95_MS = 300.0
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from eval.assessor_shift import CHROMIUM
+from eval.assessor_shift import CHROMIUM_ARGS as ARGS
+
 # ``pytestmark`` for a browser test module: marked ``browser``, skipped with the reason when Chromium is absent.
 BROWSER_MARKS = [
     pytest.mark.browser,
