@@ -23,7 +23,6 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import StandardScaler
@@ -349,6 +348,24 @@ def decide_with_cuts(proba: np.ndarray, classes: np.ndarray, cuts: np.ndarray | 
     return decide(proba, classes, rule)
 
 
+def quadratic_kappa(a: Any, b: Any, levels: list[int]) -> float:
+    """Quadratic weighted kappa of two score vectors on ``levels`` (= scikit-learn's ``cohen_kappa_score``
+    with ``weights="quadratic", labels=levels``, via one bincount: fast enough to call thousands of times)."""
+    lv = np.asarray(levels)
+    L = len(lv)
+    ia = np.searchsorted(lv, np.asarray(a))
+    ib = np.searchsorted(lv, np.asarray(b))
+    obs = np.bincount(ia * L + ib, minlength=L * L).reshape(L, L).astype(np.float64)
+    n = obs.sum()
+    if n == 0:
+        return float("nan")
+    r = np.arange(L)
+    W = (r[:, None] - r[None, :]) ** 2 / max((L - 1) ** 2, 1)
+    exp = np.outer(obs.sum(axis=1), obs.sum(axis=0)) / n
+    den = float((W * exp).sum())
+    return float("nan") if den == 0 else 1.0 - float((W * obs).sum()) / den
+
+
 def fit_thresholds(expected: np.ndarray, y: np.ndarray, levels: list[int], sweeps: int = 2) -> np.ndarray:
     """Cut-points between adjacent levels maximising QWK of ``expected`` against ``y``.
 
@@ -360,7 +377,7 @@ def fit_thresholds(expected: np.ndarray, y: np.ndarray, levels: list[int], sweep
     best = base.astype(float).copy()
 
     def qwk(th: np.ndarray) -> float:
-        return float(cohen_kappa_score(y, apply_thresholds(expected, th, classes), weights="quadratic", labels=levels))
+        return quadratic_kappa(y, apply_thresholds(expected, th, classes), levels)
 
     best_v = qwk(best)
     for _ in range(sweeps):

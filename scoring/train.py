@@ -1,7 +1,8 @@
 """Training a scoring model for a rubric from human-scored submissions.
 
-Per criterion: enough human scores spread over at least two levels -> a trained ``EnsembleScorer``;
-otherwise, if every level has a descriptor or exemplars -> the cold-start scorer
+Per criterion: enough human scores spread over at least two levels -> a trained ensemble (with at least
+``SELECT_MIN_N`` scores a ``SelectiveEnsembleScorer``, whose views and head nested cross-validation chooses
+on these scores; fewer: the fixed ``EnsembleScorer``); otherwise, if every level has a descriptor or exemplars -> the cold-start scorer
 (``models.coldstart.ColdStartScorer``, fitted on the file's unlabelled texts; with fewer than
 ``MIN_BATCH`` texts the descriptor-similarity ``ZeroShotScorer``); otherwise a ``TrainingError`` that
 says how many scores exist and how many are needed.
@@ -12,6 +13,7 @@ cross-validated QWK) followed by this one's, so an issuer sees what each batch o
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ from models.artifact import ScoringModel, data_hash
 from models.coldstart import MIN_BATCH, ColdStartScorer
 from models.encoder import Encoder
 from models.finetuned import FineTunedScorer
+from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer
 from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
@@ -116,6 +119,15 @@ def learning_curve(previous: dict[str, Any] | None, metrics: dict[str, Any], ver
     return curve
 
 
+def cv_figure(m: dict[str, Any]) -> str:
+    """What ``scoring train`` prints for a trained criterion: the configuration and its cross-validated QWK."""
+    if "cv_qwk_interval95" in m:
+        lo, hi = m["cv_qwk_interval95"]
+        return (f"{m.get('configuration', '')}: nested-CV QWK {m['cv_qwk']:.3f} [95% {lo:.3f}-{hi:.3f}]"
+                + (f", {m['train_s']:.0f}s" if "train_s" in m else ""))
+    return f"{m['configuration'] + ': ' if 'configuration' in m else ''}cv QWK {m['cv_qwk']:.3f}"
+
+
 @dataclass(frozen=True)
 class FineTuning:
     """When and how criteria are fine-tuned (``scoring train --scorer finetuned``)."""
@@ -142,11 +154,14 @@ def train_model(
     show_progress: bool = False,
     seed: int = 13,
     finetune: FineTuning | None = None,
+    select: bool = True,
 ) -> TrainingResult:
     """Fit one scorer per criterion; returns the model, per-criterion metrics and the data hash.
 
     With ``finetune``, a criterion with at least ``finetune.min_scores`` human scores gets a fine-tuned
     transformer instead of the ensemble (the metrics say which, and why not where it fell back).
+    With ``select`` (default), a criterion with at least ``SELECT_MIN_N`` scores gets the views and head
+    its own nested cross-validation chooses (``SelectiveEnsembleScorer``); fewer keep the fixed ensemble.
     """
     usable = [r for r in records if r.reject is None]
     texts_by_crit: dict[str, list[str]] = {}
@@ -186,14 +201,30 @@ def train_model(
         elif len(y) >= min_labelled and len(counts) >= 2:
             if finetune is not None:
                 m["why_not_finetuned"] = f"{len(y)} human scores < {finetune.min_scores}: the ensemble instead"
-            scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed, shared_tfidf=shared.get(rubric.evidence_for(c)))
-            scorer.fit(texts, np.asarray(y), embeddings=emb)
-            oof_pred = scorer.oof_predict()
-            m.update(
-                scorer="trained",
-                cv_qwk=round(float(cohen_kappa_score(y, oof_pred, weights="quadratic", labels=c.scores)), 4),
-                cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
-            )
+            t_fit = time.perf_counter()
+            if select and len(y) >= SELECT_MIN_N:  # nested-CV choice of views and head (models.model_selection)
+                sel = SelectiveEnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed,
+                                              shared_tfidf=shared.get(rubric.evidence_for(c)))
+                sel.fit(texts, np.asarray(y), embeddings=emb)
+                nested: dict[str, Any] = sel.selection_["nested_cv"]
+                m.update(scorer="trained", cv_qwk=nested["qwk"], cv_qwk_interval95=nested["interval95"],
+                         cv_exact=nested["exact"], cv_kind="nested (the outer folds never chose the configuration)",
+                         configuration=sel.describe().split(";")[0], selection=sel.selection_)
+                scorer = sel
+            else:
+                scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed,
+                                        shared_tfidf=shared.get(rubric.evidence_for(c)))
+                scorer.fit(texts, np.asarray(y), embeddings=emb)
+                oof_pred = scorer.oof_predict()
+                m.update(
+                    scorer="trained",
+                    cv_qwk=round(float(cohen_kappa_score(y, oof_pred, weights="quadratic", labels=c.scores)), 4),
+                    cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
+                    configuration=("embed+tfidf" if scorer.tfidf_ is not None else "embed") + "+kernel / " + scorer.head_kind_,
+                    why_no_selection=(f"{len(y)} human scores < {SELECT_MIN_N}: the fixed ensemble, nothing chosen"
+                                      if select else "selection off"),
+                )
+            m["train_s"] = round(time.perf_counter() - t_fit, 2)
         elif c.has_descriptors:
             batch = unlabelled_by_crit[c.id]
             scorer, about = cold_start(c, batch, encoder, embed_unique(encoder, batch) if batch else None)

@@ -86,7 +86,7 @@ def train(
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
-    from scoring.train import check_label_columns, fine_tuning_for, learning_curve, train_model
+    from scoring.train import check_label_columns, cv_figure, fine_tuning_for, learning_curve, train_model
 
     s = get_settings()
     try:
@@ -137,7 +137,7 @@ def train(
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
-            figure = (f"cv QWK {m['cv_qwk']:.3f}" if "cv_qwk" in m
+            figure = (cv_figure(m) if "cv_qwk" in m
                       else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']}; optimistic: the same items chose the "
                       "epoch and cut-points)" if "val_qwk" in m
                       else "no human scores used: the default policy routes every item to people" if m["scorer"] in

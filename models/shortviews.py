@@ -1,0 +1,204 @@
+"""Views of a text that a per-criterion selection may stack (see ``models.model_selection``).
+
+A *view* is a regression of the criterion's ordinal score on one representation of the text; its
+out-of-fold predictions are the columns a stacking head learns from. Each is kept only where nested
+cross-validation says it earns its place (``models.model_selection``), so a view that helps on one-to-
+three-sentence answers but not on essays costs the essays nothing.
+
+  * ``embed``      ridge on the sentence embedding + surface features (meaning, robust to wording)
+  * ``kernel``     RBF support-vector regression on the same (non-linear in meaning; O(n^2): skipped
+                   above ``KERNEL_MAX_N`` training texts)
+  * ``tfidf``      ridge on TF-IDF word 1-2-grams + character 2-5-grams within words (vocabulary, and
+                   character n-grams that survive misspellings: "becuase" shares most n-grams of "because")
+  * ``knn_embed``  similarity-weighted mean score of the most similar training answers by embedding
+  * ``knn_ngram``  the same by TF-IDF n-gram cosine (short answers repeat each other's wording)
+  * ``hgb``        gradient-boosted trees (scikit-learn ``HistGradientBoostingRegressor``) on the n-gram
+                   TF-IDF reduced by truncated SVD + surface (length) features
+
+Representations that need no labels (TF-IDF vocabulary and idf, the SVD, the surface scaler) are fitted
+once on all training texts of the criterion and shared by every fold: no score is read to build them.
+The nearest-neighbour views keep the training texts' vectors (embeddings, n-gram weights), never the texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.svm import SVR
+
+VIEW_NAMES = ("embed", "kernel", "tfidf", "knn_embed", "knn_ngram", "hgb")
+KERNEL_MAX_N = 3000  # RBF SVR fits grow with n^2: above this the kernel view is not a candidate
+KNN_K = 15
+SVD_DIM = 64
+
+
+@dataclass
+class Features:
+    """Every representation a view reads, for one list of texts (rows aligned with the texts)."""
+
+    dense: np.ndarray  # embedding + standardised surface features
+    sparse: sparse.csr_matrix  # TF-IDF word + char n-grams + standardised surface features
+    emb: np.ndarray  # unit-normalised embeddings
+    ngram: sparse.csr_matrix  # unit-normalised TF-IDF rows (for cosine)
+    svd_surface: np.ndarray | None = None  # SVD of the TF-IDF + raw surface features (for trees)
+    _sims: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.dense.shape[0])
+
+    def sims(self, kind: str) -> np.ndarray:
+        """Cosine similarities of all rows with all rows (computed once; training features only)."""
+        if kind not in self._sims:
+            if kind == "knn_embed":
+                s = self.emb @ self.emb.T
+            else:
+                s = (self.ngram @ self.ngram.T).toarray()
+            self._sims[kind] = np.asarray(s, dtype=np.float32)
+        return self._sims[kind]
+
+
+def l2_rows(X: Any) -> Any:
+    if sparse.issparse(X):
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sparse.diags(1.0 / norms) @ X
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    n[n == 0] = 1.0
+    return X / n
+
+
+def knn_from_sims(sims: np.ndarray, y_train: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """Similarity-weighted mean score of each row's ``k`` most similar training texts (weights sim^4)."""
+    k = max(1, min(k, sims.shape[1]))
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    s = np.take_along_axis(sims, idx, axis=1).clip(min=0.0) ** 4 + 1e-6
+    return (s * y_train[idx]).sum(axis=1) / s.sum(axis=1)
+
+
+class View:
+    """One view: ``fit`` on rows ``idx`` of training features, ``predict`` rows of any features."""
+
+    name = ""
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RidgeDense(View):
+    name = "embed"
+
+    def __init__(self, alpha: float = 3.0):
+        self.alpha = alpha
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        return Ridge(alpha=self.alpha).fit(F.dense[idx], y)
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        return model.predict(F.dense if idx is None else F.dense[idx])
+
+
+class KernelDense(View):
+    name = "kernel"
+
+    def __init__(self, C: float = 3.0):
+        self.C = C
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        return SVR(C=self.C).fit(F.dense[idx], y)
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        return model.predict(F.dense if idx is None else F.dense[idx])
+
+
+class RidgeSparse(View):
+    name = "tfidf"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        return Ridge(alpha=self.alpha, solver="sparse_cg").fit(F.sparse[idx], y)
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        return model.predict(F.sparse if idx is None else F.sparse[idx])
+
+
+@dataclass
+class _KnnModel:
+    train: Any  # rows of the training representation (dense or sparse), unit-normalised
+    y: np.ndarray
+    idx: np.ndarray  # which training rows (to slice precomputed similarities while fitting)
+    features_id: int = 0
+
+
+class Knn(View):
+    def __init__(self, kind: str, k: int = KNN_K):
+        self.name = kind
+        self.kind = kind
+        self.k = k
+
+    def _rows(self, F: Features) -> Any:
+        return F.emb if self.kind == "knn_embed" else F.ngram
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        return _KnnModel(self._rows(F)[idx], np.asarray(y, dtype=np.float64), np.asarray(idx), id(F))
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        if idx is not None and model.features_id == id(F):  # cross-validation: slice the precomputed matrix
+            sims = F.sims(self.kind)[np.ix_(idx, model.idx)]
+        else:
+            rows = self._rows(F) if idx is None else self._rows(F)[idx]
+            sims = rows @ model.train.T
+            sims = np.asarray(sims.toarray() if sparse.issparse(sims) else sims, dtype=np.float32)
+        return knn_from_sims(sims, model.y, self.k)
+
+
+class Trees(View):
+    name = "hgb"
+
+    def __init__(self, max_iter: int = 150, learning_rate: float = 0.08, random_state: int = 13):
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        assert F.svd_surface is not None
+        return HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=15, min_samples_leaf=10,
+            l2_regularization=1.0, early_stopping=False, random_state=self.random_state,
+        ).fit(F.svd_surface[idx], y)
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        assert F.svd_surface is not None
+        return model.predict(F.svd_surface if idx is None else F.svd_surface[idx])
+
+
+def make_view(name: str, random_state: int = 13) -> View:
+    if name == "embed":
+        return RidgeDense()
+    if name == "kernel":
+        return KernelDense()
+    if name == "tfidf":
+        return RidgeSparse()
+    if name in ("knn_embed", "knn_ngram"):
+        return Knn(name)
+    if name == "hgb":
+        return Trees(random_state=random_state)
+    raise ValueError(f"unknown view {name!r}; expected one of {VIEW_NAMES}")
+
+
+def fit_svd(tfidf_rows: sparse.csr_matrix, random_state: int = 13) -> TruncatedSVD | None:
+    """Truncated SVD of the training TF-IDF (unsupervised); None when there are too few columns."""
+    k = min(SVD_DIM, tfidf_rows.shape[1] - 1, tfidf_rows.shape[0] - 1)
+    if k < 2:
+        return None
+    return TruncatedSVD(n_components=k, algorithm="randomized", n_iter=4, random_state=random_state).fit(tfidf_rows)

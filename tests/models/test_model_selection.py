@@ -1,0 +1,186 @@
+"""Per-criterion selection of views and head by nested cross-validation (models.model_selection)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from models.model_selection import (
+    CANDIDATES,
+    SelectiveEnsembleScorer,
+    bootstrap_interval,
+    choose,
+    nested_view_predictions,
+)
+from models.scorers import fit_thresholds, quadratic_kappa
+from models.shortviews import Features, knn_from_sims
+
+LEVELS = [0, 1, 2, 3]
+WORDS = {
+    0: ["idk", "nothing", "dunno", "whatever"],
+    1: ["road", "hot", "tired", "water"],
+    2: ["road", "hot", "desert", "thirsty", "water", "hills"],
+    3: ["road", "hot", "desert", "thirsty", "water", "hills", "because", "setting", "affects", "cyclist"],
+}
+
+
+class HashEncoder:
+    """A deterministic bag-of-words encoder: fast, no model weights, enough for tests of the machinery."""
+
+    name = "hash-test"
+    version = "hash-test:fp32"
+    dim = 32
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                h = int(hashlib.md5(w.encode()).hexdigest(), 16)
+                out[i, h % self.dim] += 1.0 if (h >> 8) % 2 else -1.0
+            n = np.linalg.norm(out[i])
+            out[i] /= n if n else 1.0
+        return out
+
+
+def _data(n: int = 200, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    texts = []
+    for lv in y:
+        words = list(rng.choice(WORDS[int(lv)], size=min(len(WORDS[int(lv)]), 3 + int(lv)), replace=False))
+        words += list(rng.choice(["the", "a", "it", "was", "and", "he"], size=3))
+        rng.shuffle(words)
+        texts.append(" ".join(words) + f" n{rng.integers(50)}.")
+    return texts, y
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[SelectiveEnsembleScorer, list[str], np.ndarray]:
+    texts, y = _data()
+    return SelectiveEnsembleScorer(levels=LEVELS, encoder=HashEncoder()).fit(texts, y), texts, y
+
+
+def test_fast_quadratic_kappa_equals_scikit_learn() -> None:
+    rng = np.random.default_rng(1)
+    for L in (2, 4, 9):
+        a = rng.integers(0, L, 80)
+        b = np.clip(a + rng.integers(-2, 3, 80), 0, L - 1)
+        assert quadratic_kappa(a, b, list(range(L))) == pytest.approx(
+            cohen_kappa_score(a, b, weights="quadratic", labels=list(range(L))), abs=1e-12)
+
+
+def test_thresholds_still_correct_a_biased_expected_score() -> None:
+    y = np.repeat(LEVELS, 25)
+    cuts = fit_thresholds(y + 0.45, y, LEVELS)
+    assert quadratic_kappa(y, np.asarray(LEVELS)[np.searchsorted(cuts, y + 0.45)], LEVELS) == pytest.approx(1.0)
+
+
+def test_knn_scores_are_the_weighted_scores_of_the_nearest_texts() -> None:
+    sims = np.array([[0.9, 0.1, 0.8, -0.5]], dtype=np.float32)
+    y = np.array([3.0, 0.0, 1.0, 0.0])
+    got = knn_from_sims(sims, y, k=2)
+    w = np.array([0.9, 0.8]) ** 4
+    assert got[0] == pytest.approx((3 * w[0] + 1 * w[1]) / w.sum(), rel=1e-4)
+
+
+class _Recorder:
+    """A view that remembers which training rows each fit saw and predicts the fit's number."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.fits: list[set[int]] = []
+
+    def fit(self, F: object, idx: np.ndarray, y: np.ndarray) -> int:
+        self.fits.append({int(i) for i in idx})
+        return len(self.fits) - 1
+
+    def predict(self, model: int, F: object, idx: np.ndarray | None = None) -> np.ndarray:
+        return np.full(len(idx if idx is not None else []), float(model))
+
+
+def test_inner_predictions_never_come_from_a_model_that_saw_the_outer_fold() -> None:
+    n, K = 40, 5
+    folds = np.arange(n) % K
+    rec = _Recorder()
+    F = Features(dense=np.zeros((n, 1)), sparse=None, emb=np.zeros((n, 1)), ngram=None)  # type: ignore[arg-type]
+    Q = nested_view_predictions([rec], F, np.zeros(n), folds)
+    assert len(rec.fits) == K + K * (K - 1) // 2 and not np.isnan(Q).any()
+    for i in range(n):
+        for k in range(K):
+            seen = rec.fits[int(Q[i, k, 0])]
+            assert i not in seen  # never its own fold
+            assert not seen & set(np.where(folds == k)[0])  # never the outer fold k
+
+
+def test_ties_go_to_the_simpler_configuration() -> None:
+    configs = [((0, 1), "logistic"), ((0, 1, 2), "logistic"), ((0, 1, 2, 3), "gaussian")]
+    assert choose([0.700, 0.701, 0.690], configs) == 0
+    assert choose([0.700, 0.720, 0.719], configs) == 1
+
+
+def test_bootstrap_interval_brackets_the_point_estimate() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 4, 300)
+    pred = np.clip(y + rng.integers(-1, 2, 300), 0, 3)
+    lo, hi = bootstrap_interval(y, pred, LEVELS, n_boot=300)
+    assert lo < quadratic_kappa(y, pred, LEVELS) < hi and hi - lo < 0.2
+
+
+def test_selection_is_recorded_and_its_nested_figure_is_reported_with_an_interval(fitted) -> None:  # type: ignore[no-untyped-def]
+    sc, _, _ = fitted
+    sel = sc.selection_
+    assert tuple(sel["chosen"]["views"]) in CANDIDATES and sel["chosen"]["head"] in ("logistic", "gaussian")
+    nc = sel["nested_cv"]
+    assert nc["interval95"][0] <= nc["qwk"] <= nc["interval95"][1]
+    assert nc["qwk"] > 0.6  # the planted signal is learnt
+    assert len(nc["outer_choices"]) == nc["folds"] == 5
+    assert len(sel["candidates"]) == 2 * len(CANDIDATES)
+    assert "nested-CV QWK" in sc.describe()
+
+
+def test_the_selected_scorer_keeps_the_scorer_contract(fitted) -> None:  # type: ignore[no-untyped-def]
+    sc, texts, y = fitted
+    p = sc.predict_proba(texts[:30])
+    assert p.shape == (30, len(LEVELS)) and np.allclose(p.sum(axis=1), 1)
+    assert list(sc.classes_) == LEVELS
+    assert np.array_equal(sc.predict(texts[:30]), sc.decide(p))
+    cf = sc.cross_fitted_proba()
+    assert cf.shape == (len(y), len(LEVELS))
+    back = pickle.loads(pickle.dumps(sc))
+    assert back.encoder is None
+    back.encoder = HashEncoder()
+    assert np.allclose(back.predict_proba(texts[:30]), p)
+
+
+def test_new_texts_are_not_scored_with_the_training_similarity_matrix(fitted) -> None:  # type: ignore[no-untyped-def]
+    sc, texts, _ = fitted
+    one = sc.predict_proba([texts[5]])
+    batch = sc.predict_proba(texts[:10])
+    assert np.allclose(one[0], batch[5])
+
+
+def test_train_model_selects_only_with_enough_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rubrics import load_rubric
+    from scoring.ingest import Record
+    from scoring.train import cv_figure, train_model
+
+    path = tmp_path / "r.yaml"
+    path.write_text("id: t\nversion: 1\ntitle: t\nevidence: [answer]\ncriteria:\n"
+                    "  - {id: a, title: A, levels: [{score: 0}, {score: 1}, {score: 2}, {score: 3}]}\n"
+                    "  - {id: b, title: B, levels: [{score: 0}, {score: 1}, {score: 2}, {score: 3}]}\n")
+    rubric = load_rubric(path)
+    texts, y = _data(180, seed=4)
+    recs = [Record(i + 1, f"r{i}", evidence={"answer": t}, scores={"a": int(v), "b": int(v) if i < 60 else None})
+            for i, (t, v) in enumerate(zip(texts, y, strict=True))]
+    res = train_model(rubric, recs, HashEncoder())  # type: ignore[arg-type]
+    a, b = res.metrics["a"], res.metrics["b"]
+    assert type(res.model.scorers["a"]).__name__ == "SelectiveEnsembleScorer"
+    assert a["cv_qwk_interval95"][0] <= a["cv_qwk"] <= a["cv_qwk_interval95"][1] and "selection" in a
+    assert "nested-CV QWK" in cv_figure(a) and a["configuration"] in cv_figure(a)
+    assert type(res.model.scorers["b"]).__name__ == "EnsembleScorer" and "why_no_selection" in b
+    assert "cv QWK" in cv_figure(b)
