@@ -11,7 +11,10 @@ Then:
      (``selection="best"``: the earlier winner-picking optimiser, for comparison);
   2. the tuned policy routes the fold's TEST ids (reporting only; nothing is tuned on them), and we
      measure the auto-accepted share, QWK of accepted machine scores vs the resolved human score, QWK of
-     rater 1 vs rater 2 on exactly those items, conformal coverage vs nominal, ECE before/after.
+     rater 1 vs rater 2 on exactly those items, QWK of the machine vs rater 2 on them (the like-for-like
+     comparison the bar makes, ``scoring.human_bar``), conformal coverage vs nominal, ECE before/after.
+The bar compares the machine with rater 2 as rater 1 is compared with rater 2; on the sum scales (holistic of
+sets 1, 7, 8) each rater's score is doubled onto the machine's scale (``rater_multiplier`` 2).
 Headline means are over the sets' ``holistic`` criterion (like the bench's ``qwk_mean``); traits and
 set 2's conventions are in ``route_per_criterion.csv``.
 
@@ -84,6 +87,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             data[c.id] = CriterionCalibrationData(
                 proba_raw=P_cal[c.id][ok], y=y[ok].astype(int), ids=[str(i) for i in cal.essay_id[ok]],
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],
+                rater_multiplier=2 if sr["key_of"][c.id] == "holistic" and s in SUM_SETS else 1,
             )
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar,
                               method=method, selection=selection, delta=delta)
@@ -104,8 +108,9 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             dec = decide_routes(ids, c.id, Q, scores, c.scores, sets, res.policy)
             route = np.array([d.route for d in dec])
             accepted = np.isin(route, ["auto", "audit"])
-            rule_auto = np.array([d.rule in ("confident", "audit_sample") or "machine rule: auto" in d.reason for d in dec])
+            rule_auto = np.array([d.machine_rule == "auto" for d in dec])
             halve = sr["key_of"][c.id] == "holistic" and s in SUM_SETS
+            mult = 2 if halve else 1
             yi = level_index(y, scorer.classes_)
             covered = sets[np.arange(len(yi)), yi]
             lab = ConformalSets("label").fit(scorer.cal_proba_, level_index(data[c.id].y, scorer.classes_))
@@ -129,6 +134,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
                 "auto_exact": _r(np.mean(scores[accepted] == y[accepted])) if accepted.any() else None,
                 "auto_adjacent": _r(np.mean(np.abs(scores[accepted] - y[accepted]) <= 1)) if accepted.any() else None,
                 "human_qwk_auto_items": _r(_qwk(r1[accepted], r2[accepted])),
+                # the bar's comparison: machine vs rater 2 (doubled on sum scales), as rater 1 vs rater 2
+                "auto_qwk_vs_r2": _r(_qwk(scores[accepted], mult * r2[accepted])),
                 # stricter: one machine score vs ONE rater (halved on sum-of-two-raters scales), like rater 2 vs 1
                 "auto_qwk_vs_r1": _r(_qwk(_half(scores[accepted]) if halve else scores[accepted], r1[accepted])),
                 "machine_qwk_all": _r(_qwk(scores, y)),
@@ -171,6 +178,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
         "auto_qwk_mean": mean("auto_qwk"),
         "human_qwk_auto_items": mean("human_qwk_auto_items"),
         "auto_qwk_vs_r1_mean": mean("auto_qwk_vs_r1"),
+        "auto_qwk_vs_r2_mean": mean("auto_qwk_vs_r2"),
         "human_qwk_mean": mean("human_qwk"),
         "coverage": mean("coverage"),
         "coverage_nominal": COVERAGE,
@@ -182,12 +190,16 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
         "ece_after_pooled": round(_ece_from(stack[:, 1], stack[:, 3]), 4),
         "route_sets_meeting_bar": int(sum(1 for r in hol if r["auto_qwk"] is not None and r["human_qwk_auto_items"]
                                           is not None and r["auto_qwk"] >= r["human_qwk_auto_items"])),
+        "route_sets_meeting_bar_vs_r2": int(sum(1 for r in hol if r["auto_qwk_vs_r2"] is not None and
+                                                r["human_qwk_auto_items"] is not None and
+                                                r["auto_qwk_vs_r2"] >= r["human_qwk_auto_items"])),
     }
     others = [r for r in rows if r["criterion"] != "holistic"]
     if others:
         summary["trait_auto_fraction"] = mean("auto_fraction", others)
         summary["trait_auto_qwk_mean"] = mean("auto_qwk", others)
         summary["trait_human_qwk_auto_items"] = mean("human_qwk_auto_items", others)
+        summary["trait_auto_qwk_vs_r2_mean"] = mean("auto_qwk_vs_r2", others)
         summary["trait_coverage"] = mean("coverage", others)
     with (out_dir / "route_per_criterion.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -7,9 +7,10 @@ half; for every criterion a calibrator, conformal sets and a routing rule are fi
 only, and the rule routes the test half. Because the halves are a random split of one pool, calibration and
 test items are exchangeable: exactly the assumption the Learn-then-Test promise rests on.
 
-A criterion x split is a VIOLATION when, on the test half, the accepted items' QWK (machine vs the score of
-record) falls below the raters' QWK on the same items by more than the interval allows: the upper end of the
-95% paired bootstrap interval of the difference is below 0. The target is ``violation_rate <= delta``.
+A criterion x split is a VIOLATION when, on the test half, the accepted items' QWK (machine vs rater 2, the
+same reference rater 1 is judged by; on the sum-of-two-raters sets 1, 7, 8 rater scores are doubled onto the
+machine's scale; ``scoring.human_bar``) falls below the raters' QWK on the same items by more than the
+interval allows: the upper end of the 95% paired bootstrap interval of the difference is below 0. The target is ``violation_rate <= delta``.
 The same splits are run with the winner-picking optimiser (``_before`` figures).
 
 Confidence signals (``signals``): what each adds to the accepted share at the same delta, on the same
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.asap import fold_split, load_asap
+from eval.asap import SUM_SETS, fold_split, load_asap
 from models.calibration import CalibratedScorer
 from scoring.errors import CalibrationDataError
 from scoring.human_bar import agreement_intervals, bar_statistic
@@ -117,7 +118,8 @@ def _ecdf(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _judge(scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2: np.ndarray, acc: np.ndarray, seed: int) -> dict[str, Any]:
-    """Accepted-item QWK minus the raters' QWK on the test half, with its 95% paired bootstrap interval."""
+    """Accepted-item QWK (machine vs rater 2) minus the raters' QWK on the test half, with its 95% paired
+    bootstrap interval; ``r1``, ``r2`` already on the machine's scale."""
     if acc.sum() < 10:
         return {"n_acc": int(acc.sum()), "margin": None, "upper": None, "violation": False, "judged": False}
     iv = agreement_intervals(scores[acc], y[acc], (r1[acc], r2[acc]), n_boot=400, rng=np.random.default_rng(seed))
@@ -130,7 +132,8 @@ def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.n
               seed: int, signals: tuple[str, ...] = ("probability",), before: bool = True) -> dict[str, dict[str, Any]]:
     """Calibrate + choose on ``cal`` rows, route and judge ``test`` rows; one result per method."""
     levels = crit["levels"]
-    y, r1, r2 = crit["y"], crit["r1"], crit["r2"]
+    k = crit.get("rater_multiplier", 1)  # 2 on sum-of-two-raters scales: raters doubled onto the machine's scale
+    y, r1, r2 = crit["y"], k * crit["r1"], k * crit["r2"]
     cs = CalibratedScorer(crit["scorer"], method="auto", seed=13).fit_calibration(crit["proba"][cal], y[cal].astype(int))
     P = cs.cal_proba_
     scores_c = cs.decide(P)
@@ -165,7 +168,8 @@ def _signal_variants(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, tes
                      delta: float, seed: int, names: list[str]) -> dict[str, dict[str, Any]]:
     """LTT with other families of confidence orderings (measured here; the router's rule is ``+conformal``)."""
     levels = crit["levels"]
-    y, r1, r2 = crit["y"], crit["r1"], crit["r2"]
+    k = crit.get("rater_multiplier", 1)
+    y, r1, r2 = crit["y"], k * crit["r1"], k * crit["r2"]
     K = len(levels)
     n_c = len(cal)
     idx_c = np.searchsorted(np.asarray(levels), scores_c)
@@ -226,6 +230,7 @@ def run(data_dir: Path, *, fold: int = 0, sets: list[int] | None = None, splits:
         for cid, crit in inp["criteria"].items():
             ok = np.isfinite(crit["y"]) & np.isfinite(crit["r1"]) & np.isfinite(crit["r2"]) & np.isfinite(crit["proba"]).all(axis=1)
             pool = np.flatnonzero(ok)
+            crit = {**crit, "rater_multiplier": 2 if s in SUM_SETS and cid == "holistic" else 1}
             for k in range(splits):
                 rng = np.random.default_rng(10_000 * fold + 100 * s + k)
                 perm = rng.permutation(pool)

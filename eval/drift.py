@@ -10,8 +10,11 @@ new model's audit sample then starts from empty.
 The monitor also re-checks the routing policy's promise with ``scoring.policy_check`` (the check behind
 ``scoring policy check``): on the recent double-scored items the machine rule had accepted (routed ``double``
 with machine rule ``auto``, two blind humans), is machine-human agreement at least human-human agreement?
-Its result is ``DriftResult.extra["policy_check"]``; a ``fail`` (the 95% interval of the difference wholly
-below 0) suspends automation like a failing gate.
+It judges with the statistic and rater scale the routing policy recorded when it was chosen
+(``scoring.policy_check.policy_bar``, the same helper ``scoring policy check`` uses): the policy passed in,
+else the ``policy.yaml`` kept beside the promoted model, else the scale's default. Its result is
+``DriftResult.extra["policy_check"]``; a ``fail`` (the 95% interval of the difference wholly below 0)
+suspends automation like a failing gate.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import numpy as np
 from eval.agreement import agreement_metrics
 from eval.gates import GatePolicy, GateResult, evaluate_gates, load_policy
 from rubrics.schema import parse_rubric
-from scoring.human_bar import bar_statistic
-from scoring.policy_check import MIN_N, CriterionCheck, check_criterion
+from scoring.policy import RoutingPolicy
+from scoring.policy_check import MIN_N, CriterionCheck, check_criterion, policy_bar
+from scoring.routing import accepted_by_rule
 from scoring.store import HumanScoreIn, Store
+
+ROUTING_POLICY_FILE = "policy.yaml"  # the routing policy kept beside a model version (scoring.usecases.registry)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window:
     for m in store.machine_scores(rubric_id=rubric_id, criterion=criterion, model_version=model_version):
         machines[m.submission_id] = m  # latest wins
     accepted = {k: m for k, m in machines.items()
-                if m.route in ("auto", "audit") or (m.route == "double" and "machine rule: auto" in (m.reason or ""))}
+                if accepted_by_rule(m.route, getattr(m, "machine_rule", None), m.reason)}
     first: dict[int, Any] = {}
     second: dict[int, Any] = {}
     for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
@@ -100,11 +106,29 @@ def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window:
 
 
 def promise_check(store: Store, rubric_id: str, criterion: str, levels: list[int], window: int,
-                  model_version: str | None = None, min_n: int = MIN_N) -> CriterionCheck:
-    """The policy check (``scoring policy check``) on the store's recent accepted double-scored items."""
+                  model_version: str | None = None, min_n: int = MIN_N,
+                  routing_policy: RoutingPolicy | None = None) -> CriterionCheck:
+    """The policy check (``scoring policy check``) on the store's recent accepted double-scored items, on the
+    bar ``routing_policy`` recorded for the criterion (:func:`scoring.policy_check.policy_bar`)."""
     m, a, b = accepted_double_scored(store, rubric_id, criterion, window, model_version)
+    cp = routing_policy.criteria.get(criterion) if routing_policy is not None else None
+    stat, mult = policy_bar(cp, len(levels))
     return check_criterion(criterion, np.array(m, float), np.array(a, float), np.array(b, float),
-                           statistic=bar_statistic(len(levels)), min_n=min_n)
+                           statistic=stat, min_n=min_n, rater_multiplier=mult)
+
+
+def promoted_routing_policy(store: Store, rubric_id: str) -> RoutingPolicy | None:
+    """The routing policy kept beside the rubric's promoted model (``<model dir>/policy.yaml``), if any."""
+    from scoring.policy import load_policy
+
+    promoted = store.promoted_model(rubric_id)
+    if promoted is None or not promoted.path:
+        return None
+    f = Path(promoted.path) / ROUTING_POLICY_FILE
+    try:
+        return load_policy(f) if f.is_file() else None
+    except Exception:  # noqa: BLE001 - an unreadable file leaves the scale's default statistic
+        return None
 
 
 def check_drift(
@@ -115,13 +139,18 @@ def check_drift(
     window: int | None = None,
     criteria: list[str] | None = None,
     act: bool = True,
+    routing_policy: RoutingPolicy | None = None,
 ) -> list[DriftResult]:
-    """Judge each criterion's rolling audit sample; with ``act`` suspend automation where a gate fails."""
+    """Judge each criterion's rolling audit sample; with ``act`` suspend automation where a gate fails.
+
+    ``routing_policy`` (default: the ``policy.yaml`` beside the promoted model) gives the promise check its bar."""
     policy = policy or load_policy()
     window = window or policy.drift_window
     rubric = store.rubric(rubric_id)
     promoted = store.promoted_model(rubric_id)
     mv = promoted.version if promoted else None
+    if routing_policy is None:
+        routing_policy = promoted_routing_policy(store, rubric_id)
     out = []
     for crit in rubric.criteria:
         if criteria and crit.id not in criteria:
@@ -130,7 +159,8 @@ def check_drift(
         metrics = agreement_metrics(sample.human, sample.machine, crit.scores)
         hh = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
         gate = evaluate_gates(metrics, policy, human_human_qwk=hh, min_n=policy.drift_min_n)
-        promise = promise_check(store, rubric_id, crit.id, crit.scores, window, mv, min_n=policy.drift_min_n)
+        promise = promise_check(store, rubric_id, crit.id, crit.scores, window, mv, min_n=policy.drift_min_n,
+                                routing_policy=routing_policy)
         already = store.is_suspended(rubric_id, crit.id)
         now = False
         if act and (gate.status == "fail" or promise.status == "fail") and not already:

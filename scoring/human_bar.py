@@ -14,6 +14,21 @@ Statistics
     ``binomtest``). Used on binary and 3-level scales, where the accepted items are often nearly all one
     level and kappa there is unstable or undefined (no variance).
 Both are reported with 95% percentile bootstrap intervals whichever one the bar uses.
+
+Who is compared with whom (``pair = (rater 1, rater 2)``): the machine stands in for rater 1 and both are
+judged against the SAME reference, rater 2: statistic(machine, rater 2) against statistic(rater 1, rater 2).
+Why not machine vs the score of record (a resolved score): a resolved score combines both raters (ASAP-AES:
+their sum, or the higher of the two), so it is less noisy than any single rater, and agreeing with it is
+easier than agreeing with one person; judging the machine by it against rater 1 vs rater 2 flatters the
+machine. Why rater 2 and not rater 1 as the reference: the model learns from rater 1's scores (or from the
+resolved score, which contains them) and so learns rater 1's habits (leniency, use of the scale); judged by
+rater 1 it would have an edge rater 2 never had. Judged by rater 2, machine and rater 1 are in the same
+position: each is one scorer predicting an independent person. The resolved score still fits calibrators and
+conformal sets (the machine is asked to give the score of record); it is only left out of the bar. Where the
+score of record is the SUM of the two raters (twice a rater's scale), the caller doubles each rater's score
+(``rater_multiplier`` 2), which leaves rater 1 vs rater 2 unchanged (QWK is invariant to scaling both) and puts
+rater 2 on the machine's scale. Without ``pair`` (a given human-human figure, one rater) the machine is judged
+against the one human score given (``human``).
 """
 
 from __future__ import annotations
@@ -99,13 +114,17 @@ def margin_test(
 ) -> BarTest:
     """p-value of "margin < 0" for items given as machine scores, human scores and (paired) two raters.
 
-    Without ``pair`` the bar is the figure ``target`` (a human-human QWK) and the statistic is QWK.
+    With ``pair`` the margin is statistic(machine, rater 2) - statistic(rater 1, rater 2) and ``human`` is not
+    read (module docstring: why rater 2 is the reference). Without ``pair`` the bar is the figure ``target``
+    (a human-human QWK), the machine is compared with ``human`` and the statistic is QWK.
     ``idx`` (B, n) reuses resampled rows (the caller's bootstrap) instead of drawing new ones.
     """
     m, h = np.asarray(machine, float), np.asarray(human, float)
     n = len(m)
     if pair is None and target is None:
         raise ValueError("a bar needs two raters or a human-human figure")
+    if pair is not None:
+        h = np.asarray(pair[1], float)  # the reference rater: machine vs rater 2, as rater 1 vs rater 2
     if statistic == "exact" and pair is not None:
         r1, r2 = (np.asarray(v, float) for v in pair)
         mach_ok, hum_ok = m == h, r1 == r2
@@ -144,8 +163,11 @@ def agreement_intervals(
 ) -> dict[str, list[float | None]]:
     """[estimate, low, high] of QWK and exact agreement for machine-human, human-human and their differences.
 
-    Percentile bootstrap over items (paired: the same resampled items for both pairs)."""
-    m, h = np.asarray(machine, float), np.asarray(human, float)
+    Percentile bootstrap over items (paired: the same resampled items for both pairs). With ``pair`` the
+    machine is compared with rater 2 (``pair[1]``), as rater 1 is, and ``human`` is not read (module
+    docstring); without it, with ``human``."""
+    m = np.asarray(machine, float)
+    h = np.asarray(pair[1] if pair is not None else human, float)
     n = len(m)
     rng = rng if rng is not None else np.random.default_rng(13)
     idx = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), int)

@@ -13,8 +13,10 @@ For each criterion, on a calibration file the model never trained on:
      P(the chosen rule is below the bar) <= delta, whatever the number of thresholds tried, provided the
      calibration items and future items are exchangeable (drawn from the same population, in any order);
   3. among the certified rules, keep the one auto-accepting the most items.
-The bar (``human_pair``: paired, on the same accepted items; ``human_qwk``: a given figure) and the statistic:
-  * ``qwk`` (scales of 4+ levels): paired bootstrap of QWK(machine, human) - QWK(rater 1, rater 2) on the
+The bar (``human_pair``: paired, on the same accepted items; ``human_qwk``: a given figure) and the statistic.
+Paired, the machine stands in for rater 1 and is compared with rater 2, as rater 1 is (never with the resolved
+score ``y``, which combines both raters and is the easier target; ``scoring.human_bar`` says why rater 2):
+  * ``qwk`` (scales of 4+ levels): paired bootstrap of QWK(machine, rater 2) - QWK(rater 1, rater 2) on the
     accepted items; p-value = share of resamples at or below 0 (a one-sided percentile bootstrap test);
   * ``exact`` (binary and 3-level scales, where kappa on a skewed accepted subset is unstable or undefined):
     exact agreement, one-sided exact McNemar test on the items where exactly one pair agrees.
@@ -56,8 +58,14 @@ def qwk_lower_bound(
     alpha: float,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """Bootstrap lower bound of machine-human QWK, and of its margin over human-human QWK when paired."""
+    """Bootstrap lower bound of machine-human QWK, and of its margin over human-human QWK when paired.
+
+    Paired (``pair = (rater 1, rater 2)``): machine vs rater 2 against rater 1 vs rater 2, ``human`` unread
+    (``scoring.human_bar``: the machine stands in for rater 1, both judged by the same reference); else the
+    machine vs ``human``."""
     n = len(machine)
+    if pair is not None:
+        human = np.asarray(pair[1], float)
     idx = rng.integers(0, n, size=(n_boot, n))
     km = np.asarray(qwk_values(machine, human, idx))
     out = {"qwk": float(qwk_values(machine, human)), "qwk_lcb": float(np.nanquantile(km, alpha))}
@@ -137,6 +145,7 @@ def choose_thresholds_best(
     min_auto = _resolve_min_auto(n, min_auto)
     rng = np.random.default_rng(seed)
     pair_ok = None
+    y_ok = np.isfinite(np.asarray(y, float))  # without a pair: items with the human score judged against
     if human_pair is not None:
         r1, r2 = (np.asarray(v, float) for v in human_pair)
         pair_ok = ~(np.isnan(r1) | np.isnan(r2))
@@ -160,7 +169,7 @@ def choose_thresholds_best(
                 if pair_ok is not None:
                     auto_eval = auto & pair_ok
                 else:
-                    auto_eval = auto
+                    auto_eval = auto & y_ok
                 if auto_eval.sum() < min_auto:
                     continue
                 tried += 1
@@ -200,7 +209,7 @@ def choose_thresholds_best(
         "n_auto_cal": row["n_auto"],
         "qwk_auto_cal": row["qwk"],
         "qwk_auto_lcb": row["qwk_lcb"],
-        "bar": ("paired: LCB(QWK machine-human - QWK rater1-rater2) >= 0 on the same items"
+        "bar": ("paired: LCB(QWK machine-rater2 - QWK rater1-rater2) >= 0 on the same items"
                 if human_pair is not None else f"LCB(QWK machine-human) >= human_qwk {human_qwk}"),
         "human_qwk_on_auto_cal": row["target"] if human_pair is not None else None,
         "margin_lcb": row.get("margin_lcb"),
@@ -288,11 +297,11 @@ def choose_thresholds(
     min_auto = _resolve_min_auto(n, min_auto)
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
-    pair_ok = np.ones(n, bool)
+    pair_ok = np.isfinite(np.asarray(y, float))  # without a pair the machine is judged against y (NaN: unscored)
     r1 = r2 = None
     if human_pair is not None:
         r1, r2 = (np.asarray(v, float) for v in human_pair)
-        pair_ok = ~(np.isnan(r1) | np.isnan(r2))
+        pair_ok = ~(np.isnan(r1) | np.isnan(r2))  # paired: y is not read (machine vs rater 2, scoring.human_bar)
     K = len(classes)
     try:
         stat = bar_statistic(K, statistic, paired=human_pair is not None)
@@ -335,7 +344,7 @@ def choose_thresholds(
         "assumption": "calibration items and future items are exchangeable (same population, any order)",
         "promise": f"P(the chosen rule's accepted items agree with the human less than humans do) <= {delta}",
     }
-    bar = (f"paired: {stat} machine-human >= {stat} rater1-rater2 on the same accepted items"
+    bar = (f"paired: {stat} machine-rater2 >= {stat} rater1-rater2 on the same accepted items"
            if human_pair is not None else f"QWK machine-human >= human_qwk {human_qwk}")
     if not certified:
         evidence: dict[str, Any] = {
@@ -455,6 +464,9 @@ class CriterionCalibrationData:
     second: np.ndarray | None = None  # second rater (NaN where missing)
     first: np.ndarray | None = None  # first rater when ``y`` is a resolved score (else ``y`` is used)
     human_qwk: float | None = None
+    # 2 where ``y`` is the SUM of the two raters (ASAP-AES sets 1, 7, 8): each rater's score is doubled onto
+    # the machine's scale for the bar (machine vs rater 2, rater 1 vs rater 2; scoring.human_bar)
+    rater_multiplier: int = 1
 
 
 @dataclass
@@ -549,16 +561,27 @@ def calibrate_model(
         scores = cal.decide(P)
         sets = cal.prediction_set(P, coverage)
         pair = None
+        k = int(d.rater_multiplier)
+        if k < 1:
+            raise CalibrationDataError(f"criterion {c.id!r}: rater_multiplier must be a whole number >= 1, found {k}")
         if d.second is not None and np.isfinite(np.asarray(d.second, float)).sum() >= 2:
-            pair = (np.asarray(d.first if d.first is not None else d.y, float), np.asarray(d.second, float))
+            # the bar: machine vs rater 2 against rater 1 vs rater 2 (scoring.human_bar); y still fits the layers
+            pair = (k * np.asarray(d.first if d.first is not None else d.y, float), k * np.asarray(d.second, float))
         human_qwk, bar_kind = d.human_qwk, (bar if pair is not None else "given human_qwk")
+        judge = np.asarray(d.y)  # what the machine is compared with when the bar is a figure
         if pair is not None and bar == "criterion":
             both = np.isfinite(pair[0]) & np.isfinite(pair[1])
-            human_qwk, pair = round(float(qwk_values(pair[0][both], pair[1][both])), 4), None
-        choice = choose_thresholds(P, np.asarray(d.y), scores, c.scores, sets, human_pair=pair,
+            human_qwk = round(float(qwk_values(pair[0][both], pair[1][both])), 4)
+            judge, pair = pair[1], None  # machine vs rater 2 on the accepted items, against the criterion's figure
+        choice = choose_thresholds(P, judge, scores, c.scores, sets, human_pair=pair,
                                    human_qwk=human_qwk, n_boot=n_boot, alpha=alpha, seed=seed, delta=delta,
                                    selection=selection, statistic=statistic)
         choice.policy.evidence["bar_kind"] = bar_kind
+        choice.policy.evidence["comparison"] = {
+            "same-items": "machine vs rater 2 against rater 1 vs rater 2 on the same accepted items",
+            "criterion": "machine vs rater 2 on the accepted items against rater 1 vs rater 2 over all items",
+        }.get(bar_kind, "machine vs the human score against the given human_qwk")
+        choice.policy.evidence["rater_multiplier"] = k
         choice.policy.evidence["calibration"] = cal.report_
         yi = level_index(d.y, cal.classes_)
         choice.policy.evidence["coverage_cal_cv"] = round(float(sets[np.arange(len(yi)), yi].mean()), 4)

@@ -4,8 +4,10 @@ The promise: on the items a policy auto-accepts, the machine agrees with the hum
 humans agree with each other. On new data with two independent human scores per item, per criterion:
   * the accepted items are those the router accepted (``auto`` / ``audit``, or a ``double`` sample whose
     machine rule was ``auto``), read from the routed output of ``scoring score --policy``;
-  * machine vs rater 1 and rater 1 vs rater 2 on exactly those items, QWK and exact agreement, each with a
-    95% paired bootstrap interval, and the difference on the statistic the policy's bar uses;
+  * machine vs rater 2 and rater 1 vs rater 2 on exactly those items (the machine stands in for rater 1, both
+    are judged by the same reference: ``scoring.human_bar``), QWK and exact agreement, each with a 95% paired
+    bootstrap interval, and the difference on the statistic the policy's bar uses (:func:`policy_bar`: the
+    statistic and rater scale recorded in the policy's evidence, so a policy is checked as it was chosen);
   * ``fail`` when that interval lies wholly below 0 (the data show the accepted items below the human bar),
     ``pass`` otherwise (``confirmed`` when it lies wholly at or above 0), ``insufficient`` under ``min_n``
     double-scored accepted items.
@@ -23,10 +25,23 @@ import numpy as np
 
 from scoring.errors import PolicyError
 from scoring.human_bar import agreement_intervals, bar_statistic
-from scoring.policy import RoutingPolicy
-from scoring.routing import ACCEPTED_ROUTES, _routed_rows
+from scoring.policy import CriterionPolicy, RoutingPolicy
+from scoring.routing import _routed_rows, accepted_by_rule
 
 MIN_N = 30
+
+
+def policy_bar(cp: CriterionPolicy | None, n_levels: int) -> tuple[str, int]:
+    """(statistic, rater multiplier) of the bar a criterion's policy was chosen with.
+
+    The statistic the optimiser recorded (``evidence.guarantee.statistic``), else the default for the scale
+    (:func:`scoring.human_bar.bar_statistic`: a policy from before the record, or without thresholds); the
+    multiplier (``evidence.rater_multiplier``: 2 where the score of record is the sum of two raters), else 1.
+    ``scoring policy check`` and the drift monitor both judge a policy by this, as it was chosen."""
+    ev = cp.evidence if cp is not None else {}
+    stat = (ev.get("guarantee") or {}).get("statistic") or bar_statistic(n_levels)
+    mult = ev.get("rater_multiplier") or 1
+    return str(stat), int(mult)
 
 
 @dataclass(frozen=True)
@@ -66,9 +81,14 @@ def _ci(v: list[float | None] | None) -> str:
 
 
 def check_criterion(criterion: str, machine: np.ndarray, first: np.ndarray, second: np.ndarray, *, statistic: str,
-                    n_accepted: int | None = None, n_boot: int = 1000, seed: int = 13, min_n: int = MIN_N) -> CriterionCheck:
-    """Judge one criterion from the accepted items' machine scores and two human scores (NaN: missing)."""
+                    n_accepted: int | None = None, n_boot: int = 1000, seed: int = 13, min_n: int = MIN_N,
+                    rater_multiplier: int = 1) -> CriterionCheck:
+    """Judge one criterion from the accepted items' machine scores and two human scores (NaN: missing).
+
+    Machine vs ``second`` against ``first`` vs ``second``; ``rater_multiplier`` scales both human scores onto
+    the machine's scale (2: the policy's score of record is the sum of two raters)."""
     m, h1, h2 = (np.asarray(v, float) for v in (machine, first, second))
+    h1, h2 = rater_multiplier * h1, rater_multiplier * h2
     ok = np.isfinite(m) & np.isfinite(h1) & np.isfinite(h2)
     m, h1, h2 = m[ok], h1[ok], h2[ok]
     n_acc = int(len(ok) if n_accepted is None else n_accepted)
@@ -165,7 +185,7 @@ def read_routed(path: Path) -> tuple[dict[str, dict[str, tuple[float, bool]]], s
             if not route:
                 no_route.add(crit)
                 continue
-            accepted = route in ACCEPTED_ROUTES or (route == "double" and "machine rule: auto" in str(res.get("reason") or ""))
+            accepted = accepted_by_rule(route, res.get("machine_rule"), res.get("reason"))
             score = res.get("score")
             out.setdefault(crit, {})[str(sid)] = (math.nan if score is None else float(score), accepted)
             lv = _levels(res)
@@ -211,9 +231,8 @@ def check_scored_file(policy: RoutingPolicy, scored: Path, humans: Path, columns
         if missing:
             warnings.append(f"{crit}: {missing} accepted item(s) have no row in {humans}")
         pairs = [human[crit].get(i, (math.nan, math.nan)) for i in acc_ids]
-        cp = policy.criteria[crit]
-        stat = cp.evidence.get("guarantee", {}).get("statistic") or bar_statistic(len(levels.get(crit, [])) or 99)
+        stat, mult = policy_bar(policy.criteria[crit], len(levels.get(crit, [])) or 99)
         checks.append(check_criterion(crit, np.array([rows[i][0] for i in acc_ids]), np.array([p[0] for p in pairs]),
                                       np.array([p[1] for p in pairs]), statistic=stat, n_accepted=len(acc_ids),
-                                      n_boot=n_boot, seed=seed, min_n=min_n))
+                                      n_boot=n_boot, seed=seed, min_n=min_n, rater_multiplier=mult))
     return checks, warnings

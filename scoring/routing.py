@@ -48,6 +48,9 @@ class RouteDecision:
     reason: str  # one human-readable line with the numbers behind the rule
     confidence: float | None
     prediction_set: list[int] | None
+    # what the policy's rule decided before the random double / audit draws: "auto" (the rule accepts the
+    # machine score) or "human"; a ``double`` item with machine_rule "auto" is an accepted item two people check
+    machine_rule: str | None = None
 
     def to_extra(self) -> dict[str, Any]:
         return {
@@ -56,7 +59,21 @@ class RouteDecision:
             "reason": self.reason,
             "confidence": None if self.confidence is None else round(self.confidence, 6),
             "prediction_set": self.prediction_set,
+            "machine_rule": self.machine_rule,
         }
+
+
+def accepted_by_rule(route: str | None, machine_rule: str | None = None, reason: str | None = None) -> bool:
+    """Did the policy's rule accept the machine score? ``auto`` / ``audit``, or a ``double`` sample whose
+    rule was ``auto``. Reads the structured ``machine_rule`` field; outputs and store rows written before it
+    existed (``machine_rule`` None) fall back to the reason text ("machine rule: auto")."""
+    if route in ACCEPTED_ROUTES:
+        return True
+    if route != "double":
+        return False
+    if machine_rule is not None:
+        return machine_rule == "auto"
+    return "machine rule: auto" in str(reason or "")
 
 
 def uniform_draw(policy_version: str, kind: str, submission_id: str, criterion: str) -> float:
@@ -116,6 +133,7 @@ def decide_routes(
             why = f"confidence {c:.3f} >= {cp.min_confidence:.3f}" + (
                 f", set size {size} <= {cp.max_set_size}" if cp.max_set_size is not None else ""
             )
+        machine_rule = route
         if not suspended and uniform_draw(policy.policy_version, "double", sid, criterion) < policy.double_rate:
             why = f"random double-scoring sample ({policy.double_rate:.0%}); machine rule: {route} ({why})"
             route, rule = "double", "double_sample"
@@ -123,7 +141,7 @@ def decide_routes(
             route, rule, why = "audit", "audit_sample", f"random blind audit ({policy.audit_rate:.0%}); {why}"
         if size is not None:
             why += f"; set {pset}"
-        out.append(RouteDecision(route, rule, why, c, pset))
+        out.append(RouteDecision(route, rule, why, c, pset, machine_rule))
     return out
 
 
@@ -174,7 +192,7 @@ def routing_hook(model: Any, policy: RoutingPolicy, store: SuspensionSource | No
     return hook
 
 
-ROUTE_COLS = ["route", "rule", "reason", "confidence", "prediction_set"]
+ROUTE_COLS = ["route", "rule", "reason", "confidence", "prediction_set", "machine_rule"]
 
 
 def write_queue(out: str | Path, queue: str | Path | None = None, order: str = "uncertain") -> Path:

@@ -20,16 +20,22 @@ def check(
     window: int | None = typer.Option(None, "--window", help="Most recent N audit items (default: policy/settings)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; do not suspend."),
     fail_on_suspend: bool = typer.Option(False, "--fail-on-suspend", help="Exit 2 when a criterion is suspended."),
+    routing_policy: Path | None = typer.Option(
+        None, "--routing-policy", help="Routing policy YAML whose recorded bar the promise check uses "
+                                       "(default: policy.yaml beside the promoted model, else the scale's default)."),
 ) -> None:
     """Per criterion: n, QWK, SMD, gate status; suspends automation where the gate fails."""
     from eval.drift import check_drift
     from eval.gates import load_policy
+    from scoring.policy import load_policy as load_routing_policy
     from scoring.settings import get_settings
 
+    rp = load_routing_policy(routing_policy) if routing_policy is not None else None
     store = open_store(db)
     try:
         results = check_drift(store, rubric, policy=load_policy(policy),
-                              window=window or get_settings().audit_sample_window, act=not dry_run)
+                              window=window or get_settings().audit_sample_window, act=not dry_run,
+                              routing_policy=rp)
         suspended = {r.criterion: store.is_suspended(rubric, r.criterion) for r in results}
     finally:
         store.close()

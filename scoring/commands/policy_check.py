@@ -16,9 +16,11 @@ def check(
     policy: Annotated[Path, typer.Option("--policy", help="Routing policy YAML (from `scoring calibrate`).")],
     data: Annotated[Path, typer.Option("--data", help="Routed output of `scoring score --policy` (.jsonl or .csv).")],
     score_col: Annotated[list[str] | None, typer.Option(
-        "--score-col", help="CRITERION=COLUMN of the first human score, repeatable.")] = None,
+        "--score-col", help="CRITERION=COLUMN of the first human score (the rater the machine stands in "
+                            "for), repeatable.")] = None,
     second_score_col: Annotated[list[str] | None, typer.Option(
-        "--second-score-col", help="CRITERION=COLUMN of an independent second human score, repeatable.")] = None,
+        "--second-score-col", help="CRITERION=COLUMN of an independent second human score (the reference: machine "
+                                   "vs it against first vs it), repeatable.")] = None,
     humans: Annotated[Path | None, typer.Option(
         "--humans", help="File holding the two human scores (.csv, .tsv, .jsonl, .parquet; default: --data).")] = None,
     id_col: Annotated[str, typer.Option("--id-col", help="Id column of the human score file.")] = "id",

@@ -109,7 +109,8 @@ def test_binary_scale_uses_exact_agreement_and_stays_defined_on_a_skewed_accepte
     # all accepted items one level, and the humans agree: kappa is undefined, exact agreement is not
     one = margin_test(np.ones(40), np.ones(40), (np.ones(40), np.ones(40)), statistic="qwk", n_boot=200)
     assert np.isnan(one.machine) and one.p_value == 1.0, "an undefined kappa never certifies a rule"
-    ex = margin_test(np.ones(40), np.ones(40), (np.ones(40), np.r_[np.zeros(10), np.ones(30)]), statistic="exact")
+    # machine vs rater 2 (the reference) against rater 1 vs rater 2
+    ex = margin_test(np.ones(40), np.ones(40), (np.r_[np.zeros(10), np.ones(30)], np.ones(40)), statistic="exact")
     assert ex.machine == 1.0 and ex.human == 0.75 and ex.p_value == pytest.approx(binomtest(10, 10, 0.5, "greater").pvalue)
 
 
@@ -128,9 +129,13 @@ def test_agreement_intervals_match_scikit_learn() -> None:
     r2 = np.clip(h + rng.integers(-1, 2, 300), 0, 4)
     iv = agreement_intervals(m, h, (h, r2), n_boot=300)
     labels = list(range(5))
-    assert iv["machine_qwk"][0] == pytest.approx(cohen_kappa_score(m, h, weights="quadratic", labels=labels), abs=1e-4)
+    # paired: the machine is compared with rater 2, as rater 1 is
+    assert iv["machine_qwk"][0] == pytest.approx(cohen_kappa_score(m, r2, weights="quadratic", labels=labels), abs=1e-4)
     assert iv["human_qwk"][0] == pytest.approx(cohen_kappa_score(h, r2, weights="quadratic", labels=labels), abs=1e-4)
-    assert iv["machine_exact"][0] == pytest.approx(np.mean(m == h), abs=1e-4)
+    assert iv["machine_exact"][0] == pytest.approx(np.mean(m == r2), abs=1e-4)
+    assert iv["qwk_difference"][0] == pytest.approx(iv["machine_qwk"][0] - iv["human_qwk"][0], abs=2e-4)
+    one = agreement_intervals(m, h, None, n_boot=300)  # a single human: the machine is compared with it
+    assert one["machine_qwk"][0] == pytest.approx(cohen_kappa_score(m, h, weights="quadratic", labels=labels), abs=1e-4)
     for k in ("machine_qwk", "human_qwk", "qwk_difference", "exact_difference"):
         assert iv[k][1] <= iv[k][0] <= iv[k][2]
 
@@ -140,3 +145,57 @@ def test_a_confidence_equal_for_every_item_still_offers_the_rule_accept_all() ->
     w["P"] = np.tile(np.full(5, 0.2), (400, 1))  # the model is equally (un)sure of every item
     ch = _choose(w, "ltt", 7, n_boot=400)
     assert ch.policy.enabled and ch.policy.evidence["auto_fraction_cal"] == 1.0
+
+
+# ------------------------------------------------------------------ who is compared with whom (#16 review)
+
+
+def resolved_world(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Two raters of equal quality; the score of record is their sum (ASAP-AES sets 1, 7, 8), and the machine
+    is exactly as good as one rater: a third, independent rater of the same noise, on the sum's scale."""
+    rng = np.random.default_rng(seed)
+    latent = rng.uniform(-0.4, 4.4, n)
+
+    def rater() -> np.ndarray:
+        return np.clip(np.round(latent + rng.normal(0, 0.7, n)), 0, 4).astype(int)
+
+    r1, r2, m = rater(), rater(), rater()
+    return {"y": r1 + r2, "machine": 2 * m, "r1": r1.astype(float), "r2": r2.astype(float)}
+
+
+def test_the_machine_is_compared_with_the_reference_rater_not_the_resolved_score() -> None:
+    # a machine that is just another rater is NOT better than the raters: no margin, no certificate. Compared
+    # with the resolved score (which averages out both raters' noise) it looked better than rater 1 vs rater 2.
+    w = resolved_world(3000, 0)
+    pair = (2 * w["r1"], 2 * w["r2"])  # raters doubled onto the sum's scale, as calibrate_model does
+    bt = margin_test(w["machine"], w["y"], pair, statistic="qwk", n_boot=400)
+    ref = cohen_kappa_score(w["machine"] // 2, w["r2"].astype(int), weights="quadratic", labels=LEVELS)
+    assert bt.machine == pytest.approx(ref, abs=1e-6), "machine vs rater 2"
+    assert bt.human == pytest.approx(cohen_kappa_score(w["r1"], w["r2"], weights="quadratic"), abs=1e-6)
+    assert abs(bt.margin) < 0.03 and bt.p_value > 0.05
+    old = cohen_kappa_score(w["machine"], w["y"], weights="quadratic", labels=list(range(9)))  # the old comparison
+    assert old - bt.human > 0.03, "against the resolved score the same machine looks better than the raters"
+
+
+def test_a_copy_of_the_training_rater_is_not_certified() -> None:
+    # the model learns rater 1's scores (y = rater 1): a machine that reproduces rater 1 exactly agrees with
+    # rater 2 exactly as well as rater 1 does; under the old comparison (machine vs y) it was perfect
+    w = world(600, 11, machine_sd=0.8, rater_sd=0.8)
+    w["machine"] = w["r1"].astype(int)
+    ch = _choose(w, "ltt", 11, n_boot=300)
+    assert not ch.policy.enabled
+    iv = agreement_intervals(w["machine"], w["y"], (w["r1"], w["r2"]), n_boot=200)
+    assert iv["qwk_difference"][0] == 0.0 and iv["exact_difference"][0] == 0.0
+
+
+def test_on_a_sum_scale_raters_are_doubled_onto_the_machines_scale() -> None:
+    from scoring.policy_check import check_criterion
+
+    rng = np.random.default_rng(3)
+    latent = rng.uniform(0.6, 6.4, 400)
+    r1, r2 = (np.clip(np.round(latent + rng.normal(0, 0.6, 400)), 1, 6) for _ in range(2))
+    m = 2 * r1  # the machine gives the score of record's scale (2-12) and is as good as one rater
+    ok = check_criterion("c", m, r1, r2, statistic="qwk", rater_multiplier=2, n_boot=300)
+    assert ok.difference[0] == pytest.approx(0.0, abs=1e-9) and ok.status == "pass"
+    wrong = check_criterion("c", m, r1, r2, statistic="qwk", n_boot=300)  # one scale against the other
+    assert wrong.status == "fail"
