@@ -136,6 +136,18 @@ def _csv_rows(items: list[ScoredSubmission], rubric: Rubric, extra_cols: list[st
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for it in items:
+def _check_csv_header(out: Path, header: list[str]) -> None:
+    """A CSV output is resumed only under the columns it was started with (machine-rule (#16): routing added
+    ``<criterion>.machine_rule``; rows of a new layout under an old header would be misread)."""
+    with out.open(encoding="utf-8", newline="") as fh:
+        first = next(csv.reader(fh), [])
+    if first != header:
+        added = [c for c in header if c not in first]
+        dropped = [c for c in first if c not in header]
+        raise JobStateError(f"{out} was started with other columns (new: {added or 'none'}, gone: {dropped or 'none'}) "
+                            "and cannot be resumed: pass --overwrite to start again or choose another --out")
+
+
         row: list[Any] = [it.id]
         for c in rubric.criteria:
             r = it.criteria[c.id]
@@ -283,6 +295,8 @@ def _run_locked(
         if fmt == "csv" and out_bytes == 0:
             _fsync_append(fo, ",".join(csv_header(model.rubric, extra_cols)) + "\n")
         block: list[Record] = []
+        if fmt == "csv" and out_bytes > 0:  # machine-rule (#16): the header must be the one this job writes
+            _check_csv_header(out, csv_header(model.rubric, extra_cols))
         n_seen = 0
 
         def flush(block: list[Record]) -> None:

@@ -30,7 +30,13 @@ def check(
     from scoring.policy import load_policy as load_routing_policy
     from scoring.settings import get_settings
 
-    rp = load_routing_policy(routing_policy) if routing_policy is not None else None
+    try:
+        rp = load_routing_policy(routing_policy) if routing_policy is not None else None
+    except Exception as exc:  # noqa: BLE001 - a missing or broken file reaches the user as one clear line
+        from scoring.commands.batch import _fail
+
+        _fail(exc)
+        return
     store = open_store(db)
     try:
         results = check_drift(store, rubric, policy=load_policy(policy),

@@ -10,14 +10,16 @@ import numpy as np
 from eval.drift import accepted_double_scored, check_drift
 from eval.gates import load_policy
 from rubrics.schema import parse_rubric
+from scoring.policy import CriterionPolicy, RoutingPolicy, save_policy
+from scoring.policy_check import policy_bar
 from scoring.store import HumanScoreIn, Store
 
 
-def _store(tmp_path: Path, machine_shift: int, n: int = 120) -> Store:
+def _store(tmp_path: Path, machine_shift: int, n: int = 120, model_path: str = "/dev/null") -> Store:
     store = Store(f"sqlite:///{tmp_path / 'drift.db'}")
     store.register_rubric(parse_rubric({"id": "r", "version": 1, "title": "t", "evidence": ["text"],
                                         "criteria": [{"id": "holistic", "title": "H", "scale": {"min": 0, "max": 4}}]}))
-    store.register_model("m-1", "/dev/null", rubric_id="r")
+    store.register_model("m-1", model_path, rubric_id="r")
     store.promote_model("m-1")
     rng = np.random.default_rng(0)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -55,3 +57,45 @@ def test_accepted_items_below_the_human_bar_suspend_automation(tmp_path: Path) -
         assert res.suspended_now and store.is_suspended("r", "holistic")
     finally:
         store.close()
+
+
+def _routing_policy(statistic: str | None, multiplier: int | None = None) -> RoutingPolicy:
+    ev: dict = {"guarantee": {"delta": 0.05, "statistic": statistic}} if statistic else {}
+    if multiplier is not None:
+        ev["rater_multiplier"] = multiplier
+    return RoutingPolicy(policy_version="p-1", model_version="m-1",
+                         criteria={"holistic": CriterionPolicy(min_confidence=0.5, evidence=ev)})
+
+
+def test_policy_bar_reads_what_the_policy_recorded_else_the_scale_default() -> None:
+    assert policy_bar(_routing_policy("exact").criteria["holistic"], 5) == ("exact", 1)
+    assert policy_bar(_routing_policy("qwk", 2).criteria["holistic"], 3) == ("qwk", 2)
+    assert policy_bar(_routing_policy(None).criteria["holistic"], 5) == ("qwk", 1)
+    assert policy_bar(_routing_policy(None).criteria["holistic"], 2) == ("exact", 1)
+    assert policy_bar(None, 3) == ("exact", 1)
+
+
+def test_the_promise_check_uses_the_statistic_the_routing_policy_recorded(tmp_path: Path) -> None:
+    # a 0-4 scale defaults to QWK; a policy chosen on exact agreement is checked on exact agreement, as
+    # `scoring policy check` does
+    store = _store(tmp_path, machine_shift=0)
+    try:
+        default = check_drift(store, "r", policy=load_policy(), act=False)[0].extra["policy_check"]
+        recorded = check_drift(store, "r", policy=load_policy(), act=False,
+                               routing_policy=_routing_policy("exact"))[0].extra["policy_check"]
+    finally:
+        store.close()
+    assert default["statistic"] == "qwk" and recorded["statistic"] == "exact"
+    assert recorded["difference"] == recorded["exact_difference"]
+
+
+def test_the_routing_policy_kept_beside_the_promoted_model_is_found(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    save_policy(_routing_policy("exact"), model_dir / "policy.yaml")
+    store = _store(tmp_path, machine_shift=0, model_path=str(model_dir))
+    try:
+        pc = check_drift(store, "r", policy=load_policy(), act=False)[0].extra["policy_check"]
+    finally:
+        store.close()
+    assert pc["statistic"] == "exact"
