@@ -69,6 +69,10 @@ def file_fingerprint(path: Path) -> str:
     and the first and last bytes. Cost: one sequential read of the input per run (SHA-256 runs at
     several hundred MB/s on one core, so about 1-2 s per GB, usually less than reading the file for scoring).
     """
+    if path.is_dir():  # ray-engine (#18): a folder of shards, read as their concatenation in name order
+        from scoring.engines.shards import folder_fingerprint
+
+        return folder_fingerprint(path)
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
@@ -160,6 +164,19 @@ def _check_csv_header(out: Path, header: list[str]) -> None:
     return buf.getvalue()
 
 
+def render_items(items: list[ScoredSubmission], fmt: str, rubric: Rubric, extra_cols: list[str]) -> str:
+    """Output text of scored items (``jsonl`` or ``csv`` rows), as every engine writes it."""  # ray-engine (#18)
+    if fmt == "jsonl":
+        return "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
+    return _csv_rows(items, rubric, extra_cols)
+
+
+def render_rejects(bad: list[Record]) -> str:
+    """Rejects-file lines of rejected records, as every engine writes them."""  # ray-engine (#18)
+    return "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}, ensure_ascii=False) + "\n"
+                   for r in bad)
+
+
 def _fsync_append(fh: Any, text: str) -> None:
     fh.write(text.encode("utf-8", "surrogateescape"))
     fh.flush()
@@ -220,6 +237,7 @@ def run_batch(
     extra_csv_cols: list[str] | None = None,
     job_tag: str = "",
     sink: Sink | None = None,
+    engine: Any = None,  # ray-engine (#18): e.g. scoring.engines.ray_engine.RayEngine; None = this process
 ) -> JobSummary:
     """Score ``records`` into ``out`` (``.jsonl`` or ``.csv``), resuming a previous run of the same job.
 
@@ -239,6 +257,9 @@ def run_batch(
             or out.resolve() == Path(input_path).resolve():
         raise ScoringError(f"input {input_path}, output {out} and rejects {rejects} must be three different files")
     with _exclusive(out):
+        if engine is not None:  # ray-engine (#18): the same job on another engine, under the same lock
+            return engine.run(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
+                              hooks or [], extra_csv_cols or [], job_tag, sink)
         return _run_locked(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
                            hooks, extra_csv_cols, job_tag, sink)
 
@@ -315,16 +336,10 @@ def _run_locked(
                     bad = sorted(bad + [dataclasses.replace(r, reject=refused[r.number]) for r in good
                                         if r.number in refused], key=lambda r: r.number)
             if items:
-                if fmt == "jsonl":
-                    text = "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
-                else:
-                    text = _csv_rows(items, model.rubric, extra_cols)
-                _fsync_append(fo, text)
+                _fsync_append(fo, render_items(items, fmt, model.rubric, extra_cols))  # ray-engine (#18)
                 faults.point("batch:after_output")
             if bad:
-                _fsync_append(
-                    fr, "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}, ensure_ascii=False) + "\n" for r in bad)
-                )
+                _fsync_append(fr, render_rejects(bad))  # ray-engine (#18)
             done += len(block)
             scored += len(items)
             rejected += len(bad)

@@ -1,0 +1,100 @@
+"""A folder of shards as one backlog: its files read in name order, as if concatenated.
+
+Why one numbering and one id check over all shards: a backlog exported in parts is still one backlog,
+so a submission id repeated in another shard is the same duplicate a single file would reject, and a
+reject's record number counts data records across the shards in name order (each CSV/TSV shard has its
+own header line, which is not a record). Each shard goes through the project's reader
+(:func:`scoring.ingest.read_records`), so the per-row validation and the reasons are the same as for a
+file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from rubrics import Rubric
+from scoring.ingest import ColumnMap, IngestError, Record, count_records, detect_format, read_records
+
+# rejects the reader gives after it has claimed the row's id (a later copy of that id is then a duplicate)
+_AFTER_ID_CHECK = ("empty evidence:", "evidence too long:")
+_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq"}
+
+
+def shard_files(folder: str | Path, fmt: str | None = None) -> list[Path]:
+    """The folder's data files in name order (hidden files and other extensions are left out)."""
+    root = Path(folder)
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+                   and (p.suffix.lower() in _SUFFIXES or fmt is not None))
+    if not files:
+        raise IngestError(f"{root} holds no shard files ({', '.join(sorted(_SUFFIXES))})")
+    kinds = {detect_format(p, fmt) for p in files}
+    if len(kinds) > 1:
+        raise IngestError(f"{root} mixes shard formats {sorted(kinds)}; one backlog folder holds one format")
+    return files
+
+
+def format_of(path: str | Path, fmt: str | None = None) -> str:
+    """The format of a file, or of a folder's shards."""
+    p = Path(path)
+    return detect_format(shard_files(p, fmt)[0], fmt) if p.is_dir() else detect_format(p, fmt)
+
+
+def folder_fingerprint(folder: str | Path) -> str:
+    """SHA-256 over the shards' names and contents in name order (a renamed, added or edited shard shows)."""
+    h = hashlib.sha256()
+    for p in shard_files(folder):
+        h.update(p.name.encode("utf-8", "surrogateescape") + b"\x00")
+        with p.open("rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def read_backlog(
+    path: str | Path,
+    rubric: Rubric,
+    columns: ColumnMap,
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+    quoting: bool = True,
+    max_chars: int = 500_000,
+) -> Iterator[Record]:
+    """``read_records`` for a file or a folder of shards (see the module docstring)."""
+    p = Path(path)
+    if not p.is_dir():
+        yield from read_records(p, rubric, columns, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=max_chars)
+        return
+    offset = 0
+    seen: set[str] = set()
+    for shard in shard_files(p, fmt):
+        last = 0
+        for r in read_records(shard, rubric, columns, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=max_chars):
+            last = max(last, r.number)
+            r = dataclasses.replace(r, number=r.number + offset)
+            rid = r.id
+            if rid is not None and (r.reject is None or r.reject.startswith(_AFTER_ID_CHECK)):
+                if rid in seen:
+                    r = dataclasses.replace(r, evidence={}, scores={}, meta={}, score_problems={},
+                                            reject=f"duplicate id {rid!r} (first seen earlier in this file); "
+                                            "later copy not scored")
+                else:
+                    seen.add(rid)
+            yield r
+        # records a --where filter dropped still count: number the next shard after this one's last record
+        offset += max(last, count_records(shard, fmt, quoting) or 0)
+
+
+def count_backlog(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:
+    """``count_records`` for a file or a folder of shards."""
+    p = Path(path)
+    if not p.is_dir():
+        return count_records(p, fmt, quoting)
+    total = 0
+    for shard in shard_files(p, fmt):
+        n = count_records(shard, fmt, quoting)
+        if n is None:
+            return None
+        total += n
+    return total
