@@ -61,6 +61,7 @@ class Criterion:
     is_test: np.ndarray
     levels: list[int]
     descriptors: list[str]
+    description: str = ""  # the criterion's own "look-for" sentence, where the rubric has one
 
 
 def rubric_descriptors(desc_dir: Path, essay_set: int) -> dict[int, str]:
@@ -188,7 +189,8 @@ def evaluate(crit: Criterion, encode: Callable[[list[str]], np.ndarray], ns: tup
     lv, test = crit.levels, crit.is_test
     y = crit.y
     level_texts = [[d] for d in crit.descriptors]
-    cs = ColdStartScorer(levels=lv, level_texts=level_texts, encoder=_Enc()).fit(crit.texts, embeddings=E)
+    cs = ColdStartScorer(levels=lv, level_texts=level_texts, encoder=_Enc(), description=crit.description).fit(
+        crit.texts, embeddings=E)
     pred = cs.predict([crit.texts[i] for i in np.flatnonzero(test)], embeddings=E[test])
     desc_only = ColdStartScorer(levels=lv, level_texts=level_texts, encoder=_Enc(), signals=("descriptors",)).fit(
         crit.texts, embeddings=E)

@@ -52,4 +52,4 @@ def talkmoves_criterion(data_dir: Path, dev: bool = False, seed: int = 13, max_l
     name = (f"talkmoves-pressing_reasoning ({len(lessons)} lessons; move-9 share cuts "
             f"{cuts[0]:.3f}/{cuts[1]:.3f})")
     return Criterion(name, texts, np.asarray(y), np.asarray(is_test), list(crit.scores),
-                     [lv.descriptor for lv in crit.levels])
+                     [lv.descriptor for lv in crit.levels], crit.description)

@@ -17,7 +17,22 @@ How (``fit(X)`` reads the unlabelled batch only; no human score is used anywhere
    * ``elaboration``: log of the number of distinct words (rubrics reward developed, supported responses;
      a two-line answer rarely meets a top descriptor);
    * ``typicality``: similarity to the batch's centroid (responses that share the batch's common
-     content are on task; off-topic and empty ones are far from it).
+     content are on task; off-topic and empty ones are far from it);
+   * ``frequency`` (evidence made of many turns, such as a transcript's teacher turns): the share of a
+     text's lines (segments) that carry the move the criterion looks for. Each line's TF-IDF cosine
+     (idf over the batch's lines) to the criterion's *description* (its "look-for" sentence; the top
+     level's descriptor where the rubric gives none) is compared with the ``frequency_quantile`` (0.98)
+     quantile of every line of the batch: a line above it "matches", and the signal is the matched
+     share. Level descriptors of such criteria grade how *often* a move occurs ("occasionally",
+     "regularly", "consistently") and mostly differ in those adverbs, which neither an embedding of
+     the whole lesson nor its distance to each descriptor can see; counting matching turns can.
+
+   ``signals="auto"`` (the default) uses ``frequency`` alone when the batch is segmented (median number
+   of non-empty lines per text at least ``SEGMENTED_MIN`` = 20: transcripts) and the first three
+   otherwise (essays, reflections, answers). Chosen on development data only (ASAP-AES training ids;
+   TalkMoves lessons outside both test splits), where on transcripts the three whole-text signals
+   ranked lessons barely above chance and the PCA blend gave the uncorrelated frequency signal little
+   weight.
 
 2. Each signal is standardised over the batch and they are blended with weights from the first
    principal component of their batch correlations, clipped at zero (a signal that disagrees with the
@@ -50,7 +65,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from models.features import surface_features
 from models.scorers import ScorerError, TextEncoder
 
-SIGNALS = ("descriptors", "elaboration", "typicality")
+SIGNALS = ("descriptors", "elaboration", "typicality", "frequency")
+WHOLE_TEXT_SIGNALS = SIGNALS[:3]
+SEGMENTED_MIN = 20  # median non-empty lines per text from which a batch counts as segmented (turns)
 MIN_BATCH = 20  # fewer unlabelled texts than this give no usable batch statistics
 _GRID = (np.arange(200) + 0.5) / 200  # probabilities at which the batch's blend distribution is kept
 
@@ -67,6 +84,16 @@ def normal_prior(n_levels: int, spread: float = 0.25) -> np.ndarray:
     edges = np.concatenate([[-np.inf], pos[:-1] + 0.5, [np.inf]])
     p = np.diff(norm.cdf((edges - centre) / sd))
     return p / p.sum()
+
+
+def segments(text: str) -> list[str]:
+    """A text's non-empty lines: the turns of a transcript, the paragraphs of an essay."""
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def is_segmented(texts: list[str]) -> bool:
+    """Whether a batch is made of many turns (median non-empty lines per text >= ``SEGMENTED_MIN``)."""
+    return bool(texts) and float(np.median([len(segments(t)) for t in texts])) >= SEGMENTED_MIN
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -90,8 +117,13 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
     reliability : float
         Assumed correlation (0-1) between the blended signal and the human score; sets how spread the
         probabilities are. 0.5 is a deliberately modest guess: route, do not award, on it.
-    signals : tuple of str
-        Which of ``SIGNALS`` to blend (``("descriptors",)`` scores on the descriptors alone).
+    signals : "auto" or tuple of str
+        Which of ``SIGNALS`` to blend (``("descriptors",)`` scores on the descriptors alone); "auto":
+        ``("frequency",)`` for a segmented batch (transcripts), the three whole-text signals otherwise.
+    description : str
+        The criterion's description (what it looks for); the ``frequency`` signal matches lines to it.
+    frequency_quantile : float
+        Share of the batch's lines below the match threshold of the ``frequency`` signal.
     """
 
     uses_embeddings = True
@@ -103,7 +135,9 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         encoder: TextEncoder | None = None,
         prior: str | list[float] = "normal",
         reliability: float = 0.5,
-        signals: tuple[str, ...] = SIGNALS,
+        signals: str | tuple[str, ...] = "auto",
+        description: str = "",
+        frequency_quantile: float = 0.98,
     ):
         self.levels = levels
         self.level_texts = level_texts
@@ -111,6 +145,8 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         self.prior = prior
         self.reliability = reliability
         self.signals = signals
+        self.description = description
+        self.frequency_quantile = frequency_quantile
 
     # -- fitting on the unlabelled batch -------------------------------------------------------
     def _check(self) -> None:
@@ -119,9 +155,12 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         empty = [lv for lv, t in zip(self.levels, self.level_texts, strict=True) if not any(s.strip() for s in t)]
         if empty:
             raise ScorerError(f"levels {empty} have no descriptor or exemplar to compare evidence with")
-        unknown = sorted(set(self.signals) - set(SIGNALS))
-        if unknown or not self.signals:
-            raise ScorerError(f"signals must be some of {list(SIGNALS)}, found {list(self.signals)}")
+        if self.signals != "auto":
+            unknown = sorted(set(self.signals) - set(SIGNALS))
+            if unknown or not self.signals or isinstance(self.signals, str):
+                raise ScorerError(f"signals must be 'auto' or some of {list(SIGNALS)}, found {self.signals!r}")
+        if not 0.5 <= float(self.frequency_quantile) < 1.0:
+            raise ScorerError(f"frequency_quantile must be in [0.5, 1), found {self.frequency_quantile}")
         if not 0.0 < float(self.reliability) < 1.0:
             raise ScorerError(f"reliability must be between 0 and 1 (exclusive), found {self.reliability}")
 
@@ -159,6 +198,12 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         sims = emb @ self.prototypes_.T
         self.sim_mean_, self.sim_sd_ = sims.mean(axis=0), sims.std(axis=0) + 1e-9
         self.centroid_ = _unit(emb.mean(axis=0))
+        if self.signals == "auto":
+            self.signals_ = ("frequency",) if is_segmented(texts) else WHOLE_TEXT_SIGNALS
+        else:
+            self.signals_ = tuple(self.signals)
+        if "frequency" in self.signals_:
+            self._fit_frequency(texts)
         raw = self._raw_signals(texts, emb)
         self.signal_mean_, self.signal_sd_ = raw.mean(axis=0), raw.std(axis=0) + 1e-9
         Z = (raw - self.signal_mean_) / self.signal_sd_
@@ -171,14 +216,47 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         self.thresholds_ = self._expected(self.cuts_)
         return self
 
+    def look_for(self) -> str:
+        """The text the ``frequency`` signal matches lines to: the description, else the top descriptor."""
+        if self.description.strip():
+            return " ".join(self.description.split())
+        return " ".join(s for s in (self.level_texts or [[""]])[-1] if s.strip())
+
+    def _fit_frequency(self, texts: list[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        lines = [ln for t in texts for ln in segments(t)]
+        query = self.look_for()
+        self.vectorizer_ = TfidfVectorizer(sublinear_tf=True).fit([*lines, query])
+        self.query_ = self.vectorizer_.transform([query])
+        sims = self._line_sims(lines)
+        self.match_threshold_ = float(np.quantile(sims, float(self.frequency_quantile))) if len(sims) else 0.0
+
+    def _line_sims(self, lines: list[str]) -> np.ndarray:
+        if not lines:
+            return np.zeros(0)
+        return np.asarray((self.vectorizer_.transform(lines) @ self.query_.T).todense()).ravel()
+
+    def matched_share(self, texts: list[str]) -> np.ndarray:
+        """Per text: the share of its lines whose similarity to the look-for text is above the threshold."""
+        segs = [segments(t) for t in texts]
+        sims = self._line_sims([ln for s in segs for ln in s])
+        out, a = np.zeros(len(texts)), 0
+        for i, s in enumerate(segs):
+            out[i] = float(np.mean(sims[a : a + len(s)] > self.match_threshold_)) if s else 0.0
+            a += len(s)
+        return out
+
     def _raw_signals(self, texts: list[str], emb: np.ndarray) -> np.ndarray:
         cols = []
-        for name in self.signals:
+        for name in getattr(self, "signals_", self.signals):
             if name == "descriptors":
                 z = (emb @ self.prototypes_.T - self.sim_mean_) / self.sim_sd_
                 cols.append(z @ self.contrast_)
             elif name == "elaboration":
                 cols.append(surface_features(texts)[:, 5])  # log(1 + distinct words)
+            elif name == "frequency":
+                cols.append(self.matched_share(texts))
             else:
                 cols.append(emb @ self.centroid_)
         return np.column_stack(cols)
@@ -227,12 +305,17 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
 
     def describe(self) -> dict[str, Any]:
         """What the model card records: the assumptions, as fitted."""
-        return {
-            "signals": {n: round(float(w), 4) for n, w in zip(self.signals, self.weights_, strict=True)},
+        names = getattr(self, "signals_", self.signals)
+        out: dict[str, Any] = {
+            "signals": {n: round(float(w), 4) for n, w in zip(names, self.weights_, strict=True)},
             "prior": [round(float(p), 4) for p in self.prior_],
             "reliability": float(self.reliability),
             "n_batch": int(self.n_batch_),
         }
+        if "frequency" in names:
+            out["frequency"] = {"look_for": self.look_for(), "quantile": float(self.frequency_quantile),
+                                "threshold": round(float(self.match_threshold_), 4)}
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -70,7 +70,8 @@ def cold_start(criterion: Criterion, texts: list[str], encoder: Encoder,
         if embeddings is not None:
             pos = {t: i for i, t in enumerate(texts)}
             emb = embeddings[[pos[t] for t in uniq]]
-        cs = ColdStartScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder).fit(uniq, embeddings=emb)
+        cs = ColdStartScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder,
+                             description=criterion.description).fit(uniq, embeddings=emb)  # issue-17: look-for text
         return cs, {"scorer": "cold-start", "assumptions": cs.describe()}
     return _zero_shot(criterion, encoder), {
         "scorer": "zero-shot",

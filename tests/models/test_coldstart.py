@@ -96,7 +96,7 @@ def test_the_card_states_the_fitted_assumptions(fitted) -> None:  # type: ignore
     scorer, _, _ = fitted
     d = scorer.describe()
     assert set(d["signals"]) == {"descriptors", "elaboration", "typicality"}
-    assert abs(sum(d["signals"].values()) - 1) < 1e-6 and min(d["signals"].values()) >= 0
+    assert abs(sum(d["signals"].values()) - 1) < 1e-3 and min(d["signals"].values()) >= 0
     assert d["n_batch"] == 120 and d["reliability"] == 0.5 and len(d["prior"]) == 4
     assert pickle.loads(pickle.dumps(scorer)).encoder is None
 
@@ -105,3 +105,56 @@ def test_normal_prior_is_symmetric_and_thin_at_the_ends() -> None:
     p = normal_prior(5)
     np.testing.assert_allclose(p, p[::-1])
     assert p.sum() == pytest.approx(1) and p[2] == p.max() and p[0] < 0.15
+
+
+_PRESS_DESCRIPTORS = [
+    ["The teacher asks for answers only; no question asks why or how a student knows."],
+    ["The teacher occasionally asks a student to explain, but accepts answers without justification."],
+    ["The teacher regularly asks students why, how they know, and to justify their answers."],
+    ["The teacher consistently presses for reasoning and follows up until students justify claims."],
+]
+_ROUTINE = ["Okay, open your books to page {i}.", "What is {i} plus {j}?", "Good, write that down.",
+            "Who has the answer for number {i}?", "Turn to your partner for {j} seconds.", "Thank you, next one.",
+            "Put your pencils down please.", "The answer is {j}, yes."]
+_PRESSING = ["Why do you think the answer is {i}?", "Can you explain how you know that {j} works?",
+             "Justify your claim about the {i} blocks.", "How do you know it is {j}? Explain your reasoning."]
+
+
+def transcript_batch(n: int = 60, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Teacher turns only, 100 lines a lesson; lesson k in 0-3 presses for reasoning in about k of them
+    (a rare move, as in real lessons: the threshold is the batch's 98th percentile line)."""
+    rng = np.random.default_rng(seed)
+    texts, y = [], []
+    for _ in range(n):
+        k = int(rng.choice(4, p=[0.25, 0.25, 0.25, 0.25]))
+        lines = []
+        for _line in range(100):
+            pool = _PRESSING if rng.random() < 0.012 * k else _ROUTINE
+            lines.append(str(rng.choice(pool)).format(i=int(rng.integers(1, 50)), j=int(rng.integers(1, 50))))
+        texts.append("\n".join(lines))
+        y.append(k)
+    return texts, np.array(y)
+
+
+def test_a_transcript_batch_is_scored_on_how_often_the_move_occurs(encoder) -> None:  # type: ignore[no-untyped-def]
+    texts, y = transcript_batch()
+    cs = ColdStartScorer(levels=[1, 2, 3, 4], level_texts=_PRESS_DESCRIPTORS, encoder=encoder,
+                         description="Asks students to explain why, justify a claim or show how they know.").fit(texts)
+    d = cs.describe()
+    assert list(d["signals"]) == ["frequency"], d
+    assert d["frequency"]["look_for"].startswith("Asks students to explain why")
+    share = cs.matched_share(texts)
+    assert spearmanr(share, y).statistic > 0.7
+    assert spearmanr(cs.predict_proba(texts) @ np.arange(1, 5), y).statistic > 0.7
+    # row-wise after fitting: one lesson scored alone gets the same share as in the batch
+    assert cs.matched_share(texts[3:4])[0] == pytest.approx(share[3])
+
+
+def test_whole_text_signals_stay_for_unsegmented_batches_and_can_be_forced(encoder) -> None:  # type: ignore[no-untyped-def]
+    texts, _ = synthetic_batch(40)
+    assert set(ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=encoder).fit(texts)
+               .describe()["signals"]) == {"descriptors", "elaboration", "typicality"}
+    forced = ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=encoder, signals=("frequency",)).fit(texts)
+    assert forced.describe()["frequency"]["look_for"] == DESCRIPTORS[-1][0]  # no description: the top descriptor
+    with pytest.raises(ScorerError, match="signals must be 'auto' or some of"):
+        ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=encoder, signals=("length",)).fit(texts)
