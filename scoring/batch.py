@@ -136,10 +136,6 @@ def csv_header(rubric: Rubric, extra_cols: list[str]) -> list[str]:
     return cols
 
 
-def _csv_rows(items: list[ScoredSubmission], rubric: Rubric, extra_cols: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for it in items:
 def _check_csv_header(out: Path, header: list[str]) -> None:
     """A CSV output is resumed only under the columns it was started with (machine-rule (#16): routing added
     ``<criterion>.machine_rule``; rows of a new layout under an old header would be misread)."""
@@ -152,6 +148,10 @@ def _check_csv_header(out: Path, header: list[str]) -> None:
                             "and cannot be resumed: pass --overwrite to start again or choose another --out")
 
 
+def _csv_rows(items: list[ScoredSubmission], rubric: Rubric, extra_cols: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for it in items:
         row: list[Any] = [it.id]
         for c in rubric.criteria:
             r = it.criteria[c.id]
@@ -295,6 +295,8 @@ def _run_locked(
             )
         done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
         scored, rejected = state.get("scored", 0), state.get("rejected", 0)
+        if fmt == "csv" and out_bytes > 0:  # machine-rule (#16): the header must be the one this job writes
+            _check_csv_header(out, csv_header(model.rubric, extra_cols))
     elif out.exists() and out.stat().st_size > 0 and not overwrite:
         raise JobStateError(f"{out} exists and no progress file says which job wrote it; pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,8 +318,6 @@ def _run_locked(
         if fmt == "csv" and out_bytes == 0:
             _fsync_append(fo, ",".join(csv_header(model.rubric, extra_cols)) + "\n")
         block: list[Record] = []
-        if fmt == "csv" and out_bytes > 0:  # machine-rule (#16): the header must be the one this job writes
-            _check_csv_header(out, csv_header(model.rubric, extra_cols))
         n_seen = 0
 
         def flush(block: list[Record]) -> None:
