@@ -29,9 +29,11 @@ def select(
 ) -> None:
     """Pick the N submissions whose human scores teach the model most: diverse and uncertain.
 
-    Uncertainty-weighted greedy k-center (the core-set method of Sener & Savarese 2018) over the text
-    embeddings and the model's expected scores; unusually isolated texts are set aside. Writes a queue
-    file people score in order; then `scoring import-scores` / `scoring train` with the scores.
+    The first 50 scores (counting those in --exclude): transductive experimental design over the text
+    embeddings (Yu, Bi & Tresp 2006), the texts that most reduce a ridge head's predictive variance over
+    the whole backlog. After that: uncertainty-weighted greedy k-center (the core-set method of Sener &
+    Savarese 2018) over the embeddings and the model's expected scores; unusually isolated texts are set
+    aside. Writes a queue file people score in order; then `scoring import-scores` / `scoring train`.
     """
     from models.artifact import load_model
     from scoring.ingest import read_records
@@ -59,8 +61,8 @@ def select(
     rejected = len(records) - len(usable)
     err.print(f"[green]{len(picked)} of {len(usable)} submissions selected[/] "
               f"({rejected} record(s) rejected, {len(set(skip))} excluded) -> {path}")
-    err.print("method: uncertainty-weighted greedy k-center over embeddings and expected scores "
-              "(core-set, Sener & Savarese 2018); score them in the file's order")
+    err.print("method: experimental design for the first 50 scores (Yu, Bi & Tresp 2006), then "
+              "uncertainty-weighted greedy k-center (core-set, Sener & Savarese 2018); score them in the file's order")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,8 @@
 Two doors share this: ``scoring select`` (a backlog file -> a queue file) and ``POST /selection`` (the
 stored, not yet scored submissions of a rubric -> the assessors' queue). The method is in
 ``scoring.selection``; here a model's criteria become one selection space: the submission's embedding
-(mean over its criteria's evidence), every criterion's expected score, and the mean uncertainty.
+(mean over its criteria's evidence, also the experimental design's space), every criterion's expected
+score, and the mean uncertainty.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from models.artifact import ScoringModel
 from models.contract import uses_embeddings
 from scoring.errors import InvalidRequest
 from scoring.evidence import criterion_text
-from scoring.selection import SelectionError, features, ordinal_uncertainty, select_rows
+from scoring.selection import SelectionError, design_space, features, ordinal_uncertainty, select_rows
 from scoring.store import Store, queue
 from scoring.store import tables as t
 from scoring.store.service_tables import queue_items, submission_owners
 
-METHOD = ("uncertainty-weighted greedy k-center over embeddings and expected scores "
+METHOD = ("transductive experimental design over the embeddings for the first 50 scores (Yu, Bi & Tresp 2006), "
+          "then uncertainty-weighted greedy k-center over embeddings and expected scores "
           "(core-set, Sener & Savarese 2018), outliers set aside")
 SELECTED_PRIORITY = 15  # above ordinary human items (10), below double-scored ones (20)
 
@@ -69,7 +71,7 @@ def choose(model: ScoringModel, ids: Sequence[str], evidences: Sequence[Mapping[
     X = features(E, np.column_stack(scores))
     skip = set(exclude)
     mask = np.array([i in skip for i in ids], bool)
-    picks = select_rows(X, np.mean(unc, axis=0), n, seed=seed, exclude=mask)
+    picks = select_rows(X, np.mean(unc, axis=0), n, seed=seed, exclude=mask, design=design_space(E))
     return [Selected(id=str(ids[p.row]), rank=p.rank, uncertainty=p.uncertainty,
                      distance=round(p.distance, 4) if np.isfinite(p.distance) else -1.0,
                      machine_scores={c: int(v[p.row]) for c, v in decided.items()}, position=p.row)
