@@ -29,6 +29,7 @@ from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import _routed_rows, accepted_by_rule
 
 MIN_N = 30
+COMPARISON = "machine vs second score against first vs second score"  # scoring.human_bar: why the second
 
 
 def policy_bar(cp: CriterionPolicy | None, n_levels: int) -> tuple[str, int]:
@@ -58,6 +59,7 @@ class CriterionCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "statistic": self.statistic, "n_accepted": self.n_accepted,
                 "n_checked": self.n_checked, "difference": self.difference, "confirmed": self.confirmed,
+                "comparison": COMPARISON,
                 **{k: v for k, v in self.agreement.items() if k != "n"}}
 
     def line(self) -> str:
@@ -65,7 +67,7 @@ class CriterionCheck:
         a = self.agreement
         diff = "-" if est is None else f"{est:+.3f} [{_f(lo)}, {_f(hi)}]"
         return (f"{self.criterion}: {self.status.upper()} on {self.statistic} (n={self.n_checked} double-scored of "
-                f"{self.n_accepted} accepted): machine-human minus human-human {diff}; "
+                f"{self.n_accepted} accepted): machine-vs-second minus first-vs-second {diff}; "
                 f"QWK {_ci(a.get('machine_qwk'))} vs {_ci(a.get('human_qwk'))}; "
                 f"exact {_ci(a.get('machine_exact'))} vs {_ci(a.get('human_exact'))}")
 
