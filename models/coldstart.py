@@ -198,6 +198,7 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
         sims = emb @ self.prototypes_.T
         self.sim_mean_, self.sim_sd_ = sims.mean(axis=0), sims.std(axis=0) + 1e-9
         self.centroid_ = _unit(emb.mean(axis=0))
+        self.signals_: tuple[str, ...]
         if self.signals == "auto":
             self.signals_ = ("frequency",) if is_segmented(texts) else WHOLE_TEXT_SIGNALS
         else:

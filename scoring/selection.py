@@ -143,8 +143,8 @@ def design_order(Z: np.ndarray, n: int, exclude: np.ndarray | None = None, ridge
         def gains() -> np.ndarray:
             M = Ainv @ P @ Ainv
             return ((Z @ M) * Z).sum(axis=1) / (1.0 + ((Z @ Ainv) * Z).sum(axis=1))
-    for j in np.flatnonzero(done):
-        add(int(j))
+    for k in np.flatnonzero(done):
+        add(int(k))
     for _ in range(min(n, int((~done).sum()))):
         g = np.where(done, -np.inf, gains())
         j = int(np.argmax(g))
@@ -212,7 +212,7 @@ def select_rows(
             mind[a : a + 1024] = _sqdist(X[a : a + 1024], X[done]).min(axis=1)
     picks: list[Pick] = []
     n_design = 0 if design is None else max(0, min(n, design_n - int(done.sum())))
-    if n_design:
+    if n_design and design is not None:
         if len(design) != len(X):
             raise SelectionError(f"expected one design row per text ({len(X)}), found {len(design)}")
         for j in design_order(design, n_design, exclude=done):
