@@ -7,6 +7,12 @@ codes: the share of the lesson's coded teacher utterances that carry move 9 (pre
 Level 1 when no utterance does; otherwise 2, 3 or 4 by the terciles of that share over the *training*
 lessons that have any (cut-points rounded to 0.1 percentage points and printed), so the test lessons
 never shape the scale. Lessons are split as ``scoring bench talkmoves`` splits them (seed 13, 20% test).
+
+The criterion's ``description`` ("Asks students to explain why, justify a claim or show how they know.")
+travels with it: teacher turns are many lines, so the cold-start scorer uses its ``frequency`` signal
+(the share of turns matching that sentence; ``models.coldstart``), as ``scoring train`` does for any
+rubric whose criterion reads a transcript. Its settings were chosen on the TalkMoves lessons outside both
+test splits (the first-200 split and the all-lessons split, seed 13), never on test lessons.
 """
 
 from __future__ import annotations
