@@ -158,6 +158,8 @@ class BlockScorer:
             payload = ray.get(payload)
         self.encoder = spec.build()
         self.model, self.hooks = _Unpickler(io.BytesIO(payload), self.encoder).load()
+        for scorer in self.model.scorers.values():  # as models.artifact.load_model does: scorers pickle without it
+            scorer.encoder = self.encoder
         self.fmt, self.extra_cols, self.keep_items = fmt, extra_cols, keep_items
 
     def __call__(self, batch: Any) -> Any:
@@ -476,7 +478,13 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
     if addr == "local":
         kwargs.update(include_dashboard=False)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address=addr, **kwargs)
+    try:
+        ray.init(address=addr, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - one line the user can act on
+        hint = (" The cluster uses token authentication: set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, "
+                "or ~/.ray/auth_token) for this command." if "uthenticat" in str(exc) else "")
+        raise ScoringError(f"cannot connect to the Ray cluster at {addr}: {str(exc).splitlines()[0] if str(exc) else exc!r}."
+                           + hint) from None
     try:
         yield
     finally:
