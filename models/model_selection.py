@@ -46,7 +46,7 @@ from models.scorers import (
     quadratic_kappa,
     text_hash,
 )
-from models.shortviews import KERNEL_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
+from models.shortviews import KERNEL_MAX_N, KNN_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
 
 # Candidate view subsets, smallest first. The first is the simple model; the second is the fixed
 # ensemble the project shipped before selection (so selection can only add where CV says it wins).
@@ -238,6 +238,10 @@ class SelectiveEnsembleScorer(EnsembleScorer):
         if n > KERNEL_MAX_N:
             self.not_candidates_["kernel"] = f"{n} training texts > {KERNEL_MAX_N}: RBF regression costs grow with n^2"
             cands = [c for c in cands if "kernel" not in c] or [("embed", "tfidf")]
+        if n > KNN_MAX_N:
+            for v in ("knn_embed", "knn_ngram"):
+                self.not_candidates_[v] = f"{n} training texts > {KNN_MAX_N}: the n x n similarity matrix would not fit"
+            cands = [c for c in cands if not any(v.startswith("knn_") for v in c)] or [("embed", "tfidf")]
         view_names = [v for v in VIEW_NAMES if any(v in c for c in cands)]
 
         # Unsupervised representations, fitted once on all training texts (no score is read).

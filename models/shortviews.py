@@ -34,6 +34,7 @@ from sklearn.svm import SVR
 
 VIEW_NAMES = ("embed", "kernel", "tfidf", "knn_embed", "knn_ngram", "hgb")
 KERNEL_MAX_N = 3000  # RBF SVR fits grow with n^2: above this the kernel view is not a candidate
+KNN_MAX_N = 10000  # the kNN views hold an n x n similarity matrix: above this they are not candidates
 KNN_K = 15
 SVD_DIM = 64
 
