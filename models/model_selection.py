@@ -155,8 +155,18 @@ def nested_view_predictions(views: list[Any], F: Features, y: np.ndarray, folds:
     return Q
 
 
+# Sibling criteria reading the same texts in one training run share the SVD and the features (with their
+# n x n similarity matrices). An entry holds the TF-IDF (and SVD) objects it was made with and is reused only
+# for those very objects; ``clear_selection_memos`` (called at the end of ``scoring.train.train_model``)
+# drops them so nothing outlives the run.
 _SVD_MEMO: dict[str, Any] = {}
 _FEATURES_MEMO: dict[str, Any] = {}
+
+
+def clear_selection_memos() -> None:
+    """Forget the features and SVD shared between the criteria of one training run."""
+    _SVD_MEMO.clear()
+    _FEATURES_MEMO.clear()
 
 
 class SelectiveEnsembleScorer(EnsembleScorer):
@@ -249,22 +259,24 @@ class SelectiveEnsembleScorer(EnsembleScorer):
         self.tfidf_ = self.shared_tfidf if self.shared_tfidf is not None else SharedTfidf.fit(texts)
         self.svd_ = None
         if "hgb" in view_names:
-            key = f"{id(self.tfidf_)}:{hash(tuple(texts))}:{n}"
-            if _SVD_MEMO.get("key") != key:
+            key = f"{hash(tuple(texts))}:{n}"
+            if _SVD_MEMO.get("key") != key or _SVD_MEMO.get("tfidf") is not self.tfidf_:
                 _SVD_MEMO.clear()
-                _SVD_MEMO.update(key=key, svd=fit_svd(self.tfidf_.transform(texts), self.random_state))
+                _SVD_MEMO.update(key=key, tfidf=self.tfidf_, svd=fit_svd(self.tfidf_.transform(texts), self.random_state))
             self.svd_ = _SVD_MEMO["svd"]
             if self.svd_ is None:
                 view_names.remove("hgb")
                 cands = [c for c in cands if "hgb" not in c] or [("embed", "tfidf")]
         # Sibling criteria reading the same texts share the features (and their similarity matrices).
-        fkey = f"{id(self.tfidf_)}:{id(self.svd_)}:{hash(tuple(texts))}:{n}:{hash(np.asarray(embeddings).tobytes()) if embeddings is not None else ''}"
-        if _FEATURES_MEMO.get("key") == fkey and (self.svd_ is None or _FEATURES_MEMO["F"].svd_surface is not None):
+        fkey = f"{hash(tuple(texts))}:{n}:{hash(np.asarray(embeddings).tobytes()) if embeddings is not None else ''}"
+        if (_FEATURES_MEMO.get("key") == fkey and _FEATURES_MEMO.get("tfidf") is self.tfidf_
+                and _FEATURES_MEMO.get("svd") is self.svd_
+                and (self.svd_ is None or _FEATURES_MEMO["F"].svd_surface is not None)):
             F = _FEATURES_MEMO["F"]
         else:
             _FEATURES_MEMO.clear()
             F = self._features(texts, embeddings, set(view_names))
-            _FEATURES_MEMO.update(key=fkey, F=F)
+            _FEATURES_MEMO.update(key=fkey, tfidf=self.tfidf_, svd=self.svd_, F=F)
 
         # Stratified folds.
         K = self.n_folds

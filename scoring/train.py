@@ -25,7 +25,7 @@ from models.artifact import ScoringModel, data_hash
 from models.coldstart import MIN_BATCH, ColdStartScorer
 from models.encoder import Encoder
 from models.finetuned import FineTunedScorer
-from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer
+from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer, clear_selection_memos
 from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
@@ -245,5 +245,6 @@ def train_model(
     ids = [r.id or "" for r in usable]
     joined = ["\x1e".join(f"{k}={v}" for k, v in sorted(r.evidence.items())) for r in usable]
     h = data_hash(ids, joined, {c.id: [r.scores.get(c.id) for r in usable] for c in rubric.criteria})
+    clear_selection_memos()  # the features shared between this run's criteria are not kept
     model = ScoringModel(rubric=rubric, scorers=scorers, encoder=encoder, card={"encoder_name": encoder.name})
     return TrainingResult(model=model, metrics=metrics, data_hash=h)
