@@ -350,11 +350,22 @@ def decide_with_cuts(proba: np.ndarray, classes: np.ndarray, cuts: np.ndarray | 
 
 def quadratic_kappa(a: Any, b: Any, levels: list[int]) -> float:
     """Quadratic weighted kappa of two score vectors on ``levels`` (= scikit-learn's ``cohen_kappa_score``
-    with ``weights="quadratic", labels=levels``, via one bincount: fast enough to call thousands of times)."""
-    lv = np.asarray(levels)
+    with ``weights="quadratic", labels=levels``, via one bincount: fast enough to call thousands of times).
+    ``levels`` may come in any order; a score that is not one of them raises ``ValueError``."""
+    lv = np.unique(np.asarray(levels))
     L = len(lv)
-    ia = np.searchsorted(lv, np.asarray(a))
-    ib = np.searchsorted(lv, np.asarray(b))
+
+    def index(v: Any) -> np.ndarray:
+        v = np.asarray(v).ravel()
+        i = np.searchsorted(lv, v).clip(0, max(L - 1, 0))
+        bad = lv[i] != v if L else np.ones(len(v), dtype=bool)
+        if bad.any():
+            raise ValueError(f"scores {sorted(set(v[bad].tolist()))[:5]} are not among the levels {lv.tolist()}")
+        return i
+
+    ia, ib = index(a), index(b)
+    if len(ia) != len(ib):
+        raise ValueError(f"{len(ia)} scores against {len(ib)}: the two score vectors must be the same length")
     obs = np.bincount(ia * L + ib, minlength=L * L).reshape(L, L).astype(np.float64)
     n = obs.sum()
     if n == 0:
