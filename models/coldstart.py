@@ -127,6 +127,9 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
     """
 
     uses_embeddings = True
+    # Defaults for models pickled before these parameters existed (their __dict__ lacks them).
+    description: str = ""
+    frequency_quantile: float = 0.98
 
     def __init__(
         self,

@@ -1,0 +1,44 @@
+"""A ColdStartScorer pickled before ``description`` and ``frequency_quantile`` existed still describes itself."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+
+from models.coldstart import ColdStartScorer
+
+LEVELS = [0, 1, 2]
+DESCRIPTORS = [["no answer"], ["mentions feedback"], ["explains feedback with several examples"]]
+
+
+class HashEncoder:
+    name = "hash-test"
+    dim = 16
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            out[i] /= np.linalg.norm(out[i]) or 1.0
+        return out
+
+
+def test_an_old_pickle_without_the_new_attributes_reprs_and_scores() -> None:
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(["feedback", "examples", "explains", "bus", "late", "the", "students"], 6)) + f" {i}"
+             for i in range(60)]
+    enc = HashEncoder()
+    sc = ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=enc, signals=("descriptors", "elaboration"))
+    sc.fit(texts)
+    want = sc.predict_proba(texts)
+    del sc.__dict__["description"], sc.__dict__["frequency_quantile"]  # as saved by the first release
+    old = pickle.loads(pickle.dumps(sc))
+    old.encoder = enc
+    assert "ColdStartScorer" in repr(old)
+    params = old.get_params()
+    assert params["description"] == "" and params["frequency_quantile"] == 0.98
+    np.testing.assert_allclose(old.predict_proba(texts), want)
+    assert old.look_for() and "signals" in old.describe()
