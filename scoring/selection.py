@@ -111,13 +111,15 @@ def design_space(embeddings: np.ndarray) -> np.ndarray:
     return np.hstack([Z, np.ones((len(Z), 1))])
 
 
-def design_order(Z: np.ndarray, n: int, exclude: np.ndarray | None = None, ridge: float = DESIGN_RIDGE) -> list[int]:
+def design_order(Z: np.ndarray, n: int, exclude: np.ndarray | None = None, ridge: float = DESIGN_RIDGE,
+                 candidates: np.ndarray | None = None) -> list[int]:
     """``n`` rows by greedy sequential transductive experimental design (Yu, Bi & Tresp 2006).
 
     Each step adds the row ``z`` that most reduces ``trace(P A^-1)``, the summed predictive variance of a
     ridge regression over every row (``P = Z^T Z / N``, ``A = ridge * I + sum of the chosen rows' z z^T``):
     the reduction is ``z^T A^-1 P A^-1 z / (1 + z^T A^-1 z)``. Rows in ``exclude`` (already scored) enter
-    ``A`` first and are never picked.
+    ``A`` first and are never picked. With ``candidates`` (a boolean mask), only those rows are picked;
+    every row still counts in the summed variance.
     """
     Z = np.asarray(Z, dtype=np.float64)
     N, d = Z.shape
@@ -145,11 +147,12 @@ def design_order(Z: np.ndarray, n: int, exclude: np.ndarray | None = None, ridge
             return ((Z @ M) * Z).sum(axis=1) / (1.0 + ((Z @ Ainv) * Z).sum(axis=1))
     for k in np.flatnonzero(done):
         add(int(k))
-    for _ in range(min(n, int((~done).sum()))):
-        g = np.where(done, -np.inf, gains())
+    pickable = ~done if candidates is None else np.asarray(candidates, bool) & ~done
+    for _ in range(min(n, int(pickable.sum()))):
+        g = np.where(pickable, gains(), -np.inf)
         j = int(np.argmax(g))
         out.append(j)
-        done[j] = True
+        pickable[j] = False
         add(j)
     return out
 
@@ -215,7 +218,7 @@ def select_rows(
     if n_design and design is not None:
         if len(design) != len(X):
             raise SelectionError(f"expected one design row per text ({len(X)}), found {len(design)}")
-        for j in design_order(design, n_design, exclude=done):
+        for j in design_order(design, n_design, exclude=done, candidates=ok):  # outliers set aside here too
             picks.append(Pick(row=j, rank=len(picks) + 1, uncertainty=round(float(raw_u[j]), 4),
                               distance=float(np.sqrt(mind[j]))))
             ok[j] = False
