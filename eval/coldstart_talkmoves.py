@@ -22,11 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from eval.bench_coldstart import Criterion
-from eval.bench_talkmoves import load_lessons, split_lessons
+from eval.bench_talkmoves import Lesson, load_lessons, split_lessons
 from rubrics import BUNDLED_DIR, load_rubric
 from scoring.evidence import criterion_text
 
 MOVE = 9
+REPORTED_SPLITS = (200, None)  # figures are reported on the test lessons of the first 200 lessons and of all lessons
+
+
+def dev_lessons(all_lessons: list[Lesson], max_lessons: int | None, seed: int) -> tuple[list[Lesson], list[Lesson]]:
+    """``--dev``: the first ``max_lessons`` lessons less the test lessons of every reported split (the
+    first-200 split, the all-lessons split, and this run's own), a fifth of them playing the test lessons."""
+    held = {x.file for m in {*REPORTED_SPLITS, max_lessons} for x in split_lessons(all_lessons[:m], seed, 0.2)[1]}
+    return split_lessons([x for x in all_lessons[:max_lessons] if x.file not in held], seed + 1, 0.2)
 
 
 def talkmoves_criterion(data_dir: Path, dev: bool = False, seed: int = 13, max_lessons: int | None = None) -> Criterion:
@@ -34,10 +42,9 @@ def talkmoves_criterion(data_dir: Path, dev: bool = False, seed: int = 13, max_l
     teacher turns takes long on a small CPU)."""
     rubric = load_rubric(BUNDLED_DIR / "accountable-talk.yaml")
     crit = rubric.criterion("pressing_reasoning")
-    lessons = load_lessons(data_dir)[:max_lessons]
-    train, test = split_lessons(lessons, seed, 0.2)
-    if dev:  # training lessons only: a fifth of them play the test lessons
-        train, test = split_lessons(train, seed + 1, 0.2)
+    all_lessons = load_lessons(data_dir)
+    lessons = all_lessons[:max_lessons]
+    train, test = dev_lessons(all_lessons, max_lessons, seed) if dev else split_lessons(lessons, seed, 0.2)
 
     def share(lesson) -> float:  # type: ignore[no-untyped-def]
         coded = [c for c, t in zip(lesson.codes, lesson.teacher_coded, strict=True) if t]
