@@ -71,7 +71,7 @@ def cold_start(criterion: Criterion, texts: list[str], encoder: Encoder,
             pos = {t: i for i, t in enumerate(texts)}
             emb = embeddings[[pos[t] for t in uniq]]
         cs = ColdStartScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder,
-                             description=criterion.description).fit(uniq, embeddings=emb)  # issue-17: look-for text
+                             description=criterion.description).fit(uniq, embeddings=emb)  # the frequency signal matches lines to it
         return cs, {"scorer": "cold-start", "assumptions": cs.describe()}
     return _zero_shot(criterion, encoder), {
         "scorer": "zero-shot",
