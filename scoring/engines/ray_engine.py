@@ -20,8 +20,10 @@ How a job runs:
      fsynced, renamed; a block's ``.json`` is renamed in last and is the commit point).
   5. When every block is committed the parts are joined in block order into OUT and the rejects file
      (temporary files renamed into place), the local engine's progress file is written as complete, and
-     the job folder is removed. The output is therefore one file in input order, byte for byte the local
-     engine's, and a re-run of a finished job with either engine adds nothing.
+     the job folder is removed. The output is therefore one file in input order with the local engine's
+     rows and bytes (same blocks, same code, same rendering; a scorer whose float sums depend on the thread
+     count can move a probability in its 6th decimal: an actor runs one thread per CPU it was given), and
+     a re-run of a finished job with either engine adds nothing.
 
 Resume: a driver killed at any point leaves committed blocks in ``OUT.ray/``; the same command again
 re-reads the input, checks that input, model and options are those of the job that wrote them
