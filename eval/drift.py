@@ -30,6 +30,7 @@ import numpy as np
 from eval.agreement import agreement_metrics
 from eval.gates import GatePolicy, GateResult, evaluate_gates, load_policy
 from rubrics.schema import parse_rubric
+from scoring.errors import ScoringError
 from scoring.policy import RoutingPolicy
 from scoring.policy_check import MIN_N, CriterionCheck, check_criterion, policy_bar
 from scoring.routing import accepted_by_rule
@@ -93,7 +94,7 @@ def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window:
     for m in store.machine_scores(rubric_id=rubric_id, criterion=criterion, model_version=model_version):
         machines[m.submission_id] = m  # latest wins
     accepted = {k: m for k, m in machines.items()
-                if accepted_by_rule(m.route, getattr(m, "machine_rule", None), m.reason)}
+                if accepted_by_rule(m.route, None, m.reason)}  # store rows keep the reason, not machine_rule
     first: dict[int, Any] = {}
     second: dict[int, Any] = {}
     for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
@@ -125,10 +126,15 @@ def promoted_routing_policy(store: Store, rubric_id: str) -> RoutingPolicy | Non
     if promoted is None or not promoted.path:
         return None
     f = Path(promoted.path) / ROUTING_POLICY_FILE
-    try:
-        return load_policy(f) if f.is_file() else None
-    except Exception:  # noqa: BLE001 - an unreadable file leaves the scale's default statistic
+    if not f.is_file():
         return None
+    try:
+        return load_policy(f)
+    except Exception as exc:  # noqa: BLE001 - any load failure: the bar is unknown, so nothing may be judged
+        # Falling back to the scale's default would judge a sum-scale criterion against single raters
+        # (a spurious fail that suspends automation) or hide a real one: refuse instead.
+        raise ScoringError(f"the routing policy beside the promoted model, {f}, cannot be read ({exc}); "
+                           "fix it or pass --routing-policy") from exc
 
 
 def check_drift(

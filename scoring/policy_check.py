@@ -55,11 +55,12 @@ class CriterionCheck:
     difference: list[float | None]  # [estimate, low, high] of machine-human minus human-human, on ``statistic``
     confirmed: bool  # the interval lies at or above 0
     agreement: dict[str, Any] = field(default_factory=dict)
+    rater_multiplier: int = 1  # human scores were multiplied by this onto the machine's scale
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "statistic": self.statistic, "n_accepted": self.n_accepted,
                 "n_checked": self.n_checked, "difference": self.difference, "confirmed": self.confirmed,
-                "comparison": COMPARISON,
+                "comparison": COMPARISON, "rater_multiplier": self.rater_multiplier,
                 **{k: v for k, v in self.agreement.items() if k != "n"}}
 
     def line(self) -> str:
@@ -67,7 +68,8 @@ class CriterionCheck:
         a = self.agreement
         diff = "-" if est is None else f"{est:+.3f} [{_f(lo)}, {_f(hi)}]"
         return (f"{self.criterion}: {self.status.upper()} on {self.statistic} (n={self.n_checked} double-scored of "
-                f"{self.n_accepted} accepted): machine-vs-second minus first-vs-second {diff}; "
+                f"{self.n_accepted} accepted{', raters x' + str(self.rater_multiplier) if self.rater_multiplier != 1 else ''}): "
+                f"machine-vs-second minus first-vs-second {diff}; "
                 f"QWK {_ci(a.get('machine_qwk'))} vs {_ci(a.get('human_qwk'))}; "
                 f"exact {_ci(a.get('machine_exact'))} vs {_ci(a.get('human_exact'))}")
 
@@ -96,7 +98,8 @@ def check_criterion(criterion: str, machine: np.ndarray, first: np.ndarray, seco
     n_acc = int(len(ok) if n_accepted is None else n_accepted)
     if len(m) < min_n:
         return CriterionCheck(criterion, "insufficient", statistic, n_acc, int(len(m)), [None, None, None], False,
-                              {"why": f"need at least {min_n} accepted items with two human scores, found {len(m)}"})
+                              {"why": f"need at least {min_n} accepted items with two human scores, found {len(m)}"},
+                              rater_multiplier)
     iv = agreement_intervals(m, h1, (h1, h2), n_boot=n_boot, rng=np.random.default_rng(seed))
     diff = iv.get(f"{statistic}_difference", [None, None, None])
     est, lo, hi = diff
@@ -105,7 +108,7 @@ def check_criterion(criterion: str, machine: np.ndarray, first: np.ndarray, seco
         est, lo, hi = diff
     status = "fail" if hi is not None and hi < 0 else "pass"
     return CriterionCheck(criterion, status, statistic, n_acc, int(len(m)), list(diff),
-                          bool(lo is not None and lo >= 0), iv)
+                          bool(lo is not None and lo >= 0), iv, rater_multiplier)
 
 
 # ------------------------------------------------------------------------------------------ files

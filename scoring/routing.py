@@ -65,8 +65,9 @@ class RouteDecision:
 
 def accepted_by_rule(route: str | None, machine_rule: str | None = None, reason: str | None = None) -> bool:
     """Did the policy's rule accept the machine score? ``auto`` / ``audit``, or a ``double`` sample whose
-    rule was ``auto``. Reads the structured ``machine_rule`` field; outputs and store rows written before it
-    existed (``machine_rule`` None) fall back to the reason text ("machine rule: auto")."""
+    rule was ``auto``. Reads the structured ``machine_rule`` field of routed output files; where there is
+    none (``machine_rule`` None: store rows, which keep the reason but no such column, and files written
+    without the field) the reason text decides ("machine rule: auto")."""
     if route in ACCEPTED_ROUTES:
         return True
     if route != "double":

@@ -27,6 +27,7 @@ def check(
     """Per criterion: n, QWK, SMD, gate status; suspends automation where the gate fails."""
     from eval.drift import check_drift
     from eval.gates import load_policy
+    from scoring.errors import ScoringError
     from scoring.policy import load_policy as load_routing_policy
     from scoring.settings import get_settings
 
@@ -43,6 +44,11 @@ def check(
                               window=window or get_settings().audit_sample_window, act=not dry_run,
                               routing_policy=rp)
         suspended = {r.criterion: store.is_suspended(rubric, r.criterion) for r in results}
+    except ScoringError as exc:  # e.g. an unreadable routing policy beside the promoted model
+        from scoring.commands.batch import _fail
+
+        _fail(exc)
+        return
     finally:
         store.close()
     for r in results:

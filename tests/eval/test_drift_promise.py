@@ -99,3 +99,21 @@ def test_the_routing_policy_kept_beside_the_promoted_model_is_found(tmp_path: Pa
     finally:
         store.close()
     assert pc["statistic"] == "exact"
+
+
+def test_a_broken_routing_policy_beside_the_model_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
+    # judging a sum-scale criterion with the scale's default bar would suspend automation on a spurious fail
+    import pytest
+
+    from scoring.errors import ScoringError
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "policy.yaml").write_text("criteria: [this is not a policy\n")
+    store = _store(tmp_path, machine_shift=0, model_path=str(model_dir))
+    try:
+        with pytest.raises(ScoringError, match="cannot be read"):
+            check_drift(store, "r", policy=load_policy(), act=False)
+        assert not store.is_suspended("r", "holistic")
+    finally:
+        store.close()

@@ -131,3 +131,13 @@ def test_an_undefined_kappa_is_judged_on_exact_agreement() -> None:
     # machine vs the second score (the reference), as the first score is: 1.0 vs 0.9 exact agreement
     c = check_criterion("q", ones, np.r_[np.zeros(4), np.ones(36)], ones, statistic="qwk", n_boot=200)
     assert c.statistic == "exact" and c.status == "pass" and c.difference[0] == pytest.approx(0.1)
+
+
+def test_the_rater_scale_multiplier_is_shown_in_the_line_and_the_json() -> None:
+    # a user who passes raters already on the sum scale must see that they were doubled
+    rng = np.random.default_rng(3)
+    h = rng.integers(1, 7, 80).astype(float)
+    c = check_criterion("q", 2 * h, h, h, statistic="qwk", n_boot=100, rater_multiplier=2)
+    assert c.as_dict()["rater_multiplier"] == 2 and "raters x2" in c.line()
+    one = check_criterion("q", h, h, h, statistic="qwk", n_boot=100)
+    assert one.as_dict()["rater_multiplier"] == 1 and "raters x" not in one.line()
