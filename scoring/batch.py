@@ -223,6 +223,22 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _check_outside_input(input_path: Path, out: Path, rejects: Path) -> None:
+    """Refuse an output or rejects file inside a backlog folder, before anything is written.
+
+    Why: a folder is read (and fingerprinted) as every data file in it, so a ``.jsonl``/``.csv`` output
+    written there would become part of its own input on the next run or resume (shards-folder).
+    """
+    if not input_path.is_dir():
+        return
+    folder = input_path.resolve()
+    for option, p in (("--out", out), ("--rejects", rejects)):
+        if p.resolve().is_relative_to(folder):
+            raise ScoringError(f"{option} {p} must be outside the input folder {input_path}: every data file in "
+                               "that folder is read as part of the backlog, so the output would become part of "
+                               "its own input; choose a path outside the folder")
+
+
 def run_batch(
     model: ScoringModel,
     records: Iterable[Record],
@@ -256,6 +272,7 @@ def run_batch(
     if rejects.resolve() == out.resolve() or rejects.resolve() == Path(input_path).resolve() \
             or out.resolve() == Path(input_path).resolve():
         raise ScoringError(f"input {input_path}, output {out} and rejects {rejects} must be three different files")
+    _check_outside_input(Path(input_path), out, rejects)
     with _exclusive(out):
         if engine is not None:  # ray-engine (#18): the same job on another engine, under the same lock
             return engine.run(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,

@@ -235,6 +235,9 @@ def score(
     st = susp = None
     if engine not in ("local", "ray"):  # ray-engine (#18)
         raise typer.BadParameter(f"expected local or ray, found {engine!r}", param_hint="--engine")
+    if address is not None and engine != "ray":  # shards-folder: --address only means something to the Ray engine
+        _fail(ValueError(f"--address {address} is only used with --engine ray (this run uses --engine {engine}); "
+                         "add --engine ray to run on that cluster, or drop --address"))
     run_on = None  # ray-engine (#18)
     if engine == "ray":  # ray-engine (#18)
         from scoring.engines.ray_engine import RayEngine

@@ -23,14 +23,20 @@ _AFTER_ID_CHECK = ("empty evidence:", "evidence too long:")
 _SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq"}
 
 
-def shard_files(folder: str | Path, fmt: str | None = None) -> list[Path]:
-    """The folder's data files in name order (hidden files and other extensions are left out)."""
+def shard_files(folder: str | Path) -> list[Path]:
+    """The folder's data files in name order: the one listing that is both read and fingerprinted.
+
+    Only files whose extension names a format the reader knows count (hidden and ``_``-prefixed files are
+    left out too), whatever ``--format`` says: a README or a notes file beside the shards is neither read
+    as data nor part of the resume check, and the two always see the same files.
+    """
     root = Path(folder)
     files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-                   and (p.suffix.lower() in _SUFFIXES or fmt is not None))
+                   and p.suffix.lower() in _SUFFIXES)
     if not files:
-        raise IngestError(f"{root} holds no shard files ({', '.join(sorted(_SUFFIXES))})")
-    kinds = {detect_format(p, fmt) for p in files}
+        raise IngestError(f"the folder {root} holds no data files to score: a backlog folder needs shard files "
+                          f"ending in {', '.join(sorted(_SUFFIXES))} (hidden and _-prefixed files are skipped)")
+    kinds = {detect_format(p) for p in files}
     if len(kinds) > 1:
         raise IngestError(f"{root} mixes shard formats {sorted(kinds)}; one backlog folder holds one format")
     return files
@@ -39,7 +45,7 @@ def shard_files(folder: str | Path, fmt: str | None = None) -> list[Path]:
 def format_of(path: str | Path, fmt: str | None = None) -> str:
     """The format of a file, or of a folder's shards."""
     p = Path(path)
-    return detect_format(shard_files(p, fmt)[0], fmt) if p.is_dir() else detect_format(p, fmt)
+    return detect_format(shard_files(p)[0], fmt) if p.is_dir() else detect_format(p, fmt)
 
 
 def folder_fingerprint(folder: str | Path) -> str:
@@ -67,8 +73,8 @@ def read_backlog(
         yield from read_records(p, rubric, columns, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=max_chars)
         return
     offset = 0
-    seen: set[str] = set()
-    for shard in shard_files(p, fmt):
+    seen: dict[str, str] = {}  # id -> the shard it was first seen in
+    for shard in shard_files(p):
         last = 0
         for r in read_records(shard, rubric, columns, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=max_chars):
             last = max(last, r.number)
@@ -77,10 +83,10 @@ def read_backlog(
             if rid is not None and (r.reject is None or r.reject.startswith(_AFTER_ID_CHECK)):
                 if rid in seen:
                     r = dataclasses.replace(r, evidence={}, scores={}, meta={}, score_problems={},
-                                            reject=f"duplicate id {rid!r} (first seen earlier in this file); "
+                                            reject=f"duplicate id {rid!r} (first seen in shard {seen[rid]}); "
                                             "later copy not scored")
                 else:
-                    seen.add(rid)
+                    seen[rid] = shard.name
             yield r
         # records a --where filter dropped still count: number the next shard after this one's last record
         offset += max(last, count_records(shard, fmt, quoting) or 0)
@@ -92,7 +98,7 @@ def count_backlog(path: str | Path, fmt: str | None = None, quoting: bool = True
     if not p.is_dir():
         return count_records(p, fmt, quoting)
     total = 0
-    for shard in shard_files(p, fmt):
+    for shard in shard_files(p):
         n = count_records(shard, fmt, quoting)
         if n is None:
             return None
