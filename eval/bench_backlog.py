@@ -83,7 +83,7 @@ def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: P
             data[c.id] = CriterionCalibrationData(proba_raw=P[ok], y=y[ok].astype(int),
                                                   ids=[str(i) for i in tr.essay_id[ok]],
                                                   first=_num(tr[cc["r1"]])[ok], second=_num(tr[cc["r2"]])[ok],
-                                                  # machine vs rater 2 on the sum scales: raters doubled (#16)
+                                                  # machine vs rater 2 on the sum scales: raters doubled
                                                   rater_multiplier=2 if key_of[c.id] == "holistic" and s in SUM_SETS else 1)
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE)
         policy = with_award_bar(res.model, res.policy, data, rater_scale={"holistic": 2.0} if s in SUM_SETS else None)

@@ -69,7 +69,7 @@ def file_fingerprint(path: Path) -> str:
     and the first and last bytes. Cost: one sequential read of the input per run (SHA-256 runs at
     several hundred MB/s on one core, so about 1-2 s per GB, usually less than reading the file for scoring).
     """
-    if path.is_dir():  # ray-engine (#18): a folder of shards, read as their concatenation in name order
+    if path.is_dir():  # a folder of shards, read as their concatenation in name order
         from scoring.engines.shards import folder_fingerprint
 
         return folder_fingerprint(path)
@@ -137,7 +137,7 @@ def csv_header(rubric: Rubric, extra_cols: list[str]) -> list[str]:
 
 
 def _check_csv_header(out: Path, header: list[str]) -> None:
-    """A CSV output is resumed only under the columns it was started with (machine-rule (#16): routing added
+    """A CSV output is resumed only under the columns it was started with (routing added
     ``<criterion>.machine_rule``; rows of a new layout under an old header would be misread)."""
     with out.open(encoding="utf-8", newline="") as fh:
         first = next(csv.reader(fh), [])
@@ -165,14 +165,14 @@ def _csv_rows(items: list[ScoredSubmission], rubric: Rubric, extra_cols: list[st
 
 
 def render_items(items: list[ScoredSubmission], fmt: str, rubric: Rubric, extra_cols: list[str]) -> str:
-    """Output text of scored items (``jsonl`` or ``csv`` rows), as every engine writes it."""  # ray-engine (#18)
+    """Output text of scored items (``jsonl`` or ``csv`` rows), as every engine writes it."""
     if fmt == "jsonl":
         return "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items)
     return _csv_rows(items, rubric, extra_cols)
 
 
 def render_rejects(bad: list[Record]) -> str:
-    """Rejects-file lines of rejected records, as every engine writes them."""  # ray-engine (#18)
+    """Rejects-file lines of rejected records, as every engine writes them."""
     return "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}, ensure_ascii=False) + "\n"
                    for r in bad)
 
@@ -253,7 +253,7 @@ def run_batch(
     extra_csv_cols: list[str] | None = None,
     job_tag: str = "",
     sink: Sink | None = None,
-    engine: Any = None,  # ray-engine (#18): e.g. scoring.engines.ray_engine.RayEngine; None = this process
+    engine: Any = None,  # e.g. scoring.engines.ray_engine.RayEngine; None = this process
 ) -> JobSummary:
     """Score ``records`` into ``out`` (``.jsonl`` or ``.csv``), resuming a previous run of the same job.
 
@@ -274,7 +274,7 @@ def run_batch(
         raise ScoringError(f"input {input_path}, output {out} and rejects {rejects} must be three different files")
     _check_outside_input(Path(input_path), out, rejects)
     with _exclusive(out):
-        if engine is not None:  # ray-engine (#18): the same job on another engine, under the same lock
+        if engine is not None:  # the same job on another engine, under the same lock
             return engine.run(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
                               hooks or [], extra_csv_cols or [], job_tag, sink)
         return _run_locked(model, records, input_path, out, rejects, fmt, block_size, total, progress, overwrite,
@@ -312,7 +312,7 @@ def _run_locked(
             )
         done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
         scored, rejected = state.get("scored", 0), state.get("rejected", 0)
-        if fmt == "csv" and out_bytes > 0:  # machine-rule (#16): the header must be the one this job writes
+        if fmt == "csv" and out_bytes > 0:  # the header must be the one this job writes
             _check_csv_header(out, csv_header(model.rubric, extra_cols))
     elif out.exists() and out.stat().st_size > 0 and not overwrite:
         raise JobStateError(f"{out} exists and no progress file says which job wrote it; pass --overwrite or another --out")
@@ -353,10 +353,10 @@ def _run_locked(
                     bad = sorted(bad + [dataclasses.replace(r, reject=refused[r.number]) for r in good
                                         if r.number in refused], key=lambda r: r.number)
             if items:
-                _fsync_append(fo, render_items(items, fmt, model.rubric, extra_cols))  # ray-engine (#18)
+                _fsync_append(fo, render_items(items, fmt, model.rubric, extra_cols))
                 faults.point("batch:after_output")
             if bad:
-                _fsync_append(fr, render_rejects(bad))  # ray-engine (#18)
+                _fsync_append(fr, render_rejects(bad))
             done += len(block)
             scored += len(items)
             rejected += len(bad)

@@ -175,7 +175,7 @@ def _previous_card(out: Path) -> dict[str, Any] | None:
 def score(
     model: Annotated[Path, typer.Option("--model", help="Model directory (or one version directory).")],
     data: Annotated[Path, typer.Option("--data", help="Submissions to score (CSV, TSV, JSONL, Parquet), or a "
-                                       "folder of shards of one format (read in name order).")],  # ray-engine (#18)
+                                       "folder of shards of one format (read in name order).")],
     out: Annotated[Path, typer.Option("--out", help="Output .jsonl or .csv; re-running resumes it.")],
     version: Annotated[str | None, typer.Option("--version", help="Model version (default: LATEST).")] = None,
     id_col: IdCol = "id",
@@ -214,37 +214,37 @@ def score(
     issuer: Annotated[
         str | None, typer.Option("--issuer", help="Owner recorded for stored submissions (default: SCORING_ISSUER).")
     ] = None,
-    engine: Annotated[  # ray-engine (#18)
+    engine: Annotated[
         str, typer.Option("--engine", help="local (this process) | ray (a Ray cluster, pip install '.[ray]'): "
                           "the same output files either way.")
     ] = "local",
-    address: Annotated[  # ray-engine (#18)
+    address: Annotated[
         str | None, typer.Option("--address", help="With --engine ray: the cluster (host:6379, ray://host:10001, "
                                  "auto); default RAY_ADDRESS, else a Ray instance on this machine.")
     ] = None,
 ) -> None:
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
     from models.artifact import load_model
-    from scoring.engines.shards import count_backlog as count_records  # ray-engine (#18): a file or a folder
-    from scoring.engines.shards import format_of  # ray-engine (#18)
-    from scoring.engines.shards import read_backlog as read_records  # ray-engine (#18)
+    from scoring.engines.shards import count_backlog as count_records  # a file or a folder
+    from scoring.engines.shards import format_of
+    from scoring.engines.shards import read_backlog as read_records
     from scoring.store import Store
     from scoring.usecases.backlog import reading_tag, score_backlog
 
     s = get_settings()
     st = susp = None
-    if engine not in ("local", "ray"):  # ray-engine (#18)
+    if engine not in ("local", "ray"):
         raise typer.BadParameter(f"expected local or ray, found {engine!r}", param_hint="--engine")
     if address is not None and engine != "ray":  # shards-folder: --address only means something to the Ray engine
         _fail(ValueError(f"--address {address} is only used with --engine ray (this run uses --engine {engine}); "
                          "add --engine ray to run on that cluster, or drop --address"))
-    run_on = None  # ray-engine (#18)
-    if engine == "ray":  # ray-engine (#18)
+    run_on = None
+    if engine == "ray":
         from scoring.engines.ray_engine import RayEngine
 
         run_on = RayEngine(address=address)
     try:
-        if data.is_dir():  # ray-engine (#18): a folder of shards, read in name order
+        if data.is_dir():  # a folder of shards, read in name order
             fmt = format_of(data, fmt)
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, None, where)
@@ -264,7 +264,7 @@ def score(
             m, records, data, out, read_tag=reading_tag(cols, data, fmt, encoding, quoting, s.max_text_chars),
             rejects=rejects, block_size=block_size or s.block_size, total=total, progress=progress,
             overwrite=overwrite, highlights=highlights, policy=pol, queue_order=queue_order, store=st,
-            owner=issuer or s.issuer, suspensions=susp, engine=run_on,  # ray-engine (#18)
+            owner=issuer or s.issuer, suspensions=susp, engine=run_on,
         )
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/]: every finished block is saved; run the same command again to resume {out}")

@@ -122,7 +122,7 @@ def score_backlog(
     job_id: int | None = None,
     describe_reject: Callable[[str], str] = str,
     suspensions: Any | None = None,
-    engine: Any = None,  # ray-engine (#18): run_batch's engine (scoring.engines.ray_engine.RayEngine); None = local
+    engine: Any = None,  # run_batch's engine (scoring.engines.ray_engine.RayEngine); None = local
 ) -> BacklogRun:
     """Score a backlog into files and, with ``store``, record it (see the module docstring).
 
@@ -162,7 +162,7 @@ def score_backlog(
                           tally=tally, describe_reject=describe_reject)
     summary = run_batch(model, records, data, out, rejects=rejects, block_size=block_size, total=total,
                         progress=progress, overwrite=overwrite, hooks=hooks, job_tag="|".join(t for t in tags if t),
-                        extra_csv_cols=extra_cols, sink=sink, engine=engine)  # ray-engine (#18)
+                        extra_csv_cols=extra_cols, sink=sink, engine=engine)
     queue_file = None
     if policy is not None:
         from scoring.routing import write_queue

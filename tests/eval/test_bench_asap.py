@@ -68,7 +68,7 @@ def test_final_line_carries_every_routing_figure_the_issue_names(bench_run: tupl
     summary, _, _ = bench_run
     for key in ("auto_fraction", "auto_qwk_mean", "human_qwk_auto_items", "human_qwk_mean", "coverage",
                 "coverage_nominal", "ece_before", "ece_after", "qwk_mean", "baseline_qwk_mean",
-                "auto_qwk_vs_r2_mean", "route_sets_meeting_bar_vs_r2"):  # the bar's comparison (#16)
+                "auto_qwk_vs_r2_mean", "route_sets_meeting_bar_vs_r2"):  # the bar's comparison
         assert key in summary, key
     assert 0.0 <= summary["auto_fraction"] <= 1.0
     assert summary["coverage_nominal"] == 0.9 and 0.0 <= summary["coverage"] <= 1.0

@@ -147,7 +147,7 @@ def test_a_confidence_equal_for_every_item_still_offers_the_rule_accept_all() ->
     assert ch.policy.enabled and ch.policy.evidence["auto_fraction_cal"] == 1.0
 
 
-# ------------------------------------------------------------------ who is compared with whom (#16 review)
+# ------------------------------------------------------------------ who is compared with whom
 
 
 def resolved_world(n: int, seed: int) -> dict[str, np.ndarray]:
