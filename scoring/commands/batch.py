@@ -219,8 +219,8 @@ def score(
                           "the same output files either way.")
     ] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="With --engine ray: the cluster (host:6379, ray://host:10001, "
-                                 "auto); default RAY_ADDRESS, else a Ray instance on this machine.")
+        str | None, typer.Option("--address", help="With --engine ray: the cluster's head (host:port, or auto "
+                                 "on a cluster machine); default RAY_ADDRESS, else a Ray instance on this machine.")
     ] = None,
 ) -> None:
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
@@ -235,7 +235,7 @@ def score(
     st = susp = None
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"expected local or ray, found {engine!r}", param_hint="--engine")
-    if address is not None and engine != "ray":  # shards-folder: --address only means something to the Ray engine
+    if address is not None and engine != "ray":  # --address only means something to the Ray engine
         _fail(ValueError(f"--address {address} is only used with --engine ray (this run uses --engine {engine}); "
                          "add --engine ray to run on that cluster, or drop --address"))
     run_on = None
