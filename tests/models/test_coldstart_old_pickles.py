@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 
 import numpy as np
+from hash_fakes import HashEncoder
 
 from models.coldstart import ColdStartScorer
 
 LEVELS = [0, 1, 2]
 DESCRIPTORS = [["no answer"], ["mentions feedback"], ["explains feedback with several examples"]]
 
-
-class HashEncoder:
-    name = "hash-test"
-    dim = 16
-
-    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
 
 
 def test_an_old_pickle_without_the_new_attributes_reprs_and_scores() -> None:

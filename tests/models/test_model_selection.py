@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 
 import numpy as np
 import pytest
+from hash_fakes import HashEncoder
 from sklearn.metrics import cohen_kappa_score
 
 from models.model_selection import (
@@ -28,23 +28,6 @@ WORDS = {
 }
 
 
-class HashEncoder:
-    """A deterministic bag-of-words encoder: fast, no model weights, enough for tests of the machinery."""
-
-    name = "hash-test"
-    version = "hash-test:fp32"
-    dim = 32
-
-    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                h = int(hashlib.md5(w.encode()).hexdigest(), 16)
-                out[i, h % self.dim] += 1.0 if (h >> 8) % 2 else -1.0
-            n = np.linalg.norm(out[i])
-            out[i] /= n if n else 1.0
-        return out
-
 
 def _data(n: int = 200, seed: int = 0) -> tuple[list[str], np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -61,7 +44,7 @@ def _data(n: int = 200, seed: int = 0) -> tuple[list[str], np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted() -> tuple[SelectiveEnsembleScorer, list[str], np.ndarray]:
     texts, y = _data()
-    return SelectiveEnsembleScorer(levels=LEVELS, encoder=HashEncoder()).fit(texts, y), texts, y
+    return SelectiveEnsembleScorer(levels=LEVELS, encoder=HashEncoder(dim=32, signed=True)).fit(texts, y), texts, y
 
 
 def test_fast_quadratic_kappa_equals_scikit_learn() -> None:
@@ -153,7 +136,7 @@ def test_the_selected_scorer_keeps_the_scorer_contract(fitted) -> None:  # type:
     assert cf.shape == (len(y), len(LEVELS))
     back = pickle.loads(pickle.dumps(sc))
     assert back.encoder is None
-    back.encoder = HashEncoder()
+    back.encoder = HashEncoder(dim=32, signed=True)
     assert np.allclose(back.predict_proba(texts[:30]), p)
 
 
@@ -177,7 +160,7 @@ def test_train_model_selects_only_with_enough_scores(tmp_path) -> None:  # type:
     texts, y = _data(180, seed=4)
     recs = [Record(i + 1, f"r{i}", evidence={"answer": t}, scores={"a": int(v), "b": int(v) if i < 60 else None})
             for i, (t, v) in enumerate(zip(texts, y, strict=True))]
-    res = train_model(rubric, recs, HashEncoder())  # type: ignore[arg-type]
+    res = train_model(rubric, recs, HashEncoder(dim=32, signed=True))  # type: ignore[arg-type]
     a, b = res.metrics["a"], res.metrics["b"]
     assert type(res.model.scorers["a"]).__name__ == "SelectiveEnsembleScorer"
     assert a["cv_qwk_interval95"][0] <= a["cv_qwk"] <= a["cv_qwk_interval95"][1] and "selection" in a
