@@ -44,7 +44,6 @@ from models.scorers import (
     decide,
     fit_thresholds,
     quadratic_kappa,
-    text_hash,
 )
 from models.shortviews import KERNEL_MAX_N, KNN_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
 
@@ -344,19 +343,7 @@ class SelectiveEnsembleScorer(EnsembleScorer):
             self.view_models_[name] = (view, model)
         if "hgb" not in self.chosen_views_:
             self.svd_ = None
-        oof = oof_all[:, list(cols)]
-        self.head_scaler_ = StandardScaler().fit(oof)
-        Z = self.head_scaler_.transform(oof)
-        if head == "logistic":
-            self.head_ = _fit_logistic_head(Z, yy)
-        else:
-            self.blend_, self.sigma_ = _fit_gaussian_head(Z, yy)
-        self.oof_views_ = oof
-        self.oof_y_ = yy
-        self.oof_folds_ = folds
-        self.train_hashes_ = [text_hash(t) for t in texts]
-        self.n_train_ = n
-        self.thresholds_ = fit_thresholds(self._head_proba(Z) @ self.classes_.astype(float), yy, levels) if thresholds else None
+        self._fit_head(oof_all[:, list(cols)], yy, folds, texts, levels, thresholds)
         self.fit_s_ = round(time.perf_counter() - t_start, 2)
         self.selection_["fit_s"] = self.fit_s_
         return self

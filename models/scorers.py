@@ -217,8 +217,19 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             self.tfidf_model_ = Ridge(alpha=self.alpha_tfidf, solver="sparse_cg").fit(
                 self._sparse(self.tfidf_, texts, surf_s), yy
             )
-        self.head_scaler_ = StandardScaler().fit(oof)
         self.head_kind_ = self.head if self.head != "auto" else ("logistic" if len(levels) <= 15 else "gaussian")
+        # long scales: too many cuts to fit reliably
+        self._fit_head(oof, yy, folds, texts, levels, self.decision == "thresholds" and len(levels) <= 15)
+        return self
+
+    def _fit_head(self, oof: np.ndarray, yy: np.ndarray, folds: np.ndarray, texts: list[str], levels: list[int],
+                  fit_cuts: bool) -> None:
+        """The head (``head_kind_``) on the views' out-of-fold predictions, and what the routing layers read.
+
+        The head learns from out-of-fold predictions so that it weighs views as they behave on unseen texts;
+        the cut-points on the expected score are chosen on the same predictions for agreement (QWK).
+        """
+        self.head_scaler_ = StandardScaler().fit(oof)
         Z = self.head_scaler_.transform(oof)
         if self.head_kind_ == "logistic":
             self.head_ = _fit_logistic_head(Z, yy)
@@ -229,11 +240,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         self.oof_folds_ = folds
         self.train_hashes_ = [text_hash(t) for t in texts]
         self.n_train_ = len(texts)
-        # Cut-points on the expected score, chosen on out-of-fold predictions for agreement (QWK).
-        self.thresholds_ = None
-        if self.decision == "thresholds" and len(levels) <= 15:  # long scales: too many cuts to fit reliably
-            self.thresholds_ = fit_thresholds(self._head_proba(Z) @ self.classes_.astype(float), yy, levels)
-        return self
+        self.thresholds_ = (fit_thresholds(self._head_proba(Z) @ self.classes_.astype(float), yy, levels)
+                            if fit_cuts else None)
 
     def _head_proba(self, Z: np.ndarray) -> np.ndarray:
         if self.head_kind_ == "logistic":
