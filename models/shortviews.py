@@ -94,43 +94,51 @@ class View:
         raise NotImplementedError
 
 
-class RidgeDense(View):
+class _EstimatorView(View):
+    """A view that is one scikit-learn regressor on one of the feature matrices (``dense`` or ``sparse``)."""
+
+    matrix = "dense"
+
+    def _estimator(self) -> Any:
+        raise NotImplementedError
+
+    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
+        return self._estimator().fit(getattr(F, self.matrix)[idx], y)
+
+    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
+        X = getattr(F, self.matrix)
+        return model.predict(X if idx is None else X[idx])
+
+
+class RidgeDense(_EstimatorView):
     name = "embed"
 
     def __init__(self, alpha: float = 3.0):
         self.alpha = alpha
 
-    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
-        return Ridge(alpha=self.alpha).fit(F.dense[idx], y)
-
-    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
-        return model.predict(F.dense if idx is None else F.dense[idx])
+    def _estimator(self) -> Any:
+        return Ridge(alpha=self.alpha)
 
 
-class KernelDense(View):
+class KernelDense(_EstimatorView):
     name = "kernel"
 
     def __init__(self, C: float = 3.0):
         self.C = C
 
-    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
-        return SVR(C=self.C).fit(F.dense[idx], y)
-
-    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
-        return model.predict(F.dense if idx is None else F.dense[idx])
+    def _estimator(self) -> Any:
+        return SVR(C=self.C)
 
 
-class RidgeSparse(View):
+class RidgeSparse(_EstimatorView):
     name = "tfidf"
+    matrix = "sparse"
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def fit(self, F: Features, idx: np.ndarray, y: np.ndarray) -> Any:
-        return Ridge(alpha=self.alpha, solver="sparse_cg").fit(F.sparse[idx], y)
-
-    def predict(self, model: Any, F: Features, idx: np.ndarray | None = None) -> np.ndarray:
-        return model.predict(F.sparse if idx is None else F.sparse[idx])
+    def _estimator(self) -> Any:
+        return Ridge(alpha=self.alpha, solver="sparse_cg")
 
 
 @dataclass
