@@ -110,6 +110,22 @@ def _train_lines(stderr: str) -> list[str]:
     return [ln.rstrip() for ln in stderr.splitlines() if ln.startswith("  ") and ":" in ln]
 
 
+def _train_and_score(d: Path, rubric: Path, text_col: str, score_cols: list[str], cache_dir: Path, echo: Any,
+                     tag: str) -> tuple[float, float, dict[str, Any]]:
+    """``scoring train`` on d/train.jsonl, then ``scoring score`` on d/test.jsonl, as a user runs them.
+
+    Returns both wall times and the scores by id; the per-criterion lines ``train`` prints are echoed under ``tag``.
+    """
+    train_wall, err = _cli(["train", "--rubric", str(rubric), "--data", str(d / "train.jsonl"), "--out", str(d / "model"),
+                            "--id-col", "id", "--text-col", f"{text_col}={text_col}", *score_cols], cache_dir, echo)
+    for ln in _train_lines(err):
+        echo(f"{tag} train:{ln}")
+    score_wall, _ = _cli(["score", "--model", str(d / "model"), "--data", str(d / "test.jsonl"), "--out",
+                          str(d / "scores.jsonl"), "--id-col", "id", "--text-col", f"{text_col}={text_col}",
+                          "--no-progress", "--overwrite"], cache_dir, echo)
+    return train_wall, score_wall, _read_scores(d / "scores.jsonl")
+
+
 def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any) -> dict[str, Any]:
     tr = split.train[split.train.essay_set == s]
     te = split.test[split.test.essay_set == s]
@@ -119,14 +135,8 @@ def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any) -> 
                                      for r in tr.itertuples(index=False)])
     _write_jsonl(d / "test.jsonl", [{"id": str(r.essay_id), "essay": r.essay} for r in te.itertuples(index=False)])
     rubric = BUNDLED_DIR / "asap" / f"asap-set{s}.yaml"
-    train_wall, err = _cli(["train", "--rubric", str(rubric), "--data", str(d / "train.jsonl"), "--out", str(d / "model"),
-                            "--id-col", "id", "--text-col", "essay=essay", "--score-col", "holistic=holistic"], cache_dir, echo)
-    for ln in _train_lines(err):
-        echo(f"set {s} train:{ln}")
-    score_wall, _ = _cli(["score", "--model", str(d / "model"), "--data", str(d / "test.jsonl"), "--out",
-                          str(d / "scores.jsonl"), "--id-col", "id", "--text-col", "essay=essay", "--no-progress",
-                          "--overwrite"], cache_dir, echo)
-    scores = _read_scores(d / "scores.jsonl")
+    train_wall, score_wall, scores = _train_and_score(d, rubric, "essay", ["--score-col", "holistic=holistic"],
+                                                      cache_dir, echo, f"set {s}")
     levels = yaml.safe_load(rubric.read_text())["criteria"][0]["levels"]
     lv = [int(x["score"]) for x in levels]
     truth = te.domain1_score.astype(int).to_numpy()
@@ -153,14 +163,8 @@ def run_cered(cered_dir: Path, work: Path, cache_dir: Path, echo: Any) -> dict[s
                                       **{c: int(r.y.lower() == c) for c in crit}} for r in train.itertuples(index=False)])
     _write_jsonl(d / "test.jsonl", [{"id": f"te{r.idx}", "sentence": r.sentence} for r in test.itertuples(index=False)])
     score_cols = [x for c in crit for x in ("--score-col", f"{c}={c}")]
-    train_wall, err = _cli(["train", "--rubric", str(d / "rubric.yaml"), "--data", str(d / "train.jsonl"), "--out",
-                            str(d / "model"), "--id-col", "id", "--text-col", "sentence=sentence", *score_cols], cache_dir, echo)
-    for ln in _train_lines(err):
-        echo(f"cered train:{ln}")
-    score_wall, _ = _cli(["score", "--model", str(d / "model"), "--data", str(d / "test.jsonl"), "--out",
-                          str(d / "scores.jsonl"), "--id-col", "id", "--text-col", "sentence=sentence", "--no-progress",
-                          "--overwrite"], cache_dir, echo)
-    scores = _read_scores(d / "scores.jsonl")
+    train_wall, score_wall, scores = _train_and_score(d, d / "rubric.yaml", "sentence", score_cols, cache_dir, echo,
+                                                      "cered")
     truth = test.y.tolist()
     pred = [CERED_CATEGORIES[int(np.argmax([scores[f"te{i}"][c]["probabilities"]["1"] for c in crit]))] for i in test.idx]
     peer = tfidf_logistic_peer(train.sentence.tolist(), train.y.tolist(), test.sentence.tolist())
