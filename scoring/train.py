@@ -25,7 +25,7 @@ from models.artifact import ScoringModel, data_hash
 from models.coldstart import MIN_BATCH, ColdStartScorer
 from models.encoder import Encoder
 from models.finetuned import FineTunedScorer
-from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer, clear_selection_memos
+from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer, clear_selection_memos, config_name
 from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
@@ -164,6 +164,14 @@ def train_model(
     With ``select`` (default), a criterion with at least ``SELECT_MIN_N`` scores gets the views and head
     its own nested cross-validation chooses (``SelectiveEnsembleScorer``); fewer keep the fixed ensemble.
     """
+    try:
+        return _train_criteria(rubric, records, encoder, min_labelled, show_progress, seed, finetune, select)
+    finally:
+        clear_selection_memos()  # features shared between this run's criteria outlive it neither on success nor error
+
+
+def _train_criteria(rubric: Rubric, records: list[Record], encoder: Encoder, min_labelled: int, show_progress: bool,
+                    seed: int, finetune: FineTuning | None, select: bool) -> TrainingResult:
     usable = [r for r in records if r.reject is None]
     texts_by_crit: dict[str, list[str]] = {}
     labels_by_crit: dict[str, list[int]] = {}
@@ -210,7 +218,7 @@ def train_model(
                 nested: dict[str, Any] = sel.selection_["nested_cv"]
                 m.update(scorer="trained", cv_qwk=nested["qwk"], cv_qwk_interval95=nested["interval95"],
                          cv_exact=nested["exact"], cv_kind="nested (the outer folds never chose the configuration)",
-                         configuration=sel.describe().split(";")[0], selection=sel.selection_)
+                         configuration=config_name(sel.chosen_views_, sel.head_kind_), selection=sel.selection_)
                 scorer = sel
             else:
                 scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed,
@@ -221,7 +229,8 @@ def train_model(
                     scorer="trained",
                     cv_qwk=round(float(cohen_kappa_score(y, oof_pred, weights="quadratic", labels=c.scores)), 4),
                     cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
-                    configuration=("embed+tfidf" if scorer.tfidf_ is not None else "embed") + "+kernel / " + scorer.head_kind_,
+                    configuration=("embed+tfidf" if scorer.tfidf_ is not None else "embed")
+                    + ("+kernel" if scorer.kernel_view else "") + " / " + scorer.head_kind_,
                     why_no_selection=(f"{len(y)} human scores < {SELECT_MIN_N}: the fixed ensemble, nothing chosen"
                                       if select else "selection off"),
                 )
@@ -245,6 +254,5 @@ def train_model(
     ids = [r.id or "" for r in usable]
     joined = ["\x1e".join(f"{k}={v}" for k, v in sorted(r.evidence.items())) for r in usable]
     h = data_hash(ids, joined, {c.id: [r.scores.get(c.id) for r in usable] for c in rubric.criteria})
-    clear_selection_memos()  # the features shared between this run's criteria are not kept
     model = ScoringModel(rubric=rubric, scorers=scorers, encoder=encoder, card={"encoder_name": encoder.name})
     return TrainingResult(model=model, metrics=metrics, data_hash=h)
