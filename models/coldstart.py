@@ -206,9 +206,8 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
             self.signals_ = ("frequency",) if is_segmented(texts) else WHOLE_TEXT_SIGNALS
         else:
             self.signals_ = tuple(self.signals)
-        if "frequency" in self.signals_:
-            self._fit_frequency(texts)
-        raw = self._raw_signals(texts, emb)
+        shares = self._fit_frequency(texts) if "frequency" in self.signals_ else None
+        raw = self._raw_signals(texts, emb, shares)
         self.signal_mean_, self.signal_sd_ = raw.mean(axis=0), raw.std(axis=0) + 1e-9
         Z = (raw - self.signal_mean_) / self.signal_sd_
         self.weights_ = self._blend_weights(Z)
@@ -226,15 +225,19 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
             return " ".join(self.description.split())
         return " ".join(s for s in (self.level_texts or [[""]])[-1] if s.strip())
 
-    def _fit_frequency(self, texts: list[str]) -> None:
+    def _fit_frequency(self, texts: list[str]) -> np.ndarray:
+        """Fit the line vectoriser and the match threshold on the batch; the batch's matched shares (the lines
+        are split and transformed once, here)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        lines = [ln for t in texts for ln in segments(t)]
+        segs = [segments(t) for t in texts]
+        lines = [ln for sg in segs for ln in sg]
         query = self.look_for()
         self.vectorizer_ = TfidfVectorizer(sublinear_tf=True).fit([*lines, query])
         self.query_ = self.vectorizer_.transform([query])
         sims = self._line_sims(lines)
         self.match_threshold_ = float(np.quantile(sims, float(self.frequency_quantile))) if len(sims) else 0.0
+        return self._shares(segs, sims)
 
     def _line_sims(self, lines: list[str]) -> np.ndarray:
         if not lines:
@@ -244,14 +247,18 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
     def matched_share(self, texts: list[str]) -> np.ndarray:
         """Per text: the share of its lines whose similarity to the look-for text is above the threshold."""
         segs = [segments(t) for t in texts]
-        sims = self._line_sims([ln for s in segs for ln in s])
-        out, a = np.zeros(len(texts)), 0
+        return self._shares(segs, self._line_sims([ln for s in segs for ln in s]))
+
+    def _shares(self, segs: list[list[str]], sims: np.ndarray) -> np.ndarray:
+        """Per text (its lines ``segs[i]``, their similarities consecutive in ``sims``): the share above the threshold."""
+        out, a = np.zeros(len(segs)), 0
         for i, s in enumerate(segs):
             out[i] = float(np.mean(sims[a : a + len(s)] > self.match_threshold_)) if s else 0.0
             a += len(s)
         return out
 
-    def _raw_signals(self, texts: list[str], emb: np.ndarray) -> np.ndarray:
+    def _raw_signals(self, texts: list[str], emb: np.ndarray, shares: np.ndarray | None = None) -> np.ndarray:
+        """One column per signal; ``shares``: the frequency signal when already computed (at fit)."""
         cols = []
         for name in getattr(self, "signals_", self.signals):
             if name == "descriptors":
@@ -260,7 +267,7 @@ class ColdStartScorer(ClassifierMixin, BaseEstimator):
             elif name == "elaboration":
                 cols.append(surface_features(texts)[:, 5])  # log(1 + distinct words)
             elif name == "frequency":
-                cols.append(self.matched_share(texts))
+                cols.append(self.matched_share(texts) if shares is None else shares)
             else:
                 cols.append(emb @ self.centroid_)
         return np.column_stack(cols)

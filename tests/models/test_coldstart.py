@@ -96,7 +96,7 @@ def test_the_card_states_the_fitted_assumptions(fitted) -> None:  # type: ignore
     scorer, _, _ = fitted
     d = scorer.describe()
     assert set(d["signals"]) == {"descriptors", "elaboration", "typicality"}
-    assert abs(sum(d["signals"].values()) - 1) < 1e-3 and min(d["signals"].values()) >= 0
+    assert abs(sum(d["signals"].values()) - 1) <= 2e-4 and min(d["signals"].values()) >= 0  # three weights rounded to 4 decimals
     assert d["n_batch"] == 120 and d["reliability"] == 0.5 and len(d["prior"]) == 4
     assert pickle.loads(pickle.dumps(scorer)).encoder is None
 

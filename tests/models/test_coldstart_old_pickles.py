@@ -22,7 +22,9 @@ def test_an_old_pickle_without_the_new_attributes_reprs_and_scores() -> None:
     sc = ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=enc, signals=("descriptors", "elaboration"))
     sc.fit(texts)
     want = sc.predict_proba(texts)
-    del sc.__dict__["description"], sc.__dict__["frequency_quantile"]  # as saved by the first release
+    # as saved by the first release: no description, no frequency signal, and the signals read from the
+    # ``signals`` parameter (a tuple then; "auto" and the fitted ``signals_`` came with the frequency signal)
+    del sc.__dict__["description"], sc.__dict__["frequency_quantile"], sc.__dict__["signals_"]
     old = pickle.loads(pickle.dumps(sc))
     old.encoder = enc
     assert "ColdStartScorer" in repr(old)
