@@ -37,6 +37,7 @@ def select(
     """
     from models.artifact import load_model
     from scoring.ingest import read_records
+    from scoring.selection import DESIGN_N
     from scoring.settings import get_settings
     from scoring.usecases.selection import choose, read_exclusions, write_queue_file
 
@@ -61,7 +62,7 @@ def select(
     rejected = len(records) - len(usable)
     err.print(f"[green]{len(picked)} of {len(usable)} submissions selected[/] "
               f"({rejected} record(s) rejected, {len(set(skip))} excluded) -> {path}")
-    err.print("method: experimental design for the first 50 scores (Yu, Bi & Tresp 2006), then "
+    err.print(f"method: experimental design for the first {DESIGN_N} scores (Yu, Bi & Tresp 2006), then "
               "uncertainty-weighted greedy k-center (core-set, Sener & Savarese 2018); score them in the file's order")
 
 

@@ -22,12 +22,19 @@ from models.artifact import ScoringModel
 from models.contract import uses_embeddings
 from scoring.errors import InvalidRequest
 from scoring.evidence import criterion_text
-from scoring.selection import SelectionError, design_space, features, ordinal_uncertainty, select_rows
+from scoring.selection import (
+    DESIGN_N,
+    SelectionError,
+    design_space,
+    features,
+    ordinal_uncertainty,
+    select_rows,
+)
 from scoring.store import Store, queue
 from scoring.store import tables as t
 from scoring.store.service_tables import queue_items, submission_owners
 
-METHOD = ("transductive experimental design over the embeddings for the first 50 scores (Yu, Bi & Tresp 2006), "
+METHOD = (f"transductive experimental design over the embeddings for the first {DESIGN_N} scores (Yu, Bi & Tresp 2006), "
           "then uncertainty-weighted greedy k-center over embeddings and expected scores "
           "(core-set, Sener & Savarese 2018), outliers set aside")
 SELECTED_PRIORITY = 15  # above ordinary human items (10), below double-scored ones (20)
