@@ -89,7 +89,35 @@ def _job_change(recorded: Any, now: dict[str, Any]) -> str:
                     f"{now['model_version']})")
     if recorded.get("tag") != now["tag"]:
         what += _tag_changes(str(recorded.get("tag", "")), str(now["tag"]))
+    if recorded.get("columns") != now.get("columns"):
+        was, cols = recorded.get("columns") or [], now.get("columns") or []
+        what.append(f"the output columns changed (new: {[c for c in cols if c not in was] or 'none'}, "
+                    f"gone: {[c for c in was if c not in cols] or 'none'})")
     return "; ".join(what) or "the job description changed"
+
+
+def job_identity(input_path: Path, model: Any, job_tag: str, fmt: str, extra_cols: list[str]) -> dict[str, Any]:
+    """What a resumed run must share with the run that started an output, for both engines.
+
+    A CSV output's columns belong to it (routing adds ``<criterion>.machine_rule``): rows of one layout
+    appended under another header would be misread, so a change of columns is a change of job.
+    """
+    job: dict[str, Any] = {"input": file_fingerprint(input_path), "model_version": model.version, "tag": job_tag}
+    if fmt == "csv":
+        job["columns"] = csv_header(model.rubric, extra_cols)
+    return job
+
+
+def recorded_job(recorded: Any, job: dict[str, Any], out: Path) -> Any:
+    """The job a progress file records, as ``job_identity`` would now describe it.
+
+    A progress file from before outputs recorded their columns: the CSV's own first line stands for them.
+    """
+    if isinstance(recorded, dict) and "columns" in job and "columns" not in recorded and out.exists() \
+            and out.stat().st_size > 0:
+        with out.open(encoding="utf-8", newline="") as fh:
+            return {**recorded, "columns": next(csv.reader(fh), [])}
+    return recorded
 
 
 _OPTION = {"id": "--id-col", "text": "--text-col", "where": "--where", "format": "--format", "encoding": "--encoding",
@@ -134,18 +162,6 @@ def csv_header(rubric: Rubric, extra_cols: list[str]) -> list[str]:
     for c in rubric.criteria:
         cols += [f"{c.id}.{e}" for e in extra_cols]
     return cols
-
-
-def _check_csv_header(out: Path, header: list[str]) -> None:
-    """A CSV output is resumed only under the columns it was started with (routing added
-    ``<criterion>.machine_rule``; rows of a new layout under an old header would be misread)."""
-    with out.open(encoding="utf-8", newline="") as fh:
-        first = next(csv.reader(fh), [])
-    if first != header:
-        added = [c for c in header if c not in first]
-        dropped = [c for c in first if c not in header]
-        raise JobStateError(f"{out} was started with other columns (new: {added or 'none'}, gone: {dropped or 'none'}) "
-                            "and cannot be resumed: pass --overwrite to start again or choose another --out")
 
 
 def _csv_rows(items: list[ScoredSubmission], rubric: Rubric, extra_cols: list[str]) -> str:
@@ -298,22 +314,21 @@ def _run_locked(
     sink: Sink | None = None,
 ) -> JobSummary:
     state_path = out.with_name(out.name + ".progress.json")
-    job = {"input": file_fingerprint(input_path), "model_version": model.version, "tag": job_tag}
     extra_cols = extra_csv_cols or []
+    job = job_identity(input_path, model, job_tag, fmt, extra_cols)
     done = 0
     out_bytes = rej_bytes = 0
     scored = rejected = 0
     if state_path.exists() and not overwrite:
         state = _read_state(state_path)
-        if state.get("job") != job:
+        before = recorded_job(state.get("job"), job, out)
+        if before != job:
             raise JobStateError(
                 f"{out} was written by another job and cannot be resumed with this one: "
-                f"{_job_change(state.get('job'), job)}. Pass --overwrite to start again or choose another --out"
+                f"{_job_change(before, job)}. Pass --overwrite to start again or choose another --out"
             )
         done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
         scored, rejected = state.get("scored", 0), state.get("rejected", 0)
-        if fmt == "csv" and out_bytes > 0:  # the header must be the one this job writes
-            _check_csv_header(out, csv_header(model.rubric, extra_cols))
     elif out.exists() and out.stat().st_size > 0 and not overwrite:
         raise JobStateError(f"{out} exists and no progress file says which job wrote it; pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)

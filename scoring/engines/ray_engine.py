@@ -7,7 +7,10 @@ How a job runs:
      records each, rejects included). Ray's own CSV/JSON readers are not used: they refuse a whole file
      over one malformed row or non-UTF-8 line and cannot see a duplicate id in another block.
   2. Each unfinished block's valid records become one Arrow table in the cluster's object store, and the
-     tables one Ray Data dataset (``ray.data.from_arrow``: one Ray Data block per job block).
+     tables one Ray Data dataset (``ray.data.from_arrow``: one Ray Data block per job block). The input is
+     taken a window at a time (``window_records``, 50,000 records by default): the driver holds one
+     window's records, never the whole backlog, and the actor pool is built again for each window (a few
+     seconds of model loading per window, against minutes of scoring).
   3. ``map_batches`` runs the existing pipeline on a fixed pool of actors (``ActorPoolStrategy``, one per
      ``cpus_per_actor`` CPUs of the cluster): each actor builds the encoder once and receives the model and
      the job's hooks (routing with the suspensions read when the job started, highlights) once, pickled
@@ -66,7 +69,8 @@ from scoring.batch import (
     _read_state,
     _write_state,
     csv_header,
-    file_fingerprint,
+    job_identity,
+    recorded_job,
     render_items,
     render_rejects,
 )
@@ -307,22 +311,24 @@ class RayEngine:
     gpus_per_actor: float = 0.0
     device: str | None = None
     cache_dir: str | Path | None = None
+    window_records: int = 50_000
 
     def run(self, model: Any, records: Iterable[Record], input_path: Path, out: Path, rejects: Path, fmt: str,
             block_size: int, total: int | None, progress: bool, overwrite: bool, hooks: list[Any],
             extra_cols: list[str], job_tag: str, sink: Sink | None) -> JobSummary:
         t0 = time.perf_counter()
         state_path = out.with_name(out.name + ".progress.json")
-        job = {"input": file_fingerprint(input_path), "model_version": model.version, "tag": job_tag}
+        job = job_identity(input_path, model, job_tag, fmt, extra_cols)
         folder = JobFolder(out)
         if overwrite:
             folder.remove()
             state_path.unlink(missing_ok=True)
         elif state_path.exists():
             state = _read_state(state_path)
-            if state.get("job") != job:
+            before = recorded_job(state.get("job"), job, out)
+            if before != job:
                 raise JobStateError(f"{out} was written by another job and cannot be resumed with this one: "
-                                    f"{_job_change(state.get('job'), job)}. Pass --overwrite to start again or "
+                                    f"{_job_change(before, job)}. Pass --overwrite to start again or "
                                     "choose another --out")
             if not state.get("complete"):
                 raise JobStateError(f"{out} was started by the local engine and is not finished: resume it with "
@@ -342,15 +348,8 @@ class RayEngine:
             bar = tqdm(total=total, initial=resumed_from, unit="sub", desc="scoring (ray)", dynamic_ncols=True,
                        smoothing=0.1)
         try:
-            blocks, tables = self._plan(records, block_size, committed)
-            # blocks with no valid record (all rejects) need no worker: commit them here, in any order
-            for blk in blocks.values():
-                if blk.good == 0 and blk.index not in committed:
-                    committed[blk.index] = self._commit(folder, blk, [], sink, fmt, model, extra_cols, bar)
-            pending = {k for k, b in blocks.items() if k not in committed}
-            if pending:
-                self._score_on_ray(model, hooks, fmt, extra_cols, sink, folder, blocks, tables, pending, committed,
-                                   bar)
+            windows = self._windows(records, block_size, committed)
+            self._score_on_ray(model, hooks, fmt, extra_cols, sink, folder, windows, committed, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -367,11 +366,13 @@ class RayEngine:
         return JobSummary(records_done, scored, rejected, resumed_from, time.perf_counter() - t0, out, rejects)
 
     # ---------------------------------------------------------------------------------------------
-    def _plan(self, records: Iterable[Record], block_size: int, committed: dict[int, dict[str, Any]]
-              ) -> tuple[dict[int, _Block], dict[int, Any]]:
-        """Cut the records into the local engine's blocks; Arrow tables of the uncommitted blocks' valid rows."""
+    def _windows(self, records: Iterable[Record], block_size: int, committed: dict[int, dict[str, Any]]
+                 ) -> Iterator[tuple[dict[int, _Block], dict[int, Any]]]:
+        """Cut the records into the local engine's blocks, a window of ``window_records`` at a time: each
+        window's blocks and the Arrow tables of their uncommitted blocks' valid rows."""
         import pyarrow as pa
 
+        per_window = max(1, self.window_records // block_size)
         blocks: dict[int, _Block] = {}
         tables: dict[int, Any] = {}
 
@@ -394,11 +395,15 @@ class RayEngine:
                 if rows:
                     close(k, rows)
                 rows, k = [], pos // block_size
+                if len(blocks) >= per_window:
+                    yield blocks, tables
+                    blocks, tables = {}, {}
             if k not in committed:  # a committed block's records are only passed over
                 rows.append(rec)
         if rows:
             close(k, rows)
-        return blocks, tables
+        if blocks:
+            yield blocks, tables
 
     def _commit(self, folder: JobFolder, blk: _Block, results: list[tuple[int, bytes, bytes]], sink: Sink | None,
                 fmt: str, model: Any, extra_cols: list[str], bar: Any) -> dict[str, Any]:
@@ -424,45 +429,63 @@ class RayEngine:
         return meta
 
     def _score_on_ray(self, model: Any, hooks: list[Any], fmt: str, extra_cols: list[str], sink: Sink | None,
-                      folder: JobFolder, blocks: dict[int, _Block], tables: dict[int, Any], pending: set[int],
+                      folder: JobFolder, windows: Iterator[tuple[dict[int, _Block], dict[int, Any]]],
                       committed: dict[int, dict[str, Any]], bar: Any) -> None:
-        ray = _ray()
-        with _connected(ray, self.address):
-            import logging
+        """Score the windows' uncommitted blocks on the cluster (connected at the first block that needs it)."""
+        with contextlib.ExitStack() as stack:
+            ray: Any = None
+            payload = spec = None
+            for blocks, tables in windows:
+                # blocks with no valid record (all rejects) need no worker: commit them here, in any order
+                for blk in blocks.values():
+                    if blk.good == 0 and blk.index not in committed:
+                        committed[blk.index] = self._commit(folder, blk, [], sink, fmt, model, extra_cols, bar)
+                pending = {k for k in blocks if k not in committed}
+                if not pending:
+                    continue
+                if ray is None:
+                    ray = _ray()
+                    stack.enter_context(_connected(ray, self.address))
+                    _quiet_ray_data()
+                    payload = ray.put(_pack(model, hooks))
+                    spec = EncoderSpec.of(model.encoder, self.cache_dir, self.device)
+                cpus = float(ray.cluster_resources().get("CPU", 1.0))
+                size = self.actors or max(1, int(cpus // self.cpus_per_actor))
+                size = max(1, min(size, len(pending)))
+                ds = ray.data.from_arrow([tables.pop(k) for k in sorted(pending)])  # each table into the object store
+                scored = ds.map_batches(
+                    BlockScorer, batch_size=None, batch_format="pyarrow",
+                    fn_constructor_args=(payload, spec, fmt, extra_cols, sink is not None),
+                    compute=ray.data.ActorPoolStrategy(size=size),
+                    num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor or None,
+                )
+                got: dict[int, dict[int, tuple[int, bytes, bytes]]] = {}
+                for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    cols = batch.to_pydict()
+                    for b, n, line, item in zip(cols["block"], cols["number"], cols["line"], cols["item"], strict=True):
+                        got.setdefault(int(b), {})[int(n)] = (int(n), line, item)  # a retried block overwrites, once
+                    for b in [b for b in got if b in pending and len(got[b]) == blocks[b].good]:
+                        committed[b] = self._commit(folder, blocks[b], list(got.pop(b).values()), sink, fmt, model,
+                                                    extra_cols, bar)
+                        pending.discard(b)
+                if pending:
+                    raise ScoringError(f"Ray returned no result for block(s) {sorted(pending)[:10]}; run the same "
+                                       "command again to resume")
 
-            import ray.data
 
-            for h in logging.getLogger("ray.data").handlers:  # Ray Data's own console lines would break the bar
-                if not type(h).__name__.startswith("SessionFile"):  # (its log file under the session keeps them)
-                    h.setLevel(logging.ERROR)
-            ctx = ray.data.DataContext.get_current()
-            ctx.enable_progress_bars = False  # one bar for the job: ours
-            ctx.print_on_execution_start = False
-            ctx.execution_options.verbose_progress = False
-            cpus = float(ray.cluster_resources().get("CPU", 1.0))
-            size = self.actors or max(1, int(cpus // self.cpus_per_actor))
-            size = max(1, min(size, len(pending)))
-            payload = ray.put(_pack(model, hooks))
-            spec = EncoderSpec.of(model.encoder, self.cache_dir, self.device)
-            ds = ray.data.from_arrow([tables.pop(k) for k in sorted(pending)])  # puts each table in the object store
-            scored = ds.map_batches(
-                BlockScorer, batch_size=None, batch_format="pyarrow",
-                fn_constructor_args=(payload, spec, fmt, extra_cols, sink is not None),
-                compute=ray.data.ActorPoolStrategy(size=size),
-                num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor or None,
-            )
-            got: dict[int, dict[int, tuple[int, bytes, bytes]]] = {}
-            for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-                cols = batch.to_pydict()
-                for b, n, line, item in zip(cols["block"], cols["number"], cols["line"], cols["item"], strict=True):
-                    got.setdefault(int(b), {})[int(n)] = (int(n), line, item)  # a retried block overwrites, once
-                for b in [b for b in got if b in pending and len(got[b]) == blocks[b].good]:
-                    committed[b] = self._commit(folder, blocks[b], list(got.pop(b).values()), sink, fmt, model,
-                                                extra_cols, bar)
-                    pending.discard(b)
-            if pending:
-                raise ScoringError(f"Ray returned no result for block(s) {sorted(pending)[:10]}; run the same "
-                                   "command again to resume")
+def _quiet_ray_data() -> None:
+    """One progress bar for the job (ours): Ray Data's bars and console lines off (its session log keeps them)."""
+    import logging
+
+    import ray.data  # noqa: F401 - makes ray.data an attribute of the module
+
+    for h in logging.getLogger("ray.data").handlers:  # Ray Data's own console lines would break the bar
+        if not type(h).__name__.startswith("SessionFile"):  # (its log file under the session keeps them)
+            h.setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.execution_options.verbose_progress = False
 
 
 @contextlib.contextmanager

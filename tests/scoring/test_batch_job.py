@@ -64,6 +64,32 @@ def test_rerun_of_a_finished_job_adds_nothing_and_another_job_is_refused(demo_mo
     assert "the input file's content changed" in msg and "{" not in msg and "model changed" not in msg
 
 
+def test_a_csv_output_resumes_only_under_the_columns_it_was_started_with(demo_model_dir, demo_files, encoder_cache,
+                                                                         tmp_path):
+    out = tmp_path / "out.csv"
+    _run(demo_model_dir, demo_files[1], out, encoder_cache)
+    state_path = out.with_name("out.csv.progress.json")
+    state = json.loads(state_path.read_text())
+    header = state["job"]["columns"]
+    assert out.read_text().splitlines()[0] == ",".join(header)
+    # a progress file written before jobs recorded their columns: the file's own header stands for them
+    del state["job"]["columns"]
+    state_path.write_text(json.dumps(state))
+    before = out.read_bytes()
+    _, again = _run(demo_model_dir, demo_files[1], out, encoder_cache)
+    assert again.resumed_from == again.records and out.read_bytes() == before
+    # ... and where that header is another layout (an older release wrote no machine_rule), nothing is appended
+    state = json.loads(state_path.read_text())
+    state["job"].pop("columns", None)
+    state_path.write_text(json.dumps(state))
+    old = before.replace(b"id,questioning,", b"id,questioning_old,", 1)
+    out.write_bytes(old)
+    with pytest.raises(JobStateError, match=r"output columns changed \(new: \['questioning'\], "
+                                            r"gone: \['questioning_old'\]\)"):
+        _run(demo_model_dir, demo_files[1], out, encoder_cache)
+    assert out.read_bytes() == old
+
+
 def test_the_resume_check_sees_an_edit_in_the_middle_of_a_large_input(tmp_path):
     from scoring.batch import file_fingerprint
 

@@ -45,8 +45,12 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("fmt", [None, "csv"])
 def test_a_folder_reads_and_fingerprints_the_same_data_files_whatever_format_is_given(folder, fmt):
-    # the CLI resolves --format for a folder first, so reading always sees a format
-    fmt = format_of(folder, fmt)
+    from scoring.usecases.backlog import reading_tag
+
+    # the job's reading options name the shards' format whether or not --format was given
+    rubric = load_rubric(DEMO_RUBRIC)
+    tag = reading_tag(infer_columns(rubric, ColumnMap(id="id")), folder, fmt, "utf-8", True, 1000)
+    assert '"format": "csv"' in tag and format_of(folder, fmt) == "csv"
     assert [p.name for p in shard_files(folder)] == ["part-1.csv", "part-2.csv"]
     records = _read(folder, fmt)
     assert [(r.number, r.id, r.reject) for r in records] == [(1, "a1", None), (2, "a2", None), (3, "b1", None)]
@@ -109,3 +113,33 @@ def test_address_without_the_ray_engine_is_a_clear_error(folder, tmp_path):
     assert res.exit_code == 2, res.output
     assert "--address auto is only used with --engine ray" in " ".join(res.output.split())
     assert not out.exists()
+
+
+def test_a_folder_of_jsonl_shards_reads_as_their_concatenation_rejects_and_all(tmp_path):
+    import json
+
+    from scoring.demo import make_reflections
+    from scoring.ingest import read_records
+
+    rows = make_reflections(200, seed=18)
+    lines = [json.dumps({"id": r["id"], "reflection": r["reflection"]}) + "\n" for r in rows]
+    lines.insert(5, json.dumps({"id": "empty-1", "reflection": "   "}) + "\n")
+    lines.insert(40, json.dumps({"id": rows[3]["id"], "reflection": "a later copy of an earlier id"}) + "\n")
+    lines.insert(100, '{"id": "broken", "reflection": \n')
+    data = tmp_path / "backlog.jsonl"
+    data.write_text("".join(lines), encoding="utf-8")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, a in enumerate(range(0, len(lines), 70)):
+        (shards / f"part-{i:03d}.jsonl").write_text("".join(lines[a:a + 70]), encoding="utf-8")
+    rubric = load_rubric(DEMO_RUBRIC)
+    cols = infer_columns(rubric, ColumnMap(id="id"))
+    whole = [(r.number, r.id, r.reject) for r in read_records(data, rubric, cols)]
+    assert sum(r[2] is not None for r in whole) == 3
+    parts = [(r.number, r.id, r.reject) for r in read_backlog(shards, rubric, cols)]
+    assert parts == whole
+    assert count_backlog(shards) == len(lines)
+    # a duplicate across shards is the same reject as within one file
+    (shards / "part-999.jsonl").write_text(lines[0], encoding="utf-8")
+    last = list(read_backlog(shards, rubric, cols))[-1]
+    assert last.number == len(lines) + 1 and last.reject and last.reject.startswith("duplicate id")
