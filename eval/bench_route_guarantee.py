@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.asap import SUM_SETS, fold_split, load_asap
+from eval.asap import fold_split, load_asap, rater_multiplier
 from models.calibration import CalibratedScorer
 from scoring.errors import CalibrationDataError
 from scoring.human_bar import agreement_intervals, bar_statistic
@@ -117,12 +117,12 @@ def _ecdf(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.searchsorted(s, x, side="right") / max(1, len(s))
 
 
-def _judge(scores: np.ndarray, y: np.ndarray, r1: np.ndarray, r2: np.ndarray, acc: np.ndarray, seed: int) -> dict[str, Any]:
+def _judge(scores: np.ndarray, r1: np.ndarray, r2: np.ndarray, acc: np.ndarray, seed: int) -> dict[str, Any]:
     """Accepted-item QWK (machine vs rater 2) minus the raters' QWK on the test half, with its 95% paired
     bootstrap interval; ``r1``, ``r2`` already on the machine's scale."""
     if acc.sum() < 10:
         return {"n_acc": int(acc.sum()), "margin": None, "upper": None, "violation": False, "judged": False}
-    iv = agreement_intervals(scores[acc], y[acc], (r1[acc], r2[acc]), n_boot=400, rng=np.random.default_rng(seed))
+    iv = agreement_intervals(scores[acc], None, (r1[acc], r2[acc]), n_boot=400, rng=np.random.default_rng(seed))
     est, _lo, hi = iv.get("qwk_difference", [None, None, None])
     return {"n_acc": int(acc.sum()), "margin": est, "upper": hi, "violation": hi is not None and hi < 0,
             "judged": hi is not None, "machine_qwk": iv["machine_qwk"][0], "human_qwk": iv["human_qwk"][0]}
@@ -141,7 +141,7 @@ def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.n
     Q = cs.calibrate(crit["proba"][test])
     scores_t = cs.decide(Q)
     sets_t = cs.prediction_set(Q, COVERAGE)
-    yt, r1t, r2t = y[test].astype(int), r1[test], r2[test]
+    r1t, r2t = r1[test], r2[test]
     out: dict[str, dict[str, Any]] = {}
     methods = ["ltt"] + (["best"] if before else [])
     for sel in methods:  # the product: choose_thresholds + the router, exactly as `scoring calibrate` + `score`
@@ -155,7 +155,7 @@ def run_split(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, test: np.n
         dec = decide_routes([str(i) for i in test], "c", Q, scores_t, levels, sets_t, pol)
         acc = np.array([d.route == "auto" for d in dec])
         out[sel] = {"auto_fraction": float(acc.mean()), "enabled": ch.policy.enabled,
-                    **_judge(scores_t, yt, r1t, r2t, acc, seed)}
+                    **_judge(scores_t, r1t, r2t, acc, seed)}
     variants = [s for s in signals if s != "probability"]  # "probability" is the product's rule, run above
     if variants:
         out.update(_signal_variants(crit, knn, cal, test, P, scores_c, sets_c, Q, scores_t, sets_t, delta, seed,
@@ -210,7 +210,7 @@ def _signal_variants(crit: dict[str, Any], knn: np.ndarray, cal: np.ndarray, tes
             f = fams[row["family"]]
             acc = f[3] & (f[2] >= row["min_confidence"])
         out[name] = {"auto_fraction": float(acc.mean()), "enabled": bool(cert),
-                     **_judge(scores_t, y[test].astype(int), r1[test], r2[test], acc, seed)}
+                     **_judge(scores_t, r1[test], r2[test], acc, seed)}
     return out
 
 
@@ -230,7 +230,7 @@ def run(data_dir: Path, *, fold: int = 0, sets: list[int] | None = None, splits:
         for cid, crit in inp["criteria"].items():
             ok = np.isfinite(crit["y"]) & np.isfinite(crit["r1"]) & np.isfinite(crit["r2"]) & np.isfinite(crit["proba"]).all(axis=1)
             pool = np.flatnonzero(ok)
-            crit = {**crit, "rater_multiplier": 2 if s in SUM_SETS and cid == "holistic" else 1}
+            crit = {**crit, "rater_multiplier": rater_multiplier(s, cid)}
             for k in range(splits):
                 rng = np.random.default_rng(10_000 * fold + 100 * s + k)
                 perm = rng.permutation(pool)

@@ -101,9 +101,19 @@ def _exact(a: np.ndarray, b: np.ndarray, idx: np.ndarray | None = None) -> np.nd
     return float(eq.mean()) if idx is None else eq[idx].mean(axis=1)
 
 
+def reference(human: np.ndarray | None, pair: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """The scores the machine is compared with: rater 2 when two raters are given (the machine stands in for
+    rater 1, module docstring), else the one ``human`` score. Every test of the bar reads it from here."""
+    if pair is not None:
+        return np.asarray(pair[1], float)
+    if human is None:
+        raise ValueError("a bar needs two raters or a human score to compare the machine with")
+    return np.asarray(human, float)
+
+
 def margin_test(
     machine: np.ndarray,
-    human: np.ndarray,
+    human: np.ndarray | None,
     pair: tuple[np.ndarray, np.ndarray] | None,
     *,
     statistic: str = "qwk",
@@ -119,12 +129,10 @@ def margin_test(
     (a human-human QWK), the machine is compared with ``human`` and the statistic is QWK.
     ``idx`` (B, n) reuses resampled rows (the caller's bootstrap) instead of drawing new ones.
     """
-    m, h = np.asarray(machine, float), np.asarray(human, float)
-    n = len(m)
     if pair is None and target is None:
         raise ValueError("a bar needs two raters or a human-human figure")
-    if pair is not None:
-        h = np.asarray(pair[1], float)  # the reference rater: machine vs rater 2, as rater 1 vs rater 2
+    m, h = np.asarray(machine, float), reference(human, pair)
+    n = len(m)
     if statistic == "exact" and pair is not None:
         r1, r2 = (np.asarray(v, float) for v in pair)
         mach_ok, hum_ok = m == h, r1 == r2
@@ -154,7 +162,7 @@ def margin_test(
 
 def agreement_intervals(
     machine: np.ndarray,
-    human: np.ndarray,
+    human: np.ndarray | None,
     pair: tuple[np.ndarray, np.ndarray] | None,
     *,
     n_boot: int = 400,
@@ -167,7 +175,7 @@ def agreement_intervals(
     machine is compared with rater 2 (``pair[1]``), as rater 1 is, and ``human`` is not read (module
     docstring); without it, with ``human``."""
     m = np.asarray(machine, float)
-    h = np.asarray(pair[1] if pair is not None else human, float)
+    h = reference(human, pair)
     n = len(m)
     rng = rng if rng is not None else np.random.default_rng(13)
     idx = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), int)

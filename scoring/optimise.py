@@ -41,7 +41,7 @@ from models.calibration import CalibratedScorer, level_index
 from models.scorers import ScorerError, text_hash
 from scoring.errors import CalibrationDataError
 from scoring.evidence import criterion_text
-from scoring.human_bar import agreement_intervals, bar_statistic, margin_test, qwk_values
+from scoring.human_bar import agreement_intervals, bar_statistic, margin_test, qwk_values, reference
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import confidence_of
 
@@ -64,8 +64,7 @@ def qwk_lower_bound(
     (``scoring.human_bar``: the machine stands in for rater 1, both judged by the same reference); else the
     machine vs ``human``."""
     n = len(machine)
-    if pair is not None:
-        human = np.asarray(pair[1], float)
+    human = reference(human, pair)
     idx = rng.integers(0, n, size=(n_boot, n))
     km = np.asarray(qwk_values(machine, human, idx))
     out = {"qwk": float(qwk_values(machine, human)), "qwk_lcb": float(np.nanquantile(km, alpha))}

@@ -100,7 +100,7 @@ def check_criterion(criterion: str, machine: np.ndarray, first: np.ndarray, seco
         return CriterionCheck(criterion, "insufficient", statistic, n_acc, int(len(m)), [None, None, None], False,
                               {"why": f"need at least {min_n} accepted items with two human scores, found {len(m)}"},
                               rater_multiplier)
-    iv = agreement_intervals(m, h1, (h1, h2), n_boot=n_boot, rng=np.random.default_rng(seed))
+    iv = agreement_intervals(m, None, (h1, h2), n_boot=n_boot, rng=np.random.default_rng(seed))
     diff = iv.get(f"{statistic}_difference", [None, None, None])
     est, lo, hi = diff
     if hi is None:  # undefined (e.g. kappa with every score identical): judge on exact agreement instead
