@@ -88,8 +88,9 @@ def read_backlog(
                 else:
                     seen[rid] = shard.name
             yield r
-        # records a --where filter dropped still count: number the next shard after this one's last record
-        offset += max(last, count_records(shard, fmt, quoting) or 0)
+        # only a --where filter drops records (every other one is yielded, rejects too); the dropped ones still
+        # count: number the next shard after this one's last record, which then needs a count of its own
+        offset += max(last, count_records(shard, fmt, quoting) or 0) if columns.where else last
 
 
 def count_backlog(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:

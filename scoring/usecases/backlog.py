@@ -94,9 +94,9 @@ class BacklogRun:
 
 def reading_tag(cols: Any, data: Path, fmt: str | None, encoding: str, quoting: bool, max_chars: int) -> str:
     """What decides which records are read and how: a resume under other options is refused."""
-    from scoring.ingest import detect_format
+    from scoring.engines.shards import format_of  # a file's format, or that of a folder's shards
 
-    reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": detect_format(data, fmt),
+    reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": format_of(data, fmt),
                "encoding": codecs.lookup(encoding).name, "quoting": quoting, "max_chars": max_chars}
     return "read=" + json.dumps(reading, sort_keys=True)
 
