@@ -23,6 +23,14 @@ class AsapSplit:
     test: pd.DataFrame
 
 
+def rater_multiplier(essay_set: int, criterion: str) -> int:
+    """What one rater's score is multiplied by to stand on the machine's scale for this set and criterion.
+
+    2 for the holistic score of the sets whose score of record is the SUM of the two raters (a rater then
+    covers half the machine's scale); 1 elsewhere (traits, and sets resolved to the higher of the two)."""
+    return 2 if criterion == "holistic" and essay_set in SUM_SETS else 1
+
+
 def _unwrap(text: str) -> str:
     t = text.strip()
     if len(t) >= 2 and t[0] == '"' and t[-1] == '"':

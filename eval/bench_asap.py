@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from eval.asap import SUM_SETS, TRAITS, fold_split, load_asap
+from eval.asap import TRAITS, fold_split, load_asap, rater_multiplier
 from eval.baselines import tfidf_ridge_baseline
 from models.artifact import ScoringModel, load_model, save_model
 from models.encoder import get_encoder
@@ -70,7 +70,7 @@ def _records(df: pd.DataFrame, crit_cols: dict[str, str]) -> list[Record]:
 
 
 def train_set(essay_set: int, train: pd.DataFrame, cache_dir: Path, seed: int = 13,
-              finetune: FineTuning | None = None) -> tuple[ScoringModel, dict[str, str]]:
+              finetune: FineTuning | None = None, select: bool = True) -> tuple[ScoringModel, dict[str, str]]:
     """Train the set's model; returns it and the rubric-criterion -> ASAP-column mapping used."""
     rubric = load_rubric(ASAP_RUBRICS / f"asap-set{essay_set}.yaml")
     cols = criteria_columns(essay_set)
@@ -78,7 +78,8 @@ def train_set(essay_set: int, train: pd.DataFrame, cache_dir: Path, seed: int = 
     # rubric criteria order: holistic, [conventions], traits in file order
     mapping = {cid: cols[key]["target"] for cid, key in zip(crit_ids, cols, strict=True)}
     enc = get_encoder("all-MiniLM-L6-v2", cache_dir)
-    res = train_model(rubric, _records(train, mapping), enc, min_labelled=30, seed=seed, finetune=finetune)
+    res = train_model(rubric, _records(train, mapping), enc, min_labelled=30, seed=seed, finetune=finetune,
+                      select=select)
     res.model.card["bench"] = {"essay_set": essay_set}
     return res.model, {cid: key for cid, key in zip(crit_ids, cols, strict=True)}
 
@@ -97,7 +98,7 @@ def evaluate_set(essay_set: int, model: ScoringModel, key_of: dict[str, str], te
         r1, r2 = test[cc["r1"]].to_numpy(), test[cc["r2"]].to_numpy()
         ok = ~(pd.isna(t) | pd.isna(r1) | pd.isna(r2))
         levels = c.scores
-        halve = key == "holistic" and essay_set in SUM_SETS
+        halve = rater_multiplier(essay_set, key) == 2
         rater_levels = sorted({int(v) for v in np.concatenate([r1[ok], r2[ok]])} | set(_half(np.asarray(levels))) if halve else levels)
         rl = list(range(min(rater_levels), max(rater_levels) + 1))
         mp = _half(pred[ok]) if halve else pred[ok]
@@ -179,6 +180,7 @@ def run(
     batch_size: int = 32,
     echo: Any = print,
     finetune: FineTuning | None = None,
+    select: bool = True,
 ) -> dict[str, Any]:
     sets = sets or list(range(1, 9))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,7 @@ def run(
             mask = rng.random(len(tr)) < 0.2
             cal, tr = tr[mask].reset_index(drop=True), tr[~mask].reset_index(drop=True)
         t0 = time.perf_counter()
-        model, key_of = train_set(s, tr, cache_dir, finetune=finetune)
+        model, key_of = train_set(s, tr, cache_dir, finetune=finetune, select=select)
         models[s] = model
         set_rows = evaluate_set(s, model, key_of, te)
         rows += set_rows
@@ -220,6 +222,7 @@ def run(
         "fold": fold,
         "sets": sets,
         "scorer": "finetuned" if finetune is not None else "ensemble",
+        "selection": select,
         "qwk_mean": round(float(np.mean([r["qwk"] for r in hol])), 4),
         "human_qwk_mean": round(float(np.mean([r["human_qwk"] for r in hol])), 4),
         "baseline_qwk_mean": round(float(np.mean(list(base.values()))), 4),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.asap import SUM_SETS, fold_split, load_asap
+from eval.asap import fold_split, load_asap, rater_multiplier
 from eval.bench_asap import criteria_columns, train_set
 from models.artifact import load_model, save_model
 from scoring.ingest import ColumnMap, read_records
@@ -84,9 +84,9 @@ def prepare(data_dir: Path, fold: int, sets: list[int], cache_dir: Path, work: P
                                                   ids=[str(i) for i in tr.essay_id[ok]],
                                                   first=_num(tr[cc["r1"]])[ok], second=_num(tr[cc["r2"]])[ok],
                                                   # machine vs rater 2 on the sum scales: raters doubled
-                                                  rater_multiplier=2 if key_of[c.id] == "holistic" and s in SUM_SETS else 1)
+                                                  rater_multiplier=rater_multiplier(s, key_of[c.id]))
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE)
-        policy = with_award_bar(res.model, res.policy, data, rater_scale={"holistic": 2.0} if s in SUM_SETS else None)
+        policy = with_award_bar(res.model, res.policy, data, rater_scale={"holistic": 2.0} if rater_multiplier(s, "holistic") == 2 else None)
         models[s] = work / "models" / f"set{s}"
         save_model(res.model, models[s], {}, "bench-backlog")
         policies[s] = save_policy(policy, work / "policies" / f"set{s}.yaml")

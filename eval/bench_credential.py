@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from eval.asap import SUM_SETS, fold_split, load_asap
+from eval.asap import fold_split, load_asap, rater_multiplier
 from eval.bench_asap import criteria_columns
 from eval.bench_backlog import prepare, with_award
 from eval.decisions import decision_kappa
@@ -69,13 +69,12 @@ def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir:
             crit_cols = {c.id: cols[k] for c, k in zip(model.rubric.criteria, cols, strict=True)}
             award = model.rubric.award
             assert award is not None
-            mult = 2 if s in SUM_SETS else 1
             for i, it in enumerate(items):
                 row = te.iloc[i]
                 try:
                     resolved = {c: int(row[cc["target"]]) for c, cc in crit_cols.items()}
-                    r1 = {c: int(row[cc["r1"]]) * (mult if c == "holistic" else 1) for c, cc in crit_cols.items()}
-                    r2 = {c: int(row[cc["r2"]]) * (mult if c == "holistic" else 1) for c, cc in crit_cols.items()}
+                    r1 = {c: int(row[cc["r1"]]) * rater_multiplier(s, c) for c, cc in crit_cols.items()}
+                    r2 = {c: int(row[cc["r2"]]) * rater_multiplier(s, c) for c, cc in crit_cols.items()}
                 except (TypeError, ValueError):
                     continue  # a missing score: no reference decision
                 d = it.decision

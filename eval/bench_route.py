@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from eval.agreement import expected_calibration_error
-from eval.asap import SUM_SETS
+from eval.asap import rater_multiplier
 from models.calibration import ConformalSets, level_index
 from scoring.optimise import CriterionCalibrationData, calibrate_model, cross_fitted_probabilities, qwk_values
 from scoring.policy import save_policy
@@ -87,7 +87,7 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             data[c.id] = CriterionCalibrationData(
                 proba_raw=P_cal[c.id][ok], y=y[ok].astype(int), ids=[str(i) for i in cal.essay_id[ok]],
                 first=_num(cal[cc["r1"]])[ok], second=_num(cal[cc["r2"]])[ok],
-                rater_multiplier=2 if sr["key_of"][c.id] == "holistic" and s in SUM_SETS else 1,
+                rater_multiplier=rater_multiplier(s, sr["key_of"][c.id]),
             )
         res = calibrate_model(model, data, coverage=COVERAGE, audit_rate=AUDIT_RATE, double_rate=DOUBLE_RATE, bar=bar,
                               method=method, selection=selection, delta=delta)
@@ -109,8 +109,8 @@ def route_benchmark(set_results: list[dict[str, Any]], out_dir: Path, log: Any =
             route = np.array([d.route for d in dec])
             accepted = np.isin(route, ["auto", "audit"])
             rule_auto = np.array([d.machine_rule == "auto" for d in dec])
-            halve = sr["key_of"][c.id] == "holistic" and s in SUM_SETS
-            mult = 2 if halve else 1
+            mult = rater_multiplier(s, sr["key_of"][c.id])
+            halve = mult == 2
             yi = level_index(y, scorer.classes_)
             covered = sets[np.arange(len(yi)), yi]
             lab = ConformalSets("label").fit(scorer.cal_proba_, level_index(data[c.id].y, scorer.classes_))

@@ -66,7 +66,7 @@ def predictions(data_dir: Path, fold: int, cache_dir: Path, out_dir: Path, sets:
         if set(sets) <= set(df["set"]):
             echo(f"# predictions reused from {path} (--fresh retrains)")
             return df[df["set"].isin(sets)].reset_index(drop=True)
-    from eval.asap import SUM_SETS, fold_split, load_asap
+    from eval.asap import fold_split, load_asap, rater_multiplier
     from eval.bench_asap import criteria_columns, train_set
     from scoring.prescore import prescore
 
@@ -84,8 +84,8 @@ def predictions(data_dir: Path, fold: int, cache_dir: Path, out_dir: Path, sets:
         for c in model.rubric.criteria:
             key = key_of[c.id]
             pred = np.array([it.criteria[c.id].score for it in items])
-            machine = _half(pred) if key == "holistic" and s in SUM_SETS else pred
-            levels = sorted(set(_half(c.scores)) if key == "holistic" and s in SUM_SETS else set(c.scores))
+            machine = _half(pred) if rater_multiplier(s, key) == 2 else pred
+            levels = sorted(set(_half(c.scores)) if rater_multiplier(s, key) == 2 else set(c.scores))
             r1, r2 = te[cols[key]["r1"]], te[cols[key]["r2"]]
             for k in range(len(te)):
                 if pd.isna(r1.iloc[k]):

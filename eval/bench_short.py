@@ -111,13 +111,14 @@ def _train_lines(stderr: str) -> list[str]:
 
 
 def _train_and_score(d: Path, rubric: Path, text_col: str, score_cols: list[str], cache_dir: Path, echo: Any,
-                     tag: str) -> tuple[float, float, dict[str, Any]]:
+                     tag: str, select: bool = True) -> tuple[float, float, dict[str, Any]]:
     """``scoring train`` on d/train.jsonl, then ``scoring score`` on d/test.jsonl, as a user runs them.
 
     Returns both wall times and the scores by id; the per-criterion lines ``train`` prints are echoed under ``tag``.
     """
     train_wall, err = _cli(["train", "--rubric", str(rubric), "--data", str(d / "train.jsonl"), "--out", str(d / "model"),
-                            "--id-col", "id", "--text-col", f"{text_col}={text_col}", *score_cols], cache_dir, echo)
+                            "--id-col", "id", "--text-col", f"{text_col}={text_col}", *score_cols,
+                            *([] if select else ["--no-select"])], cache_dir, echo)
     for ln in _train_lines(err):
         echo(f"{tag} train:{ln}")
     score_wall, _ = _cli(["score", "--model", str(d / "model"), "--data", str(d / "test.jsonl"), "--out",
@@ -126,7 +127,7 @@ def _train_and_score(d: Path, rubric: Path, text_col: str, score_cols: list[str]
     return train_wall, score_wall, _read_scores(d / "scores.jsonl")
 
 
-def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any) -> dict[str, Any]:
+def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any, select: bool = True) -> dict[str, Any]:
     tr = split.train[split.train.essay_set == s]
     te = split.test[split.test.essay_set == s]
     d = work / f"asap-set{s}"
@@ -136,7 +137,7 @@ def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any) -> 
     _write_jsonl(d / "test.jsonl", [{"id": str(r.essay_id), "essay": r.essay} for r in te.itertuples(index=False)])
     rubric = BUNDLED_DIR / "asap" / f"asap-set{s}.yaml"
     train_wall, score_wall, scores = _train_and_score(d, rubric, "essay", ["--score-col", "holistic=holistic"],
-                                                      cache_dir, echo, f"set {s}")
+                                                      cache_dir, echo, f"set {s}", select)
     levels = yaml.safe_load(rubric.read_text())["criteria"][0]["levels"]
     lv = [int(x["score"]) for x in levels]
     truth = te.domain1_score.astype(int).to_numpy()
@@ -153,7 +154,7 @@ def run_asap_set(s: int, split: Any, work: Path, cache_dir: Path, echo: Any) -> 
     }
 
 
-def run_cered(cered_dir: Path, work: Path, cache_dir: Path, echo: Any) -> dict[str, Any]:
+def run_cered(cered_dir: Path, work: Path, cache_dir: Path, echo: Any, select: bool = True) -> dict[str, Any]:
     d = work / "cered"
     d.mkdir(parents=True, exist_ok=True)
     train, test = read_cered(cered_dir, "train"), read_cered(cered_dir, "test")
@@ -164,7 +165,7 @@ def run_cered(cered_dir: Path, work: Path, cache_dir: Path, echo: Any) -> dict[s
     _write_jsonl(d / "test.jsonl", [{"id": f"te{r.idx}", "sentence": r.sentence} for r in test.itertuples(index=False)])
     score_cols = [x for c in crit for x in ("--score-col", f"{c}={c}")]
     train_wall, score_wall, scores = _train_and_score(d, d / "rubric.yaml", "sentence", score_cols, cache_dir, echo,
-                                                      "cered")
+                                                      "cered", select)
     truth = test.y.tolist()
     pred = [CERED_CATEGORIES[int(np.argmax([scores[f"te{i}"][c]["probabilities"]["1"] for c in crit]))] for i in test.idx]
     peer = tfidf_logistic_peer(train.sentence.tolist(), train.y.tolist(), test.sentence.tolist())
@@ -183,7 +184,7 @@ def run_cered(cered_dir: Path, work: Path, cache_dir: Path, echo: Any) -> dict[s
 
 
 def run(data_dir: Path, cache_dir: Path, out_dir: Path, sets: list[int] | None = None, fold: int = 0,
-        cered: bool = True, echo: Any = print) -> dict[str, Any]:
+        cered: bool = True, echo: Any = print, select: bool = True) -> dict[str, Any]:
     sets = list(sets or ASAP_SHORT_SETS)
     out_dir.mkdir(parents=True, exist_ok=True)
     asap_dir = data_dir / "asap_aes"
@@ -191,19 +192,19 @@ def run(data_dir: Path, cache_dir: Path, out_dir: Path, sets: list[int] | None =
     split = fold_split(df, asap_dir, fold)
     rows = []
     for s in sets:
-        r = run_asap_set(s, split, out_dir, cache_dir, echo)
+        r = run_asap_set(s, split, out_dir, cache_dir, echo, select)
         echo(f"set {s}: QWK {r['qwk']:.3f} (peer {r['peer_qwk']:.3f}, human-human {r['human_qwk']:.3f}) "
              f"n_test={r['n_test']}; {r['configuration']}; train {r['train_s']}s (wall {r['train_wall_s']}s)")
         rows.append(r)
     summary: dict[str, Any] = {
-        "benchmark": "short", "fold": fold, "sets": sets,
+        "benchmark": "short", "fold": fold, "sets": sets, "selection": select,
         "qwk_mean_short": round(float(np.mean([r["qwk"] for r in rows])), 4),
         "peer_qwk_mean_short": round(float(np.mean([r["peer_qwk"] for r in rows])), 4),
         "human_qwk_mean_short": round(float(np.mean([r["human_qwk"] for r in rows])), 4),
     }
     train_s = [r["train_s"] for r in rows if r["train_s"] is not None]
     if cered:
-        c = run_cered(data_dir / "cered_reflections", out_dir, cache_dir, echo)
+        c = run_cered(data_dir / "cered_reflections", out_dir, cache_dir, echo, select)
         for cid, m in c["per_criterion"].items():
             echo(f"cered {cid}: {m['configuration']}; cv QWK {m['cv_qwk']} {m['cv_qwk_interval95']}; train {m['train_s']}s")
         echo(f"cered: macro-F1 {c['macro_f1']:.3f} (peer {c['peer_macro_f1']:.3f}), accuracy {c['accuracy']:.3f} "

@@ -78,6 +78,8 @@ def train(
         typer.Option(help="ensemble (default) | finetuned: fine-tune the encoder per criterion with at least "
                      "SCORING_FINETUNE_MIN_SCORES human scores (300; slow on a CPU, the rest keep the ensemble)."),
     ] = None,
+    select: Annotated[bool, typer.Option("--select/--no-select", help="Choose views and head per criterion by nested cross-validation (criteria with at least 150 "
+                     "scores); --no-select: the fixed ensemble everywhere (for comparison).")] = True,
 ) -> None:
     """Train one scorer per rubric criterion from human scores and save a versioned model with its card.
 
@@ -112,7 +114,7 @@ def train(
         rejected = [r for r in records if r.reject]
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
-                          seed=s.seed, finetune=finetune)
+                          seed=s.seed, finetune=finetune, select=select)
         res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
         res.model.version = new_version(rb, res.data_hash)
         res.model.card["learning_curve"] = learning_curve(_previous_card(out), res.metrics, res.model.version)
@@ -226,7 +228,6 @@ def score(
     """Pre-score every criterion of a backlog; killed or crashed runs resume where they stopped."""
     from models.artifact import load_model
     from scoring.engines.shards import count_backlog as count_records  # a file or a folder
-    from scoring.engines.shards import format_of
     from scoring.engines.shards import read_backlog as read_records
     from scoring.store import Store
     from scoring.usecases.backlog import reading_tag, score_backlog
@@ -244,8 +245,6 @@ def score(
 
         run_on = RayEngine(address=address)
     try:
-        if data.is_dir():  # a folder of shards, read in name order
-            fmt = format_of(data, fmt)
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, None, where)
         records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)

@@ -30,6 +30,8 @@ def asap_aes(
     scorer: Annotated[str, typer.Option(
         help="ensemble | finetuned (fine-tune the encoder per criterion where a set has >= SCORING_FINETUNE_MIN_SCORES "
              "scores; slow on a CPU; with --route it needs --calibration split).")] = "ensemble",
+    select: Annotated[bool, typer.Option("--select/--no-select", help="Per-criterion model selection (as scoring "
+                                         "train); --no-select: the fixed ensemble, for comparison.")] = True,
 ) -> None:
     """Train on fold F's training ids, report QWK vs humans and the baseline, and throughput."""
     from eval.bench_asap import run
@@ -38,7 +40,8 @@ def asap_aes(
     from scoring.train import fine_tuning_for
 
     cmd = (f"scoring bench asap-aes --data-dir {data_dir} --fold {fold} --sets {sets} --scorer {scorer}"
-           + (f" --route --calibration {calibration} --bar {bar} --method {method}" if route else ""))
+           + (f" --route --calibration {calibration} --bar {bar} --method {method}" if route else "")
+           + ("" if select else " --no-select"))
     if calibration not in ("cross-fit", "split"):
         raise typer.BadParameter(f"expected cross-fit or split, found {calibration!r}", param_hint="--calibration")
     if method not in ("auto", *METHODS):
@@ -54,7 +57,7 @@ def asap_aes(
     summary = run(
         data_dir, fold=fold, cache_dir=cache_dir, out_dir=out, sets=[int(x) for x in sets.split(",")],
         do_throughput=throughput, route=route, calibration=calibration, bar=bar, method=method, batch_size=batch_size, echo=typer.echo,
-        finetune=finetune,
+        finetune=finetune, select=select,
     )
     summary.pop("per_criterion", None)
     typer.echo(json.dumps(summary))

@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         cered: bool = typer.Option(True, "--cered/--no-cered", help="Also the CEReD reflection sentences."),
         cache_dir: Path = typer.Option(Path(".scoring/bench-cache"), help="Embedding cache (kept between runs)."),
         out: Path = typer.Option(Path("bench-out/short"), "--out", help="Work folder: data files, models, scores."),
+        select: bool = typer.Option(True, "--select/--no-select", help="Per-criterion model selection (as scoring "
+                                    "train); --no-select: the fixed ensemble, for comparison."),
     ) -> None:
         """Train with `scoring train` and score with `scoring score` (subprocesses) on each short-answer set;
         QWK / macro-F1 next to a TF-IDF + logistic-regression peer, and training time per criterion."""
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             raise typer.BadParameter(f"expected essay set numbers like 3,4, found {sets!r}", param_hint="--sets") from None
         typer.echo(f"# reproduce: scoring bench short --data-dir {data_dir} --fold {fold} --sets {sets}"
-                   + ("" if cered else " --no-cered"))
+                   + ("" if cered else " --no-cered") + ("" if select else " --no-select"))
         summary = run(data_dir, cache_dir=cache_dir.resolve(), out_dir=out, sets=set_list, fold=fold, cered=cered,
-                      echo=typer.echo)
+                      echo=typer.echo, select=select)
         typer.echo(json.dumps(summary))

@@ -167,3 +167,7 @@ def test_train_model_selects_only_with_enough_scores(tmp_path) -> None:  # type:
     assert "nested-CV QWK" in cv_figure(a) and a["configuration"] in cv_figure(a)
     assert type(res.model.scorers["b"]).__name__ == "EnsembleScorer" and "why_no_selection" in b
     assert "cv QWK" in cv_figure(b)
+    # --no-select (scoring train, bench asap-aes, bench short): the fixed ensemble for every criterion
+    off = train_model(rubric, recs, HashEncoder(dim=32, signed=True), select=False)  # type: ignore[arg-type]
+    assert type(off.model.scorers["a"]).__name__ == "EnsembleScorer"
+    assert off.metrics["a"]["why_no_selection"] == "selection off" and "selection" not in off.metrics["a"]
