@@ -214,6 +214,8 @@ class FineTunedScorer:
         best: Any = trainer.model  # the best epoch's weights (load_best_model_at_end)
         net = best.float().cpu().eval()
         self.state_ = {k: v.detach().to(torch.float16).clone() for k, v in net.state_dict().items()}
+        # the weights as saved (fp16): the fitted scorer, its validation figures and a reloaded one then agree
+        net.load_state_dict({k: v.to(torch.float32) for k, v in self.state_.items()})
         self.config_ = net.config.to_dict()
         self._net = net
         # Spread and cut-points from the validation share only (the epoch was chosen on it too; it is small

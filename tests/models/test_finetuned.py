@@ -64,7 +64,7 @@ def test_pickled_weights_give_the_same_probabilities(fitted: FineTunedScorer) ->
     assert len(blob) < 60e6  # fp16 weights, no tokenizer or module objects inside
     again = pickle.loads(blob)
     assert again._net is None  # rebuilt from the stored weights on first use
-    np.testing.assert_allclose(again.predict_proba(texts), before, atol=5e-3)
+    np.testing.assert_array_equal(again.predict_proba(texts), before)  # the fitted scorer runs the saved weights
 
 
 def test_bad_training_data_is_refused_with_the_reason() -> None:

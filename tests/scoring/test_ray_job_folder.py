@@ -38,7 +38,7 @@ def test_a_ray_job_folder_of_another_job_is_refused(tmp_path):
         JobFolder(out).open({**job, "model_version": "m2"})
     with pytest.raises(JobStateError, match="block size changed"):
         JobFolder(out).open({**job, "block_size": 32})
-    with pytest.raises(JobStateError, match=r"output columns changed \(new: \['a.machine_rule'\]"):
+    with pytest.raises(JobStateError, match=r"output columns changed \(new: \['id', 'a', 'a.machine_rule'\]"):
         JobFolder(out).open({**job, "columns": ["id", "a", "a.machine_rule"]})
 
 
