@@ -24,9 +24,9 @@ How a job runs:
   5. When every block is committed the parts are joined in block order into OUT and the rejects file
      (temporary files renamed into place), the local engine's progress file is written as complete, and
      the job folder is removed. The output is therefore one file in input order with the local engine's
-     rows and bytes (same blocks, same code, same rendering; a scorer whose float sums depend on the thread
-     count can move a probability in its 6th decimal: an actor runs one thread per CPU it was given), and
-     a re-run of a finished job with either engine adds nothing.
+     rows and bytes (same blocks, same code, same rendering, and an encoder whose vectors do not depend on
+     what else is encoded, ``models.encoder.Encoder._embed``), and a re-run of a finished job with either
+     engine adds nothing.
 
 Resume: a driver killed at any point leaves committed blocks in ``OUT.ray/``; the same command again
 re-reads the input, checks that input, model and options are those of the job that wrote them
