@@ -171,3 +171,13 @@ def test_train_model_selects_only_with_enough_scores(tmp_path) -> None:  # type:
     off = train_model(rubric, recs, HashEncoder(dim=32, signed=True), select=False)  # type: ignore[arg-type]
     assert type(off.model.scorers["a"]).__name__ == "EnsembleScorer"
     assert off.metrics["a"]["why_no_selection"] == "selection off" and "selection" not in off.metrics["a"]
+
+
+def test_the_fixed_ensembles_configuration_stays_unless_another_beats_it_by_more_than_a_tie() -> None:
+    configs = [((0, 1), "logistic"), ((0, 1, 2), "logistic"), ((0, 1, 2, 3, 4), "logistic")]
+    # the two-view candidate is best by less than TIE: the default (index 1) stays
+    assert choose([0.7015, 0.7000, 0.6900], configs, default=1) == 1
+    # ... by more than TIE: it wins
+    assert choose([0.7100, 0.7000, 0.6900], configs, default=1) == 0
+    # without a default: the fewest views within TIE of the best
+    assert choose([0.7000, 0.7015, 0.6900], configs) == 0
