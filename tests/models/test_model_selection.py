@@ -181,3 +181,30 @@ def test_the_fixed_ensembles_configuration_stays_unless_another_beats_it_by_more
     assert choose([0.7100, 0.7000, 0.6900], configs, default=1) == 0
     # without a default: the fewest views within TIE of the best
     assert choose([0.7000, 0.7015, 0.6900], configs) == 0
+
+
+def test_the_resampled_qwk_is_sklearns_quadratic_kappa() -> None:
+    from models.model_selection import qwk_resampled
+
+    rng = np.random.default_rng(3)
+    for levels in ([0, 1, 2, 3], [1, 2, 5]):
+        y, p = rng.choice(levels, 80), rng.choice(levels, 80)
+        idx = np.stack([np.arange(80), rng.integers(0, 80, 80)])
+        got = qwk_resampled(y, p, levels, idx)
+        for row, want in zip(idx, got, strict=True):
+            assert want == pytest.approx(cohen_kappa_score(y[row], p[row], weights="quadratic", labels=levels))
+
+
+def test_a_winner_within_one_standard_error_of_the_default_does_not_replace_it() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 300)
+    noisy = np.clip(y + rng.integers(-1, 2, 300), 0, 3)  # the default: agrees up to one level
+    # another draw of the same noise: higher QWK here by chance (seed chosen for that), by far less than its SE
+    lucky = np.clip(y + np.random.default_rng(119).integers(-1, 2, 300), 0, 3)
+    better = np.where(rng.random(300) < 0.8, y, noisy)  # clearly better
+    configs = [((0, 1), "logistic"), ((0, 1, 2), "logistic")]
+    qwk = [quadratic_kappa(y, p, LEVELS) for p in (lucky, noisy)]
+    assert qwk[0] - qwk[1] > 0.002  # beats the tie ...
+    assert choose(qwk, configs, 1, [lucky, noisy], y, LEVELS) == 1  # ... not the noise
+    qwk = [quadratic_kappa(y, p, LEVELS) for p in (better, noisy)]
+    assert choose(qwk, configs, 1, [better, noisy], y, LEVELS) == 0
