@@ -44,6 +44,7 @@ from models.scorers import (
     decide,
     fit_thresholds,
     quadratic_kappa,
+    qwk_values,
 )
 from models.shortviews import KERNEL_MAX_N, KNN_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
 
@@ -109,17 +110,10 @@ def compare(Z: np.ndarray, y: np.ndarray, folds: np.ndarray, configs: list[tuple
 
 
 def qwk_resampled(y: np.ndarray, p: np.ndarray, levels: list[int], idx: np.ndarray) -> np.ndarray:
-    """QWK of ``p`` against ``y`` on each row of resampled indices ``idx`` (B, n), vectorised.
-
-    Closed form on level positions, 1 - mean (y-p)^2 / [(mean y - mean p)^2 + var y + var p]: the same
-    figure as ``cohen_kappa_score(weights="quadratic", labels=levels)`` (cross-checked in the tests);
-    NaN where undefined."""
+    """QWK of ``p`` against ``y`` on each row of resampled indices ``idx`` (B, n): ``qwk_values`` on level
+    positions, so the same figure as ``cohen_kappa_score(weights="quadratic", labels=levels)`` on any scale."""
     pos = {lv: i for i, lv in enumerate(levels)}
-    Y = np.array([pos[int(v)] for v in y], dtype=float)[idx]
-    P = np.array([pos[int(v)] for v in p], dtype=float)[idx]
-    den = (Y.mean(1) - P.mean(1)) ** 2 + Y.var(1) + P.var(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 1.0 - ((Y - P) ** 2).mean(1) / np.where(den > 0, den, 1.0), np.nan)
+    return np.asarray(qwk_values(np.array([pos[int(v)] for v in y]), np.array([pos[int(v)] for v in p]), idx))
 
 
 def paired_se(y: np.ndarray, a: np.ndarray, b: np.ndarray, levels: list[int], n_boot: int = 200,

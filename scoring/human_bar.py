@@ -39,32 +39,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
+from models.scorers import qwk_values
+
 STATISTICS = ("qwk", "exact")
 SHORT_SCALE = 3  # scales with at most this many levels use exact agreement for the bar
-
-
-def qwk_values(a: np.ndarray, b: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray | float:
-    """Quadratic weighted kappa of two integer score vectors, optionally over many resamples at once.
-
-    Uses the closed form 1 - sum (a-b)^2 / (n [(mean a - mean b)^2 + var a + var b]), identical to
-    ``cohen_kappa_score(weights="quadratic")`` with the full integer range as labels; ``idx`` (B, n)
-    holds resampled row indices and gives B kappas in one vectorised pass (fast bootstraps). NaN where
-    undefined (both vectors constant and equal).
-    """
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    if idx is None:
-        idx = np.arange(len(a))[None, :]
-        single = True
-    else:
-        single = False
-    A, B = a[idx], b[idx]
-    n = A.shape[1]
-    num = ((A - B) ** 2).sum(axis=1)
-    den = n * ((A.mean(axis=1) - B.mean(axis=1)) ** 2 + A.var(axis=1) + B.var(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k = np.where(den > 0, 1.0 - num / np.where(den > 0, den, 1.0), np.nan)
-    return float(k[0]) if single else k
 
 
 def bar_statistic(n_levels: int, requested: str = "auto", paired: bool = True) -> str:
