@@ -257,9 +257,22 @@ class Shift:
     def _network_drop(self) -> None:
         p = self.page
         pattern = "**/assessor/items/*/submit"
-        p.route(pattern, lambda route: route.abort())
+        dropped: list[str] = []
+
+        def drop(route: Any) -> None:
+            dropped.append(route.request.url)
+            route.abort()
+
+        p.route(pattern, drop)
         p.keyboard.press("s")
-        p.wait_for_function("() => document.getElementById('live').textContent.includes('No connection')")
+        try:
+            p.wait_for_function("() => document.getElementById('live').textContent.includes('No connection')")
+        except Exception as e:  # say what the page did instead, so a failure can be read from its message
+            state = p.evaluate("() => ({live: document.getElementById('live').textContent, "
+                               "valid: document.getElementById('score-form').checkValidity(), "
+                               "focus: document.activeElement && document.activeElement.tagName})")
+            raise AssertionError(f"no 'No connection' message after a dropped submit: requests dropped {dropped}, "
+                                 f"page {p.url}, state {state}") from e
         draft = p.evaluate("() => localStorage.getItem('rs-draft:' + document.getElementById('score-form').dataset.item)")
         if not draft or '"levels"' not in draft:
             raise AssertionError("no local draft after a network failure")

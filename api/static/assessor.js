@@ -10,6 +10,18 @@
   var live = document.getElementById("live");
   var active = 0;
   var hlIndex = -1;
+  // A request the server never answers (a stalled proxy, a half-open connection) is treated as no
+  // connection after this long, so the page says so and retries instead of waiting forever.
+  var REQUEST_TIMEOUT_MS = 15000;
+
+  function post(url, body) {
+    var ctl = typeof AbortController === "function" ? new AbortController() : null;
+    var t = ctl ? setTimeout(function () { ctl.abort(); }, REQUEST_TIMEOUT_MS) : null;
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
+      signal: ctl ? ctl.signal : undefined })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (res) { clearTimeout(t); return res; }, function (err) { clearTimeout(t); throw err; });
+  }
 
   function say(text, kind, near) {
     // the live region at the top (read out by screen readers), and a copy where the assessor is looking
@@ -197,9 +209,7 @@
     if (renewing || !form) return;
     renewing = true;
     var body = new URLSearchParams({ lease_token: document.getElementById("lease-token").value });
-    fetch("/assessor/items/" + form.dataset.item + "/renew", { method: "POST", body: body, credentials: "same-origin",
-      headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+    post("/assessor/items/" + form.dataset.item + "/renew", body)
       .then(function (res) {
         lastRenew = Date.now();
         if (res.body.ok) {
@@ -222,8 +232,7 @@
     var data = new URLSearchParams(new FormData(form));
     if (then) data.set("then", then);
     pending = then;
-    fetch(form.action, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+    post(form.action, data)
       .then(function (res) {
         pending = null;
         if (res.body.ok) { clearDraft(); window.location.href = res.body.next; return; }

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,51 @@ def _check_item(page: Any, srv: LiveServer) -> None:
         assert f"{mean:.2f}" in rule or f"{mean:.3f}" in rule, "the rule's numbers are the probabilities' own"
 
 
+def _wait_until_the_server_lease_ran_out(page: Any, store: Any, item_id: int, within_s: float = 30) -> None:
+    """The page's countdown says 'expired' from its own clock (rounded, and counted from when the last
+    renewal's answer arrived); the server's lease is what a second assessor's claim sees. Wait until the
+    server's lease has ended while the page still shows 'expired' (so no renewal in flight moved it)."""
+    from scoring.store import queue
+
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        left = (queue.item(store, item_id).lease_expires - datetime.now(UTC)).total_seconds()
+        if left < 0 and page.inner_text("#lease-left") == "expired":
+            return
+        page.wait_for_timeout(max(100, min(1000, 1000 * left + 100)))
+    raise AssertionError(f"the server still holds item {item_id}'s lease {within_s} s after the page said 'expired'")
+
+
+def test_a_submit_the_server_never_answers_is_reported_as_no_connection_and_keeps_the_draft(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve()
+    srv.api.submit("stall-1", reflection(5))
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    page.clock.install()  # the page's timers run on a clock the test moves
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    for digit in ("1", "2", "0"):
+        _score_active_with_keyboard(page, digit, f"level {digit} because")
+        page.keyboard.press("n")
+    held: list[Any] = []
+    page.route("**/assessor/items/*/submit", lambda route: held.append(route))  # the request reaches nobody and is never answered
+    page.keyboard.press("s")
+    page.clock.run_for(10_000)
+    assert held and "No connection" not in page.inner_text("#live"), "still waiting after 10 s"
+    page.clock.run_for(6_000)
+    page.wait_for_function("() => document.getElementById('live').textContent.includes('No connection')")
+    assert "/items/" in page.url and srv.api.store.human_scores() == []
+    draft = json.loads(page.evaluate("() => localStorage.getItem('rs-draft:' + document.getElementById('score-form').dataset.item)"))
+    assert draft["levels"] == {"questioning": "1", "adjusting": "2", "self_assessment": "0"}
+    page.unroute("**/assessor/items/*/submit")
+    page.clock.run_for(5_000)  # the retry goes through once the server answers
+    page.wait_for_url(lambda u: "msg=" in u)
+    assert {h.criterion: h.score for h in srv.api.store.human_scores()} == {
+        "questioning": 1, "adjusting": 2, "self_assessment": 0}
+    ctx.close()
+
+
 def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_and_names_them(browser, serve) -> None:  # type: ignore[no-untyped-def]
     from scoring.store import queue
 
@@ -344,9 +389,9 @@ def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_a
     assert it.holder == "alice" and it.lease_expires > first_expiry + timedelta(seconds=1)
     page.wait_for_function("() => document.getElementById('lease-left').textContent === 'expired'", timeout=10_000)
     _shot(page, "lease-expired-countdown")
-    page.wait_for_timeout(1100)  # the countdown rounds down: the server's lease ends up to a second later
-    bob = srv.api.claim("bob").json()  # nobody renewed: bob may take it now
-    assert bob["id"]
+    _wait_until_the_server_lease_ran_out(page, srv.api.store, it.id)
+    claimed = srv.api.claim("bob")  # nobody renewed: bob may take it now
+    assert claimed.status_code == 200, (claimed.status_code, claimed.text)
     page.keyboard.press("s")
     page.wait_for_function("() => document.getElementById('live').textContent.includes('held by bob')")
     assert "/items/" in page.url, "the page stays, with the typed work"
