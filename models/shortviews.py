@@ -166,8 +166,10 @@ class Knn(View):
             sims = F.sims(self.kind)[np.ix_(idx, model.idx)]
         else:
             rows = self._rows(F) if idx is None else self._rows(F)[idx]
-            sims = rows @ model.train.T
-            sims = np.asarray(sims.toarray() if sparse.issparse(sims) else sims, dtype=np.float32)
+            if sparse.issparse(rows):  # row by row in scipy: a row's similarities never depend on the others
+                sims = np.asarray((rows @ model.train.T).toarray())
+            else:  # float64: float32 products move with the number of rows in the call (scoring.train.embed_unique)
+                sims = np.asarray(rows, dtype=np.float64) @ np.asarray(model.train, dtype=np.float64).T
         return knn_from_sims(sims, model.y, self.k)
 
 

@@ -44,9 +44,17 @@ class TrainingResult:
 
 
 def embed_unique(encoder: Encoder, texts: list[str], show_progress: bool = False) -> np.ndarray:
-    """Encode each distinct text once (criteria often read the same field)."""
+    """Encode each distinct text once (criteria often read the same field), as float64.
+
+    Why float64: a scorer's matrix products (similarities to neighbours or level prototypes, linear
+    heads) run through BLAS kernels whose float32 results move by ~1e-7 with the number of rows in the
+    call, enough to change a probability's sixth decimal; so a submission scored alone (the API), in a
+    block of 12 (a Ray actor) or in a batch of 256 (the local engine) would get other bytes. In float64
+    the same products agree to ~1e-16, far below the six decimals the outputs keep.
+    """
     uniq = list(dict.fromkeys(texts))
-    vecs = encoder.encode(uniq, show_progress=show_progress) if uniq else np.zeros((0, encoder.dim), np.float32)
+    vecs = encoder.encode(uniq, show_progress=show_progress) if uniq else np.zeros((0, encoder.dim))
+    vecs = np.asarray(vecs, dtype=np.float64)
     pos = {t: i for i, t in enumerate(uniq)}
     return vecs[[pos[t] for t in texts]] if texts else vecs
 
