@@ -34,7 +34,7 @@ from sklearn.metrics import cohen_kappa_score
 from eval.asap import TRAITS, fold_split, load_asap, rater_multiplier
 from eval.baselines import tfidf_ridge_baseline
 from models.artifact import ScoringModel, load_model, save_model
-from models.encoder import get_encoder
+from models.encoder import DEFAULT_BATCH_SIZE, get_encoder
 from rubrics import BUNDLED_DIR, load_rubric
 from scoring.batch import run_batch
 from scoring.ingest import ColumnMap, Record, read_records
@@ -177,7 +177,7 @@ def run(
     calibration: str = "cross-fit",
     bar: str = "same-items",
     method: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     echo: Any = print,
     finetune: FineTuning | None = None,
     select: bool = True,

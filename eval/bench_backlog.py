@@ -32,6 +32,7 @@ import pandas as pd
 from eval.asap import fold_split, load_asap, rater_multiplier
 from eval.bench_asap import criteria_columns, train_set
 from models.artifact import load_model, save_model
+from models.encoder import DEFAULT_BATCH_SIZE
 from scoring.ingest import ColumnMap, read_records
 from scoring.policy import RoutingPolicy, save_policy
 from scoring.store import Store
@@ -173,7 +174,7 @@ def _same_files(a: Path, b: Path) -> bool:
 
 
 def run(data_dir: Path, fold: int = 0, sets: list[int] | None = None, cache_dir: Path = Path(".scoring/bench-cache"),
-        out_dir: Path = Path("bench-out/backlog"), batch_size: int = 32, echo: Any = print) -> dict[str, Any]:
+        out_dir: Path = Path("bench-out/backlog"), batch_size: int = DEFAULT_BATCH_SIZE, echo: Any = print) -> dict[str, Any]:
     sets = sets or list(range(1, 9))
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backlog-", dir=out_dir) as tmp:

@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from models.contract import CriterionScorer
-from models.encoder import Encoder, get_encoder
+from models.encoder import DEFAULT_BATCH_SIZE, Encoder, get_encoder
 from rubrics import Rubric, load_rubric
 
 
@@ -145,7 +145,7 @@ def load_model(
     version: str | None = None,
     cache_dir: str | Path | None = None,
     precision: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ScoringModel:
     """Load a version (default LATEST) and attach the encoder it was trained with."""
     vdir = resolve_version_dir(model_dir, version)

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.encoder import DEFAULT_BATCH_SIZE
+
 
 class Settings(BaseSettings):
     """Deployment configuration.
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
         description="auto | fp32 | bf16. auto uses bf16 only on CPUs with native bf16 (avx512_bf16/AMX), "
         "where it gives near-identical vectors much faster (machine notes; not benchmarked here).",
     )
-    batch_size: int = Field(default=32, ge=1, le=1024, description="Encoder batch size (chunks per forward pass).")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=1024,
+                            description="Encoder batch size (windows per forward pass; every pass has this many rows).")
     block_size: int = Field(
         default=1024, ge=1, description="Submissions per checkpointed block of a batch job (the unit of resume); "
         "larger blocks let the encoder sort more windows by length (less padding)."

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from models.encoder import DEFAULT_BATCH_SIZE
 from scoring.commands._bench import bench_app
 
 
@@ -26,7 +27,7 @@ def asap_aes(
     bar: Annotated[str, typer.Option(help="With --route: same-items | criterion (see scoring calibrate --bar).")] = "same-items",
     method: Annotated[str, typer.Option(
         help="With --route: calibration method, auto | temperature | isotonic | none (see scoring calibrate --method).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Encoder batch size for both pipeline and bare encode.")] = DEFAULT_BATCH_SIZE,
     scorer: Annotated[str, typer.Option(
         help="ensemble | finetuned (fine-tune the encoder per criterion where a set has >= SCORING_FINETUNE_MIN_SCORES "
              "scores; slow on a CPU; with --route it needs --calibration split).")] = "ensemble",
@@ -74,7 +75,7 @@ def backlog(
     sets: Annotated[str, typer.Option(help="Comma-separated essay sets.")] = "1,2,3,4,5,6,7,8",
     cache_dir: Annotated[Path, typer.Option(help="Embedding cache for training (kept between runs).")] = Path(".scoring/bench-cache"),
     out: Annotated[Path, typer.Option("--out", help="Where the summary goes.")] = Path("bench-out/backlog"),
-    batch_size: Annotated[int, typer.Option(help="Encoder batch size.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Encoder batch size.")] = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Score fold F's test essays with a calibrated policy: files only vs into a store (SQLite, PostgreSQL)."""
     from eval.bench_backlog import run

@@ -6,8 +6,9 @@ started in its own process group and ended by that group's id. Skip locally with
 them (the ``dev`` extra installs ray).
 
 Byte for byte: the encoder gives a window the same bits whatever it is batched with (models.encoder:
-Encoder._embed), so Ray's actors, which score the blocks in another order on another thread count and find
-other windows already cached, write the local engine's bytes.
+Encoder._embed) and the scorers compute in float64 (scoring.train.embed_unique), so Ray's actors, which
+score the blocks in another order on another thread count and find other windows already cached, write the
+local engine's bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[dev]' installs it)")
 
 ROOT = Path(__file__).resolve().parents[2]
-N_ROWS = 240
+N_ROWS = 120
 BLOCK = "12"
 
 
