@@ -20,7 +20,7 @@
     return fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
       signal: ctl ? ctl.signal : undefined })
       .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
-      .then(function (res) { clearTimeout(t); return res; }, function (err) { clearTimeout(t); throw err; });
+      .finally(function () { clearTimeout(t); });
   }
 
   function say(text, kind, near) {

@@ -14,9 +14,10 @@ from scoring.prescore import prescore
 
 
 def test_concurrent_requests_are_batched_and_score_like_single_requests(api_model_dir, api_home) -> None:  # type: ignore[no-untyped-def]
-    model = load_model(api_model_dir, cache_dir=api_home / "cache")
     texts = [reflection(i) for i in range(8)]
-    alone = [prescore(model, [f"s{i}"], [{"reflection": t}])[0] for i, t in enumerate(texts)]
+    solo = load_model(api_model_dir, cache_dir=api_home / "cache-alone")
+    alone = [prescore(solo, [f"s{i}"], [{"reflection": t}])[0] for i, t in enumerate(texts)]
+    model = load_model(api_model_dir, cache_dir=api_home / "cache-batched")  # its own cache: nothing read back
     p = Prescorer()
     out: dict[int, object] = {}
     go = threading.Barrier(len(texts))
@@ -38,7 +39,7 @@ def test_concurrent_requests_are_batched_and_score_like_single_requests(api_mode
             g = got.criteria[cid]  # type: ignore[attr-defined]
             assert g.score == r.score
             np.testing.assert_allclose([g.probabilities[k] for k in r.probabilities], list(r.probabilities.values()),
-                                       atol=1e-4)
+                                       rtol=0, atol=1e-12)
 
 
 def test_a_failing_request_does_not_fail_the_others_in_its_batch(api_model_dir, api_home) -> None:  # type: ignore[no-untyped-def]
