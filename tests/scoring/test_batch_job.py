@@ -108,7 +108,7 @@ def test_the_resume_check_sees_an_edit_in_the_middle_of_a_large_input(tmp_path):
 def test_sigkill_then_rerun_loses_and_duplicates_no_row(demo_model_dir, encoder_cache, tmp_path):
     from scoring.demo import make_reflections
 
-    rows = make_reflections(400, seed=99)
+    rows = make_reflections(160, seed=99)  # 10 blocks of 16: killed after 3, with 7 still to do
     data = tmp_path / "backlog.jsonl"
     data.write_text("".join(json.dumps({"id": r["id"], "reflection": r["reflection"]}) + "\n" for r in rows))
     out = tmp_path / "scores.jsonl"
@@ -127,7 +127,7 @@ def test_sigkill_then_rerun_loses_and_duplicates_no_row(demo_model_dir, encoder_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_at_kill = json.loads(state.read_text())["records_done"]
-    assert 0 < done_at_kill < 400
+    assert 0 < done_at_kill < len(rows)
     # simulate a torn write of the next block, as a kill mid-write would leave
     with out.open("ab") as fh:
         fh.write(b'{"id": "demo-half-writ')
