@@ -258,12 +258,14 @@ class Encoder:
         """Whether a row's bits here depend on its own text and padded length only, not on its pass's rows.
 
         Why: whether a kernel's rounding moves with the number of rows in a matrix product depends on the
-        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-16
+        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-32
         rows; GPU libraries pick other kernels for other row counts). Filler rows keep every pass one shape
         and cost up to ``batch_size - 1`` wasted rows per padded length (40% of a 10-reflection API batch);
         they are needed only where rows are not free. So the first encode probes this machine: probe texts
-        at each padded length the encoder uses, each alone and together in passes of several row counts up
-        to ``batch_size``; passes drop the filler only when every vector has the same bits every time.
+        at four padded lengths up to the longest, each alone and together in passes of 2, 3, 5 and
+        ``batch_size`` rows (as far as ``batch_size`` allows) in two orders; passes drop the filler only when
+        every vector has the same bits every time. A sample, not a proof: the row-independence tests check
+        the same on the machine that runs them.
         """
         if self._rows_free is None:
             self._rows_free = self._probe_rows_free()
