@@ -322,7 +322,7 @@ class Encoder:
                 key = self._probe_key()
                 known = _read_verdicts().get(key)
                 self._rows_free = known if isinstance(known, bool) else self._probe_rows_free()
-                if known is None:
+                if not isinstance(known, bool):
                     _write_verdict(key, self._rows_free)
         return self._rows_free
 
