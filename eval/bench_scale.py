@@ -134,8 +134,9 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def prepare(data_dir: Path, fold: int, train_set_id: int, limit: int | None, cache_dir: Path, work: Path,
-            echo: Any) -> tuple[Path, Path, int]:
-    """Train the model and write the backlog; (model dir, backlog file, number of essays)."""
+            echo: Any) -> tuple[Path, Path, int, dict[str, Any]]:
+    """Train the model and write the backlog; (model dir, backlog file, number of essays, the encoder's
+    precision and whether its passes go without filler rows on this machine: ``Encoder.rows_free``)."""
     from eval.asap import fold_split, load_asap
     from eval.bench_asap import train_set
     from models.artifact import save_model
@@ -155,7 +156,8 @@ def prepare(data_dir: Path, fold: int, train_set_id: int, limit: int | None, cac
     with backlog.open("w", encoding="utf-8") as fh:
         for r in essays.itertuples(index=False):
             fh.write(json.dumps({"id": str(r.essay_id), "essay": r.essay}, ensure_ascii=False) + "\n")
-    return model_dir, backlog, len(essays)
+    enc = model.encoder
+    return model_dir, backlog, len(essays), {"precision": enc.precision, "rows_free": enc.rows_free()}
 
 
 def projection(per_core: float, cores: int) -> dict[str, float]:
@@ -179,7 +181,7 @@ def run(data_dir: Path, limit: int | None = None, fold: int = 0, train_set_id: i
                                "loadavg_start": load_start}
     with tempfile.TemporaryDirectory(prefix="scale-", dir=out_dir) as tmp:
         work = Path(tmp)
-        model, backlog, n = prepare(data_dir, fold, train_set_id, limit, cache_dir, work, echo)
+        model, backlog, n, summary["encoder"] = prepare(data_dir, fold, train_set_id, limit, cache_dir, work, echo)
         summary["n"] = n
         echo(f"# {n} essays, block size {block_size}, cold cache per engine, {cores} cores, load {load_start}")
         runs: dict[str, dict[str, Any]] = {}

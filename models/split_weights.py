@@ -39,9 +39,14 @@ SPLIT_ENCODERS = {
 }
 
 
+def user_cache() -> Path:
+    """The project's folder in the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rubric-scoring"
+
+
 def encoders_home() -> Path:
-    """Where assembled encoders are kept: the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rubric-scoring" / "encoders"
+    """Where assembled encoders are kept."""
+    return user_cache() / "encoders"
 
 
 def install_command(spec: SplitEncoder) -> str:
