@@ -25,9 +25,8 @@ PAD_MULTIPLE = 32  # a window is padded to its token count rounded up to this (E
 # Rows per forward pass (at most). Where this machine's kernels give a row the same bits whatever rows
 # share its pass (probed once per encoder, ``Encoder.rows_free``), a pass holds only real rows; elsewhere
 # every pass has exactly this many rows, the rest empty filler (Encoder._embed: why), and small calls (an
-# API batch of 10 reflections spreads over 2-3 buckets) pay for the filler. Measured in fp32 on a 2-core AMD
-# EPYC (ad hoc, idle, with filler): 10 new demo reflections scored in 0.5 / 0.7 / 0.8 / 0.9-1.8 s and 312
-# ASAP-AES set-3 windows at 19.1 / 23.7 / 26.7 / 21.7 windows/s with 1 / 4 / 8 / 32 rows.
+# API batch of 10 reflections spreads over 2-3 buckets) pay for the filler: few rows keep that cost small
+# (``scoring bench api`` prints what it costs a server; docs/benchmarks.md).
 DEFAULT_BATCH_SIZE = 4
 
 
@@ -300,9 +299,8 @@ class Encoder:
         """Whether a row's bits here depend on its own text and padded length only, not on its pass's rows.
 
         Why: whether a kernel's rounding moves with the number of rows in a matrix product depends on the
-        library, the CPU or GPU and the precision (on a 2-core AMD EPYC neither fp32 nor bf16 moved with 1-16
-        rows, measured ad hoc; GPU libraries pick other kernels for other row counts). Filler rows keep every pass one shape
-        and cost up to ``batch_size - 1`` wasted rows per padded length (40% of a 10-reflection API batch);
+        library, the CPU or GPU and the precision (GPU libraries pick other kernels for other row counts).
+        Filler rows keep every pass one shape and cost up to ``batch_size - 1`` wasted rows per padded length;
         they are needed only where rows are not free. So the first encode probes this machine: at every
         padded length, probe texts from one padding token to a full ``PAD_MULTIPLE`` of them, each alone and
         together in passes of 2, 3, 5 and ``batch_size`` rows (as far as ``batch_size`` allows) in two
