@@ -19,7 +19,11 @@ What it measures, so the printed figures can be traced:
    seed) or n drawn at random, 5 seeds each; mean and sd per n. ``scores_to_match_random_200``: the
    smallest n on the grid where selection's mean QWK reaches random's at 200 (null if none).
 3. ``--dev``: the same on the training ids only (80% pool, 20% held out, seed 0), for every design
-   choice; the test ids are then never read.
+   choice; the test ids are then never read. ``--dev-splits K`` repeats it on K such splits (seeds 0..K-1)
+   and averages the curves over them: the selection's queue is deterministic, so on one split its curve is
+   one draw, and a design choice that wins on one split can lose on the next (``*_qwk_split_sd``: the sd of
+   the mean-over-criteria curve across splits). ``--design-n`` sets the selection's design phase length
+   (``scoring.selection.DESIGN_N`` by default), so the choice of that length can be reproduced.
 
 Criteria: sets 2-6 the resolved domain-1 score; set 1 the resolved score halved (rounded half up) onto
 the single rater's 1-6 scale of its rubric; sets 7 and 8 trait 1 (Ideas / Ideas and content, rater 1,
@@ -31,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +48,7 @@ from sklearn.preprocessing import StandardScaler
 from models.coldstart import ColdStartScorer
 from models.features import surface_features
 from models.scorers import ZeroShotScorer
-from scoring.selection import select
+from scoring.selection import DESIGN_N, select
 
 NS = (10, 20, 30, 50, 75, 100, 150, 200)
 SEEDS = (0, 1, 2, 3, 4)
@@ -89,7 +94,7 @@ def rubric_descriptors(desc_dir: Path, essay_set: int) -> dict[int, str]:
     return {k: " ".join(v) for k, v in sorted(blocks.items())}
 
 
-def asap_criteria(data_dir: Path, sets: list[int], dev: bool) -> list[Criterion]:
+def asap_criteria(data_dir: Path, sets: list[int], dev: bool, dev_seed: int = 0) -> list[Criterion]:
     from eval.asap import load_asap
 
     df = load_asap(data_dir)
@@ -107,7 +112,7 @@ def asap_criteria(data_dir: Path, sets: list[int], dev: bool) -> list[Criterion]
         keep = ~np.isnan(y)
         if dev:  # training ids only: 20% of them play the test ids
             keep &= ~is_test
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(dev_seed)
             is_test = rng.random(len(d)) < 0.2
         desc = rubric_descriptors(data_dir / "essay_set_descriptions", s)
         levels = sorted(desc)
@@ -263,11 +268,34 @@ def summarise(rows: list[dict[str, Any]], ns: tuple[int, ...] = NS) -> dict[str,
 
 def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[list[str]], np.ndarray],
         sets: list[int], dev: bool = False, ns: tuple[int, ...] = NS, seeds: tuple[int, ...] = SEEDS,
-        echo: Callable[[str], None] = print, max_lessons: int | None = None) -> dict[str, Any]:
-    """Every criterion of the chosen data; the summary dict (the command prints it as the last line)."""
+        echo: Callable[[str], None] = print, max_lessons: int | None = None, dev_splits: int = 1,
+        design_n: int = DESIGN_N) -> dict[str, Any]:
+    """Every criterion of the chosen data; the summary dict (the command prints it as the last line).
+
+    With ``dev`` and ``dev_splits`` > 1 (ASAP-AES only): the dev protocol on that many splits of the training
+    ids, the curves averaged over the splits (see the module docstring)."""
+    if dev_splits < 1:
+        raise ValueError(f"expected at least one dev split, found {dev_splits}")
+    if dev_splits > 1 and (not dev or talkmoves_dir is not None):
+        raise ValueError("--dev-splits needs --dev and --data-dir (ASAP-AES): the test split is one split")
+    selector = partial(select, design_n=design_n)
+    outs = []
+    for split in range(dev_splits):
+        if dev_splits > 1:
+            echo(f"# dev split {split + 1} of {dev_splits} (seed {split})")
+        outs.append(_run_split(data_dir, talkmoves_dir, encode, sets, dev, ns, seeds, echo, max_lessons, split,
+                               selector))
+    out = outs[0] if dev_splits == 1 else _average_splits(outs)
+    out["design_n"] = design_n
+    return out
+
+
+def _run_split(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[list[str]], np.ndarray],
+               sets: list[int], dev: bool, ns: tuple[int, ...], seeds: tuple[int, ...], echo: Callable[[str], None],
+               max_lessons: int | None, dev_seed: int, selector: Callable[..., list[Any]]) -> dict[str, Any]:
     crits: list[Criterion] = []
     if data_dir is not None:
-        crits += asap_criteria(Path(data_dir), sets, dev)
+        crits += asap_criteria(Path(data_dir), sets, dev, dev_seed)
     if talkmoves_dir is not None:
         from eval.coldstart_talkmoves import talkmoves_criterion
 
@@ -280,12 +308,33 @@ def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[lis
         echo(f"note: the smallest pool holds {smallest} texts; learning curves stop at n={max(ns, default=0)}")
     if not ns:
         raise ValueError(f"the smallest pool holds {smallest} texts: too few for a learning curve (the grid starts at 10)")
-    rows = [evaluate(c, encode, ns, seeds, echo) for c in crits]
+    rows = [evaluate(c, encode, ns, seeds, echo, selector=selector) for c in crits]
     out = summarise(rows, ns)
     out["random_reference_n"] = max(ns)
     out["per_criterion"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     held_out = "test lessons (seed 13, 20%)" if talkmoves_dir is not None else "fold-0 test ids"
-    out["split"] = ("dev: training only, 20% held out" if dev else held_out)
+    out["split"] = (f"dev: training only, 20% held out (seed {dev_seed})" if dev else held_out)
     out["ns"] = list(ns)
     out["seeds"] = len(seeds)
+    return out
+
+
+def _average_splits(outs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary from several dev splits: every figure averaged over the splits; the learning curves also get
+    their sd across splits, and ``scores_to_match_random_200`` is recomputed on the averaged curves."""
+    ns = [n for n in outs[0]["ns"] if all(n in o["ns"] for o in outs)]
+    out: dict[str, Any] = {k: round(float(np.mean([o[k] for o in outs])), 4)
+                           for k in ("zeroshot_qwk_mean", "peer_qwk_mean", "peer_prior_qwk_mean",
+                                     "descriptors_only_qwk_mean", "softmax_zeroshot_qwk_mean")}
+    for kind in ("active", "random"):
+        out[f"{kind}_qwk_at"] = {n: round(float(np.mean([o[f"{kind}_qwk_at"][n] for o in outs])), 4) for n in ns}
+        out[f"{kind}_qwk_split_sd"] = {n: round(float(np.std([o[f"{kind}_qwk_at"][n] for o in outs])), 4) for n in ns}
+    target = out["random_qwk_at"][max(ns)]
+    out["scores_to_match_random_200"] = next((n for n in ns if out["active_qwk_at"][n] >= target), None)
+    out["scores_to_match_per_split"] = [o["scores_to_match_random_200"] for o in outs]
+    out["random_reference_n"] = max(ns)
+    out["split"] = f"dev: training only, 20% held out, mean over {len(outs)} splits (seeds 0-{len(outs) - 1})"
+    out["ns"] = ns
+    out["seeds"] = outs[0]["seeds"]
+    out["dev_splits"] = len(outs)
     return out

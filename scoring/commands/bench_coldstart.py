@@ -25,10 +25,16 @@ def register(app: typer.Typer) -> None:
         ns: str = typer.Option("10,20,30,50,75,100,150,200", "--ns", help="Numbers of human scores on the learning curves."),
         max_lessons: int | None = typer.Option(None, "--max-lessons", min=20, help="With --talkmoves: only the first N "
                                                "lessons in file order (encoding all 566 is slow on a small CPU)."),
+        dev_splits: int = typer.Option(1, "--dev-splits", min=1, help="With --dev: repeat on this many 80/20 splits of "
+                                       "the training ids (seeds 0..K-1) and average the curves over them."),
+        design_n: int | None = typer.Option(None, "--design-n", min=0, help="Scores chosen by the selection's "
+                                            "experimental design before its k-center phase (default: the shipped "
+                                            "DESIGN_N)."),
     ) -> None:
         """Zero-shot QWK vs the TF-IDF peer, level shares, and QWK after n human scores: selected vs random."""
         from eval.bench_coldstart import run
         from models.encoder import get_encoder
+        from scoring.selection import DESIGN_N
         from scoring.settings import get_settings
 
         try:
@@ -45,13 +51,15 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give --data-dir (ASAP-AES) or --talkmoves", param_hint="--data-dir")
         s = get_settings()
         enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
+        design = DESIGN_N if design_n is None else design_n
         cmd = "scoring bench coldstart" + (f" --data-dir {data_dir} --sets {sets}" if data_dir else "") + (
             f" --talkmoves {talkmoves}" if talkmoves else "") + (" --dev" if dev else "") + f" --ns {ns}" + (
-            f" --max-lessons {max_lessons}" if max_lessons else "")
+            f" --max-lessons {max_lessons}" if max_lessons else "") + (
+            f" --dev-splits {dev_splits}" if dev_splits > 1 else "") + f" --design-n {design}"
         typer.echo(f"# reproduce: {cmd}")
         try:
             summary = run(data_dir if talkmoves is None else None, talkmoves, enc.encode, set_list, dev=dev, ns=grid,
-                          echo=typer.echo, max_lessons=max_lessons)
+                          echo=typer.echo, max_lessons=max_lessons, dev_splits=dev_splits, design_n=design)
         except (OSError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

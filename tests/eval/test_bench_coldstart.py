@@ -79,3 +79,29 @@ def test_no_data_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["bench", "coldstart", "--data-dir", str(tmp_path / "nowhere"), "--sets", "3",
                                    "--cache-dir", str(tmp_path / "cache")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_dev_splits_average_the_curves_and_say_how_much_they_move_between_splits(tmp_path: Path) -> None:
+    (tmp_path / "asap").mkdir()
+    _write(tmp_path / "asap")
+    args = ["bench", "coldstart", "--data-dir", str(tmp_path / "asap"), "--sets", "3", "--cache-dir",
+            str(tmp_path / "cache"), "--ns", "10,20", "--dev"]
+    one = CliRunner().invoke(app, [*args, "--dev-splits", "1", "--design-n", "5"])
+    two = CliRunner().invoke(app, [*args, "--dev-splits", "2", "--design-n", "5"])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    first = json.loads(one.output.strip().splitlines()[-1])
+    both = json.loads(two.output.strip().splitlines()[-1])
+    assert "# dev split 2 of 2 (seed 1)" in two.output and "--dev-splits 2 --design-n 5" in two.output
+    assert both["dev_splits"] == 2 and both["design_n"] == 5 and first["design_n"] == 5
+    assert len(both["scores_to_match_per_split"]) == 2 and set(both["active_qwk_split_sd"]) == {"10", "20"}
+    # split 0 of the two-split run is the one-split run: the mean moves by half the second split's difference
+    second = 2 * both["random_qwk_at"]["20"] - first["random_qwk_at"]["20"]
+    assert abs(both["random_qwk_split_sd"]["20"] - abs(second - first["random_qwk_at"]["20"]) / 2) < 2e-4
+
+
+def test_dev_splits_need_the_dev_protocol(tmp_path: Path) -> None:
+    (tmp_path / "asap").mkdir()
+    _write(tmp_path / "asap")
+    res = CliRunner().invoke(app, ["bench", "coldstart", "--data-dir", str(tmp_path / "asap"), "--sets", "3",
+                                   "--cache-dir", str(tmp_path / "cache"), "--dev-splits", "3"])
+    assert res.exit_code == 2 and "--dev-splits needs --dev" in res.output
