@@ -34,7 +34,6 @@ from models.scorers import (
     EnsembleScorer,
     ScorerError,
     SharedTfidf,
-    _check_labels,
     _fit_gaussian_head,
     _fit_logistic_head,
     _gaussian_proba,
@@ -45,6 +44,7 @@ from models.scorers import (
     fit_thresholds,
     quadratic_kappa,
     qwk_values,
+    training_data,
 )
 from models.shortviews import KERNEL_MAX_N, KNN_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
 
@@ -270,13 +270,7 @@ class SelectiveEnsembleScorer(EnsembleScorer):
 
     def _fit(self, X: list[str], y: Any, embeddings: np.ndarray | None = None) -> SelectiveEnsembleScorer:
         t_start = time.perf_counter()
-        texts = list(X)
-        levels = list(self.levels) if self.levels is not None else sorted({int(v) for v in y})
-        yy = _check_labels(y, levels)
-        if len(texts) != len(yy):
-            raise ScorerError(f"{len(texts)} texts but {len(yy)} scores")
-        if len(set(yy)) < 2:
-            raise ScorerError(f"all {len(yy)} human scores are {yy[0] if len(yy) else None}: need at least two levels")
+        texts, levels, yy = training_data(X, y, self.levels)
         if len(texts) < 4 * self.n_folds:
             raise ScorerError(f"{len(texts)} texts are too few for {self.n_folds}-fold nested selection")
         n = len(texts)

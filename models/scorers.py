@@ -106,6 +106,19 @@ def cached_surface_features(texts: list[str], _memo: dict[str, Any] = {}) -> np.
     return _memo["value"]
 
 
+def training_data(X: list[str], y: Any, levels: list[int] | None) -> tuple[list[str], list[int], np.ndarray]:
+    """Texts, levels (the given ones, else those seen) and checked integer labels of a trained scorer's ``fit``:
+    one score per text, on the scale, at least two levels (nothing to learn from one)."""
+    texts = list(X)
+    lv = list(levels) if levels is not None else sorted({int(v) for v in y})
+    yy = _check_labels(y, lv)
+    if len(texts) != len(yy):
+        raise ScorerError(f"{len(texts)} texts but {len(yy)} scores")
+    if len(set(yy)) < 2:
+        raise ScorerError(f"all {len(yy)} human scores are {yy[0] if len(yy) else None}: need at least two levels")
+    return texts, lv, yy
+
+
 class EnsembleScorer(ClassifierMixin, BaseEstimator):
     """Stacked ridge views + multinomial logistic head. See module docstring for why.
 
@@ -173,15 +186,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
 
     # -- sklearn contract ---------------------------------------------------------------------
     def fit(self, X: list[str], y: Any, embeddings: np.ndarray | None = None) -> EnsembleScorer:
-        texts = list(X)
-        levels = list(self.levels) if self.levels is not None else sorted({int(v) for v in y})
-        yy = _check_labels(y, levels)
-        if len(texts) != len(yy):
-            raise ScorerError(f"{len(texts)} texts but {len(yy)} scores")
-        if len(set(yy)) < 2:
-            raise ScorerError(
-                f"all {len(yy)} human scores are {yy[0] if len(yy) else None}: need at least two levels"
-            )
+        texts, levels, yy = training_data(X, y, self.levels)
         self.classes_ = np.asarray(levels)
         surf = surface_features(texts)
         self.surface_scaler_ = StandardScaler().fit(surf)
