@@ -137,6 +137,11 @@ def train(
                       for r, c, why in bad_cells + empty))
         err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable, "
                   f"{len(empty)} empty[/] (the rest of those rows was used), reasons in {rej_path}")
+        undecodable = sum(1 for r in rejected if f"not valid {encoding}" in (r.reject or ""))
+        if undecodable:  # usually the whole file's encoding, not a few broken rows: the model lacks those rows
+            err.print(f"[yellow]{undecodable} of {len(records)} record(s) are not valid {encoding}[/]: a file saved "
+                      "by a spreadsheet is often cp1252 or latin-1; if so, train again with --encoding cp1252 so "
+                      "those rows are learnt from too")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -160,4 +161,29 @@ def test_csv_output_carries_highlights_per_criterion(demo_model_dir: Path, demo_
     assert len(rows) == 60 and "questioning.highlights" in rows[0]
     spans = json.loads(rows[0]["questioning.highlights"])
     assert spans and {"start", "end", "text", "kind"} <= set(spans[0])
+    get_settings.cache_clear()
+
+
+def test_rows_in_another_encoding_are_named_with_the_option_that_reads_them(tmp_path: Path, encoder_cache, monkeypatch):
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    rows = make_reflections(60, seed=9)
+    for r in rows[:5]:
+        r["reflection"] = "Students\u2019 answers \u2013 " + r["reflection"]  # curly quote and dash: 0x92 0x96 in cp1252
+    data = tmp_path / "scored.csv"
+    with data.open("w", encoding="cp1252", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m")])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "5 of 60 record(s) are not valid utf-8" in out and "--encoding cp1252" in out
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m"),
+                              "--encoding", "cp1252"])
+    assert res.exit_code == 0 and "not valid" not in res.output and "record(s) rejected" not in res.output, res.output
     get_settings.cache_clear()
