@@ -54,6 +54,18 @@ def _columns(rubric, id_col, text_col, score_col, where):  # type: ignore[no-unt
     )
 
 
+def encoding_hint(rejected: list[Any], n_records: int, encoding: str, again: str) -> None:
+    """Say how many rows the ``--encoding`` could not read, and the option that would.
+
+    Why: undecodable rows are usually the whole file's encoding (a spreadsheet's cp1252), not a few broken
+    rows, and a model trained or calibrated without them silently lacks part of the data."""
+    undecodable = sum(1 for r in rejected if f"not valid {encoding}" in (r.reject or ""))
+    if undecodable:
+        err.print(f"[yellow]{undecodable} of {n_records} record(s) are not valid {encoding}[/]: a file saved by a "
+                  f"spreadsheet is often cp1252 or latin-1; if so, {again} with --encoding cp1252 so those rows "
+                  "count too")
+
+
 def _fail(exc: Exception) -> None:
     from rich.markup import escape
 
@@ -137,11 +149,7 @@ def train(
                       for r, c, why in bad_cells + empty))
         err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable, "
                   f"{len(empty)} empty[/] (the rest of those rows was used), reasons in {rej_path}")
-        undecodable = sum(1 for r in rejected if f"not valid {encoding}" in (r.reject or ""))
-        if undecodable:  # usually the whole file's encoding, not a few broken rows: the model lacks those rows
-            err.print(f"[yellow]{undecodable} of {len(records)} record(s) are not valid {encoding}[/]: a file saved "
-                      "by a spreadsheet is often cp1252 or latin-1; if so, train again with --encoding cp1252 so "
-                      "those rows are learnt from too")
+        encoding_hint(rejected, len(records), encoding, "train again")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):

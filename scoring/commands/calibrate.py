@@ -20,6 +20,7 @@ from scoring.commands.batch import (
     Where,
     _columns,
     _fail,
+    encoding_hint,
     err,
     parse_pairs,
 )
@@ -128,8 +129,14 @@ def calibrate(
                 "--human-qwk CRITERION=QWK, found neither"
             )
         cols = dataclasses.replace(cols, meta=tuple(dict.fromkeys(second.values())))
-        records = [r for r in read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
-                                           max_chars=s.max_text_chars) if r.reject is None]
+        read = list(read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
+                                 max_chars=s.max_text_chars))
+        records = [r for r in read if r.reject is None]
+        rejected = [r for r in read if r.reject is not None]
+        if rejected:  # left out of the calibration: say how many and why, never silently
+            err.print(f"[yellow]{len(rejected)} of {len(read)} record(s) rejected and left out[/] (first: record "
+                      f"{rejected[0].number}, id {rejected[0].id!r}: {rejected[0].reject})")
+            encoding_hint(rejected, len(read), encoding, "calibrate again")
         bad_cells = [(r, c, why) for r in records for c, why in r.score_problems.items()]
         if bad_cells:
             r0, c0, why0 = bad_cells[0]

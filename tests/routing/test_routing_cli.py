@@ -224,3 +224,25 @@ def test_a_bar_for_a_criterion_without_scores_is_refused(tmp_path: Path, models:
                               "--human-qwk", "questioning=0.7", "--human-qwk", "adjusting=0.7"])
     text = " ".join(res.output.replace("│", " ").split())  # typer draws errors in a box
     assert res.exit_code == 2 and "['adjusting'] have a human-human bar but no --score-col" in text
+
+
+def test_calibration_rows_that_cannot_be_read_are_counted_not_silently_dropped(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path
+) -> None:
+    from scoring.demo import make_reflections
+
+    rows = make_reflections(120, seed=22)
+    cal = tmp_path / "cal.csv"
+    with cal.open("w", encoding="cp1252", newline="") as fh:
+        fh.write("id,reflection,questioning,questioning_2\n")
+        for i, r in enumerate(rows):
+            text = ("Students\u2019 answers: " if i < 3 else "") + r["reflection"]  # three rows in cp1252 bytes
+            fh.write(f"{r['id']},\"{text}\",{r['questioning']},{r['questioning']}\n")
+        fh.write(",\"a row without an id\",1,1\n")
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(cal), "--out",
+                              str(tmp_path / "policy.yaml"), "--score-col", "questioning=questioning",
+                              "--second-score-col", "questioning=questioning_2", "--n-boot", "100"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "4 of 121 record(s) rejected and left out (first: record 1" in out
+    assert "3 of 121 record(s) are not valid utf-8" in out and "calibrate again with --encoding cp1252" in out
