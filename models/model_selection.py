@@ -257,6 +257,8 @@ class SelectiveEnsembleScorer(EnsembleScorer):
             sparse=sparse.hstack([tf, sparse.csr_matrix(surf_s)]).tocsr(),
             emb=l2_rows(np.asarray(emb, dtype=np.float32)),
             ngram=l2_rows(tf).tocsr(),
+            texts=texts,
+            surface=surf_s,
         )
         if "hgb" in need and self.svd_ is not None:
             F.svd_surface = np.hstack([self.svd_.transform(tf), surf])

@@ -7,16 +7,18 @@ import pickle
 import numpy as np
 import pytest
 from hash_fakes import HashEncoder
+from scipy import sparse
 from sklearn.metrics import cohen_kappa_score
 
 from models.model_selection import (
     CANDIDATES,
+    DEFAULT_VIEWS,
     SelectiveEnsembleScorer,
     bootstrap_interval,
     choose,
     nested_view_predictions,
 )
-from models.scorers import fit_thresholds, quadratic_kappa
+from models.scorers import EnsembleScorer, fit_thresholds, new_tfidf, quadratic_kappa
 from models.shortviews import Features, knn_from_sims
 
 LEVELS = [0, 1, 2, 3]
@@ -208,3 +210,28 @@ def test_a_winner_within_one_standard_error_of_the_default_does_not_replace_it()
     assert choose(qwk, configs, 1, [lucky, noisy], y, LEVELS) == 1  # ... not the noise
     qwk = [quadratic_kappa(y, p, LEVELS) for p in (better, noisy)]
     assert choose(qwk, configs, 1, [better, noisy], y, LEVELS) == 0
+
+
+def test_restricted_to_the_fixed_ensembles_views_and_head_it_is_the_fixed_ensemble() -> None:
+    # the default candidate must be EnsembleScorer itself, so that choosing it never costs agreement: the
+    # tfidf view's out-of-fold predictions come from a TF-IDF fitted without the held-out fold, as there
+    texts, y = _data(n=160, seed=4)
+    new, _ = _data(n=40, seed=5)
+    enc = HashEncoder(dim=32, signed=True)
+    fixed = EnsembleScorer(levels=LEVELS, encoder=enc).fit(texts, y)
+    sel = SelectiveEnsembleScorer(levels=LEVELS, encoder=enc, candidates=(DEFAULT_VIEWS,), heads=("logistic",)).fit(texts, y)
+    np.testing.assert_allclose(sel.oof_views_, fixed.oof_views_, atol=1e-6)
+    np.testing.assert_allclose(sel.predict_proba(new), fixed.predict_proba(new), atol=1e-6)
+
+
+def test_a_folds_tfidf_is_fitted_on_that_folds_texts_only() -> None:
+    texts = ["alpha beta", "alpha gamma", "beta gamma", "zeta zeta", "zeta alpha"]
+    surface = np.zeros((5, 1))
+    full = new_tfidf().fit(texts)
+    F = Features(dense=np.zeros((5, 2)), sparse=sparse.hstack([full.transform(texts), sparse.csr_matrix(surface)]).tocsr(),
+                 emb=np.zeros((5, 2)), ngram=full.transform(texts), texts=texts, surface=surface)
+    assert F.sparse_without(np.arange(5)) is F.sparse, "all rows: the shared TF-IDF"
+    inner = new_tfidf().fit(texts[:3])
+    X = F.sparse_without(np.arange(3))
+    assert X.shape[1] == len(inner.get_feature_names_out()) + 1 < F.sparse.shape[1], "'zeta' is not in the fold's vocabulary"
+    np.testing.assert_allclose(X[:, :-1].toarray(), inner.transform(texts).toarray())
