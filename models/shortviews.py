@@ -53,7 +53,7 @@ class Features:
     emb: np.ndarray  # unit-normalised embeddings
     ngram: sparse.csr_matrix  # unit-normalised TF-IDF rows (for cosine)
     svd_surface: np.ndarray | None = None  # SVD of the TF-IDF + raw surface features (for trees)
-    texts: list[str] | None = None  # training features only: lets a fold refit its own TF-IDF
+    texts: list[str] | None = None  # lets a fold refit its own TF-IDF (read only while fitting)
     surface: np.ndarray | None = None  # standardised surface features (the last columns of ``sparse``)
     _sims: dict[str, np.ndarray] = field(default_factory=dict)
     _fold: dict[str, Any] = field(default_factory=dict)  # one slot: the last fold's sparse matrix
