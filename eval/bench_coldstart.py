@@ -320,8 +320,9 @@ def _run_split(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callab
 
 
 def _average_splits(outs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One summary from several dev splits: every figure averaged over the splits; the learning curves also get
-    their sd across splits, and ``scores_to_match_random_200`` is recomputed on the averaged curves."""
+    """One summary from several dev splits: the zero-shot and peer means and the learning curves averaged over
+    the splits, the curves' sd across splits, ``scores_to_match_random_200`` recomputed on the averaged curves
+    and kept per split, and each split's own summary under ``splits`` (per criterion, intervals, shares)."""
     ns = [n for n in outs[0]["ns"] if all(n in o["ns"] for o in outs)]
     out: dict[str, Any] = {k: round(float(np.mean([o[k] for o in outs])), 4)
                            for k in ("zeroshot_qwk_mean", "peer_qwk_mean", "peer_prior_qwk_mean",
@@ -337,4 +338,5 @@ def _average_splits(outs: list[dict[str, Any]]) -> dict[str, Any]:
     out["ns"] = ns
     out["seeds"] = outs[0]["seeds"]
     out["dev_splits"] = len(outs)
+    out["splits"] = outs
     return out

@@ -61,8 +61,9 @@ def encoding_hint(rejected: list[Any], n_records: int, encoding: str, again: str
     rows, and a model trained or calibrated without them silently lacks part of the data."""
     undecodable = sum(1 for r in rejected if f"not valid {encoding}" in (r.reject or ""))
     if undecodable:
+        other = "latin-1" if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") else "cp1252"
         err.print(f"[yellow]{undecodable} of {n_records} record(s) are not valid {encoding}[/]: a file saved by a "
-                  f"spreadsheet is often cp1252 or latin-1; if so, {again} with --encoding cp1252 so those rows "
+                  f"spreadsheet is often cp1252 or latin-1; if so, {again} with --encoding {other} so those rows "
                   "count too")
 
 
@@ -125,6 +126,7 @@ def train(
         if cold_note:
             err.print(f"[yellow]cold start[/]: {cold_note}")
         rejected = [r for r in records if r.reject]
+        encoding_hint(rejected, len(records), encoding, "train again")  # before training: it may fail for want of rows
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
                           seed=s.seed, finetune=finetune, select=select)
@@ -149,7 +151,6 @@ def train(
                       for r, c, why in bad_cells + empty))
         err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable, "
                   f"{len(empty)} empty[/] (the rest of those rows was used), reasons in {rej_path}")
-        encoding_hint(rejected, len(records), encoding, "train again")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):

@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"expected numbers of scores of at least 2, found {ns!r}", param_hint="--ns")
         if data_dir is None and talkmoves is None:
             raise typer.BadParameter("give --data-dir (ASAP-AES) or --talkmoves", param_hint="--data-dir")
+        if dev_splits > 1 and (not dev or talkmoves is not None):
+            raise typer.BadParameter("--dev-splits needs --dev and --data-dir (ASAP-AES): the test split is one split",
+                                     param_hint="--dev-splits")
         s = get_settings()
         enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         design = DESIGN_N if design_n is None else design_n
@@ -67,4 +70,5 @@ def register(app: typer.Typer) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(summary, indent=2))
         summary.pop("per_criterion", None)
+        summary.pop("splits", None)  # each split in full: in --out only
         typer.echo(json.dumps(summary))
