@@ -51,6 +51,16 @@ class Record:
     meta: dict[str, str] = field(default_factory=dict)
     reject: str | None = None
     score_problems: dict[str, str] = field(default_factory=dict)  # criterion -> why its score cell is unusable
+    undecodable: bool = False  # rejected because its bytes are not valid in the file's --encoding
+
+
+def _not_valid(encoding: str, exc: UnicodeDecodeError, what: str = "") -> str:
+    """The reject reason of bytes the --encoding cannot read (one wording for every reader)."""
+    return f"{what}not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding"
+
+
+class _Undecodable(str):
+    """A raw row's problem that is a decoding failure (``Record.undecodable``), still read as its text."""
 
 
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
@@ -93,7 +103,8 @@ def _raw_rows(
                 try:
                     text = raw.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    yield {}, f"line is not valid {encoding} (byte {exc.start}); re-save the file as UTF-8 or pass --encoding", n
+                    yield {}, _Undecodable(f"line is not valid {encoding} (byte {exc.start}); re-save the file as UTF-8 "
+                                           "or pass --encoding"), n
                     continue
                 try:
                     obj = json.loads(text)
@@ -293,7 +304,7 @@ def _read(
     checked_columns = header is not None
     for row, problem, n in _raw_rows(p, fmt, encoding, quoting, header):
         if problem:
-            yield Record(n, None, reject=problem)
+            yield Record(n, None, reject=problem, undecodable=isinstance(problem, _Undecodable))
             continue
         if not checked_columns:  # JSONL/Parquet: the first row shows the columns
             _check_columns(p, columns, row)
@@ -309,7 +320,7 @@ def _read(
         try:
             rid = _decode(row.get(columns.id), encoding)
         except UnicodeDecodeError as exc:
-            yield Record(n, None, reject=f"id is not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
+            yield Record(n, None, reject=_not_valid(encoding, exc, "id is "), undecodable=True)
             continue
         except NotText as exc:
             yield Record(n, None, reject=f"id column {columns.id!r} {exc}")
@@ -319,7 +330,7 @@ def _read(
             meta = {m: _decode(row.get(m), encoding, m, json_ok=True) or "" for m in columns.meta}
             raw_scores = {c: _decode(row.get(col), encoding, col) for c, col in columns.scores.items()}
         except UnicodeDecodeError as exc:
-            yield Record(n, (rid or "").strip() or None, reject=f"not valid {encoding} (byte {exc.start}); re-save as UTF-8 or pass --encoding")
+            yield Record(n, (rid or "").strip() or None, reject=_not_valid(encoding, exc), undecodable=True)
             continue
         except NotText as exc:
             yield Record(n, (rid or "").strip() or None, reject=str(exc))

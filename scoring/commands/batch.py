@@ -59,7 +59,7 @@ def encoding_hint(rejected: list[Any], n_records: int, encoding: str, again: str
 
     Why: undecodable rows are usually the whole file's encoding (a spreadsheet's cp1252), not a few broken
     rows, and a model trained or calibrated without them silently lacks part of the data."""
-    undecodable = sum(1 for r in rejected if f"not valid {encoding}" in (r.reject or ""))
+    undecodable = sum(1 for r in rejected if r.undecodable)
     if undecodable:
         other = "latin-1" if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") else "cp1252"
         err.print(f"[yellow]{undecodable} of {n_records} record(s) are not valid {encoding}[/]: a file saved by a "
