@@ -24,7 +24,6 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -45,6 +44,7 @@ from models.scorers import (
     quadratic_kappa,
     qwk_values,
     training_data,
+    with_surface,
 )
 from models.shortviews import KERNEL_MAX_N, KNN_MAX_N, VIEW_NAMES, Features, fit_svd, l2_rows, make_view
 
@@ -254,7 +254,7 @@ class SelectiveEnsembleScorer(EnsembleScorer):
         tf = self.tfidf_.transform(texts)
         F = Features(
             dense=np.hstack([emb, surf_s]),
-            sparse=sparse.hstack([tf, sparse.csr_matrix(surf_s)]).tocsr(),
+            sparse=with_surface(tf, surf_s),
             emb=l2_rows(np.asarray(emb, dtype=np.float32)),
             ngram=l2_rows(tf).tocsr(),
             texts=texts,

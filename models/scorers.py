@@ -106,6 +106,11 @@ def cached_surface_features(texts: list[str], _memo: dict[str, Any] = {}) -> np.
     return _memo["value"]
 
 
+def with_surface(tfidf_rows: Any, surface: np.ndarray) -> sparse.csr_matrix:
+    """The TF-IDF view's matrix: n-gram weights joined with the standardised surface features."""
+    return sparse.hstack([tfidf_rows, sparse.csr_matrix(surface)]).tocsr()
+
+
 def training_data(X: list[str], y: Any, levels: list[int] | None) -> tuple[list[str], list[int], np.ndarray]:
     """Texts, levels (the given ones, else those seen) and checked integer labels of a trained scorer's ``fit``:
     one score per text, on the scale, at least two levels (nothing to learn from one)."""
@@ -182,7 +187,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         return np.hstack([emb, self.surface_scaler_.transform(cached_surface_features(texts))])
 
     def _sparse(self, tfidf: Any, texts: list[str], dense_surface: np.ndarray) -> sparse.csr_matrix:
-        return sparse.hstack([tfidf.transform(texts), sparse.csr_matrix(dense_surface)]).tocsr()
+        return with_surface(tfidf.transform(texts), dense_surface)
 
     # -- sklearn contract ---------------------------------------------------------------------
     def fit(self, X: list[str], y: Any, embeddings: np.ndarray | None = None) -> EnsembleScorer:

@@ -37,6 +37,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.svm import SVR
 
+from models.scorers import new_tfidf, with_surface
+
 VIEW_NAMES = ("embed", "kernel", "tfidf", "knn_embed", "knn_ngram", "hgb")
 KERNEL_MAX_N = 3000  # RBF SVR fits grow with n^2: above this the kernel view is not a candidate
 KNN_MAX_N = 10000  # the kNN views hold an n x n similarity matrix: above this they are not candidates
@@ -68,11 +70,8 @@ class Features:
             return self.sparse
         key = np.sort(np.asarray(train)).tobytes()
         if self._fold.get("key") != key:
-            from models.scorers import new_tfidf
-
             vec = new_tfidf().fit([self.texts[i] for i in train])
-            X = sparse.hstack([vec.transform(self.texts), sparse.csr_matrix(self.surface)]).tocsr()
-            self._fold = {"key": key, "X": X}
+            self._fold = {"key": key, "X": with_surface(vec.transform(self.texts), self.surface)}
         return self._fold["X"]
 
     def sims(self, kind: str) -> np.ndarray:
