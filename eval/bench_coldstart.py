@@ -266,6 +266,15 @@ def summarise(rows: list[dict[str, Any]], ns: tuple[int, ...] = NS) -> dict[str,
     return out
 
 
+def dev_splits_problem(dev_splits: int, dev: bool, talkmoves: bool) -> str | None:
+    """Why ``dev_splits`` cannot be run with these options, or None (the command asks before loading the encoder)."""
+    if dev_splits < 1:
+        return f"expected at least one dev split, found {dev_splits}"
+    if dev_splits > 1 and (not dev or talkmoves):
+        return "--dev-splits needs --dev and --data-dir (ASAP-AES): the test split is one split"
+    return None
+
+
 def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[list[str]], np.ndarray],
         sets: list[int], dev: bool = False, ns: tuple[int, ...] = NS, seeds: tuple[int, ...] = SEEDS,
         echo: Callable[[str], None] = print, max_lessons: int | None = None, dev_splits: int = 1,
@@ -274,10 +283,9 @@ def run(data_dir: Path | None, talkmoves_dir: Path | None, encode: Callable[[lis
 
     With ``dev`` and ``dev_splits`` > 1 (ASAP-AES only): the dev protocol on that many splits of the training
     ids, the curves averaged over the splits (see the module docstring)."""
-    if dev_splits < 1:
-        raise ValueError(f"expected at least one dev split, found {dev_splits}")
-    if dev_splits > 1 and (not dev or talkmoves_dir is not None):
-        raise ValueError("--dev-splits needs --dev and --data-dir (ASAP-AES): the test split is one split")
+    problem = dev_splits_problem(dev_splits, dev, talkmoves_dir is not None)
+    if problem:
+        raise ValueError(problem)
     selector = partial(select, design_n=design_n)
     outs = []
     for split in range(dev_splits):

@@ -70,23 +70,27 @@ def resolve_encoder_path(name: str) -> Path:
     )
 
 
-def cpu_has_native_bf16() -> bool:
+def _cpuinfo() -> str | None:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return None
+
+
+def cpu_has_native_bf16() -> bool:
+    flags = _cpuinfo() or ""
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _cpu_facts() -> str:
     """The CPU's model and instruction sets (not its clock speeds, which move), hashed."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
+    info = _cpuinfo()
+    if info is None:
         import platform
 
-        lines = [f"model name: {platform.processor() or platform.machine()}"]
-    keep = sorted({ln.split(":", 1)[1].strip() for ln in lines if ln.split(":", 1)[0].strip() in ("model name", "flags")})
+        info = f"model name: {platform.processor() or platform.machine()}"
+    keep = sorted({ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                   if ln.split(":", 1)[0].strip() in ("model name", "flags")})
     return hashlib.sha256("|".join(keep).encode()).hexdigest()[:16]
 
 
@@ -313,8 +317,10 @@ class Encoder:
             if self._rows_free is None:
                 key = self._probe_key()
                 known = _read_verdicts().get(key)
-                self._rows_free = known if isinstance(known, bool) else self._probe_rows_free()
-                if not isinstance(known, bool):
+                if isinstance(known, bool):
+                    self._rows_free = known
+                else:
+                    self._rows_free = self._probe_rows_free()
                     _write_verdict(key, self._rows_free)  # re-reads the file: other processes may have probed meanwhile
         return self._rows_free
 

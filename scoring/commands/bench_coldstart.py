@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
                                             "DESIGN_N)."),
     ) -> None:
         """Zero-shot QWK vs the TF-IDF peer, level shares, and QWK after n human scores: selected vs random."""
-        from eval.bench_coldstart import run
+        from eval.bench_coldstart import dev_splits_problem, run
         from models.encoder import get_encoder
         from scoring.selection import DESIGN_N
         from scoring.settings import get_settings
@@ -49,9 +49,9 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"expected numbers of scores of at least 2, found {ns!r}", param_hint="--ns")
         if data_dir is None and talkmoves is None:
             raise typer.BadParameter("give --data-dir (ASAP-AES) or --talkmoves", param_hint="--data-dir")
-        if dev_splits > 1 and (not dev or talkmoves is not None):
-            raise typer.BadParameter("--dev-splits needs --dev and --data-dir (ASAP-AES): the test split is one split",
-                                     param_hint="--dev-splits")
+        problem = dev_splits_problem(dev_splits, dev, talkmoves is not None)
+        if problem:
+            raise typer.BadParameter(problem, param_hint="--dev-splits")
         s = get_settings()
         enc = get_encoder(s.encoder, cache_dir, s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         design = DESIGN_N if design_n is None else design_n
