@@ -20,15 +20,18 @@ from rubrics import BUNDLED_DIR
 BANKS = Path(__file__).parent / "demo_data" / "banks.yaml"
 DEMO_RUBRIC = BUNDLED_DIR / "checking-for-understanding.yaml"
 SECOND_SUFFIX = "_rater2"
+THIRD_SUFFIX = "_rater3"  # a third person's scores: the backlog's only, never written to a file
 N_BACKLOG = 60
 
 
 def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[str, str]]:
-    """``n`` rows with id, reflection, one human score column per criterion and a second, independent rater's
-    (``<criterion>_rater2``: two different people, so the policy can measure human-human agreement)."""
+    """``n`` rows with id, reflection, one human score column per criterion, a second, independent rater's
+    (``<criterion>_rater2``: two different people, so the policy can measure human-human agreement) and a
+    third's (``<criterion>_rater3``: the demo's third assessor, for slots the other two may not take)."""
     banks = yaml.safe_load(BANKS.read_text(encoding="utf-8"))
     rng = random.Random(seed)
     rng2 = random.Random(seed + 1)  # the second rater's own noise; the first rater's draws stay as they were
+    rng3 = random.Random(seed + 2)  # the third's, likewise apart
     criteria = [k for k in banks if k != "context"]
     rows = []
     for i in range(n):
@@ -45,6 +48,8 @@ def make_reflections(n: int, seed: int = 7, noise: float = 0.12) -> list[dict[st
             row[c] = str(human)
             second = level if rng2.random() >= noise else min(top, max(0, level + rng2.choice([-1, 1])))
             row[f"{c}{SECOND_SUFFIX}"] = str(second)
+            third = level if rng3.random() >= noise else min(top, max(0, level + rng3.choice([-1, 1])))
+            row[f"{c}{THIRD_SUFFIX}"] = str(third)
         rng.shuffle(sentences)
         row["reflection"] = " ".join(sentences)
         rows.append(row)
@@ -61,10 +66,10 @@ def write_demo(out_dir: Path, n_train: int = 160, n_backlog: int = N_BACKLOG) ->
     """Write ``train.csv`` (human-scored) and ``backlog.csv`` (unscored, with a few broken rows)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     train, backlog = split_demo_rows(n_train, n_backlog)
-    crit = [k for k in train[0] if k not in {"id", "reflection"}]
+    crit = [k for k in train[0] if k not in {"id", "reflection"} and not k.endswith(THIRD_SUFFIX)]
     train_path, backlog_path = out_dir / "train.csv", out_dir / "backlog.csv"
     with train_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["id", "reflection", *crit])
+        w = csv.DictWriter(fh, fieldnames=["id", "reflection", *crit], extrasaction="ignore")
         w.writeheader()
         w.writerows(train)
     with backlog_path.open("wb") as fh:

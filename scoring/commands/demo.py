@@ -16,7 +16,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's data, model, store and outputs.")] = Path("demo-out"),
 ) -> None:
     """Train on 800 synthetic double-scored reflections, calibrate a routing policy, pre-score a 60-row backlog
-    (with broken rows) into a store, let two synthetic assessors work the human queue, then write feedback
+    (with broken rows) into a store, let three synthetic assessors work the human queue, then write feedback
     for each 'not yet' and sign one Open Badges 3.0 credential per earned submission, and verify them."""
     import json
 
@@ -43,15 +43,20 @@ def demo(
     _decisions(out, db)
 
 
-ASSESSORS = ("demo-assessor-ana", "demo-assessor-ben")  # two different people: a double slot needs both
+ASSESSORS = ("demo-assessor-ana", "demo-assessor-ben", "demo-assessor-dev")  # three different people
 ADJUDICATOR = "demo-lead-cho"
 
 
 def _assessors(out: Path, db: str, n_train: int) -> None:
-    """4/6: two synthetic assessors work the human queue (levels from the demo's hidden human scores: Ana
-    gives the first rater's, Ben the second's); a lead who rated none of them resolves disagreements beyond
-    the policy's gap. Each submit records the final credential decision once every criterion is resolved."""
-    from scoring.demo import SECOND_SUFFIX, split_demo_rows
+    """4/6: synthetic assessors work the human queue (levels from the demo's hidden human scores: Ana gives
+    the first rater's, Ben the second's, Dev the third's); a lead who rated none of them resolves
+    disagreements beyond the policy's gap. Each submit records the final credential decision once every
+    criterion is resolved.
+
+    Why a third person: nobody gets two slots of one submission, and a submission can need three (a
+    double-scored criterion's two blind slots, and a blind audit of another criterion's automatic score).
+    Dev works after Ana and Ben, so Dev takes only what neither of them may take."""
+    from scoring.demo import SECOND_SUFFIX, THIRD_SUFFIX, split_demo_rows
     from scoring.policy import load_policy
     from scoring.store import Store, queue
     from scoring.usecases import assessment
@@ -61,7 +66,7 @@ def _assessors(out: Path, db: str, n_train: int) -> None:
     store = Store(db)
     done = {a: 0 for a in ASSESSORS}
     try:
-        for who, suffix in zip(ASSESSORS, ("", SECOND_SUFFIX), strict=True):
+        for who, suffix in zip(ASSESSORS, ("", SECOND_SUFFIX, THIRD_SUFFIX), strict=True):
             while (it := queue.claim(store, who, 600)) is not None:
                 ext = store.submission(it.submission_id).external_id
                 scores = {c: (int(hidden[ext][f"{c}{suffix}"]), f"{who}: the evidence reads as this level")
@@ -77,9 +82,8 @@ def _assessors(out: Path, db: str, n_train: int) -> None:
     finally:
         store.close()
     err.print(f"[bold]4/6 assessors[/]: {', '.join(f'{a} scored {n} item(s)' for a, n in done.items())}; "
-              f"{len(pending)} disagreement(s) adjudicated by {ADJUDICATOR}" + (
-                  f"; {left} slot(s) left open (a slot of a submission both have rated waits for a third person)"
-                  if left else ""))
+              f"{len(pending)} disagreement(s) adjudicated by {ADJUDICATOR}"
+              + (f"; {left} slot(s) left open" if left else ""))
 
 
 def _decisions(out: Path, db: str) -> None:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from scoring.cli import app
+from scoring.store import Store
 
 pytestmark = pytest.mark.slow
+
+
+def store_queue_items(store: Store) -> list[Any]:
+    import sqlalchemy as sa
+
+    from scoring.store.service_tables import queue_items
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(queue_items)))
 
 
 def test_the_demo_ends_with_decisions_feedback_and_one_verified_credential_per_earned_submission(
         tmp_path: Path, encoder_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from scoring.settings import get_settings
-    from scoring.store import Store
 
     monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
     monkeypatch.setenv("SCORING_HOME", str(tmp_path / "home"))
@@ -32,6 +41,7 @@ def test_the_demo_ends_with_decisions_feedback_and_one_verified_credential_per_e
     try:
         latest = {s.external_id: store.latest_decision(s.id) for s in store.submissions()}
         raters = {(h.submission_id, h.assessor) for h in store.human_scores()}
+        slots = [(i.submission_id, i.holder, i.status) for i in store_queue_items(store)]
     finally:
         store.close()
     outcomes = {ext: d.outcome for ext, d in latest.items() if d is not None}
@@ -39,6 +49,8 @@ def test_the_demo_ends_with_decisions_feedback_and_one_verified_credential_per_e
     earned = sorted(e for e, o in outcomes.items() if o == "earned")
     not_yet = sorted(e for e, o in outcomes.items() if o == "not_yet")
     assert earned and not_yet and raters  # people scored, and both outcomes occur
+    assert slots and all(status == "done" for _s, _h, status in slots)  # the demo's assessors finish the queue
+    assert len({(sub, who) for sub, who, _st in slots}) == len(slots)  # nobody held two slots of one submission
     assert sorted(f.stem for f in (out / "credentials").glob("*.jwt")) == earned
     assert sorted(f.stem for f in (out / "feedback").glob("*.json")) == not_yet
     fb = json.loads((out / "feedback" / f"{not_yet[0]}.json").read_text())
