@@ -27,6 +27,7 @@ Bootstrap confidence intervals are percentile intervals over resampled items, se
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.stats import pearsonr
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import cohen_kappa_score, mean_squared_error, r2_score
 
 from scoring.store import Store
@@ -44,9 +46,18 @@ from scoring.store import Store
 # ------------------------------------------------------------------------------------- single metrics
 
 
+def _kappa(a: npt.ArrayLike, b: npt.ArrayLike, labels: Sequence[int] | None, weights: str | None) -> float:
+    """scikit-learn's kappa, NaN where it is undefined (one score level only) without a warning on the user's
+    terminal: the tables print NaN for such cells, and the warning named none of the report's terms."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(cohen_kappa_score(a, b, labels=list(labels) if labels is not None else None, weights=weights))
+
+
 def qwk(a: npt.ArrayLike, b: npt.ArrayLike, labels: Sequence[int] | None = None) -> float:
     """Quadratic weighted kappa (scikit-learn), over ``labels`` (the full scale) when given."""
-    return float(cohen_kappa_score(a, b, labels=list(labels) if labels is not None else None, weights="quadratic"))
+    return _kappa(a, b, labels, "quadratic")
 
 
 def qwk_indices(a_idx: np.ndarray, b_idx: np.ndarray, n_labels: int) -> float:
@@ -280,7 +291,7 @@ def agreement_metrics(reference: npt.ArrayLike, other: npt.ArrayLike, labels: Se
     )
     if n > 1:
         out["qwk"] = qwk(r, o, labels)
-        out["kappa"] = float(cohen_kappa_score(r, o, labels=list(labels)))
+        out["kappa"] = _kappa(r, o, labels, None)
         out["pearson_r"] = float(pearsonr(r, o)[0]) if r.std() > 0 and o.std() > 0 else float("nan")
         out["alpha_ordinal"] = krippendorff_alpha_ordinal(r, o, labels)
         out["smd"] = smd(r, o)
