@@ -596,15 +596,16 @@ def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list
                                  "reference": a, "other": b, "count": int(cm[i, j])})
         if len(figs) < max_plots:
             q = qwk(ref.astype(int), oth.astype(int), labels)
+            qs = f"{q:.3f}" if np.isfinite(q) else "n/a (one level only)"
             bins = plots.level_bins(labels)
             binned = len(bins) < len(labels)
             mat = plots.bin_matrix(cm, labels, bins) if binned else cm
             names = [plots.bin_label(b) for b in bins]
             note = f"; levels binned into {len(bins)} ranges, full matrix in confusion.csv" if binned else ""
             blocks.append(matrix_table(mat.tolist(), names, names, corner=f"{yl} \u2193 / {xl} \u2192",
-                                       caption=f"{rid}@{ver} / {crit}, {pair}: n={len(ref)}, QWK {q:.3f}{note}"))
+                                       caption=f"{rid}@{ver} / {crit}, {pair}: n={len(ref)}, QWK {qs}{note}"))
             figs.append((f"confusion_{rid}_{crit}_{pair.replace(' ', '_')}",
-                         plots.plot_confusion(cm, labels, f"{rid}@{ver} {crit}: {pair} (n={len(ref)}, QWK {q:.3f})",
+                         plots.plot_confusion(cm, labels, f"{rid}@{ver} {crit}: {pair} (n={len(ref)}, QWK {qs})",
                                               xl, yl),
                          f"Confusion matrix, {rid}@{ver} / {crit}, {pair} (n={len(ref)})"))
     df = pd.DataFrame(rows, columns=["pair", "rubric_id", "rubric_version", "criterion", "reference", "other", "count"])

@@ -55,13 +55,13 @@ def register(app: typer.Typer) -> None:
             store.close()
         hh = res.tables["human_human"]
         for r in hh.itertuples() if not hh.empty else []:
-            typer.echo(f"human-human {r.rubric_id}@{r.rubric_version}/{r.criterion}: n={r.n} QWK={r.qwk:.3f} "
+            typer.echo(f"human-human {r.rubric_id}@{r.rubric_version}/{r.criterion}: n={r.n} QWK={_f3(r.qwk)} "
                        f"exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%")
         hm = res.tables["human_machine"]
         for r in hm.itertuples() if not hm.empty else []:
             prmse = "" if r.prmse is None or r.prmse != r.prmse else f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
             typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
-                       f"QWK={r.qwk:.3f} SMD={r.smd:+.3f}{prmse} gate={r.gate}")
+                       f"QWK={_f3(r.qwk)} SMD={_f3(r.smd, '+.3f')}{prmse} gate={r.gate}")
         au = res.tables["automation"]
         per = au[au["criterion"] != "(all)"] if not au.empty else au
         for r in au.itertuples() if not au.empty else []:
@@ -73,3 +73,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "tables": {k: len(v) for k, v in res.tables.items()}}))
+
+
+def _f3(x: float | None, fmt: str = ".3f") -> str:
+    """A figure for the terminal; ``n/a`` where it is undefined (e.g. kappa when both raters used one level)."""
+    return "n/a" if x is None or x != x else format(x, fmt)
