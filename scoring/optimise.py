@@ -515,6 +515,20 @@ def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences
     return out
 
 
+def trained_on(model: ScoringModel, criterion_id: str, evidences: list[dict[str, str]]) -> np.ndarray:
+    """Which rows' criterion texts the criterion's scorer trained on (all False when it keeps no record).
+
+    Why: probabilities on training texts are over-confident (the scorer has seen their scores), so
+    thresholds chosen on them auto-accept far more than on new texts, and the policy's promise does not
+    hold. Calibration on a held-out file must leave such rows out; on the training file it reads the
+    cross-fitted probabilities instead (``--cross-fitted``)."""
+    crit = model.rubric.criterion(criterion_id)
+    seen = set(getattr(base_scorer(model.scorers[criterion_id]), "train_hashes_", None) or ())
+    if not seen:
+        return np.zeros(len(evidences), bool)
+    return np.array([text_hash(criterion_text(model.rubric, crit, ev)) in seen for ev in evidences], bool)
+
+
 def calibrate_model(
     model: ScoringModel,
     data: dict[str, CriterionCalibrationData],

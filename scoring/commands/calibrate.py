@@ -88,6 +88,7 @@ def calibrate(
         base_scorer,
         calibrate_model,
         cross_fitted_probabilities,
+        trained_on,
     )
     from scoring.policy import save_policy
     from scoring.prescore import criterion_probabilities
@@ -151,6 +152,19 @@ def calibrate(
         cal_data = {}
         for cid in cols.scores:
             keep = [i for i, r in enumerate(records) if r.scores.get(cid) is not None]
+            if not cross_fitted:
+                seen = trained_on(base, cid, [records[i].evidence for i in keep])
+                if seen.all() and len(keep):
+                    raise CalibrationDataError(
+                        f"all {len(keep)} scored rows for {cid!r} are texts model {m.version} trained on: its "
+                        "probabilities on them are over-confident, so a policy chosen on them would auto-accept "
+                        "far more than it should. Calibrate on held-out rows, or pass --cross-fitted to use the "
+                        "out-of-fold probabilities the model kept for its training file")
+                if seen.any():
+                    first = records[keep[int(np.argmax(seen))]].id
+                    err.print(f"[yellow]{cid}: {int(seen.sum())} of {len(keep)} scored row(s) are texts the model "
+                              f"trained on, left out[/] (first id: {first!r}): calibration needs texts it never saw")
+                    keep = [i for i, s_ in zip(keep, seen, strict=True) if not s_]
             unseen = [records[i].id for i in keep if np.isnan(P[cid][i]).any()] if cross_fitted else []
             if unseen:
                 raise CalibrationDataError(

@@ -175,6 +175,45 @@ def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  
     assert "2 of 2 scored rows for 'questioning' are not texts model" in res.output and "new-1" in res.output
 
 
+def test_calibrating_on_texts_the_model_trained_on_is_refused_or_left_out(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    """Probabilities on training texts are over-confident: a policy chosen on them would auto-accept far
+    more than on new texts. The training file alone is refused (pointing at --cross-fitted); training rows
+    mixed into a held-out file are left out and counted."""
+    import csv
+
+    from scoring.demo import make_reflections
+
+    train_file, _backlog = demo_files
+    policy = tmp_path / "policy.yaml"
+    bar = ["--score-col", "questioning=questioning", "--human-qwk", "questioning=0.6", "--n-boot", "100"]
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file), "--out", str(policy),
+                              *bar])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "are texts model" in out and "--cross-fitted" in out, res.output
+    assert not policy.exists()
+
+    trained = list(csv.DictReader(train_file.open(encoding="utf-8")))[:40]
+    known = {r["reflection"] for r in csv.DictReader(train_file.open(encoding="utf-8"))}
+    fresh = [r for r in make_reflections(400, seed=31) if r["reflection"] not in known][:120]
+    mixed = tmp_path / "mixed.csv"
+    with mixed.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "reflection", "questioning"])
+        for r in fresh:
+            w.writerow([f"new-{r['id']}", r["reflection"], r["questioning"]])
+        for r in trained:
+            w.writerow([r["id"], r["reflection"], r["questioning"]])
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(mixed), "--out", str(policy), *bar])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "questioning: 40 of 160 scored row(s) are texts the model trained on, left out" in out
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    card = json.loads((models / summary["model_version"] / "card.json").read_text())
+    assert card["calibration"]["per_criterion"]["questioning"]["n_cal"] == 120
+
+
 @pytest.mark.parametrize("args, says", [
     (["--human-qwk", "questioning=1.7"], "a QWK lies in [-1, 1]"),
     (["--human-qwk", "questioning=0.7", "--human-qwk", "nope=0.5"], "criteria ['nope'] are not in rubric"),
