@@ -40,6 +40,15 @@ class ColumnMap:
     where: dict[str, str] = field(default_factory=dict)  # keep only rows whose column equals the value
 
 
+MISSING_SCORES = frozenset({"", "nan", "na", "n/a", "#n/a", "none", "null"})  # lower-cased spellings of "no score"
+
+
+def is_missing_score(raw: object) -> bool:
+    """A score cell that holds no score (blank, NaN, NA, N/A, #N/A, None, null): the criterion is unscored on
+    that row, not wrongly scored. One list for every reader of human scores (train, calibrate, import)."""
+    return raw is None or (isinstance(raw, float) and raw != raw) or str(raw).strip().lower() in MISSING_SCORES
+
+
 @dataclass
 class Record:
     """One input record: either a usable submission or a reject with its reason."""
@@ -52,6 +61,7 @@ class Record:
     reject: str | None = None
     score_problems: dict[str, str] = field(default_factory=dict)  # criterion -> why its score cell is unusable
     undecodable: bool = False  # rejected because its bytes are not valid in the file's --encoding
+    off_scale: dict[str, int] = field(default_factory=dict)  # criterion -> a whole-number score not on its scale
 
 
 def _not_valid(encoding: str, exc: UnicodeDecodeError, what: str = "") -> str:
@@ -353,9 +363,10 @@ def _read(
         scores: dict[str, int | None] = {}
         # A bad score cell spoils that criterion's label only: the row's text and its other labels stay usable.
         problems: dict[str, str] = {}
+        off_scale: dict[str, int] = {}
         for crit, raw in raw_scores.items():
             scores[crit] = None
-            if raw is None or str(raw).strip() in {"", "nan", "NA", "None", "null"}:
+            if raw is None or is_missing_score(raw):
                 continue
             try:
                 f = float(raw)
@@ -369,9 +380,10 @@ def _read(
                 continue
             if int(f) not in levels:
                 problems[crit] = f"score {raw!r} for criterion {crit!r} is outside the rubric scale {levels}"
+                off_scale[crit] = int(f)
                 continue
             scores[crit] = int(f)
-        yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems)
+        yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems, off_scale=off_scale)
 
 
 def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:

@@ -88,15 +88,31 @@ def cold_start(criterion: Criterion, texts: list[str], encoder: Encoder,
     }
 
 
-def check_label_columns(records: list[Record], columns: dict[str, str], explicit: bool) -> None:
+OFF_SCALE_MAX_SHARE = 0.01  # more off-scale cells than this share (and at least 5): the rubric does not fit the data
+
+
+def check_label_columns(records: list[Record], columns: dict[str, str], explicit: bool,
+                        levels: dict[str, list[int]] | None = None) -> None:
     """A score column none of whose cells is usable is a mistake (wrong column, wrong scale), not a cold start.
 
     Raises ``TrainingError`` naming the column and its first bad values. A column the user named
     (``explicit``) that is entirely blank is refused too: leaving ``--score-col`` out is how to ask for
-    the cold-start model.
+    the cold-start model. So is a column where whole numbers outside the rubric's scale are not a stray
+    typo but a pattern (at least 5 cells and more than 1% of its scores): a 0-4 column read against a
+    1-3 rubric would otherwise train on the middle of the scale only, with both ends silently dropped.
     """
     usable = [r for r in records if r.reject is None]
     for crit, col in columns.items():
+        off = Counter(r.off_scale[crit] for r in usable if crit in r.off_scale)
+        n_off = sum(off.values())
+        n_scored = n_off + sum(1 for r in usable if r.scores.get(crit) is not None)
+        if n_off >= 5 and n_off > OFF_SCALE_MAX_SHARE * n_scored:
+            seen = ", ".join(f"{v} in {k} cell(s)" for v, k in sorted(off.items()))
+            raise TrainingError(
+                f"score column {col!r} (criterion {crit!r}): {n_off} of {n_scored} scores are outside the rubric "
+                f"scale{'' if levels is None else ' ' + str(levels.get(crit))}: {seen}. Is this the rubric for "
+                "this data? Fix the criterion's levels in the rubric (and bump its version), or keep only the "
+                "rows you mean to train on with --where")
         if any(r.scores.get(crit) is not None for r in usable):
             continue
         bad = [r.score_problems[crit] for r in usable if crit in r.score_problems]

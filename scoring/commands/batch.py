@@ -122,7 +122,8 @@ def train(
                              f"({', '.join(c.id for c in rb.criteria)}): building the cold-start model from the "
                              "rubric's level descriptors and the file's texts; no human scores are read")
         records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
-        check_label_columns(records, cols.scores, explicit=bool(score_col))
+        check_label_columns(records, cols.scores, explicit=bool(score_col),
+                            levels={c.id: list(c.scores) for c in rb.criteria})
         if cold_note:
             err.print(f"[yellow]cold start[/]: {cold_note}")
         rejected = [r for r in records if r.reject]

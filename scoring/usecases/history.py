@@ -26,6 +26,7 @@ import pandas as pd
 
 from rubrics.schema import Rubric
 from scoring.errors import Conflict, InvalidRequest, NotFound
+from scoring.ingest import is_missing_score
 from scoring.store.scores import human_scores_in
 from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
 from scoring.store.submissions import add_submissions_in
@@ -103,9 +104,9 @@ class ImportResult:
 def _score(v: Any) -> int | None:
     if v is None:
         return None
-    s = str(v).strip()
-    if s == "" or s.lower() in ("nan", "na", "null", "none"):
+    if is_missing_score(v):
         return None
+    s = str(v).strip()
     try:
         f = float(s)
     except ValueError:

@@ -77,6 +77,37 @@ def test_a_named_but_empty_score_column_is_refused_with_the_way_to_a_cold_start(
     assert res.exit_code == 2 and "is empty in all 40 rows" in out and "leave --score-col out" in out
 
 
+def test_a_scale_that_does_not_fit_the_rubric_is_refused_not_trained_on_its_middle(tmp_path: Path, backlog: Path) -> None:
+    """Scores one level higher than the rubric's scale (a 1-3 column against 0-2 levels): the top level's
+    cells are not stray typos but a pattern, so training stops and names the values and the way out."""
+    lines = backlog.read_text().splitlines()
+    shifted = tmp_path / "shifted.csv"
+    shifted.write_text("\n".join([lines[0]] + [f"{ln.rsplit(',', 1)[0]},{int(ln.rsplit(',', 1)[1]) + 1}"
+                                               for ln in lines[1:]]) + "\n")
+    n_top = sum(1 for ln in lines[1:] if ln.rsplit(",", 1)[1] == "2")
+    assert n_top >= 5, "the fixture needs a few top-level scores for this test to mean anything"
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(shifted), "--out", str(tmp_path / "m"),
+                              "--score-col", "questioning=q1"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert f"{n_top} of 40 scores are outside the rubric scale [0, 1, 2]: 3 in {n_top} cell(s)" in out
+    assert "Is this the rubric for this data?" in out and not (tmp_path / "m").exists()
+
+
+def test_one_stray_score_and_na_cells_cost_their_labels_only(tmp_path: Path, backlog: Path) -> None:
+    lines = backlog.read_text().splitlines()
+    cells = ["7", "N/A", "#N/A", "n/a"]
+    edited = [f"{ln.rsplit(',', 1)[0]},{cells[i]}" if i < len(cells) else ln for i, ln in enumerate(lines[1:])]
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join([lines[0], *edited]) + "\n")
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(path), "--out", str(tmp_path / "m"),
+                              "--score-col", "questioning=q1"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, out
+    assert "1 score cell(s) unusable, 3 empty" in out  # the 7 is unusable; the N/A spellings are no score
+    assert _card(tmp_path / "m")["metrics"]["questioning"]["n_scored"] == 36
+
+
 def test_each_retrain_adds_a_point_to_the_learning_curve(tmp_path: Path, backlog: Path) -> None:
     m = tmp_path / "m"
     assert runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m)]).exit_code == 0
