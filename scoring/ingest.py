@@ -179,7 +179,7 @@ def _raw_rows(
 def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
     """Column names of a CSV/TSV file (byte-order mark and line ending removed)."""
     with path.open("rb") as fh:
-        header_line = fh.readline()
+        header_line = fh.readline().removeprefix(b"\xef\xbb\xbf")  # UTF-8's mark, whatever --encoding says
     if not header_line.strip():
         raise IngestError(f"{path} is empty or starts with a blank line: expected a header line naming the columns")
     try:

@@ -54,17 +54,28 @@ def _columns(rubric, id_col, text_col, score_col, where):  # type: ignore[no-unt
     )
 
 
-def encoding_hint(rejected: list[Any], n_records: int, encoding: str, again: str) -> None:
-    """Say how many rows the ``--encoding`` could not read, and the option that would.
+def encoding_hint(records: list[Any], encoding: str, again: str) -> None:
+    """Say how many rows the ``--encoding`` could not read, and what would read them.
 
     Why: undecodable rows are usually the whole file's encoding (a spreadsheet's cp1252), not a few broken
-    rows, and a model trained or calibrated without them silently lacks part of the data."""
-    undecodable = sum(1 for r in rejected if r.undecodable)
-    if undecodable:
-        other = "latin-1" if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") else "cp1252"
-        err.print(f"[yellow]{undecodable} of {n_records} record(s) are not valid {encoding}[/]: a file saved by a "
-                  f"spreadsheet is often cp1252 or latin-1; if so, {again} with --encoding {other} so those rows "
-                  "count too")
+    rows, and a model trained or calibrated without them silently lacks part of the data. But where other
+    rows read fine AND hold non-ASCII characters, the file is mixed: another ``--encoding`` would re-read
+    every row and garble those characters (UTF-8's ``ü`` read as cp1252 is ``Ã¼``), so the hint says to
+    re-save the bad rows instead."""
+    undecodable = [r for r in records if r.reject is not None and r.undecodable]
+    if not undecodable:
+        return
+    mixed = next((r for r in records if r.reject is None
+                  and any(not v.isascii() for v in r.evidence.values())), None)
+    head = f"[yellow]{len(undecodable)} of {len(records)} record(s) are not valid {encoding}[/]"
+    if mixed is not None:
+        err.print(f"{head} (first: record {undecodable[0].number}), while other rows hold non-ASCII text that is "
+                  f"valid {encoding} (e.g. record {mixed.number}): the file mixes encodings. Re-save those rows as "
+                  f"{encoding} and {again}; another --encoding would re-read every row and garble the rest")
+        return
+    other = "latin-1" if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") else "cp1252"
+    err.print(f"{head}: a file saved by a spreadsheet is often cp1252 or latin-1; if so, {again} with "
+              f"--encoding {other} so those rows count too")
 
 
 def _fail(exc: Exception) -> None:
@@ -127,7 +138,7 @@ def train(
         if cold_note:
             err.print(f"[yellow]cold start[/]: {cold_note}")
         rejected = [r for r in records if r.reject]
-        encoding_hint(rejected, len(records), encoding, "train again")  # before training: it may fail for want of rows
+        encoding_hint(records, encoding, "train again")  # before training: it may fail for want of rows
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
                           seed=s.seed, finetune=finetune, select=select)

@@ -137,7 +137,7 @@ def calibrate(
         if rejected:  # left out of the calibration: say how many and why, never silently
             err.print(f"[yellow]{len(rejected)} of {len(read)} record(s) rejected and left out[/] (first: record "
                       f"{rejected[0].number}, id {rejected[0].id!r}: {rejected[0].reject})")
-            encoding_hint(rejected, len(read), encoding, "calibrate again")
+            encoding_hint(read, encoding, "calibrate again")
         bad_cells = [(r, c, why) for r in records for c, why in r.score_problems.items()]
         if bad_cells:
             r0, c0, why0 = bad_cells[0]

@@ -187,3 +187,31 @@ def test_rows_in_another_encoding_are_named_with_the_option_that_reads_them(tmp_
                               "--encoding", "cp1252"])
     assert res.exit_code == 0 and "not valid" not in res.output and "record(s) rejected" not in res.output, res.output
     get_settings.cache_clear()
+
+
+def test_a_utf8_file_with_a_few_cp1252_rows_is_called_mixed_and_its_bom_never_hides_the_header(
+        tmp_path: Path, encoder_cache, monkeypatch):
+    """Spreadsheet-saved UTF-8 (with a byte-order mark) whose accented rows read fine and one pasted cp1252
+    row does not: another --encoding would garble the good rows, so the hint says to re-save the bad one;
+    and reading the file with --encoding cp1252 anyway still finds the first column's name."""
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    rows = make_reflections(40, seed=9)
+    lines = [f"{r['id']},\"{r['reflection']}\",{r['questioning']}\n".encode() for r in rows]
+    lines[3] = f"{rows[3]['id']},\"Mrs L\u00fcsted: {rows[3]['reflection']}\",{rows[3]['questioning']}\n".encode()
+    lines[7] = f"{rows[7]['id']},\"Students\u2019 answers {rows[7]['reflection']}\",1\n".encode("cp1252")
+    data = tmp_path / "mixed.csv"
+    data.write_bytes(b"\xef\xbb\xbfid,reflection,q1\n" + b"".join(lines))
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    args = ["train", "--rubric", str(rubric), "--data", str(data), "--score-col", "questioning=q1"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "m")])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "1 of 40 record(s) are not valid utf-8 (first: record 8)" in out and "e.g. record 4" in out
+    assert "the file mixes encodings" in out and "--encoding cp1252" not in out
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "m2"), "--encoding", "cp1252"])
+    assert res.exit_code == 0 and "not found" not in res.output, res.output
+    get_settings.cache_clear()
