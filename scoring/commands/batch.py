@@ -113,7 +113,14 @@ def train(
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
-    from scoring.train import check_label_columns, cv_figure, fine_tuning_for, learning_curve, train_model
+    from scoring.train import (
+        TrainingError,
+        check_label_columns,
+        cv_figure,
+        fine_tuning_for,
+        learning_curve,
+        train_model,
+    )
 
     s = get_settings()
     try:
@@ -133,6 +140,9 @@ def train(
                              f"({', '.join(c.id for c in rb.criteria)}): building the cold-start model from the "
                              "rubric's level descriptors and the file's texts; no human scores are read")
         records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
+        if not any(r.reject is None for r in records):  # nothing to learn from: never save a model of no data
+            raise TrainingError(f"{data} holds no usable record ({len(records)} read, all rejected)" if records else
+                                f"{data} holds no record after its header: expected one submission per row")
         check_label_columns(records, cols.scores, explicit=bool(score_col),
                             levels={c.id: list(c.scores) for c in rb.criteria})
         if cold_note:

@@ -138,3 +138,12 @@ def test_select_writes_a_deterministic_queue_and_never_repeats_excluded_ids(tmp_
     assert not {r["id"] for r in rows} & {json.loads(line)["id"] for line in q3.read_text().splitlines()}
     res = runner.invoke(app, ["select", "--model", str(m), "--data", str(backlog), "--n", "100"])
     assert res.exit_code == 2 and "asked for 100 submissions, but the backlog holds only 40" in " ".join(res.output.split())
+
+
+def test_a_file_with_no_records_saves_no_model(tmp_path: Path, backlog: Path) -> None:
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("id,reflection,q1\n")
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(header_only), "--out", str(tmp_path / "m")])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "holds no record after its header" in out, out
+    assert not (tmp_path / "m").exists()
