@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: settings, SQLite under .scoring/).")
 
 
-def open_store(db: str | None):  # type: ignore[no-untyped-def]
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when that file does not exist (None for other databases and in-memory ones)."""
+    import sqlalchemy as sa
+
+    try:
+        u = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None  # the store names a malformed URL itself
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
+        return None
+    path = Path(u.database)
+    return None if path.exists() else path
+
+
+def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-untyped-def]
+    """The store at ``db`` (default: the settings' URL). ``must_exist``: commands that only read a store
+    (report, audit, drift, credentials) refuse a SQLite file that is not there, rather than create an empty
+    store and report on nothing, which is what a mistyped --db would otherwise do silently."""
     from scoring.settings import get_settings
     from scoring.store import Store
 
-    return Store(db or get_settings().resolved_database_url())
+    url = db or get_settings().resolved_database_url()
+    if must_exist and (path := missing_sqlite_file(url)) is not None:
+        typer.echo(f"error: no store at {path}: expected an existing SQLite file (stores are made by "
+                   "`scoring score --store`, `scoring import-scores` or `scoring serve`); check --db", err=True)
+        raise typer.Exit(2)
+    return Store(url)

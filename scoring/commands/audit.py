@@ -40,7 +40,7 @@ def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, p
     from scoring.errors import ScoringError
     from scoring.usecases import audit_trust
 
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         res = audit_trust.verify(store, checkpoints, _public_key(public_key) if checkpoints else None)
     except ScoringError as exc:
@@ -91,7 +91,7 @@ def checkpoint(db: str | None = DB_OPTION, out: Path | None = typer.Option(
     from scoring.usecases import audit_trust
 
     s = get_settings()
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         src = key or s.audit_key
         if src is None:
@@ -121,7 +121,7 @@ def prove(seq: int = typer.Argument(..., min=1, help="Sequence number of the ent
     from scoring.store.checkpoints import CheckpointError
     from scoring.usecases import audit_trust
 
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         pub = _public_key(public_key)
         if pub is None:
@@ -161,7 +161,7 @@ def check_proof(proof: Path = typer.Argument(..., help="A proof from `scoring au
 @audit_app.command("tail")
 def tail(db: str | None = DB_OPTION, n: int = typer.Option(20, "-n", help="How many entries.")) -> None:
     """Print the last N audit entries as JSON lines."""
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         entries = list(store.audit_entries(since_seq=max(0, store.audit_size() - n)))[-n:]
     finally:

@@ -48,7 +48,7 @@ def issue(
     except CredentialError as exc:
         _fail(exc)
         return
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         ids = list(submission or [])
         if rubric is not None:
@@ -116,7 +116,7 @@ def feedback(
     from scoring.errors import ScoringError
     from scoring.usecases import credentials
 
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         m = None
         if model is not None:

@@ -38,7 +38,7 @@ def check(
 
         _fail(exc)
         return
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     try:
         results = check_drift(store, rubric, policy=load_policy(policy),
                               window=window or get_settings().audit_sample_window, act=not dry_run,

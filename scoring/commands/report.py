@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if window not in ("D", "W", "M", "Q", "Y"):
             raise typer.BadParameter(f"expected one of D, W, M, Q, Y, found {window!r}", param_hint="--window")
-        store = open_store(db)
+        store = open_store(db, must_exist=True)
         try:
             if rubric is not None and rubric not in {r.rubric_id for r in store.rubrics()}:
                 known = sorted({r.rubric_id for r in store.rubrics()})

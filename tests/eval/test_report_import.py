@@ -211,7 +211,12 @@ def test_unreadable_import_files_are_one_line_errors(tmp_path, rubric_file) -> N
 
 
 def test_report_refuses_an_unknown_rubric_or_window(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store import Store
+
     db = f"sqlite:///{tmp_path / 'r.db'}"
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--db", db])  # a mistyped --db
+    assert r.exit_code == 2 and "no store at" in r.output and not (tmp_path / "r.db").exists()
+    Store(db).close()
     r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--rubric", "nope", "--db", db])
     assert r.exit_code == 2 and "rubric 'nope' is not in the store" in r.output
     r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--window", "X", "--db", db])

@@ -47,6 +47,9 @@ def test_an_operator_signs_checkpoints_and_an_auditor_checks_a_proof_offline(tmp
 
 
 def test_checkpoint_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    from scoring.store import Store
+
+    Store(f"sqlite:///{tmp_path / 's.db'}").close()
     res = runner.invoke(app, ["audit", "checkpoint", "--db", f"sqlite:///{tmp_path / 's.db'}",
                               "--out", str(tmp_path / "cp")])
     assert res.exit_code == 1 and "scoring audit keygen" in res.output
