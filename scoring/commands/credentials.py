@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,13 +34,16 @@ def issue(
     issuer_id: Annotated[str, typer.Option("--issuer-id", help="URL or DID of the issuing organisation.")],
     issuer_name: Annotated[str, typer.Option("--issuer-name", help="Its name as shown on the badge.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files.")],
-    submission: Annotated[list[int] | None, typer.Option("--submission", help="Store id; repeatable.")] = None,
-    rubric: Annotated[str | None, typer.Option("--rubric", help="Every earned submission of this rubric.")] = None,
+    submission: Annotated[list[str] | None, typer.Option(
+        "--submission", help="The submission's id in your file (or its store id); repeatable.")] = None,
+    rubric: Annotated[str | None, typer.Option(
+        "--rubric", help="Every earned submission of this rubric (and the rubric of --submission ids).")] = None,
     valid_years: Annotated[int | None, typer.Option(help="Expiry in years (default: none).")] = None,
     db: str | None = DB_OPTION,
 ) -> None:
     """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log."""
     from scoring.badges import CredentialError, Issuer, load_key
+    from scoring.errors import ScoringError
     from scoring.usecases import credentials
 
     try:
@@ -50,13 +53,23 @@ def issue(
         return
     store = open_store(db, must_exist=True)
     try:
-        ids = list(submission or [])
-        if rubric is not None:
+        if not submission and rubric is None:
+            _fail(ValueError("name --submission ID (repeatable) or --rubric RUBRIC_ID"))
+        if rubric is not None and rubric not in {r.rubric_id for r in store.rubrics()}:
+            _fail(ValueError(f"rubric {rubric!r} is not in the store (rubrics: "
+                             f"{sorted({r.rubric_id for r in store.rubrics()})})"))
+        try:
+            ids = [resolve_submission(store, x, rubric) for x in submission or []]
+        except ScoringError as exc:
+            _fail(exc)
+            return
+        if rubric is not None:  # every earned submission of the rubric, with any named ones
             earned = {d.submission_id for d in store.decisions(rubric_id=rubric)
                       if store.latest_decision(d.submission_id).outcome == "earned"}  # type: ignore[union-attr]
             ids += sorted(earned - set(ids))
         if not ids:
-            _fail(ValueError("name --submission ID (repeatable) or --rubric RUBRIC_ID"))
+            typer.echo(f"no submission of rubric {rubric!r} has an 'earned' decision yet: nothing to sign")
+            raise typer.Exit(1)
         out.mkdir(parents=True, exist_ok=True)
         done = 0
         for sid in ids:
@@ -72,6 +85,8 @@ def issue(
             (out / f"{safe}.json").write_text(json.dumps(vc, indent=1, ensure_ascii=False), encoding="utf-8")
             done += 1
         typer.echo(f"{done} credential(s) signed -> {out}")
+        if done < len(ids):
+            raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
         store.close()
 
@@ -107,7 +122,7 @@ def verify(
 
 @credentials_app.command("feedback")
 def feedback(
-    submission: Annotated[int, typer.Argument(help="Store id of a 'not yet' submission.")],
+    submission: Annotated[str, typer.Argument(help="A 'not yet' submission: its id in your file (or its store id).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for feedback-<id>.html and .json.")],
     model: Annotated[Path | None, typer.Option("--model", help="Model directory: quote the evidence passages.")] = None,
     db: str | None = DB_OPTION,
@@ -118,6 +133,7 @@ def feedback(
 
     store = open_store(db, must_exist=True)
     try:
+        sid = resolve_submission(store, submission, None)
         m = None
         if model is not None:
             from models.artifact import load_model
@@ -125,18 +141,34 @@ def feedback(
 
             s = get_settings()
             m = load_model(model, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision)
-        fb = credentials.feedback(store, submission, m)
-        ev = store.submission(submission).evidence
+        fb = credentials.feedback(store, sid, m)
+        ev = store.submission(sid).evidence
     except ScoringError as exc:
         _fail(exc)
         return
     finally:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"feedback-{submission}.json").write_text(json.dumps(fb, indent=1, ensure_ascii=False), encoding="utf-8")
-    (out / f"feedback-{submission}.html").write_text(credentials.feedback_html(fb, ev), encoding="utf-8")
+    (out / f"feedback-{sid}.json").write_text(json.dumps(fb, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / f"feedback-{sid}.html").write_text(credentials.feedback_html(fb, ev), encoding="utf-8")
     typer.echo(f"feedback for {fb['submission']}: {len(fb['criteria'])} criteria to strengthen -> {out}")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(credentials_app, name="credentials")
+
+
+def resolve_submission(store: Any, given: str, rubric: str | None) -> int:
+    """The store id of the submission a user named: by the id in their file first (what they know), else
+    as a store id. Refused in words when it names none, or submissions of several rubrics."""
+    from scoring.errors import InvalidRequest, NotFound
+
+    named = store.submissions_named(given, rubric)
+    if len(named) == 1:
+        return int(named[0].id)
+    if len(named) > 1:
+        raise InvalidRequest(f"submission id {given!r} names submissions of rubrics "
+                             f"{sorted({s.rubric_id for s in named})}: add --rubric to say which")
+    if given.strip().isdigit():
+        return int(store.submission(int(given)).id)  # NotFound names it
+    raise NotFound(f"no submission {given!r} in the store" + (f" for rubric {rubric!r}" if rubric else ""))

@@ -68,6 +68,14 @@ class SubmissionsStore(StoreBase):
             raise NotFound(f"no submission {external_id!r} for rubric {rubric_id}")
         return _sub_rec(row)
 
+    def submissions_named(self, external_id: str, rubric_id: str | None = None) -> list[SubmissionRecord]:
+        """Every stored submission with this external id (the id in the user's file), in any rubric unless
+        ``rubric_id`` is given: one id may name submissions of two rubrics."""
+        c = t.submissions.c
+        cond = [c.external_id == str(external_id)] + ([c.rubric_id == rubric_id] if rubric_id else [])
+        with self._read() as conn:
+            return [_sub_rec(r) for r in conn.execute(sa.select(t.submissions).where(*cond).order_by(c.id))]
+
     def find_submissions(self, rubric_id: str, external_ids: Sequence[str]) -> dict[str, SubmissionRecord]:
         """The stored submissions among these external ids (absent ones are left out)."""
         out: dict[str, SubmissionRecord] = {}

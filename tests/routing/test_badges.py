@@ -96,13 +96,15 @@ def test_issue_verify_and_feedback_from_the_command_line(tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["credentials", "issue", "--key", str(tmp_path / "k" / "issuer-ed25519.pem"),
                               "--issuer-id", ISSUER.id, "--issuer-name", ISSUER.name, "--out", str(tmp_path / "c"),
-                              "--rubric", RUBRIC.id, "--submission", str(b.id), "--db", db])
-    assert res.exit_code == 0 and "1 credential(s) signed" in res.output, res.output
+                              "--rubric", RUBRIC.id, "--submission", "weak-1", "--db", db])
+    assert res.exit_code == 1 and "1 credential(s) signed" in res.output, res.output  # weak-1 was asked for
     assert "has not earned" in " ".join(res.output.split())
     res = runner.invoke(app, ["credentials", "verify", str(tmp_path / "c" / "good-1.jwt"),
                               "--key", str(tmp_path / "k" / "issuer-ed25519.pub.pem")])
     assert res.exit_code == 0 and "ok " in res.output, res.output
-    res = runner.invoke(app, ["credentials", "feedback", str(b.id), "--out", str(tmp_path / "f"), "--db", db])
+    res = runner.invoke(app, ["credentials", "feedback", "nobody-9", "--out", str(tmp_path / "f"), "--db", db])
+    assert res.exit_code == 2 and "no submission 'nobody-9' in the store" in res.output
+    res = runner.invoke(app, ["credentials", "feedback", "weak-1", "--out", str(tmp_path / "f"), "--db", db])
     assert res.exit_code == 0, res.output
     fb = json.loads((tmp_path / "f" / f"feedback-{b.id}.json").read_text())
     q = next(c for c in fb["criteria"] if c["criterion"] == "questioning")
