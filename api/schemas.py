@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 INT32 = 2**31 - 1  # ids and versions are 32-bit integers in PostgreSQL; larger is a 422, never a 500
 
@@ -299,7 +299,7 @@ class QueueItemView(BaseModel):
 class ScoreIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
-    score: int = Field(ge=-INT32, le=INT32)
+    score: StrictInt = Field(ge=-INT32, le=INT32)  # a level: true or "1" is a client's mistake, not level 1
     rationale: str = Field("", max_length=10_000)
 
 
@@ -355,7 +355,7 @@ class AdjudicationIn(RequestBody):
 
     submission_id: int = Field(ge=1, le=INT32)
     criterion: str = Field(min_length=1, max_length=80)
-    score: int = Field(ge=-INT32, le=INT32)
+    score: StrictInt = Field(ge=-INT32, le=INT32)
     rationale: str = Field("", max_length=10_000)
 
 

@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
 from scoring.store.clock import iso, now
@@ -57,6 +59,30 @@ class CriterionFeedback:
     needed: dict[str, Any]  # the next level up
     supports: list[dict[str, Any]]  # passages that already show the next level (with offsets)
     counters: list[dict[str, Any]]  # passages that count against it
+
+
+class _Level(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    label: str
+    descriptor: str = ""
+
+
+class _CriterionReleased(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    criterion: str
+    title: str
+    reached: _Level
+    needed: _Level
+    note: str | None = None
+
+
+class _FeedbackReleased(BaseModel):
+    """The shape released feedback must keep, however the assessor edited it: pages (the resubmission's
+    "feedback given") and the educator read these fields."""
+
+    model_config = ConfigDict(extra="allow")
+    submission: str
+    criteria: list[_CriterionReleased]
 
 
 def feedback(store: Store, submission_id: int, model: Any | None = None, *, n_passages: int = 2) -> dict[str, Any]:
@@ -139,6 +165,13 @@ def release_feedback(store: Store, submission_id: int, fb: dict[str, Any], *, ac
     if fb.get("submission") != sub.external_id or not isinstance(fb.get("criteria"), list):
         raise InvalidRequest(f"expected the feedback of submission {sub.external_id!r} (keys submission, criteria), "
                              f"found submission {fb.get('submission')!r}")
+    try:
+        _FeedbackReleased.model_validate(fb)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InvalidRequest(f"expected each feedback criterion as GET .../feedback gives it (criterion, title, "
+                             f"reached.label, needed.label); at {where}: {first['msg']}") from None
     at = iso(now())
     with store.write() as tx:
         seq = tx.append("feedback_released", {"submission_id": submission_id, "actor": actor, "feedback": fb,

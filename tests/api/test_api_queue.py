@@ -49,6 +49,9 @@ def test_scores_off_the_scale_and_missing_criteria_are_422(api) -> None:  # type
                              json={"lease_token": tok, "scores": {"questioning": {"score": 1}}}), 422, "invalid_request")
     expect_problem(api.client.post(url, headers=api.h("alice"), json={"lease_token": tok, "scores": "x"}),
              422, "validation_error")
+    for odd in (True, "1", 1.0):  # a level is a JSON integer: a boolean or a string is a client's mistake
+        expect_problem(api.client.post(url, headers=api.h("alice"), json={
+            "lease_token": tok, "scores": {**all3, "questioning": {"score": odd}}}), 422, "validation_error")
     assert api.store.human_scores() == [], "a rejected submit records nothing"
     assert api.client.post(url, headers=api.h("alice"), json={"lease_token": tok, "scores": all3}).status_code == 201
 

@@ -210,6 +210,10 @@ def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_pat
     logged = [e for e in api.store.audit_entries() if e.event == "feedback_released"]
     assert logged[-1].payload["feedback"]["criteria"][0]["note"] == "Try asking why twice."
     assert api.client.post(f"/submissions/{b}/feedback/release", json=edited, headers=api.h("issuer")).status_code == 403
+    for broken in ([1, "x"], [{**fb["criteria"][0], "reached": 2}]):  # pages read criteria[].reached.label
+        r = api.client.post(f"/submissions/{b}/feedback/release", json={**fb, "criteria": broken}, headers=api.h("alice"))
+        expect_problem(r, 422, "invalid_request")
+    assert len([e for e in api.store.audit_entries() if e.event == "feedback_released"]) == len(logged)
     agreement = api.client.get("/agreement", headers=api.h("researcher")).json()
     assert {"automation", "decisions", "decision_agreement"} <= set(agreement)
     assert agreement["decisions"][0]["submissions_decided"] == 3

@@ -6,7 +6,13 @@ import warnings
 
 import numpy as np
 
-from eval.agreement import agreement_metrics, bootstrap_ci, bootstrap_prediction_ci, prmse_items, true_score_variance
+from eval.agreement import (
+    agreement_metrics,
+    bootstrap_ci,
+    bootstrap_prediction_ci,
+    prmse_items,
+    true_score_variance,
+)
 
 
 def test_constant_scores_give_no_interval_instead_of_a_warning() -> None:
