@@ -146,3 +146,16 @@ def test_renew_on_an_item_you_do_not_hold_claims_nothing(api) -> None:  # type: 
     r = c.post(f"/assessor/items/{last}/renew", data={"lease_token": "0" * 32})
     assert r.status_code == 409 and "given back to the queue" in r.json()["message"], r.text
     assert queue.item(api.store, last).status == "open" and queue.item(api.store, last).holder is None
+
+
+def test_without_the_script_the_evidence_reads_even_where_highlights_exist(api) -> None:  # type: ignore[no-untyped-def]
+    """The highlighted views start hidden (the script shows one per criterion); the plain text must not,
+    or an assessor without JavaScript scores a blank page."""
+    text = reflection(2)
+    api.submit("form-plain", text)
+    iid, _token, _machine = _claim(api)
+    page = api.client.get(f"/assessor/items/{iid}").text
+    assert 'class="view hl-view"' in page, "the fixture's items carry highlights"
+    plain = re.search(r'<div class="view plain"[^>]*>', page)
+    assert plain is not None and "hidden" not in plain.group(0)
+    assert text.split()[0] in page[plain.end():plain.end() + 2000]
