@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import contract, docs, problems
@@ -93,7 +93,15 @@ def create_app(
     app.include_router(assessor.router)
 
     @app.exception_handler(assessor._Login)
-    async def _to_login(_request: Any, _exc: Exception) -> RedirectResponse:
+    async def _to_login(request: Any, _exc: Exception) -> Response:
+        # the page's script posts with Accept: application/json and would read a redirect to the login form
+        # as a lost connection (retrying forever): it gets a 401 it can say in words instead
+        if assessor._wants_json(request):
+            return JSONResponse(status_code=401, content={
+                "ok": False, "lost": False, "login": "/assessor/login",
+                "message": "Your session has ended (you logged out elsewhere, or your key was revoked or expired). "
+                           "Log in again at /assessor/login in another tab, then submit again: your levels and "
+                           "rationales stay saved on this device"})
         return RedirectResponse("/assessor/login", status_code=303)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

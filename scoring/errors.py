@@ -53,6 +53,19 @@ class AlreadyAdjudicated(Conflict):
     code = "already_adjudicated"
 
 
+class NothingToAdjudicate(Conflict):
+    """The ratings of a criterion do not disagree beyond the adjudication gap (or the second is missing):
+    a resolved score there would override the raters, not resolve them."""
+
+    code = "nothing_to_adjudicate"
+
+
+class TooManyHeld(Conflict):
+    """An assessor asking for another queue item while holding the most one person may hold at once."""
+
+    code = "too_many_held"
+
+
 class LastAdminKey(Conflict):
     """Revoking this key would leave no active admin key: nobody could manage keys over the API."""
 

@@ -126,7 +126,7 @@ def _raw_rows(
                     continue
                 yield obj, None, n
         return
-    delimiter = "\t" if fmt == "tsv" else ","
+    delimiter = csv_delimiter(path, fmt)
     header = header if header is not None else csv_header(path, fmt, encoding)
     bad_rows: list[tuple[int, str]] = []
 
@@ -137,7 +137,13 @@ def _raw_rows(
 
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=1 << 22, encoding="utf8", use_threads=False),  # numbered rows
+        # latin-1 reads every byte: a row with bytes the file's encoding cannot read AND a wrong field count
+        # still reaches ``on_invalid`` (with UTF-8 here, pyarrow failed to build that row's text and ended the
+        # whole file); cells are turned back into the file's own bytes below, and decoded with --encoding later
+        # the header was read above (in --encoding, byte-order mark dropped): pyarrow skips it and names the
+        # columns by position, so its latin-1 view of the names never matters
+        read_options=pacsv.ReadOptions(block_size=1 << 22, encoding="latin1", use_threads=False,  # numbered rows
+                                       skip_rows=1, column_names=[f"c{i}" for i in range(len(header))]),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
             quote_char='"' if quoting else False,
@@ -145,7 +151,8 @@ def _raw_rows(
             invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types={h: pa.binary() for h in header}, strings_can_be_null=False, check_utf8=False
+            column_types={f"c{i}": pa.binary() for i in range(len(header))}, strings_can_be_null=False,
+            check_utf8=False
         ),
     )
     # Skipped rows carry their record number; good rows fill the numbers in between, in order. The reader
@@ -165,7 +172,7 @@ def _raw_rows(
             while no in pending:
                 yield {}, pending.pop(no), no
                 no += 1
-            yield r, None, no
+            yield {header[int(k[1:])]: _file_bytes(v) for k, v in r.items()}, None, no
             no += 1
     for n_bad, why in bad_rows:
         if n_bad > 0:
@@ -176,6 +183,25 @@ def _raw_rows(
         yield {}, pending[n_bad], n_bad
 
 
+def _file_bytes(v: Any) -> Any:
+    """A cell read through pyarrow's latin-1 transcoding, back as the file's own bytes (latin-1 maps each
+    byte to one code point, so this is exact)."""
+    return v.decode("utf-8").encode("latin-1") if isinstance(v, bytes) else v
+
+
+def csv_delimiter(path: Path, fmt: str) -> str:
+    """The field separator: a tab for TSV; for CSV a comma, or a semicolon when the header line holds
+    semicolons and no comma (spreadsheets in much of Europe save "CSV" with semicolons)."""
+    if fmt == "tsv":
+        return "\t"
+    try:
+        with Path(path).open("rb") as fh:
+            head = fh.readline()
+    except OSError:
+        return ","
+    return ";" if b";" in head and b"," not in head else ","
+
+
 def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
     """Column names of a CSV/TSV file (byte-order mark and line ending removed)."""
     with path.open("rb") as fh:
@@ -184,7 +210,7 @@ def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:
         raise IngestError(f"{path} is empty or starts with a blank line: expected a header line naming the columns")
     try:
         return next(csv.reader([header_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")],
-                               delimiter="\t" if fmt == "tsv" else ","))
+                               delimiter=csv_delimiter(path, fmt)))
     except (UnicodeDecodeError, StopIteration) as exc:
         raise IngestError(f"{path}: cannot read the header line: {exc}") from None
 
@@ -400,13 +426,13 @@ def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True
         table = pacsv.read_csv(
             p,
             parse_options=pacsv.ParseOptions(
-                delimiter="\t" if fmt == "tsv" else ",",
+                delimiter=csv_delimiter(p, fmt),
                 quote_char='"' if quoting else False,
                 newlines_in_values=quoting,
                 invalid_row_handler=lambda row: "skip",
             ),
             convert_options=pacsv.ConvertOptions(include_columns=[], check_utf8=False),
-            read_options=pacsv.ReadOptions(encoding="utf8"),
+            read_options=pacsv.ReadOptions(encoding="latin1"),  # every byte reads: see _raw_rows
         )
     except (pa.ArrowInvalid, OSError):
         return None

@@ -25,6 +25,7 @@ import numpy as np
 
 from scoring.errors import PolicyError
 from scoring.human_bar import agreement_intervals, bar_statistic
+from scoring.ingest import csv_delimiter
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import _routed_rows, accepted_by_rule
 
@@ -133,7 +134,8 @@ def read_human_scores(path: Path, id_col: str, columns: dict[str, tuple[str, str
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".tab"):
-            df = pd.read_csv(path, sep="\t" if suffix != ".csv" else ",", dtype=str, keep_default_na=False)
+            df = pd.read_csv(path, sep=csv_delimiter(path, "csv" if suffix == ".csv" else "tsv"), dtype=str,
+                             keep_default_na=False)
         elif suffix in (".jsonl", ".ndjson"):
             df = pd.read_json(path, lines=True, dtype=False)
         elif suffix in (".parquet", ".pq"):

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         default=900, ge=1, le=86_400, description="How long an assessor holds a claimed queue item before "
         "it returns to the queue (a closed laptop must not lock an item forever).",
     )
+    max_held_items: int = Field(
+        default=5, ge=1, le=1000, description="How many queue items one assessor may hold at once through the API "
+        "(the page works one at a time): one client must not lock the whole queue until the leases expire.",
+    )
     rationale_required: Literal["always", "disagreement", "disagreement_or_lowest", "never"] = Field(
         default="disagreement_or_lowest", description="When an assessor must write a rationale (a rubric's own "
         "`rationale:` wins): always; on disagreement with the machine's level; on disagreement or on the "

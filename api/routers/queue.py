@@ -26,12 +26,14 @@ HIGHLIGHTS = Query(0, ge=0, le=10, description="Up to N supporting and N counter
                    "criterion (non-blind items only; costs a model pass over the evidence's sentences).")
 
 
-@router.post("/claim", response_model=S.QueueItemView, responses={204: {"description": "Nothing left to claim"}},
+@router.post("/claim", response_model=S.QueueItemView,
+             responses={204: {"description": "Nothing left to claim"}, **S.problems(409)},
              summary="Claim the next item (lease)",
              description="Atomically takes the next open item (or one whose lease expired) for the caller. "
-                         "Double-scored submissions never give both slots to the same assessor.")
+                         "Double-scored submissions never give both slots to the same assessor. One assessor holds "
+                         "at most `SCORING_MAX_HELD_ITEMS` (5) items at once: 409 `too_many_held` beyond.")
 def claim(highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx), key: ApiKey = Assessor) -> Any:
-    it = queue.claim(c.store, key.name, c.settings.lease_seconds)
+    it = queue.claim(c.store, key.name, c.settings.lease_seconds, max_held=c.settings.max_held_items)
     if it is None:
         return Response(status_code=204)
     return views.item_view(assessment.item_details(c.store, c.models, it, highlights=highlights))

@@ -133,9 +133,13 @@ def feedback(submission_id: int = Path(ge=1, le=2**31 - 1), format: str = Query(
 @router.post("/{submission_id}/feedback/release", status_code=201, responses=S.problems(404, 409, 422),
              summary="Release (possibly edited) feedback to the educator; recorded in the audit log",
              description="Body: the feedback JSON as `GET .../feedback` returns it, edited as the assessor sees fit. "
-                         "Only a 'not yet' decision has feedback to release.")
+                         "Only a 'not yet' decision has feedback to release. An assessor may release it only for a "
+                         "submission they rated, adjudicated or hold a queue slot of (others get 404, as an unknown "
+                         "id does); an admin for any.")
 def release_feedback(body: dict[str, Any], submission_id: int = Path(ge=1, le=2**31 - 1),
                      c: AppContext = Depends(ctx), key: ApiKey = Depends(require("assessor", "admin"))) -> Any:
-    from scoring.usecases import credentials
+    from scoring.usecases import assessment, credentials
 
+    if key.role != "admin" and not assessment.has_worked_on(c.store, submission_id, key.name):
+        raise NotFound(f"submission {submission_id} does not exist")  # as unknown: ids cannot be probed
     return credentials.release_feedback(c.store, submission_id, body, actor=key.name)

@@ -32,12 +32,16 @@ def register(app: typer.Typer) -> None:
         not_blind: bool = typer.Option(False, "--not-blind", help="Raters saw each other's / the machine's score."),
         append: bool = typer.Option(False, "--append", help="Add scores even where that rater slot (submission, "
                                     "criterion, kind) already holds one."),
+        policy: Path | None = typer.Option(
+            None, "--policy", help="Routing policy whose adjudication gap decides which imported ratings disagree "
+            "(default: more than 1 level apart)."),
         db: str | None = DB_OPTION,
     ) -> None:
         """Import human scores; evidence text is not copied, only ids, scores and the named metadata.
 
         Ids already in the store (e.g. submissions sent through the API) get the scores attached, e.g. a
-        second rater's: `--score-col holistic=rater2@second`."""
+        second rater's: `--score-col holistic=rater2@second`. Their queue slots that the imported ratings
+        fill are closed, and each one resolved on every criterion gets its final decision."""
         from rubrics.schema import RubricError, load_rubric
         from scoring.errors import ScoringError
         from scoring.usecases.history import ScoreColumn, import_table, read_table
@@ -58,18 +62,26 @@ def register(app: typer.Typer) -> None:
         assessors, filters = pairs(rater_col, "--rater-col"), pairs(where, "--where")
         try:
             rub = load_rubric(rubric)
+            pol = None
+            if policy is not None:
+                from scoring.policy import load_policy
+
+                pol = load_policy(policy)
             df = read_table(data, fmt=fmt, quoting=quoting)
             store = open_store(db)
             try:
                 res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,
                                    assessor_cols=assessors, source=data.stem, where=filters,
-                                   blind=not not_blind, allow_existing=append, time_col=time_col)
+                                   blind=not not_blind, allow_existing=append, time_col=time_col,
+                                   policy=pol)
             finally:
                 store.close()
         except (ScoringError, RubricError, ValueError) as exc:  # one line, exit 2, like every other command
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        attached = f" ({res.existing} already in the store: scores attached, stored content kept)" if res.existing else ""
+        attached = (f" ({res.existing} already in the store: scores attached, stored content kept; "
+                    f"{res.queue_slots_closed} queue slot(s) filled and closed, {res.decisions} final decision(s))"
+                    if res.existing else "")
         typer.echo(f"{rub.key}: {res.rows_selected}/{res.rows_read} rows -> {res.submissions} submissions{attached}, "
                    f"human scores {res.human_scores}, {res.skipped_missing} empty cells skipped")
         typer.echo(json.dumps(res.__dict__))

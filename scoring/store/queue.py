@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from scoring.errors import AlreadyScored, InvalidRequest, LeaseExpired, NotFound
+from scoring.errors import AlreadyScored, InvalidRequest, LeaseExpired, NotFound, TooManyHeld
 from scoring.store import tables as t
 from scoring.store.clock import aware as _aware
 from scoring.store.clock import iso as _iso
@@ -222,7 +222,7 @@ def _claim_order(q: Any) -> list[Any]:
 
 
 def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter | None = None,
-          item_id: int | None = None) -> QueueItem | None:
+          item_id: int | None = None, max_held: int | None = None) -> QueueItem | None:
     """Atomically take the next available item for ``assessor`` (None when nothing is left for them).
 
     Available: open, or claimed with an expired lease, and :func:`eligible` for this assessor (one person
@@ -232,11 +232,18 @@ def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter
     Order: priority (double > human > audit), then rank (the policy's queue order), then age.
     Concurrent claims are serialised by the store's writer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
     advisory lock) and re-check availability, so one item never goes to two people and one person never
-    gets two slots of a submission even from two tabs at once.
+    gets two slots of a submission even from two tabs at once. ``max_held``: refuse (:class:`TooManyHeld`) while
+    the assessor holds that many items under live leases, counted inside the same transaction.
     """
     q = queue_items
     with store.write() as tx:
         now = _now()
+        if max_held is not None:
+            held = tx.conn.execute(sa.select(q.c.id).where(q.c.holder == assessor, q.c.status == "claimed",
+                                                           q.c.lease_expires >= now).order_by(q.c.id)).scalars().all()
+            if len(held) >= max_held:
+                raise TooManyHeld(f"{assessor!r} holds {len(held)} queue item(s) {list(held)[:10]}, the most one person "
+                                  f"may hold at once ({max_held}): submit or release one first")
         conds = [_available(q, now), *eligible(q, assessor), *(where.where(q, now) if where else [])]
         if item_id is not None:
             conds.append(q.c.id == item_id)
@@ -372,6 +379,35 @@ def submit(
         tx.conn.execute(queue_items.update().where(queue_items.c.id == item_id)
                         .values(status="done", done_at=now, lease_expires=None))
     return ids
+
+
+def close_filled_in(tx: Tx, submission_ids: list[int]) -> int:
+    """Mark done the open slots (or slots whose lease expired) of these submissions whose every criterion
+    already holds a human score of the slot's kind, e.g. scores imported from a spreadsheet after the
+    backlog was queued: nobody should be asked for a rating that exists. A slot under a live lease stays
+    (its holder is working on it). Returns how many slots were closed."""
+    if not submission_ids:
+        return 0
+    h, q, now = t.human_scores.c, queue_items.c, _now()
+    rated: dict[tuple[int, str], dict[str, str]] = {}  # (submission, kind) -> criterion -> assessor
+    for chunk in range(0, len(submission_ids), 500):
+        ids = submission_ids[chunk:chunk + 500]
+        for r in tx.conn.execute(sa.select(h.submission_id, h.kind, h.criterion, h.assessor)
+                                 .where(h.submission_id.in_(ids)).order_by(h.id)):
+            rated.setdefault((r.submission_id, r.kind), {})[r.criterion] = r.assessor
+    closed = 0
+    for chunk in range(0, len(submission_ids), 500):
+        ids = submission_ids[chunk:chunk + 500]
+        rows = tx.conn.execute(sa.select(queue_items).where(q.submission_id.in_(ids), _available(queue_items, now)))
+        for row in rows.all():
+            have = rated.get((row.submission_id, row.kind), {})
+            if all(c in have for c in row.criteria):
+                who = sorted({have[c] for c in row.criteria})
+                tx.conn.execute(queue_items.update().where(q.id == row.id).values(
+                    status="done", holder=who[0] if len(who) == 1 else ", ".join(who)[:200], lease_token=None,
+                    lease_expires=None, done_at=now))
+                closed += 1
+    return closed
 
 
 def release(store: Store, item_id: int, assessor: str, lease_token: str, *, skip: bool = False) -> QueueItem:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rubrics.schema import Rubric
-from scoring.errors import InvalidRequest, LeaseExpired, NotFound, SameRater
+from scoring.errors import InvalidRequest, LeaseExpired, NotFound, NothingToAdjudicate, SameRater
 from scoring.routing import adjudication_gap
 from scoring.routing import needs_adjudication as beyond_gap
 from scoring.store import Adjudication, MachineScore, Store, SubmissionRecord, queue
@@ -148,6 +148,11 @@ def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, 
     hs = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind != "adjudication"]
     if not hs:
         raise InvalidRequest(f"submission {submission_id} has no human scores for {criterion!r} to adjudicate")
+    rated = [h.score for h in hs if h.kind in RATER_KINDS]
+    if not beyond_gap(rated, policy, criterion):
+        raise NothingToAdjudicate(
+            f"submission {submission_id} has no disagreement on {criterion!r} to resolve: its ratings {rated} are "
+            f"within the adjudication gap ({adjudication_gap(policy, criterion)}) or await a second rater")
     ms = store.machine_scores(submission_id=submission_id, criterion=criterion)
     a = store.record_adjudication(submission_id, criterion, score, adjudicator=adjudicator, rationale=rationale,
                                   human_score_ids=[h.id for h in hs], machine_score_id=ms[-1].id if ms else None)
@@ -315,3 +320,19 @@ def item_details(store: Store, models: Any, item: queue.QueueItem, *, highlights
             sug = explain(m.score, m.probabilities, [(lv.score, lv.label) for lv in c.levels], scorer)
         out.criteria.append(CriterionDetails(c, m, hl, sug))
     return out
+
+
+def has_worked_on(store: Store, submission_id: int, assessor: str) -> bool:
+    """Whether ``assessor`` rated, adjudicated or holds or held a queue slot of the submission: the people who
+    may act on it afterwards (e.g. release its feedback). Anyone else is told it does not exist."""
+    import sqlalchemy as sa
+
+    from scoring.store import tables as t
+    from scoring.store.service_tables import queue_items
+
+    q, h, a = queue_items.c, t.human_scores.c, t.adjudications.c
+    with store.engine.connect() as conn:
+        return any(conn.execute(sa.select(sa.literal(1)).where(*cond).limit(1)).first() is not None for cond in (
+            (q.submission_id == submission_id, q.holder == assessor),
+            (h.submission_id == submission_id, h.assessor == assessor),
+            (a.submission_id == submission_id, a.adjudicator == assessor)))

@@ -26,10 +26,12 @@ import pandas as pd
 
 from rubrics.schema import Rubric
 from scoring.errors import Conflict, InvalidRequest, NotFound
-from scoring.ingest import is_missing_score
+from scoring.ingest import csv_delimiter, is_missing_score
+from scoring.store import queue
 from scoring.store.scores import human_scores_in
 from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
 from scoring.store.submissions import add_submissions_in
+from scoring.usecases.decisions import finalize
 
 _SPEC = re.compile(r"^(?P<crit>[^=]+)=(?P<col>[^@]+?)(?:@(?P<kind>[a-z]+))?$")
 
@@ -83,7 +85,7 @@ def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal")
     if q is None:
         raise ValueError(f"quoting must be 'minimal' or 'none', found {quoting!r}")
     try:
-        return pd.read_csv(p, sep="\t" if fmt == "tsv" else ",", quoting=q, dtype=str, keep_default_na=False,
+        return pd.read_csv(p, sep=csv_delimiter(p, fmt), quoting=q, dtype=str, keep_default_na=False,
                            encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"{p} is not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
@@ -99,6 +101,8 @@ class ImportResult:
     human_scores: dict[str, int]  # kind -> count
     skipped_missing: int
     existing: int = 0  # selected ids already in the store: scores attached, submission left as stored
+    queue_slots_closed: int = 0  # their queue slots the imported ratings filled
+    decisions: int = 0  # of them, submissions now resolved on every criterion: final decision recorded
 
 
 def _score(v: Any) -> int | None:
@@ -130,6 +134,7 @@ def import_table(
     blind: bool = True,
     allow_existing: bool = False,
     time_col: str | None = None,
+    policy: Any | None = None,
 ) -> ImportResult:
     """Register ``rubric`` and load every selected row as a submission (no evidence text: only metadata)
     with one human score per non-empty score column.
@@ -138,6 +143,10 @@ def import_table(
     ``{source}:{column}``. ``where`` keeps rows whose column equals the given string. ``time_col`` names
     a column of score times (ISO; UTC when no zone) so that agreement over time follows the history rather
     than the import date.
+
+    Submissions already in the store (a backlog scored by the machine, then rated outside the service) are
+    carried on: queue slots the imported ratings fill are closed, and each submission whose criteria are
+    now all resolved gets its final decision (``policy``: its adjudication gap; default 1 level).
     """
     missing = [c for c in [id_col, *[s.column for s in score_cols], *meta_cols,
                            *(assessor_cols or {}).values(), *(where or {}),
@@ -205,7 +214,11 @@ def import_table(
         scores, counts, skipped = _scores(sel, subs, score_cols, values, assessor_cols, source, blind, times)
         if scores:
             human_scores_in(store, tx, scores)
-    return ImportResult(n_read, len(sel), len(subs), counts, skipped, existing=len(found))
+        stored = sorted(r.id for r in found.values())
+        closed = queue.close_filled_in(tx, stored)  # queued submissions: the imported ratings fill their slots
+    decided = sum(1 for sid in stored if finalize(store, policy, sid, actor=f"import:{source}") is not None)
+    return ImportResult(n_read, len(sel), len(subs), counts, skipped, existing=len(found), queue_slots_closed=closed,
+                        decisions=decided)
 
 
 def _refuse_filled_slots(store: Store, rubric: Rubric, score_cols: Sequence[ScoreColumn],

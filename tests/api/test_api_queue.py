@@ -106,6 +106,9 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
     b = api.claim("bob").json()
     assert b["submission_id"] == a["submission_id"] and b["kind"] != a["kind"]
     assert api.score_all(a, "alice", level=0).status_code == 201
+    early = expect_problem(api.client.post("/adjudications", headers=api.h("admin"), json={  # one rating: no dispute
+        "submission_id": sub["submission_id"], "criterion": "questioning", "score": 2}), 409, "nothing_to_adjudicate")
+    assert "await a second rater" in early["detail"] and not api.store.adjudications()
     r = api.score_all(b, "bob", level=2)
     assert r.status_code == 201 and sorted(r.json()["needs_adjudication"]) == sorted(c["id"] for c in b["criteria"])
     # bob never saw alice's scores: the item view carries none
@@ -234,3 +237,21 @@ def test_model_registry_lists_and_promotes(api) -> None:  # type: ignore[no-unty
     assert r.status_code == 200 and r.json()["status"] == "promoted"
     expect_problem(api.client.post("/models/nope/promote", headers=api.h("admin")), 404, "not_found")
     assert api.submit("after-promote", reflection(20)).json()["model_version"] == ms[0]["version"]
+
+
+def test_one_assessor_cannot_hold_the_whole_queue(api_factory) -> None:  # type: ignore[no-untyped-def]
+    """Claims through the API stop at SCORING_MAX_HELD_ITEMS held under live leases (409 naming them), so one
+    client cannot lock every item until the leases expire; submitting or releasing one frees a place."""
+    api = api_factory(max_held_items=2)
+    for i in range(4):
+        assert api.submit(f"held-{i}", reflection(20 + i)).status_code == 201
+    got = [api.client.post("/queue/claim", headers=api.h("alice")) for _ in range(2)]
+    assert [g.status_code for g in got] == [200, 200]
+    p = expect_problem(api.client.post("/queue/claim", headers=api.h("alice")), 409, "too_many_held")
+    assert str(got[0].json()["id"]) in p["detail"] and "submit or release one first" in p["detail"]
+    assert api.client.post("/queue/claim", headers=api.h("bob")).status_code == 200  # others still can
+    first = got[0].json()
+    r = api.client.post(f"/queue/items/{first['id']}/release", headers=api.h("alice"),
+                        json={"lease_token": first["lease_token"]})
+    assert r.status_code == 200, r.text
+    assert api.client.post("/queue/claim", headers=api.h("alice")).status_code == 200

@@ -205,6 +205,10 @@ def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_pat
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "not yet" in page.text
     expect_problem(api.client.get(f"/submissions/{a}/feedback", headers=api.h("issuer")), 409, "invalid_credential")
     edited = {**fb, "criteria": [{**fb["criteria"][0], "note": "Try asking why twice."}]}  # an assessor's edit
+    # only an assessor who worked on the submission may release its feedback; to anyone else it does not exist
+    expect_problem(api.client.post(f"/submissions/{b}/feedback/release", json=edited, headers=api.h("alice")),
+                   404, "not_found")
+    api.store.record_human_score(b, "questioning", 0, assessor="alice", kind="first")
     r = api.client.post(f"/submissions/{b}/feedback/release", json=edited, headers=api.h("alice"))
     assert r.status_code == 201, r.text
     logged = [e for e in api.store.audit_entries() if e.event == "feedback_released"]

@@ -159,3 +159,16 @@ def test_without_the_script_the_evidence_reads_even_where_highlights_exist(api) 
     plain = re.search(r'<div class="view plain"[^>]*>', page)
     assert plain is not None and "hidden" not in plain.group(0)
     assert text.split()[0] in page[plain.end():plain.end() + 2000]
+
+
+def test_a_submit_after_the_session_ended_says_log_in_again_not_no_connection(api) -> None:  # type: ignore[no-untyped-def]
+    """The page's script posts with Accept: application/json; a redirect to the login form read as a lost
+    connection, and the page retried forever. It gets a 401 in words; a plain form post still redirects."""
+    api.submit("form-gone", reflection(4))
+    iid, token, _machine = _claim(api)
+    api.client.cookies.clear()  # logged out in another tab
+    r = api.client.post(f"/assessor/items/{iid}/submit", data={"lease_token": token},
+                        headers={"Accept": "application/json"}, follow_redirects=False)
+    assert r.status_code == 401 and r.json()["ok"] is False and "log in again" in r.json()["message"].lower()
+    r = api.client.post(f"/assessor/items/{iid}/submit", data={"lease_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/assessor/login"

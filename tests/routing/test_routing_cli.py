@@ -14,6 +14,7 @@ from scoring.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
+RUBRIC_FILE = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
 
 
 @pytest.fixture
@@ -150,6 +151,55 @@ def test_a_backlog_scored_into_the_store_reaches_the_queue_the_report_and_the_au
     page = client.get("/assessor/login")
     assert page.status_code == 200
     store.close()
+
+
+def test_ratings_imported_for_a_queued_backlog_close_its_slots_and_decide_it(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    """A backlog scored into the store, then rated outside the service (a spreadsheet of two raters):
+    importing the ratings fills the first/second queue slots and records the final decisions, so nobody is
+    asked again and the credential flow goes on."""
+    import csv
+
+    import sqlalchemy as sa
+
+    from scoring.demo import SECOND_SUFFIX, split_demo_rows
+    from scoring.store import Store
+    from scoring.store.service_tables import queue_items
+
+    train_file, backlog = demo_files
+    policy = tmp_path / "policy.yaml"
+    bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
+    assert runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file), "--out", str(policy),
+                               "--cross-fitted", "--n-boot", "100", *bars]).exit_code == 0
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(backlog), "--out",
+                              str(tmp_path / "scored.jsonl"), "--policy", str(policy), "--store", db, "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with Store(db) as st, st.engine.connect() as conn:
+        before = conn.execute(sa.select(queue_items.c.kind, queue_items.c.status)).all()
+        assert any(k in ("first", "second") and status == "open" for k, status in before)
+        decided_before = sum(1 for sub in st.submissions() if (d := st.latest_decision(sub.id)) and d.basis == "final")
+    crits = ("questioning", "adjusting", "self_assessment")
+    hidden = split_demo_rows(160)[1]
+    sheet = tmp_path / "ratings.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", *crits, *(c + SECOND_SUFFIX for c in crits)])
+        for r in hidden:
+            w.writerow([r["id"], *(r[c] for c in crits), *(r[c + SECOND_SUFFIX] for c in crits)])
+    cols = [a for c in crits for a in ("--score-col", f"{c}={c}@first", "--score-col", f"{c}={c}{SECOND_SUFFIX}@second")]
+    res = runner.invoke(app, ["import-scores", "--rubric", str(RUBRIC_FILE), "--data", str(sheet), "--id-col", "id",
+                              *cols, "--policy", str(policy), "--db", db])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    with Store(db) as st, st.engine.connect() as conn:
+        after = conn.execute(sa.select(queue_items.c.kind, queue_items.c.status)).all()
+        decided = sum(1 for sub in st.submissions() if (d := st.latest_decision(sub.id)) and d.basis == "final")
+    assert not [k for k, status in after if k in ("first", "second") and status != "done"], "every rated slot closed"
+    assert summary["queue_slots_closed"] == sum(1 for k, st_ in before if k in ("first", "second") and st_ == "open")
+    assert summary["decisions"] > 0 and decided >= decided_before + summary["decisions"] - 1
+    assert "queue slot(s) filled and closed" in " ".join(res.output.split())
 
 
 def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  # type: ignore[no-untyped-def]

@@ -215,3 +215,23 @@ def test_a_utf8_file_with_a_few_cp1252_rows_is_called_mixed_and_its_bom_never_hi
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "m2"), "--encoding", "cp1252"])
     assert res.exit_code == 0 and "not found" not in res.output, res.output
     get_settings.cache_clear()
+
+
+def test_a_semicolon_separated_csv_from_a_european_spreadsheet_is_read(tmp_path: Path, encoder_cache, monkeypatch):
+    """Excel in much of Europe saves "CSV" with semicolons (and commas inside the text): the header tells."""
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    rows = make_reflections(40, seed=12)
+    data = tmp_path / "excel.csv"
+    data.write_bytes(b"\xef\xbb\xbfSubmission ID;Teacher Response;Grader A\r\n" + "".join(
+        f"{r['id']};\"{r['reflection']}, then more\";{r['questioning']}\r\n" for r in rows).encode())
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m"),
+                              "--id-col", "Submission ID", "--text-col", "reflection=Teacher Response",
+                              "--score-col", "questioning=Grader A"])
+    assert res.exit_code == 0, res.output
+    assert "questioning: " in res.output and "n=40" in " ".join(res.output.split())
+    get_settings.cache_clear()

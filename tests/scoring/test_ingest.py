@@ -107,6 +107,25 @@ def test_a_csv_row_with_too_many_fields_is_rejected(tmp_path: Path):
     assert any(r.reject and "expected 2 columns, found 3" in r.reject for r in recs)
 
 
+def test_a_row_with_foreign_bytes_and_a_wrong_field_count_is_one_reject_not_the_end_of_the_file(tmp_path: Path):
+    """Both faults in one row: it is rejected for its field count and every other row is read, accented
+    column names and text included."""
+    p = tmp_path / "in.csv"
+    p.write_bytes("sid,text,n\u00f3te\na,caf\u00e9 fine,1\n".encode() + b"b,caf\xe9,x,2\n" + b"c,\"two\nlines\",3\n")
+    recs = list(read_records(p, RUBRIC, _cols(meta=("n\u00f3te",))))
+    assert [(r.id, r.reject is None) for r in recs] == [("a", True), (None, False), ("c", True)]
+    assert recs[0].evidence["reflection"] == "caf\u00e9 fine" and recs[0].meta["n\u00f3te"] == "1"
+    assert "expected 3 columns, found 4" in (recs[1].reject or "") and recs[1].number == 2
+    assert recs[2].evidence["reflection"] == "two\nlines" and recs[2].number == 3
+
+
+def test_a_semicolon_header_means_semicolon_fields(tmp_path: Path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes(b"\xef\xbb\xbfsid;text\r\nx;one, two and three\r\n")
+    (rec,) = read_records(p, RUBRIC, _cols())
+    assert rec.reject is None and rec.id == "x" and rec.evidence["reflection"] == "one, two and three"
+
+
 def test_unknown_columns_fail_the_whole_file_with_the_columns_listed(tmp_path: Path):
     p = tmp_path / "in.csv"
     p.write_text("id,body\n1,text\n")
