@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -253,6 +254,10 @@ def score(
     issuer: Annotated[
         str | None, typer.Option("--issuer", help="Owner recorded for stored submissions (default: SCORING_ISSUER).")
     ] = None,
+    meta_col: Annotated[
+        list[str] | None, typer.Option("--meta-col", help="With --store: a column kept as the submission's metadata "
+                                       "(repeatable), e.g. a school or program for `scoring report --subgroup`.")
+    ] = None,
     engine: Annotated[
         str, typer.Option("--engine", help="local (this process) | ray (a Ray cluster, pip install '.[ray]'): "
                           "the same output files either way.")
@@ -276,6 +281,9 @@ def score(
     if address is not None and engine != "ray":  # --address only means something to the Ray engine
         _fail(ValueError(f"--address {address} is only used with --engine ray (this run uses --engine {engine}); "
                          "add --engine ray to run on that cluster, or drop --address"))
+    if meta_col and store is None:  # the output rows carry scores only: metadata would be read and dropped
+        raise typer.BadParameter("--meta-col keeps columns with the submissions in the store: add --store",
+                                 param_hint="--meta-col")
     run_on = None
     if engine == "ray":
         from scoring.engines.ray_engine import RayEngine
@@ -284,6 +292,8 @@ def score(
     try:
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, None, where)
+        if meta_col:
+            cols = dataclasses.replace(cols, meta=tuple(dict.fromkeys(meta_col)))
         records = read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars)
         total = None if where else count_records(data, fmt, quoting)
         pol = None

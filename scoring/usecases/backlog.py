@@ -98,6 +98,8 @@ def reading_tag(cols: Any, data: Path, fmt: str | None, encoding: str, quoting: 
 
     reading = {"id": cols.id, "text": cols.text, "where": cols.where, "format": format_of(data, fmt),
                "encoding": codecs.lookup(encoding).name, "quoting": quoting, "max_chars": max_chars}
+    if getattr(cols, "meta", ()):  # stored with the submissions: a resume must keep the same columns
+        reading["meta"] = list(cols.meta)
     return "read=" + json.dumps(reading, sort_keys=True)
 
 

@@ -335,3 +335,32 @@ def test_calibration_rows_that_cannot_be_read_are_counted_not_silently_dropped( 
     assert res.exit_code == 0, res.output
     assert "4 of 121 record(s) rejected and left out (first: record 1" in out
     assert "3 of 121 record(s) are not valid utf-8" in out and "calibrate again with --encoding cp1252" in out
+
+
+def test_score_keeps_named_columns_as_metadata_in_the_store_for_subgroup_reports(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path
+) -> None:
+    import csv
+
+    from scoring.demo import make_reflections
+    from scoring.store import Store
+
+    rows = make_reflections(12, seed=41)
+    data = tmp_path / "backlog.csv"
+    with data.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "reflection", "School"])
+        for i, r in enumerate(rows):
+            w.writerow([r["id"], r["reflection"], "North" if i % 2 else "South"])
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["score", "--model", str(models), "--data", str(data), "--no-progress", "--meta-col", "School"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "o.jsonl")])
+    assert res.exit_code == 2 and "add --store" in " ".join(res.output.split())
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "o.jsonl"), "--store", db])
+    assert res.exit_code == 0, res.output
+    with Store(db) as st:
+        schools = {s.external_id: s.metadata.get("School") for s in st.submissions()}
+    assert schools == {r["id"]: ("North" if i % 2 else "South") for i, r in enumerate(rows)}
+    res = runner.invoke(app, ["score", "--model", str(models), "--data", str(data), "--no-progress",
+                              "--out", str(tmp_path / "o.jsonl"), "--store", db])  # resumed without the column
+    assert res.exit_code != 0 and "meta" in res.output
