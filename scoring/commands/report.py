@@ -48,6 +48,15 @@ def register(app: typer.Typer) -> None:
                 known = sorted({r.rubric_id for r in store.rubrics()})
                 typer.echo(f"error: rubric {rubric!r} is not in the store (rubrics: {known})", err=True)
                 raise typer.Exit(2)
+            if subgroup:  # a field no submission carries makes one "(missing)" group: say so, not a silent "ok"
+                subs = [x for x in store.submissions() if rubric is None or x.rubric_id == rubric]
+                for field in subgroup:
+                    have = sum(1 for x in subs if (x.metadata or {}).get(field) not in (None, ""))
+                    if have < len(subs):
+                        typer.echo(f"warning: subgroup field {field!r} is recorded for {have} of {len(subs)} "
+                                   "submission(s); the rest form the group '(missing)'. Record it with "
+                                   f"`scoring score --store --meta-col {field}` or `scoring import-scores --meta-col "
+                                   f"{field}`", err=True)
             res = build_report(store, out, rubric_id=rubric, since=_when(since), until=_when(until),
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
                                policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)

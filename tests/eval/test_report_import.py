@@ -221,3 +221,22 @@ def test_report_refuses_an_unknown_rubric_or_window(tmp_path) -> None:  # type: 
     assert r.exit_code == 2 and "rubric 'nope' is not in the store" in r.output
     r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--window", "X", "--db", db])
     assert r.exit_code == 2 and not (tmp_path / "rep").exists()
+
+
+def test_a_subgroup_field_missing_from_submissions_is_said_not_reported_as_one_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rubrics import load_rubric
+    from scoring.demo import DEMO_RUBRIC
+    from scoring.store import Store
+
+    rub = load_rubric(DEMO_RUBRIC)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with Store(db) as st:
+        st.register_rubric(rub)
+        st.add_submissions(rub.id, rub.version, [("s1", {"reflection": "x"}, {"school": "north"}),
+                                                 ("s2", {"reflection": "y"}, {})])
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--db", db, "--subgroup", "school",
+                                 "--subgroup", "program", "--bootstrap", "0"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "subgroup field 'school' is recorded for 1 of 2 submission(s)" in out
+    assert "subgroup field 'program' is recorded for 0 of 2 submission(s)" in out and "--meta-col program" in out
