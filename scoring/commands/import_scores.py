@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE row filter (repeatable, all must hold)."),
         time_col: str | None = typer.Option(None, "--time-col", help="Column of score times (ISO, UTC if no zone)."),
         fmt: str = typer.Option("auto", "--format", help="auto | csv | tsv | jsonl."),
+        encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of a CSV/TSV file (e.g. cp1252)."),
         quoting: str = typer.Option("minimal", "--quoting", help="minimal | none (none: quotes are literal text)."),
         not_blind: bool = typer.Option(False, "--not-blind", help="Raters saw each other's / the machine's score."),
         append: bool = typer.Option(False, "--append", help="Add scores even where that rater slot (submission, "
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
                 from scoring.policy import load_policy
 
                 pol = load_policy(policy)
-            df = read_table(data, fmt=fmt, quoting=quoting)
+            df = read_table(data, fmt=fmt, quoting=quoting, encoding=encoding)
             store = open_store(db)
             try:
                 res = import_table(store, rub, df, id_col=id_col, score_cols=cols, meta_cols=meta_col,

@@ -15,6 +15,7 @@ refused row (e.g. the same person rating a submission twice) imports nothing.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Sequence
@@ -63,9 +64,22 @@ class ScoreColumn:
         return out
 
 
-def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal") -> pd.DataFrame:
+def _first_bad_line(p: Path, encoding: str) -> int | None:
+    """The 1-based line of a text file whose bytes ``encoding`` cannot read (a reader's own offset is into a
+    buffer, which names nothing a person can find)."""
+    with p.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return n
+    return None
+
+
+def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal", encoding: str = "utf-8") -> pd.DataFrame:
     """Read CSV, TSV or JSONL as strings. ``quoting='none'`` reads quote characters literally (needed for
-    files such as ASAP-AES whose text fields open quotes they never close)."""
+    files such as ASAP-AES whose text fields open quotes they never close). A UTF-8 byte-order mark is
+    dropped; ``encoding`` names another encoding (a spreadsheet's cp1252)."""
     p = Path(path)
     if fmt == "auto":
         suf = p.suffix.lower()
@@ -85,10 +99,18 @@ def read_table(path: str | Path, *, fmt: str = "auto", quoting: str = "minimal")
     if q is None:
         raise ValueError(f"quoting must be 'minimal' or 'none', found {quoting!r}")
     try:
-        return pd.read_csv(p, sep=csv_delimiter(p, fmt), quoting=q, dtype=str, keep_default_na=False,
-                           encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{p} is not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
+        enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        df = pd.read_csv(p, sep=csv_delimiter(p, fmt), quoting=q, dtype=str, keep_default_na=False, encoding=enc)
+        bom = b"\xef\xbb\xbf".decode(enc, errors="replace")  # UTF-8's mark as another encoding reads it
+        if len(df.columns) and str(df.columns[0]).startswith(bom):
+            df = df.rename(columns={df.columns[0]: str(df.columns[0])[len(bom):]})
+        return df
+    except UnicodeDecodeError:
+        line = _first_bad_line(p, encoding)
+        raise InvalidRequest(f"{p} is not valid {encoding}" + (f" (line {line})" if line else "")
+                             + "; re-save it as UTF-8, or pass --encoding (e.g. cp1252)") from None
+    except LookupError:
+        raise InvalidRequest(f"unknown encoding {encoding!r}: expected e.g. utf-8, cp1252, latin-1") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InvalidRequest(f"{p} cannot be read as {fmt.upper()}: {str(exc).strip().splitlines()[0]}") from None
 
@@ -236,7 +258,7 @@ def _refuse_filled_slots(store: Store, rubric: Rubric, score_cols: Sequence[Scor
     if clash:
         shown = ", ".join(f"{e!r} {c} ({kind})" for e, c, kind in clash[:5])
         raise Conflict(f"nothing was imported: {len(clash)} score(s) are already stored, e.g. {shown}; importing "
-                       f"again would count them twice (pass allow_existing / --append to add anyway)")
+                       f"again would count them twice (pass --append to add anyway)")
 
 
 def _scores(sel: pd.DataFrame, subs: Sequence[Any], score_cols: Sequence[ScoreColumn],

@@ -240,3 +240,19 @@ def test_a_subgroup_field_missing_from_submissions_is_said_not_reported_as_one_g
     assert r.exit_code == 0, r.output
     assert "subgroup field 'school' is recorded for 1 of 2 submission(s)" in out
     assert "subgroup field 'program' is recorded for 0 of 2 submission(s)" in out and "--meta-col program" in out
+
+
+def test_import_scores_reads_a_spreadsheets_bom_and_names_the_line_another_encoding_needs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(yaml.safe_dump(RUBRIC))
+    data = tmp_path / "scores.csv"
+    data.write_bytes(b"\xef\xbb\xbfid,rater1,note\r\ne1,3,fine\r\ne2,4,caf\xe9\r\n")  # cp1252 on line 3
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["import-scores", "--rubric", str(rubric), "--data", str(data), "--id-col", "id",
+            "--score-col", "holistic=rater1", "--db", db]
+    r = CliRunner().invoke(app, args)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "is not valid utf-8 (line 3)" in out and "--encoding" in out, out
+    r = CliRunner().invoke(app, [*args, "--encoding", "cp1252"])
+    assert r.exit_code == 0, r.output
+    assert "human scores {'first': 2}" in r.output  # the BOM did not hide the 'id' column
