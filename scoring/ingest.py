@@ -80,6 +80,8 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
         return fmt
     suffix = Path(path).suffix.lower().lstrip(".")
     aliases = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
+    if suffix in ("xlsx", "xls", "xlsm", "ods", "numbers"):
+        raise IngestError(f"{path} is a spreadsheet workbook: save the sheet as CSV (UTF-8) and pass that file")
     if suffix not in aliases:
         raise IngestError(f"cannot tell the format of {path} from its extension; pass --format ({', '.join(FORMATS)})")
     return aliases[suffix]
@@ -241,9 +243,10 @@ def _utf8_copy(path: Path, encoding: str) -> tuple[Path, str] | None:
         with path.open("r", encoding=name, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:  # a decode error, or "UTF-16 stream does not start with BOM"
         Path(tmp).unlink(missing_ok=True)
-        raise IngestError(f"{path} is not valid {name} ({exc.reason}); re-save it as UTF-8 or pass the right --encoding") from None
+        why = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise IngestError(f"{path} is not valid {name} ({why}); re-save it as UTF-8 or pass the right --encoding") from None
     except BaseException:  # disk full, interrupted...: never leave the copy behind
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -292,6 +295,8 @@ def read_records(
     p = Path(path)
     if not p.exists():
         raise IngestError(f"{p} does not exist")
+    if p.is_dir():  # `scoring score` reads a folder of shards itself (scoring.engines.shards); this reads one file
+        raise IngestError(f"{p} is a folder: expected one data file (CSV, TSV, JSONL or Parquet)")
     fmt = detect_format(p, fmt)
     for ev in columns.text:
         if ev not in rubric.evidence:

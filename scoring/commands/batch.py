@@ -21,7 +21,10 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for v in values or []:
         key, sep, col = v.partition("=")
         if not sep or not key.strip() or not col.strip():
-            raise typer.BadParameter(f"expected NAME=COLUMN, found {v!r}", param_hint=option)
+            example = {"--text-col": "reflection=Teacher Response", "--score-col": "questioning=Grader A",
+                       "--second-score-col": "questioning=Grader B"}.get(option, "name=column")
+            raise typer.BadParameter(f"expected NAME=COLUMN (e.g. {option} \"{example}\"), found {v!r}",
+                                     param_hint=option)
         out[key.strip()] = col.strip()
     return out
 

@@ -49,6 +49,9 @@ def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given 
     """Versions with their rubric, creation time and cross-validated agreement; LATEST marked."""
     from models.artifact import ArtifactError, list_versions, read_card
 
+    if not model_dir.is_dir():
+        _fail(FileNotFoundError(f"{model_dir} does not exist (or is not a folder): expected the folder given to "
+                                "`scoring train --out`"))
     latest = (model_dir / "LATEST").read_text().strip() if (model_dir / "LATEST").exists() else None
     versions = list_versions(model_dir)
     if not versions:

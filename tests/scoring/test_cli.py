@@ -235,3 +235,13 @@ def test_a_semicolon_separated_csv_from_a_european_spreadsheet_is_read(tmp_path:
     assert res.exit_code == 0, res.output
     assert "questioning: " in res.output and "n=40" in " ".join(res.output.split())
     get_settings.cache_clear()
+
+
+def test_misspelt_options_and_folders_get_an_example_or_a_reason(tmp_path: Path):
+    rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(tmp_path / "x.csv"), "--out",
+                              str(tmp_path / "m"), "--text-col", "Teacher Response"])
+    out = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code == 2 and 'e.g. --text-col "reflection=Teacher Response"' in out, out
+    res = runner.invoke(app, ["models", "list", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "does not exist" in res.output

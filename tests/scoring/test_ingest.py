@@ -251,3 +251,16 @@ def test_json_values_in_filter_and_metadata_columns(tmp_path: Path):
     assert [(r.id, r.meta) for r in read_records(p, RUBRIC, cols)] == [("b", {"m": "plain"})]
     cols = infer_columns(RUBRIC, ColumnMap(id="sid", text={"reflection": "text"}, meta=("m",)))
     assert [r.meta["m"] for r in read_records(p, RUBRIC, cols)] == ['{"k": [1, 2]}', "plain"]
+
+
+def test_a_folder_a_workbook_and_a_utf16_file_without_its_mark_are_named_in_words(tmp_path: Path):
+    with pytest.raises(IngestError, match="is a folder: expected one data file"):
+        list(read_records(tmp_path, RUBRIC, _cols(), fmt="csv"))
+    book = tmp_path / "scores.xlsx"
+    book.write_bytes(b"PK\x03\x04")
+    with pytest.raises(IngestError, match="spreadsheet workbook: save the sheet as CSV"):
+        list(read_records(book, RUBRIC, _cols()))
+    p = tmp_path / "in.csv"
+    p.write_text("sid,text\na,one\n")
+    with pytest.raises(IngestError, match=r"in\.csv is not valid utf-16 \(UTF-16 stream does not start with BOM\)"):
+        list(read_records(p, RUBRIC, _cols(), encoding="utf-16"))
