@@ -109,6 +109,7 @@ def train(
     select: Annotated[bool, typer.Option(
         "--select/--no-select", help="Choose views and head per criterion by nested cross-validation (criteria "
         "with at least 150 scores); --no-select: the fixed ensemble everywhere (for comparison).")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars (off for logs).")] = True,
 ) -> None:
     """Train one scorer per rubric criterion from human scores and save a versioned model with its card.
 
@@ -154,7 +155,7 @@ def train(
         rejected = [r for r in records if r.reject]
         encoding_hint(records, encoding, "train again")  # before training: it may fail for want of rows
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
-        res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=True,
+        res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=progress,
                           seed=s.seed, finetune=finetune, select=select)
         res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
         res.model.version = new_version(rb, res.data_hash)

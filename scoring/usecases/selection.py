@@ -47,7 +47,7 @@ class Selected:
     id: str
     rank: int
     uncertainty: float
-    distance: float
+    distance: float | None  # to the nearest text chosen before it; None for the first pick (nothing before it)
     machine_scores: dict[str, int]
     position: int  # its row among the candidates (backlog order)
 
@@ -80,7 +80,7 @@ def choose(model: ScoringModel, ids: Sequence[str], evidences: Sequence[Mapping[
     mask = np.array([i in skip for i in ids], bool)
     picks = select_rows(X, np.mean(unc, axis=0), n, seed=seed, exclude=mask, design=design_space(E))
     return [Selected(id=str(ids[p.row]), rank=p.rank, uncertainty=p.uncertainty,
-                     distance=round(p.distance, 4) if np.isfinite(p.distance) else -1.0,
+                     distance=round(p.distance, 4) if np.isfinite(p.distance) else None,
                      machine_scores={c: int(v[p.row]) for c, v in decided.items()}, position=p.row)
             for p in picks]
 

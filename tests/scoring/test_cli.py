@@ -231,9 +231,10 @@ def test_a_semicolon_separated_csv_from_a_european_spreadsheet_is_read(tmp_path:
     rubric = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
     res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m"),
                               "--id-col", "Submission ID", "--text-col", "reflection=Teacher Response",
-                              "--score-col", "questioning=Grader A"])
+                              "--score-col", "questioning=Grader A", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "questioning: " in res.output and "n=40" in " ".join(res.output.split())
+    assert "encoding:" not in res.output  # --no-progress: no bars in a log
     get_settings.cache_clear()
 
 

@@ -131,6 +131,7 @@ def test_select_writes_a_deterministic_queue_and_never_repeats_excluded_ids(tmp_
     rows = [json.loads(line) for line in q1.read_text().splitlines()]
     assert [r["priority"] for r in rows] == [1, 2, 3, 4, 5, 6] and len({r["id"] for r in rows}) == 6
     assert rows[0]["criteria"] == ["questioning", "adjusting", "self_assessment"] and "Sener" in rows[0]["method"]
+    assert rows[0]["distance"] is None and all(r["distance"] > 0 for r in rows[1:])  # nothing before the first
     assert q1.read_text() == q2.read_text(), "same backlog, model and seed: the same queue"
     res = runner.invoke(app, ["select", "--model", str(m), "--data", str(backlog), "--n", "6", "--out", str(q3),
                               "--exclude", str(q1)])
