@@ -255,22 +255,27 @@ class Rubric(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:
+        """Every problem across criteria and the award rule at once (one fix-and-retry per file, not per
+        problem): a repeated criterion id must not hide an award rule that names a missing one."""
+        problems: list[str] = []
         ids = [c.id for c in self.criteria]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
-            raise ValueError(f"criterion ids must be unique, found repeated {dup}")
+            problems.append(f"criterion ids must be unique, found repeated {dup}")
         for c in self.criteria:
             for ev in c.evidence:
                 base = ev.split(":", 1)[0]
                 if base not in self.evidence:
-                    raise ValueError(
-                        f"criterion {c.id!r} reads evidence {ev!r}, but the rubric declares only {list(self.evidence)}"
-                    )
+                    problems.append(f"criterion {c.id!r} reads evidence {ev!r}, but the rubric declares only "
+                                    f"{list(self.evidence)}")
         if self.award is not None:
-            self._check_award(self.award)
+            problems += self._award_problems(self.award)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
-    def _check_award(self, a: Award) -> None:
+    def _award_problems(self, a: Award) -> list[str]:
+        out: list[str] = []
         by_id = {c.id: c for c in self.criteria}
         for name, part in (("min_level", a.min_level), ("floor", a.floor)):
             if part is None:
@@ -278,19 +283,20 @@ class Rubric(BaseModel):
             items = part.items() if isinstance(part, dict) else ((c, part) for c in by_id)
             for cid, lv in items:
                 if cid not in by_id:
-                    raise ValueError(f"award.{name} names criterion {cid!r}, which the rubric does not have "
-                                     f"(criteria: {list(by_id)})")
-                if lv not in by_id[cid].scores:
-                    raise ValueError(f"award.{name}: level {lv} is not on the scale of {cid!r} {by_id[cid].scores}")
+                    out.append(f"award.{name} names criterion {cid!r}, which the rubric does not have "
+                               f"(criteria: {list(by_id)})")
+                elif lv not in by_id[cid].scores:
+                    out.append(f"award.{name}: level {lv} is not on the scale of {cid!r} {by_id[cid].scores}")
         unknown = [c for c in a.total_of if c not in by_id]
         if unknown:
-            raise ValueError(f"award.total_of names {unknown}, which the rubric does not have (criteria: {list(by_id)})")
-        if a.min_total is not None:
+            out.append(f"award.total_of names {unknown}, which the rubric does not have (criteria: {list(by_id)})")
+        elif a.min_total is not None:
             crits = [by_id[c] for c in a.total_criteria(self)]
             lo, hi = sum(c.scores[0] for c in crits), sum(c.scores[-1] for c in crits)
             if not lo < a.min_total <= hi:
-                raise ValueError(f"award.min_total {a.min_total} must lie above {lo} and at most {hi} "
-                                 "(otherwise every or no submission earns the credential)")
+                out.append(f"award.min_total {a.min_total} must lie above {lo} and at most {hi} "
+                           "(otherwise every or no submission earns the credential)")
+        return out
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:

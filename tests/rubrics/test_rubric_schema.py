@@ -126,6 +126,15 @@ def test_every_problem_of_a_rubric_is_listed_not_just_counted():
     assert "colour" in text and "title" in text and "more problem" not in text
 
 
+def test_a_repeated_criterion_does_not_hide_an_award_naming_a_missing_one():
+    crit = MINIMAL["criteria"][0]
+    d = _with(criteria=[crit, crit], award={"min_level": {"questioning": 1, "evidence_use": 1}})
+    with pytest.raises(RubricError) as exc:
+        parse_rubric(d, "r.yaml")
+    text = str(exc.value)
+    assert "found repeated ['questioning']" in text and "award.min_level names criterion 'evidence_use'" in text
+
+
 def test_rubric_check_reports_every_file_and_fails_if_any_is_bad(tmp_path: Path):
     from typer.testing import CliRunner
 
