@@ -67,7 +67,7 @@ def calibrate(
                                  "(Learn then Test over all thresholds tried).")] = 0.05,
     statistic: Annotated[str, typer.Option(
         help="auto | qwk | exact: the agreement the bar compares (auto: exact agreement on scales of 2-3 levels, "
-             "QWK otherwise).")] = "auto",
+             "QWK otherwise; a bar given as one figure, --human-qwk or --bar criterion, is always QWK).")] = "auto",
     bar: Annotated[str, typer.Option(
         help="With --second-score-col, the human-human QWK to match: same-items = the two raters on exactly the "
              "items the rule accepts (paired bootstrap; accepted items are the easy ones); criterion = the two "
@@ -96,6 +96,9 @@ def calibrate(
     s = get_settings()
     if statistic not in ("auto", "qwk", "exact"):
         raise typer.BadParameter(f"expected auto, qwk or exact, found {statistic!r}", param_hint="--statistic")
+    if statistic == "exact" and bar == "criterion":  # one QWK figure per criterion can only be compared with a QWK
+        raise typer.BadParameter("--bar criterion compares with the raters' QWK over all items, so the statistic is "
+                                 "QWK; use --bar same-items for exact agreement", param_hint="--statistic")
     if audit_rate + double_rate > 1.0:  # checked before the (long) calibration, not after it
         raise typer.BadParameter(f"--audit-rate + --double-rate must be at most 1, found {audit_rate + double_rate:g}",
                                  param_hint="--audit-rate/--double-rate")

@@ -270,6 +270,8 @@ def test_calibrating_on_texts_the_model_trained_on_is_refused_or_left_out(  # ty
     (["--human-qwk", "questioning=0.7", "--second-score-col", "nope=q2"], "criteria ['nope'] are not in rubric"),
     (["--score-col", "nope=questioning", "--human-qwk", "nope=0.7"], "criteria ['nope'] are not in rubric"),
     (["--human-qwk", "questioning=0.7", "--audit-rate", "0.8", "--double-rate", "0.5"], "must be at most 1, found 1.3"),
+    (["--second-score-col", "questioning=questioning", "--bar", "criterion", "--statistic", "exact"],
+     "--bar criterion compares with the raters' QWK"),
 ])
 def test_calibrate_refuses_impossible_options_before_any_work(tmp_path: Path, models: Path, demo_files, args, says) -> None:  # type: ignore[no-untyped-def]
     before = sorted(p.name for p in models.iterdir())
