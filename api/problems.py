@@ -40,6 +40,7 @@ STATUS: dict[type[BaseException], int] = {
     E.InvalidRequest: 422,
     E.TranscriptError: 422,
     E.ModelUnavailable: 503,
+    E.CredentialsUnconfigured: 503,
     E.AuditChainBroken: 500,
     RubricError: 422,
 }

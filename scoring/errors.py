@@ -157,6 +157,12 @@ class InvalidRequest(ScoringError):
     code = "invalid_request"
 
 
+class CredentialsUnconfigured(ScoringError):
+    """This server holds no signing key or issuer for Open Badges credentials (HTTP 503)."""
+
+    code = "credentials_unconfigured"
+
+
 class ModelUnavailable(ScoringError):
     """No scoring model is loaded or registered for the rubric a submission names (HTTP 503)."""
 

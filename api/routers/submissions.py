@@ -96,13 +96,13 @@ def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
 def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
                key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
     from scoring.badges import Issuer, load_key
-    from scoring.errors import ModelUnavailable
+    from scoring.errors import CredentialsUnconfigured
     from scoring.usecases import credentials
 
     _own_submission(c, key, submission_id)
     s = c.settings
     if s.credential_key is None or not s.credential_issuer_id:
-        raise ModelUnavailable("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
+        raise CredentialsUnconfigured("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
                                "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
     token, vc = credentials.issue(c.store, submission_id, load_key(s.credential_key, private=True),
                                   Issuer(s.credential_issuer_id, s.credential_issuer_name or s.credential_issuer_id),

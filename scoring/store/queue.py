@@ -303,8 +303,8 @@ def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_s
         if row is None:
             raise NotFound(f"queue item {item_id} does not exist")
         if row.status == "done":
-            raise AlreadyScored(f"queue item {item_id} was already scored by {row.holder}; nothing was recorded "
-                                "from you")
+            by = "by you (in another tab or window?)" if row.holder == assessor else "by another assessor"
+            raise AlreadyScored(f"queue item {item_id} was already scored {by}; nothing was recorded from you")
         live = row.lease_expires is not None and row.lease_expires >= now
         if row.status != "claimed":
             raise LeaseExpired(f"you do not hold queue item {item_id}: it was given back to the queue; "
@@ -347,9 +347,14 @@ def _check_lease(row: Any, item_id: int, assessor: str, lease_token: str, now: d
     if row.status == "done":
         raise AlreadyScored(f"queue item {item_id} was already scored; expected an item in status 'claimed', "
                             "found 'done'")
-    if row.status != "claimed" or row.holder != assessor or row.lease_token != lease_token:
-        raise LeaseExpired(f"you no longer hold queue item {item_id} (expected your lease, found status "
-                           f"{row.status!r} under another lease): claim again")
+    if row.status != "claimed":
+        raise LeaseExpired(f"you no longer hold queue item {item_id}: it was given back to the queue (status "
+                           f"{row.status!r}); claim it from the queue to work on it")
+    if row.holder != assessor:
+        raise LeaseExpired(f"you no longer hold queue item {item_id}: another assessor holds it now")
+    if row.lease_token != lease_token:
+        raise LeaseExpired(f"the lease_token does not match your lease on queue item {item_id} (claimed again in "
+                           "another tab or window?): use the token of your latest claim")
     if row.lease_expires < now:
         raise LeaseExpired(f"your lease on queue item {item_id} expired at {_iso(row.lease_expires)}; "
                            f"it is {_iso(now)} now: claim again")

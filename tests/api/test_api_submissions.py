@@ -181,6 +181,10 @@ def test_decisions_credentials_and_feedback_through_the_api(api_factory, tmp_pat
     from scoring.store.decisions import decision_in
 
     priv, pub = badges.keygen(tmp_path / "keys")
+    bare = api_factory(policy=audit_policy())  # a server with no signing key says so in its own code
+    first = bare.submit("nokey-1", reflection(9)).json()["submission_id"]
+    expect_problem(bare.client.post(f"/submissions/{first}/credential", headers=bare.h("issuer")), 503,
+                   "credentials_unconfigured")
     api = api_factory(policy=audit_policy(), credential_key=priv, credential_issuer_id="https://example.org/d7",
                       credential_issuer_name="District 7")
     subs = [api.submit(f"c-{i}", reflection(i)).json() for i in range(3)]
