@@ -49,6 +49,12 @@ MESSAGES = {
     "skipped": ("ok", "Item skipped; it will not be offered to you again."),
     "expired": ("warn", "That item is no longer yours: another assessor holds it or it was scored."),
     "scored": ("warn", "That item was already scored."),
+    "mine": ("warn", "You already submitted that item (in another tab or window): the first submit was recorded, "
+                     "the later one was not."),
+    "baditem": ("warn", "That is not a valid item number, so nothing was claimed. Claim from the list or with "
+                        "Claim next item."),
+    "gone": ("warn", "That item can no longer be claimed: someone else took it, it was scored, or it is not one "
+                     "you may rate. Pick another from the list."),
     "empty": ("ok", "Nothing left to claim. Thank you!"),
     "nomatch": ("ok", "Nothing matches those filters for you right now."),
 }
@@ -140,8 +146,15 @@ def login_form(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "login.html", {"error": None})
 
 
+KEY_MAX = 200  # an API key is far shorter: a longer paste is something else (a paragraph, a whole file)
+
+
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, api_key: str = Form("", max_length=200), c: AppContext = Depends(ctx)) -> Response:
+def login(request: Request, api_key: str = Form(""), c: AppContext = Depends(ctx)) -> Response:
+    if len(api_key.strip()) > KEY_MAX:  # the form again, in words (a Form(max_length) answers raw JSON)
+        return templates.TemplateResponse(request, "login.html", {
+            "error": f"That is not an API key: it is {len(api_key.strip())} characters long, and a key is at most "
+                     f"{KEY_MAX}. Paste only the key your administrator gave you."}, status_code=422)
     try:
         key = keys.authenticate(c.store, api_key)
     except Unauthorized:
@@ -176,12 +189,15 @@ async def claim(request: Request, c: AppContext = Depends(ctx), key: ApiKey = De
     if held:  # finish what you hold first: the page works one item at a time
         return _redirect(f"/assessor/items/{held[0].id}")
     f = _filters(form)
-    raw = str(form.get("item") or "")
-    it = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f,
-                     item_id=int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None)
+    raw = str(form.get("item") or "").strip()
+    item_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    if raw and item_id is None:  # a bad item number is said, never read as "the next item"
+        return _redirect("/assessor?msg=baditem")
+    it = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f, item_id=item_id)
     if it is None:
-        narrowed = raw or _narrowed(f)
-        return _redirect("/assessor?msg=" + ("nomatch" if narrowed else "empty"))
+        if item_id is not None:
+            return _redirect("/assessor?msg=gone")
+        return _redirect("/assessor?msg=" + ("nomatch" if _narrowed(f) else "empty"))
     fq = _filter_query(f, form)
     return _redirect(f"/assessor/items/{it.id}" + (f"?{fq}" if fq else ""))
 
@@ -299,6 +315,9 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
             return JSONResponse({"ok": False, "message": str(exc), "lost": True}, status_code=409)
         return _dashboard(request, c, key, None, status=409, note=str(exc))
     except AlreadyScored:
+        cur = queue.item(c.store, item_id)
+        if cur.holder == key.name:  # two tabs (or windows) on one item: the other one submitted first
+            return _problem(request, _already_yours(c, cur), 409, "/assessor?msg=mine")
         return _problem(request, "That item was already scored.", 409, "/assessor?msg=scored")
     except (InvalidRequest, ScoreOutOfScale, SameRater) as exc:
         if _wants_json(request):
@@ -322,11 +341,27 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
     return _redirect(nxt_url)
 
 
+def _already_yours(c: AppContext, it: queue.QueueItem) -> str:
+    """What a second submit of an item this person already scored says: which submit counted, and the
+    levels it recorded (the assessor's own, so nothing leaks on blind items)."""
+    mine = {h.criterion: h.score for h in c.store.human_scores(submission_id=it.submission_id)
+            if h.assessor == it.holder and h.kind == it.kind and h.criterion in it.criteria}
+    levels = ", ".join(f"{cid} {mine[cid]}" for cid in it.criteria if cid in mine)
+    return ("You already submitted this item (in another tab or window): that submit was recorded"
+            + (f" (levels {levels})" if levels else "") + ", and the levels on this page were not. "
+            "Nothing more is needed for this item")
+
+
 @router.post("/items/{item_id}/release")
-def release(item_id: int, lease_token: str = Form(""), skip: str = Form(""), c: AppContext = Depends(ctx),
-            key: ApiKey = Depends(page_key)) -> Response:
+def release(request: Request, item_id: int, lease_token: str = Form(""), skip: str = Form(""),
+            c: AppContext = Depends(ctx), key: ApiKey = Depends(page_key)) -> Response:
+    """Give the item back (or skip it: never offered to this person again). The script posts with
+    ``Accept: application/json`` and clears its local draft only on ``ok``; a plain form is redirected."""
     try:
         queue.release(c.store, item_id, key.name, lease_token, skip=bool(skip))
-    except (LeaseExpired, AlreadyScored, NotFound):
-        return _redirect("/assessor?msg=expired")
-    return _redirect("/assessor?" + urlencode({"msg": "skipped" if skip else "released"}))
+    except (LeaseExpired, AlreadyScored, NotFound) as exc:
+        return _problem(request, str(exc), 409, "/assessor?msg=expired")
+    nxt = "/assessor?" + urlencode({"msg": "skipped" if skip else "released"})
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "next": nxt})
+    return _redirect(nxt)

@@ -70,7 +70,12 @@
 
   function gotoHighlight(step, bringPane) {
     var ms = marks();
-    if (!ms.length) { say("No highlights for this criterion.", "warn"); return; }
+    if (!ms.length) {  // said beside the criterion, not in a banner that pushes the page down
+      var blind = form && form.dataset.blind === "1";
+      say(blind ? "Highlights are hidden on blind items: they come from the machine's reading." :
+          "No highlights for this criterion.", "warn", crits.length ? nearCrit(crits[active]) : null);
+      return;
+    }
     ms.forEach(function (m) { m.classList.remove("current"); });
     hlIndex = ((hlIndex + step) % ms.length + ms.length) % ms.length;
     ms[hlIndex].classList.add("current");
@@ -195,6 +200,8 @@
     timer.textContent = text;
     leaseBox.classList.toggle("low", left <= 60);
     document.querySelectorAll(".lease-copy").forEach(function (c) { c.textContent = text; });  // beside the buttons
+    // "Lease 4:59 left", but "Lease expired"
+    document.querySelectorAll(".lease-word").forEach(function (w) { w.hidden = left <= 0; });
     if (left <= 0 && !warned && !lost) {  // said where the assessor is working, not only in the header
       warned = true;
       say("Your lease on this item expired while you were away. Keep working: when you continue or submit, the " +
@@ -267,6 +274,41 @@
     window.addEventListener("online", function () { if (pending !== null) send(pending || ""); });
   }
 
+  // -- release and skip: asked first when there is typed work, the draft cleared only once the server agreed --
+  function typedWork() {
+    return crits.some(function (f) {
+      var ta = f.querySelector("textarea");
+      return chosen(f) !== null || !!(ta && ta.value.trim());
+    });
+  }
+
+  function leave(lf, skip) {
+    var ask = skip ? "Skip this item? It will never be offered to you again, and the levels and rationales you " +
+        "typed for it will be discarded." :
+        "Release this item back to the queue? The levels and rationales you typed for it will be discarded.";
+    if (typedWork() && !window.confirm(ask)) {
+      say("Nothing was " + (skip ? "skipped" : "released") + ": your levels and rationales are still here.", "ok",
+          nearActions());
+      return;
+    }
+    post(lf.action, new URLSearchParams(new FormData(lf)))
+      .then(function (res) {
+        if (res.body.ok) { clearDraft(); window.location.href = res.body.next; return; }
+        var m = res.body.message;
+        say(/saved on this device/.test(m) ? m : m + ". Your levels and rationales stay saved on this device.", "err",
+            nearActions());
+      })
+      .catch(function () {
+        say("No connection to the server: the item was not " + (skip ? "skipped" : "released") + ", and your " +
+            "levels and rationales stay saved on this device. Try again in a moment.", "err", nearActions());
+      });
+  }
+
+  [["release-form", false], ["skip-form", true]].forEach(function (x) {
+    var lf = document.getElementById(x[0]);
+    if (lf) lf.addEventListener("submit", function (e) { e.preventDefault(); leave(lf, x[1]); });
+  });
+
   crits.forEach(function (f, j) {
     f.addEventListener("focusin", function () { if (active !== j) setActive(j, true); });
     f.addEventListener("click", function () { if (active !== j) setActive(j, true); });
@@ -287,7 +329,11 @@
     var t = e.target, tag = t && t.tagName;
     var typing = tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && t.type !== "radio");
     if (typing) {
-      if (e.key === "Escape") { t.blur(); e.preventDefault(); }
+      if (e.key === "Escape") {  // back to the criterion (its fieldset), so Tab goes on from here, not the top
+        var home = t.closest ? t.closest("fieldset.criterion") : null;
+        if (home) home.focus({ preventScroll: true }); else t.blur();
+        e.preventDefault();
+      }
       return;
     }
     var k = e.key;
@@ -296,14 +342,14 @@
     else if (k === "a" && crits.length) { acceptMachine(crits[active]); e.preventDefault(); }
     else if (k === "n") { setActive(active + 1); e.preventDefault(); }
     else if (k === "p") { setActive(active - 1); e.preventDefault(); }
-    else if (k === "]") { gotoHighlight(1, true); e.preventDefault(); }
-    else if (k === "[") { gotoHighlight(-1, true); e.preventDefault(); }
+    else if (k === "]" && crits.length) { gotoHighlight(1, true); e.preventDefault(); }
+    else if (k === "[" && crits.length) { gotoHighlight(-1, true); e.preventDefault(); }
     else if (k === "Enter" && crits.length) {
       var ta = crits[active].querySelector("textarea"); if (ta) { ta.focus(); e.preventDefault(); }
     }
     else if (k === "s" && crits.length) { submitForm("score-form"); e.preventDefault(); }
-    else if (k === "r" && crits.length) { clearDraft(); submitForm("release-form"); e.preventDefault(); }
-    else if (k === "k" && crits.length) { clearDraft(); submitForm("skip-form"); e.preventDefault(); }
+    else if (k === "r" && crits.length) { submitForm("release-form"); e.preventDefault(); }
+    else if (k === "k" && crits.length) { submitForm("skip-form"); e.preventDefault(); }
     else if (k === "c" && !crits.length) { submitForm("claim-form"); e.preventDefault(); }
   });
 

@@ -8,6 +8,7 @@ and what an adjudication resolves.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -207,14 +208,116 @@ class ItemDetails:
 
     @property
     def why_person(self) -> tuple[str | None, dict[str, str]]:
-        """Why a person scores this item, said once: the reason all criteria share, and the criteria whose
-        reason differs (each once). Nothing on blind items."""
-        reasons = {cd.criterion.id: cd.machine.reason for cd in self.criteria
-                   if cd.machine is not None and cd.machine.reason}
+        """Why a person scores this item, in words an assessor can act on, said once: the reason the
+        criteria share, and the criteria whose reason differs (each once). Nothing on blind items.
+
+        The queue item's own reason (why *this slot* was queued: routed to a person, chosen by
+        ``POST /selection``, a borderline credential decision) comes first; the machine score's routing
+        reason only stands in where the item names none and the machine itself routed the criterion to a
+        person (an auto-accepted score's rule says why the machine did *not* need a person)."""
+        if self.item.blind:
+            return None, {}
+        queued = queue_reasons(self.reason or "", [cd.criterion.id for cd in self.criteria])
+        reasons: dict[str, str] = {}
+        for cd in self.criteria:
+            cid, m = cd.criterion.id, cd.machine
+            route, why = queued.get(cid, (self.item.route, ""))
+            text = plain_reason(route, why, m) if why else None
+            if text is None and m is not None and m.route == "human" and m.reason:
+                text = plain_reason("human", m.reason, m)
+            if text:
+                reasons[cid] = text
         if not reasons:
             return None, {}
-        common = max(set(reasons.values()), key=list(reasons.values()).count)
+        said = list(reasons.values())
+        common = max(said, key=said.count)  # the first of the most frequent, in criterion order
+        if len(reasons) > 1 and said.count(common) == 1:
+            return None, reasons  # nothing shared: each criterion says its own
         return common, {c: r for c, r in reasons.items() if r != common}
+
+
+def queue_reasons(reason: str, criteria: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """A queue item's ``reason`` per criterion, as ``(route, why)``: the column holds
+    ``"crit: route (why); crit2: route"`` (:func:`scoring.store.queue.enqueue_in`), and a ``why`` may itself
+    hold ``;`` and parentheses, so it is cut at the next known criterion, not at a separator."""
+    starts: list[tuple[int, int, str]] = []  # (where the criterion's text starts, where its route starts, id)
+    pos = 0
+    for cid in criteria:  # in the order the column lists them
+        if pos == 0 and reason.startswith(f"{cid}: "):
+            at, begin = 0, len(cid) + 2
+        else:
+            at = reason.find(f"; {cid}: ", pos)
+            if at < 0:
+                continue
+            begin = at + len(cid) + 4
+        starts.append((at, begin, cid))
+        pos = begin
+    out: dict[str, tuple[str, str]] = {}
+    for k, (_at, begin, cid) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(reason)
+        route, _, rest = reason[begin:end].strip().partition(" ")
+        rest = rest.strip()
+        if rest.startswith("("):
+            rest = rest[1:-1] if rest.endswith(")") else rest[1:]  # the column is cut at 4000 characters
+        out[cid] = (route, rest.strip())
+    return out
+
+
+_SET = re.compile(r";?\s*set \[([-0-9, ]*)\]\s*$")
+_ROUTE_WORDS = {
+    "double": "a random sample double-scored (by two people, independently) to check that people agree",
+    "audit": "a blind audit of the machine's score: a random sample a person checks without seeing it",
+}
+
+
+def _levels(lv: Sequence[int]) -> str:
+    s = [str(x) for x in lv]
+    return s[0] if len(s) == 1 else ", ".join(s[:-1]) + " and " + s[-1]
+
+
+def _unsure(machine: MachineScore | None, pset: list[int] | None) -> str:
+    """What an unsure machine score means for the assessor: which levels to tell apart."""
+    if pset and len(pset) >= 2:
+        return f"the model is unsure between levels {_levels(sorted(pset))}"
+    probs = sorted(((int(k), float(v)) for k, v in ((machine.probabilities or {}) if machine else {}).items()),
+                   key=lambda kv: -kv[1])
+    if len(probs) >= 2 and probs[1][1] >= 0.2:
+        return f"the model is unsure between levels {_levels(sorted((probs[0][0], probs[1][0])))}"
+    if machine is not None:
+        return f"the model is not sure enough of level {machine.score} to score it alone"
+    return "the model is not sure enough to score it alone"
+
+
+def plain_reason(route: str, why: str, machine: MachineScore | None = None) -> str | None:
+    """A routing reason (``scoring.routing.decide_routes``, ``scoring.credential.decide_items``,
+    ``scoring.usecases.selection.fill_queue``) in words an assessor can act on: no thresholds, no
+    conformal sets. ``machine``: the criterion's machine score, for the levels the model hesitates between.
+    An unknown reason is shown as written, less its conformal set."""
+    why = (why or "").strip()
+    m = _SET.search(why)
+    pset = machine.prediction_set if machine is not None and machine.prediction_set is not None else (
+        [int(x) for x in m.group(1).replace(" ", "").split(",") if x] if m else None)
+    low = why.lower()
+    if low.startswith("selected to teach the model"):
+        return "chosen to help train the model: a person's level on items like this teaches it the most"
+    if low.startswith("credential decision:"):
+        if "every award" in low:
+            return "every award of the credential is checked by a person"
+        return "the credential decision is close, and this criterion can tip it"
+    if low.startswith("random double-scoring sample") or (not why and route == "double"):
+        return _ROUTE_WORDS["double"]
+    if low.startswith("random blind audit") or (not why and route == "audit"):
+        return _ROUTE_WORDS["audit"]
+    if low.startswith("no routing policy"):
+        return "no routing policy is loaded, so a person scores every criterion"
+    if "is suspended" in low:
+        return "automatic scoring of this criterion is paused"
+    if "no enabled thresholds" in low or "no conformal layer" in low:
+        return "the model is not yet trusted to score this criterion on its own"
+    if "not in its conformal set" in low or low.startswith("set size") or (low.startswith("confidence") and " < " in low):
+        return _unsure(machine, pset)
+    text = _SET.sub("", why).strip(" ;")
+    return text or None
 
 
 def _evidence_for_highlights(rubric: Rubric, evidence: dict[str, Any]) -> dict[str, Any]:

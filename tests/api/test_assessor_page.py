@@ -482,3 +482,73 @@ def test_docs_and_redoc_render_with_no_internet(browser, serve) -> None:  # type
     assert "rubric-scoring" in page.inner_text("body")
     assert outside == [], f"the documentation pages asked the internet for {outside}"
     ctx.close()
+
+
+def test_page_details_lease_wording_esc_focus_blind_highlight_key_and_release_asks_first(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """"Lease expired" (not "Lease expired left"); Esc leaves a rationale for its criterion, not the top of
+    the page; ] on a blind item says highlights are hidden there; r with typed work asks first and keeps the
+    draft until the server released the item; no key help at phone width."""
+    from scoring.store import queue
+    from scoring.store.service_tables import queue_items
+
+    srv = serve()
+    for i in range(2):
+        srv.api.submit(f"det-{i}", reflection(30 + i))
+    blind_sid = srv.api.store.find_submission("checking-for-understanding", "det-1").id
+    with srv.api.store.write() as tx:  # det-1 becomes a blind double item
+        tx.conn.execute(sa.delete(queue_items).where(queue_items.c.submission_id == blind_sid))
+    blind = queue.enqueue(srv.api.store, blind_sid, {c: "double" for c in ("questioning", "adjusting", "self_assessment")})
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    page.clock.install()  # the countdown runs on a clock the test moves
+    _login(page, srv)
+    assert page.locator("#keys-help").is_visible()
+    page.set_viewport_size(PHONE)
+    assert not page.locator("#keys-help").is_visible(), "no keyboard help on a phone"
+    assert not page.locator("#claim kbd").is_visible()
+    _shot(page, "details-queue-390")
+    page.set_viewport_size(DESKTOP)
+    human = next(it.id for it in queue.available(srv.api.store, "alice") if not it.blind)
+    page.click(f"tr[data-item='{human}'] button")
+    page.wait_for_url(f"{srv.url}/assessor/items/{human}")
+
+    # the lease runs out while nobody touches the page (no activity: no renewal)
+    page.clock.run_for((srv.api.app.state.ctx.settings.lease_seconds + 2) * 1000)
+    assert page.inner_text("#lease") == "Lease expired"
+    assert page.inner_text(".lease-again") == "Lease expired"
+    _shot(page, "details-lease-expired")
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.keyboard.type("typed before r")
+    page.keyboard.press("Escape")
+    assert page.evaluate("() => document.activeElement.id") == "crit-questioning", "Esc returns to the criterion"
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => !!document.activeElement.closest('#crit-questioning')"), "Tab goes on from there"
+    draft_key = f"rs-draft:{human}"
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.keyboard.press("r")
+    page.wait_for_function("() => document.querySelector('.near-msg') && "
+                           "document.querySelector('.near-msg').textContent.includes('Nothing was released')")
+    assert asked and "Release this item" in asked[0], asked
+    assert page.evaluate(f"() => localStorage.getItem('{draft_key}')") is not None, "the draft is kept"
+    assert queue.item(srv.api.store, human).holder == "alice" and queue.item(srv.api.store, human).status == "claimed"
+    page.once("dialog", lambda d: d.accept())
+    page.keyboard.press("r")
+    page.wait_for_url(f"{srv.url}/assessor?msg=released")
+    assert page.evaluate(f"() => localStorage.getItem('{draft_key}')") is None, "cleared once the server released it"
+    assert queue.item(srv.api.store, human).status == "open"
+
+    page.click(f"tr[data-item='{blind[0].id}'] button")
+    page.wait_for_url(f"{srv.url}/assessor/items/{blind[0].id}")
+    page.keyboard.press("]")
+    assert "Highlights are hidden on blind items" in page.inner_text(".near-msg")
+    assert "No highlights" not in page.inner_text("body")
+    _shot(page, "details-blind-highlight-key")
+    page.set_viewport_size(PHONE)
+    assert not page.locator(".keys-hint").is_visible() and not page.locator("#submit kbd").is_visible()
+    assert page.locator(".lvhead kbd").first.is_visible(), "the level numbers stay"
+    _shot(page, "details-blind-390")
+    _axe(page, "blind item with a message at 390 px")
+    ctx.close()
