@@ -25,7 +25,13 @@ from models.artifact import ScoringModel, data_hash
 from models.coldstart import MIN_BATCH, ColdStartScorer
 from models.encoder import Encoder
 from models.finetuned import FineTunedScorer
-from models.model_selection import SELECT_MIN_N, SelectiveEnsembleScorer, clear_selection_memos, config_name
+from models.model_selection import (
+    SELECT_MIN_N,
+    SelectiveEnsembleScorer,
+    bootstrap_interval,
+    clear_selection_memos,
+    config_name,
+)
 from models.scorers import EnsembleScorer, SharedTfidf, ZeroShotScorer
 from rubrics import Criterion, Rubric
 from scoring.evidence import criterion_text
@@ -148,7 +154,8 @@ def cv_figure(m: dict[str, Any]) -> str:
     """What ``scoring train`` prints for a trained criterion: the configuration and its cross-validated QWK."""
     if "cv_qwk_interval95" in m:
         lo, hi = m["cv_qwk_interval95"]
-        return (f"{m.get('configuration', '')}: nested-CV QWK {m['cv_qwk']:.3f} [95% {lo:.3f}-{hi:.3f}]"
+        kind = "nested-CV" if str(m.get("cv_kind", "nested")).startswith("nested") else "cv"
+        return (f"{m.get('configuration', '')}: {kind} QWK {m['cv_qwk']:.3f} [95% {lo:.3f}-{hi:.3f}]"
                 + (f", {m['train_s']:.0f}s" if "train_s" in m else ""))
     return f"{m['configuration'] + ': ' if 'configuration' in m else ''}cv QWK {m['cv_qwk']:.3f}"
 
@@ -248,11 +255,14 @@ def _train_criteria(rubric: Rubric, records: list[Record], encoder: Encoder, min
                 scorer = EnsembleScorer(levels=c.scores, encoder=encoder, random_state=seed,
                                         shared_tfidf=shared.get(rubric.evidence_for(c)))
                 scorer.fit(texts, np.asarray(y), embeddings=emb)
-                oof_pred = scorer.oof_predict()
+                held = scorer.held_out_predict()  # head and cut-points refitted without each fold
+                lo, hi = bootstrap_interval(np.asarray(y), held, list(c.scores))
                 m.update(
                     scorer="trained",
-                    cv_qwk=round(float(cohen_kappa_score(y, oof_pred, weights="quadratic", labels=c.scores)), 4),
-                    cv_exact=round(float(np.mean(oof_pred == np.asarray(y))), 4),
+                    cv_qwk=round(float(cohen_kappa_score(y, held, weights="quadratic", labels=c.scores)), 4),
+                    cv_qwk_interval95=[round(lo, 4), round(hi, 4)],
+                    cv_exact=round(float(np.mean(held == np.asarray(y))), 4),
+                    cv_kind="cross-validated (views, head and cut-points fitted without each text's fold)",
                     configuration=("embed+tfidf" if scorer.tfidf_ is not None else "embed")
                     + ("+kernel" if scorer.kernel_view else "") + " / " + scorer.head_kind_,
                     why_no_selection=(f"{len(y)} human scores < {SELECT_MIN_N}: the fixed ensemble, nothing chosen"
