@@ -37,7 +37,7 @@ def select(
     """
     from models.artifact import load_model
     from scoring.ingest import read_records
-    from scoring.selection import DESIGN_N
+    from scoring.selection import DESIGN_N, SelectionError
     from scoring.settings import get_settings
     from scoring.usecases.selection import choose, read_exclusions, write_queue_file
 
@@ -51,7 +51,15 @@ def select(
         records = [r for r in read_records(data, m.rubric, cols, fmt=fmt, encoding=encoding, quoting=quoting,
                                            max_chars=s.max_text_chars)]
         usable = [r for r in records if r.reject is None]
-        skip = read_exclusions(exclude) if exclude is not None else []
+        skip = read_exclusions(exclude, id_col) if exclude is not None else []
+        known = {r.id for r in usable}
+        matched = len(set(skip) & known)
+        if skip and not matched:  # a file about another backlog, or the wrong column: excluding nothing
+            raise SelectionError(f"none of the {len(set(skip))} ids in {exclude} is in {data}: is it the right "
+                                 "file (or --id-col)?")
+        if matched < len(set(skip)):
+            err.print(f"[yellow]{len(set(skip)) - matched} of the {len(set(skip))} ids in {exclude} are not in "
+                      f"{data}[/] (the other {matched} are excluded)")
         picked = choose(m, [r.id or "" for r in usable], [r.evidence for r in usable], n,
                         seed=s.seed if seed is None else seed, exclude=skip)
         path = write_queue_file(out or data.with_name(data.stem + ".select.jsonl"), picked, m,
@@ -61,7 +69,7 @@ def select(
         return
     rejected = len(records) - len(usable)
     err.print(f"[green]{len(picked)} of {len(usable)} submissions selected[/] "
-              f"({rejected} record(s) rejected, {len(set(skip))} excluded) -> {path}")
+              f"({rejected} record(s) rejected, {matched} excluded) -> {path}")
     err.print(f"method: experimental design for the first {DESIGN_N} scores (Yu, Bi & Tresp 2006), then "
               "uncertainty-weighted greedy k-center (core-set, Sener & Savarese 2018); score them in the file's order")
 

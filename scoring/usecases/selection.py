@@ -101,22 +101,48 @@ def write_queue_file(path: Path, selected: Sequence[Selected], model: ScoringMod
     return path
 
 
-def read_exclusions(path: Path) -> list[str]:
-    """Ids already scored or queued: a queue file from an earlier selection (JSON lines with ``id``) or one id a line."""
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        s = line.strip()
-        if not s:
-            continue
-        if s.startswith("{"):
+def read_exclusions(path: Path, id_col: str = "id") -> list[str]:
+    """Ids already scored or queued, from: a queue file (JSON lines with ``id``: an earlier selection or a
+    scoring run's ``.queue.jsonl``), a CSV/TSV with an ``id_col`` column (the sheet people filled in), or one
+    id a line.
+
+    Refused in words: a missing file, a JSON array, a CSV without the id column, and a scoring run's output
+    (``scored.jsonl``: every submission the MACHINE scored, which would exclude the whole backlog)."""
+    import csv
+
+    from scoring.ingest import csv_delimiter
+
+    if not path.is_file():
+        raise SelectionError(f"--exclude {path} does not exist (or is not a file)")
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not lines:
+        return []
+    first = lines[0][1]
+    if first.startswith("["):
+        raise SelectionError(f"{path} is a JSON array: expected JSON lines (one object with an \"id\" a line), "
+                             "a CSV with an id column, or one id a line")
+    if first.startswith("{"):
+        out = []
+        for n, s in lines:
             try:
-                out.append(str(json.loads(s)["id"]))
+                obj = json.loads(s)
+                out.append(str(obj["id"]))
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise SelectionError(f"{path} line {n}: expected a JSON object with an \"id\" or a plain id, "
-                                     f"found {s[:60]}") from None
-        else:
-            out.append(s)
-    return out
+                raise SelectionError(f"{path} line {n}: expected a JSON object with an \"id\", found {s[:60]}") from None
+            if n == lines[0][0] and isinstance(obj.get("criteria"), dict) and "priority" not in obj:
+                raise SelectionError(f"{path} is the output of `scoring score` (every submission the machine "
+                                     "scored): expected ids people scored or were given, e.g. a queue file from "
+                                     "`scoring select` or the sheet of human scores")
+        return out
+    delim = csv_delimiter(path, "tsv" if path.suffix.lower() in (".tsv", ".tab") else "csv")
+    header = next(csv.reader([first], delimiter=delim))
+    if len(header) > 1 or path.suffix.lower() in (".csv", ".tsv", ".tab"):
+        if id_col not in header:
+            raise SelectionError(f"{path}: expected a column {id_col!r} (--id-col) holding the ids, found {header}")
+        rows = csv.DictReader(text.splitlines()[lines[0][0] - 1:], delimiter=delim)
+        return [str(r[id_col]).strip() for r in rows if str(r.get(id_col) or "").strip()]
+    return [s for _n, s in lines]
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,35 @@ def test_select_writes_a_deterministic_queue_and_never_repeats_excluded_ids(tmp_
     assert res.exit_code == 2 and "asked for 100 submissions, but the backlog holds only 40" in " ".join(res.output.split())
 
 
+def test_select_reads_the_sheet_people_filled_in_and_refuses_files_that_would_exclude_nothing_or_everything(
+        tmp_path: Path, backlog: Path) -> None:
+    m = tmp_path / "m"
+    assert runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m)]).exit_code == 0
+    ids = [ln.split(",", 1)[0] for ln in backlog.read_text().splitlines()[1:]]
+    sheet = tmp_path / "scored.csv"  # the backlog with a score column filled in for six rows
+    sheet.write_text("reflection_len,id,q1\n" + "".join(f"10,{i},1\n" for i in ids[:6]))
+    base = ["select", "--model", str(m), "--data", str(backlog), "--n", "5", "--out", str(tmp_path / "q.jsonl")]
+    res = runner.invoke(app, [*base, "--exclude", str(sheet)])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "6 excluded" in out, out
+    picked = {json.loads(x)["id"] for x in (tmp_path / "q.jsonl").read_text().splitlines()}
+    assert not picked & set(ids[:6])
+    bad = {"array.json": json.dumps(ids[:3]), "other.csv": "sid,q1\nx,1\n", "elsewhere.txt": "nobody-1\nnobody-2\n"}
+    says = {"array.json": "is a JSON array", "other.csv": "expected a column 'id'",
+            "elsewhere.txt": "none of the 2 ids in"}
+    for name, content in bad.items():
+        (tmp_path / name).write_text(content)
+        res = runner.invoke(app, [*base, "--exclude", str(tmp_path / name)])
+        assert res.exit_code == 2 and says[name] in " ".join(res.output.split()), (name, res.output)
+    scored = tmp_path / "scored.jsonl"  # a machine run's output would exclude the whole backlog
+    assert runner.invoke(app, ["score", "--model", str(m), "--data", str(backlog), "--out", str(scored),
+                               "--no-progress"]).exit_code == 0
+    res = runner.invoke(app, [*base, "--exclude", str(scored)])
+    assert res.exit_code == 2 and "is the output of `scoring score`" in " ".join(res.output.split())
+    res = runner.invoke(app, [*base, "--exclude", str(tmp_path / "nope.txt")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
 def test_a_file_with_no_records_saves_no_model(tmp_path: Path, backlog: Path) -> None:
     header_only = tmp_path / "header.csv"
     header_only.write_text("id,reflection,q1\n")
