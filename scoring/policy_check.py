@@ -25,7 +25,7 @@ import numpy as np
 
 from scoring.errors import PolicyError
 from scoring.human_bar import agreement_intervals, bar_statistic
-from scoring.ingest import csv_delimiter
+from scoring.ingest import csv_delimiter, is_missing_score
 from scoring.policy import CriterionPolicy, RoutingPolicy
 from scoring.routing import _routed_rows, accepted_by_rule
 
@@ -67,6 +67,9 @@ class CriterionCheck:
     def line(self) -> str:
         est, lo, hi = self.difference
         a = self.agreement
+        if self.status == "insufficient":  # nothing was computed: say why, not "undefined"
+            return (f"{self.criterion}: INSUFFICIENT on {self.statistic} (n={self.n_checked} double-scored of "
+                    f"{self.n_accepted} accepted): {a.get('why', 'too few items to judge')}")
         diff = "-" if est is None else f"{est:+.3f} [{_f(lo)}, {_f(hi)}]"
         return (f"{self.criterion}: {self.status.upper()} on {self.statistic} (n={self.n_checked} double-scored of "
                 f"{self.n_accepted} accepted{', raters x' + str(self.rater_multiplier) if self.rater_multiplier != 1 else ''}): "
@@ -76,13 +79,14 @@ class CriterionCheck:
 
 
 def _f(x: float | None) -> str:
-    return "-" if x is None else f"{x:+.3f}"
+    return "-" if x is None else f"{round(x, 3) + 0.0:+.3f}"  # + 0.0: never "-0.000"
 
 
 def _ci(v: list[float | None] | None) -> str:
     if not v or v[0] is None:
         return "undefined"
-    return f"{v[0]:.3f}" + (f" [{v[1]:.3f}, {v[2]:.3f}]" if v[1] is not None else "")
+    z = [None if x is None else round(x, 3) + 0.0 for x in v]  # + 0.0: never "-0.000"
+    return f"{z[0]:.3f}" + (f" [{z[1]:.3f}, {z[2]:.3f}]" if z[1] is not None else "")
 
 
 def check_criterion(criterion: str, machine: np.ndarray, first: np.ndarray, second: np.ndarray, *, statistic: str,
@@ -158,12 +162,26 @@ def read_human_scores(path: Path, id_col: str, columns: dict[str, tuple[str, str
     warnings: list[str] = []
     for crit, (c1, c2) in columns.items():
         a, b = [_int_or_nan(v) for v in df[c1]], [_int_or_nan(v) for v in df[c2]]
+        for col, vals in ((c1, a), (c2, b)):  # a column with no score at all is the wrong column, not a finding
+            if len(vals) and all(math.isnan(x) for x in vals):
+                raise PolicyError(f"{path}: column {col!r} (criterion {crit!r}) holds no whole-number score "
+                                  f"(first cell: {str(df[col].iloc[0])[:40]!r}): name the column of human scores")
         bad = sum(1 for x, raw in zip(a + b, list(df[c1]) + list(df[c2]), strict=True)
-                  if math.isnan(x) and str(raw).strip() not in ("", "nan", "None"))
+                  if math.isnan(x) and not is_missing_score(raw))
         if bad:
             warnings.append(f"{crit}: {bad} human score cell(s) are not whole numbers and were left out")
         out[crit] = dict(zip(ids, zip(a, b, strict=True), strict=True))
     return out, warnings
+
+
+def _off_scale(human: dict[str, tuple[float, float]], levels: list[int], mult: int) -> dict[int, int]:
+    """Human scores (times the rater multiplier) that are not levels of the criterion, and how many of each."""
+    seen: dict[int, int] = {}
+    for pair in human.values():
+        for v in pair:
+            if not math.isnan(v) and int(v) * mult not in levels:
+                seen[int(v)] = seen.get(int(v), 0) + 1
+    return seen
 
 
 def _levels(res: dict[str, Any]) -> list[int] | None:
@@ -230,6 +248,19 @@ def check_scored_file(policy: RoutingPolicy, scored: Path, humans: Path, columns
         raise PolicyError(f"criteria {not_in_policy} are not in policy {policy.policy_version} "
                           f"(criteria: {sorted(policy.criteria)})")
     human, warnings = read_human_scores(humans, id_col, columns)
+    routed_ids = set().union(*(set(r) for r in routed.values())) if routed else set()
+    some_crit = next(iter(columns))
+    if not routed_ids & set(human[some_crit]):
+        raise PolicyError(f"no id in {humans} (column {id_col!r}) is in {scored}: expected the human scores of the "
+                          "submissions that were scored (check the file and --id-col)")
+    stray = len(set(human[some_crit]) - routed_ids)
+    if stray:
+        warnings.append(f"{stray} row(s) of {humans} are not in {scored} and were not read")
+    unchecked = sorted(c for c, cp in policy.criteria.items() if c in routed and c not in columns
+                       and getattr(cp, "enabled", True))
+    if unchecked:
+        warnings.append(f"criteria {unchecked} are automated by the policy but not checked here: name their "
+                        "human score columns too (--score-col / --second-score-col)")
     checks = []
     for crit in columns:
         rows = routed[crit]
@@ -239,6 +270,11 @@ def check_scored_file(policy: RoutingPolicy, scored: Path, humans: Path, columns
             warnings.append(f"{crit}: {missing} accepted item(s) have no row in {humans}")
         pairs = [human[crit].get(i, (math.nan, math.nan)) for i in acc_ids]
         stat, mult = policy_bar(policy.criteria[crit], len(levels.get(crit, [])) or 99)
+        off = _off_scale(human[crit], levels.get(crit, []), mult) if levels.get(crit) else {}
+        if off:
+            seen = ", ".join(f"{v} in {k} cell(s)" for v, k in sorted(off.items()))
+            raise PolicyError(f"{crit}: human scores in {humans} lie outside the criterion's scale "
+                              f"{levels[crit]}: {seen} (a 1-based export of a 0-based scale?): fix the columns")
         checks.append(check_criterion(crit, np.array([rows[i][0] for i in acc_ids]), np.array([p[0] for p in pairs]),
                                       np.array([p[1] for p in pairs]), statistic=stat, n_accepted=len(acc_ids),
                                       n_boot=n_boot, seed=seed, min_n=min_n, rater_multiplier=mult))

@@ -57,11 +57,17 @@ def check(
     for c in checks:
         typer.echo(c.line())
     statuses = [c.status for c in checks]
-    overall = "fail" if "fail" in statuses else "pass" if "pass" in statuses else "insufficient"
+    # a criterion that could not be checked is not a pass: a script gating on the exit code must not deploy it
+    overall = "fail" if "fail" in statuses else "insufficient" if "insufficient" in statuses else "pass"
+    if overall == "insufficient":
+        err.print("[yellow]not every criterion could be checked[/]: too few accepted items with two human scores "
+                  "(see INSUFFICIENT above); exit 3")
     typer.echo(json.dumps({"policy": pol.policy_version, "status": overall,
                            "criteria": {c.criterion: c.as_dict() for c in checks}}))
     if overall == "fail":
         raise typer.Exit(1)
+    if overall == "insufficient":
+        raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:

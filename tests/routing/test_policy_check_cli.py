@@ -81,8 +81,11 @@ def test_a_machine_below_the_humans_fails_and_exits_1(tmp_path: Path) -> None:
 def test_too_few_double_scored_accepted_items_is_insufficient_not_pass(tmp_path: Path) -> None:
     scored, humans = _fresh_data(tmp_path, machine_noise=0.3, n=40)
     res = _check(_policy(tmp_path), scored, humans)
-    assert res.exit_code == 0
-    assert json.loads(res.output.strip().splitlines()[-1])["criteria"]["quality"]["status"] == "insufficient"
+    assert res.exit_code == 3, res.output  # not a pass: a script gating on the exit code must not deploy it
+    last = json.loads(res.output.strip().splitlines()[-1])
+    assert last["status"] == "insufficient" and last["criteria"]["quality"]["status"] == "insufficient"
+    assert "INSUFFICIENT on qwk" in res.output and "need at least 30 accepted items" in res.output
+    assert "undefined" not in res.output
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -95,6 +98,9 @@ def test_too_few_double_scored_accepted_items_is_insufficient_not_pass(tmp_path:
     ("bad-format", "expected the .jsonl or .csv output"),
     ("humans-not-routed", "expected routes"),
     ("unknown-criterion", "have no routed scores"),
+    ("text-column", "holds no whole-number score"),
+    ("no-shared-id", "no id in"),
+    ("one-based", "lie outside the criterion's scale [0, 1, 2, 3, 4]: 5 in"),
 ])
 def test_bad_input_gets_a_clear_error(tmp_path: Path, case: str, message: str) -> None:
     policy = _policy(tmp_path)
@@ -119,6 +125,21 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, case: str, message: str) -
         scored = humans  # the human score file is not a routed output
     elif case == "unknown-criterion":
         args = ["--score-col", "style=first", "--second-score-col", "style=second"]
+    elif case in ("text-column", "no-shared-id", "one-based"):
+        rows = list(csv.reader(humans.open(encoding="utf-8")))
+        other = tmp_path / f"humans-{case}.csv"
+        with other.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(rows[0] + ["note"])
+            for r in rows[1:]:
+                if case == "no-shared-id":
+                    r = [f"other-{r[0]}", *r[1:]]
+                if case == "one-based":  # exported 1-based: 0-4 written as 1-5
+                    r = [r[0], *(str(int(v) + 1) if v else v for v in r[1:])]
+                w.writerow([*r, "looks fine"])
+        humans = other
+        if case == "text-column":
+            args = ["--score-col", "quality=note", "--second-score-col", "quality=second"]
     res = runner.invoke(app, ["policy", "check", "--policy", str(policy), "--data", str(scored), "--humans", str(humans),
                               *args])
     assert res.exit_code == 2, res.output
