@@ -72,8 +72,10 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def save_model(model: ScoringModel, model_dir: str | Path, metrics: dict[str, Any], data_hash: str) -> Path:
-    """Write a new version atomically (a temp dir renamed into place) and point LATEST at it."""
+def save_model(model: ScoringModel, model_dir: str | Path, metrics: dict[str, Any], data_hash: str, *,
+               make_latest: bool = True) -> Path:
+    """Write a new version atomically (a temp dir renamed into place) and point LATEST at it (unless
+    ``make_latest`` is off: e.g. a calibration of an older version must not replace a newer model)."""
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
     version = model.version or new_version(model.rubric, data_hash)
@@ -98,9 +100,10 @@ def save_model(model: ScoringModel, model_dir: str | Path, metrics: dict[str, An
     joblib.dump(model.scorers, tmp / "scorers.joblib", compress=3)
     (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     os.replace(tmp, target)
-    latest_tmp = root / ".LATEST.tmp"
-    latest_tmp.write_text(version + "\n")
-    os.replace(latest_tmp, root / "LATEST")
+    if make_latest:
+        latest_tmp = root / ".LATEST.tmp"
+        latest_tmp.write_text(version + "\n")
+        os.replace(latest_tmp, root / "LATEST")
     model.version, model.card = version, card
     return target
 

@@ -57,7 +57,8 @@ class CriterionPolicy(BaseModel):
     def describe(self) -> str:
         """One line for people: the rule, or why there is none and how close the best candidate came."""
         if self.enabled:
-            return f"{self.confidence}(tol {self.tolerance}) >= {self.min_confidence:.3f}, set <= {self.max_set_size}"
+            sets = "no set-size limit" if self.max_set_size is None else f"set <= {self.max_set_size}"
+            return f"{self.confidence}(tol {self.tolerance}) >= {self.min_confidence:.3f}, {sets}"
         line = "disabled: " + str(self.evidence.get("why", "enabled: false"))
         c = self.evidence.get("closest_rule")
         if c and "p_value" in c:  # learn-then-test: the most promising rule and why it was not certified

@@ -15,7 +15,6 @@ from scoring.commands.batch import (
     Fmt,
     IdCol,
     Quoting,
-    ScoreCol,
     TextCol,
     Where,
     _columns,
@@ -34,6 +33,14 @@ def _int_or_nan(v: str | None) -> float:
         return math.nan
 
 
+def _base_of(root: Path, version: str | None) -> str | None:
+    """The version a calibrated version was calibrated from (its card's ``base_model_version``), if any."""
+    try:
+        return str(json.loads((root / str(version) / "card.json").read_text(encoding="utf-8")).get("base_model_version"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def calibrate(
     model: Annotated[Path, typer.Option("--model", help="Model directory (or one version directory).")],
     data: Annotated[Path, typer.Option("--data", help="Human-scored CALIBRATION submissions the model never trained on "
@@ -42,7 +49,9 @@ def calibrate(
     version: Annotated[str | None, typer.Option("--version", help="Model version (default: LATEST).")] = None,
     id_col: IdCol = "id",
     text_col: TextCol = None,
-    score_col: ScoreCol = None,
+    score_col: Annotated[list[str] | None, typer.Option(
+        "--score-col", help="CRITERION=COLUMN of the first human score, repeatable; default: columns named like "
+                            "the criteria.")] = None,
     where: Where = None,
     fmt: Fmt = None,
     encoding: Encoding = "utf-8",
@@ -188,7 +197,13 @@ def calibrate(
                               statistic=statistic)
         policy = with_award_bar(res.model, res.policy, cal_data)  # the award bar: a test on these decisions
         root = model.parent if (model / "card.json").exists() else model
-        path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"])
+        latest_before = (root / "LATEST").read_text().strip() if (root / "LATEST").exists() else None
+        # calibrating an older version (how good was the cold start?) must not make scoring use it from now on
+        make_latest = latest_before in (None, m.version) or _base_of(root, latest_before) == m.version
+        if "learning_curve" in m.card:
+            res.model.card.setdefault("learning_curve", m.card["learning_curve"])
+        path = save_model(res.model, root, m.card.get("metrics", {}), res.model.card["calibration"]["data_sha256"],
+                          make_latest=make_latest)
         save_policy(policy, out)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
         if isinstance(exc, (typer.Exit, typer.BadParameter)):
@@ -196,6 +211,11 @@ def calibrate(
         _fail(exc)
         return
     err.print(f"[green]calibrated model {res.model.version}[/] saved to {path}; policy -> {out}")
+    if make_latest:
+        err.print(f"LATEST -> {res.model.version}" + (f" (was {latest_before})" if latest_before else ""))
+    else:
+        err.print(f"[yellow]LATEST stays {latest_before}[/]: {m.version} (calibrated here) is not the latest model; "
+                  f"score with this calibration by --version {res.model.version}")
     for cid, cp in res.policy.criteria.items():
         ev = cp.evidence
         cal = ev.get("calibration", {})

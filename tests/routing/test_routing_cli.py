@@ -202,6 +202,36 @@ def test_ratings_imported_for_a_queued_backlog_close_its_slots_and_decide_it(  #
     assert "queue slot(s) filled and closed" in " ".join(res.output.split())
 
 
+def test_calibrating_an_older_version_keeps_latest_and_says_how_to_use_it(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    """"How good was the cold start?": calibrating an older version must not make plain `scoring score` use
+    it from then on; calibrating the latest (or its base again) moves LATEST and says so."""
+    import shutil
+    import time
+
+    train_file, _backlog = demo_files
+    base = (models / "LATEST").read_text().strip()
+    newer = base + "-newer"  # a later training run (a copy will do: versions are folders)
+    shutil.copytree(models / base, models / newer)
+    card = json.loads((models / newer / "card.json").read_text())
+    (models / newer / "card.json").write_text(json.dumps({**card, "model_version": newer}))
+    (models / "LATEST").write_text(newer + "\n")
+    bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--version", base, "--data", str(train_file),
+                              "--out", str(tmp_path / "p.yaml"), "--cross-fitted", "--n-boot", "100", *bars])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"LATEST stays {newer}" in out and "--version" in out
+    assert (models / "LATEST").read_text().strip() == newer
+    time.sleep(1.1)  # version names carry the second: the copy calibrates to a name of its own
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file),
+                              "--out", str(tmp_path / "p2.yaml"), "--cross-fitted", "--n-boot", "100", *bars])
+    assert res.exit_code == 0 and f"(was {newer})" in " ".join(res.output.split()), res.output
+    cal = json.loads(res.output.strip().splitlines()[-1])["model_version"]
+    assert (models / "LATEST").read_text().strip() == cal
+
+
 def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  # type: ignore[no-untyped-def]
     tmp_path: Path, models: Path, demo_files
 ) -> None:
