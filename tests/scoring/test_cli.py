@@ -88,6 +88,7 @@ def test_models_list_marks_latest(demo_model_dir: Path):
     res = runner.invoke(app, ["models", "list", str(demo_model_dir)])
     assert res.exit_code == 0
     assert "(LATEST)" in res.output and "rubric checking-for-understanding@2" in res.output
+    assert "questioning: trained, n=" in res.output and "QWK 0." in res.output and "{" not in res.output
 
 
 def test_a_resume_under_other_reading_options_is_refused(demo_model_dir: Path, tmp_path: Path, encoder_cache, monkeypatch):

@@ -177,3 +177,15 @@ def test_a_file_with_no_records_saves_no_model(tmp_path: Path, backlog: Path) ->
     out = " ".join(res.output.split())
     assert res.exit_code == 2 and "holds no record after its header" in out, out
     assert not (tmp_path / "m").exists()
+
+
+def test_a_few_scores_are_said_to_be_too_few_not_none(tmp_path: Path, backlog: Path) -> None:
+    lines = backlog.read_text().splitlines()
+    few = tmp_path / "few.csv"  # 12 scored rows of 40: under the 30 a trained scorer needs
+    few.write_text("\n".join([lines[0]] + [ln if i < 12 else ln.rsplit(",", 1)[0] + ","
+                                           for i, ln in enumerate(lines[1:])]) + "\n")
+    res = runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(few), "--out", str(tmp_path / "m"),
+                              "--score-col", "questioning=q1", "--no-progress"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, out
+    assert "questioning: cold-start, n=12, 12 human score(s), too few to train on" in out and "QWK" in out
