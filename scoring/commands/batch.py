@@ -82,6 +82,13 @@ def encoding_hint(records: list[Any], encoding: str, again: str) -> None:
               f"--encoding {other} so those rows count too")
 
 
+def quiet_loading() -> None:
+    """--no-progress also silences the encoder library's own "Loading weights" bar (a log is not a terminal)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _fail(exc: Exception) -> None:
     from rich.markup import escape
 
@@ -154,6 +161,8 @@ def train(
             err.print(f"[yellow]cold start[/]: {cold_note}")
         rejected = [r for r in records if r.reject]
         encoding_hint(records, encoding, "train again")  # before training: it may fail for want of rows
+        if not progress:
+            quiet_loading()
         enc = get_encoder(s.encoder, s.resolved_cache_dir(), s.encoder_precision, s.batch_size, s.chunk_overlap_tokens)
         res = train_model(rb, records, enc, min_labelled=min_labelled or s.min_labelled_per_criterion, show_progress=progress,
                           seed=s.seed, finetune=finetune, select=select)
@@ -305,6 +314,8 @@ def score(
 
         run_on = RayEngine(address=address)
     try:
+        if not progress:
+            quiet_loading()
         m = load_model(model, version, cache_dir=s.resolved_cache_dir(), precision=s.encoder_precision, batch_size=s.batch_size)
         cols = _columns(m.rubric, id_col, text_col, None, where)
         if meta_col:

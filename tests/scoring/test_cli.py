@@ -235,7 +235,7 @@ def test_a_semicolon_separated_csv_from_a_european_spreadsheet_is_read(tmp_path:
                               "--score-col", "questioning=Grader A", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "questioning: " in res.output and "n=40" in " ".join(res.output.split())
-    assert "encoding:" not in res.output  # --no-progress: no bars in a log
+    assert "encoding:" not in res.output and "Loading weights" not in res.output  # --no-progress: no bars in a log
     get_settings.cache_clear()
 
 
