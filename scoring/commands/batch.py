@@ -368,6 +368,32 @@ def _register_model(store: Any, m: Any, model_dir: Path) -> None:
         store.register_model(m.version, path, card={"model_version": m.version}, rubric_id=m.rubric.id)
 
 
+def _level_shares(out: Path) -> dict[str, dict[int, int]]:
+    """Per criterion, how many submissions of the output file got each level (empty when it cannot be read)."""
+    import csv as _csv
+
+    counts: dict[str, dict[int, int]] = {}
+    try:
+        with out.open(encoding="utf-8", newline="") as fh:
+            if out.suffix.lower() == ".csv":
+                reader = _csv.DictReader(fh)
+                crits = [c for c in (reader.fieldnames or []) if c != "id" and "." not in c]
+                for row in reader:
+                    for c in crits:
+                        if row.get(c) not in (None, ""):
+                            cnt = counts.setdefault(c, {})
+                            cnt[int(float(row[c]))] = cnt.get(int(float(row[c])), 0) + 1
+            else:
+                for line in fh:
+                    for c, res in json.loads(line).get("criteria", {}).items():
+                        if isinstance(res, dict) and res.get("score") is not None:
+                            cnt = counts.setdefault(c, {})
+                            cnt[int(res["score"])] = cnt.get(int(res["score"]), 0) + 1
+    except (OSError, ValueError, TypeError):
+        return {}
+    return counts
+
+
 def _report(run: Any) -> None:
     summary = run.summary
     if run.queue_file is not None:
@@ -378,6 +404,11 @@ def _report(run: Any) -> None:
         f"in {summary.seconds:.1f}s -> {summary.out}"
         + (f"; rejects in {summary.rejects}" if summary.rejected else "")
     )
+    shares = _level_shares(Path(summary.out))
+    if shares:  # what the model gave, at a glance: a cold start piling into the top levels shows here
+        err.print("levels given: " + "; ".join(
+            f"{cid} " + ", ".join(f"{lv} {100 * k / sum(cnt.values()):.0f}%" for lv, k in sorted(cnt.items()))
+            for cid, cnt in shares.items()))
     if run.recorded is not None:
         r = run.recorded
         err.print(f"store {r['store']}: {r['submissions']} submissions recorded ({r['created_now']} by this run), "

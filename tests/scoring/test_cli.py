@@ -45,6 +45,10 @@ def test_train_then_score_with_column_mapping_on_a_file_never_seen(tmp_path: Pat
                               "--id-col", "submission", "--text-col", "reflection=body", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 120
+    given = [json.loads(x)["criteria"]["questioning"]["score"] for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    share = {lv: round(100 * given.count(lv) / len(given)) for lv in sorted(set(given))}
+    said = " ".join(res.output.split())
+    assert "levels given: questioning " + ", ".join(f"{lv} {p}%" for lv, p in share.items()) in said, said
     get_settings.cache_clear()
 
 
