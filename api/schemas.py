@@ -168,6 +168,14 @@ class HumanScoreOut(BaseModel):
     created_at: datetime
 
 
+class ResolvedScoreOut(BaseModel):
+    """A lead's resolution of two ratings further apart than the policy's gap: the criterion's level of record."""
+
+    criterion: str
+    score: int
+    created_at: datetime
+
+
 class SubmissionResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "submission_id": 7, "external_id": "portfolio-0042", "rubric_id": "checking-for-understanding",
@@ -189,6 +197,8 @@ class SubmissionResult(BaseModel):
     criteria: dict[str, CriterionResultOut]
     queue: list[QueueRef]
     human_scores: list[HumanScoreOut] = Field(default_factory=list)
+    adjudications: list[ResolvedScoreOut] = Field(default_factory=list, description="Resolved scores of "
+                                                  "disagreements (the level of record where two ratings differ).")
     decision: DecisionOut | None = Field(default=None, description="The credential decision (rubrics with an "
                                          "award rule): the latest recorded, machine or final.")
 

@@ -34,7 +34,7 @@ def submission_result(store: Store, o: Outcome, model_version: str | None = None
 
 
 def stored_result(store: Store, submission_id: int, *, created: bool = False) -> S.SubmissionResult:
-    """A submission's latest machine score per criterion, its queue slots and human scores."""
+    """A submission's latest machine score per criterion, its queue slots, human scores and resolved scores."""
     sub = store.submission(submission_id)
     latest: dict[str, MachineScore] = {}
     for m in store.machine_scores(submission_id=sub.id):
@@ -48,6 +48,8 @@ def stored_result(store: Store, submission_id: int, *, created: bool = False) ->
         queue=_slots(queue.items_for_submission(store, sub.id)),
         human_scores=[S.HumanScoreOut(criterion=h.criterion, score=h.score, kind=h.kind, blind=h.blind,
                                       created_at=h.created_at) for h in store.human_scores(submission_id=sub.id)],
+        adjudications=[S.ResolvedScoreOut(criterion=a.criterion, score=a.score, created_at=a.created_at)
+                       for a in store.adjudications(submission_id=sub.id)],
         decision=_decision(store, sub.id),
     )
 

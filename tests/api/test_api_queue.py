@@ -128,6 +128,8 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
                      409, "already_adjudicated")
     assert "already resolved to 1 by 'admin'" in again["detail"]
     assert len([a for a in api.store.adjudications() if a.criterion == "questioning"]) == 1
+    view = api.client.get(f"/submissions/{sub['submission_id']}", headers=api.h("issuer")).json()
+    assert [(a["criterion"], a["score"]) for a in view["adjudications"]] == [("questioning", 1)]  # the level of record
     agr = api.client.get("/agreement", headers=api.h("researcher")).json()
     assert agr["human_human"] and agr["human_human"][0]["n"] == 1
     rows = api.client.get("/exports/scores", headers=api.h("researcher")).json()
