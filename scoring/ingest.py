@@ -384,12 +384,14 @@ def _read(
             yield Record(n, rid, reject=f"duplicate id {rid!r} (first seen earlier in this file); later copy not scored")
             continue
         seen.add(rid)
+        # rejects below keep the row's metadata: a caller may carry a more specific reason in it (batch jobs)
         if not any(has_text(t) for t in evidence.values()):
-            yield Record(n, rid, reject=f"empty evidence: columns {list(columns.text.values())} hold no text")
+            yield Record(n, rid, reject=f"empty evidence: columns {list(columns.text.values())} hold no text", meta=meta)
             continue
         too_long = {ev: len(t) for ev, t in evidence.items() if len(t) > max_chars}
         if too_long:
-            yield Record(n, rid, reject=f"evidence too long: {too_long} characters > limit {max_chars} (raise SCORING_MAX_TEXT_CHARS)")
+            yield Record(n, rid, reject=f"evidence too long: {too_long} characters > limit {max_chars} (raise "
+                         "SCORING_MAX_TEXT_CHARS)", meta=meta)
             continue
         scores: dict[str, int | None] = {}
         # A bad score cell spoils that criterion's label only: the row's text and its other labels stay usable.

@@ -101,13 +101,15 @@ def test_rubric_versions_are_immutable(api) -> None:  # type: ignore[no-untyped-
 def test_a_batch_job_scores_in_the_background_and_reports_progress(api) -> None:  # type: ignore[no-untyped-def]
     subs = [{"external_id": f"b-{i}", "evidence": {"reflection": reflection(i)}} for i in range(6)]
     subs.append({"external_id": "b-empty", "evidence": {"reflection": ""}})
+    subs.append({"external_id": "b-essay", "evidence": {"essay": reflection(9)}})  # a field the rubric lacks
     r = api.client.post("/batch-jobs", headers=api.h("issuer"),
                         json={"rubric_id": "checking-for-understanding", "submissions": subs})
-    assert r.status_code == 202 and r.json()["total"] == 7
+    assert r.status_code == 202 and r.json()["total"] == 8
     j = wait_for_job(api, r.json()["id"])
-    assert (j["status"], j["done"], j["rejected"], j["progress"]) == ("done", 6, 1, 1.0), j
+    assert (j["status"], j["done"], j["rejected"], j["progress"]) == ("done", 6, 2, 1.0), j
     res = api.client.get(f"/batch-jobs/{j['id']}/results", headers=api.h("issuer")).json()
-    assert [x["external_id"] for x in res][-1] == "b-empty" and "empty" in res[-1]["error"]
+    assert [x["external_id"] for x in res][-2:] == ["b-empty", "b-essay"] and "empty" in res[-2]["error"]
+    assert "found unknown field(s) ['essay']" in res[-1]["error"]  # the same words as POST /submissions
     assert all(x["submission_id"] for x in res[:6])
     assert api.client.get(f"/batch-jobs/{j['id']}", headers=api.h("issuer2")).status_code == 404  # as unknown
     stats = api.client.get("/queue/stats", headers=api.h("alice")).json()
