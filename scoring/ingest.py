@@ -139,11 +139,11 @@ def _raw_rows(
 
     reader = pacsv.open_csv(
         path,
-        # latin-1 reads every byte: a row with bytes the file's encoding cannot read AND a wrong field count
+        # Latin-1 reads every byte, so a row with bytes the file's encoding cannot read AND a wrong field count
         # still reaches ``on_invalid`` (with UTF-8 here, pyarrow failed to build that row's text and ended the
-        # whole file); cells are turned back into the file's own bytes below, and decoded with --encoding later
-        # the header was read above (in --encoding, byte-order mark dropped): pyarrow skips it and names the
-        # columns by position, so its latin-1 view of the names never matters
+        # whole file); cells are turned back into the file's own bytes below and decoded with --encoding later.
+        # The header was read above (in --encoding, byte-order mark dropped): pyarrow skips it and names the
+        # columns by position, so its latin-1 view of the names never matters.
         read_options=pacsv.ReadOptions(block_size=1 << 22, encoding="latin1", use_threads=False,  # numbered rows
                                        skip_rows=1, column_names=[f"c{i}" for i in range(len(header))]),
         parse_options=pacsv.ParseOptions(
