@@ -275,14 +275,24 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         out = np.empty((len(y), len(self.classes_)))
         for k in np.unique(self.oof_folds_):
             te = self.oof_folds_ == k
-            tr = ~te
-            if self.head_kind_ == "logistic":
-                head = _fit_logistic_head(Z[tr], y[tr])
-                out[te] = _spread(head.predict_proba(Z[te]), head.classes_, list(self.classes_), 1e-6)
-            else:
-                blend, sigma = _fit_gaussian_head(Z[tr], y[tr])
-                out[te] = _gaussian_proba(blend.predict(Z[te]), sigma, self.classes_)
+            (out[te],) = self._fold_head(Z[~te], y[~te], Z[te])
         return out
+
+    def _fold_head(self, Z_tr: np.ndarray, y_tr: np.ndarray, *Zs: np.ndarray) -> list[np.ndarray]:
+        """The head fitted on one fold's complement, and its level probabilities for each of ``Zs``.
+
+        A complement with a single level (a rare level all in one fold of a small, lopsided sample) cannot fit
+        a logistic head: it predicts that level, as a head that has only seen it would."""
+        classes = self.classes_
+        if self.head_kind_ == "logistic":
+            if len(np.unique(y_tr)) < 2:
+                onehot = (np.asarray(classes) == y_tr[0]).astype(float)[None, :]
+                return [_spread(np.repeat(onehot, len(Zi), axis=0), np.asarray(classes), list(classes), 1e-6)
+                        for Zi in Zs]
+            head = _fit_logistic_head(Z_tr, y_tr)
+            return [_spread(head.predict_proba(Zi), head.classes_, list(classes), 1e-6) for Zi in Zs]
+        blend, sigma = _fit_gaussian_head(Z_tr, y_tr)
+        return [_gaussian_proba(blend.predict(Zi), sigma, classes) for Zi in Zs]
 
     def oof_predict(self) -> np.ndarray:
         """Scores the model gives its training texts when they were held out (for the model card)."""
@@ -304,12 +314,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         out = np.empty(len(y), dtype=np.asarray(classes).dtype)
         for k in np.unique(folds):
             te, tr = folds == k, folds != k
-            if self.head_kind_ == "logistic":
-                head = _fit_logistic_head(Z[tr], y[tr])
-                p_tr, p_te = (_spread(head.predict_proba(Z[m]), head.classes_, list(classes), 1e-6) for m in (tr, te))
-            else:
-                blend, sigma = _fit_gaussian_head(Z[tr], y[tr])
-                p_tr, p_te = (_gaussian_proba(blend.predict(Z[m]), sigma, classes) for m in (tr, te))
+            p_tr, p_te = self._fold_head(Z[tr], y[tr], Z[tr], Z[te])
             if cuts:
                 c = fit_thresholds(p_tr @ classes.astype(float), y[tr], [int(v) for v in classes])
                 out[te] = apply_thresholds(p_te @ classes.astype(float), c, classes)

@@ -192,16 +192,24 @@ def _file_bytes(v: Any) -> Any:
 
 
 def csv_delimiter(path: Path, fmt: str) -> str:
-    """The field separator: a tab for TSV; for CSV a comma, or a semicolon when the header line holds
-    semicolons and no comma (spreadsheets in much of Europe save "CSV" with semicolons)."""
+    """The field separator: a tab for TSV; for CSV a comma, or a semicolon when the first non-blank line holds
+    more semicolons than commas outside double quotes (spreadsheets in much of Europe save "CSV" with
+    semicolons, and a column name may hold a comma: `id;"Reflection, in full";score`)."""
     if fmt == "tsv":
         return "\t"
     try:
         with Path(path).open("rb") as fh:
-            head = fh.readline()
+            head = next((ln for ln in fh if ln.strip()), b"")
     except OSError:
         return ","
-    return ";" if b";" in head and b"," not in head else ","
+    outside = {",": 0, ";": 0}  # separators outside double quotes on the header line
+    quoted = False
+    for ch in head.decode("latin-1"):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in outside:
+            outside[ch] += 1
+    return ";" if outside[";"] > outside[","] else ","
 
 
 def csv_header(path: Path, fmt: str, encoding: str) -> list[str]:

@@ -162,10 +162,11 @@ def read_human_scores(path: Path, id_col: str, columns: dict[str, tuple[str, str
     warnings: list[str] = []
     for crit, (c1, c2) in columns.items():
         a, b = [_int_or_nan(v) for v in df[c1]], [_int_or_nan(v) for v in df[c2]]
-        for col, vals in ((c1, a), (c2, b)):  # a column with no score at all is the wrong column, not a finding
-            if len(vals) and all(math.isnan(x) for x in vals):
+        for col, vals in ((c1, a), (c2, b)):  # cells filled, none a score: the wrong column, not a finding
+            filled = [raw for raw in df[col] if not is_missing_score(raw)]
+            if filled and all(math.isnan(x) for x in vals):
                 raise PolicyError(f"{path}: column {col!r} (criterion {crit!r}) holds no whole-number score "
-                                  f"(first cell: {str(df[col].iloc[0])[:40]!r}): name the column of human scores")
+                                  f"(first filled cell: {str(filled[0])[:40]!r}): name the column of human scores")
         bad = sum(1 for x, raw in zip(a + b, list(df[c1]) + list(df[c2]), strict=True)
                   if math.isnan(x) and not is_missing_score(raw))
         if bad:
@@ -263,6 +264,11 @@ def check_scored_file(policy: RoutingPolicy, scored: Path, humans: Path, columns
                         "human score columns too (--score-col / --second-score-col)")
     checks = []
     for crit in columns:
+        cp = policy.criteria.get(crit)
+        if cp is not None and not cp.enabled:  # the policy sends every item to people: no promise to check
+            warnings.append(f"{crit}: the policy automates nothing on this criterion (every item goes to people), "
+                            "so there is nothing to check")
+            continue
         rows = routed[crit]
         acc_ids = [i for i, (_s, a) in rows.items() if a]
         missing = sum(1 for i in acc_ids if i not in human[crit])

@@ -222,6 +222,9 @@
         if (res.body.ok) {
           setToken(res.body.lease_token);
           deadline = Date.now() + res.body.seconds_left * 1000;
+        } else if (res.body.login) {
+          // the session ended (logged out elsewhere, key revoked): say so once; renewing resumes after a new login
+          say(res.body.message + ".", "err", nearActions());
         } else {
           lost = true;
           say(res.body.message + ". Your levels and rationales stay saved on this device.", "err", nearActions());

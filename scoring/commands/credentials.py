@@ -170,5 +170,9 @@ def resolve_submission(store: Any, given: str, rubric: str | None) -> int:
         raise InvalidRequest(f"submission id {given!r} names submissions of rubrics "
                              f"{sorted({s.rubric_id for s in named})}: add --rubric to say which")
     if given.strip().isdigit():
-        return int(store.submission(int(given)).id)  # NotFound names it
+        sub = store.submission(int(given))  # NotFound names it
+        if rubric is not None and sub.rubric_id != rubric:  # a number in the user's file, not a store id
+            raise NotFound(f"no submission {given!r} for rubric {rubric!r}")
+        err.print(f"submission {given} is the store's id of {sub.external_id!r} ({sub.rubric_id})")
+        return int(sub.id)
     raise NotFound(f"no submission {given!r} in the store" + (f" for rubric {rubric!r}" if rubric else ""))

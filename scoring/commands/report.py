@@ -54,9 +54,9 @@ def register(app: typer.Typer) -> None:
                     have = sum(1 for x in subs if (x.metadata or {}).get(field) not in (None, ""))
                     if have < len(subs):
                         typer.echo(f"warning: subgroup field {field!r} is recorded for {have} of {len(subs)} "
-                                   "submission(s); the rest form the group '(missing)'. Record it with "
-                                   f"`scoring score --store --meta-col {field}` or `scoring import-scores --meta-col "
-                                   f"{field}`", err=True)
+                                   "submission(s); the rest form the group '(missing)'. Record it when submissions are stored: "
+                                   f"`scoring score --store --meta-col {field}` (or `scoring import-scores --meta-col "
+                                   f"{field}` for ids new to the store)", err=True)
             res = build_report(store, out, rubric_id=rubric, since=_when(since), until=_when(until),
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
                                policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)

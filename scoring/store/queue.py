@@ -387,10 +387,11 @@ def submit(
 
 
 def close_filled_in(tx: Tx, submission_ids: list[int]) -> int:
-    """Mark done the open slots (or slots whose lease expired) of these submissions whose every criterion
-    already holds a human score of the slot's kind, e.g. scores imported from a spreadsheet after the
-    backlog was queued: nobody should be asked for a rating that exists. A slot under a live lease stays
-    (its holder is working on it). Returns how many slots were closed."""
+    """Settle the open slots (or slots whose lease expired) of these submissions against the human scores
+    they now hold, e.g. scores imported from a spreadsheet after the backlog was queued: nobody should be
+    asked for a rating that exists. A slot whose every criterion holds a score of the slot's kind is marked
+    done; a slot holding some of them keeps only the criteria still to rate. A slot under a live lease stays
+    as it is (its holder is working on it). Returns how many slots were closed."""
     if not submission_ids:
         return 0
     h, q, now = t.human_scores.c, queue_items.c, _now()
@@ -406,7 +407,11 @@ def close_filled_in(tx: Tx, submission_ids: list[int]) -> int:
         rows = tx.conn.execute(sa.select(queue_items).where(q.submission_id.in_(ids), _available(queue_items, now)))
         for row in rows.all():
             have = rated.get((row.submission_id, row.kind), {})
-            if all(c in have for c in row.criteria):
+            left = [c for c in row.criteria if c not in have]
+            if left and len(left) < len(row.criteria):  # the rest still needs this person: ask only for it
+                tx.conn.execute(queue_items.update().where(q.id == row.id).values(criteria=left))
+                continue
+            if not left:
                 who = sorted({have[c] for c in row.criteria})
                 tx.conn.execute(queue_items.update().where(q.id == row.id).values(
                     status="done", holder=who[0] if len(who) == 1 else ", ".join(who)[:200], lease_token=None,

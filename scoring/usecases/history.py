@@ -236,9 +236,14 @@ def import_table(
         scores, counts, skipped = _scores(sel, subs, score_cols, values, assessor_cols, source, blind, times)
         if scores:
             human_scores_in(store, tx, scores)
-        stored = sorted(r.id for r in found.values())
-        closed = queue.close_filled_in(tx, stored)  # queued submissions: the imported ratings fill their slots
-    decided = sum(1 for sid in stored if finalize(store, policy, sid, actor=f"import:{source}") is not None)
+        existing = {r.id for r in found.values()}
+        rated = sorted({sc.submission_id for sc in scores} & existing)  # stored submissions that got ratings
+        closed = queue.close_filled_in(tx, rated)  # queued submissions: the imported ratings fill their slots
+    decided = 0
+    for sid in rated:  # a decision is counted when one is written, not when an earlier one still stands
+        before = store.latest_decision(sid)
+        after = finalize(store, policy, sid, actor=f"import:{source}")
+        decided += after is not None and (before is None or after.id != before.id)
     return ImportResult(n_read, len(sel), len(subs), counts, skipped, existing=len(found), queue_slots_closed=closed,
                         decisions=decided)
 

@@ -104,7 +104,7 @@ def write_queue_file(path: Path, selected: Sequence[Selected], model: ScoringMod
 def read_exclusions(path: Path, id_col: str = "id") -> list[str]:
     """Ids already scored or queued, from: a queue file (JSON lines with ``id``: an earlier selection or a
     scoring run's ``.queue.jsonl``), a CSV/TSV with an ``id_col`` column (the sheet people filled in), or one
-    id a line.
+    id a line (a first line equal to ``id_col`` is a header).
 
     Refused in words: a missing file, a JSON array, a CSV without the id column, and a scoring run's output
     (``scored.jsonl``: every submission the MACHINE scored, which would exclude the whole backlog)."""
@@ -114,7 +114,10 @@ def read_exclusions(path: Path, id_col: str = "id") -> list[str]:
 
     if not path.is_file():
         raise SelectionError(f"--exclude {path} does not exist (or is not a file)")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SelectionError(f"--exclude {path} is not UTF-8 (byte {exc.start}): re-save it as UTF-8") from None
     lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     if not lines:
         return []
@@ -137,12 +140,16 @@ def read_exclusions(path: Path, id_col: str = "id") -> list[str]:
         return out
     delim = csv_delimiter(path, "tsv" if path.suffix.lower() in (".tsv", ".tab") else "csv")
     header = next(csv.reader([first], delimiter=delim))
-    if len(header) > 1 or path.suffix.lower() in (".csv", ".tsv", ".tab"):
+    if len(header) > 1:  # a table: the id column, unless it is a scoring run's output (every machine score)
+        if any(h.endswith(".route") or h.endswith(".p0") or h.endswith(".p1") for h in header):
+            raise SelectionError(f"{path} is the output of `scoring score` (every submission the machine scored): "
+                                 "expected ids people scored or were given")
         if id_col not in header:
             raise SelectionError(f"{path}: expected a column {id_col!r} (--id-col) holding the ids, found {header}")
         rows = csv.DictReader(text.splitlines()[lines[0][0] - 1:], delimiter=delim)
         return [str(r[id_col]).strip() for r in rows if str(r.get(id_col) or "").strip()]
-    return [s for _n, s in lines]
+    ids = [s for _n, s in lines]  # one id a line, with or without a header naming the id column
+    return ids[1:] if ids[0] == id_col else ids
 
 
 @dataclass(frozen=True)

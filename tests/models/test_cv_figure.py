@@ -40,3 +40,15 @@ def test_held_out_scores_come_from_each_folds_own_head_and_cut_points() -> None:
     fold = m.oof_folds_ == m.oof_folds_[0]
     m.oof_y_[fold] = (m.oof_y_[fold] + 1) % 4  # relabel one fold: its own predictions must not move
     assert np.array_equal(m.held_out_predict()[fold], before[fold])
+
+
+def test_a_rare_level_all_in_one_fold_does_not_stop_training() -> None:
+    """29 scores at one level and 1 at another: a fold's complement may hold one level only, where a
+    logistic head cannot be fitted; that fold's head predicts the one level it has seen."""
+    texts, _ = _noise(30, 5)
+    y = np.full(30, 2)
+    y[7] = 1
+    m = EnsembleScorer(levels=LEVELS, encoder=HashEncoder(dim=32, signed=True)).fit(texts, y)
+    assert m.held_out_predict().shape == (30,)
+    P = m.cross_fitted_proba()
+    assert P.shape == (30, 4) and np.allclose(P.sum(axis=1), 1.0)

@@ -162,3 +162,22 @@ def test_the_rater_scale_multiplier_is_shown_in_the_line_and_the_json() -> None:
     assert c.as_dict()["rater_multiplier"] == 2 and "raters x2" in c.line()
     one = check_criterion("q", h, h, h, statistic="qwk", n_boot=100)
     assert one.as_dict()["rater_multiplier"] == 1 and "raters x" not in one.line()
+
+
+def test_an_empty_second_column_is_not_yet_double_scored_and_a_disabled_criterion_has_nothing_to_check(
+        tmp_path: Path) -> None:
+    scored, humans = _fresh_data(tmp_path, machine_noise=0.3, n=60)
+    rows = list(csv.reader(humans.open(encoding="utf-8")))
+    blank = tmp_path / "first-only.csv"
+    with blank.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(rows[0])
+        w.writerows([[r[0], r[1], ""] for r in rows[1:]])  # nobody second-scored yet
+    res = _check(_policy(tmp_path), scored, blank)
+    assert res.exit_code == 3 and "INSUFFICIENT" in res.output, res.output
+    off = save_policy(RoutingPolicy(policy_version="p-2", model_version="model-1", criteria={
+        "quality": CriterionPolicy(enabled=False, evidence={"why": "nothing certified"})}), tmp_path / "off.yaml")
+    res = _check(off, scored, humans)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "automates nothing on this criterion" in out, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["criteria"] == {}

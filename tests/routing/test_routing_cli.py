@@ -198,7 +198,7 @@ def test_ratings_imported_for_a_queued_backlog_close_its_slots_and_decide_it(  #
         decided = sum(1 for sub in st.submissions() if (d := st.latest_decision(sub.id)) and d.basis == "final")
     assert not [k for k, status in after if k in ("first", "second") and status != "done"], "every rated slot closed"
     assert summary["queue_slots_closed"] == sum(1 for k, st_ in before if k in ("first", "second") and st_ == "open")
-    assert summary["decisions"] > 0 and decided >= decided_before + summary["decisions"] - 1
+    assert 0 < decided - decided_before <= summary["decisions"]  # counted when written
     assert "queue slot(s) filled and closed" in " ".join(res.output.split())
 
 

@@ -124,6 +124,10 @@ def test_a_semicolon_header_means_semicolon_fields(tmp_path: Path):
     p.write_bytes(b"\xef\xbb\xbfsid;text\r\nx;one, two and three\r\n")
     (rec,) = read_records(p, RUBRIC, _cols())
     assert rec.reject is None and rec.id == "x" and rec.evidence["reflection"] == "one, two and three"
+    q = tmp_path / "named.csv"  # a column name with a comma in it: still a semicolon file
+    q.write_bytes(b'sid;"text, in full"\r\ny;"four, five"\r\n')
+    (rec,) = read_records(q, RUBRIC, infer_columns(RUBRIC, ColumnMap(id="sid", text={"reflection": "text, in full"})))
+    assert rec.reject is None and rec.evidence["reflection"] == "four, five"
 
 
 def test_unknown_columns_fail_the_whole_file_with_the_columns_listed(tmp_path: Path):

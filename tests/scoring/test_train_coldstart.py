@@ -146,7 +146,7 @@ def test_select_reads_the_sheet_people_filled_in_and_refuses_files_that_would_ex
     m = tmp_path / "m"
     assert runner.invoke(app, ["train", "--rubric", str(RUBRIC), "--data", str(backlog), "--out", str(m)]).exit_code == 0
     ids = [ln.split(",", 1)[0] for ln in backlog.read_text().splitlines()[1:]]
-    sheet = tmp_path / "scored.csv"  # the backlog with a score column filled in for six rows
+    sheet = tmp_path / "humans.csv"  # the backlog with a score column filled in for six rows
     sheet.write_text("reflection_len,id,q1\n" + "".join(f"10,{i},1\n" for i in ids[:6]))
     base = ["select", "--model", str(m), "--data", str(backlog), "--n", "5", "--out", str(tmp_path / "q.jsonl")]
     res = runner.invoke(app, [*base, "--exclude", str(sheet)])
@@ -161,11 +161,15 @@ def test_select_reads_the_sheet_people_filled_in_and_refuses_files_that_would_ex
         (tmp_path / name).write_text(content)
         res = runner.invoke(app, [*base, "--exclude", str(tmp_path / name)])
         assert res.exit_code == 2 and says[name] in " ".join(res.output.split()), (name, res.output)
-    scored = tmp_path / "scored.jsonl"  # a machine run's output would exclude the whole backlog
-    assert runner.invoke(app, ["score", "--model", str(m), "--data", str(backlog), "--out", str(scored),
-                               "--no-progress"]).exit_code == 0
-    res = runner.invoke(app, [*base, "--exclude", str(scored)])
-    assert res.exit_code == 2 and "is the output of `scoring score`" in " ".join(res.output.split())
+    for scored in (tmp_path / "scored.jsonl", tmp_path / "scored.csv"):  # a machine run would exclude everything
+        assert runner.invoke(app, ["score", "--model", str(m), "--data", str(backlog), "--out", str(scored),
+                                   "--no-progress"]).exit_code == 0
+        res = runner.invoke(app, [*base, "--exclude", str(scored)])
+        assert res.exit_code == 2 and "is the output of `scoring score`" in " ".join(res.output.split()), scored
+    listed = tmp_path / "ids.txt"  # one id a line, under a header naming the column
+    listed.write_text("id\n" + "\n".join(ids[:3]) + "\n")
+    res = runner.invoke(app, [*base, "--exclude", str(listed)])
+    assert res.exit_code == 0 and "3 excluded" in " ".join(res.output.split()) and "not in" not in res.output
     res = runner.invoke(app, [*base, "--exclude", str(tmp_path / "nope.txt")])
     assert res.exit_code == 2 and "does not exist" in res.output
 
