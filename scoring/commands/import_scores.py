@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
                                     "criterion, kind) already holds one."),
         policy: Path | None = typer.Option(
             None, "--policy", help="Routing policy whose adjudication gap decides which imported ratings disagree "
-            "(default: more than 1 level apart)."),
+            "(default: the policy the store last put into service for the rubric, else more than 1 level apart)."),
         db: str | None = DB_OPTION,
     ) -> None:
         """Import human scores; evidence text is not copied, only ids, scores and the named metadata.

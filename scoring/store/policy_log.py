@@ -49,3 +49,26 @@ def record_policy(store: StoreBase, policy: Any, *, by: str, rubric_id: str | No
                                                                       "rubric_id") and not isinstance(v, dict)},
             "by": by, "at": iso(now()),
         })
+
+
+def logged_policy(store: StoreBase, rubric_id: str) -> Any | None:
+    """The routing policy last put into service for ``rubric_id``, rebuilt from its ``policy_activated`` entry
+    (thresholds and settings; evidence is not logged), or None when the store logged none. Why: work that
+    reaches the store outside the service (an imported sheet of ratings) must be judged by the gaps the
+    service itself applies."""
+    from scoring.policy import RoutingPolicy
+
+    a = t.audit_log.c
+    with store.engine.connect() as conn:
+        for (payload,) in conn.execute(sa.select(a.payload).where(a.event == EVENT).order_by(a.seq.desc())):
+            body = json.loads(payload)
+            if body.get("rubric_id") != rubric_id:
+                continue
+            try:
+                return RoutingPolicy.model_validate({
+                    **(body.get("settings") or {}), "policy_version": body.get("policy_version") or "logged",
+                    "model_version": body.get("model_version"), "rubric_id": rubric_id,
+                    "criteria": body.get("criteria") or {}})
+            except ValueError:
+                return None  # an entry from an older policy schema: the caller's default applies
+    return None

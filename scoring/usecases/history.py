@@ -168,7 +168,8 @@ def import_table(
 
     Submissions already in the store (a backlog scored by the machine, then rated outside the service) are
     carried on: queue slots the imported ratings fill are closed, and each submission whose criteria are
-    now all resolved gets its final decision (``policy``: its adjudication gap; default 1 level).
+    now all resolved gets its final decision (``policy``: its adjudication gap; default the policy the store
+    last logged for the rubric, else 1 level).
     """
     missing = [c for c in [id_col, *[s.column for s in score_cols], *meta_cols,
                            *(assessor_cols or {}).values(), *(where or {}),
@@ -239,6 +240,10 @@ def import_table(
         existing = {r.id for r in found.values()}
         rated = sorted({sc.submission_id for sc in scores} & existing)  # stored submissions that got ratings
         closed = queue.close_filled_in(tx, rated)  # queued submissions: the imported ratings fill their slots
+    if policy is None and rated:  # the gaps the service applies to this rubric, as its audit log recorded them
+        from scoring.store.policy_log import logged_policy
+
+        policy = logged_policy(store, rubric.id)
     decided = 0
     for sid in rated:  # a decision is counted when one is written, not when an earlier one still stands
         before = store.latest_decision(sid)
