@@ -17,6 +17,17 @@ runner = CliRunner()
 RUBRIC_FILE = Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml"
 
 
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """A UTF-8 CSV a user would hand the CLI: a header, then one row per submission."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
 @pytest.fixture
 def models(tmp_path: Path, demo_model_dir: Path, encoder_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the demo model (calibrate adds a version: keep the session fixture untouched)."""
@@ -159,7 +170,6 @@ def test_ratings_imported_for_a_queued_backlog_close_its_slots_and_decide_it(  #
     """A backlog scored into the store, then rated outside the service (a spreadsheet of two raters):
     importing the ratings fills the first/second queue slots and records the final decisions, so nobody is
     asked again and the credential flow goes on."""
-    import csv
 
     import sqlalchemy as sa
 
@@ -182,12 +192,8 @@ def test_ratings_imported_for_a_queued_backlog_close_its_slots_and_decide_it(  #
         decided_before = sum(1 for sub in st.submissions() if (d := st.latest_decision(sub.id)) and d.basis == "final")
     crits = ("questioning", "adjusting", "self_assessment")
     hidden = split_demo_rows(160)[1]
-    sheet = tmp_path / "ratings.csv"
-    with sheet.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", *crits, *(c + SECOND_SUFFIX for c in crits)])
-        for r in hidden:
-            w.writerow([r["id"], *(r[c] for c in crits), *(r[c + SECOND_SUFFIX] for c in crits)])
+    sheet = write_csv(tmp_path / "ratings.csv", ["id", *crits, *(c + SECOND_SUFFIX for c in crits)],
+                      [[r["id"], *(r[c] for c in crits), *(r[c + SECOND_SUFFIX] for c in crits)] for r in hidden])
     cols = [a for c in crits for a in ("--score-col", f"{c}={c}@first", "--score-col", f"{c}={c}{SECOND_SUFFIX}@second")]
     res = runner.invoke(app, ["import-scores", "--rubric", str(RUBRIC_FILE), "--data", str(sheet), "--id-col", "id",
                               *cols, "--policy", str(policy), "--db", db])
@@ -277,14 +283,9 @@ def test_calibrating_on_texts_the_model_trained_on_is_refused_or_left_out(  # ty
     trained = list(csv.DictReader(train_file.open(encoding="utf-8")))[:40]
     known = {r["reflection"] for r in csv.DictReader(train_file.open(encoding="utf-8"))}
     fresh = [r for r in make_reflections(400, seed=31) if r["reflection"] not in known][:120]
-    mixed = tmp_path / "mixed.csv"
-    with mixed.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "reflection", "questioning"])
-        for r in fresh:
-            w.writerow([f"new-{r['id']}", r["reflection"], r["questioning"]])
-        for r in trained:
-            w.writerow([r["id"], r["reflection"], r["questioning"]])
+    mixed = write_csv(tmp_path / "mixed.csv", ["id", "reflection", "questioning"],
+                      [[f"new-{r['id']}", r["reflection"], r["questioning"]] for r in fresh]
+                      + [[r["id"], r["reflection"], r["questioning"]] for r in trained])
     res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(mixed), "--out", str(policy), *bar])
     out = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
@@ -372,18 +373,13 @@ def test_calibration_rows_that_cannot_be_read_are_counted_not_silently_dropped( 
 def test_score_keeps_named_columns_as_metadata_in_the_store_for_subgroup_reports(  # type: ignore[no-untyped-def]
     tmp_path: Path, models: Path
 ) -> None:
-    import csv
 
     from scoring.demo import make_reflections
     from scoring.store import Store
 
     rows = make_reflections(12, seed=41)
-    data = tmp_path / "backlog.csv"
-    with data.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "reflection", "School"])
-        for i, r in enumerate(rows):
-            w.writerow([r["id"], r["reflection"], "North" if i % 2 else "South"])
+    data = write_csv(tmp_path / "backlog.csv", ["id", "reflection", "School"],
+                     [[r["id"], r["reflection"], "North" if i % 2 else "South"] for i, r in enumerate(rows)])
     db = f"sqlite:///{tmp_path / 's.db'}"
     base = ["score", "--model", str(models), "--data", str(data), "--no-progress", "--meta-col", "School"]
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "o.jsonl")])
