@@ -481,6 +481,13 @@ def base_scorer(scorer: Any) -> Any:
     return scorer.base if isinstance(scorer, CalibratedScorer) else scorer
 
 
+def criterion_hashes(model: ScoringModel, criterion_id: str, evidences: list[dict[str, str]]) -> list[str]:
+    """The hash of each submission's text for one criterion, as the scorer kept its training texts'
+    (``train_hashes_``): how calibration rows are matched to what the model trained on."""
+    crit = model.rubric.criterion(criterion_id)
+    return [text_hash(criterion_text(model.rubric, crit, ev)) for ev in evidences]
+
+
 def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences: list[dict[str, str]]) -> np.ndarray:
     """Raw level probabilities of TRAINING submissions from models that never saw them (NaN rows: not found).
 
@@ -490,7 +497,6 @@ def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences
     on those. Rows are matched by a hash of the criterion's evidence text; a row whose text the model did
     not train on gets NaN (the caller decides whether that is an error).
     """
-    crit = model.rubric.criterion(criterion_id)
     scorer = base_scorer(model.scorers[criterion_id])
     if not hasattr(scorer, "cross_fitted_proba"):
         raise CalibrationDataError(
@@ -506,8 +512,7 @@ def cross_fitted_probabilities(model: ScoringModel, criterion_id: str, evidences
         where.setdefault(h, []).append(i)
     out = np.full((len(evidences), P.shape[1]), np.nan)
     used: dict[str, int] = {}
-    for j, ev in enumerate(evidences):
-        h = text_hash(criterion_text(model.rubric, crit, ev))
+    for j, h in enumerate(criterion_hashes(model, criterion_id, evidences)):
         rows = where.get(h)
         if rows:  # duplicates of one text: walk through its training rows, then reuse the last
             out[j] = P[rows[min(used.get(h, 0), len(rows) - 1)]]
@@ -522,11 +527,10 @@ def trained_on(model: ScoringModel, criterion_id: str, evidences: list[dict[str,
     thresholds chosen on them auto-accept far more than on new texts, and the policy's promise does not
     hold. Calibration on a held-out file must leave such rows out; on the training file it reads the
     cross-fitted probabilities instead (``--cross-fitted``)."""
-    crit = model.rubric.criterion(criterion_id)
     seen = set(getattr(base_scorer(model.scorers[criterion_id]), "train_hashes_", None) or ())
     if not seen:
         return np.zeros(len(evidences), bool)
-    return np.array([text_hash(criterion_text(model.rubric, crit, ev)) in seen for ev in evidences], bool)
+    return np.array([h in seen for h in criterion_hashes(model, criterion_id, evidences)], bool)
 
 
 def calibrate_model(

@@ -35,9 +35,11 @@ def _int_or_nan(v: str | None) -> float:
 
 def _base_of(root: Path, version: str | None) -> str | None:
     """The version a calibrated version was calibrated from (its card's ``base_model_version``), if any."""
+    from models.artifact import ArtifactError, read_card
+
     try:
-        return str(json.loads((root / str(version) / "card.json").read_text(encoding="utf-8")).get("base_model_version"))
-    except (OSError, ValueError, AttributeError):
+        return read_card(root / str(version)).get("base_model_version")
+    except ArtifactError:
         return None
 
 
