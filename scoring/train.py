@@ -160,6 +160,28 @@ def cv_figure(m: dict[str, Any]) -> str:
     return f"{m['configuration'] + ': ' if 'configuration' in m else ''}cv QWK {m['cv_qwk']:.3f}"
 
 
+def _untrained_figure(m: dict[str, Any]) -> str:
+    """What a criterion scored from its descriptors says: with a few human scores, that they were too few to
+    train on (not "none"), and how the descriptors did on them."""
+    n = int(m.get("n_scored") or 0)
+    if not n:
+        return "no human scores: the default policy routes every item to people"
+    q = m.get("qwk_on_available_scores")
+    return (f"{n} human score(s), too few to train on (see --min-labelled): scored from the level descriptors"
+            + (f", QWK {q:.3f} on those {n}" if isinstance(q, (int, float)) else "")
+            + "; the default policy routes every item to people")
+
+
+def criterion_line(cid: str, m: dict[str, Any]) -> str:
+    """One criterion of a model card in words, as ``scoring train`` prints it and ``scoring models list``
+    lists it: its scorer, how many human scores, and its agreement with what kind of figure it is."""
+    figure = (cv_figure(m) if "cv_qwk" in m
+              else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']}; optimistic: the same items chose the "
+              "epoch and cut-points)" if "val_qwk" in m
+              else _untrained_figure(m) if m.get("scorer") in ("cold-start", "zero-shot") else "")
+    return f"{cid}: {m.get('scorer')}, n={m.get('n_scored', 0)}, {figure}"
+
+
 @dataclass(frozen=True)
 class FineTuning:
     """When and how criteria are fine-tuned (``scoring train --scorer finetuned``)."""

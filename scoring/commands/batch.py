@@ -128,7 +128,7 @@ def train(
     from scoring.train import (
         TrainingError,
         check_label_columns,
-        cv_figure,
+        criterion_line,
         fine_tuning_for,
         learning_curve,
         train_model,
@@ -190,23 +190,7 @@ def train(
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
-            figure = (cv_figure(m) if "cv_qwk" in m
-                      else f"validation QWK {m['val_qwk']:.3f} (n={m['n_val']}; optimistic: the same items chose the "
-                      "epoch and cut-points)" if "val_qwk" in m
-                      else _untrained_figure(m) if m["scorer"] in ("cold-start", "zero-shot") else "")
-            err.print(f"  {cid}: {m['scorer']}, n={m['n_scored']}, {figure}")
-
-
-def _untrained_figure(m: dict[str, Any]) -> str:
-    """What a criterion scored from its descriptors says: with a few human scores, that they were too few to
-    train on (not "none"), and how the descriptors did on them."""
-    n = int(m.get("n_scored") or 0)
-    if not n:
-        return "no human scores: the default policy routes every item to people"
-    q = m.get("qwk_on_available_scores")
-    return (f"{n} human score(s), too few to train on (see --min-labelled): scored from the level descriptors"
-            + (f", QWK {q:.3f} on those {n}" if isinstance(q, (int, float)) else "")
-            + "; the default policy routes every item to people")
+            err.print(f"  {criterion_line(cid, m)}")
 
 
 def _columns_in(path: Path, fmt: str | None, encoding: str, quoting: bool) -> set[str] | None:

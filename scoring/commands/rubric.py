@@ -48,6 +48,7 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")
 def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given to `scoring train --out`.")]) -> None:
     """Versions with their rubric, creation time and cross-validated agreement; LATEST marked."""
     from models.artifact import ArtifactError, list_versions, read_card
+    from scoring.train import criterion_line
 
     if not model_dir.is_dir():
         _fail(FileNotFoundError(f"{model_dir} does not exist (or is not a folder): expected the folder given to "
@@ -62,25 +63,12 @@ def list_models(model_dir: Annotated[Path, typer.Argument(help="Directory given 
         except ArtifactError as exc:
             typer.echo(f"{v}  DAMAGED: {exc}")
             continue
-        crits = "; ".join(_criterion_summary(k, m) for k, m in card.get("metrics", {}).items()
+        crits = "; ".join(criterion_line(k, m) for k, m in card.get("metrics", {}).items()
                           if not k.startswith("_") and isinstance(m, dict))
         mark = " (LATEST)" if v == latest else ""
         base = f"  calibrated from {card['base_model_version']}" if card.get("base_model_version") else ""
         typer.echo(f"{v}{mark}  rubric {card['rubric']['id']}@{card['rubric']['version']}  created {card['created']}"
                    f"{base}\n    {crits}")
-
-
-def _criterion_summary(cid: str, m: dict[str, object]) -> str:
-    """One criterion of a card in words: its scorer, how many human scores, and its agreement with its kind."""
-    n = m.get("n_scored", 0)
-    if "cv_qwk" in m:
-        ci = m.get("cv_qwk_interval95")
-        kind = "nested-CV" if str(m.get("cv_kind", "")).startswith("nested") else "cv"
-        band = f" [{ci[0]:.3f}-{ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-        return f"{cid}: {m.get('scorer')}, n={n}, {kind} QWK {float(m['cv_qwk']):.3f}{band}"  # type: ignore[arg-type]
-    if "val_qwk" in m:
-        return f"{cid}: {m.get('scorer')}, n={n}, validation QWK {float(m['val_qwk']):.3f}"  # type: ignore[arg-type]
-    return f"{cid}: {m.get('scorer')}, n={n}, no cross-validated figure (no human scores trained it)"
 
 
 @models_app.command("promote")
