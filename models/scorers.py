@@ -303,9 +303,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         model card's cross-validated figure.
 
         Why not :meth:`oof_predict`: its views are out-of-fold, but the head and the QWK cut-points were fitted
-        on every row, the scored one included. On a few dozen scores that flattered the figure badly (30
-        selected scores: 0.57 printed, 0.38 with both refitted per fold), so a learning curve could fall as
-        scores were added while the model improved. The scaler is unsupervised (no label reaches it)."""
+        on every row, the scored one included. On a few dozen scores that flattered the figure badly (on labels
+        unrelated to the texts it sat well above 0: ``tests/models/test_cv_figure.py``), so a learning curve
+        could fall as scores were added while the model improved. The scaler is unsupervised (no label reaches it)."""
         if getattr(self, "oof_folds_", None) is None:
             return self.oof_predict()  # a model from before folds were kept: the old figure
         Z = self.head_scaler_.transform(self.oof_views_)
