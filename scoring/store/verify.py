@@ -22,11 +22,19 @@ from scoring.store.merkle import TreeReader, leaf_hash
 
 BATCH = 20_000
 SUSPENSION_EVENTS = frozenset({"automation_suspended", "automation_resumed"})
-# score tables and the payload fields each row must still share with the entry that logged it
-LOGGED_ROWS = ((t.machine_scores, ("submission_id", "criterion", "score")),
-               (t.human_scores, ("submission_id", "criterion", "score", "kind", "assessor")),
-               (t.adjudications, ("submission_id", "criterion", "score")),
-               (t.decisions, ("submission_id", "outcome", "basis", "levels")))
+# score tables, the event that logs their rows, and the row columns that entry's payload logs under the
+# same name: every one is compared, because each decides something (route: whether the machine's score
+# stands; blind: whether an audit feeds the drift monitor; model and policy versions: what an appeal traces)
+LOGGED_ROWS = ((t.machine_scores, "machine_score",
+                ("submission_id", "criterion", "score", "route", "model_version", "policy_version",
+                 "prediction_set", "probabilities", "reason", "rubric")),
+               (t.human_scores, "human_score", ("submission_id", "criterion", "score", "kind", "assessor", "blind")),
+               (t.adjudications, "adjudication",
+                ("submission_id", "criterion", "score", "adjudicator", "human_score_ids", "machine_score_id")),
+               (t.decisions, "credential_decision",
+                ("submission_id", "outcome", "basis", "levels", "p_earned", "model_version", "policy_version",
+                 "reason", "rubric")))
+DECISION_REASON_MAX = 4000  # decisions.reason keeps this much of the logged reason (decision_in)
 # the event that logs each score table's rows: every such entry must still have its row
 ROW_EVENTS = (("machine_score", t.machine_scores, "machine score"),
               ("human_score", t.human_scores, "human score"),
@@ -157,25 +165,59 @@ def _stream(conn: sa.Connection, q: Any) -> Iterator[Sequence[Any]]:
     yield from res.partitions(BATCH)
 
 
+def _row_value(table: sa.Table, row: Any, field: str) -> Any:
+    """The value a row holds for one logged payload field (``rubric`` is logged as ``id@version``)."""
+    if field == "rubric":
+        return f"{row.rubric_id}@{row.rubric_version}"
+    return getattr(row, field)
+
+
+def _logged_value(table: sa.Table, payload: dict[str, Any], field: str) -> Any:
+    """What the entry says the row must hold for ``field`` (a decision row keeps the reason's first part)."""
+    value = payload[field]
+    if table is t.decisions and field == "reason" and isinstance(value, str):
+        return value[:DECISION_REASON_MAX]
+    return value
+
+
 def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
-    """Every score row must match the payload of the entry that logged it (one joined query per table)."""
+    """Every score and decision row must match the entry that logged it (one joined query per table).
+
+    Compared: the entry's event (a row may not borrow another kind of entry), each field the payload logs
+    (a field an older release did not log is skipped: the hash pins what was logged), and that no two rows
+    claim one entry (a copied row would count one person's score twice)."""
     a = t.audit_log.c
-    for table, fields in LOGGED_ROWS:
+    for table, event, fields in LOGGED_ROWS:
         c = table.c
-        q = (sa.select(c.id, c.audit_seq, a.payload, *[c[f] for f in fields])
-             .select_from(table.outerjoin(t.audit_log, a.seq == c.audit_seq)).order_by(c.audit_seq))
+        cols = {f for f in fields if f != "rubric"} | ({"rubric_id", "rubric_version"} if "rubric" in fields else set())
+        q = (sa.select(c.id, c.audit_seq, a.event, a.payload, *[c[f] for f in sorted(cols)])
+             .select_from(table.outerjoin(t.audit_log, a.seq == c.audit_seq)).order_by(c.audit_seq, c.id))
+        prev: tuple[int, int] | None = None
         for part in _stream(conn, q):
             for row in part:
+                where = f"{table.name} row {row.id} (submission {row.submission_id}"
+                where += f", criterion {row.criterion})" if "criterion" in fields else ")"
                 if row.payload is None:
                     if row.audit_seq > last:
                         return last + 1, (f"{table.name} row {row.id} was logged as entry {row.audit_seq} but the "
                                           f"log ends at {last}: trailing entries deleted")
                     return row.audit_seq, f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing"
+                if prev is not None and prev[0] == row.audit_seq:
+                    return row.audit_seq, (f"{where} and row {prev[1]} both claim audit entry {row.audit_seq}, which "
+                                           f"logged one {event}: row {row.id} was added outside the service")
+                prev = (row.audit_seq, row.id)
+                if row.event != event:
+                    return row.audit_seq, (f"{where} points at audit entry {row.audit_seq}, which logged a "
+                                           f"{row.event}, not a {event}: the row was added or edited outside "
+                                           "the service")
                 p = json.loads(row.payload)
                 for f in fields:
-                    if p.get(f) != getattr(row, f):
-                        return row.audit_seq, (f"{table.name} row {row.id} has {f}={getattr(row, f)!r} but audit "
-                                               f"entry {row.audit_seq} logged {p.get(f)!r}: the score row was edited")
+                    if f not in p:
+                        continue
+                    has, logged = _row_value(table, row, f), _logged_value(table, p, f)
+                    if has != logged:
+                        return row.audit_seq, (f"{where} has {f}={has!r} but audit entry {row.audit_seq} logged "
+                                               f"{logged!r}: the row was edited")
     return None
 
 

@@ -1,0 +1,84 @@
+"""`scoring audit verify` compares every field a score or decision entry logged with the row it logged.
+
+An insider who edits a row with raw SQL, without touching the log, must be named: not only for the score
+itself but for every field that decides something downstream. The route decides whether the machine's
+score stands; the blind flag decides whether an audit feeds the drift monitor; the model and policy
+versions are what an appeal traces a credential decision back to. A copied row (one score counted twice)
+and a row that borrows another kind of entry are caught too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from scoring.store import Store
+from scoring.store.decisions import decision_in
+
+
+def _sql(store: Store, sql: str, **params: object) -> None:
+    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
+        c.execute(sa.text(sql), params)
+
+
+def _one_of_each(store: Store) -> int:
+    sub = store.add_submission("obs", 1, "s0", {"text": "evidence"})
+    store.record_machine_score(sub.id, "questioning", 2, model_version="m-1", policy_version="p-1", route="human",
+                               probabilities={"0": 0.1, "1": 0.2, "2": 0.3, "3": 0.4}, prediction_set=[1, 2, 3],
+                               reason="confidence 0.300 < 0.620")
+    store.record_human_score(sub.id, "questioning", 1, assessor="ann", kind="audit", blind=True)
+    with store.write() as tx:
+        decision_in(tx, sub.id, "obs", 1, "not_yet", "final", {"questioning": 1, "feedback": 0}, p_earned=0.12,
+                    model_version="m-1", policy_version="p-1", reason="every criterion resolved")
+    assert store.verify_audit().ok
+    return sub.id
+
+
+EDITS = [
+    pytest.param("UPDATE machine_scores SET route = 'auto'", "machine_scores", "route='auto'", "'human'",
+                 id="route-human-to-auto"),
+    pytest.param("UPDATE machine_scores SET model_version = 'm-2'", "machine_scores", "model_version='m-2'", "'m-1'",
+                 id="machine-model-version"),
+    pytest.param("UPDATE machine_scores SET policy_version = 'p-lax'", "machine_scores", "policy_version='p-lax'",
+                 "'p-1'", id="machine-policy-version"),
+    pytest.param("UPDATE human_scores SET blind = false", "human_scores", "blind=False", "True", id="audit-not-blind"),
+    pytest.param("UPDATE decisions SET model_version = 'm-2'", "decisions", "model_version='m-2'", "'m-1'",
+                 id="decision-model-version"),
+    pytest.param("UPDATE decisions SET p_earned = 0.95", "decisions", "p_earned=0.95", "0.12",
+                 id="decision-probability"),
+]
+
+
+@pytest.mark.parametrize(("sql", "table", "has", "logged"), EDITS)
+def test_an_edited_field_of_a_logged_row_is_named(store: Store, rubric, sql: str, table: str, has: str,
+                                                  logged: str) -> None:
+    sub = _one_of_each(store)
+    _sql(store, sql)
+    res = store.verify_audit()
+    assert not res.ok
+    assert res.problem.startswith(f"{table} row 1 (submission {sub}")
+    assert f"has {has} but audit entry {res.first_bad_seq} logged {logged}: the row was edited" in res.problem
+
+
+def test_a_copied_score_row_is_named(store: Store, rubric) -> None:
+    _one_of_each(store)
+    h = store.human_scores()[0]
+    _sql(store, "INSERT INTO human_scores (submission_id, criterion, score, assessor, rationale, blind, kind, "
+                "created_at, audit_seq) SELECT submission_id, criterion, score, assessor, rationale, blind, kind, "
+                "created_at, audit_seq FROM human_scores WHERE id = :i", i=h.id)
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == h.audit_seq
+    assert f"both claim audit entry {h.audit_seq}, which logged one human_score" in res.problem
+
+
+def test_a_row_borrowing_another_kind_of_entry_is_named(store: Store, rubric) -> None:
+    sub = _one_of_each(store)
+    m, h = store.machine_scores()[0], store.human_scores()[0]
+    # a machine score forged from the human score's entry: submission, criterion and score all agree
+    _sql(store, "INSERT INTO machine_scores (submission_id, criterion, score, rubric_id, rubric_version, created_at, "
+                "audit_seq, route) VALUES (:s, 'questioning', 1, 'obs', 1, '2026-01-01', :q, 'auto')",
+         s=sub, q=h.audit_seq)
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == h.audit_seq, res.problem
+    assert f"points at audit entry {h.audit_seq}, which logged a human_score, not a machine_score" in res.problem
+    assert m.audit_seq != h.audit_seq
