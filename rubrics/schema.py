@@ -313,13 +313,22 @@ class Rubric(BaseModel):
 
     def fingerprint(self) -> str:
         """Content hash: two files with the same id+version but different content are caught by this."""
-        body = self.model_dump(mode="json")
-        if body.get("award") is None:  # rubrics without an award rule keep the fingerprint they always had
-            body.pop("award", None)
-        if body.get("rationale") is None:  # likewise rubrics that leave the rationale rule to the server
-            body.pop("rationale", None)
-        blob = json.dumps(body, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return body_fingerprint(self.model_dump(mode="json"))
+
+
+def body_fingerprint(body: dict[str, Any]) -> str:
+    """The fingerprint of a rubric's JSON body (``model_dump(mode="json")``, as the store keeps it).
+
+    Why a function of the body and not of a parsed rubric: ``scoring audit verify`` recomputes it from the
+    stored body to catch a rubric edited in the database, and must get the value logged at registration
+    even if a later release parses rubrics differently."""
+    body = dict(body)
+    if body.get("award") is None:  # rubrics without an award rule keep the fingerprint they always had
+        body.pop("award", None)
+    if body.get("rationale") is None:  # likewise rubrics that leave the rationale rule to the server
+        body.pop("rationale", None)
+    blob = json.dumps(body, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _loc_to_path(loc: tuple[Any, ...], raw: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from rubrics.schema import body_fingerprint
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
 from scoring.store.audit import AuditEntry, AuditVerification, ChainScan
@@ -22,6 +23,7 @@ from scoring.store.merkle import TreeReader, leaf_hash
 
 BATCH = 20_000
 SUSPENSION_EVENTS = frozenset({"automation_suspended", "automation_resumed"})
+RUBRIC_EVENT = "rubric_registered"
 # score tables, the event that logs their rows, and the row columns that entry's payload logs under the
 # same name: every one is compared, because each decides something (route: whether the machine's score
 # stands; blind: whether an audit feeds the drift monitor; model and policy versions: what an appeal traces)
@@ -79,13 +81,14 @@ class AuditStore(StoreBase):
     def verify_audit(self, checkpoints: Sequence[Any] = (), *, keep_tiles: bool = False) -> AuditVerification:
         """Check the hash chain and, in the same pass, that the log still extends every signed checkpoint;
         then that every score row still matches the entry that logged it (and none points past the end of
-        the log), and that the suspensions table is what the logged suspensions and lifts say it is.
+        the log), that the suspensions table is what the logged suspensions and lifts say it is, and that
+        every rubric's stored body still has the fingerprint logged when it was registered.
 
         ``keep_tiles`` stores the Merkle tiles the pass computed (the proof cache; ``scoring audit
         checkpoint`` does this after a clean pass)."""
         a = t.audit_log.c
         tiles: dict[int, bytes] = {}
-        scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS,
+        scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS | {RUBRIC_EVENT},
                          on_tile=tiles.__setitem__ if keep_tiles else None)
         with self._read() as conn:
             for part in _stream(conn, sa.select(a.seq, a.event, a.payload, a.prev_hash, a.entry_hash).order_by(a.seq)):
@@ -95,7 +98,7 @@ class AuditStore(StoreBase):
             if not res.ok:
                 return res
             problem = (_check_rows(conn, res.last_seq or 0) or _check_logged_rows(conn)
-                       or _check_suspensions(conn, scan.collected))
+                       or _check_suspensions(conn, scan.collected) or _check_rubrics(conn, scan.collected))
         if problem is not None:
             return _bad(res, *problem)
         if keep_tiles and tiles:
@@ -277,6 +280,31 @@ def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[st
     return None
 
 
-def _bad(res: AuditVerification, seq: int, problem: str) -> AuditVerification:
+def _check_rubrics(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int | None, str] | None:
+    """Every stored rubric body must still hash to the fingerprint its ``rubric_registered`` entry logged.
+
+    Why: scoring, routing and every credential decision read the rubric from this table, so an edited
+    level scale or award rule changes decisions while every score row still matches its entry."""
+    registered = {p.get("rubric"): (seq, p.get("fingerprint")) for seq, ev, p in logged if ev == RUBRIC_EVENT}
+    r = t.rubrics.c
+    for row in conn.execute(sa.select(r.id, r.rubric_id, r.version, r.fingerprint, r.body).order_by(r.id)):
+        key = f"{row.rubric_id}@{row.version}"
+        if key not in registered:
+            return None, (f"rubric {key} is in the rubrics table but no rubric_registered entry logs it: it was added "
+                       "outside the service")
+        seq, logged_fp = registered[key]
+        try:
+            body = json.loads(row.body)
+            fp = body_fingerprint(body) if isinstance(body, dict) else "not a JSON object"
+        except ValueError:
+            fp = "not valid JSON"
+        if fp != logged_fp or row.fingerprint != logged_fp:
+            return seq, (f"rubric {key} was registered in audit entry {seq} with fingerprint {logged_fp}, but its "
+                         f"stored body now has fingerprint {fp} (fingerprint column {row.fingerprint}): the rubric "
+                         "was edited in the database, which changes how its submissions are scored and decided")
+    return None
+
+
+def _bad(res: AuditVerification, seq: int | None, problem: str) -> AuditVerification:
     return AuditVerification(False, res.entries_checked, res.last_seq, res.head_hash, seq, problem, res.merkle_root,
                              res.checkpoints_checked, None, res.checkpoints)

@@ -82,3 +82,24 @@ def test_a_row_borrowing_another_kind_of_entry_is_named(store: Store, rubric) ->
     assert not res.ok and res.first_bad_seq == h.audit_seq, res.problem
     assert f"points at audit entry {h.audit_seq}, which logged a human_score, not a machine_score" in res.problem
     assert m.audit_seq != h.audit_seq
+
+
+def test_a_rubric_edited_in_the_database_is_named(store: Store, rubric) -> None:
+    """The rubric decides the scale and the award rule: editing its stored body changes every later decision."""
+    _one_of_each(store)
+    fp = rubric.fingerprint()
+    _sql(store, "UPDATE rubrics SET body = replace(body, '\"Questioning\"', '\"Asks questions\"')")
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == 1
+    assert res.problem.startswith(f"rubric obs@1 was registered in audit entry 1 with fingerprint {fp}, but its "
+                                  "stored body now has fingerprint ")
+    assert "the rubric was edited in the database" in res.problem
+
+
+def test_a_rubric_added_outside_the_service_is_named(store: Store, rubric) -> None:
+    _sql(store, "INSERT INTO rubrics (rubric_id, version, title, fingerprint, body, registered_at) "
+                "SELECT rubric_id, 2, title, fingerprint, body, registered_at FROM rubrics")
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq is None
+    assert res.problem == ("rubric obs@2 is in the rubrics table but no rubric_registered entry logs it: it was "
+                           "added outside the service")
