@@ -26,10 +26,19 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def hashed_text(seq: int, event: str, payload: Any, prev_hash: str) -> str:
+    """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash.
+
+    Why it is handed out with every proof: it is this module's canonical JSON (Python's ``json.dumps``
+    with sorted keys and no spaces), which is not RFC 8785 (JCS) for numbers (``0.0`` and ``1e-05`` here,
+    ``0`` and ``0.00001`` there). A third party in another language checks the hash of this text and that
+    it parses to the entry, instead of having to re-create Python's float spelling."""
+    return canonical_json({"seq": seq, "event": event, "payload": payload, "prev": prev_hash})
+
+
 def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str) -> str:
     """Hash of one entry; ``payload_json`` is parsed back so that only its content, not its spelling, counts."""
-    body = {"seq": seq, "event": event, "payload": json.loads(payload_json), "prev": prev_hash}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return hashlib.sha256(hashed_text(seq, event, json.loads(payload_json), prev_hash).encode("utf-8")).hexdigest()
 
 
 def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str) -> str:

@@ -7,6 +7,7 @@ checkpoint; ``check_proof`` needs nothing else (no database) to confirm the entr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import AuditVerification, Store
-from scoring.store.audit import canonical_json, entry_hash
+from scoring.store.audit import canonical_json, entry_hash, hashed_text
 from scoring.store.checkpoints import (
     DEFAULT_ORIGIN,
     Checkpoint,
@@ -101,7 +102,8 @@ def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey | None,
                                "signed: it was rewritten; run `scoring audit verify --checkpoints`")
     e = proof.entry
     return {"entry": {"seq": e.seq, "event": e.event, "payload": e.payload, "prev_hash": e.prev_hash,
-                      "entry_hash": e.entry_hash},
+                      "entry_hash": e.entry_hash,
+                      "hashed_text": hashed_text(e.seq, e.event, e.payload, e.prev_hash)},
             "leaf_index": e.seq - 1, "tree_size": cp.size, "root": cp.root_hex, "path": proof.path,
             "checkpoint_name": cp.name, "checkpoint": cp.text}
 
@@ -117,6 +119,7 @@ def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFA
     if recomputed != e["entry_hash"]:
         raise CheckpointError(f"entry {e['seq']}: its content does not hash to {str(e['entry_hash'])[:16]}...: "
                               "the entry in the proof was edited")
+    _check_hashed_text(e)
     if idx != int(e["seq"]) - 1:
         raise CheckpointError(f"leaf index {idx} does not belong to entry {e['seq']} (expected {int(e['seq']) - 1})")
     root = root_from_inclusion(idx, cp.size, leaf_hash(e["entry_hash"]), path)
@@ -124,6 +127,20 @@ def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFA
         raise CheckpointError(f"the path does not lead from entry {e['seq']} to the root signed in {cp.name}: "
                               "the entry is not in that log")
     return cp
+
+
+def _check_hashed_text(e: dict[str, Any]) -> None:
+    """``hashed_text`` (proofs carry it for third parties) must hash to the entry and say what it says:
+    otherwise a verifier that trusts it could be shown one entry while the proof holds another."""
+    text = e.get("hashed_text")
+    if text is None:  # a proof from before the field was added
+        return
+    if not isinstance(text, str) or hashlib.sha256(text.encode("utf-8")).hexdigest() != e["entry_hash"]:
+        raise CheckpointError(f"entry {e['seq']}: hashed_text does not hash to {str(e['entry_hash'])[:16]}...: "
+                              "the proof was edited")
+    said = json.loads(text)
+    if said != {"seq": e["seq"], "event": e["event"], "payload": e["payload"], "prev": e["prev_hash"]}:
+        raise CheckpointError(f"entry {e['seq']}: hashed_text does not say what the entry says: the proof was edited")
 
 
 PROOF_FIELDS = ("entry", "path", "leaf_index", "checkpoint")
