@@ -82,8 +82,9 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
                     seq = tx.append("machine_score", p)
                     rows.append({"submission_id": p["submission_id"], "criterion": p["criterion"],
                                  "score": p["score"], "route": p["route"], "model_version": p["model_version"],
-                                 "policy_version": p["policy_version"], "rubric_id": "bench", "rubric_version": 1,
-                                 "created_at": at, "audit_seq": seq})
+                                 "policy_version": p["policy_version"], "prediction_set": p["prediction_set"],
+                                 "probabilities": p["probabilities"], "reason": p["reason"], "rubric_id": "bench",
+                                 "rubric_version": 1, "created_at": at, "audit_seq": seq})
                 tx.conn.execute(t.machine_scores.insert(), rows)
             done += n
             if not halfway and done >= events // 2:
