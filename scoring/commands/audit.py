@@ -56,11 +56,28 @@ def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, p
         typer.echo(f"audit log OK: {res.entries_checked} entries, head seq {res.last_seq}, Merkle root "
                    f"{res.merkle_root}{against}")
     else:
-        where = f" (first bad checkpoint: {res.first_bad_checkpoint})" if res.first_bad_checkpoint else ""
-        at = f" at seq {res.first_bad_seq}" if res.first_bad_seq is not None else ""
-        typer.echo(f"audit log BROKEN{at}{where}: {res.problem} ({res.entries_checked} entries verified before it)",
-                   err=True)
+        typer.echo(broken_line(res), err=True)
     raise typer.Exit(0 if res.ok else 1)
+
+
+def broken_line(res: Any) -> str:
+    """One line for a failed verification that says where the problem is and what still holds.
+
+    Why not "N entries verified before it" for every case: after a checkpoint mismatch no entry of the
+    signed range is proven (the rewrite is somewhere in it), and after a table check fails the whole log is
+    intact; a compliance officer quoting the line must not overstate or understate either."""
+    if res.kind == "checkpoint_file":
+        return f"audit log NOT VERIFIED: {res.problem}"
+    if res.kind == "checkpoint":
+        proven = (f"entries 1..{res.intact_through} are proven by earlier checkpoints" if res.intact_through
+                  else "no earlier checkpoint proves any entry")
+        return f"audit log BROKEN (first bad checkpoint: {res.first_bad_checkpoint}): {res.problem} ({proven})"
+    at = f" at entry {res.first_bad_seq}" if res.first_bad_seq is not None else ""
+    if res.kind == "tables":
+        return (f"audit log BROKEN{at}: {res.problem} (the log itself is intact, {res.entries_checked} entries; "
+                "a table no longer says what it logged)")
+    intact = f"entries 1..{res.intact_through} verified" if res.intact_through else "no entry before it"
+    return f"audit log BROKEN{at}: {res.problem} ({intact})"
 
 
 @audit_app.command("keygen")

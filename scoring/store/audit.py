@@ -49,6 +49,26 @@ def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str)
                           .encode()).hexdigest()
 
 
+DESCRIBED_FIELDS = (("submission_id", "submission"), ("criterion", "criterion"), ("assessor", "assessor"),
+                    ("adjudicator", "adjudicator"), ("score", "score"), ("outcome", "outcome"),
+                    ("rubric", "rubric"), ("version", "model"))
+
+
+def describe(event: str, payload_text: str) -> str:
+    """``event (submission 20, criterion adjusting, assessor ana, score 2)``: what an entry says it logged.
+
+    Why: a compliance officer told "entry 244 does not match its hash" must find the score in question;
+    this names it from the entry as it now reads (the fields an edit left, or the edit itself)."""
+    try:
+        p = json.loads(payload_text)
+    except (ValueError, TypeError):
+        return event
+    if not isinstance(p, dict):
+        return event
+    parts = [f"{label} {p[key]}" for key, label in DESCRIBED_FIELDS if p.get(key) is not None]
+    return f"{event} ({', '.join(parts)})" if parts else event
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     seq: int
@@ -73,6 +93,11 @@ class AuditVerification:
     checkpoints_checked: int = 0
     first_bad_checkpoint: str | None = None
     checkpoints: list[str] = field(default_factory=list)  # the names of the checkpoints that matched
+    # where the problem is: "chain" (an entry), "checkpoint" (a signed checkpoint the log no longer
+    # extends; the entry is somewhere in ``first_bad_seq``..its size), "tables" (the log is intact; a row
+    # disagrees with it), "checkpoint_file" (a checkpoint that fails by itself); "" when ok
+    kind: str = ""
+    intact_through: int = 0  # entries 1..this are proven intact (by the chain and every checkpoint up to there)
 
 
 class ChainScan:
@@ -94,6 +119,7 @@ class ChainScan:
         self.n = 0
         self.prev = GENESIS
         self.matched: list[str] = []
+        self.proven = 0  # the size of the largest checkpoint matched so far
         self.failure: AuditVerification | None = None
         self._ci = 0
         self._ev: dict[str, str] = {}
@@ -101,8 +127,10 @@ class ChainScan:
             self._check_cp(empty_root(), GENESIS)
 
     def _fail(self, seq: int | None, problem: str, checkpoint: str | None = None) -> None:
+        kind, intact = ("checkpoint", self.proven) if checkpoint else ("chain", self.n)
         self.failure = AuditVerification(False, self.n, self.n or None, self.prev, seq, problem,
-                                         self.tree.root().hex(), len(self.matched), checkpoint, list(self.matched))
+                                         self.tree.root().hex(), len(self.matched), checkpoint, list(self.matched),
+                                         kind, intact)
 
     def _check_cp(self, root: bytes, head: str) -> None:
         cp = self.cps[self._ci]
@@ -114,6 +142,7 @@ class ChainScan:
                        f"{since + 1}..{cp.size} was rewritten, removed or renumbered since it was signed", cp.name)
         else:
             self.matched.append(cp.name)
+            self.proven = cp.size
 
     def matched_size(self) -> int:
         return self.cps[self._ci - 2].size if self._ci >= 2 else 0
@@ -133,7 +162,9 @@ class ChainScan:
                 return False
             if prev_hash != prev:
                 self.n, self.prev = n, prev
-                self._fail(seq, f"entry {seq} links to previous hash {prev_hash[:12]}..., expected {prev[:12]}...")
+                self._fail(seq, f"entry {seq}, {describe(event, payload)}, does not follow entry {n}: it links to "
+                           f"previous hash {prev_hash[:12]}..., but entry {n} hashes to {prev[:12]}...: entries "
+                           "were moved, inserted or removed here")
                 return False
             ev = ev_cache.get(event)
             if ev is None:
@@ -144,12 +175,13 @@ class ChainScan:
                     recomputed = entry_hash(seq, event, payload, prev_hash)
                 except (ValueError, TypeError) as exc:
                     self.n, self.prev = n, prev
-                    self._fail(seq, f"entry {seq} payload is not valid JSON ({exc.__class__.__name__}): edited")
+                    self._fail(seq, f"entry {seq} ({event}) payload is not valid JSON ({exc.__class__.__name__}): "
+                               "edited")
                     return False
                 if recomputed != stored:
                     self.n, self.prev = n, prev
                     self._fail(seq, f"entry {seq} content does not match its hash (stored {stored[:12]}..., "
-                               f"recomputed {recomputed[:12]}...): edited")
+                               f"recomputed {recomputed[:12]}...): edited; it now reads {describe(event, payload)}")
                     return False
             if event in collect:
                 self.collected.append((seq, event, json.loads(payload)))
@@ -174,10 +206,11 @@ class ChainScan:
         if self._ci < len(self.cps):
             cp = self.cps[self._ci]
             self._fail(self.n + 1, f"checkpoint {cp.name} signed a log of {cp.size} entries but the log now has "
-                       f"{self.n}: entries {self.n + 1}..{cp.size} were removed (truncated)", cp.name)
+                       f"{self.n}: entries {self.n + 1}..{cp.size} were removed (truncated, or the database was "
+                       "restored from an older copy)", cp.name)
             return self.failure  # type: ignore[return-value]
         return AuditVerification(True, self.n, self.n or None, self.prev, None, "", self.tree.root().hex(),
-                                 len(self.matched), None, list(self.matched))
+                                 len(self.matched), None, list(self.matched), "", self.n)
 
 
 def verify_chain(rows: Iterable[tuple[int, str, str, str, str]]) -> AuditVerification:

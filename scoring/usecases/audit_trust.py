@@ -52,7 +52,7 @@ def verify(store: Store, directory: Path | None, pub: Ed25519PublicKey | None,
     good, bad = load_checkpoints(directory, pub, origin)
     if bad:
         return AuditVerification(False, 0, None, "", None, f"checkpoint {bad[0].name}: {bad[0].problem}",
-                                 first_bad_checkpoint=bad[0].name)
+                                 first_bad_checkpoint=bad[0].name, kind="checkpoint_file")
     return store.verify_audit(good)
 
 
