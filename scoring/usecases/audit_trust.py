@@ -43,7 +43,8 @@ class CheckpointWritten:
 def verify(store: Store, directory: Path | None, pub: Ed25519PublicKey | None,
            origin: str = DEFAULT_ORIGIN) -> AuditVerification:
     """The log checked on its own, or (with a folder and key) also against every checkpoint in it; a
-    checkpoint file that is unsigned, edited or signed by another key fails verification by itself."""
+    checkpoint file that is unsigned, edited or signed by another key fails verification by itself, and so
+    does a folder without any checkpoint (a pass against zero checkpoints proves nothing beyond the chain)."""
     if directory is None:
         return store.verify_audit()
     if pub is None:
@@ -53,6 +54,11 @@ def verify(store: Store, directory: Path | None, pub: Ed25519PublicKey | None,
     if bad:
         return AuditVerification(False, 0, None, "", None, f"checkpoint {bad[0].name}: {bad[0].problem}",
                                  first_bad_checkpoint=bad[0].name, kind="checkpoint_file")
+    if not good:  # `checkpoint --init` always writes one, so an empty folder is a wrong path or a wiped one
+        return AuditVerification(False, 0, None, "", None, (
+            f"no checkpoint files (checkpoint-*.txt) in {directory}, so nothing outside the database vouches for "
+            "the log; point --checkpoints at the folder the signed checkpoints were copied to"),
+            kind="checkpoint_file")
     return store.verify_audit(good)
 
 

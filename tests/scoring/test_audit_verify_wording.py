@@ -99,3 +99,14 @@ def test_a_database_rolled_back_to_an_older_copy_is_named(tmp_path: Path) -> Non
     res = runner.invoke(app, verify)
     assert res.exit_code == 1
     assert "entries 7..7 were removed (truncated, or the database was restored from an older copy)" in res.output
+
+
+def test_a_folder_without_checkpoints_verifies_nothing(tmp_path: Path) -> None:
+    """An empty folder (a wrong path, or checkpoints wiped from the server) must not read "OK": a pass
+    against zero checkpoints proves nothing an insider could not forge."""
+    db, verify = _store(tmp_path)
+    for f in (tmp_path / "cp").iterdir():
+        f.unlink()
+    res = runner.invoke(app, verify)
+    assert res.exit_code == 1
+    assert f"audit log NOT VERIFIED: no checkpoint files (checkpoint-*.txt) in {tmp_path / 'cp'}" in res.output
