@@ -175,6 +175,38 @@ def check_proof(proof: Path = typer.Argument(..., help="A proof from `scoring au
                f"{cp.name} at {cp.time}")
 
 
+@audit_app.command("trace")
+def trace(submission: str = typer.Argument(..., help="The submission's id in your file (its store id also works)."),
+          rubric: str | None = typer.Option(None, "--rubric", help="The rubric, when two rubrics share the id."),
+          db: str | None = DB_OPTION, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every audit entry one submission's credential decision rests on: the rubric, model and policy, each
+    machine and human score, adjudications, decisions, credentials and feedback, in log order (prove any of
+    them with `scoring audit prove SEQ`). Warns when an issued credential no longer rests on the record."""
+    from scoring.commands.credentials import resolve_submission
+    from scoring.errors import ScoringError
+    from scoring.usecases.trace import trace as trace_submission
+
+    store = open_store(db, must_exist=True)
+    try:
+        res = trace_submission(store, resolve_submission(store, submission, rubric))
+    except ScoringError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"submission": res.submission, "submission_id": res.submission_id,
+                               "rubric": res.rubric, "entries": [line.__dict__ for line in res.lines],
+                               "warnings": res.warnings}, ensure_ascii=False))
+        return
+    typer.echo(f"submission {res.submission} (store id {res.submission_id}), rubric {res.rubric}: "
+               f"{len(res.lines)} audit entries")
+    for line in res.lines:
+        typer.echo(f"entry {line.seq} {line.event}: {line.text}")
+    for w in res.warnings:
+        typer.echo(f"WARNING: {w}")
+
+
 @audit_app.command("tail")
 def tail(db: str | None = DB_OPTION, n: int = typer.Option(20, "-n", help="How many entries.")) -> None:
     """Print the last N audit entries as JSON lines."""

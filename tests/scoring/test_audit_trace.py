@@ -1,0 +1,88 @@
+"""`scoring audit trace SUBMISSION`: a compliance officer follows one credential decision back to its evidence.
+
+From the issuer's id of the submission, the trace lists, in log order, the rubric, model and routing policy
+entries the scores name, every machine and human score, the decisions and the credential, each with the
+sequence number `scoring audit prove` takes. When an audit overturns an auto-accepted score after a
+credential was issued, the decision changes on the record, and the trace says the credential no longer
+rests on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rubrics.schema import parse_rubric
+from scoring.cli import app
+from scoring.policy import RoutingPolicy
+from scoring.store import Store
+from scoring.store.decisions import decision_in
+from scoring.store.policy_log import record_policy
+from scoring.usecases.decisions import finalize
+
+runner = CliRunner()
+RUBRIC = {"id": "obs", "version": 1, "title": "Observation", "evidence": ["text"],
+          "criteria": [{"id": "questioning", "title": "Questioning", "scale": {"min": 0, "max": 2}},
+                       {"id": "feedback", "title": "Feedback", "scale": {"min": 0, "max": 2}}],
+          "award": {"min_level": {"questioning": 2, "feedback": 2}}}
+
+
+def _earned_and_issued(db: str) -> int:
+    """An auto-accepted 'earned' submission whose credential was issued; returns its store id."""
+    with Store(db) as st:
+        st.register_rubric(parse_rubric(RUBRIC))
+        st.register_model("m-1", "models/m-1", rubric_id="obs")
+        record_policy(st, RoutingPolicy(policy_version="p-1", rubric_id="obs", model_version="m-1"), by="ops")
+        sub = st.add_submission("obs", 1, "portfolio-7", {"text": "t"})
+        for c in ("questioning", "feedback"):
+            st.record_machine_score(sub.id, c, 2, model_version="m-1", policy_version="p-1", route="auto",
+                                    reason="confidence 0.97 >= 0.90")
+        with st.write() as tx:
+            d = decision_in(tx, sub.id, "obs", 1, "earned", "machine", {"questioning": 2, "feedback": 2},
+                            p_earned=0.95, model_version="m-1", policy_version="p-1", reason="auto")
+            tx.append("credential_issued", {"submission_id": sub.id, "credential_id": "urn:uuid:c-1",
+                                            "decision_id": d, "actor": "issuer-app"})
+        return int(sub.id)
+
+
+def test_the_trace_names_model_policy_scores_decision_and_credential(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _earned_and_issued(db)
+    res = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "submission portfolio-7 (store id 1), rubric obs@1: 7 audit entries"
+    events = [ln.split(":")[0].split(" ", 2)[2] for ln in lines[1:]]
+    assert events == ["rubric_registered", "model_registered", "policy_activated", "machine_score",
+                      "machine_score", "credential_decision", "credential_issued"]
+    assert ("machine score questioning = 2, route auto (confidence 0.97 >= 0.90); model m-1, policy p-1"
+            in res.output)
+    assert "credential urn:uuid:c-1 issued by issuer-app on decision 1" in res.output
+    assert "WARNING" not in res.output
+
+
+def test_an_audit_that_overturns_an_issued_award_is_flagged(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    sid = _earned_and_issued(db)
+    with Store(db) as st:
+        st.record_human_score(sid, "questioning", 1, assessor="auditor-zed", kind="audit", blind=True)
+        d = finalize(st, None, sid, actor="auditor-zed")
+        assert d is not None and d.outcome == "not_yet" and d.basis == "final"
+    res = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [e["event"] for e in out["entries"]][-2:] == ["human_score", "credential_decision"]
+    assert "audit human score questioning = 1 by auditor-zed (blind)" in out["entries"][-2]["text"]
+    assert out["warnings"] == [
+        "credential urn:uuid:c-1 (entry 7) was issued on decision 1 (earned, machine, entry 6), but the standing "
+        f"decision is not_yet (final, entry {out['entries'][-1]['seq']}): the credential no longer rests on the "
+        "record; revoke it, or record why it stands"]
+
+
+def test_an_unknown_submission_is_refused_in_words(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _earned_and_issued(db)
+    res = runner.invoke(app, ["audit", "trace", "portfolio-9", "--db", db])
+    assert res.exit_code == 2 and "no submission 'portfolio-9' in the store" in res.output
