@@ -51,13 +51,21 @@ def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, p
     if as_json:
         typer.echo(json.dumps(res.__dict__))
     elif res.ok:
-        against = f"; extends all {res.checkpoints_checked} checkpoints" if checkpoints else \
+        against = f"; extends all {res.checkpoints_checked} checkpoints{_unsigned_tail(res)}" if checkpoints else \
             " (no checkpoints given: a rewrite that recomputes every hash would pass; see --checkpoints)"
         typer.echo(f"audit log OK: {res.entries_checked} entries, head seq {res.last_seq}, Merkle root "
                    f"{res.merkle_root}{against}")
     else:
         typer.echo(broken_line(res), err=True)
     raise typer.Exit(0 if res.ok else 1)
+
+
+def _unsigned_tail(res: Any) -> str:
+    """Say which entries no checkpoint covers yet: an insider can append or restore there undetected."""
+    if res.entries_checked <= res.signed_through:
+        return ""
+    return (f"; entries {res.signed_through + 1}..{res.entries_checked} are after the newest checkpoint and "
+            "protected only by the chain (sign one with `scoring audit checkpoint`)")
 
 
 def broken_line(res: Any) -> str:

@@ -97,7 +97,8 @@ class AuditVerification:
     # extends; the entry is somewhere in ``first_bad_seq``..its size), "tables" (the log is intact; a row
     # disagrees with it), "checkpoint_file" (a checkpoint that fails by itself); "" when ok
     kind: str = ""
-    intact_through: int = 0  # entries 1..this are proven intact (by the chain and every checkpoint up to there)
+    intact_through: int = 0  # entries 1..this passed the checks before the problem (all of them when ok)
+    signed_through: int = 0  # entries 1..this are covered by a signed checkpoint the log still extends
 
 
 class ChainScan:
@@ -130,7 +131,7 @@ class ChainScan:
         kind, intact = ("checkpoint", self.proven) if checkpoint else ("chain", self.n)
         self.failure = AuditVerification(False, self.n, self.n or None, self.prev, seq, problem,
                                          self.tree.root().hex(), len(self.matched), checkpoint, list(self.matched),
-                                         kind, intact)
+                                         kind, intact, self.proven)
 
     def _check_cp(self, root: bytes, head: str) -> None:
         cp = self.cps[self._ci]
@@ -210,7 +211,7 @@ class ChainScan:
                        "restored from an older copy)", cp.name)
             return self.failure  # type: ignore[return-value]
         return AuditVerification(True, self.n, self.n or None, self.prev, None, "", self.tree.root().hex(),
-                                 len(self.matched), None, list(self.matched), "", self.n)
+                                 len(self.matched), None, list(self.matched), "", self.n, self.proven)
 
 
 def verify_chain(rows: Iterable[tuple[int, str, str, str, str]]) -> AuditVerification:

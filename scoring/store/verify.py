@@ -307,4 +307,5 @@ def _check_rubrics(conn: sa.Connection, logged: list[tuple[int, str, dict[str, A
 
 def _bad(res: AuditVerification, seq: int | None, problem: str) -> AuditVerification:
     return AuditVerification(False, res.entries_checked, res.last_seq, res.head_hash, seq, problem, res.merkle_root,
-                             res.checkpoints_checked, None, res.checkpoints, "tables", res.entries_checked)
+                             res.checkpoints_checked, None, res.checkpoints, "tables", res.entries_checked,
+                             res.signed_through)

@@ -110,3 +110,17 @@ def test_a_folder_without_checkpoints_verifies_nothing(tmp_path: Path) -> None:
     res = runner.invoke(app, verify)
     assert res.exit_code == 1
     assert f"audit log NOT VERIFIED: no checkpoint files (checkpoint-*.txt) in {tmp_path / 'cp'}" in res.output
+
+
+def test_an_ok_line_names_the_entries_no_checkpoint_covers_yet(tmp_path: Path) -> None:
+    """A forged entry appended with correct hashes after the newest checkpoint verifies: the OK line must
+    say which entries only the chain protects, so nobody reads "extends all checkpoints" as "all proven"."""
+    db, verify = _store(tmp_path)
+    res = runner.invoke(app, verify)
+    assert res.exit_code == 0 and res.output.rstrip().endswith("extends all 1 checkpoints")
+    with Store(db) as st:
+        st.record_human_score(1, "questioning", 0, assessor="mallory", kind="first")
+    res = runner.invoke(app, verify)
+    assert res.exit_code == 0
+    assert ("extends all 1 checkpoints; entries 8..8 are after the newest checkpoint and protected only by the "
+            "chain (sign one with `scoring audit checkpoint`)") in res.output
