@@ -148,7 +148,7 @@ def test_cli_import_report_and_audit_verify_exit_codes(tmp_path, rubric_file) ->
                   {"a": '"score":', "b": '"score":1'})  # e.g. a score of 3 becomes 13
     eng.dispose()
     r = runner.invoke(app, ["audit", "verify", "--db", db])
-    assert r.exit_code == 1 and "seq 5" in r.output
+    assert r.exit_code == 1 and "BROKEN at entry 5" in r.output
     r = runner.invoke(app, ["drift", "check", "--rubric", "essay", "--db", db])
     assert r.exit_code == 0 and "insufficient" in r.output  # no machine scores yet: nothing to judge
 
