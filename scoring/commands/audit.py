@@ -54,10 +54,18 @@ def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, p
         against = f"; extends all {res.checkpoints_checked} checkpoints{_unsigned_tail(res)}" if checkpoints else \
             " (no checkpoints given: a rewrite that recomputes every hash would pass; see --checkpoints)"
         typer.echo(f"audit log OK: {res.entries_checked} entries, head seq {res.last_seq}, Merkle root "
-                   f"{res.merkle_root}{against}")
+                   f"{res.merkle_root}, hashed as {_form_label(res.canonical_form)}{against}")
     else:
         typer.echo(broken_line(res), err=True)
     raise typer.Exit(0 if res.ok else 1)
+
+
+def _form_label(name: str) -> str:
+    """How the OK line names the store's canonical form: an auditor must know which canonicaliser reproduces
+    the entry hashes (any RFC 8785 library, or Python's json.dumps for a log started before)."""
+    from scoring.store.canonical import RFC8785
+
+    return "RFC 8785 (rfc8785)" if name == RFC8785 else f"{name} (not RFC 8785: json.dumps, sorted keys)"
 
 
 def _unsigned_tail(res: Any) -> str:

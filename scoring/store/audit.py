@@ -1,7 +1,8 @@
 """The append-only audit log: canonical JSON, the hash chain, its Merkle tree, and their verification.
 
-Each entry's hash is SHA-256 over the canonical JSON of ``{seq, event, payload, prev}``, where ``prev`` is
-the previous entry's hash (64 zeros for the first). Editing any entry breaks its own hash; deleting one
+Each entry's hash is SHA-256 over the canonical JSON of ``{seq, event, payload, prev}``, in the one
+canonical form its store records (:mod:`scoring.store.canonical`: RFC 8785 for stores created now), where
+``prev`` is the previous entry's hash (for the first, the form's genesis value). Editing any entry breaks its own hash; deleting one
 breaks the next entry's ``prev`` link. The chain alone cannot stop someone with write access to the
 database who edits an entry and recomputes every later hash: the entries' hashes are also the leaves
 of an RFC 6962 Merkle tree (:mod:`scoring.store.merkle`) whose root, signed in checkpoints kept outside
@@ -16,37 +17,39 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scoring.store.canonical import NEW_STORE_FORM, PYTHON_JSON_FORM, CanonicalForm
 from scoring.store.merkle import CompactRange, empty_root
 
-GENESIS = "0" * 64
+GENESIS = PYTHON_JSON_FORM.genesis  # entry 1's prev in a python-json store (each form has its own)
 
 
 def canonical_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, no whitespace, UTF-8 kept) so that hashes are reproducible."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Deterministic JSON (sorted keys, no whitespace, UTF-8 kept) for the service's own content hashes
+    (idempotency keys, duplicate submissions, stored rubric bodies) that no third party recomputes.
+
+    Audit entries are hashed with their store's :class:`~scoring.store.canonical.CanonicalForm` instead."""
+    return PYTHON_JSON_FORM.dumps(obj)
 
 
-def hashed_text(seq: int, event: str, payload: Any, prev_hash: str) -> str:
-    """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash.
+def hashed_text(seq: int, event: str, payload: Any, prev_hash: str, form: CanonicalForm = NEW_STORE_FORM) -> str:
+    """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash in a store of ``form``.
 
-    Why it is handed out with every proof: it is this module's canonical JSON (Python's ``json.dumps``
-    with sorted keys and no spaces), which is not RFC 8785 (JCS) for numbers (``0.0`` and ``1e-05`` here,
-    ``0`` and ``0.00001`` there). A third party in another language checks the hash of this text and that
-    it parses to the entry, instead of having to re-create Python's float spelling."""
-    return canonical_json({"seq": seq, "event": event, "payload": payload, "prev": prev_hash})
-
-
-def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str) -> str:
-    """Hash of one entry; ``payload_json`` is parsed back so that only its content, not its spelling, counts."""
-    return hashlib.sha256(hashed_text(seq, event, json.loads(payload_json), prev_hash).encode("utf-8")).hexdigest()
+    Why it is handed out with every proof: a third party can check it hashes to the entry and parses to
+    it without a canonicaliser at all; with one for ``form`` (any RFC 8785 library for ``rfc8785``) they
+    can also rebuild it from the entry."""
+    return form.hashed_text(seq, event, payload, prev_hash)
 
 
-def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str) -> str:
-    """:func:`entry_hash` for a payload already in canonical JSON: the body is spliced, not re-serialised
-    (the same bytes, since canonical JSON of ``{event, payload, prev, seq}`` embeds the payload's text)."""
-    ev = json.dumps(event, ensure_ascii=False)
-    return hashlib.sha256(f'{{"event":{ev},"payload":{canonical_payload},"prev":"{prev_hash}","seq":{seq}}}'
-                          .encode()).hexdigest()
+def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str, form: CanonicalForm = NEW_STORE_FORM) -> str:
+    """Hash of one entry of a store of ``form``; ``payload_json`` is parsed back so that only its content,
+    not its spelling, counts."""
+    return form.entry_hash(seq, event, payload_json, prev_hash)
+
+
+def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str,
+                   form: CanonicalForm = NEW_STORE_FORM) -> str:
+    """:func:`entry_hash` for a payload already in ``form``: the body is spliced, not re-serialised."""
+    return form.spliced_hash(seq, form.dumps(event), canonical_payload, prev_hash)
 
 
 DESCRIBED_FIELDS = (("submission_id", "submission"), ("criterion", "criterion"), ("assessor", "assessor"),
@@ -99,11 +102,15 @@ class AuditVerification:
     kind: str = ""
     intact_through: int = 0  # entries 1..this passed the checks before the problem (all of them when ok)
     signed_through: int = 0  # entries 1..this are covered by a signed checkpoint the log still extends
+    canonical_form: str = ""  # the canonical JSON form every entry was hashed with (the store's; "" if unknown)
 
 
 class ChainScan:
     """One streaming pass over the log: checks the chain and sequence, folds the Merkle tree, and
     compares the root with every checkpoint as the scan reaches its size.
+
+    Every entry is hashed with ``form``, the store's one canonical form, and every checkpoint must name
+    that form: a checkpoint's signature is what stops the store's recorded form being switched.
 
     Why it is fast: an entry written by :meth:`Tx.append` stores canonical JSON, so its hash input is the
     stored text spliced into a fixed template and hashed once; only when that does not match (a payload
@@ -112,31 +119,36 @@ class ChainScan:
     """
 
     def __init__(self, checkpoints: Sequence[Any] = (), collect: frozenset[str] = frozenset(),
-                 on_tile: Any = None):
+                 on_tile: Any = None, form: CanonicalForm = NEW_STORE_FORM):
+        self.form = form
         self.cps = sorted(checkpoints, key=lambda c: (c.size, c.name))
         self.collect = collect
         self.collected: list[tuple[int, str, dict[str, Any]]] = []
         self.tree = CompactRange(on_tile)
         self.n = 0
-        self.prev = GENESIS
+        self.prev = form.genesis
         self.matched: list[str] = []
         self.proven = 0  # the size of the largest checkpoint matched so far
         self.failure: AuditVerification | None = None
         self._ci = 0
         self._ev: dict[str, str] = {}
         while self._ci < len(self.cps) and self.cps[self._ci].size == 0:
-            self._check_cp(empty_root(), GENESIS)
+            self._check_cp(empty_root(), form.genesis)
 
     def _fail(self, seq: int | None, problem: str, checkpoint: str | None = None) -> None:
         kind, intact = ("checkpoint", self.proven) if checkpoint else ("chain", self.n)
         self.failure = AuditVerification(False, self.n, self.n or None, self.prev, seq, problem,
                                          self.tree.root().hex(), len(self.matched), checkpoint, list(self.matched),
-                                         kind, intact, self.proven)
+                                         kind, intact, self.proven, self.form.name)
 
     def _check_cp(self, root: bytes, head: str) -> None:
         cp = self.cps[self._ci]
         self._ci += 1
-        if root != cp.root or (cp.chain_head and cp.chain_head != head):
+        if cp.canonical_form != self.form.name:
+            self._fail(self.matched_size() + 1, f"checkpoint {cp.name} signed a log hashed with canonical form "
+                       f"{cp.canonical_form}, but the store now says its log uses {self.form.name}: the store's "
+                       "canonical_form setting was changed outside the service", cp.name)
+        elif root != cp.root or (cp.chain_head and cp.chain_head != head):
             since = self.matched_size()
             self._fail(since + 1, f"checkpoint {cp.name} signed the first {cp.size} entries with Merkle root "
                        f"{cp.root.hex()[:16]}..., but they now hash to {root.hex()[:16]}...: an entry in "
@@ -152,7 +164,7 @@ class ChainScan:
         """Check ``(seq, event, payload, prev_hash, entry_hash)`` rows in seq order; False at the first failure."""
         if self.failure is not None:
             return False
-        sha256, push, ev_cache, collect = hashlib.sha256, self.tree.push, self._ev, self.collect
+        sha256, push, ev_cache, collect, form = hashlib.sha256, self.tree.push, self._ev, self.collect, self.form
         expected, prev, n = self.n + 1, self.prev, self.n
         cps, ci = self.cps, self._ci
         next_size = cps[ci].size if ci < len(cps) else -1
@@ -160,6 +172,12 @@ class ChainScan:
             if seq != expected:
                 self.n, self.prev = n, prev
                 self._fail(expected, f"entry {expected} is missing (next entry found is {seq}): deleted")
+                return False
+            if prev_hash != prev and n == 0:
+                self.n, self.prev = n, prev
+                self._fail(seq, f"entry 1, {describe(event, payload)}, links to previous hash {prev_hash[:12]}..., "
+                           f"but a log hashed with canonical form {form.name} starts from {prev[:12]}...: the "
+                           "store's canonical_form setting was changed outside the service")
                 return False
             if prev_hash != prev:
                 self.n, self.prev = n, prev
@@ -169,11 +187,11 @@ class ChainScan:
                 return False
             ev = ev_cache.get(event)
             if ev is None:
-                ev = ev_cache[event] = json.dumps(event, ensure_ascii=False)
+                ev = ev_cache[event] = form.dumps(event)
             if sha256(f'{{"event":{ev},"payload":{payload},"prev":"{prev_hash}","seq":{seq}}}'
                       .encode()).hexdigest() != stored:
                 try:
-                    recomputed = entry_hash(seq, event, payload, prev_hash)
+                    recomputed = form.entry_hash(seq, event, payload, prev_hash)
                 except (ValueError, TypeError) as exc:
                     self.n, self.prev = n, prev
                     self._fail(seq, f"entry {seq} ({event}) payload is not valid JSON ({exc.__class__.__name__}): "
@@ -185,7 +203,7 @@ class ChainScan:
                                f"recomputed {recomputed[:12]}...): edited; it now reads {describe(event, payload)}")
                     return False
             if event in collect:
-                self.collected.append((seq, event, json.loads(payload)))
+                self.collected.append((seq, event, form.loads(payload)))
             push(sha256(b"\x00" + bytes.fromhex(stored)).digest())
             prev = stored
             n = expected
@@ -211,14 +229,15 @@ class ChainScan:
                        "restored from an older copy)", cp.name)
             return self.failure  # type: ignore[return-value]
         return AuditVerification(True, self.n, self.n or None, self.prev, None, "", self.tree.root().hex(),
-                                 len(self.matched), None, list(self.matched), "", self.n, self.proven)
+                                 len(self.matched), None, list(self.matched), "", self.n, self.proven, self.form.name)
 
 
-def verify_chain(rows: Iterable[tuple[int, str, str, str, str]]) -> AuditVerification:
+def verify_chain(rows: Iterable[tuple[int, str, str, str, str]],
+                 form: CanonicalForm = NEW_STORE_FORM) -> AuditVerification:
     """Walk ``(seq, event, payload, prev_hash, entry_hash)`` rows in seq order and report the first break.
 
     Sequence numbers must run 1, 2, 3, ... without gaps: a missing number is a deleted entry.
     """
-    scan = ChainScan()
+    scan = ChainScan(form=form)
     scan.feed(rows)
     return scan.finish()

@@ -14,7 +14,8 @@ format of Go's checksum database and Sigstore's transparency logs, so existing n
     1048576                         <- tree size (entries 1..size)
     3q2+7w...=                      <- base64 Merkle root (RFC 6962)
     chain-head 9f86d0...            <- extension lines: the hash chain's head at that size,
-    time 2026-11-29T21:00:00Z       <- and when it was signed
+    time 2026-11-29T21:00:00Z       <- when it was signed,
+    canonical-form rfc8785          <- and the canonical JSON form the entries are hashed with
                                     <- blank line
     — rubric-scoring/audit BASE64(key hash[4] || Ed25519 signature[64])
 """
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from scoring.errors import ScoringError
 from scoring.keyfiles import write_ed25519_pair
+from scoring.store.canonical import PYTHON_JSON, RFC8785
 
 DEFAULT_ORIGIN = "rubric-scoring/audit"
 _NAME_RE = re.compile(r"^checkpoint-(\d{12})-(\d{8}T\d{6}Z)\.txt$")
@@ -58,6 +60,9 @@ class Checkpoint:
     time: str
     name: str  # the file name (or "<inline>")
     text: str
+    # the canonical JSON form of the log's entry hashes; a checkpoint without the line was signed before
+    # stores recorded a form, when every log used python-json
+    canonical_form: str = PYTHON_JSON
 
     @property
     def root_hex(self) -> str:
@@ -124,9 +129,13 @@ def verifier_key(name: str, pub: Ed25519PublicKey) -> str:
 
 # ------------------------------------------------------------------------------------------ the note
 
-def checkpoint_body(origin: str, size: int, root: bytes, chain_head: str, when: datetime) -> str:
+def checkpoint_body(origin: str, size: int, root: bytes, chain_head: str, when: datetime,
+                    canonical_form: str = RFC8785) -> str:
+    """The signed text. ``canonical_form`` is signed too: a checkpoint pins how its entries are hashed,
+    so switching the store's recorded form fails against every checkpoint."""
     return (f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
-            f"chain-head {chain_head}\ntime {when.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
+            f"chain-head {chain_head}\ntime {when.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}\n"
+            f"canonical-form {canonical_form}\n")
 
 
 def sign_checkpoint(body: str, key: Ed25519PrivateKey, origin: str) -> str:
@@ -183,7 +192,8 @@ def _read_body(body: str, text: str, name: str, origin: str) -> Checkpoint:
     if len(root) != 32:
         raise CheckpointError(f"{name}: line 3 must be a base64 SHA-256 root hash, found {lines[2][:60]!r}")
     ext = dict(line.split(" ", 1) for line in lines[3:] if " " in line)
-    return Checkpoint(origin, int(lines[1]), root, ext.get("chain-head", ""), ext.get("time", ""), name, text)
+    return Checkpoint(origin, int(lines[1]), root, ext.get("chain-head", ""), ext.get("time", ""), name, text,
+                      ext.get("canonical-form", PYTHON_JSON))
 
 
 # ----------------------------------------------------------------------------------------- the folder

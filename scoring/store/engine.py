@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from scoring.store import tables as t
-from scoring.store.audit import GENESIS, canonical_json, hash_canonical
+from scoring.store.canonical import SETTING, CanonicalForm, form_named
 
 if TYPE_CHECKING:
     from rubrics.schema import Rubric
@@ -91,23 +91,38 @@ def schema_revision(engine: Engine) -> str | None:
 
 
 
+def read_canonical_form(conn: Connection) -> CanonicalForm:
+    """The canonical JSON form this store's audit log is hashed with (:mod:`scoring.store.canonical`);
+    :class:`~scoring.store.canonical.CanonicalFormError` when the setting is missing or unknown."""
+    s = t.store_settings.c
+    return form_named(conn.execute(sa.select(s.value).where(s.key == SETTING)).scalar())
+
+
 class Tx:
-    """One write transaction. ``append`` adds a hash-chained audit entry (the chain tail is read once,
-    then kept); ``conn`` runs the transaction's other statements."""
+    """One write transaction. ``append`` adds a hash-chained audit entry (the chain tail and the store's
+    canonical form are read once, then kept); ``conn`` runs the transaction's other statements."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self._tail: tuple[int, str] | None = None
+        self._form: CanonicalForm | None = None
+
+    @property
+    def form(self) -> CanonicalForm:
+        if self._form is None:
+            self._form = read_canonical_form(self.conn)
+        return self._form
 
     def append(self, event_name: str, payload: dict[str, Any]) -> int:
         if self._tail is None:
             row = self.conn.execute(
                 sa.select(t.audit_log.c.seq, t.audit_log.c.entry_hash).order_by(t.audit_log.c.seq.desc()).limit(1)
             ).first()
-            self._tail = (row.seq, row.entry_hash) if row is not None else (0, GENESIS)
+            self._tail = (row.seq, row.entry_hash) if row is not None else (0, self.form.genesis)
         seq, prev = self._tail[0] + 1, self._tail[1]
-        body = canonical_json(payload)
-        h = hash_canonical(seq, event_name, body, prev)
+        form = self.form
+        body = form.dumps(payload)  # a non-finite float or an int beyond 2**53 (RFC 8785) is refused here
+        h = form.spliced_hash(seq, form.dumps(event_name), body, prev)
         # the driver's own statement: one append costs a few microseconds here instead of SQLAlchemy's ~100
         mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
         self.conn.exec_driver_sql(f"INSERT INTO audit_log (seq, event, payload, prev_hash, entry_hash) "
@@ -138,6 +153,11 @@ class StoreBase:
                 yield Tx(conn)
 
     _write = write  # the aggregate modules' spelling
+
+    def canonical_form(self) -> CanonicalForm:
+        """The canonical JSON form this store hashes its audit entries with (fixed when it was created)."""
+        with self._read() as conn:
+            return read_canonical_form(conn)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

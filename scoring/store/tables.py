@@ -152,3 +152,10 @@ audit_tiles = sa.Table(  # cache of complete 1024-leaf Merkle subtrees (derived 
     sa.Column("tile", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+store_settings = sa.Table(  # facts fixed when the store was created (the audit log's canonical form)
+    "store_settings",
+    metadata,
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)

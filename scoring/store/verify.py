@@ -18,7 +18,8 @@ from rubrics.schema import body_fingerprint
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
 from scoring.store.audit import AuditEntry, AuditVerification, ChainScan
-from scoring.store.engine import StoreBase
+from scoring.store.canonical import CanonicalFormError
+from scoring.store.engine import StoreBase, read_canonical_form
 from scoring.store.merkle import TreeReader, leaf_hash
 
 BATCH = 20_000
@@ -69,9 +70,10 @@ class AuditStore(StoreBase):
     def audit_entry(self, seq: int) -> AuditEntry:
         with self._read() as conn:
             r = conn.execute(sa.select(t.audit_log).where(t.audit_log.c.seq == seq)).first()
-        if r is None:
-            raise NotFound(f"the audit log has no entry {seq}")
-        return AuditEntry(r.seq, r.event, json.loads(r.payload), r.prev_hash, r.entry_hash)
+            if r is None:
+                raise NotFound(f"the audit log has no entry {seq}")
+            form = read_canonical_form(conn)
+        return AuditEntry(r.seq, r.event, form.loads(r.payload), r.prev_hash, r.entry_hash)
 
     def audit_size(self) -> int:
         """The highest sequence number (the log's length when it verifies)."""
@@ -88,9 +90,13 @@ class AuditStore(StoreBase):
         checkpoint`` does this after a clean pass)."""
         a = t.audit_log.c
         tiles: dict[int, bytes] = {}
-        scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS | {RUBRIC_EVENT},
-                         on_tile=tiles.__setitem__ if keep_tiles else None)
         with self._read() as conn:
+            try:
+                form = read_canonical_form(conn)
+            except CanonicalFormError as exc:
+                return AuditVerification(False, 0, None, "", None, str(exc), kind="chain")
+            scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS | {RUBRIC_EVENT},
+                             on_tile=tiles.__setitem__ if keep_tiles else None, form=form)
             for part in _stream(conn, sa.select(a.seq, a.event, a.payload, a.prev_hash, a.entry_hash).order_by(a.seq)):
                 if not scan.feed(part):
                     break
@@ -149,9 +155,8 @@ class AuditStore(StoreBase):
         if not 1 <= seq <= size:
             raise NotFound(f"entry {seq} is not in a log of {size} entries")
         entry = self.audit_entry(seq)
-        from scoring.store.audit import canonical_json, entry_hash
-
-        if entry_hash(entry.seq, entry.event, canonical_json(entry.payload), entry.prev_hash) != entry.entry_hash:
+        form = self.canonical_form()
+        if form.entry_hash(entry.seq, entry.event, form.dumps(entry.payload), entry.prev_hash) != entry.entry_hash:
             raise AuditChainBroken(f"entry {seq}'s content does not match its hash: it was edited; "
                                    "run `scoring audit verify`")
         reader = self.tree(size)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import AuditVerification, Store
-from scoring.store.audit import canonical_json, entry_hash, hashed_text
+from scoring.store.canonical import CanonicalFormError, form_named
 from scoring.store.checkpoints import (
     DEFAULT_ORIGIN,
     Checkpoint,
@@ -84,7 +84,7 @@ def checkpoint(store: Store, directory: Path, key: Ed25519PrivateKey, origin: st
         return CheckpointWritten(None, res.entries_checked, res.merkle_root, good[-1].name)
     when = now or datetime.now(UTC)
     text = sign_checkpoint(checkpoint_body(origin, res.entries_checked, bytes.fromhex(res.merkle_root),
-                                           res.head_hash, when), key, origin)
+                                           res.head_hash, when, res.canonical_form), key, origin)
     path = write_checkpoint(directory, text, res.entries_checked, when)
     return CheckpointWritten(path, res.entries_checked, res.merkle_root, path.name)
 
@@ -107,9 +107,10 @@ def prove(store: Store, seq: int, directory: Path, pub: Ed25519PublicKey | None,
         raise AuditChainBroken(f"the log's first {cp.size} entries no longer hash to the root checkpoint {cp.name} "
                                "signed: it was rewritten; run `scoring audit verify --checkpoints`")
     e = proof.entry
+    form = form_named(cp.canonical_form)  # the form the checkpoint signed, which verification held the log to
     return {"entry": {"seq": e.seq, "event": e.event, "payload": e.payload, "prev_hash": e.prev_hash,
-                      "entry_hash": e.entry_hash,
-                      "hashed_text": hashed_text(e.seq, e.event, e.payload, e.prev_hash)},
+                      "entry_hash": e.entry_hash, "canonical_form": form.name,
+                      "hashed_text": form.hashed_text(e.seq, e.event, e.payload, e.prev_hash)},
             "leaf_index": e.seq - 1, "tree_size": cp.size, "root": cp.root_hex, "path": proof.path,
             "checkpoint_name": cp.name, "checkpoint": cp.text}
 
@@ -118,10 +119,22 @@ def check_proof(proof: dict[str, Any], pub: Ed25519PublicKey, origin: str = DEFA
     """Confirm an inclusion proof with the public key only; returns the checkpoint it is anchored in.
 
     Raises :class:`CheckpointError` saying which step failed: the checkpoint's signature, the entry's
-    content against its hash, or the path against the signed root."""
+    content against its hash, or the path against the signed root. The entry is hashed in the canonical
+    form the signed checkpoint names, never the one the (unsigned) entry claims: a proof cannot pick the
+    form that makes an edited entry match."""
     e, path, idx = _read_proof(proof)
     cp = parse_checkpoint(proof["checkpoint"], pub, str(proof.get("checkpoint_name", "<proof>")), origin)
-    recomputed = entry_hash(int(e["seq"]), e["event"], canonical_json(e["payload"]), e["prev_hash"])
+    try:
+        form = form_named(cp.canonical_form)
+    except CanonicalFormError as exc:
+        raise CheckpointError(f"{cp.name}: {exc}") from None
+    if e.get("canonical_form", form.name) != form.name:
+        raise CheckpointError(f"entry {e['seq']}: the proof says canonical form {e['canonical_form']!r} but "
+                              f"checkpoint {cp.name} signed a log hashed with {form.name}: the proof was edited")
+    try:
+        recomputed = form.entry_hash(int(e["seq"]), e["event"], json.dumps(e["payload"]), e["prev_hash"])
+    except ValueError as exc:
+        raise CheckpointError(f"entry {e['seq']}: its payload has no {form.name} form ({exc})") from None
     if recomputed != e["entry_hash"]:
         raise CheckpointError(f"entry {e['seq']}: its content does not hash to {str(e['entry_hash'])[:16]}...: "
                               "the entry in the proof was edited")
