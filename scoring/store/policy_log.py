@@ -15,15 +15,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from scoring.store import tables as t
-from scoring.store.audit import canonical_json
+from scoring.store.canonical import NEW_STORE_FORM, CanonicalForm
 from scoring.store.clock import iso, now
 from scoring.store.engine import StoreBase
 
 EVENT = "policy_activated"
 
 
-def policy_fingerprint(policy: Any) -> str:
-    return hashlib.sha256(canonical_json(policy.model_dump(mode="json")).encode()).hexdigest()
+def policy_fingerprint(policy: Any, form: CanonicalForm = NEW_STORE_FORM) -> str:
+    """SHA-256 of the policy in the store's canonical form: an auditor holding the policy file recomputes
+    the logged fingerprint with an RFC 8785 library (a store started before keeps its python-json form, so
+    an unchanged policy is still recognised as the one already logged)."""
+    return hashlib.sha256(form.dumps(policy.model_dump(mode="json")).encode()).hexdigest()
 
 
 def record_policy(store: StoreBase, policy: Any, *, by: str, rubric_id: str | None = None) -> int | None:
@@ -31,10 +34,10 @@ def record_policy(store: StoreBase, policy: Any, *, by: str, rubric_id: str | No
     its rubric (``rubric_id``, default the policy's own); returns the new entry's seq, or None when nothing
     changed."""
     body = policy.model_dump(mode="json")
-    fp = policy_fingerprint(policy)
     rubric_id = rubric_id if rubric_id is not None else body.get("rubric_id")
     a = t.audit_log.c
     with store.write() as tx:
+        fp = policy_fingerprint(policy, tx.form)
         for (payload,) in tx.conn.execute(sa.select(a.payload).where(a.event == EVENT).order_by(a.seq.desc())):
             last = json.loads(payload)
             if last.get("rubric_id") == rubric_id:

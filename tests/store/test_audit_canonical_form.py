@@ -130,6 +130,30 @@ def test_the_same_values_hash_the_same_on_every_backend(store: Store) -> None:
     assert store.verify_audit().ok
 
 
+def test_a_logged_policy_fingerprint_is_sha256_of_its_rfc8785_text(store: Store) -> None:
+    from scoring.policy import RoutingPolicy
+    from scoring.store.policy_log import record_policy
+
+    policy = RoutingPolicy(policy_version="p-1", model_version="m-1", double_rate=0.5, audit_rate=1e-05)
+    seq = record_policy(store, policy, by="ops", rubric_id="obs")
+    assert seq is not None
+    logged = store.audit_entry(seq).payload["fingerprint"]
+    assert logged == hashlib.sha256(rfc8785.dumps(policy.model_dump(mode="json"))).hexdigest()
+    assert record_policy(store, policy, by="ops", rubric_id="obs") is None  # the same policy: nothing new
+
+
+def test_an_old_store_recognises_the_policy_it_already_logged(old_store: Store) -> None:
+    from scoring.policy import RoutingPolicy
+    from scoring.store.policy_log import record_policy
+
+    policy = RoutingPolicy(policy_version="p-1", model_version="m-1", double_rate=0.5, audit_rate=1e-05)
+    seq = record_policy(old_store, policy, by="ops", rubric_id="obs")
+    assert seq is not None
+    body = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert old_store.audit_entry(seq).payload["fingerprint"] == hashlib.sha256(body.encode()).hexdigest()
+    assert record_policy(old_store, policy, by="ops", rubric_id="obs") is None
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_a_non_finite_number_is_refused_and_nothing_is_logged(store: Store, bad: float) -> None:
     with pytest.raises(ValueError):
