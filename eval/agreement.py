@@ -352,8 +352,17 @@ def load_frames(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> ScoreFrames:
+    """The store's scores as :class:`ScoreFrames`; ``since`` (inclusive) and ``until`` (exclusive) select
+    *pairs*, not single scores.
+
+    A human-machine row is in the window when its machine score was recorded there; a human row when its
+    second rater's score was (its latest first-rater or audit score when it has no second): the same times
+    the ``--window`` periods use. The other score of a pair counts whenever it was recorded, because
+    filtering each score by its own time silently drops every pair whose partner falls outside the window
+    (an item machine-scored in March and audited in April would vanish from a March report, and from an
+    April one)."""
     subs = {s.id: s for s in store.submissions(rubric_id)}
-    hs = store.human_scores(rubric_id=rubric_id, since=since, until=until)
+    hs = store.human_scores(rubric_id=rubric_id)  # every human score: a pair's partner may lie outside the window
     ms = store.machine_scores(rubric_id=rubric_id, since=since, until=until)
     scales: dict[tuple[str, int, str], list[int]] = {}
 
@@ -409,7 +418,33 @@ def load_frames(
     else:
         machines["labels"] = pd.Series(dtype=object)
         machines["human"] = pd.Series(dtype=float)
+    if len(humans) and (since is not None or until is not None):
+        humans = humans[_in_window(_human_pair_time(humans), since, until)].reset_index(drop=True)
     return ScoreFrames(humans=humans, machines=machines)
+
+
+def _utc(t: datetime) -> pd.Timestamp:
+    """A bound as a UTC timestamp; a naive one is read as UTC (as the CLI reads ``--since 2026-03-01``)."""
+    ts = pd.Timestamp(t)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _human_pair_time(humans: pd.DataFrame) -> pd.Series:
+    """When a human row's pair was completed: its second rater's score, else its latest first-rater or
+    audit score (the time ``human_human_table`` windows by)."""
+    h2 = pd.to_datetime(humans["h2_at"], utc=True)
+    other = pd.concat([pd.to_datetime(humans["h1_at"], utc=True), pd.to_datetime(humans["audit_at"], utc=True)],
+                      axis=1).max(axis=1)
+    return h2.where(h2.notna(), other)
+
+
+def _in_window(ts: pd.Series, since: datetime | None, until: datetime | None) -> pd.Series:
+    keep = ts.notna()
+    if since is not None:
+        keep &= ts >= _utc(since)
+    if until is not None:
+        keep &= ts < _utc(until)
+    return keep
 
 
 def _window(ts: pd.Series, freq: str | None) -> pd.Series:

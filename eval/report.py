@@ -111,8 +111,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "false_deny_rate": "share where it says not yet and the reference earned"},
     },
     "over_time": {
-        "meaning": "QWK, exact agreement and n per time window (calendar period of the later score), human-human and "
-        "human-machine.",
+        "meaning": "QWK, exact agreement and n per time window (calendar period of the second rater's score for "
+        "human-human pairs, of the machine score for human-machine pairs), human-human and human-machine.",
         "columns": {"pair": "human-human or machine model version", "rubric_id, criterion, window": "keys",
                     "n, qwk, exact": "as above"},
     },
@@ -688,13 +688,17 @@ def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.
                             aggfunc="last")
         piv.columns = [f"machine_{c or 'unversioned'}" for c in piv.columns]
         piv = piv.reset_index()
-        mextra = m[["submission_id", "criterion", "external_id", "rubric_id", "rubric_version", "meta"]] \
-            .drop_duplicates(["submission_id", "criterion"])
+        # a machine-scored item's human scores come with it even when --since/--until left its human row out
+        # (its human scores were recorded outside the window): they are the reference its figures used
+        filled = ["external_id", "rubric_id", "rubric_version", "meta", "h1", "h2", "audit", "h1_assessor",
+                  "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]
+        mextra = m[["submission_id", "criterion", *filled]].drop_duplicates(["submission_id", "criterion"])
         base = base.merge(piv, on=["submission_id", "criterion"], how="outer")
         base = base.merge(mextra, on=["submission_id", "criterion"], how="left", suffixes=("", "_m"))
-        for c in ("external_id", "rubric_id", "rubric_version", "meta"):
-            base[c] = base[c].where(base[c].notna(), base[f"{c}_m"])
-        base = base.drop(columns=[f"{c}_m" for c in ("external_id", "rubric_id", "rubric_version", "meta")])
+        for c in filled:  # a column the human rows lacked came in unsuffixed
+            if f"{c}_m" in base:
+                base[c] = base[c].where(base[c].notna(), base[f"{c}_m"])
+                base = base.drop(columns=[f"{c}_m"])
     if base.empty:
         return pd.DataFrame(columns=cols)
     base["submission"] = [pseudo("submission", f"{r}:{e}") for r, e in

@@ -26,8 +26,9 @@ def register(app: typer.Typer) -> None:
     def report(
         out: Path = typer.Option(..., "--out", help="Output folder (created)."),
         rubric: str | None = typer.Option(None, "--rubric", help="Only this rubric id."),
-        since: str | None = typer.Option(None, "--since", help="Scores recorded at or after (ISO, UTC)."),
-        until: str | None = typer.Option(None, "--until", help="Scores recorded before (ISO, UTC)."),
+        since: str | None = typer.Option(None, "--since", help="Pairs completed at or after (ISO, UTC): the "
+                                         "machine score's time, the second rater's for human-human pairs."),
+        until: str | None = typer.Option(None, "--until", help="Pairs completed before (ISO, UTC); same times."),
         subgroup: list[str] = typer.Option([], "--subgroup", help="Metadata field for DSM by subgroup (repeatable)."),
         window: str = typer.Option("M", "--window", help="pandas period for over-time tables: D, W, M, Q, Y."),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for intervals (0: none)."),
