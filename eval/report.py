@@ -54,7 +54,8 @@ _METRIC_COLS = {
     "pearson_r": "Pearson correlation",
     "alpha_ordinal": "Krippendorff's alpha, ordinal",
     "smd": "(mean(other) - mean(ref)) / sqrt((var_ref + var_other) / 2)",
-    "<metric>_lo / <metric>_hi": "95% percentile bootstrap interval (items resampled, seeded) for qwk, exact, adjacent, smd",
+    "<metric>_lo / <metric>_hi": "95% percentile bootstrap interval (items resampled, seeded) for qwk, exact, adjacent, "
+    "smd; empty with --bootstrap 0",
 }
 
 DATA_DICTIONARY: dict[str, dict[str, Any]] = {
@@ -96,7 +97,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "meaning": "Credential decisions per rubric (latest recorded per submission: machine when automatic, final once "
         "every criterion is resolved), resubmissions (submissions whose metadata names the one they revise) and time "
         "to earn along a resubmission chain.",
-        "columns": {"submissions_decided, earned, not_yet, needs_human": "latest decision per submission",
+        "columns": {"rubric_id": "rubric",
+                    "submissions_decided, earned, not_yet, needs_human": "latest decision per submission",
                     "resubmissions": "submissions that revise an earlier one",
                     "resubmission_rate_after_not_yet": "share of 'not yet' submissions that were revised",
                     "earned_after_resubmission": "earned decisions reached through a resubmission",
@@ -105,7 +107,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "decision_agreement": {
         "meaning": "Agreement on the credential decision itself: first vs second rater (each rater's levels through the "
         "award rule, where both scored every criterion) and the machine's decision vs the final one.",
-        "columns": {"pair": "human-human or machine vs final", "n": "submissions compared",
+        "columns": {"rubric_id, rubric_version": "keys", "pair": "human-human or machine vs final",
+                    "n": "submissions compared",
                     "agreement, kappa": "percent agreement and Cohen's kappa on earned / not yet",
                     "false_award_rate": "share where the second rater (machine) says earned and the reference not yet",
                     "false_deny_rate": "share where it says not yet and the reference earned"},
@@ -119,7 +122,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "subgroups": {
         "meaning": "Per value of a metadata field named with --subgroup: machine vs human means, QWK, R2, RMSE and DSM "
         "(RSMTool's evaluation by subgroup).",
-        "columns": {"field, group": "metadata field and its value ('(missing)' when absent)",
+        "columns": {"rubric_id, rubric_version, criterion, model_version": "keys",
+                    "field, group": "metadata field and its value ('(missing)' when absent)",
                     "n, mean_human, mean_machine, sd_human, sd_machine, qwk, r2, rmse": "within the subgroup",
                     "dsm": "RSMTool difference of standardised means: z(machine) - z(human), population mean/SD; "
                     "empty (shown 'n/a') where it cannot be computed, never 0",
@@ -129,7 +133,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "subgroups_human": {
         "meaning": "First vs second rater per value of a --subgroup field (RSMTool's human-human agreement by "
         "subgroup): the reference the machine's subgroup figures are read against.",
-        "columns": {"field, group": "metadata field and its value", "n": "double-scored items",
+        "columns": {"rubric_id, rubric_version, criterion": "keys",
+                    "field, group": "metadata field and its value", "n": "double-scored items",
                     "qwk, exact (+ _lo/_hi)": "agreement with 95% bootstrap interval",
                     "smd": "pooled SMD second vs first rater"},
     },
@@ -139,20 +144,23 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "(overall score accuracy, osa), in signed error machine - human (overall score difference, osd), and in "
         "signed error once the human score is controlled for (conditional score difference, csd: difference in "
         "adjusted R2 to the human-score-only model, p from their F test).",
-        "columns": {"n, n_groups, base_group": "items, groups, reference group (the largest)",
+        "columns": {"rubric_id, rubric_version, criterion, model_version, field": "keys and the --subgroup field",
+                    "n, n_groups, base_group": "items, groups, reference group (the largest)",
                     "analysis, metric": "osa / osd / csd and its name", "r2_adj": "variance explained by group",
                     "p_value": "F test p value"},
     },
     "fairness_estimates": {
         "meaning": "Per group, the fairness models' coefficients: the difference from the reference group (the "
         "intercept row: the reference group's own value) with 95% confidence intervals.",
-        "columns": {"analysis": "osa / osd / csd", "group, n": "group and its items",
+        "columns": {"rubric_id, rubric_version, criterion, model_version, field": "keys and the --subgroup field",
+                    "analysis": "osa / osd / csd", "group, n": "group and its items",
                     "estimate, estimate_lo, estimate_hi, p_value": "coefficient, its 95% CI, p value"},
     },
     "score_distribution": {
         "meaning": "Share of each score level given by the human reference and by the machine on the same items "
         "(RSMTool's score distribution table); every level of the scale is listed.",
-        "columns": {"level": "score level", "n": "items compared",
+        "columns": {"rubric_id, rubric_version, criterion, model_version": "keys", "level": "score level",
+                    "n": "items compared",
                     "n_human / pct_human, n_machine / pct_machine": "count and percent at that level",
                     "pct_difference": "pct_machine - pct_human"},
     },
@@ -252,6 +260,36 @@ def _confusion(ref: np.ndarray, oth: np.ndarray, labels: list[int]) -> np.ndarra
     return cm
 
 
+_CI = ("_lo", "_hi")
+HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", *[m + x for m in ("qwk",) for x in ("", *_CI)],
+              *[m + x for m in ("smd",) for x in ("", *_CI)], *[m + x for m in ("exact", "adjacent") for x in ("", *_CI)],
+              "kappa", "pearson_r", "alpha_ordinal", "mean_ref", "mean_other", "sd_ref", "sd_other"]
+HM_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
+              "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
+              "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
+              "r2_lo", "r2_hi", "rmse", "rmse_lo", "rmse_hi", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction",
+              "mean_ref", "mean_other", "sd_ref", "sd_other", "gate_detail"]
+SG_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "field", "group", "n", "mean_human",
+              "mean_machine", "sd_human", "sd_machine", "dsm", "dsm_lo", "dsm_hi", "qwk", "qwk_lo", "qwk_hi", "r2", "rmse",
+              "gate"]
+SGH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "field", "group", "n", "qwk", "qwk_lo", "qwk_hi", "exact",
+               "exact_lo", "exact_hi", "smd"]
+# Exports whose columns depend on what the store holds get them fixed here, so that a script reading
+# human_machine.csv works on a store without machine scores (a header, no rows) and with --bootstrap 0
+# (interval columns present and empty), not only on the store it was written against.
+EXPORT_COLUMNS = {"human_human": HH_COLUMNS, "human_machine": HM_COLUMNS, "subgroups": SG_COLUMNS,
+                  "subgroups_human": SGH_COLUMNS}
+
+
+def conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with export ``name``'s documented columns in order (missing ones empty); columns the list does
+    not name (none today) are kept after them rather than dropped."""
+    want = EXPORT_COLUMNS.get(name)
+    if want is None:
+        return df
+    return df.reindex(columns=want + [c for c in df.columns if c not in want])
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return None
@@ -344,7 +382,7 @@ def build_report(
                 for r in auto_all.itertuples()}
         hm["auto_fraction"] = [have.get((r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window))
                                for r in hm.itertuples()]
-    tables["human_human"], tables["human_machine"] = _ordered(hh), _ordered(hm)
+    tables["human_human"], tables["human_machine"] = conform("human_human", hh), conform("human_machine", hm)
     tables["score_distribution"] = score_distribution_table(frames)
     tables["automation"] = automation_table(frames, window=window)
     from eval.decisions import decision_agreement, decision_summary
@@ -352,11 +390,11 @@ def build_report(
     tables["decisions"] = decision_summary(store, rubric_id)
     tables["decision_agreement"] = decision_agreement(store, rubric_id)
     tables["over_time"] = _over_time(frames, window)
-    tables["subgroups"] = sg
+    tables["subgroups"] = conform("subgroups", sg)
     sgh = [subgroup_human_table(frames, f, n_boot=n_boot, seed=seed) for f in fields]
     sgh = [x for x in sgh if not x.empty]
-    tables["subgroups_human"] = pd.concat(sgh, ignore_index=True) if sgh else pd.DataFrame(
-        columns=["rubric_id", "rubric_version", "criterion", "field", "group", "n", "qwk", "exact", "smd"])
+    tables["subgroups_human"] = conform("subgroups_human", pd.concat(sgh, ignore_index=True) if sgh
+                                        else pd.DataFrame())
     fair = [fairness_tables(frames, f) for f in fields]
     tables["fairness"] = pd.concat([f[0] for f in fair], ignore_index=True) if fair else fairness_tables(frames, "")[0]
     tables["fairness_estimates"] = (pd.concat([f[1] for f in fair], ignore_index=True) if fair
@@ -526,17 +564,6 @@ def _distribution_blocks(dist: pd.DataFrame) -> list[Markup]:
         rows.append("</tbody></table></div>")
         blocks.append(Markup("".join(rows)))
     return blocks
-
-
-_FIRST = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
-          "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "exact",
-          "adjacent", "kappa", "pearson_r", "r2", "rmse", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction"]
-
-
-def _ordered(df: pd.DataFrame) -> pd.DataFrame:
-    """Headline columns first (keys, n, QWK and its interval, gate), the rest after."""
-    first = [c for c in _FIRST if c in df.columns]
-    return df[first + [c for c in df.columns if c not in first]]
 
 
 def _over_time(frames: ScoreFrames, window: str) -> pd.DataFrame:
