@@ -116,7 +116,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "over_time": {
         "meaning": "QWK, exact agreement and n per time window (calendar period of the second rater's score for "
         "human-human pairs, of the machine score for human-machine pairs), human-human and human-machine.",
-        "columns": {"pair": "human-human or machine model version", "rubric_id, criterion, window": "keys",
+        "columns": {"pair": "human-human or machine model version",
+                    "rubric_id, rubric_version, criterion, window": "keys",
                     "n, qwk, exact": "as above"},
     },
     "subgroups": {
@@ -567,16 +568,21 @@ def _distribution_blocks(dist: pd.DataFrame) -> list[Markup]:
 
 
 def _over_time(frames: ScoreFrames, window: str) -> pd.DataFrame:
+    """QWK, exact agreement and n per window, per pair, rubric, rubric version and criterion: two versions of
+    a rubric scored in the same month are two rows (and two series in the plot), not one line through both."""
     rows = []
     hh = human_human_table(frames, window=window)
     for r in hh.itertuples() if not hh.empty else []:
-        rows.append({"pair": "human-human", "rubric_id": r.rubric_id, "criterion": r.criterion, "window": r.window,
-                     "n": r.n, "qwk": getattr(r, "qwk", float("nan")), "exact": r.exact})
+        rows.append({"pair": "human-human", "rubric_id": r.rubric_id, "rubric_version": int(r.rubric_version),
+                     "criterion": r.criterion, "window": r.window, "n": r.n, "qwk": getattr(r, "qwk", float("nan")),
+                     "exact": r.exact})
     hm = human_machine_table(frames, window=window)
     for r in hm.itertuples() if not hm.empty else []:
-        rows.append({"pair": f"machine {r.model_version}".strip(), "rubric_id": r.rubric_id, "criterion": r.criterion,
-                     "window": r.window, "n": r.n, "qwk": getattr(r, "qwk", float("nan")), "exact": r.exact})
-    return pd.DataFrame(rows, columns=["pair", "rubric_id", "criterion", "window", "n", "qwk", "exact"])
+        rows.append({"pair": f"machine {r.model_version}".strip(), "rubric_id": r.rubric_id,
+                     "rubric_version": int(r.rubric_version), "criterion": r.criterion, "window": r.window, "n": r.n,
+                     "qwk": getattr(r, "qwk", float("nan")), "exact": r.exact})
+    return pd.DataFrame(rows, columns=["pair", "rubric_id", "rubric_version", "criterion", "window", "n", "qwk",
+                                       "exact"])
 
 
 def _subgroups(frames: ScoreFrames, fields: list[str], policy: GatePolicy, n_boot: int, seed: int) -> pd.DataFrame:

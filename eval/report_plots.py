@@ -189,10 +189,14 @@ def plot_over_time(g: pd.DataFrame, title: str, gate: float) -> bytes:
     pos = {w: i for i, w in enumerate(windows)}
     fig, ax = plt.subplots(figsize=(8.5, 3.4))
     nmax = max(1, int(g["n"].max()))
-    for (pair, crit), gg in g.groupby(["pair", "criterion"]):
+    versions = g["rubric_version"].nunique() if "rubric_version" in g else 1
+    series = ["pair", "criterion"] + (["rubric_version"] if "rubric_version" in g else [])
+    for key, gg in g.groupby(series):
+        pair, crit = key[0], key[1]
+        ver = f"@v{key[2]}" if versions > 1 else ""  # one line per rubric version, never one through two
         gg = gg.sort_values("window")
         xs = [pos[str(w)] for w in gg["window"]]
-        line = ax.plot(xs, gg["qwk"], lw=1, label=f"{crit}: {pair} (n={int(gg['n'].sum())})")[0]
+        line = ax.plot(xs, gg["qwk"], lw=1, label=f"{crit}{ver}: {pair} (n={int(gg['n'].sum())})")[0]
         for x, y, n in zip(xs, gg["qwk"], gg["n"], strict=True):
             if y is None or (isinstance(y, float) and math.isnan(y)):
                 continue

@@ -74,3 +74,22 @@ def test_the_report_for_a_window_agrees_with_that_windows_over_time_row(tmp_path
     items = pd.read_csv(tmp_path / "march" / "items.csv")
     assert items["h1"].notna().all() and len(items) == 40  # the reference each figure used is exported
     store.close()
+
+
+def test_over_time_keeps_rubric_versions_apart(tmp_path: Path) -> None:
+    """A revised rubric (version 2) scored in the same month as version 1 gives two rows and two series,
+    never one line through both versions' figures."""
+    store = Store(f"sqlite:///{tmp_path / 'v.db'}")
+    at = datetime(2026, 3, 10, tzinfo=UTC)
+    for version in (1, 2):
+        store.register_rubric(parse_rubric({**RUBRIC, "version": version, "title": f"Window v{version}"}))
+        subs = store.add_submissions("win", version, [(f"v{version}-{i}", {"text": "t"}, {}) for i in range(20)])
+        store.record_human_scores([HumanScoreIn(s.id, "c", (i + k * (version - 1)) % 5, who, kind, True, "", at)
+                                   for i, s in enumerate(subs)
+                                   for k, (who, kind) in enumerate((("ann", "first"), ("bob", "second")))])
+    res = build_report(store, tmp_path / "r", n_boot=0)
+    store.close()
+    over = res.tables["over_time"]
+    assert over[["rubric_version", "n"]].values.tolist() == [[1, 20], [2, 20]]
+    assert over.set_index("rubric_version")["qwk"][1] == 1.0 and over.set_index("rubric_version")["qwk"][2] < 1.0
+    assert list(pd.read_csv(tmp_path / "r" / "over_time.csv").columns)[:3] == ["pair", "rubric_id", "rubric_version"]
