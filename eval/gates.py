@@ -113,11 +113,12 @@ def evaluate_gates(
     q = _num(metrics.get("qwk"))
     checks.append(GateCheck("qwk", q, policy.min_qwk, None if q is None else q >= policy.min_qwk,
                             f"QWK {q if q is None else round(q, 3)} < {policy.min_qwk}"))
-    if human_human_qwk is not None and q is not None:
-        deg = human_human_qwk - q
+    hhq = _num(human_human_qwk)  # an undefined human-human QWK (NaN) is no reference, not a failed check
+    if hhq is not None and q is not None:
+        deg = hhq - q
         checks.append(GateCheck("qwk_degradation", deg, policy.max_qwk_degradation,
                                 deg <= policy.max_qwk_degradation,
-                                f"QWK {q:.3f} is {deg:.3f} below human-human {human_human_qwk:.3f} "
+                                f"QWK {q:.3f} is {deg:.3f} below human-human {hhq:.3f} "
                                 f"(max {policy.max_qwk_degradation})"))
     s = _num(metrics.get("smd"))
     checks.append(GateCheck("smd", s, policy.max_abs_smd, None if s is None else abs(s) <= policy.max_abs_smd,

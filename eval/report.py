@@ -78,7 +78,9 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "ece": "expected calibration error of the machine's top-level probability (10 bins)",
                     "auto_fraction": "share of ALL this key's machine scores whose score stands (routes auto "
                     "and audit), from the automation table",
-                    "hh_qwk": "human-human QWK of the same rubric version and criterion (gate reference)",
+                    "hh_qwk": "human-human QWK of the same rubric version and criterion, the gate's reference; empty "
+                    "when measured on fewer than the policy's min_n double-scored items (no degradation check then)",
+                    "hh_n": "double-scored items behind that human-human QWK",
                     "gate / gate_detail": "gate policy verdict (pass / fail / insufficient) and failing checks"},
     },
     "automation": {
@@ -266,7 +268,7 @@ HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", *[m + x
               *[m + x for m in ("smd",) for x in ("", *_CI)], *[m + x for m in ("exact", "adjacent") for x in ("", *_CI)],
               "kappa", "pearson_r", "alpha_ordinal", "mean_ref", "mean_other", "sd_ref", "sd_other"]
 HM_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
-              "gate", "hh_qwk", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
+              "gate", "hh_qwk", "hh_n", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
               "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
               "r2_lo", "r2_hi", "rmse", "rmse_lo", "rmse_hi", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction",
               "mean_ref", "mean_other", "sd_ref", "sd_other", "gate_detail"]
@@ -307,7 +309,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 # what the human-machine table shows first: the figures a decision rests on, then RSMTool's accuracy block
 HM_PARTS = [
-    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "smd", "prmse", "prmse_n", "auto_fraction"]),
+    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "hh_n", "smd", "prmse", "prmse_n", "auto_fraction"]),
     ("accuracy (RSMTool's evaluation table)", ["exact", "adjacent", "kappa", "pearson_r", "r2", "rmse",
                                                "smd_unpooled"]),
     ("descriptives and calibration", ["mean_ref", "sd_ref", "mean_other", "sd_other", "alpha_ordinal", "ece",
@@ -323,6 +325,18 @@ SG_PARTS = [
     ("descriptives", ["mean_human", "mean_machine", "sd_human", "sd_machine"]),
 ]
 GATE_CLASSES = {"gate=fail": "bad", "gate=pass": "ok", "gate=insufficient": "warn", "gate=small": "warn"}
+
+
+def _gate_reference(hh: pd.DataFrame, rubric_id: str, version: int, criterion: str, min_n: int) -> float | None:
+    """The human-human QWK the gate's degradation check compares the machine with: only one measured on at
+    least the policy's ``min_n`` double-scored items (the bar every gate figure is held to, and the one
+    ``scoring drift check`` uses), else None. A QWK of 1.0 on four items would otherwise fail a machine
+    that meets every threshold."""
+    g = hh[(hh["rubric_id"] == rubric_id) & (hh["rubric_version"] == version) & (hh["criterion"] == criterion)]
+    if g.empty or int(g["n"].iloc[0]) < min_n:
+        return None
+    q = g["qwk"].iloc[0]
+    return None if q is None or not math.isfinite(q) else float(q)
 
 
 def build_report(
@@ -361,13 +375,16 @@ def build_report(
         return {"caption": caption, "src": "data:image/png;base64," + base64.b64encode(png).decode(),
                 "file": f"figures/{path.name}", "wide": wide}
 
-    hh = human_human_table(frames, n_boot=n_boot, seed=seed)
-    hm = human_machine_table(frames, n_boot=n_boot, seed=seed)
+    # every metric column present even where a group's n is 1 (agreement_metrics then leaves QWK out)
+    hh = conform("human_human", human_human_table(frames, n_boot=n_boot, seed=seed))
+    hm = conform("human_machine", human_machine_table(frames, n_boot=n_boot, seed=seed))
     sg = _subgroups(frames, fields, policy, n_boot, seed)
     auto_all = automation_table(frames)
     if not hm.empty:
-        hh_ref = {(r.rubric_id, r.rubric_version, r.criterion): r.qwk for r in hh.itertuples()} if not hh.empty else {}
-        hm["hh_qwk"] = [hh_ref.get((r.rubric_id, r.rubric_version, r.criterion)) for r in hm.itertuples()]
+        hh_n = {(r.rubric_id, r.rubric_version, r.criterion): int(r.n) for r in hh.itertuples()}
+        hm["hh_n"] = [hh_n.get((r.rubric_id, r.rubric_version, r.criterion), 0) for r in hm.itertuples()]
+        hm["hh_qwk"] = [_gate_reference(hh, r.rubric_id, r.rubric_version, r.criterion, policy.min_n)
+                        for r in hm.itertuples()]
         by_key: dict[tuple[Any, ...], dict[str, tuple[float, int]]] = {}
         for r in sg.itertuples():
             if r.dsm is not None and not (isinstance(r.dsm, float) and math.isnan(r.dsm)):
@@ -383,7 +400,7 @@ def build_report(
                 for r in auto_all.itertuples()}
         hm["auto_fraction"] = [have.get((r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window))
                                for r in hm.itertuples()]
-    tables["human_human"], tables["human_machine"] = conform("human_human", hh), conform("human_machine", hm)
+    tables["human_human"], tables["human_machine"] = hh, conform("human_machine", hm)
     tables["score_distribution"] = score_distribution_table(frames)
     tables["automation"] = automation_table(frames, window=window)
     from eval.decisions import decision_agreement, decision_summary
