@@ -294,6 +294,9 @@ def conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clean(v: Any) -> Any:
+    """A cell as JSON: a missing value (NaN, NaT, pd.NA) is null, never the strings "NaT" or "<NA>"."""
+    if v is pd.NaT or v is pd.NA:
+        return None
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return None
     if isinstance(v, np.generic):
@@ -759,4 +762,9 @@ def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.
     for f in fields:
         base[f"meta_{f}"] = [(d or {}).get(f) if isinstance(d, dict) else None for d in base["meta"]]
     keep = [c for c in cols if c in base] + [c for c in base.columns if c.startswith(("machine_", "meta_"))]
+    # scores and versions are whole numbers: written as 3, not 3.0 (which the outer merge's gaps would make
+    # them), so the export joins on rubric_version with the other tables and reads as the scale's levels
+    for c in ["rubric_version", "h1", "h2", "audit"] + [c for c in keep if c.startswith("machine_")]:
+        if c in base:
+            base[c] = base[c].astype("Int64")
     return base[keep].sort_values(["rubric_id", "criterion", "submission"]).reset_index(drop=True)

@@ -67,3 +67,26 @@ def test_every_exported_column_is_in_the_data_dictionary(tmp_path: Path) -> None
     build_report(store, tmp_path / "r", n_boot=20, subgroups=["school"])
     store.close()
     assert _undocumented(tmp_path / "r") == {}
+
+
+def test_items_export_writes_scores_and_versions_as_whole_numbers(tmp_path: Path) -> None:
+    """Machine-only rows (no human score yet) must not turn every score into 3.0 and every version into 1.0."""
+    store = Store(f"sqlite:///{tmp_path / 'i.db'}")
+    build(store, n=40)
+    build_report(store, tmp_path / "r", n_boot=0)
+    store.close()
+    items = pd.read_csv(tmp_path / "r" / "items.csv", dtype=str)
+    scores = [c for c in items.columns if c in ("rubric_version", "h1", "h2", "audit") or c.startswith("machine_")]
+    assert len(scores) >= 5
+    for c in scores:
+        assert items[c].dropna().str.fullmatch(r"\d+").all(), (c, items[c].dropna().head(3).tolist())
+
+
+def test_json_exports_write_a_missing_time_as_null(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    build(store, n=40)
+    build_report(store, tmp_path / "r", n_boot=0)
+    store.close()
+    rows = json.loads((tmp_path / "r" / "items.json").read_text(encoding="utf-8"))
+    times = [r[k] for r in rows for k in ("h1_at", "h2_at", "audit_at")]
+    assert None in times and "NaT" not in times and not any(isinstance(t, str) and "NA" in t for t in times)
