@@ -44,6 +44,7 @@ class AuditSample:
     human: list[int]
     machine: list[int]
     model_version: str | None
+    models: dict[str, int] = field(default_factory=dict)  # model version -> audit items it scored, in the sample
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,12 @@ def audit_sample(store: Store, rubric_id: str, criterion: str, window: int,
               if h.blind and h.submission_id in machines]
     audits.sort(key=lambda h: (h.created_at, h.id))
     recent = audits[-window:] if window > 0 else audits
-    return AuditSample([h.score for h in recent], [machines[h.submission_id].score for h in recent], model_version)
+    models: dict[str, int] = {}
+    for h in recent:
+        mv = machines[h.submission_id].model_version or "unversioned"
+        models[mv] = models.get(mv, 0) + 1
+    return AuditSample([h.score for h in recent], [machines[h.submission_id].score for h in recent], model_version,
+                       dict(sorted(models.items())))
 
 
 def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[int], min_n: int) -> float | None:
@@ -182,7 +188,7 @@ def check_drift(
             )
             now = True
         out.append(DriftResult(rubric_id, crit.id, mv, window, metrics, gate, now, already, hh,
-                               extra={"policy_check": promise.as_dict()}))
+                               extra={"policy_check": promise.as_dict(), "models": sample.models}))
     return out
 
 

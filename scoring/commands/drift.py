@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -55,16 +56,29 @@ def check(
         q, s = r.metrics.get("qwk"), r.metrics.get("smd")
         pc = r.extra.get("policy_check", {})
         typer.echo(
-            f"{rubric}/{r.criterion}: n={r.metrics['n']} (window {r.window}, model {r.model_version or 'any'}) "
+            f"{rubric}/{r.criterion}: n={r.metrics['n']} (window {r.window}, {_models(r.model_version, r.extra)}) "
             f"QWK={'-' if q is None else f'{q:.3f}'} SMD={'-' if s is None else f'{s:+.3f}'} -> {r.gate.summary()}"
             f"; policy promise on {pc.get('n_checked', 0)} accepted double-scored items: {pc.get('status', '-')}"
             + ("  [SUSPENDED NOW]" if r.suspended_now else "  [suspended]" if suspended[r.criterion] else "")
         )
     typer.echo(json.dumps({r.criterion: {"status": r.gate.status, "suspended": suspended[r.criterion],
-                                         "policy_check": r.extra.get("policy_check", {}).get("status")}
+                                         "policy_check": r.extra.get("policy_check", {}).get("status"),
+                                         "n": r.metrics["n"], "model": r.model_version,
+                                         "models": r.extra.get("models", {})}
                            for r in results}))
     if fail_on_suspend and any(suspended.values()):
         raise typer.Exit(2)
+
+
+def _models(promoted: str | None, extra: dict[str, Any]) -> str:
+    """Which model's scores the audit window judged: the promoted one, or, with none promoted, every model
+    version in the window with its item count, so that a figure pooled over two models says so."""
+    if promoted:
+        return f"model {promoted}"
+    counts = extra.get("models") or {}
+    if not counts:
+        return "no model promoted"
+    return "no model promoted; window holds " + ", ".join(f"{mv} ({n})" for mv, n in counts.items())
 
 
 @drift_app.command("simulate")
