@@ -330,6 +330,47 @@ SG_PARTS = [
 GATE_CLASSES = {"gate=fail": "bad", "gate=pass": "ok", "gate=insufficient": "warn", "gate=small": "warn"}
 
 
+# Tables that describe the store as a whole: --since/--until do not filter them.
+UNFILTERED = ("decisions", "decision_agreement", "suspensions", "models")
+
+
+def provenance(store: Store, tables: dict[str, pd.DataFrame], *, policy: GatePolicy, verification: Any,
+               rubric_id: str | None, since: datetime | None, until: datetime | None, window: str,
+               subgroups: list[str], n_boot: int, seed: int, pseudonyms_ephemeral: bool) -> dict[str, Any]:
+    """What a figure from this report rests on, for whoever cites it: the store (database kind, never its
+    URL or credentials) pinned by the audit log's head, the filters and which tables they do not apply to,
+    the gate policy and its thresholds, the bootstrap, the model versions and rows per export."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        software = version("rubric-scoring")
+    except PackageNotFoundError:
+        software = None
+    models = sorted({str(m) for name in ("human_machine", "automation") if "model_version" in tables[name]
+                     for m in tables[name]["model_version"].dropna()})
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "software": {"rubric-scoring": software},
+        "store": {"database": store.dialect,
+                  "audit_log": {"verified": bool(verification.ok), "entries": verification.entries_checked,
+                                "head_seq": verification.last_seq, "head_hash": verification.head_hash}},
+        "filters": {"rubric": rubric_id, "since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None, "window": window, "subgroups": subgroups,
+                    "pairs_selected_by": "human-machine: time of the machine score; human-human: time of the "
+                                         "second rater's score (since inclusive, until exclusive)",
+                    "not_filtered": list(UNFILTERED)},
+        "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95},
+        "gate_policy": {"id": policy.id, "version": policy.version, "min_qwk": policy.min_qwk,
+                        "max_qwk_degradation": policy.max_qwk_degradation, "max_abs_smd": policy.max_abs_smd,
+                        "max_abs_dsm": policy.max_abs_dsm, "min_n": policy.min_n,
+                        "min_subgroup_n": policy.min_subgroup_n},
+        "model_versions": models,
+        "pseudonym_key": "one-off (pseudonyms cannot be linked to another report)" if pseudonyms_ephemeral
+        else "SCORING_PSEUDONYM_KEY",
+        "rows": {name: len(df) for name, df in tables.items()},
+    }
+
+
 def _gate_reference(hh: pd.DataFrame, rubric_id: str, version: int, criterion: str, min_n: int) -> float | None:
     """The human-human QWK the gate's degradation check compares the machine with: only one measured on at
     least the policy's ``min_n`` double-scored items (the bar every gate figure is held to, and the one
@@ -440,6 +481,10 @@ def build_report(
     (out / "data_dictionary.json").write_text(json.dumps(DATA_DICTIONARY, indent=1), encoding="utf-8")
 
     verification = store.verify_audit()
+    (out / "provenance.json").write_text(json.dumps(provenance(
+        store, tables, policy=policy, verification=verification, rubric_id=rubric_id, since=since, until=until,
+        window=window, subgroups=fields, n_boot=n_boot, seed=seed, pseudonyms_ephemeral=pseudo.ephemeral),
+        indent=1), encoding="utf-8")
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "jinja"]))
     env.filters["fmt"] = fmt
     html = env.get_template("report.html.jinja").render(
@@ -447,7 +492,7 @@ def build_report(
         filters={"rubric": rubric_id or "all", "since": since, "until": until, "subgroups": fields,
                  "window": window, "bootstrap": n_boot, "seed": seed},
         policy=policy, verification=verification, pseudonyms_ephemeral=pseudo.ephemeral,
-        n_items=len(tables["items"]), sections=sections, dictionary=DATA_DICTIONARY, small_n=plots.SMALL_N,
+        n_items=len(tables["items"]), unfiltered=UNFILTERED, sections=sections, dictionary=DATA_DICTIONARY, small_n=plots.SMALL_N,
     )
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")

@@ -90,3 +90,24 @@ def test_json_exports_write_a_missing_time_as_null(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "r" / "items.json").read_text(encoding="utf-8"))
     times = [r[k] for r in rows for k in ("h1_at", "h2_at", "audit_at")]
     assert None in times and "NaT" not in times and not any(isinstance(t, str) and "NA" in t for t in times)
+
+
+def test_provenance_pins_what_the_figures_rest_on(tmp_path: Path) -> None:
+    """provenance.json: the audit log head the report read, the filters (and the tables they do not
+    filter), the gate policy's thresholds, the bootstrap, the model versions and rows per export."""
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    build(store, n=40)
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    res = build_report(store, tmp_path / "r", n_boot=10, seed=5, since=since, subgroups=["school"])
+    head = store.verify_audit()
+    store.close()
+    p = json.loads((tmp_path / "r" / "provenance.json").read_text(encoding="utf-8"))
+    assert p["store"]["database"] == "sqlite" and "p.db" not in json.dumps(p)  # the kind, never the URL
+    assert p["store"]["audit_log"] == {"verified": True, "entries": head.entries_checked,
+                                       "head_seq": head.last_seq, "head_hash": head.head_hash}
+    assert p["filters"]["since"] == "2026-01-01T00:00:00+00:00" and p["filters"]["until"] is None
+    assert "decisions" in p["filters"]["not_filtered"]
+    assert p["gate_policy"]["id"] and p["gate_policy"]["min_qwk"] == 0.70 and p["gate_policy"]["min_n"] == 50
+    assert p["bootstrap"] == {"resamples": 10, "seed": 5, "level": 0.95}
+    assert p["model_versions"] == sorted(set(res.tables["human_machine"]["model_version"]))
+    assert p["rows"] == {name: len(df) for name, df in res.tables.items()}
