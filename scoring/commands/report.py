@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -80,9 +81,31 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"automation {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
                        f"auto_fraction={r.auto_fraction:.3f}{audited}")
         pooled = float(per["n_accepted"].sum() / per["n"].sum()) if len(per) and per["n"].sum() else None
+        for line in uncompared(res.tables):
+            typer.echo(line)
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "tables": {k: len(v) for k, v in res.tables.items()}}))
+
+
+def uncompared(tables: dict[str, Any]) -> list[str]:
+    """One line per rubric x criterion that holds scores but no pair to compare them in: without it a
+    criterion scored by one person only, or never by the machine, is simply absent from every table."""
+    items = tables["items"]
+    if items.empty:
+        return []
+    paired = {(r.rubric_id, r.criterion) for name in ("human_human", "human_machine")
+              for r in tables[name].itertuples()}
+    machine_cols = [c for c in items.columns if c.startswith("machine_")]
+    out = []
+    for (rid, crit), g in items.groupby(["rubric_id", "criterion"], sort=True):
+        if (rid, crit) in paired:
+            continue
+        n_m = int(g[machine_cols].notna().any(axis=1).sum()) if machine_cols else 0
+        out.append(f"note {rid}/{crit}: no pair to compare ({int(g['h1'].notna().sum())} first-rater, "
+                   f"{int(g['h2'].notna().sum())} second-rater, {int(g['audit'].notna().sum())} audit and {n_m} "
+                   "machine-scored item(s)); agreement needs a second rater or a machine score on the same items")
+    return out
 
 
 def _f3(x: float | None, fmt: str = ".3f") -> str:

@@ -1,0 +1,39 @@
+"""`scoring report` names a criterion it holds scores for but cannot compare, instead of leaving it out.
+
+A criterion scored by one person only (no second rater, no machine score) has no row in any agreement
+table; the command says so, with what it does hold, so that a missing row is not read as an oversight.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rubrics.schema import parse_rubric
+from scoring.cli import app
+from scoring.store import HumanScoreIn, Store
+
+RUBRIC = {"id": "notes", "version": 1, "title": "Notes", "evidence": ["text"],
+          "criteria": [{"id": "paired", "title": "P", "scale": {"min": 0, "max": 3}},
+                       {"id": "alone", "title": "A", "scale": {"min": 0, "max": 3}}]}
+
+
+def test_a_criterion_with_one_rater_only_is_named_with_what_it_holds(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    store = Store(db)
+    store.register_rubric(parse_rubric(RUBRIC))
+    subs = store.add_submissions("notes", 1, [(f"s{i}", {"text": "t"}, {}) for i in range(12)])
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    store.record_human_scores(
+        [HumanScoreIn(s.id, "paired", i % 4, who, kind, True, "", at) for i, s in enumerate(subs)
+         for who, kind in (("ann", "first"), ("bob", "second"))]
+        + [HumanScoreIn(s.id, "alone", i % 4, "ann", "first", True, "", at) for i, s in enumerate(subs)])
+    store.close()
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r"), "--bootstrap", "0", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert "human-human notes@1/paired: n=12" in r.output
+    assert ("note notes/alone: no pair to compare (12 first-rater, 0 second-rater, 0 audit and 0 machine-scored "
+            "item(s))") in r.output
+    assert "note notes/paired" not in r.output
