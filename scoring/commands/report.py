@@ -44,7 +44,12 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if window not in ("D", "W", "M", "Q", "Y"):
             raise typer.BadParameter(f"expected one of D, W, M, Q, Y, found {window!r}", param_hint="--window")
+        lo, hi = _when(since), _when(until)
+        if lo is not None and hi is not None and lo >= hi:
+            raise typer.BadParameter(f"--since {since} is not before --until {until}: the window is empty",
+                                     param_hint="--since/--until")
         store = open_store(db, must_exist=True)
+        span = None
         try:
             if rubric is not None and rubric not in {r.rubric_id for r in store.rubrics()}:
                 known = sorted({r.rubric_id for r in store.rubrics()})
@@ -59,9 +64,11 @@ def register(app: typer.Typer) -> None:
                                    "submission(s); the rest form the group '(missing)'. Record it when submissions are stored: "
                                    f"`scoring score --store --meta-col {field}` (or `scoring import-scores --meta-col "
                                    f"{field}` for ids new to the store)", err=True)
-            res = build_report(store, out, rubric_id=rubric, since=_when(since), until=_when(until),
+            res = build_report(store, out, rubric_id=rubric, since=lo, until=hi,
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
                                policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)
+            if res.tables["items"].empty and (lo is not None or hi is not None):
+                span = score_span(store, rubric)
         finally:
             store.close()
         hh = res.tables["human_human"]
@@ -83,9 +90,22 @@ def register(app: typer.Typer) -> None:
         pooled = float(per["n_accepted"].sum() / per["n"].sum()) if len(per) and per["n"].sum() else None
         for line in uncompared(res.tables):
             typer.echo(line)
+        if span is not None:
+            held = (f"run from {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span[0] and span[1]
+                    else "are none")
+            typer.echo(f"note: no score in the window [{since or 'start'}, {until or 'now'}); the store's scores"
+                       f"{' for ' + rubric if rubric else ''} {held}", err=True)
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "tables": {k: len(v) for k, v in res.tables.items()}}))
+
+
+def score_span(store: Any, rubric_id: str | None) -> tuple[datetime | None, datetime | None]:
+    """First and last time any machine or human score was recorded (for the rubric): what to tell someone
+    whose --since/--until caught nothing, so they can pick a window that holds scores."""
+    times = [x.created_at for x in store.machine_scores(rubric_id=rubric_id)]
+    times += [x.created_at for x in store.human_scores(rubric_id=rubric_id)]
+    return (min(times), max(times)) if times else (None, None)
 
 
 def uncompared(tables: dict[str, Any]) -> list[str]:

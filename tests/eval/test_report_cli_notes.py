@@ -37,3 +37,31 @@ def test_a_criterion_with_one_rater_only_is_named_with_what_it_holds(tmp_path: P
     assert ("note notes/alone: no pair to compare (12 first-rater, 0 second-rater, 0 audit and 0 machine-scored "
             "item(s))") in r.output
     assert "note notes/paired" not in r.output
+
+
+def _scored_store(tmp_path: Path) -> str:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    store = Store(db)
+    store.register_rubric(parse_rubric(RUBRIC))
+    subs = store.add_submissions("notes", 1, [(f"s{i}", {"text": "t"}, {}) for i in range(4)])
+    store.record_human_scores([HumanScoreIn(s.id, "paired", 1, "ann", "first", True, "",
+                                            datetime(2026, 2, 1 + i, 9, 30, tzinfo=UTC)) for i, s in enumerate(subs)])
+    store.close()
+    return db
+
+
+def test_a_window_that_catches_no_score_says_when_the_scores_are(tmp_path: Path) -> None:
+    db = _scored_store(tmp_path)
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r"), "--bootstrap", "0", "--db", db,
+                                 "--since", "2027-01-01"])
+    assert r.exit_code == 0, r.output
+    assert ("note: no score in the window [2027-01-01, now); the store's scores run from 2026-02-01 09:30 to "
+            "2026-02-04 09:30 UTC") in r.output
+
+
+def test_since_after_until_is_refused(tmp_path: Path) -> None:
+    db = _scored_store(tmp_path)
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r"), "--db", db,
+                                 "--since", "2026-05-01", "--until", "2026-03-01"])
+    assert r.exit_code == 2 and "is not before --until" in r.output
+    assert not (tmp_path / "r").exists()
