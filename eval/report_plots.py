@@ -249,6 +249,16 @@ def plot_group_bars(groups: list[str], values: list[float | None], lo: list[floa
     return fig_png(fig)
 
 
+def reference_group(est: pd.DataFrame, analysis: str) -> str:
+    """The group every estimate of ``analysis`` is a difference from (the model's intercept row), named
+    with its n: the plot draws only the other groups, so without this a reader cannot tell which one."""
+    ref = est[(est["analysis"] == analysis) & est["group"].str.startswith("Intercept")]
+    if ref.empty:
+        return "reference group"
+    name = str(ref["group"].iloc[0]).removeprefix("Intercept (").removesuffix(")")
+    return f"reference group {name} (n={int(ref['n'].iloc[0])})"
+
+
 def plot_fairness(est: pd.DataFrame, title: str) -> bytes:
     """RSMTool-style fairness estimates: per analysis, each group's coefficient against the reference group
     with its 95% confidence interval and n."""
@@ -264,7 +274,7 @@ def plot_fairness(est: pd.DataFrame, title: str) -> bytes:
         ax.set_yticks(ys, [f"{g} (n={n})" for g, n in zip(e["group"], e["n"], strict=True)], fontsize=7)
         ax.axvline(0, color="grey", ls="--", lw=0.8)
         ax.set_title(names[a], fontsize=8)
-        ax.set_xlabel("difference from reference group", fontsize=7)
+        ax.set_xlabel(f"difference from {reference_group(est, a)}", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig_png(fig)
