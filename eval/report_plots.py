@@ -182,6 +182,15 @@ def plot_routes(auto: pd.DataFrame, rubric: str) -> bytes:
 # ---------------------------------------------------------------------------------------- over time
 
 
+def dodge(k: int, n_series: int) -> float:
+    """Horizontal offset of series ``k`` of ``n_series`` within a window: series that share a window sit
+    side by side instead of on one spot, where equal or close QWKs hid each other and their n labels."""
+    if n_series <= 1:
+        return 0.0
+    step = min(0.6 / n_series, 0.12)
+    return (k - (n_series - 1) / 2) * step
+
+
 def plot_over_time(g: pd.DataFrame, title: str, gate: float) -> bytes:
     """QWK per window and series; n written at every point, marker area grows with n, windows with n<10
     hollow; the legend sits outside the axes so no series hides under it."""
@@ -191,11 +200,12 @@ def plot_over_time(g: pd.DataFrame, title: str, gate: float) -> bytes:
     nmax = max(1, int(g["n"].max()))
     versions = g["rubric_version"].nunique() if "rubric_version" in g else 1
     series = ["pair", "criterion"] + (["rubric_version"] if "rubric_version" in g else [])
-    for key, gg in g.groupby(series):
+    groups = list(g.groupby(series))
+    for k, (key, gg) in enumerate(groups):
         pair, crit = key[0], key[1]
         ver = f"@v{key[2]}" if versions > 1 else ""  # one line per rubric version, never one through two
         gg = gg.sort_values("window")
-        xs = [pos[str(w)] for w in gg["window"]]
+        xs = [pos[str(w)] + dodge(k, len(groups)) for w in gg["window"]]
         line = ax.plot(xs, gg["qwk"], lw=1, label=f"{crit}{ver}: {pair} (n={int(gg['n'].sum())})")[0]
         for x, y, n in zip(xs, gg["qwk"], gg["n"], strict=True):
             if y is None or (isinstance(y, float) and math.isnan(y)):
@@ -208,7 +218,8 @@ def plot_over_time(g: pd.DataFrame, title: str, gate: float) -> bytes:
     ax.set_xticks(range(len(windows)), windows, rotation=45, fontsize=7)
     ax.set_xlim(-0.5, len(windows) - 0.5)
     lo = float(np.nanmin(pd.to_numeric(g["qwk"], errors="coerce"))) if g["qwk"].notna().any() else 0.0
-    ax.set_ylim(min(0.0, lo) - 0.02, 1.0)
+    ax.set_ylim(min(0.0, lo) - 0.02, 1.08)  # room above 1.0 for a perfect window's marker and its n
+    ax.set_yticks([t for t in ax.get_yticks() if min(0.0, lo) - 0.03 <= t <= 1.0 + 1e-9])
     ax.set_ylabel("QWK")
     note = " (one window: no trend to read)" if len(windows) == 1 else ""
     ax.set_title(f"{title}{note}; hollow: n<{SMALL_N}", fontsize=9)
