@@ -39,7 +39,14 @@ class GatePolicy:
 def load_policy(path: str | Path | None = None) -> GatePolicy:
     """Read a policy YAML (the bundled ETS policy by default); errors name the file and the missing key."""
     p = Path(path) if path is not None else DEFAULT_POLICY
-    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:  # a mistyped --policy path: one line naming it, not a traceback
+        raise ValueError(f"gate policy {p} cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"gate policy {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a gate policy is a mapping with id, version and thresholds")
     try:
         th, dr = data["thresholds"], data.get("drift", {})
         return GatePolicy(
@@ -49,8 +56,10 @@ def load_policy(path: str | Path | None = None) -> GatePolicy:
             min_subgroup_n=int(th.get("min_subgroup_n", th["min_n"])), drift_window=int(dr.get("window", 100)),
             drift_min_n=int(dr.get("min_n", th["min_n"])), description=str(data.get("description", "")),
         )
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ValueError(f"{p}: policy is missing required key {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # e.g. min_qwk: high, or thresholds: a list
+        raise ValueError(f"{p}: policy has a value of the wrong kind ({exc})") from None
 
 
 @dataclass(frozen=True)

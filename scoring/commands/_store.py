@@ -36,3 +36,15 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
                    "`scoring score --store`, `scoring import-scores` or `scoring serve`); check --db", err=True)
         raise typer.Exit(2)
     return Store(url)
+
+
+def gate_policy(path: Path | None):  # type: ignore[no-untyped-def]
+    """The gate policy at ``path`` (default: the bundled ETS policy), loaded before any store is opened; a
+    missing or malformed file ends the command with one ``error:`` line and exit 2, not a traceback."""
+    from eval.gates import load_policy
+
+    try:
+        return load_policy(path)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}; check --policy", err=True)
+        raise typer.Exit(2) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from scoring.commands._store import DB_OPTION, open_store
+from scoring.commands._store import DB_OPTION, gate_policy, open_store
 
 drift_app = typer.Typer(help="Drift monitor over the rolling audit sample.", no_args_is_help=True)
 
@@ -27,7 +27,6 @@ def check(
 ) -> None:
     """Per criterion: n, QWK, SMD, gate status; suspends automation where the gate fails."""
     from eval.drift import check_drift
-    from eval.gates import load_policy
     from scoring.errors import ScoringError
     from scoring.policy import load_policy as load_routing_policy
     from scoring.settings import get_settings
@@ -39,9 +38,10 @@ def check(
 
         _fail(exc)
         return
+    gates = gate_policy(policy)
     store = open_store(db, must_exist=True)
     try:
-        results = check_drift(store, rubric, policy=load_policy(policy),
+        results = check_drift(store, rubric, policy=gates,
                               window=window or get_settings().audit_sample_window, act=not dry_run,
                               routing_policy=rp)
         suspended = {r.criterion: store.is_suspended(rubric, r.criterion) for r in results}
@@ -91,9 +91,7 @@ def simulate(
     from statistics import median
 
     from eval.drift import simulate_offset_drift
-    from eval.gates import load_policy
-
-    pol = load_policy(policy)
+    pol = gate_policy(policy)
     counts = []
     for seed in range(seeds):
         sim = simulate_offset_drift(offset=offset, policy=pol, seed=seed)

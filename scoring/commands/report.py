@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from scoring.commands._store import DB_OPTION, open_store
+from scoring.commands._store import DB_OPTION, gate_policy, open_store
 
 
 def _when(s: str | None) -> datetime | None:
@@ -37,7 +37,6 @@ def register(app: typer.Typer) -> None:
         db: str | None = DB_OPTION,
     ) -> None:
         """Agreement tables (human-human, human-machine, subgroups, over time), plots, and exports."""
-        from eval.gates import load_policy
         from eval.report import build_report
         from scoring.settings import get_settings
 
@@ -48,6 +47,7 @@ def register(app: typer.Typer) -> None:
         if lo is not None and hi is not None and lo >= hi:
             raise typer.BadParameter(f"--since {since} is not before --until {until}: the window is empty",
                                      param_hint="--since/--until")
+        gates = gate_policy(policy)
         store = open_store(db, must_exist=True)
         span = None
         try:
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
                                    f"{field}` for ids new to the store)", err=True)
             res = build_report(store, out, rubric_id=rubric, since=lo, until=hi,
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
-                               policy=load_policy(policy), pseudonym_key=settings.pseudonym_key)
+                               policy=gates, pseudonym_key=settings.pseudonym_key)
             if res.tables["items"].empty and (lo is not None or hi is not None):
                 span = score_span(store, rubric)
         finally:
