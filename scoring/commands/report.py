@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         for r in au.itertuples() if not au.empty else []:
             audited = f", audited {r.n_audited}" + (f" QWK={r.qwk_audited:.3f}" if r.qwk_audited is not None
                                                      and r.qwk_audited == r.qwk_audited else "")
-            typer.echo(f"automation {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
+            typer.echo(f"automation {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}] "
+                       f"{r.window}: n={r.n} "
                        f"auto_fraction={r.auto_fraction:.3f}{audited}")
         pooled = float(per["n_accepted"].sum() / per["n"].sum()) if len(per) and per["n"].sum() else None
         for line in uncompared(res.tables):

@@ -65,3 +65,21 @@ def test_since_after_until_is_refused(tmp_path: Path) -> None:
                                  "--since", "2026-05-01", "--until", "2026-03-01"])
     assert r.exit_code == 2 and "is not before --until" in r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_automation_lines_name_their_window(tmp_path: Path) -> None:
+    """Machine scores in two months give two automation lines per key; each says which month it is."""
+    from scoring.store import MachineScoreIn
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store(db)
+    store.register_rubric(parse_rubric(RUBRIC))
+    subs = store.add_submissions("notes", 1, [(f"s{i}", {"text": "t"}, {}) for i in range(6)])
+    store.record_machine_scores([MachineScoreIn(s.id, "paired", 1, None, None, "auto" if i % 3 else "human", "r",
+                                                "m-1", "p", datetime(2026, 3 + i % 2, 10, tzinfo=UTC))
+                                 for i, s in enumerate(subs)])
+    store.close()
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r"), "--bootstrap", "0", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert "automation notes@1/paired [m-1] 2026-03: n=3 auto_fraction=0.667" in r.output
+    assert "automation notes@1/paired [m-1] 2026-04: n=3 auto_fraction=0.667" in r.output
