@@ -336,10 +336,13 @@ def bootstrap_ci(
 class ScoreFrames:
     """What the store holds, flattened for analysis.
 
-    ``humans``: one row per submission x criterion with ``h1`` (first rater, else audit), ``h2`` (second
-    rater), ``audit`` (latest blind audit score) and their times and assessors. ``machines``: one row per
-    submission x criterion x model version (the latest machine score of that model) joined with the human
-    columns. Both carry ``meta`` (the submission metadata dict) and ``labels`` (the criterion's scale)."""
+    ``humans``: one row per submission x criterion with ``h1`` (first rater; ``h1_blind`` says whether they
+    scored without seeing the machine's or another rater's score), ``h2`` (second rater), ``audit`` (latest
+    blind audit score) and their times and assessors. ``machines``: one row per submission x criterion x
+    model version (the latest machine score of that model) joined with the human columns, with ``human``,
+    the machine's reference (the blind first rater, else the blind audit) and ``h1_not_blind`` (a first
+    rating left out of that reference). Both carry ``meta`` (the submission metadata dict) and ``labels``
+    (the criterion's scale)."""
 
     humans: pd.DataFrame
     machines: pd.DataFrame
@@ -378,17 +381,17 @@ def load_frames(
         row = hum.setdefault((h.submission_id, h.criterion), {
             "submission_id": h.submission_id, "external_id": s.external_id, "rubric_id": s.rubric_id,
             "rubric_version": s.rubric_version, "criterion": h.criterion, "meta": s.metadata,
-            "h1": None, "h1_assessor": None, "h1_at": None, "h2": None, "h2_assessor": None, "h2_at": None,
+            "h1": None, "h1_assessor": None, "h1_at": None, "h1_blind": None, "h2": None, "h2_assessor": None, "h2_at": None,
             "audit": None, "audit_assessor": None, "audit_at": None,
         })
         if h.kind == "first" and row["h1"] is None:
-            row.update(h1=h.score, h1_assessor=h.assessor, h1_at=h.created_at)
+            row.update(h1=h.score, h1_assessor=h.assessor, h1_at=h.created_at, h1_blind=bool(h.blind))
         elif h.kind == "second" and row["h2"] is None:
             row.update(h2=h.score, h2_assessor=h.assessor, h2_at=h.created_at)
         elif h.kind == "audit" and h.blind:
             row.update(audit=h.score, audit_assessor=h.assessor, audit_at=h.created_at)
     hcols = ["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h1_assessor",
-             "h1_at", "h2", "h2_assessor", "h2_at", "audit", "audit_assessor", "audit_at"]
+             "h1_at", "h1_blind", "h2", "h2_assessor", "h2_at", "audit", "audit_assessor", "audit_at"]
     humans = pd.DataFrame(list(hum.values()), columns=hcols)
     if len(humans):
         humans["labels"] = [scale(r, v, c) for r, v, c in
@@ -413,11 +416,17 @@ def load_frames(
     if len(machines):
         machines["labels"] = [scale(r, v, c) for r, v, c in
                               zip(machines.rubric_id, machines.rubric_version, machines.criterion, strict=True)]
-        # the human reference: first rater when there is one, else the blind audit score
-        machines["human"] = machines["h1"].where(machines["h1"].notna(), machines["audit"])
+        # The human reference: the first rater's score when it was given blind, else the blind audit score.
+        # A first rater who saw the machine's suggestion (the assessor page shows it on `human`-route items
+        # and offers to accept it) is anchored on it: counting those scores would inflate every
+        # human-machine figure and let the gates pass on agreement the machine itself induced.
+        blind_first = machines["h1"].where(machines["h1_blind"].fillna(False).astype(bool))
+        machines["human"] = blind_first.where(blind_first.notna(), machines["audit"])
+        machines["h1_not_blind"] = machines["h1"].notna() & ~machines["h1_blind"].fillna(False).astype(bool)
     else:
         machines["labels"] = pd.Series(dtype=object)
         machines["human"] = pd.Series(dtype=float)
+        machines["h1_not_blind"] = pd.Series(dtype=bool)
     if len(humans) and (since is not None or until is not None):
         humans = humans[_in_window(_human_pair_time(humans), since, until)].reset_index(drop=True)
     return ScoreFrames(humans=humans, machines=machines)
@@ -483,12 +492,17 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
     """Machine vs human reference per rubric, version, criterion, model version (and window), with PRMSE
     where double-scored items exist and ECE where probabilities were stored."""
     m = frames.machines
+    keys = ["rubric_id", "rubric_version", "criterion", "model_version", "window"]
+    left_out: dict[Any, int] = {}
+    if len(m):  # items whose only human score came from a first rater who saw the machine's suggestion
+        lo = m[m["human"].isna() & m["h1_not_blind"].astype(bool)].copy()
+        lo["window"] = _window(lo["machine_at"], window)
+        left_out = lo.groupby(keys).size().to_dict() if len(lo) else {}
     m = m[m["human"].notna()].copy() if len(m) else m
     if m.empty:
         return pd.DataFrame()
     m["window"] = _window(m["machine_at"], window)
     rows = []
-    keys = ["rubric_id", "rubric_version", "criterion", "model_version", "window"]
     for key, g in m.groupby(keys, sort=True):
         labels = g["labels"].iloc[0]
         hum, mac = g["human"].astype(int).to_numpy(), g["machine"].astype(int).to_numpy()
@@ -496,7 +510,11 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
         row["rubric_version"] = int(row["rubric_version"])
         if len(hum) > 1:
             row.update(smd_unpooled=smd_unpooled(hum, mac), rmse=rmse(hum, mac), r2=r2(hum, mac))
-        h1, h2 = g["h1"].to_numpy(float), g["h2"].to_numpy(float)
+        row["n_not_blind"] = int(left_out.get(key, 0))
+        # PRMSE's rater scores: the same blind first ratings as the reference (an anchored one would pull the
+        # estimated true score towards the machine)
+        h1 = g["h1"].where(~g["h1_not_blind"].astype(bool)).to_numpy(float)
+        h2 = g["h2"].to_numpy(float)
         row.update(prmse_items(h1, h2, mac))
         row["ece"] = None
         probs = g["probabilities"]

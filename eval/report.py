@@ -65,8 +65,9 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "columns": {"rubric_id, rubric_version, criterion, window": "grouping keys", **_METRIC_COLS},
     },
     "human_machine": {
-        "meaning": "Agreement of the machine with the human reference (first rater, else the blind audit score), per "
-        "rubric, version, criterion, model version and window; with the ETS gate verdict.",
+        "meaning": "Agreement of the machine with the human reference (the first rater when they scored blind, "
+        "else the blind audit score; a first rater who saw the machine's suggestion is left out), per rubric, "
+        "version, criterion, model version and window; with the ETS gate verdict.",
         "columns": {"rubric_id, rubric_version, criterion, model_version, window": "grouping keys", **_METRIC_COLS,
                     "smd_unpooled": "(mean(machine) - mean(human)) / sd(human): RSMTool's human-system SMD",
                     "r2 / rmse": "R2 (scikit-learn r2_score) and root mean squared error of the machine as a predictor "
@@ -81,6 +82,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "hh_qwk": "human-human QWK of the same rubric version and criterion, the gate's reference; empty "
                     "when measured on fewer than the policy's min_n double-scored items (no degradation check then)",
                     "hh_n": "double-scored items behind that human-human QWK",
+                    "n_not_blind": "machine-scored items left out because their only human score came from a first "
+                    "rater who saw the machine's (or another rater's) score: anchored on it, not a reference",
                     "gate / gate_detail": "gate policy verdict (pass / fail / insufficient) and failing checks"},
     },
     "automation": {
@@ -194,6 +197,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "columns": {"submission": "pseudonym: HMAC-SHA256(key, rubric id + external id), 16 hex",
                     "rubric_id, rubric_version, criterion": "keys",
                     "h1, h2, audit": "first, second and latest blind audit human score (empty when absent)",
+                    "h1_blind": "whether the first rater scored without seeing the machine's or another rater's "
+                    "score (only a blind h1 is the machine's reference)",
                     "h1_assessor, h2_assessor, audit_assessor": "assessor pseudonyms (keyed hash)",
                     "h1_at, h2_at, audit_at": "UTC times of those scores",
                     "machine_<model>": "latest machine score of each model version",
@@ -268,7 +273,7 @@ HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", *[m + x
               *[m + x for m in ("smd",) for x in ("", *_CI)], *[m + x for m in ("exact", "adjacent") for x in ("", *_CI)],
               "kappa", "pearson_r", "alpha_ordinal", "mean_ref", "mean_other", "sd_ref", "sd_other"]
 HM_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
-              "gate", "hh_qwk", "hh_n", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
+              "gate", "hh_qwk", "hh_n", "n_not_blind", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
               "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
               "r2_lo", "r2_hi", "rmse", "rmse_lo", "rmse_hi", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction",
               "mean_ref", "mean_other", "sd_ref", "sd_other", "gate_detail"]
@@ -312,7 +317,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 # what the human-machine table shows first: the figures a decision rests on, then RSMTool's accuracy block
 HM_PARTS = [
-    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "hh_n", "smd", "prmse", "prmse_n", "auto_fraction"]),
+    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "hh_n", "n_not_blind", "smd", "prmse", "prmse_n", "auto_fraction"]),
     ("accuracy (RSMTool's evaluation table)", ["exact", "adjacent", "kappa", "pearson_r", "r2", "rmse",
                                                "smd_unpooled"]),
     ("descriptives and calibration", ["mean_ref", "sd_ref", "mean_other", "sd_other", "alpha_ordinal", "ece",
@@ -775,10 +780,11 @@ def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame, n_boot: i
 
 def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.DataFrame:
     h = frames.humans
-    cols = ["submission", "rubric_id", "rubric_version", "criterion", "h1", "h2", "audit", "h1_assessor",
+    cols = ["submission", "rubric_id", "rubric_version", "criterion", "h1", "h1_blind", "h2", "audit", "h1_assessor",
             "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]
-    base = h[["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h2", "audit",
-              "h1_assessor", "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]].copy() if len(h) else \
+    base = h[["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h1_blind",
+              "h2", "audit", "h1_assessor", "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]].copy() \
+        if len(h) else \
         pd.DataFrame(columns=["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta"])
     m = frames.machines
     if len(m):
@@ -788,7 +794,7 @@ def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.
         piv = piv.reset_index()
         # a machine-scored item's human scores come with it even when --since/--until left its human row out
         # (its human scores were recorded outside the window): they are the reference its figures used
-        filled = ["external_id", "rubric_id", "rubric_version", "meta", "h1", "h2", "audit", "h1_assessor",
+        filled = ["external_id", "rubric_id", "rubric_version", "meta", "h1", "h1_blind", "h2", "audit", "h1_assessor",
                   "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]
         mextra = m[["submission_id", "criterion", *filled]].drop_duplicates(["submission_id", "criterion"])
         base = base.merge(piv, on=["submission_id", "criterion"], how="outer")

@@ -78,8 +78,10 @@ def register(app: typer.Typer) -> None:
         hm = res.tables["human_machine"]
         for r in hm.itertuples() if not hm.empty else []:
             prmse = "" if r.prmse is None or r.prmse != r.prmse else f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
+            seen = (f" ({int(r.n_not_blind)} item(s) left out: first rater saw the machine's score)"
+                    if r.n_not_blind == r.n_not_blind and r.n_not_blind else "")
             typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
-                       f"QWK={_f3(r.qwk)} SMD={_f3(r.smd, '+.3f')}{prmse} gate={r.gate}")
+                       f"QWK={_f3(r.qwk)} SMD={_f3(r.smd, '+.3f')}{prmse} gate={r.gate}{seen}")
         au = res.tables["automation"]
         per = au[au["criterion"] != "(all)"] if not au.empty else au
         for r in au.itertuples() if not au.empty else []:
