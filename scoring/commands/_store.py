@@ -35,7 +35,34 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
         typer.echo(f"error: no store at {path}: expected an existing SQLite file (stores are made by "
                    "`scoring score --store`, `scoring import-scores` or `scoring serve`); check --db", err=True)
         raise typer.Exit(2)
-    return Store(url)
+    try:
+        return Store(url)
+    except sa_errors() as exc:  # a server that does not answer, a wrong schema or role: one line, no traceback
+        typer.echo(f"error: cannot open the store at {shown_url(url)}: {first_line(exc)}; check --db (or "
+                   "SCORING_DATABASE_URL)", err=True)
+        raise typer.Exit(2) from None
+
+
+def sa_errors() -> tuple[type[Exception], ...]:
+    import sqlalchemy as sa
+
+    return (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InterfaceError)
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked, as it may be printed."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, first line, without SQLAlchemy's wrapper and background link."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def gate_policy(path: Path | None):  # type: ignore[no-untyped-def]
