@@ -18,7 +18,8 @@ def check(
     rubric: str = typer.Option(..., "--rubric", help="Rubric id."),
     db: str | None = DB_OPTION,
     policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (default: bundled ETS policy)."),
-    window: int | None = typer.Option(None, "--window", help="Most recent N audit items (default: policy/settings)."),
+    window: int | None = typer.Option(None, "--window", min=1,
+                                      help="Most recent N audit items (default: policy/settings)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; do not suspend."),
     fail_on_suspend: bool = typer.Option(False, "--fail-on-suspend", help="Exit 2 when a criterion is suspended."),
     routing_policy: Path | None = typer.Option(

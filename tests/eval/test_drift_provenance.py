@@ -56,3 +56,12 @@ def test_with_a_promoted_model_the_window_holds_only_its_scores(tmp_path: Path) 
     assert r.exit_code == 0, r.output
     assert "n=20 (window 100, model m-2)" in r.output
     assert json.loads(r.output.strip().splitlines()[-1])["c"]["models"] == {"m-2": 20}
+
+
+def test_a_window_below_one_item_is_refused(tmp_path: Path) -> None:
+    """`--window -5` used to judge every audit item ever recorded, silently."""
+    db = _store(tmp_path / "d.db")
+    for bad in ("0", "-5"):
+        r = CliRunner().invoke(app, ["drift", "check", "--rubric", "drift-prov", "--db", db, "--dry-run",
+                                     "--window", bad])
+        assert r.exit_code == 2 and "--window" in r.output, r.output
