@@ -189,7 +189,7 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "automated and the QWK / exact agreement on them (the trade-off routing chooses a point on).",
         "columns": {"rubric_id, criterion, model_version": "keys", "threshold": "top-probability threshold",
                     "auto_fraction": "share of items at or above it", "n": "items (thresholds with fewer than 10 "
-                    "items are left out)", "qwk, exact": "agreement with the human reference on those items",
+                    "items, or fewer than 2% of the criterion's items, are left out)", "qwk, exact": "agreement with the human reference on those items",
                     "qwk_lo / qwk_hi": "95% bootstrap interval of that QWK"},
     },
     "items": {
