@@ -65,13 +65,33 @@ def decision_summary(store: Store, rubric_id: str | None = None) -> pd.DataFrame
     return pd.DataFrame(rows, columns=cols)
 
 
+def blind_levels(scores: list[Any], criteria: list[str]) -> dict[str, int] | None:
+    """Each criterion's level from a person who did not see the machine's score: the blind first rater, else
+    the blind second, else the latest blind audit; None unless every criterion has one.
+
+    The ``final`` decision cannot serve here: an auto-accepted criterion resolves to the machine's own level,
+    so "machine vs final" partly compares the machine with itself."""
+    out: dict[str, int] = {}
+    for c in criteria:
+        mine = [h for h in scores if h.criterion == c and h.blind]
+        pick = (next((h for h in mine if h.kind == "first"), None) or next((h for h in mine if h.kind == "second"), None)
+                or next((h for h in reversed(mine) if h.kind == "audit"), None))
+        if pick is None:
+            return None
+        out[c] = pick.score
+    return out
+
+
 def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFrame:
     """Agreement on the credential decision, per rubric version.
 
     ``human-human``: where a first and a second rater scored every criterion, each rater's levels through
     the award rule. ``machine vs final``: the machine's decision on its own levels against the final
-    decision (every criterion resolved). False award: the other says earned where the reference says not
-    yet; false deny the reverse; both as shares of the compared submissions.
+    decision (every criterion resolved): how often review changed it, since auto-accepted criteria resolve
+    to the machine's levels. ``machine vs blind human``: the machine's decision against the award rule on
+    blind human levels (:func:`blind_levels`), where every criterion has one: how often it decides as an
+    independent person would. False award: the other says earned where the reference says not yet; false
+    deny the reverse; both as shares of the compared submissions.
     """
     cols = ["rubric_id", "rubric_version", "pair", "n", "agreement", "kappa", "false_award_rate", "false_deny_rate"]
     rows: list[dict[str, Any]] = []
@@ -90,7 +110,8 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
         if rubric.award is None:
             continue
         crit = [c.id for c in rubric.criteria]
-        pairs: dict[str, tuple[list[str], list[str]]] = {"human-human": ([], []), "machine vs final": ([], [])}
+        pairs: dict[str, tuple[list[str], list[str]]] = {"human-human": ([], []), "machine vs final": ([], []),
+                                                         "machine vs blind human": ([], [])}
         for sid in sids:
             hs = humans.get(sid, [])
             first = {h.criterion: h.score for h in hs if h.kind == "first"}
@@ -104,6 +125,11 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
             if machine is not None and final:
                 pairs["machine vs final"][0].append("earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")
                 pairs["machine vs final"][1].append(final[-1].outcome)
+            blind = blind_levels(hs, crit)
+            if machine is not None and blind is not None:
+                pairs["machine vs blind human"][0].append(
+                    "earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")
+                pairs["machine vs blind human"][1].append("earned" if rubric.award.earned(rubric, blind) else "not_yet")
         for name, (other, ref) in pairs.items():
             if name == "human-human":
                 other, ref = ref, other  # first rater is the reference

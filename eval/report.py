@@ -111,8 +111,12 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     },
     "decision_agreement": {
         "meaning": "Agreement on the credential decision itself: first vs second rater (each rater's levels through the "
-        "award rule, where both scored every criterion) and the machine's decision vs the final one.",
-        "columns": {"rubric_id, rubric_version": "keys", "pair": "human-human or machine vs final",
+        "award rule, where both scored every criterion); the machine's decision vs the final one (how often review "
+        "changed it: auto-accepted criteria resolve to the machine's own levels, so this is no validity figure); "
+        "and the machine's decision vs the award rule on blind human levels (blind first rater, else blind second, "
+        "else blind audit), where every criterion has one.",
+        "columns": {"rubric_id, rubric_version": "keys",
+                    "pair": "human-human, machine vs final or machine vs blind human",
                     "n": "submissions compared",
                     "agreement, kappa": "percent agreement and Cohen's kappa on earned / not yet",
                     "false_award_rate": "share where the second rater (machine) says earned and the reference not yet",
