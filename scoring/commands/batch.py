@@ -267,7 +267,7 @@ def score(
                                        "(repeatable), e.g. a school or program for `scoring report --subgroup`.")
     ] = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (this process) | ray (a Ray cluster, pip install '.[ray]'): "
+        str, typer.Option("--engine", help="local (this process) | ray (a Ray cluster, pip install '.\\[ray]'): "
                           "the same output files either way.")
     ] = "local",
     address: Annotated[

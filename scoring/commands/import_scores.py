@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         id_col: str = typer.Option(..., "--id-col", help="Column holding the submission's external id."),
         score_col: list[str] = typer.Option(
             ..., "--score-col",
-            help="CRITERION=COLUMN[@KIND], repeatable. Without @KIND a criterion's 1st column is `first`, its 2nd "
+            help="CRITERION=COLUMN\\[@KIND], repeatable. Without @KIND a criterion's 1st column is `first`, its 2nd "
             "`second` (e.g. --score-col holistic=rater1_domain1 --score-col holistic=rater2_domain1).",
         ),
         rater_col: list[str] = typer.Option(
