@@ -284,8 +284,9 @@ def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -
     for it in items:
         if it.kind not in HUMAN_KINDS:
             raise InvalidScoreKind(f"human score kind must be one of {list(HUMAN_KINDS)}, found {it.kind!r}")
-        store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
+        sub = store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
         if it.kind in RATER_KINDS:
+            named = repr(sub.external_id)  # the issuer's id: the store's row number means nothing outside it
             if it.submission_id not in rated:
                 h = t.human_scores.c
                 rated[it.submission_id] = {(r.assessor, r.kind, r.criterion) for r in tx.conn.execute(
@@ -293,11 +294,11 @@ def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -
                         h.submission_id == it.submission_id, h.kind.in_(RATER_KINDS)))}
             mine = [(k, c) for a, k, c in rated[it.submission_id] if a == it.assessor]
             if any(c == it.criterion for _k, c in mine):
-                raise SameRater(f"{it.assessor!r} already rated submission {it.submission_id} on {it.criterion!r}; "
+                raise SameRater(f"{it.assessor!r} already rated submission {named} on {it.criterion!r}; "
                                 "a second rating must come from a different person")
             other = sorted({k for k, _c in mine if k != it.kind})
             if other:
-                raise SameRater(f"{it.assessor!r} already rated submission {it.submission_id} as its {other[0]} "
+                raise SameRater(f"{it.assessor!r} already rated submission {named} as its {other[0]} "
                                 f"rater; a {it.kind} rating of the same submission must come from a different person")
             rated[it.submission_id].add((it.assessor, it.kind, it.criterion))
         now = _to_db_time(it.created_at)

@@ -118,6 +118,20 @@ def test_one_person_rates_a_submissions_criterion_once(store: Store, rubric) -> 
     store.record_human_score(sub.id, "feedback", 2, assessor="ann", kind="first")  # and ann another criterion
 
 
+def test_a_second_rating_by_the_same_person_is_refused_naming_the_submission_as_the_issuer_knows_it(
+        store: Store, rubric) -> None:
+    """The refusal reaches an importer's terminal and the API's 409: it names the issuer's id ('essay-17'),
+    not the store's row number, which nobody outside the database knows."""
+    from scoring.errors import SameRater
+
+    sub = store.add_submission("obs", 1, "essay-17", {"text": "t"})
+    store.record_human_score(sub.id, "questioning", 1, assessor="ann", kind="first")
+    with pytest.raises(SameRater, match="'ann' already rated submission 'essay-17' on 'questioning'"):
+        store.record_human_score(sub.id, "questioning", 2, assessor="ann", kind="second")
+    with pytest.raises(SameRater, match="'ann' already rated submission 'essay-17' as its first rater"):
+        store.record_human_score(sub.id, "feedback", 2, assessor="ann", kind="audit")
+
+
 def test_adjudication_is_recorded_against_the_scores_it_resolves(store: Store, rubric) -> None:
     sub = store.add_submission("obs", 1, "s1", {"text": "t"})
     h1 = store.record_human_score(sub.id, "questioning", 1, assessor="ann", kind="first")
