@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,12 +35,15 @@ def issue(
     key: Annotated[Path, typer.Option("--key", help="The issuer's private key (from keygen).")],
     issuer_id: Annotated[str, typer.Option("--issuer-id", help="URL or DID of the issuing organisation.")],
     issuer_name: Annotated[str, typer.Option("--issuer-name", help="Its name as shown on the badge.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files; a credential "
+                                      "already there for the same decision is kept, not signed again.")],
     submission: Annotated[list[str] | None, typer.Option(
         "--submission", help="The submission's id in your file (or its store id); repeatable.")] = None,
     rubric: Annotated[str | None, typer.Option(
         "--rubric", help="Every earned submission of this rubric (and the rubric of --submission ids).")] = None,
     valid_years: Annotated[int | None, typer.Option(help="Expiry in years (default: none).")] = None,
+    reissue: Annotated[bool, typer.Option("--reissue", help="Sign again even where --out already holds the "
+                                          "credential of the same decision (it is replaced).")] = False,
     db: str | None = DB_OPTION,
 ) -> None:
     """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log."""
@@ -71,24 +76,64 @@ def issue(
             typer.echo(f"no submission of rubric {rubric!r} has an 'earned' decision yet: nothing to sign")
             raise typer.Exit(1)
         out.mkdir(parents=True, exist_ok=True)
-        done = 0
+        done = kept = 0
+        issued = {} if reissue else credentials.issued_credentials(store)
         for sid in ids:
+            stem = credential_stem(store.submission(sid).external_id)
+            d = store.latest_decision(sid)
+            if d is not None and _held(out, stem) in issued.get((sid, d.id), set()):
+                kept += 1  # the credential of this very decision is already in the folder
+                continue
             try:
                 token, vc = credentials.issue(store, sid, k, Issuer(issuer_id, issuer_name), actor="cli",
                                               valid_years=valid_years)
             except CredentialError as exc:
                 err.print(f"[yellow]skipped[/] {sid}: {exc}")
                 continue
-            ext = store.submission(sid).external_id
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ext)
-            (out / f"{safe}.jwt").write_text(token + "\n", encoding="utf-8")
-            (out / f"{safe}.json").write_text(json.dumps(vc, indent=1, ensure_ascii=False), encoding="utf-8")
+            _write_whole(out / f"{stem}.jwt", token + "\n")
+            _write_whole(out / f"{stem}.json", json.dumps(vc, indent=1, ensure_ascii=False))
             done += 1
-        typer.echo(f"{done} credential(s) signed -> {out}")
-        if done < len(ids):
+        typer.echo(f"{done} credential(s) signed -> {out}" + (
+            f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else ""))
+        if done + kept < len(ids):
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
         store.close()
+
+
+def credential_stem(external_id: str) -> str:
+    """The file name (without extension) of a submission's credential.
+
+    An id that is a safe file name is used as it is; any other keeps a short hash of itself, so two ids
+    that differ only in characters a file name cannot hold ('cohort 1/ana', 'cohort_1_ana') never share
+    a file and overwrite each other's credential."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in external_id)
+    if safe == external_id and not safe.startswith("."):
+        return safe
+    return f"{safe}-{hashlib.sha256(external_id.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _held(out: Path, stem: str) -> str | None:
+    """The id of the credential ``out`` holds under ``stem``; None unless both its files are there (the JSON
+    is written last) and readable."""
+    if not (out / f"{stem}.jwt").is_file():
+        return None
+    try:
+        vc = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(vc.get("id")) if isinstance(vc, dict) else None
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (temporary file, fsync, rename): a run killed while writing never
+    leaves a truncated credential that looks issued."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 @credentials_app.command("verify")

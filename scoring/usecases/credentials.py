@@ -48,6 +48,19 @@ def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: 
     return token, vc
 
 
+def issued_credentials(store: Store) -> dict[tuple[int, int], set[str]]:
+    """The credential ids the audit log records as issued, per (submission, decision).
+
+    Why: re-running a bulk issue must not sign a second credential for a decision whose credential the
+    issuer already holds (the educator may have it); a revised decision is a new key and is signed anew."""
+    out: dict[tuple[int, int], set[str]] = {}
+    for e in store.audit_entries(event="credential_issued"):
+        p = e.payload
+        if p.get("decision_id") is not None:
+            out.setdefault((int(p["submission_id"]), int(p["decision_id"])), set()).add(str(p["credential_id"]))
+    return out
+
+
 # ------------------------------------------------------------------------------------------- feedback
 
 

@@ -113,3 +113,77 @@ def test_issue_verify_and_feedback_from_the_command_line(tmp_path: Path) -> None
     with Store(db) as st:
         assert [e.payload["submission_id"] for e in st.audit_entries() if e.event == "credential_issued"] == [a.id]
         assert st.verify_audit().ok
+
+
+def _store_with_earned(db: str, external_ids: list[str]) -> list[int]:
+    from scoring.store import Store
+    from scoring.store.decisions import decision_in
+
+    with Store(db) as st:
+        st.register_rubric(RUBRIC)
+        subs = st.add_submissions(RUBRIC.id, RUBRIC.version, [(x, {"reflection": "..."}, {}) for x in external_ids])
+        with st.write() as tx:
+            for s in subs:
+                decision_in(tx, s.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)
+        return [s.id for s in subs]
+
+
+def _issue(db: str, tmp_path: Path, *extra: str) -> object:
+    keydir = tmp_path / "k"
+    if not keydir.exists():
+        badges.keygen(keydir)
+    return CliRunner().invoke(app, ["credentials", "issue", "--key", str(keydir / "issuer-ed25519.pem"),
+                                    "--issuer-id", ISSUER.id, "--issuer-name", ISSUER.name,
+                                    "--out", str(tmp_path / "c"), "--rubric", RUBRIC.id, "--db", db, *extra])
+
+
+def test_issuing_the_backlog_again_signs_only_what_is_new(tmp_path: Path) -> None:
+    """An issuer re-runs `issue --rubric` as assessors finish more of the backlog: credentials already in the
+    folder for the same decision are kept as they are (the educator may hold them), not signed a second time
+    and overwritten; only new earned submissions are signed. `--reissue` signs again on purpose."""
+    from scoring.store import Store
+    from scoring.store.decisions import decision_in
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _store_with_earned(db, ["good-1", "good-2"])
+    res = _issue(db, tmp_path)
+    assert res.exit_code == 0 and "2 credential(s) signed" in res.output, res.output  # type: ignore[attr-defined]
+    first = (tmp_path / "c" / "good-1.jwt").read_text()
+    with Store(db) as st:  # one more submission earns it
+        (new,) = st.add_submissions(RUBRIC.id, RUBRIC.version, [("good-3", {"reflection": "..."}, {})])
+        with st.write() as tx:
+            decision_in(tx, new.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)
+    res = _issue(db, tmp_path)
+    out = " ".join(res.output.split())  # type: ignore[attr-defined]
+    assert res.exit_code == 0 and "1 credential(s) signed" in out and "2 already in" in out, out  # type: ignore[attr-defined]
+    assert (tmp_path / "c" / "good-1.jwt").read_text() == first  # the credential the educator holds
+    with Store(db) as st:
+        issued = [e.payload["submission_id"] for e in st.audit_entries(event="credential_issued")]
+    assert len(issued) == len(set(issued)) == 3  # each submission signed once
+    res = _issue(db, tmp_path, "--reissue")
+    assert res.exit_code == 0 and "3 credential(s) signed" in res.output, res.output  # type: ignore[attr-defined]
+    assert (tmp_path / "c" / "good-1.jwt").read_text() != first
+
+
+def test_a_credential_recorded_but_never_written_is_signed_again(tmp_path: Path) -> None:
+    """A run killed after the audit log recorded a credential and before its file was written: the file is
+    missing, so the next run signs it again instead of skipping it (nothing is lost)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _store_with_earned(db, ["good-1"])
+    assert _issue(db, tmp_path).exit_code == 0  # type: ignore[attr-defined]
+    (tmp_path / "c" / "good-1.jwt").unlink()
+    (tmp_path / "c" / "good-1.json").unlink()
+    res = _issue(db, tmp_path)
+    assert res.exit_code == 0 and "1 credential(s) signed" in res.output, res.output  # type: ignore[attr-defined]
+    assert (tmp_path / "c" / "good-1.jwt").exists()
+
+
+def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_two_files(tmp_path: Path) -> None:
+    """'cohort 1/ana' and 'cohort 1_ana' would both be cohort_1_ana.jwt: one credential would overwrite the
+    other. An id that is not a safe file name keeps a short hash of itself in the name."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _store_with_earned(db, ["cohort 1/ana", "cohort_1_ana"])
+    res = _issue(db, tmp_path)
+    assert res.exit_code == 0 and "2 credential(s) signed" in res.output, res.output  # type: ignore[attr-defined]
+    assert len(list((tmp_path / "c").glob("*.jwt"))) == 2
+    assert (tmp_path / "c" / "cohort_1_ana.jwt").exists()  # a safe id keeps its own name
