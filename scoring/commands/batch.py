@@ -398,6 +398,11 @@ def _report(run: Any) -> None:
         err.print(f"store {r['store']}: {r['submissions']} submissions recorded ({r['created_now']} by this run), "
                   f"{r['criterion_scores']} criterion scores, auto_fraction {r['auto_fraction']:.3f}, "
                   f"{r['queued']} queue slots for assessors")
+        if r.get("kept_from_other_policy"):  # a re-run under another policy is answered from the store
+            err.print(f"[yellow]{r['kept_from_other_policy']} submission(s) were recorded earlier under another "
+                      f"routing policy ({'none' if run.policy_version is None else run.policy_version} in this run)[/]: "
+                      "the store keeps that run's routes and assessor queue, and the figures above are the store's; "
+                      "this run's routes are in its files only")
     if summary.records and not summary.scored:  # every record rejected: almost always wrong options, not data
         err.print(f"[bold red]error:[/] no record could be scored; the reasons are in {summary.rejects}")
         raise typer.Exit(1)

@@ -170,28 +170,46 @@ def score_backlog(
         from scoring.routing import write_queue
 
         queue_file = write_queue(summary.out, order=order)
-    recorded = recorded_totals(store, model, summary.out, tally) if store is not None else None
+    recorded = recorded_totals(store, model, summary.out, tally, pv) if store is not None else None
     return BacklogRun(summary, pv, queue_file, tally, recorded)
 
 
-def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTally | None) -> dict[str, Any]:
-    """What the store now holds for the backlog in ``out``: submissions, criterion scores, the share the
-    machine's score stands for (routes ``auto`` and ``audit``), and the queue slots made for them."""
+def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTally | None,
+                    policy_version: str | None = None) -> dict[str, Any]:
+    """What the store now holds for the backlog in ``out``: submissions, their criterion scores by this model,
+    the share the machine's score stands for (routes ``auto`` and ``audit``), the queue slots made for them,
+    and how many keep the routes of a run under another policy (or none) than ``policy_version``.
+
+    Why from the store and not the output file: a re-run is answered from what the store holds, so under
+    another policy (or none) the file's routes are this run's while the store keeps the first run's routes
+    and queue; the summary line names the store, so it must report the store's figures."""
+    import sqlalchemy as sa
+
     from scoring.routing import ACCEPTED_ROUTES, _routed_rows
     from scoring.store import queue
+    from scoring.store import tables as t
 
     ids: list[str] = []
-    routes: list[str] = []
-    for sid, _mv, _crit, res in _routed_rows(out):
+    for sid, _mv, _crit, _res in _routed_rows(out):
         if not ids or ids[-1] != sid:
             ids.append(sid)
-        routes.append(str(res.get("route") or "human"))
     subs = store.find_submissions(model.rubric.id, ids)
-    slots = queue.count_for_submissions(store, [x.id for x in subs.values()])
+    keys = [x.id for x in subs.values()]
+    slots = queue.count_for_submissions(store, keys)
+    c = t.machine_scores.c
+    latest: dict[tuple[int, str], tuple[str, str | None]] = {}  # (submission, criterion) -> (route, policy)
+    with store.engine.connect() as conn:
+        for i in range(0, len(keys), 500):
+            for row in conn.execute(sa.select(c.submission_id, c.criterion, c.route, c.policy_version)
+                                    .where(c.submission_id.in_(keys[i:i + 500]), c.model_version == model.version)
+                                    .order_by(c.id)):
+                latest[(int(row.submission_id), row.criterion)] = (str(row.route or "human"), row.policy_version)
+    routes = [r for r, _p in latest.values()]
+    other = {s for (s, _c), (_r, pv) in latest.items() if pv != policy_version}
     auto = sum(r in ACCEPTED_ROUTES for r in routes)
     return {"store": _safe_url(store.url), "submissions": len(subs), "created_now": tally.created if tally else 0,
             "criterion_scores": len(routes), "auto_fraction": auto / len(routes) if routes else 0.0,
-            "queued": slots}
+            "queued": slots, "kept_from_other_policy": len(other)}
 
 
 def _safe_url(url: str) -> str:
