@@ -297,6 +297,12 @@ def score(
         from scoring.engines.ray_engine import RayEngine
 
         run_on = RayEngine(address=address)
+    from contextlib import ExitStack
+
+    from scoring.interrupt import Terminated, sigterm_as_interrupt
+
+    stopping = ExitStack()
+    stopping.enter_context(sigterm_as_interrupt())  # `kill PID`, `timeout`, a scheduler: stopped as Ctrl-C stops it
     try:
         if not progress:
             quiet_loading()
@@ -322,9 +328,10 @@ def score(
             overwrite=overwrite, highlights=highlights, policy=pol, queue_order=queue_order, store=st,
             owner=issuer or s.issuer, suspensions=susp, engine=run_on,
         )
-    except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: every finished block is saved; run the same command again to resume {out}")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        how = "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        err.print(f"[yellow]{how}[/]: every finished block is saved; run the same command again to resume {out}")
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, typer.Exit):
             raise
@@ -334,6 +341,7 @@ def score(
         for opened in (st, susp):
             if opened is not None:
                 opened.close()
+        stopping.close()
     _report(run)
 
 

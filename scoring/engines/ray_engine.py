@@ -503,8 +503,13 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
     if addr == "local":
         kwargs.update(include_dashboard=False)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from scoring.interrupt import install_sigterm, sigterm_is_ours
+
+    ours = sigterm_is_ours()
     try:
         ray.init(address=addr, **kwargs)
+        if ours:  # Ray's native handler would turn SIGTERM into a crash dump: keep stopping as Ctrl-C does
+            install_sigterm()
     except Exception as exc:  # noqa: BLE001 - one line the user can act on
         hint = (" The cluster uses token authentication: set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, "
                 "or ~/.ray/auth_token) for this command." if "uthenticat" in str(exc) else "")
