@@ -220,6 +220,15 @@ def _exclusive(out: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def claim_only(state: dict[str, Any]) -> bool:
+    """Whether a progress file records a job that committed nothing (no record done, no byte written).
+
+    Why: a run that fails before its first block (a wrong ``--id-col``, a typo in ``--where``) leaves its
+    claim on the output; refusing the corrected command as "another job" would ask for ``--overwrite`` where
+    nothing can be lost."""
+    return state.get("records_done") == 0 and state.get("out_bytes") == 0 and state.get("rejects_bytes") == 0
+
+
 def _read_state(path: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text())
@@ -322,13 +331,16 @@ def _run_locked(
     if state_path.exists() and not overwrite:
         state = _read_state(state_path)
         before = recorded_job(state.get("job"), job, out)
-        if before != job:
+        if before == job:
+            done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
+            scored, rejected = state.get("scored", 0), state.get("rejected", 0)
+        elif not claim_only(state):
             raise JobStateError(
                 f"{out} was written by another job and cannot be resumed with this one: "
                 f"{_job_change(before, job)}. Pass --overwrite to start again or choose another --out"
             )
-        done, out_bytes, rej_bytes = state["records_done"], state["out_bytes"], state["rejects_bytes"]
-        scored, rejected = state.get("scored", 0), state.get("rejected", 0)
+        # else: a run that stopped before its first block (a wrong column option) claimed the output and
+        # wrote nothing: this job starts there, as it would have with --overwrite
     elif out.exists() and out.stat().st_size > 0 and not overwrite:
         raise JobStateError(f"{out} exists and no progress file says which job wrote it; pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)

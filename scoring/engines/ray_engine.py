@@ -68,6 +68,7 @@ from scoring.batch import (
     _job_change,
     _read_state,
     _write_state,
+    claim_only,
     csv_header,
     job_identity,
     recorded_job,
@@ -232,7 +233,12 @@ class JobFolder:
         self.manifest = self.root / "manifest.json"
 
     def open(self, job: dict[str, Any]) -> dict[int, dict[str, Any]]:
-        """Claim or resume the folder for ``job``; the committed blocks by index."""
+        """Claim or resume the folder for ``job``; the committed blocks by index.
+
+        A folder of another job that committed no block (it failed before its first, e.g. on a wrong column
+        option) is claimed for this one: nothing of it can be lost, so the corrected command is not refused."""
+        if self.manifest.exists() and not any(self.parts.glob("*.json")):
+            shutil.rmtree(self.root, ignore_errors=True)  # an uncommitted claim (and any half-written part)
         if self.manifest.exists():
             try:
                 recorded = json.loads(self.manifest.read_text())
@@ -320,6 +326,8 @@ class RayEngine:
         state_path = out.with_name(out.name + ".progress.json")
         job = job_identity(input_path, model, job_tag, fmt, extra_cols)
         folder = JobFolder(out)
+        if not overwrite and state_path.exists() and claim_only(_read_state(state_path)):
+            state_path.unlink()  # a run that scored and wrote nothing: nothing to resume or lose
         if overwrite:
             folder.remove()
             state_path.unlink(missing_ok=True)

@@ -62,3 +62,16 @@ def test_the_driver_holds_one_window_of_the_input_at_a_time_and_skips_committed_
     assert rest[-1][0][5].records == 3
     assert first_blocks[0].good == 3 and [r.number for r in first_blocks[0].bad or []] == [3]
     assert first_tables[0].column("number").to_pylist() == [1, 2, 4]
+
+
+def test_a_ray_job_folder_that_committed_nothing_is_claimed_by_the_corrected_command(tmp_path):
+    """A run that failed before its first block (a wrong --id-col, a typo in --where) leaves only its claim:
+    nothing of it can be lost, so the corrected command starts there instead of being refused."""
+    from scoring.engines.ray_engine import JobFolder
+
+    out = tmp_path / "scores.jsonl"
+    job = {"input": "a" * 64, "model_version": "m1", "tag": 'read={"id": "submission_id"}', "block_size": 16}
+    assert JobFolder(out).open(job) == {}
+    fixed = {**job, "tag": 'read={"id": "id"}'}
+    assert JobFolder(out).open(fixed) == {}
+    assert '"id\\": \\"id\\"' in JobFolder(out).manifest.read_text()  # the folder now belongs to the fixed job

@@ -1,0 +1,44 @@
+"""A ``scoring score`` that fails before scoring anything (a wrong column option) leaves nothing that blocks
+the corrected command: the user fixes the option and runs again, without ``--overwrite``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from routing_fakes import synthetic, write_jsonl
+from typer.testing import CliRunner
+
+from scoring.cli import app
+
+
+@pytest.fixture
+def cli_model(fake_model: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`scoring score --model ANY` loads the synthetic model (no encoder download, no training)."""
+    import models.artifact
+
+    monkeypatch.setattr(models.artifact, "load_model", lambda *a, **k: fake_model)
+    return fake_model
+
+
+def test_a_typo_in_id_col_then_the_corrected_command_scores_without_overwrite(tmp_path: Path, cli_model: Any) -> None:
+    d = synthetic(10, seed=2)
+    data = write_jsonl(tmp_path / "backlog.jsonl", d["ids"], d["texts"])
+    out = tmp_path / "scores.jsonl"
+    cmd = ["score", "--model", "unused", "--data", str(data), "--out", str(out), "--block-size", "4", "--no-progress"]
+    wrong = CliRunner().invoke(app, [*cmd, "--id-col", "submission_id"])
+    assert wrong.exit_code == 2 and "submission_id" in wrong.output, wrong.output
+    fixed = CliRunner().invoke(app, cmd)
+    assert fixed.exit_code == 0, fixed.output
+    assert len(out.read_text().splitlines()) == 10
+
+
+def test_a_job_that_scored_blocks_is_still_refused_under_other_options(tmp_path: Path, cli_model: Any) -> None:
+    d = synthetic(10, seed=2)
+    data = write_jsonl(tmp_path / "backlog.jsonl", d["ids"], d["texts"])
+    out = tmp_path / "scores.jsonl"
+    cmd = ["score", "--model", "unused", "--data", str(data), "--out", str(out), "--block-size", "4", "--no-progress"]
+    assert CliRunner().invoke(app, cmd).exit_code == 0
+    other = CliRunner().invoke(app, [*cmd, "--where", "essay=x"])
+    assert other.exit_code == 2 and "written by another job" in " ".join(other.output.split())
