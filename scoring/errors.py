@@ -78,6 +78,12 @@ class RubricImmutable(Conflict):
     code = "rubric_immutable"
 
 
+class StoreUrlError(ScoringError):
+    """A store URL (``--store``, ``--db``, SCORING_DATABASE_URL) that names no database this install can open."""
+
+    code = "invalid_store_url"
+
+
 class ScoreOutOfScale(ScoringError):
     """A score that is not one of the criterion's declared levels."""
 

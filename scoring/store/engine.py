@@ -29,9 +29,31 @@ PG_LOCK_KEY = 0x5C0_41D17  # arbitrary constant: the store's writer lock on Post
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+STORE_URLS = "sqlite:///path/to/store.db (a file) or postgresql+psycopg://USER@HOST:5432/DATABASE"
+
+
+def _usable_url(url: str) -> None:
+    """Refuse a URL no engine can be made for, in the user's terms.
+
+    Why: SQLAlchemy answers a file name with "Could not parse SQLAlchemy URL" and the common ``postgres://``
+    spelling with "Can't load plugin: sqlalchemy.dialects:postgres", which name neither the mistake nor the fix."""
+    from scoring.errors import StoreUrlError
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StoreUrlError(f"store {url!r} is not a database URL; write {STORE_URLS}") from None
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (sa.exc.NoSuchModuleError, ImportError):
+        raise StoreUrlError(f"store {parsed.render_as_string(hide_password=True)!r}: no database driver for "
+                            f"{parsed.drivername!r} is installed; write {STORE_URLS}") from None
+
+
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     """An engine configured for the store: SQLite gets WAL, a busy timeout, foreign keys and
     ``BEGIN IMMEDIATE`` for writing connections (so two writers queue instead of failing mid-way)."""
+    _usable_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":

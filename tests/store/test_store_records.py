@@ -186,3 +186,18 @@ def test_bulk_machine_scores_are_all_or_nothing(store: Store, rubric) -> None:
     assert store.machine_scores() == [] and store.verify_audit().entries_checked == 1  # only the rubric
     ids = store.record_machine_scores(good)
     assert [m.id for m in store.machine_scores(model_version="m")] == ids
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("scores.db", "is not a database URL"),  # a file name where a URL belongs
+    ("postgres://postgres@127.0.0.1:5432/test", "no database driver for 'postgres'"),  # the Heroku spelling
+    ("mysql://user@host/db", "no database driver for 'mysql'"),
+])
+def test_a_store_url_the_store_cannot_use_is_refused_with_the_urls_it_takes(url: str, said: str) -> None:
+    """`--store` / SCORING_DATABASE_URL mistakes are named in the user's terms, with the two spellings that
+    work, instead of SQLAlchemy's 'Can't load plugin: sqlalchemy.dialects:postgres'."""
+    from scoring.errors import StoreUrlError
+
+    with pytest.raises(StoreUrlError, match=said) as err:
+        Store(url)
+    assert "sqlite:///" in str(err.value) and "postgresql+psycopg://" in str(err.value)
