@@ -342,7 +342,7 @@ def score(
             if opened is not None:
                 opened.close()
         stopping.close()
-    _report(run)
+    _report(run, where)
 
 
 STORE_DEFAULT = "default"  # what a bare `--store` becomes (see scoring.cli.optional_values)
@@ -386,7 +386,7 @@ def _level_shares(out: Path) -> dict[str, dict[int, int]]:
     return counts
 
 
-def _report(run: Any) -> None:
+def _report(run: Any, where: list[str] | None = None) -> None:
     summary = run.summary
     if run.queue_file is not None:
         err.print(f"routing: policy {run.policy_version}; human queue -> {run.queue_file}")
@@ -411,6 +411,11 @@ def _report(run: Any) -> None:
                       f"routing policy ({'none' if run.policy_version is None else run.policy_version} in this run)[/]: "
                       "the store keeps that run's routes and assessor queue, and the figures above are the store's; "
                       "this run's routes are in its files only")
+    if not summary.records:  # nothing read: a scheduled job must not report success for an empty selection
+        what = (f"no record matched --where {' --where '.join(where)} (a row is kept when its value equals yours "
+                "exactly, case included)" if where else "the input holds no record")
+        err.print(f"[bold red]error:[/] {what}; nothing was scored")
+        raise typer.Exit(1)
     if summary.records and not summary.scored:  # every record rejected: almost always wrong options, not data
         err.print(f"[bold red]error:[/] no record could be scored; the reasons are in {summary.rejects}")
         raise typer.Exit(1)

@@ -42,3 +42,22 @@ def test_a_job_that_scored_blocks_is_still_refused_under_other_options(tmp_path:
     assert CliRunner().invoke(app, cmd).exit_code == 0
     other = CliRunner().invoke(app, [*cmd, "--where", "essay=x"])
     assert other.exit_code == 2 and "written by another job" in " ".join(other.output.split())
+
+
+def test_a_where_that_matches_no_row_is_an_error_not_an_empty_success(tmp_path: Path, cli_model: Any) -> None:
+    """`--where school=Nrth` (a typo) used to end with exit 0 and '0 scored, 0 rejected of 0 records': a
+    scheduled job would report success having scored nothing."""
+    import json
+
+    d = synthetic(6, seed=2)
+    data = tmp_path / "backlog.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "essay": t, "school": "North"}) + "\n"
+                            for i, t in zip(d["ids"], d["texts"], strict=True)), encoding="utf-8")
+    out = tmp_path / "scores.jsonl"
+    res = CliRunner().invoke(app, ["score", "--model", "unused", "--data", str(data), "--out", str(out),
+                                   "--where", "school=Nrth", "--no-progress"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "no record matched --where school=Nrth" in said, res.output
+    fixed = CliRunner().invoke(app, ["score", "--model", "unused", "--data", str(data), "--out", str(out),
+                                     "--where", "school=North", "--no-progress"])
+    assert fixed.exit_code == 0 and len(out.read_text().splitlines()) == 6, fixed.output
