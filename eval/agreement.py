@@ -3,7 +3,9 @@
 Metrics follow the ETS / RSMTool definitions so that numbers here can be compared with the literature:
 
 - QWK and Cohen's kappa: scikit-learn's ``cohen_kappa_score`` over the criterion's full declared scale
-  (so quadratic weights are distances between score values, not between the labels that happen to occur).
+  (so quadratic weights are distances between positions on the declared scale, not between the labels that
+  happen to occur; sklearn weighs by position, which equals the distance between score values only on an
+  evenly spaced scale).
 - exact / adjacent agreement: share of pairs with ``|a - b| == 0`` / ``<= 1``.
 - Pearson r; Krippendorff's alpha (ordinal, ``krippendorff`` package).
 - SMD (pooled): ``(mean(machine) - mean(human)) / sqrt((var_h + var_m) / 2)``, ddof=1 (the gates' SMD, and

@@ -292,6 +292,9 @@ def score(
     if meta_col and store is None:  # the output rows carry scores only: metadata would be read and dropped
         raise typer.BadParameter("--meta-col keeps columns with the submissions in the store: add --store",
                                  param_hint="--meta-col")
+    if not data.exists():  # said before the model loads (a minute on a small machine), in the user's words
+        _fail(FileNotFoundError(f"--data {data} does not exist: expected a CSV, TSV, JSONL or Parquet file, or a "
+                                "folder of such files"))
     run_on = None
     if engine == "ray":
         from scoring.engines.ray_engine import RayEngine

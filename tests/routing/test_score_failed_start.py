@@ -61,3 +61,21 @@ def test_a_where_that_matches_no_row_is_an_error_not_an_empty_success(tmp_path: 
     fixed = CliRunner().invoke(app, ["score", "--model", "unused", "--data", str(data), "--out", str(out),
                                      "--where", "school=North", "--no-progress"])
     assert fixed.exit_code == 0 and len(out.read_text().splitlines()) == 6, fixed.output
+
+
+def test_a_data_file_that_does_not_exist_is_named_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A typo in --data used to load the model first (a minute on a small machine) and then print the
+    operating system's '[Errno 2] No such file or directory'."""
+    import models.artifact
+
+    def never(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the model was loaded for a file that does not exist")
+
+    monkeypatch.setattr(models.artifact, "load_model", never)
+    res = CliRunner().invoke(app, ["score", "--model", "unused", "--data", str(tmp_path / "nope.csv"),
+                                   "--out", str(tmp_path / "o.jsonl"), "--no-progress"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "nope.csv does not exist" in said and "Errno" not in said, res.output
+    assert not (tmp_path / "o.jsonl").exists()
