@@ -57,17 +57,25 @@ DESCRIBED_FIELDS = (("submission_id", "submission"), ("criterion", "criterion"),
                     ("rubric", "rubric"), ("version", "model"))
 
 
+def submission_name(payload: dict[str, Any]) -> Any:
+    """How messages name the submission an entry is about: the issuer's external id where the entry pinned
+    it (entries written before pins existed name only the store id)."""
+    return payload.get("external_id") or payload.get("submission_id")
+
+
 def describe(event: str, payload_text: str) -> str:
-    """``event (submission 20, criterion adjusting, assessor ana, score 2)``: what an entry says it logged.
+    """``event (submission T-042, criterion adjusting, assessor ana, score 2)``: what an entry says it logged.
 
     Why: a compliance officer told "entry 244 does not match its hash" must find the score in question;
-    this names it from the entry as it now reads (the fields an edit left, or the edit itself)."""
+    this names it from the entry as it now reads (the fields an edit left, or the edit itself), by the
+    submission's external id when the entry has it."""
     try:
         p = json.loads(payload_text)
     except (ValueError, TypeError):
         return event
     if not isinstance(p, dict):
         return event
+    p = dict(p, submission_id=submission_name(p))
     parts = [f"{label} {p[key]}" for key, label in DESCRIBED_FIELDS if p.get(key) is not None]
     return f"{event} ({', '.join(parts)})" if parts else event
 

@@ -27,6 +27,7 @@ from scoring.store.records import (  # noqa: F401
     _human_rec,
     _machine_rec,
 )
+from scoring.store.submissions import evidence_pin
 
 
 def check_level(rubric: Any, criterion: str, score: Any) -> Any:
@@ -133,7 +134,7 @@ class ScoresStore(StoreBase):
         PostgreSQL advisory lock), so two servers adjudicating the same pair at once cannot both succeed.
         """
         with self._write() as tx:
-            self._check_score(tx.conn, submission_id, criterion, score)
+            sub = self._check_score(tx.conn, submission_id, criterion, score)
             earlier = tx.conn.execute(
                 sa.select(t.adjudications)
                 .where(t.adjudications.c.submission_id == submission_id, t.adjudications.c.criterion == criterion)
@@ -150,7 +151,7 @@ class ScoresStore(StoreBase):
             seq = tx.append("adjudication", {
                 "submission_id": submission_id, "criterion": criterion, "score": int(score),
                 "adjudicator": adjudicator, "human_score_ids": hids, "machine_score_id": machine_score_id,
-                "at": _iso(now),
+                "at": _iso(now), **evidence_pin(sub),
             })
             res = tx.conn.execute(
                 t.adjudications.insert().values(
@@ -250,7 +251,7 @@ def machine_scores_in(store: ScoresStore, tx: Tx, items: Iterable[MachineScoreIn
             "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
             "route": it.route, "model_version": it.model_version, "policy_version": it.policy_version,
             "rubric": f"{sub.rubric_id}@{sub.rubric_version}", "prediction_set": pset,
-            "probabilities": probs, "reason": it.reason, "at": _iso(now),
+            "probabilities": probs, "reason": it.reason, "at": _iso(now), **evidence_pin(sub),
         }
         seq = tx.append("machine_score", payload)
         res = tx.conn.execute(
@@ -305,6 +306,7 @@ def human_scores_in(store: ScoresStore, tx: Tx, items: Iterable[HumanScoreIn]) -
         seq = tx.append("human_score", {
             "submission_id": it.submission_id, "criterion": it.criterion, "score": int(it.score),
             "assessor": it.assessor, "kind": it.kind, "blind": bool(it.blind), "at": _iso(now),
+            **evidence_pin(sub),
         })
         res = tx.conn.execute(
             t.human_scores.insert().values(

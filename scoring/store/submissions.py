@@ -26,6 +26,23 @@ def content_hash(evidence: dict[str, Any], metadata: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json({"evidence": evidence, "metadata": metadata}).encode()).hexdigest()
 
 
+def evidence_pin(row: Any) -> dict[str, str]:
+    """The payload fields that pin a score or decision entry to the evidence it is about.
+
+    Why: the store id alone lets anyone who can write to the database change the evidence after it was
+    scored; the logged content hash (of evidence and metadata, as :func:`content_hash` computes it) lets
+    verification tell, and the external id names the submission the way the issuer knows it."""
+    return {"external_id": str(row.external_id), "content_hash": str(row.content_hash)}
+
+
+def evidence_pin_of(conn: sa.Connection, submission_id: int) -> dict[str, str]:
+    """:func:`evidence_pin` of a stored submission, read inside the caller's transaction."""
+    c = t.submissions.c
+    row = conn.execute(sa.select(c.external_id, c.content_hash).where(c.id == submission_id)).first()
+    if row is None:
+        raise NotFound(f"submission {submission_id} does not exist")
+    return evidence_pin(row)
+
 
 class SubmissionsStore(StoreBase):
     def add_submission(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from rubrics.schema import body_fingerprint
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
-from scoring.store.audit import AuditEntry, AuditVerification, ChainScan
+from scoring.store.audit import AuditEntry, AuditVerification, ChainScan, submission_name
 from scoring.store.canonical import CanonicalFormError
 from scoring.store.engine import StoreBase, read_canonical_form
 from scoring.store.merkle import TreeReader, leaf_hash
@@ -43,6 +43,11 @@ ROW_EVENTS = (("machine_score", t.machine_scores, "machine score"),
               ("human_score", t.human_scores, "human score"),
               ("adjudication", t.adjudications, "adjudication"),
               ("credential_decision", t.decisions, "credential decision"))
+# the entries that pin the evidence they are about (see scoring.store.submissions.evidence_pin), and how a
+# finding says what each did with it
+PIN_EVENTS = {"machine_score": "scored it", "human_score": "scored it", "adjudication": "resolved a score of it",
+              "credential_decision": "decided on it"}
+PIN_CHUNK = 500  # submissions read per query while checking pins
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class AuditStore(StoreBase):
     def verify_audit(self, checkpoints: Sequence[Any] = (), *, keep_tiles: bool = False) -> AuditVerification:
         """Check the hash chain and, in the same pass, that the log still extends every signed checkpoint;
         then that every score row still matches the entry that logged it (and none points past the end of
-        the log), that the suspensions table is what the logged suspensions and lifts say it is, and that
-        every rubric's stored body still has the fingerprint logged when it was registered.
+        the log), that every submission a score or decision entry pinned still holds the evidence it pinned,
+        that the suspensions table is what the logged suspensions and lifts say it is, and that every rubric's stored body still has the fingerprint logged when it was registered.
 
         ``keep_tiles`` stores the Merkle tiles the pass computed (the proof cache; ``scoring audit
         checkpoint`` does this after a clean pass)."""
@@ -103,7 +108,7 @@ class AuditStore(StoreBase):
             res = scan.finish()
             if not res.ok:
                 return res
-            problem = (_check_rows(conn, res.last_seq or 0) or _check_logged_rows(conn)
+            problem = (_check_rows(conn, res.last_seq or 0) or _check_logged_rows(conn) or _check_evidence(conn)
                        or _check_suspensions(conn, scan.collected) or _check_rubrics(conn, scan.collected))
         if problem is not None:
             return _bad(res, *problem)
@@ -188,6 +193,15 @@ def _logged_value(table: sa.Table, payload: dict[str, Any], field: str) -> Any:
     return value
 
 
+def _row_name(table: sa.Table, row: Any, payload: Any, criterion: bool) -> str:
+    """``machine_scores row 5 (submission T-042, criterion adjusting)``: a score row named the way the issuer
+    knows its submission, when the entry it claims pinned the external id."""
+    sub = row.submission_id
+    if isinstance(payload, dict) and payload.get("submission_id") == sub and payload.get("external_id"):
+        sub = payload["external_id"]
+    return f"{table.name} row {row.id} (submission {sub}" + (f", criterion {row.criterion})" if criterion else ")")
+
+
 def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
     """Every score and decision row must match the entry that logged it (one joined query per table).
 
@@ -203,13 +217,13 @@ def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
         prev: tuple[int, int] | None = None
         for part in _stream(conn, q):
             for row in part:
-                where = f"{table.name} row {row.id} (submission {row.submission_id}"
-                where += f", criterion {row.criterion})" if "criterion" in fields else ")"
                 if row.payload is None:
                     if row.audit_seq > last:
                         return last + 1, (f"{table.name} row {row.id} was logged as entry {row.audit_seq} but the "
                                           f"log ends at {last}: trailing entries deleted")
                     return row.audit_seq, f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing"
+                p = json.loads(row.payload)
+                where = _row_name(table, row, p, "criterion" in fields)
                 if prev is not None and prev[0] == row.audit_seq:
                     return row.audit_seq, (f"{where} and row {prev[1]} both claim audit entry {row.audit_seq}, which "
                                            f"logged one {event}: row {row.id} was added outside the service")
@@ -218,7 +232,6 @@ def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
                     return row.audit_seq, (f"{where} points at audit entry {row.audit_seq}, which logged a "
                                            f"{row.event}, not a {event}: the row was added or edited outside "
                                            "the service")
-                p = json.loads(row.payload)
                 for f in fields:
                     if f not in p:
                         continue
@@ -246,12 +259,110 @@ def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
             continue
         row = conn.execute(sa.select(a.seq, a.payload).where(a.seq == seq)).one()
         p = json.loads(row.payload)
-        detail = ", ".join(f"{k} {p[k]}" for k in ("submission_id", "criterion", "assessor") if p.get(k) is not None)
-        detail = detail.replace("submission_id", "submission")
+        p["submission"] = submission_name(p)
+        detail = ", ".join(f"{k} {p[k]}" for k in ("submission", "criterion", "assessor") if p.get(k) is not None)
         found.append((row.seq, f"audit entry {row.seq} ({event}) logged a {what}"
                                f"{' (' + detail + ')' if detail else ''} but the {table.name} table has no row "
                                f"for it: the row was deleted"))
     return min(found) if found else None
+
+
+def _json_payload(conn: sa.Connection) -> Any:
+    """The audit payload column read as JSON in SQL (PostgreSQL stores it as text, so it is cast there;
+    SQLite's JSON functions read text as it is, and a CAST would turn it into a number)."""
+    p = t.audit_log.c.payload
+    return sa.cast(p, sa.JSON) if conn.dialect.name == "postgresql" else sa.type_coerce(p, sa.JSON)
+
+
+def _pins(conn: sa.Connection) -> Any:
+    """Each distinct (submission, external id, content hash) that entries pinned, with the first entry that
+    pinned it, in submission order. Entries written before pins existed have no ``content_hash``: left out.
+
+    Why in SQL: the pins come from JSON inside the payloads; grouping there reads each submission once
+    below, however many criteria, raters and decisions pinned it."""
+    a, j = t.audit_log.c, _json_payload(conn)
+    pinned = (sa.select(j["submission_id"].as_integer().label("sid"), j["external_id"].as_string().label("ext"),
+                        j["content_hash"].as_string().label("pinned"), a.seq)
+              .where(a.event.in_(sorted(PIN_EVENTS)), j["content_hash"].as_string().is_not(None)).subquery())
+    p = pinned.c
+    return (sa.select(p.sid, p.ext, p.pinned, sa.func.min(p.seq).label("seq"))
+            .group_by(p.sid, p.ext, p.pinned).order_by(p.sid, sa.func.min(p.seq)))
+
+
+def _as_text(conn: sa.Connection, col: Any) -> Any:
+    """A JSON column read as its text: an evidence cell edited into invalid JSON must be reported, not crash
+    the read (PostgreSQL casts; SQLite keeps JSON as text already)."""
+    return sa.cast(col, sa.Text) if conn.dialect.name == "postgresql" else sa.type_coerce(col, sa.Text)
+
+
+def _submissions_by_id(conn: sa.Connection, ids: set[int]) -> dict[int, Any]:
+    """The submission rows with these ids, evidence and metadata as text, read in one query."""
+    s = t.submissions.c
+    q = sa.select(s.id, s.rubric_id, s.rubric_version, s.external_id, _as_text(conn, s.evidence).label("evidence"),
+                  _as_text(conn, s.meta).label("meta"), s.content_hash)
+    return {r.id: r for r in conn.execute(q.where(s.id.in_(sorted(ids))))}
+
+
+def _holds(pin: Any, row: Any, recomputed: str | None) -> bool:
+    """Whether a pinned submission still holds what its entry pinned: same name, hash column and content."""
+    return row is not None and row.external_id == pin.ext and recomputed == pin.pinned == row.content_hash
+
+
+def _pin_problem(pin: Any, row: Any, recomputed: str | None, did: str) -> str:
+    """What is wrong with a pinned submission that no longer :func:`_holds`, in a compliance officer's words."""
+    name = f"submission {pin.ext} (store id {pin.sid})"
+    if row is None:
+        return (f"{name}, whose evidence entry {pin.seq} pinned when it {did}, is no longer in the submissions "
+                "table: it was deleted outside the service")
+    name = f"submission {pin.ext} (rubric {row.rubric_id}@{row.rubric_version}, store id {pin.sid})"
+    if row.external_id != pin.ext:
+        return (f"{name} is now named {row.external_id!r} in the submissions table, but entry {pin.seq} {did} "
+                f"under the name {pin.ext!r}: it was renamed outside the service")
+    if recomputed != pin.pinned:
+        column = ("its content_hash column still reads the pinned hash" if row.content_hash == pin.pinned
+                  else "its content_hash column was rewritten too")
+        now = "are no longer valid JSON" if recomputed is None else f"now hash to {recomputed[:16]}"
+        return (f"the evidence of {name} was changed after entry {pin.seq} {did}: its evidence and metadata {now}, "
+                f"but entry {pin.seq} pinned {pin.pinned[:16]} ({column}); the evidence was edited, or swapped with "
+                "another submission's, in the database")
+    return (f"{name} still holds the evidence entry {pin.seq} pinned when it {did}, but its content_hash column "
+            f"was changed to {row.content_hash[:16]} (pinned {pin.pinned[:16]}): edited outside the service, "
+            "which misleads duplicate detection")
+
+
+def _recomputed(row: Any) -> str | None:
+    """The content hash of a row's evidence and metadata, computed as the store computed it when the
+    submission was added; None when that text is not valid JSON any more."""
+    from scoring.store.submissions import content_hash
+
+    try:
+        return content_hash(json.loads(row.evidence), json.loads(row.meta))
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_evidence(conn: sa.Connection) -> tuple[int, str] | None:
+    """Every submission a score or decision entry pinned must still be there, under the same external id,
+    with the pinned content hash, and with evidence and metadata that still hash to it.
+
+    Why: the score rows match their entries even when the evidence they were about was edited afterwards;
+    the pin is what ties a logged decision to the text that was scored. Streamed in batches of pins, each
+    submission read and hashed once per chunk, so memory does not grow with the store. The earliest pinning
+    entry with a problem is reported."""
+    a = t.audit_log.c
+    worst: tuple[int, str] | None = None
+    for part in _stream(conn, _pins(conn)):
+        for k in range(0, len(part), PIN_CHUNK):
+            chunk = part[k:k + PIN_CHUNK]
+            rows = _submissions_by_id(conn, {p.sid for p in chunk})
+            hashes = {sid: _recomputed(r) for sid, r in rows.items()}
+            for pin in chunk:
+                row, recomputed = rows.get(pin.sid), hashes.get(pin.sid)
+                if (worst is not None and pin.seq >= worst[0]) or _holds(pin, row, recomputed):
+                    continue
+                event = conn.execute(sa.select(a.event).where(a.seq == pin.seq)).scalar_one()
+                worst = (pin.seq, _pin_problem(pin, row, recomputed, PIN_EVENTS[event]))
+    return worst
 
 
 def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int, str] | None:

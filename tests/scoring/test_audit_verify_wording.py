@@ -51,7 +51,7 @@ def test_an_edited_entry_is_named_with_the_score_it_now_reads(tmp_path: Path) ->
     res = runner.invoke(app, verify)
     assert res.exit_code == 1
     assert "audit log BROKEN at entry 3: entry 3 content does not match its hash" in res.output
-    assert ("edited; it now reads human_score (submission 1, criterion questioning, assessor ann, score 0) "
+    assert ("edited; it now reads human_score (submission s0, criterion questioning, assessor ann, score 0) "
             "(entries 1..2 verified)") in res.output
 
 
@@ -61,7 +61,7 @@ def test_reordered_entries_are_named(tmp_path: Path) -> None:
          "UPDATE audit_log SET seq = 4 WHERE seq = -1")
     res = runner.invoke(app, verify)
     assert res.exit_code == 1
-    assert "at entry 3: entry 3, machine_score (submission 2, criterion questioning, score 1, rubric obs@1" in res.output
+    assert "at entry 3: entry 3, machine_score (submission s1, criterion questioning, score 1, rubric obs@1" in res.output
     assert "does not follow entry 2" in res.output and "entries were moved, inserted or removed here" in res.output
 
 
@@ -89,7 +89,7 @@ def test_an_edited_row_says_the_log_itself_is_intact(tmp_path: Path) -> None:
     _sql(db, "UPDATE human_scores SET score = 3 WHERE id = 2")
     res = runner.invoke(app, verify)
     assert res.exit_code == 1
-    assert "audit log BROKEN at entry 5: human_scores row 2 (submission 2, criterion questioning) has score=3" in res.output
+    assert "audit log BROKEN at entry 5: human_scores row 2 (submission s1, criterion questioning) has score=3" in res.output
     assert "(the log itself is intact, 7 entries; a table no longer says what it logged)" in res.output
 
 
