@@ -197,7 +197,8 @@ def trace(submission: str = typer.Argument(..., help="The submission's id in you
           db: str | None = DB_OPTION, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every audit entry one submission's credential decision rests on: the rubric, model and policy, each
     machine and human score, adjudications, decisions, credentials and feedback, in log order (prove any of
-    them with `scoring audit prove SEQ`). Warns when an issued credential no longer rests on the record."""
+    them with `scoring audit prove SEQ`), with the evidence hash each score and decision pinned. Warns when
+    an issued credential no longer rests on the record, or the evidence no longer has the pinned hash."""
     from scoring.commands.credentials import resolve_submission
     from scoring.errors import ScoringError
     from scoring.usecases.trace import trace as trace_submission
@@ -212,15 +213,26 @@ def trace(submission: str = typer.Argument(..., help="The submission's id in you
         store.close()
     if as_json:
         typer.echo(json.dumps({"submission": res.submission, "submission_id": res.submission_id,
-                               "rubric": res.rubric, "entries": [line.__dict__ for line in res.lines],
+                               "rubric": res.rubric, "evidence_hash": res.evidence_hash, "entries": [line.__dict__ for line in res.lines],
                                "warnings": res.warnings}, ensure_ascii=False))
         return
     typer.echo(f"submission {res.submission} (store id {res.submission_id}), rubric {res.rubric}: "
                f"{len(res.lines)} audit entries")
+    typer.echo(f"evidence {res.evidence_hash}: {_pinned_by(res)}")
     for line in res.lines:
         typer.echo(f"entry {line.seq} {line.event}: {line.text}")
     for w in res.warnings:
         typer.echo(f"WARNING: {w}")
+
+
+def _pinned_by(res: Any) -> str:
+    """Which entries pinned the evidence as it is stored now: the trace's claim that they scored this text."""
+    same = [line.seq for line in res.lines if line.evidence_hash == res.evidence_hash]
+    if same:
+        return f"SHA-256 of the stored evidence and metadata, pinned by entries {', '.join(map(str, same))}"
+    if any(line.evidence_hash for line in res.lines):
+        return "SHA-256 of the stored evidence and metadata, which no entry pinned (see the warnings)"
+    return "SHA-256 of the stored evidence and metadata; no entry pins it (scored before entries pinned evidence)"
 
 
 @audit_app.command("tail")

@@ -6,7 +6,8 @@ log entry whose inclusion ``scoring audit prove SEQ`` can prove. The store's tab
 questions, but the log is what checkpoints sign, so the trace reads the log.
 
 It also says when the record no longer supports what was issued: a credential signed on an "earned"
-decision that a later decision (an audit that overturned an auto-accepted score, an adjudication) replaced.
+decision that a later decision (an audit that overturned an auto-accepted score, an adjudication) replaced,
+or evidence that no longer hashes to what the score and decision entries pinned.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from scoring.store import Store
 from scoring.store.audit import AuditEntry
+from scoring.store.submissions import content_hash
 
 SUBMISSION_EVENTS = ("machine_score", "human_score", "adjudication", "credential_decision", "credential_issued",
                      "feedback_released")
@@ -27,6 +29,7 @@ class TraceLine:
     event: str
     text: str  # the entry in words
     entry_hash: str
+    evidence_hash: str | None = None  # the submission's content hash the entry pinned (None: it pins none)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Trace:
     submission: str  # the id in the issuer's file
     submission_id: int  # the store's id (what log entries name)
     rubric: str
+    evidence_hash: str = ""  # what the stored evidence and metadata hash to now (as the store computes it)
     lines: list[TraceLine] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -88,13 +92,35 @@ def trace(store: Store, submission_id: int) -> Trace:
     context += [e for e in store.audit_entries(event="policy_activated")
                 if e.payload.get("policy_version") in policies]
     entries = sorted(mine + context, key=lambda e: e.seq)
-    out = Trace(sub.external_id, submission_id, rubric,
-                [TraceLine(e.seq, e.event, _text(e), e.entry_hash) for e in entries])
+    out = Trace(sub.external_id, submission_id, rubric, content_hash(sub.evidence, sub.metadata),
+                [_line(e) for e in entries])
+    out.warnings.extend(_evidence_changed(out))
     out.warnings.extend(_issued_against_the_record(store, submission_id, entries))
     logged_policies = {e.payload.get("policy_version") for e in context if e.event == "policy_activated"}
     for pv in sorted(policies - logged_policies):
         out.warnings.append(f"routing policy {pv} is named by this submission's scores but no policy_activated "
                             "entry logs its thresholds: the routing cannot be re-checked from the log")
+    return out
+
+
+def _line(e: AuditEntry) -> TraceLine:
+    """One entry in words, ending with the evidence hash it pinned (the first 16 hex digits; all 64 in JSON)."""
+    pinned = e.payload.get("content_hash")
+    text = _text(e) + (f"; evidence {str(pinned)[:16]}" if pinned else "")
+    return TraceLine(e.seq, e.event, text, e.entry_hash, str(pinned) if pinned else None)
+
+
+def _evidence_changed(tr: Trace) -> list[str]:
+    """One warning per pinned hash the stored evidence no longer has, naming the first entry that pinned it."""
+    out, seen = [], set()
+    for line in tr.lines:
+        h = line.evidence_hash
+        if h is None or h == tr.evidence_hash or h in seen:
+            continue
+        seen.add(h)
+        out.append(f"entry {line.seq} pinned evidence {h[:16]}, but submission {tr.submission}'s stored evidence "
+                   f"and metadata now hash to {tr.evidence_hash[:16]}: the evidence was changed after that entry; "
+                   "this decision does not rest on the evidence as stored (`scoring audit verify` names the change)")
     return out
 
 

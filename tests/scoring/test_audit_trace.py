@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from rubrics.schema import parse_rubric
@@ -20,6 +21,7 @@ from scoring.policy import RoutingPolicy
 from scoring.store import Store
 from scoring.store.decisions import decision_in
 from scoring.store.policy_log import record_policy
+from scoring.store.submissions import content_hash
 from scoring.usecases.decisions import finalize
 
 runner = CliRunner()
@@ -54,11 +56,15 @@ def test_the_trace_names_model_policy_scores_decision_and_credential(tmp_path: P
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0] == "submission portfolio-7 (store id 1), rubric obs@1: 7 audit entries"
-    events = [ln.split(":")[0].split(" ", 2)[2] for ln in lines[1:]]
+    with Store(db) as st:
+        evidence = st.find_submission("obs", "portfolio-7").content_hash
+    assert lines[1] == (f"evidence {evidence}: SHA-256 of the stored evidence and metadata, pinned by entries "
+                        "4, 5, 6")  # both machine scores and the decision pinned what is stored
+    events = [ln.split(":")[0].split(" ", 2)[2] for ln in lines[2:]]
     assert events == ["rubric_registered", "model_registered", "policy_activated", "machine_score",
                       "machine_score", "credential_decision", "credential_issued"]
-    assert ("machine score questioning = 2, route auto (confidence 0.97 >= 0.90); model m-1, policy p-1"
-            in res.output)
+    assert (f"machine score questioning = 2, route auto (confidence 0.97 >= 0.90); model m-1, policy p-1; "
+            f"evidence {evidence[:16]}") in res.output
     assert "credential urn:uuid:c-1 issued by issuer-app on decision 1" in res.output
     assert "WARNING" not in res.output
 
@@ -86,3 +92,27 @@ def test_an_unknown_submission_is_refused_in_words(tmp_path: Path) -> None:
     _earned_and_issued(db)
     res = runner.invoke(app, ["audit", "trace", "portfolio-9", "--db", db])
     assert res.exit_code == 2 and "no submission 'portfolio-9' in the store" in res.output
+
+
+def test_evidence_changed_after_it_was_scored_is_flagged(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    sid = _earned_and_issued(db)
+    with Store(db) as st:
+        pinned = st.submission(sid).content_hash
+        with st.engine.connect().execution_options(store_write=True) as c, c.begin():
+            c.execute(sa.text("UPDATE submissions SET evidence = :e WHERE id = :i"),
+                      {"e": json.dumps({"text": "a better transcript"}), "i": sid})
+        now = content_hash({"text": "a better transcript"}, {})
+    res = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["evidence_hash"] == now
+    assert [e["evidence_hash"] for e in out["entries"] if e["event"] in ("machine_score", "credential_decision")] \
+        == [pinned] * 3
+    assert out["warnings"] == [
+        f"entry 4 pinned evidence {pinned[:16]}, but submission portfolio-7's stored evidence and metadata now hash "
+        f"to {now[:16]}: the evidence was changed after that entry; this decision does not rest on the evidence as "
+        "stored (`scoring audit verify` names the change)"]
+    text = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db]).output
+    assert f"evidence {now}: SHA-256 of the stored evidence and metadata, which no entry pinned (see the warnings)" \
+        in text
