@@ -124,3 +124,13 @@ def test_an_ok_line_names_the_entries_no_checkpoint_covers_yet(tmp_path: Path) -
     assert res.exit_code == 0
     assert ("extends all 1 checkpoints; entries 8..8 are after the newest checkpoint and protected only by the "
             "chain (sign one with `scoring audit checkpoint`)") in res.output
+
+
+def test_evidence_changed_after_it_was_scored_is_named_by_the_issuers_id(tmp_path: Path) -> None:
+    db, verify = _store(tmp_path)
+    _sql(db, "UPDATE submissions SET evidence = :e WHERE external_id = 's1'", e='{"text": "better"}')
+    res = runner.invoke(app, verify)
+    assert res.exit_code == 1
+    assert ("audit log BROKEN at entry 4: the evidence of submission s1 (rubric obs@1, store id 2) was changed "
+            "after entry 4 scored it: its evidence and metadata now hash to ") in res.output
+    assert "(the log itself is intact, 7 entries; a table no longer says what it logged)" in res.output
