@@ -93,8 +93,9 @@ def achievement_id(issuer: Issuer, rubric: Rubric) -> str:
 
 def build_credential(rubric: Rubric, levels: dict[str, int], recipient: str, issuer: Issuer, *,
                      issued: datetime | None = None, valid_years: int | None = None,
-                     credential_id: str | None = None) -> dict[str, Any]:
-    """The OpenBadgeCredential body (no proof) for an earned decision at ``levels``."""
+                     credential_id: str | None = None, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenBadgeCredential body (no proof) for an earned decision at ``levels``; ``status`` is its
+    ``credentialStatus`` (``scoring.status_list.entry``), what lets a verifier see a revocation."""
     if rubric.award is None:
         raise CredentialError(f"rubric {rubric.key} has no award rule: it issues no credential")
     if not rubric.award.earned(rubric, levels):
@@ -134,6 +135,8 @@ def build_credential(rubric: Rubric, levels: dict[str, int], recipient: str, iss
             "result": results,
         },
     }
+    if status is not None:
+        body["credentialStatus"] = status
     if valid_years:
         body["validUntil"] = (now + timedelta(days=365 * valid_years)).isoformat().replace("+00:00", "Z")
     return body
@@ -161,6 +164,20 @@ def sign(credential: dict[str, Any], private_key: Any) -> str:
 def verify(token: str, public_key: Any, *, now: datetime | None = None) -> dict[str, Any]:
     """Check the signature, the dates and the structure; returns the credential. Raises
     :class:`CredentialError` naming the first check that failed."""
+    vc = verify_jws(token, public_key)
+    _check_structure(vc)
+    t = (now or datetime.now(UTC)).astimezone(UTC)
+    if _parse_time(vc["validFrom"], "validFrom") > t + timedelta(minutes=5):
+        raise CredentialError(f"not valid yet: validFrom {vc['validFrom']}")
+    if "validUntil" in vc and _parse_time(vc["validUntil"], "validUntil") < t:
+        raise CredentialError(f"expired: validUntil {vc['validUntil']}")
+    if vc.get("iss") != vc["issuer"]["id"] or vc.get("jti") != vc["id"] or "nbf" not in vc:
+        raise CredentialError("JWT claims iss/jti/nbf must be present and match issuer.id and id")
+    return vc
+
+
+def verify_jws(token: str, public_key: Any) -> Any:
+    """The JSON payload of a compact JWS signed with ``public_key`` (EdDSA only); any credential's first check."""
     from joserfc import jws
     from joserfc.errors import JoseError
 
@@ -174,18 +191,9 @@ def verify(token: str, public_key: Any, *, now: datetime | None = None) -> dict[
     except ValueError as exc:
         raise CredentialError(f"not a compact JWS: {exc}") from None
     try:
-        vc = json.loads(obj.payload)
+        return json.loads(obj.payload)
     except ValueError:
         raise CredentialError("the signed payload is not JSON") from None
-    _check_structure(vc)
-    t = (now or datetime.now(UTC)).astimezone(UTC)
-    if _parse_time(vc["validFrom"], "validFrom") > t + timedelta(minutes=5):
-        raise CredentialError(f"not valid yet: validFrom {vc['validFrom']}")
-    if "validUntil" in vc and _parse_time(vc["validUntil"], "validUntil") < t:
-        raise CredentialError(f"expired: validUntil {vc['validUntil']}")
-    if vc.get("iss") != vc["issuer"]["id"] or vc.get("jti") != vc["id"] or "nbf" not in vc:
-        raise CredentialError("JWT claims iss/jti/nbf must be present and match issuer.id and id")
-    return vc
 
 
 def _check_structure(vc: dict[str, Any]) -> None:

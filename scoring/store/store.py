@@ -15,6 +15,7 @@ from __future__ import annotations
 from scoring.store.clock import aware as _aware  # noqa: F401 - re-exported for the service modules
 from scoring.store.clock import iso as _iso  # noqa: F401
 from scoring.store.clock import now as _now  # noqa: F401
+from scoring.store.credential_status import CredentialStatusStore
 from scoring.store.decisions import DecisionsStore
 from scoring.store.engine import (  # noqa: F401
     MIGRATIONS_DIR,
@@ -45,8 +46,8 @@ from scoring.store.suspensions import SuspensionsStore
 from scoring.store.verify import AuditStore
 
 
-class Store(RubricsStore, SubmissionsStore, ScoresStore, DecisionsStore, ModelsStore, SuspensionsStore, AuditStore,
-            StoreBase):
+class Store(RubricsStore, SubmissionsStore, ScoresStore, DecisionsStore, CredentialStatusStore, ModelsStore,
+            SuspensionsStore, AuditStore, StoreBase):
     """The store's Python API. ``Store(url)`` opens (creating and migrating as needed) the database.
 
     Parameters

@@ -108,6 +108,22 @@ decisions = sa.Table(  # credential decisions (rubrics with an award rule): appe
     sa.Index("ix_decisions_submission", "submission_id", "id"),
 )
 
+credential_status = sa.Table(  # the revocation status list slot of every credential issued with one
+    "credential_status",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("credential_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("submission_id", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False),
+    sa.Column("decision_id", sa.Integer, nullable=False),
+    sa.Column("issuer_id", sa.String(500), nullable=False),
+    sa.Column("list_number", sa.Integer, nullable=False),  # published at {issuer_id}/status/{list_number}
+    sa.Column("status_index", sa.Integer, nullable=False),
+    sa.Column("issued_seq", sa.Integer, nullable=False),  # the credential_issued entry that logged the slot
+    sa.Column("revoked_seq", sa.Integer, nullable=True),  # the credential_revoked entry, once revoked
+    sa.UniqueConstraint("issuer_id", "list_number", "status_index", name="uq_credential_status_slot"),
+    sa.Index("ix_credential_status_submission", "submission_id"),
+)
+
 models = sa.Table(
     "models",
     metadata,

@@ -19,6 +19,7 @@ from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
 from scoring.store.audit import AuditEntry, AuditVerification, ChainScan, submission_name
 from scoring.store.canonical import CanonicalFormError
+from scoring.store.credential_status import check_status_rows
 from scoring.store.engine import StoreBase, read_canonical_form
 from scoring.store.merkle import TreeReader, leaf_hash
 
@@ -109,7 +110,8 @@ class AuditStore(StoreBase):
             if not res.ok:
                 return res
             problem = (_check_rows(conn, res.last_seq or 0) or _check_logged_rows(conn) or _check_evidence(conn)
-                       or _check_suspensions(conn, scan.collected) or _check_rubrics(conn, scan.collected))
+                       or _check_suspensions(conn, scan.collected) or _check_rubrics(conn, scan.collected)
+                       or check_status_rows(conn))
         if problem is not None:
             return _bad(res, *problem)
         if keep_tiles and tiles:

@@ -2,20 +2,25 @@
 
 Both read the submission's latest recorded decision (machine, when automatic; final, once people have
 scored), so nothing is issued or released that the record does not support, and both are recorded in the
-audit log (``credential_issued``, ``feedback_released``).
+audit log (``credential_issued``, ``feedback_released``). Every credential carries a revocation status
+entry (``scoring.status_list``) whose slot is logged with its issuance, so it can be revoked later
+(``scoring.usecases.revocation``).
 """
 
 from __future__ import annotations
 
 import html
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from scoring import status_list
 from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
 from scoring.store.clock import iso, now
+from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot
 
 RECIPIENT_FIELDS = ("educator_email", "educator_id", "educator")  # metadata that names the educator
 
@@ -39,24 +44,32 @@ def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: 
     if d is None or d.outcome != "earned":
         state = "no decision yet" if d is None else f"the decision is {d.outcome!r} ({d.basis})"
         raise CredentialError(f"submission {sub.external_id!r} has not earned {rubric.key}: {state}")
-    vc = build_credential(rubric, d.levels, recipient_of(sub), issuer, valid_years=valid_years)
-    token = sign(vc, key)
-    with store.write() as tx:
-        tx.append("credential_issued", {"submission_id": submission_id, "credential_id": vc["id"],
-                                        "decision_id": d.id, "kid": key.thumbprint(), "actor": actor,
-                                        "at": iso(now())})
+    credential_id = f"urn:uuid:{uuid.uuid4()}"
+    with store.write() as tx:  # the slot is taken, logged and recorded together, or not at all
+        number, index = allocate_slot(tx, issuer.id, status_list.LIST_BITS)
+        url = status_list.list_url(issuer.id, number)
+        vc = build_credential(rubric, d.levels, recipient_of(sub), issuer, valid_years=valid_years,
+                              credential_id=credential_id, status=status_list.entry(url, index))
+        token = sign(vc, key)
+        seq = tx.append("credential_issued", {
+            "submission_id": submission_id, "credential_id": credential_id, "decision_id": d.id,
+            "kid": key.thumbprint(), "actor": actor, "at": iso(now()), "issuer_id": issuer.id,
+            "status_list": number, "status_index": index, "status_list_credential": url})
+        record_slot(tx, StatusSlot(credential_id, submission_id, d.id, issuer.id, number, index, seq, None))
     return token, vc
 
 
 def issued_credentials(store: Store) -> dict[tuple[int, int], set[str]]:
-    """The credential ids the audit log records as issued, per (submission, decision).
+    """The credential ids the audit log records as issued and not revoked, per (submission, decision).
 
     Why: re-running a bulk issue must not sign a second credential for a decision whose credential the
-    issuer already holds (the educator may have it); a revised decision is a new key and is signed anew."""
+    issuer already holds (the educator may have it); a revised decision is a new key and is signed anew,
+    and so is one whose credential was revoked (issued in error, say)."""
+    revoked = {str(e.payload.get("credential_id")) for e in store.audit_entries(event="credential_revoked")}
     out: dict[tuple[int, int], set[str]] = {}
     for e in store.audit_entries(event="credential_issued"):
         p = e.payload
-        if p.get("decision_id") is not None:
+        if p.get("decision_id") is not None and str(p.get("credential_id")) not in revoked:
             out.setdefault((int(p["submission_id"]), int(p["decision_id"])), set()).add(str(p["credential_id"]))
     return out
 
