@@ -95,6 +95,8 @@ def issue(
             done += 1
         typer.echo(f"{done} credential(s) signed -> {out}" + (
             f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else ""))
+        if done:
+            write_status_lists(store, issuer_id, k, out)
         if done + kept < len(ids):
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
@@ -136,12 +138,32 @@ def _write_whole(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_status_lists(store: Any, issuer_id: str, key: Any, out: Path) -> None:
+    """Sign every status list of ``issuer_id`` into ``out/status/<n>.jwt`` and say where it goes (a folder of
+    its own, so that ``verify out/*.jwt`` reads only the educators' credentials)."""
+    from scoring import status_list
+    from scoring.usecases import revocation
+
+    (out / "status").mkdir(parents=True, exist_ok=True)
+    for n, (token, listed, revoked) in revocation.signed_lists(store, issuer_id, key).items():
+        path = out / "status" / f"{n}.jwt"
+        _write_whole(path, token + "\n")
+        typer.echo(f"status list {status_list.list_url(issuer_id, n)} ({listed} credential(s), {revoked} revoked) "
+                   f"-> {path}: publish it at that URL")
+
+
 @credentials_app.command("verify")
 def verify(
     files: Annotated[list[Path], typer.Argument(help="VC-JWT files (.jwt).")],
     key: Annotated[Path, typer.Option("--key", help="The issuer's public key (PEM).")],
+    status_lists: Annotated[list[Path] | None, typer.Option(
+        "--status-list", help="The issuer's published status list credential (status/<n>.jwt, as fetched from "
+        "the credential's statusListCredential URL); repeatable. Without it the revocation status is not "
+        "checked.")] = None,
 ) -> None:
-    """Check each credential's signature, dates and structure; exit 1 if any fails."""
+    """Check each credential's signature, dates, structure and (with --status-list) revocation; exit 1 if any
+    fails or is revoked."""
+    from scoring import status_list
     from scoring.badges import CredentialError, load_key
     from scoring.badges import verify as check
 
@@ -150,6 +172,14 @@ def verify(
     except CredentialError as exc:
         _fail(exc)
         return
+    lists = []
+    for f in status_lists or []:
+        try:
+            lists.append(status_list.read_list(f.read_text(encoding="utf-8"), k))
+        except OSError as exc:
+            _fail(ValueError(f"cannot read the status list {f}: {exc.strerror or exc}"))
+        except CredentialError as exc:
+            _fail(CredentialError(f"status list {f}: {exc}"))
     bad = 0
     for f in files:
         try:
@@ -160,9 +190,115 @@ def verify(
             continue
         levels = {r["resultDescription"].rsplit("/", 1)[-1]: r["achievedLevel"].rsplit("/", 1)[-1]
                   for r in vc["credentialSubject"].get("result", [])}
-        typer.echo(f"ok {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}, levels {levels}")
+        st = status_list.check(vc, lists)
+        if st.state == "revoked":
+            typer.echo(f"REVOKED {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}: {st.text}")
+            bad += 1
+            continue
+        if st.state == "unknown":
+            typer.echo(f"FAIL {f}: {st.text}")
+            bad += 1
+            continue
+        typer.echo(f"ok {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}, levels {levels}; "
+                   f"{st.text}")
     if bad:
         raise typer.Exit(1)
+
+
+@credentials_app.command("revoke")
+def revoke(
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log, shown by audit trace).")],
+    by: Annotated[str, typer.Option("--by", help="Who revokes (a name the record keeps).")],
+    key: Annotated[Path, typer.Option("--key", help="The issuer's private key: its id is logged, and it signs "
+                                      "the refreshed status list with --out.")],
+    submission: Annotated[list[str] | None, typer.Option(
+        "--submission", help="Revoke this submission's issued credentials: its id in your file (or its store id); "
+        "repeatable.")] = None,
+    stale: Annotated[bool, typer.Option("--stale", help="Revoke every issued credential whose submission's "
+                                        "standing decision is no longer 'earned' (what audit trace warns about).")]
+    = False,
+    rubric: Annotated[str | None, typer.Option("--rubric", help="When two rubrics share a submission id.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the refreshed status list(s) here to publish.")]
+    = None,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Revoke issued credentials: log who, which and why (credential_revoked) and set their status list bits."""
+    from scoring.badges import CredentialError, load_key
+    from scoring.errors import ScoringError
+    from scoring.usecases import revocation
+
+    if bool(submission) == stale:
+        _fail(ValueError("name what to revoke: --submission ID (repeatable) or --stale, not both"))
+    try:
+        k = load_key(key, private=True)
+    except CredentialError as exc:
+        _fail(exc)
+        return
+    store = open_store(db, must_exist=True)
+    try:
+        try:
+            if stale:
+                todo = revocation.stale(store)
+                if not todo:
+                    typer.echo("no issued credential is stale (every one still rests on an 'earned' standing "
+                               "decision, or was revoked): nothing revoked")
+                    return
+            else:
+                todo = [c for x in submission or []
+                        for c in revocation.of_submission(store, resolve_submission(store, x, rubric))]
+            done = revocation.revoke(store, todo, reason=reason, by=by, kid=k.thumbprint())
+        except ScoringError as exc:
+            _fail(exc)
+            return
+        for r in done:
+            ext = store.submission(r.credential.submission_id).external_id
+            if r.already:
+                typer.echo(f"already revoked {r.credential.credential_id} (submission {ext}) by {r.by} at {r.at} "
+                           f"(entry {r.seq}): {r.reason}")
+                continue
+            where = (f"index {r.credential.status_index} of {r.list_url}" if r.visible else
+                     "issued without a status entry: verifiers cannot see this revocation; tell the holder, and "
+                     "those who rely on it, yourself")
+            typer.echo(f"revoked {r.credential.credential_id} (submission {ext}, entry {r.seq}; {where})")
+        new = [r for r in done if not r.already]
+        typer.echo(f"{len(new)} credential(s) revoked by {by}: {reason}")
+        issuers = sorted({r.credential.issuer_id for r in new if r.visible and r.credential.issuer_id})
+        if out is not None:
+            for issuer_id in issuers:
+                write_status_lists(store, issuer_id, k, out)
+        elif issuers:
+            typer.echo("publish the change: scoring credentials status-list --key KEY --issuer-id "
+                       f"{' / '.join(issuers)} --out DIR, then put DIR/status/<n>.jwt at its URL")
+    finally:
+        store.close()
+
+
+@credentials_app.command("status-list")
+def status_list_cmd(
+    key: Annotated[Path, typer.Option("--key", help="The issuer's private key (from keygen).")],
+    issuer_id: Annotated[str, typer.Option("--issuer-id", help="URL of the issuing organisation, as given to "
+                                           "issue.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for status/<n>.jwt, the list(s) to publish.")],
+    db: str | None = DB_OPTION,
+) -> None:
+    """Sign the issuer's revocation status list(s) (BitstringStatusListCredential, VC-JWT) to publish at
+    {issuer-id}/status/<n>, where verifiers fetch them."""
+    from scoring.badges import CredentialError, load_key
+
+    try:
+        k = load_key(key, private=True)
+    except CredentialError as exc:
+        _fail(exc)
+        return
+    store = open_store(db, must_exist=True)
+    try:
+        known = sorted({s.issuer_id for s in store.status_slots()})
+        if known and issuer_id not in known:
+            err.print(f"[yellow]note[/]: no credential was issued with status under {issuer_id!r} (issuers: {known}); "
+                      "the list is empty")
+        write_status_lists(store, issuer_id, k, out)
+    finally:
+        store.close()
 
 
 @credentials_app.command("feedback")

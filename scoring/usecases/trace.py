@@ -7,7 +7,8 @@ questions, but the log is what checkpoints sign, so the trace reads the log.
 
 It also says when the record no longer supports what was issued: a credential signed on an "earned"
 decision that a later decision (an audit that overturned an auto-accepted score, an adjudication) replaced,
-or evidence that no longer hashes to what the score and decision entries pinned.
+until that credential is revoked (``scoring.usecases.revocation.stale`` finds the same ones); and evidence
+that no longer hashes to what the score and decision entries pinned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from scoring.store.audit import AuditEntry
 from scoring.store.submissions import content_hash
 
 SUBMISSION_EVENTS = ("machine_score", "human_score", "adjudication", "credential_decision", "credential_issued",
-                     "feedback_released")
+                     "credential_revoked", "feedback_released")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ def _text(e: AuditEntry) -> str:
                 f"{f', P(earned) {pe}' if pe is not None else ''}; model {g('model_version')}, policy "
                 f"{g('policy_version')}: {g('reason')}")
     if e.event == "credential_issued":
-        return f"credential {g('credential_id')} issued by {g('actor')} on decision {g('decision_id')}"
+        slot = f", status list {g('status_list_credential')} index {g('status_index')}" if g("status_index") is not None else ""
+        return f"credential {g('credential_id')} issued by {g('actor')} on decision {g('decision_id')}{slot}"
+    if e.event == "credential_revoked":
+        seen = (f"index {g('status_index')} of {g('status_list_credential')}" if g("status_index") is not None
+                else "no status entry: verifiers cannot see it")
+        return f"credential {g('credential_id')} revoked by {g('by')}: {g('reason')} ({seen})"
     if e.event == "feedback_released":
         return f"feedback released by {g('actor')}"
     return str(p)
@@ -131,14 +137,16 @@ def _issued_against_the_record(store: Store, submission_id: int, entries: list[A
         return []
     standing = decisions[-1]
     by_id = {d.id: d for d in store.decisions(submission_id=submission_id)}
+    revoked = {e.payload.get("credential_id") for e in entries if e.event == "credential_revoked"}
     out = []
     for e in entries:
-        if e.event != "credential_issued" or standing.payload.get("outcome") == "earned":
+        if (e.event != "credential_issued" or standing.payload.get("outcome") == "earned"
+                or e.payload.get("credential_id") in revoked):
             continue
         d = by_id.get(e.payload.get("decision_id"))  # type: ignore[arg-type]
         on = f"decision {d.id} ({d.outcome}, {d.basis}, entry {d.audit_seq})" if d else "a decision"
         out.append(f"credential {e.payload.get('credential_id')} (entry {e.seq}) was issued on {on}, but the "
                    f"standing decision is {standing.payload.get('outcome')} ({standing.payload.get('basis')}, entry "
-                   f"{standing.seq}): the credential no longer rests on the record; revoke it, or record why it "
-                   "stands")
+                   f"{standing.seq}): the credential no longer rests on the record; revoke it (`scoring credentials "
+                   "revoke --stale`), or record why it stands")
     return out

@@ -84,7 +84,7 @@ def test_an_audit_that_overturns_an_issued_award_is_flagged(tmp_path: Path) -> N
     assert out["warnings"] == [
         "credential urn:uuid:c-1 (entry 7) was issued on decision 1 (earned, machine, entry 6), but the standing "
         f"decision is not_yet (final, entry {out['entries'][-1]['seq']}): the credential no longer rests on the "
-        "record; revoke it, or record why it stands"]
+        "record; revoke it (`scoring credentials revoke --stale`), or record why it stands"]
 
 
 def test_an_unknown_submission_is_refused_in_words(tmp_path: Path) -> None:
@@ -116,3 +116,27 @@ def test_evidence_changed_after_it_was_scored_is_flagged(tmp_path: Path) -> None
     text = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db]).output
     assert f"evidence {now}: SHA-256 of the stored evidence and metadata, which no entry pinned (see the warnings)" \
         in text
+
+
+def test_revoking_the_overturned_credential_ends_the_warning_and_shows_in_the_trace(tmp_path: Path) -> None:
+    """The credential here was issued before status lists (no status entry): the revocation is still
+    recorded (who, why), said to be invisible to verifiers, and the trace stops warning."""
+    from scoring.badges import keygen
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    sid = _earned_and_issued(db)
+    with Store(db) as st:
+        st.record_human_score(sid, "questioning", 1, assessor="auditor-zed", kind="audit", blind=True)
+        finalize(st, None, sid, actor="auditor-zed")
+    priv, _pub = keygen(tmp_path / "k")
+    res = runner.invoke(app, ["credentials", "revoke", "--stale", "--reason", "blind audit overturned questioning",
+                              "--by", "registrar-kim", "--key", str(priv), "--db", db])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "revoked urn:uuid:c-1 (submission portfolio-7" in out, out
+    assert "verifiers cannot see this revocation" in out
+    res = runner.invoke(app, ["audit", "trace", "portfolio-7", "--db", db, "--json"])
+    got = json.loads(res.output)
+    assert got["warnings"] == []
+    assert got["entries"][-1]["event"] == "credential_revoked"
+    assert got["entries"][-1]["text"] == ("credential urn:uuid:c-1 revoked by registrar-kim: blind audit overturned "
+                                          "questioning (no status entry: verifiers cannot see it)")

@@ -1,0 +1,137 @@
+"""Revoking issued credentials, and the status lists that let verifiers see it.
+
+Why: a blind audit or an adjudication can overturn a criterion after a credential was signed; the record
+then no longer supports the credential the educator holds. Revoking logs who revoked which credential,
+when and why (``credential_revoked``) and sets its bit in the issuer's status list, which the issuer
+publishes for verifiers (``scoring.status_list``). "Stale" is exactly what ``scoring audit trace`` warns
+about: a credential not yet revoked whose submission's standing decision is no longer "earned".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from scoring import status_list
+from scoring.errors import InvalidRequest, NotFound
+from scoring.store import Store
+from scoring.store.clock import iso, now
+from scoring.store.credential_status import mark_revoked
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A credential the log records as issued."""
+
+    credential_id: str
+    submission_id: int
+    decision_id: int | None
+    seq: int  # its credential_issued entry
+    issuer_id: str | None  # None: issued before status lists (no slot)
+    list_number: int | None
+    status_index: int | None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    credential: Issued
+    seq: int  # the credential_revoked entry (an earlier one when it was already revoked)
+    by: str
+    reason: str
+    at: str
+    already: bool = False  # revoked earlier; nothing new recorded
+
+    @property
+    def visible(self) -> bool:
+        """Whether verifiers can see it (the credential has a status list slot)."""
+        return self.credential.status_index is not None
+
+    @property
+    def list_url(self) -> str | None:
+        c = self.credential
+        return status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
+
+
+def issued(store: Store, submission_id: int | None = None) -> list[Issued]:
+    """Every credential the log records as issued (of one submission), in issuance order."""
+    out = []
+    for e in store.audit_entries(event="credential_issued"):
+        p = e.payload
+        if submission_id is not None and p.get("submission_id") != submission_id:
+            continue
+        out.append(Issued(str(p.get("credential_id")), int(p["submission_id"]), p.get("decision_id"), e.seq,
+                          p.get("issuer_id"), p.get("status_list"), p.get("status_index")))
+    return out
+
+
+def revocations(store: Store) -> dict[str, tuple[int, dict[str, Any]]]:
+    """credential id -> (seq, payload) of the entry that revoked it."""
+    return {str(e.payload.get("credential_id")): (e.seq, e.payload)
+            for e in store.audit_entries(event="credential_revoked")}
+
+
+def stale(store: Store) -> list[Issued]:
+    """Unrevoked credentials whose submission's standing decision is no longer "earned"."""
+    revoked = revocations(store)
+    out = []
+    for c in issued(store):
+        if c.credential_id in revoked:
+            continue
+        d = store.latest_decision(c.submission_id)
+        if d is not None and d.outcome != "earned":
+            out.append(c)
+    return out
+
+
+def revoke(store: Store, credentials: list[Issued], *, reason: str, by: str, kid: str) -> list[Revocation]:
+    """Revoke each credential (idempotent: one already revoked is reported with its earlier entry).
+
+    One transaction: every revocation is logged and its slot marked together, so a failure records none."""
+    if not reason.strip():
+        raise InvalidRequest("say why the credential is revoked (--reason): the record must show it")
+    if not by.strip():
+        raise InvalidRequest("say who revokes it (--by): the record must show it")
+    earlier = revocations(store)
+    out: list[Revocation] = []
+    with store.write() as tx:
+        for c in credentials:
+            if c.credential_id in earlier:
+                seq, p = earlier[c.credential_id]
+                out.append(Revocation(c, seq, str(p.get("by")), str(p.get("reason")), str(p.get("at")), already=True))
+                continue
+            at = iso(now())
+            url = status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
+            seq = tx.append("credential_revoked", {
+                "submission_id": c.submission_id, "credential_id": c.credential_id, "decision_id": c.decision_id,
+                "issued_seq": c.seq, "status_list": c.list_number, "status_index": c.status_index,
+                "status_list_credential": url, "reason": reason.strip(), "by": by.strip(), "kid": kid, "at": at})
+            if c.status_index is not None:
+                mark_revoked(tx, c.credential_id, seq)
+            earlier[c.credential_id] = (seq, {"by": by, "reason": reason, "at": at})
+            out.append(Revocation(c, seq, by.strip(), reason.strip(), at))
+    return out
+
+
+def of_submission(store: Store, submission_id: int) -> list[Issued]:
+    """The credentials issued for a submission; :class:`NotFound` in words when there are none."""
+    got = issued(store, submission_id)
+    if not got:
+        sub = store.submission(submission_id)
+        d = store.latest_decision(submission_id)
+        state = "no decision yet" if d is None else f"its decision is {d.outcome!r}"
+        raise NotFound(f"submission {sub.external_id!r} has no issued credential ({state}): nothing to revoke")
+    return got
+
+
+def signed_lists(store: Store, issuer_id: str, key: Any) -> dict[int, tuple[str, int, int]]:
+    """list number -> (signed list credential, credentials listed, revoked) for every list of the issuer
+    (list 1 even before anything was issued, so it can be published in advance)."""
+    slots = store.status_slots(issuer_id=issuer_id)
+    numbers = sorted({s.list_number for s in slots} | {1})
+    out = {}
+    for n in numbers:
+        mine = [s for s in slots if s.list_number == n]
+        revoked = {s.status_index for s in mine if s.revoked}
+        out[n] = (status_list.sign_list(status_list.list_url(issuer_id, n), issuer_id, revoked, key), len(mine),
+                  len(revoked))
+    return out
