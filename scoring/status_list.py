@@ -171,4 +171,6 @@ def check(vc: dict[str, Any], lists: list[PublishedList]) -> StatusCheck:
     except CredentialError as exc:
         return StatusCheck("unknown", f"status unknown: {exc}")
     where = f"index {index} of {url} (list of {got.valid_from})"
-    return StatusCheck("revoked", f"revoked: {where}") if revoked else StatusCheck("valid", f"not revoked: {where}")
+    if revoked:
+        return StatusCheck("revoked", f"revoked by its issuer: {where} is set")
+    return StatusCheck("valid", f"not revoked: {where}")

@@ -192,7 +192,7 @@ def verify(
                   for r in vc["credentialSubject"].get("result", [])}
         st = status_list.check(vc, lists)
         if st.state == "revoked":
-            typer.echo(f"REVOKED {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}: {st.text}")
+            typer.echo(f"REVOKED {f}: {vc['name']} issued by {vc['issuer']['name']} on {vc['validFrom']}; {st.text}")
             bad += 1
             continue
         if st.state == "unknown":
