@@ -24,6 +24,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,24 @@ SUBMISSIONS = 1000
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+def _evidence(k: int) -> dict[str, Any]:
+    return {"text": f"bench evidence {k}: " + "the lesson asked students to explain their reasoning. " * 8}
+
+
+@cache
+def _evidence_hash(k: int) -> str:
+    """The content hash the store keeps for bench submission ``k``: every entry pins it, as the service's do."""
+    from scoring.store.submissions import content_hash
+
+    return content_hash(_evidence(k), {})
+
+
 def _payload(i: int) -> dict[str, Any]:
     p = [0.05, 0.15, 0.3, 0.5]
     random.Random(i).shuffle(p)
-    return {"submission_id": i % SUBMISSIONS + 1, "criterion": ("questioning", "adjusting", "self_assessment")[i % 3],
+    sid = i % SUBMISSIONS + 1
+    return {"submission_id": sid, "external_id": f"b{sid}", "content_hash": _evidence_hash(sid),
+            "criterion": ("questioning", "adjusting", "self_assessment")[i % 3],
             "score": i % 4, "route": "auto" if i % 5 else "human", "model_version": "bench-m-1",
             "policy_version": "bench-p-1", "rubric": "bench@1", "prediction_set": [i % 4],
             "probabilities": {str(k): v for k, v in enumerate(p)}, "reason": None,
@@ -68,7 +83,7 @@ def run_backend(url: str, out: Path, events: int, block: int, proofs: int,
         with store.write() as tx:
             tx.conn.execute(t.submissions.insert(), [
                 {"id": k + 1, "rubric_id": "bench", "rubric_version": 1, "external_id": f"b{k + 1}",
-                 "evidence": {}, "meta": {}, "content_hash": "0" * 64, "created_at": at} for k in range(SUBMISSIONS)])
+                 "evidence": _evidence(k + 1), "meta": {}, "content_hash": _evidence_hash(k + 1), "created_at": at} for k in range(SUBMISSIONS)])
         t0 = time.perf_counter()
         append_s = 0.0
         done = 0
