@@ -27,6 +27,7 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
     """The store at ``db`` (default: the settings' URL). ``must_exist``: commands that only read a store
     (report, audit, drift, credentials) refuse a SQLite file that is not there, rather than create an empty
     store and report on nothing, which is what a mistyped --db would otherwise do silently."""
+    from scoring.errors import StoreUrlError
     from scoring.settings import get_settings
     from scoring.store import Store
 
@@ -37,6 +38,9 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
         raise typer.Exit(2)
     try:
         return Store(url)
+    except StoreUrlError as exc:  # a file name or `postgres://`: what to write instead, no traceback
+        typer.echo(f"error: {exc}; check --db (or SCORING_DATABASE_URL)", err=True)
+        raise typer.Exit(2) from None
     except sa_errors() as exc:  # a server that does not answer, a wrong schema or role: one line, no traceback
         typer.echo(f"error: cannot open the store at {shown_url(url)}: {first_line(exc)}; check --db (or "
                    "SCORING_DATABASE_URL)", err=True)

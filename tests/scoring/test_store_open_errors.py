@@ -20,3 +20,21 @@ def test_a_database_that_does_not_answer_is_one_error_line(tmp_path: Path, args:
     assert r.exit_code == 2, r.output
     assert "error: cannot open the store at postgresql+psycopg://reader:***@127.0.0.1:1/test" in r.output
     assert "s3cret" not in r.output and "Traceback" not in r.output
+
+
+READ_COMMANDS = [["report", "--out", "{tmp}/r"], ["drift", "check", "--rubric", "any"], ["audit", "verify"],
+                 ["audit", "trace", "s1"], ["credentials", "feedback", "s1", "--out", "{tmp}/f"]]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS)
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgres://reader:s3cret@db.example:5432/scores", "no database driver for 'postgres'"),  # the Heroku spelling
+    ("store.db", "'store.db' is not a database URL"),  # a file name, not a URL
+])
+def test_a_url_no_store_can_be_opened_at_is_one_error_line_saying_what_to_write(
+        tmp_path: Path, args: list[str], url: str, said: str) -> None:
+    r = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args] + ["--db", url])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: store ") and said in r.output, r.output
+    assert "write sqlite:///path/to/store.db (a file) or postgresql+psycopg://" in r.output
+    assert isinstance(r.exception, SystemExit) and "s3cret" not in r.output and "Traceback" not in r.output
