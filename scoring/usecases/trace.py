@@ -84,12 +84,11 @@ def _text(e: AuditEntry) -> str:
 def trace(store: Store, submission_id: int) -> Trace:
     """Every log entry about the submission, and the rubric, model and policy entries its scores name.
 
-    Reads the log's entries of the kinds that name a submission (one indexed pass per kind), then those of
-    the rubric, models and policies they name."""
+    Reads the entries that name the submission (found by the database, so a long log is not parsed
+    entry by entry), then those of the rubric, models and policies they name."""
     sub = store.submission(submission_id)
     rubric = f"{sub.rubric_id}@{sub.rubric_version}"
-    mine = [e for ev in SUBMISSION_EVENTS for e in store.audit_entries(event=ev)
-            if e.payload.get("submission_id") == submission_id]
+    mine = store.audit_entries_naming(submission_id, SUBMISSION_EVENTS)
     models = {str(v) for e in mine if (v := e.payload.get("model_version")) is not None}
     policies = {str(v) for e in mine if (v := e.payload.get("policy_version")) is not None}
     context = [e for e in store.audit_entries(event="rubric_registered") if e.payload.get("rubric") == rubric]

@@ -140,3 +140,68 @@ def test_revoking_the_overturned_credential_ends_the_warning_and_shows_in_the_tr
     assert got["entries"][-1]["event"] == "credential_revoked"
     assert got["entries"][-1]["text"] == ("credential urn:uuid:c-1 revoked by registrar-kim: blind audit overturned "
                                           "questioning (no status entry: verifiers cannot see it)")
+
+
+def _many_submissions(db: str, n: int = 25) -> None:
+    """Submissions 1..n (ids 10-19 begin with 1), each machine-scored and decided, some issued and released;
+    plus an entry about submission 12 that quotes submission 1 in another field."""
+    with Store(db) as st:
+        st.register_rubric(parse_rubric(RUBRIC))
+        st.register_model("m-1", "models/m-1", rubric_id="obs")
+        record_policy(st, RoutingPolicy(policy_version="p-1", rubric_id="obs", model_version="m-1"), by="ops")
+        for k in range(1, n + 1):
+            sub = st.add_submission("obs", 1, f"p-{k}", {"text": f"t{k}"})
+            for c in ("questioning", "feedback"):
+                st.record_machine_score(sub.id, c, 2, model_version="m-1", policy_version="p-1", route="auto",
+                                        reason="confident")
+            with st.write() as tx:
+                d = decision_in(tx, sub.id, "obs", 1, "earned", "machine", {"questioning": 2, "feedback": 2},
+                                p_earned=0.9, model_version="m-1", policy_version="p-1", reason="auto")
+                if k % 2:
+                    tx.append("credential_issued", {"submission_id": sub.id, "credential_id": f"urn:uuid:c-{k}",
+                                                    "decision_id": d, "actor": "issuer-app"})
+                tx.append("feedback_released", {"actor": "coach", "submission_id": sub.id})  # the id is last: "1}"
+        with st.write() as tx:
+            tx.append("feedback_released", {"actor": 'quoting "submission_id":1,', "submission_id": 12})
+
+
+def test_the_trace_holds_exactly_the_entries_that_name_the_submission(tmp_path: Path) -> None:
+    """Whatever the database matches on, the entries are those whose payload's submission_id is the
+    submission: not 10..19, whose ids begin with 1, nor an entry that quotes the id in another field."""
+    from scoring.usecases.trace import SUBMISSION_EVENTS, trace
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _many_submissions(db)
+    with Store(db) as st:
+        for sid in (1, 2, 12, 25):
+            named = [e.seq for e in st.audit_entries() if e.event in SUBMISSION_EVENTS
+                     and e.payload.get("submission_id") == sid]
+            got = [ln.seq for ln in trace(st, sid).lines if ln.event in SUBMISSION_EVENTS]
+            assert got == named and len(named) == (5 if sid % 2 else 4) + (sid == 12), (sid, got, named)
+        assert [ln.event for ln in trace(st, 1).lines] == [
+            "rubric_registered", "model_registered", "policy_activated", "machine_score", "machine_score",
+            "credential_decision", "credential_issued", "feedback_released"]
+
+
+def test_the_trace_does_not_read_the_entries_of_other_submissions(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On a log of millions of entries, parsing every score and decision to find one submission's takes
+    minutes; the trace parses only the payloads that name the submission (and the few context entries)."""
+    from scoring.usecases.trace import trace
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    _many_submissions(db)
+    parsed: list[object] = []
+    loads = json.loads
+
+    def counting(text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = loads(text, *args, **kwargs)
+        parsed.append(out)
+        return out
+
+    with Store(db) as st:
+        monkeypatch.setattr(json, "loads", counting)
+        lines = trace(st, 1).lines
+        monkeypatch.setattr(json, "loads", loads)
+    assert len(lines) == 8
+    others = [p for p in parsed if isinstance(p, dict) and p.get("submission_id") not in (None, 1)]
+    assert others == []
