@@ -184,8 +184,8 @@ class ChainScan:
             if prev_hash != prev and n == 0:
                 self.n, self.prev = n, prev
                 self._fail(seq, f"entry 1, {describe(event, payload)}, links to previous hash {prev_hash[:12]}..., "
-                           f"but a log hashed with canonical form {form.name} starts from {prev[:12]}...: the "
-                           "store's canonical_form setting was changed outside the service")
+                           f"but a log hashed with canonical form {form.name} starts from {prev[:12]}...: entry 1 "
+                           "was edited, or the store's canonical_form setting was changed, outside the service")
                 return False
             if prev_hash != prev:
                 self.n, self.prev = n, prev

@@ -227,6 +227,18 @@ def test_switching_the_recorded_form_breaks_the_chain_at_entry_1(store: Store, r
     res = store.verify_audit()
     assert not res.ok and res.canonical_form == "python-json" and res.first_bad_seq == 1
     assert "but a log hashed with canonical form python-json starts from 000000000000" in res.problem
+    assert res.problem.endswith(": entry 1 was edited, or the store's canonical_form setting was changed, outside "
+                                "the service")
+
+
+def test_an_edited_link_of_entry_1_names_the_edit_as_well_as_the_setting(store: Store, rubric) -> None:  # type: ignore[no-untyped-def]
+    """The setting is untouched here: the message cannot tell the two apart, so it names both."""
+    _fill(store)
+    _sql(store, "UPDATE audit_log SET prev_hash = '" + "1" * 64 + "' WHERE seq = 1")
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == 1 and res.canonical_form == "rfc8785"
+    assert "links to previous hash 111111111111..., but a log hashed with canonical form rfc8785" in res.problem
+    assert "entry 1 was edited, or the store's canonical_form setting was changed" in res.problem
 
 
 def test_rehashing_the_whole_log_in_the_other_form_is_caught_by_a_checkpoint(store: Store, rubric,  # type: ignore[no-untyped-def]
