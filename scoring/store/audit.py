@@ -17,10 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scoring.store.canonical import NEW_STORE_FORM, PYTHON_JSON_FORM, CanonicalForm
+from scoring.store.canonical import PYTHON_JSON_FORM, CanonicalForm
 from scoring.store.merkle import CompactRange, empty_root
-
-GENESIS = PYTHON_JSON_FORM.genesis  # entry 1's prev in a python-json store (each form has its own)
 
 
 def canonical_json(obj: Any) -> str:
@@ -31,25 +29,11 @@ def canonical_json(obj: Any) -> str:
     return PYTHON_JSON_FORM.dumps(obj)
 
 
-def hashed_text(seq: int, event: str, payload: Any, prev_hash: str, form: CanonicalForm = NEW_STORE_FORM) -> str:
-    """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash in a store of ``form``.
-
-    Why it is handed out with every proof: a third party can check it hashes to the entry and parses to
-    it without a canonicaliser at all; with one for ``form`` (any RFC 8785 library for ``rfc8785``) they
-    can also rebuild it from the entry."""
-    return form.hashed_text(seq, event, payload, prev_hash)
-
-
-def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str, form: CanonicalForm = NEW_STORE_FORM) -> str:
-    """Hash of one entry of a store of ``form``; ``payload_json`` is parsed back so that only its content,
-    not its spelling, counts."""
+def entry_hash(seq: int, event: str, payload_json: str, prev_hash: str, form: CanonicalForm) -> str:
+    """Hash of one entry of a store of ``form`` (:meth:`Store.canonical_form`; there is no default, since
+    the other form gives a different hash for the same entry); ``payload_json`` is parsed back so that only
+    its content, not its spelling, counts."""
     return form.entry_hash(seq, event, payload_json, prev_hash)
-
-
-def hash_canonical(seq: int, event: str, canonical_payload: str, prev_hash: str,
-                   form: CanonicalForm = NEW_STORE_FORM) -> str:
-    """:func:`entry_hash` for a payload already in ``form``: the body is spliced, not re-serialised."""
-    return form.spliced_hash(seq, form.dumps(event), canonical_payload, prev_hash)
 
 
 DESCRIBED_FIELDS = (("submission_id", "submission"), ("criterion", "criterion"), ("assessor", "assessor"),
@@ -126,8 +110,8 @@ class ChainScan:
     payloads the caller wants back (the suspension cross-check) without a second pass.
     """
 
-    def __init__(self, checkpoints: Sequence[Any] = (), collect: frozenset[str] = frozenset(),
-                 on_tile: Any = None, form: CanonicalForm = NEW_STORE_FORM):
+    def __init__(self, form: CanonicalForm, checkpoints: Sequence[Any] = (), collect: frozenset[str] = frozenset(),
+                 on_tile: Any = None):
         self.form = form
         self.cps = sorted(checkpoints, key=lambda c: (c.size, c.name))
         self.collect = collect
@@ -238,14 +222,3 @@ class ChainScan:
             return self.failure  # type: ignore[return-value]
         return AuditVerification(True, self.n, self.n or None, self.prev, None, "", self.tree.root().hex(),
                                  len(self.matched), None, list(self.matched), "", self.n, self.proven, self.form.name)
-
-
-def verify_chain(rows: Iterable[tuple[int, str, str, str, str]],
-                 form: CanonicalForm = NEW_STORE_FORM) -> AuditVerification:
-    """Walk ``(seq, event, payload, prev_hash, entry_hash)`` rows in seq order and report the first break.
-
-    Sequence numbers must run 1, 2, 3, ... without gaps: a missing number is a deleted entry.
-    """
-    scan = ChainScan(form=form)
-    scan.feed(rows)
-    return scan.finish()

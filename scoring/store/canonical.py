@@ -77,7 +77,11 @@ class CanonicalForm:
         return json.loads(text, parse_int=_jcs_int) if self.name == RFC8785 else json.loads(text)
 
     def hashed_text(self, seq: int, event: str, payload: Any, prev_hash: str) -> str:
-        """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash."""
+        """The exact text whose SHA-256 (over its UTF-8 bytes) is an entry's hash.
+
+        Why it is handed out with every proof: a third party can check it hashes to the entry and parses to
+        it without a canonicaliser at all; with one for this form (any RFC 8785 library for ``rfc8785``)
+        they can also rebuild it from the entry."""
         return self.dumps({"seq": seq, "event": event, "payload": payload, "prev": prev_hash})
 
     def entry_hash(self, seq: int, event: str, payload_json: str, prev_hash: str) -> str:

@@ -119,8 +119,8 @@ class AuditStore(StoreBase):
                 form = read_canonical_form(conn)
             except CanonicalFormError as exc:
                 return AuditVerification(False, 0, None, "", None, str(exc), kind="chain")
-            scan = ChainScan(checkpoints, collect=SUSPENSION_EVENTS | {RUBRIC_EVENT},
-                             on_tile=tiles.__setitem__ if keep_tiles else None, form=form)
+            scan = ChainScan(form, checkpoints, collect=SUSPENSION_EVENTS | {RUBRIC_EVENT},
+                             on_tile=tiles.__setitem__ if keep_tiles else None)
             for part in _stream(conn, sa.select(a.seq, a.event, a.payload, a.prev_hash, a.entry_hash).order_by(a.seq)):
                 if not scan.feed(part):
                     break
@@ -285,11 +285,12 @@ def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
     return min(found) if found else None
 
 
-def _json_payload(conn: sa.Connection) -> Any:
-    """The audit payload column read as JSON in SQL (PostgreSQL stores it as text, so it is cast there;
-    SQLite's JSON functions read text as it is, and a CAST would turn it into a number)."""
-    p = t.audit_log.c.payload
-    return sa.cast(p, sa.JSON) if conn.dialect.name == "postgresql" else sa.type_coerce(p, sa.JSON)
+def _read_as(conn: sa.Connection, col: Any, type_: Any) -> Any:
+    """``col`` read in SQL as ``type_``: the audit payload (stored as text) as JSON, or a JSON column
+    (evidence, metadata) as its text, so that a cell edited into invalid JSON is reported, not a crash.
+    PostgreSQL casts; SQLite keeps JSON as text already and reads text with its JSON functions as it is,
+    where a CAST would turn it into a number."""
+    return sa.cast(col, type_) if conn.dialect.name == "postgresql" else sa.type_coerce(col, type_)
 
 
 def _pins(conn: sa.Connection) -> Any:
@@ -298,7 +299,7 @@ def _pins(conn: sa.Connection) -> Any:
 
     Why in SQL: the pins come from JSON inside the payloads; grouping there reads each submission once
     below, however many criteria, raters and decisions pinned it."""
-    a, j = t.audit_log.c, _json_payload(conn)
+    a, j = t.audit_log.c, _read_as(conn, t.audit_log.c.payload, sa.JSON)
     pinned = (sa.select(j["submission_id"].as_integer().label("sid"), j["external_id"].as_string().label("ext"),
                         j["content_hash"].as_string().label("pinned"), a.seq)
               .where(a.event.in_(sorted(PIN_EVENTS)), j["content_hash"].as_string().is_not(None)).subquery())
@@ -307,17 +308,12 @@ def _pins(conn: sa.Connection) -> Any:
             .group_by(p.sid, p.ext, p.pinned).order_by(p.sid, sa.func.min(p.seq)))
 
 
-def _as_text(conn: sa.Connection, col: Any) -> Any:
-    """A JSON column read as its text: an evidence cell edited into invalid JSON must be reported, not crash
-    the read (PostgreSQL casts; SQLite keeps JSON as text already)."""
-    return sa.cast(col, sa.Text) if conn.dialect.name == "postgresql" else sa.type_coerce(col, sa.Text)
-
-
 def _submissions_by_id(conn: sa.Connection, ids: set[int]) -> dict[int, Any]:
     """The submission rows with these ids, evidence and metadata as text, read in one query."""
     s = t.submissions.c
-    q = sa.select(s.id, s.rubric_id, s.rubric_version, s.external_id, _as_text(conn, s.evidence).label("evidence"),
-                  _as_text(conn, s.meta).label("meta"), s.content_hash)
+    q = sa.select(s.id, s.rubric_id, s.rubric_version, s.external_id,
+                  _read_as(conn, s.evidence, sa.Text).label("evidence"), _read_as(conn, s.meta, sa.Text).label("meta"),
+                  s.content_hash)
     return {r.id: r for r in conn.execute(q.where(s.id.in_(sorted(ids))))}
 
 

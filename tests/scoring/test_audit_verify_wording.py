@@ -73,7 +73,7 @@ def test_a_rewrite_under_a_checkpoint_claims_no_entry_verified(tmp_path: Path) -
         prev = c.execute(sa.text("SELECT entry_hash FROM audit_log WHERE seq = 4")).scalar_one()
         for seq, event, payload in c.execute(sa.text("SELECT seq, event, payload FROM audit_log WHERE seq >= 5 "
                                                      "ORDER BY seq")).all():
-            h = entry_hash(seq, event, payload, prev)
+            h = entry_hash(seq, event, payload, prev, st.canonical_form())
             c.execute(sa.text("UPDATE audit_log SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
                       {"p": prev, "h": h, "s": seq})
             prev = h

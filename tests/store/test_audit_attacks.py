@@ -46,13 +46,14 @@ def _sql(store: Store, sql: str, **params: object) -> None:
 
 def _rehash_from(store: Store, first: int) -> None:
     """What an attacker does after editing: recompute every hash from ``first`` on, so the chain verifies."""
+    form = store.canonical_form()
     with store.engine.connect().execution_options(store_write=True) as c, c.begin():
         rows = c.execute(sa.text("SELECT seq, event, payload FROM audit_log WHERE seq >= :s ORDER BY seq"),
                          {"s": first}).all()
         prev = c.execute(sa.text("SELECT entry_hash FROM audit_log WHERE seq = :s"), {"s": first - 1}).scalar() \
-            or "0" * 64
+            or form.genesis
         for seq, event, payload in rows:
-            h = entry_hash(seq, event, payload, prev)
+            h = entry_hash(seq, event, payload, prev, form)
             c.execute(sa.text("UPDATE audit_log SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
                       {"p": prev, "h": h, "s": seq})
             prev = h

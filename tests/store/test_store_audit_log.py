@@ -32,7 +32,8 @@ def test_every_score_event_is_logged_and_the_chain_verifies(store: Store, rubric
     assert [e.seq for e in entries] == list(range(1, 7))
     for prev, cur in zip(entries, entries[1:], strict=False):  # each entry carries the previous one's hash
         assert cur.prev_hash == prev.entry_hash
-        assert cur.entry_hash == entry_hash(cur.seq, cur.event, canonical_json(cur.payload), cur.prev_hash)
+        assert cur.entry_hash == entry_hash(cur.seq, cur.event, canonical_json(cur.payload), cur.prev_hash,
+                                         store.canonical_form())
     res = store.verify_audit()
     assert res.ok and res.entries_checked == 6 and res.first_bad_seq is None
 
@@ -52,7 +53,7 @@ def test_edit_that_recomputes_its_own_hash_still_breaks_the_next_link(store: Sto
     e = [x for x in store.audit_entries() if x.event == "machine_score"][0]
     body = canonical_json(dict(e.payload, score=0))
     _raw(store, "UPDATE audit_log SET payload = :p, entry_hash = :h WHERE seq = :s",
-         p=body, h=entry_hash(e.seq, e.event, body, e.prev_hash), s=e.seq)
+         p=body, h=entry_hash(e.seq, e.event, body, e.prev_hash, store.canonical_form()), s=e.seq)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == e.seq + 1
 
