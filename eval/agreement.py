@@ -334,6 +334,21 @@ def bootstrap_ci(
 # ------------------------------------------------------------------------------- tables from the store
 
 
+def blind_reference(scores: Sequence[Any]) -> Any | None:
+    """The human score the machine is compared with, from one submission x criterion's human scores in
+    recording order: the blind first rater's, else the blind second rater's, else the latest blind audit
+    score; None when no person scored it without seeing the machine's score.
+
+    Why blind only: a rating given with the machine's level in view (a first rater on a ``human``-route
+    item, where the assessor page shows it and offers to accept it) is anchored on it, and counting it would
+    let the machine agree with itself. A second rater never sees the machine's or the first rater's score
+    (second slots are always blind), so where the first rating is missing or not blind, the second is an
+    independent reference. The agreement tables and the decision agreement both use this one rule."""
+    blind = [h for h in scores if h.blind]
+    return (next((h for h in blind if h.kind == "first"), None) or next((h for h in blind if h.kind == "second"), None)
+            or next((h for h in reversed(blind) if h.kind == "audit"), None))
+
+
 @dataclass(frozen=True)
 class ScoreFrames:
     """What the store holds, flattened for analysis.
@@ -342,8 +357,8 @@ class ScoreFrames:
     scored without seeing the machine's or another rater's score), ``h2`` (second rater), ``audit`` (latest
     blind audit score) and their times and assessors. ``machines``: one row per submission x criterion x
     model version (the latest machine score of that model) joined with the human columns, with ``human``,
-    the machine's reference (the blind first rater, else the blind audit) and ``h1_not_blind`` (a first
-    rating left out of that reference). Both carry ``meta`` (the submission metadata dict) and ``labels``
+    the machine's reference (:func:`blind_reference`) and ``h1_not_blind`` (a first rating left out of that
+    reference). Both carry ``meta`` (the submission metadata dict) and ``labels``
     (the criterion's scale)."""
 
     humans: pd.DataFrame
@@ -378,7 +393,9 @@ def load_frames(
         return scales[key]
 
     hum: dict[tuple[int, str], dict[str, Any]] = {}
+    scored: dict[tuple[int, str], list[Any]] = {}
     for h in hs:  # in recording order
+        scored.setdefault((h.submission_id, h.criterion), []).append(h)
         s = subs[h.submission_id]
         row = hum.setdefault((h.submission_id, h.criterion), {
             "submission_id": h.submission_id, "external_id": s.external_id, "rubric_id": s.rubric_id,
@@ -418,12 +435,12 @@ def load_frames(
     if len(machines):
         machines["labels"] = [scale(r, v, c) for r, v, c in
                               zip(machines.rubric_id, machines.rubric_version, machines.criterion, strict=True)]
-        # The human reference: the first rater's score when it was given blind, else the blind audit score.
-        # A first rater who saw the machine's suggestion (the assessor page shows it on `human`-route items
-        # and offers to accept it) is anchored on it: counting those scores would inflate every
-        # human-machine figure and let the gates pass on agreement the machine itself induced.
-        blind_first = machines["h1"].where(machines["h1_blind"].fillna(False).astype(bool))
-        machines["human"] = blind_first.where(blind_first.notna(), machines["audit"])
+        # The human reference (blind_reference): a first rater who saw the machine's suggestion is anchored
+        # on it; counting those scores would let the gates pass on agreement the machine itself induced.
+        ref = {k: r.score for k, v in scored.items() if (r := blind_reference(v)) is not None}
+        machines["human"] = pd.Series([ref.get(k, np.nan) for k in zip(machines.submission_id, machines.criterion,
+                                                                         strict=True)],
+                                      index=machines.index, dtype=float)
         machines["h1_not_blind"] = machines["h1"].notna() & ~machines["h1_blind"].fillna(False).astype(bool)
     else:
         machines["labels"] = pd.Series(dtype=object)

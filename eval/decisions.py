@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
+from eval.agreement import blind_reference
 from scoring.store import Store
 from scoring.usecases.intake import REVISES  # the metadata key of a resubmission
 
@@ -66,16 +67,14 @@ def decision_summary(store: Store, rubric_id: str | None = None) -> pd.DataFrame
 
 
 def blind_levels(scores: list[Any], criteria: list[str]) -> dict[str, int] | None:
-    """Each criterion's level from a person who did not see the machine's score: the blind first rater, else
-    the blind second, else the latest blind audit; None unless every criterion has one.
+    """Each criterion's level from a person who did not see the machine's score (:func:`blind_reference`,
+    the reference of the agreement tables too); None unless every criterion has one.
 
     The ``final`` decision cannot serve here: an auto-accepted criterion resolves to the machine's own level,
     so "machine vs final" partly compares the machine with itself."""
     out: dict[str, int] = {}
     for c in criteria:
-        mine = [h for h in scores if h.criterion == c and h.blind]
-        pick = (next((h for h in mine if h.kind == "first"), None) or next((h for h in mine if h.kind == "second"), None)
-                or next((h for h in reversed(mine) if h.kind == "audit"), None))
+        pick = blind_reference([h for h in scores if h.criterion == c])
         if pick is None:
             return None
         out[c] = pick.score

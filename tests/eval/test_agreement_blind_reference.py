@@ -68,3 +68,44 @@ def test_the_report_counts_and_flags_what_it_left_out(tmp_path: Path) -> None:
     assert hm[["n", "n_not_blind"]].values.tolist() == [[40, 20]]
     items = pd.read_csv(tmp_path / "r" / "items.csv")
     assert len(items) == 60 and items["h1_blind"].value_counts().to_dict() == {False: 30, True: 30}
+
+
+def test_one_rule_picks_the_reference_for_agreement_tables_and_decision_agreement() -> None:
+    """Blind first rater, else blind second rater, else the latest blind audit; never a rating given with
+    the machine's score in view."""
+    from types import SimpleNamespace
+
+    from eval.agreement import blind_reference
+    from eval.decisions import blind_levels
+
+    def h(kind: str, score: int, blind: bool = True) -> SimpleNamespace:
+        return SimpleNamespace(criterion="c", kind=kind, score=score, blind=blind)
+
+    cases = [([h("audit", 1), h("second", 2), h("first", 3)], 3),
+             ([h("first", 3, blind=False), h("second", 2), h("audit", 1)], 2),  # the seen first rating is skipped
+             ([h("second", 2), h("audit", 1)], 2),  # the first rater has not scored yet
+             ([h("first", 3, blind=False), h("audit", 1), h("audit", 0)], 0),  # the latest blind audit
+             ([h("first", 3, blind=False), h("audit", 1, blind=False)], None)]
+    for scores, want in cases:
+        pick = blind_reference(scores)
+        assert (pick.score if pick is not None else None) == want
+        assert blind_levels(scores, ["c"]) == (None if want is None else {"c": want})
+
+
+def test_a_blind_second_rating_is_the_reference_where_the_first_is_missing_or_was_not_blind(tmp_path: Path) -> None:
+    """A second rater never sees the machine's score (second slots are always blind): where the first
+    rating is missing or was given with the machine in view, the second is the machine's reference."""
+    store = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    store.register_rubric(parse_rubric(RUBRIC))
+    a, b, c = store.add_submissions("blind", 1, [(f"s{i}", {"text": "t"}, {}) for i in range(3)])
+    store.record_machine_scores([MachineScoreIn(s.id, "c", 2, None, None, "double", "r", "m-1", "p", AT)
+                                 for s in (a, b, c)])
+    store.record_human_scores([HumanScoreIn(a.id, "c", 3, "dee", "second", True, "", AT),  # first not yet scored
+                               HumanScoreIn(b.id, "c", 2, "ann", "first", False, "", AT),
+                               HumanScoreIn(b.id, "c", 4, "dee", "second", True, "", AT),
+                               HumanScoreIn(c.id, "c", 1, "bob", "first", True, "", AT),
+                               HumanScoreIn(c.id, "c", 0, "dee", "second", True, "", AT)])
+    m = load_frames(store).machines.set_index("external_id")
+    store.close()
+    assert m["human"].to_dict() == {"s0": 3.0, "s1": 4.0, "s2": 1.0}
+    assert m["h1_not_blind"].to_dict() == {"s0": False, "s1": True, "s2": False}
