@@ -29,9 +29,15 @@ PURPOSE = "revocation"
 MAX_DECODED = 16 * 1024 * 1024  # refuse a list that inflates beyond 16MB (a GZIP bomb is not a status list)
 
 
+def issuer_key(issuer_id: str) -> str:
+    """The one spelling of an issuer id: without trailing slashes, so ``https://x/`` and ``https://x`` are one
+    issuer, with one pool of indexes and one published list (its URL is built from this)."""
+    return issuer_id.strip().rstrip("/")
+
+
 def list_url(issuer_id: str, number: int) -> str:
     """Where the issuer publishes list ``number``: ``{issuer-id}/status/{number}``."""
-    return f"{issuer_id.rstrip('/')}/status/{number}"
+    return f"{issuer_key(issuer_id)}/status/{number}"
 
 
 def entry(url: str, index: int) -> dict[str, Any]:
@@ -151,8 +157,8 @@ def check(vc: dict[str, Any], lists: list[PublishedList]) -> StatusCheck:
         return StatusCheck("unknown", "its credentialStatus has no BitstringStatusListEntry for revocation")
     s = mine[0]
     url, raw = str(s.get("statusListCredential")), str(s.get("statusListIndex"))
-    if not raw.isdigit():
-        return StatusCheck("unknown", f"its statusListIndex {raw!r} is not a whole number")
+    if not (raw.isascii() and raw.isdecimal()):  # isdigit() passes '²', which int() refuses
+        return StatusCheck("unknown", f"its statusListIndex {raw!r} is not a whole number (digits 0-9)")
     index = int(raw)
     if not lists:
         return StatusCheck("unchecked", f"status not checked (no --status-list given; it is at index {index} of "
@@ -161,7 +167,7 @@ def check(vc: dict[str, Any], lists: list[PublishedList]) -> StatusCheck:
     if got is None:
         return StatusCheck("unknown", f"status unknown: its status list is {url}, which is none of the "
                                       f"--status-list files ({sorted(pl.url for pl in lists)})")
-    if got.issuer_id != vc["issuer"]["id"]:
+    if issuer_key(got.issuer_id) != issuer_key(str(vc["issuer"]["id"])):
         return StatusCheck("unknown", f"status unknown: the status list {url} was issued by {got.issuer_id}, "
                                       f"not by the credential's issuer {vc['issuer']['id']}")
     if got.purpose != PURPOSE:

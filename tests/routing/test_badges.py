@@ -187,3 +187,16 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_two_file
     assert res.exit_code == 0 and "2 credential(s) signed" in res.output, res.output  # type: ignore[attr-defined]
     assert len(list((tmp_path / "c").glob("*.jwt"))) == 2
     assert (tmp_path / "c" / "cohort_1_ana.jwt").exists()  # a safe id keeps its own name
+
+
+def test_a_status_index_that_is_not_plain_digits_is_reported_not_a_traceback() -> None:
+    """'²' and '١' pass str.isdigit() (and '١' even int()); a statusListIndex is ASCII digits 0-9, so a
+    verifier is told the credential's status is unknown instead of crashing or reading another index."""
+    from scoring import status_list
+
+    for raw in ("²", "١٢", "-1", "", "1e3"):
+        vc = {"issuer": {"id": ISSUER.id}, "credentialStatus": {
+            "type": "BitstringStatusListEntry", "statusPurpose": "revocation", "statusListIndex": raw,
+            "statusListCredential": f"{ISSUER.id}/status/1"}}
+        st = status_list.check(vc, [])
+        assert st.state == "unknown" and f"statusListIndex {raw!r} is not a whole number" in st.text, st
