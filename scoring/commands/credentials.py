@@ -35,21 +35,27 @@ def issue(
     key: Annotated[Path, typer.Option("--key", help="The issuer's private key (from keygen).")],
     issuer_id: Annotated[str, typer.Option("--issuer-id", help="URL or DID of the issuing organisation.")],
     issuer_name: Annotated[str, typer.Option("--issuer-name", help="Its name as shown on the badge.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files; a credential "
-                                      "already there for the same decision is kept, not signed again.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <external id>.jwt and .json files; a valid "
+                                      "credential already there for the same decision is kept, not signed again.")],
     submission: Annotated[list[str] | None, typer.Option(
         "--submission", help="The submission's id in your file (or its store id); repeatable.")] = None,
     rubric: Annotated[str | None, typer.Option(
         "--rubric", help="Every earned submission of this rubric (and the rubric of --submission ids).")] = None,
     valid_years: Annotated[int | None, typer.Option(help="Expiry in years (default: none).")] = None,
     reissue: Annotated[bool, typer.Option("--reissue", help="Sign again even where --out already holds the "
-                                          "credential of the same decision (it is replaced).")] = False,
+                                          "credential of the same decision; the old one is revoked (reason "
+                                          "'replaced by <new id>').")] = False,
+    despite_revocation: Annotated[str | None, typer.Option(
+        "--despite-revocation", help="Sign again where the credential of the same decision was revoked (otherwise "
+        "that revocation is final and it is skipped); the reason is logged with the issuance.")] = None,
     db: str | None = DB_OPTION,
 ) -> None:
-    """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log."""
+    """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log. A
+    newer credential revokes the submission's older valid one in the same transaction."""
+    from scoring import status_list
     from scoring.badges import CredentialError, Issuer, load_key
     from scoring.errors import ScoringError
-    from scoring.usecases import credentials
+    from scoring.usecases import credentials, revocation
 
     try:
         k = load_key(key, private=True)
@@ -68,36 +74,57 @@ def issue(
         except ScoringError as exc:
             _fail(exc)
             return
+        standing = store.latest_decisions()
         if rubric is not None:  # every earned submission of the rubric, with any named ones
-            earned = {d.submission_id for d in store.decisions(rubric_id=rubric)
-                      if store.latest_decision(d.submission_id).outcome == "earned"}  # type: ignore[union-attr]
+            earned = {sid for sid, d in standing.items() if d.rubric_id == rubric and d.outcome == "earned"}
             ids += sorted(earned - set(ids))
         if not ids:
             typer.echo(f"no submission of rubric {rubric!r} has an 'earned' decision yet: nothing to sign")
             raise typer.Exit(1)
         out.mkdir(parents=True, exist_ok=True)
-        done = kept = 0
-        issued = {} if reissue else credentials.issued_credentials(store)
+        done = kept = final = 0
+        logged: dict[int, list[Any]] = {}  # the log read once: every credential issued, per submission
+        for c in revocation.issued(store):
+            logged.setdefault(c.submission_id, []).append(c)
+        revoked = revocation.revocations(store)
+        touched = {status_list.issuer_key(issuer_id)}  # issuers whose lists change
         for sid in ids:
-            stem = credential_stem(store.submission(sid).external_id)
-            d = store.latest_decision(sid)
-            if d is not None and _held(out, stem) in issued.get((sid, d.id), set()):
-                kept += 1  # the credential of this very decision is already in the folder
+            ext = store.submission(sid).external_id
+            stem = credential_stem(ext)
+            d = standing.get(sid)
+            mine = logged.get(sid, [])
+            valid = {c.credential_id for c in mine if d is not None and c.decision_id == d.id
+                     and c.credential_id not in revoked}
+            if not reissue and _held(out, stem) in valid:
+                kept += 1  # the valid credential of this very decision is already in the folder
                 continue
+            # otherwise a new one is signed; a valid one of the submission it replaces (a revised decision,
+            # --reissue, or one logged but never written to the folder) is revoked in the same transaction
             try:
-                token, vc = credentials.issue(store, sid, k, Issuer(issuer_id, issuer_name), actor="cli",
-                                              valid_years=valid_years)
+                got = credentials.issue_replacing(store, sid, k, Issuer(issuer_id, issuer_name), actor="cli",
+                                                  valid_years=valid_years, prior=mine,
+                                                  despite_revocation=despite_revocation)
+            except credentials.RevokedBefore as exc:
+                final += 1
+                typer.echo(f"not signed {ext}: {exc}")
+                continue
             except CredentialError as exc:
                 err.print(f"[yellow]skipped[/] {sid}: {exc}")
                 continue
-            _write_whole(out / f"{stem}.jwt", token + "\n")
-            _write_whole(out / f"{stem}.json", json.dumps(vc, indent=1, ensure_ascii=False))
+            _write_whole(out / f"{stem}.jwt", got.token + "\n")
+            _write_whole(out / f"{stem}.json", json.dumps(got.credential, indent=1, ensure_ascii=False))
             done += 1
+            for old, seq in zip(got.replaced, got.replaced_seqs, strict=True):
+                typer.echo(f"revoked {old.credential_id} ({ext}, entry {seq}): replaced by {got.credential['id']}")
+                if old.issuer_id:
+                    touched.add(status_list.issuer_key(old.issuer_id))
         typer.echo(f"{done} credential(s) signed -> {out}" + (
-            f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else ""))
+            f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else "")
+            + (f"; {final} not signed again: revoked for the same decision (said above)" if final else ""))
         if done:
-            write_status_lists(store, issuer_id, k, out)
-        if done + kept < len(ids):
+            for who in sorted(touched):
+                write_status_lists(store, who, k, out)
+        if done + kept + final < len(ids):
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
         store.close()
@@ -223,6 +250,7 @@ def revoke(
     db: str | None = DB_OPTION,
 ) -> None:
     """Revoke issued credentials: log who, which and why (credential_revoked) and set their status list bits."""
+    from scoring import status_list
     from scoring.badges import CredentialError, load_key
     from scoring.errors import ScoringError
     from scoring.usecases import revocation
@@ -253,8 +281,8 @@ def revoke(
         for r in done:
             ext = store.submission(r.credential.submission_id).external_id
             if r.already:
-                typer.echo(f"already revoked {r.credential.credential_id} (submission {ext}) by {r.by} at {r.at} "
-                           f"(entry {r.seq}): {r.reason}")
+                typer.echo(f"{r.credential.credential_id} (submission {ext}) already revoked by {r.by} on "
+                           f"{r.at[:10]} (entry {r.seq}): {r.reason}; nothing new recorded")
                 continue
             where = (f"index {r.credential.status_index} of {r.list_url}" if r.visible else
                      "issued without a status entry: verifiers cannot see this revocation; tell the holder, and "
@@ -262,7 +290,8 @@ def revoke(
             typer.echo(f"revoked {r.credential.credential_id} (submission {ext}, entry {r.seq}; {where})")
         new = [r for r in done if not r.already]
         typer.echo(f"{len(new)} credential(s) revoked by {by}: {reason}")
-        issuers = sorted({r.credential.issuer_id for r in new if r.visible and r.credential.issuer_id})
+        issuers = sorted({status_list.issuer_key(r.credential.issuer_id) for r in new
+                          if r.visible and r.credential.issuer_id})
         if out is not None:
             for issuer_id in issuers:
                 write_status_lists(store, issuer_id, k, out)
@@ -292,8 +321,10 @@ def status_list_cmd(
         return
     store = open_store(db, must_exist=True)
     try:
-        known = sorted({s.issuer_id for s in store.status_slots()})
-        if known and issuer_id not in known:
+        from scoring import status_list
+
+        known = sorted({status_list.issuer_key(s.issuer_id) for s in store.status_slots()})
+        if known and status_list.issuer_key(issuer_id) not in known:
             err.print(f"[yellow]note[/]: no credential was issued with status under {issuer_id!r} (issuers: {known}); "
                       "the list is empty")
         write_status_lists(store, issuer_id, k, out)

@@ -82,3 +82,10 @@ class DecisionsStore(StoreBase):
     def latest_decision(self, submission_id: int) -> DecisionRecord | None:
         got = self.decisions(submission_id=submission_id)
         return got[-1] if got else None
+
+    def latest_decisions(self) -> dict[int, DecisionRecord]:
+        """submission id -> its standing (latest) decision, for every decided submission, in one query."""
+        c = t.decisions.c
+        last = sa.select(sa.func.max(c.id)).group_by(c.submission_id).scalar_subquery()
+        with self._read() as conn:
+            return {r.submission_id: _rec(r) for r in conn.execute(sa.select(t.decisions).where(c.id.in_(last)))}

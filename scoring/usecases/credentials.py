@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,9 @@ from scoring import status_list
 from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
 from scoring.store.clock import iso, now
-from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot
+from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot, slots_of
+from scoring.usecases import revocation
+from scoring.usecases.revocation import Issued
 
 RECIPIENT_FIELDS = ("educator_email", "educator_id", "educator")  # metadata that names the educator
 
@@ -35,17 +38,77 @@ def recipient_of(sub: Any) -> str:
     return f"{sub.rubric_id}:{sub.external_id}"
 
 
+class RevokedBefore(CredentialError):
+    """The submission's credential of this very decision was revoked: a revocation is final, so it is not
+    signed again unless someone says why (``despite_revocation``), and that is logged."""
+
+    code = "credential_revoked_before"
+
+    def __init__(self, message: str, credential_id: str, by: str, at: str, reason: str):
+        super().__init__(message)
+        self.credential_id, self.by, self.at, self.reason = credential_id, by, at, reason
+
+
+@dataclass(frozen=True)
+class Issuance:
+    token: str  # the VC-JWT
+    credential: dict[str, Any]
+    replaced: list[Issued]  # earlier valid credentials of the submission, revoked in the same transaction
+    replaced_seqs: list[int]  # their credential_revoked entries
+
+
 def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: str = "system",
           valid_years: int | None = None) -> tuple[str, dict[str, Any]]:
-    """Sign the credential of an earned submission and record the issuance; returns (VC-JWT, credential)."""
+    """Sign the credential of an earned submission and record the issuance; returns (VC-JWT, credential).
+    See :func:`issue_replacing` (what it replaces, and what it refuses)."""
+    got = issue_replacing(store, submission_id, key, issuer, actor=actor, valid_years=valid_years)
+    return got.token, got.credential
+
+
+def issue_replacing(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: str = "system",
+                    valid_years: int | None = None, prior: Sequence[Issued] | None = None,
+                    despite_revocation: str | None = None) -> Issuance:
+    """Sign the credential of an earned submission and record the issuance, in one transaction that also
+    revokes every earlier valid credential of the submission (reason "replaced by <new id>"), so a verifier
+    never accepts two; refused (:class:`RevokedBefore`) when the credential of this very decision was revoked,
+    unless ``despite_revocation`` says why it is signed again (logged with the issuance).
+
+    ``prior``: the credentials the log records for the submission (a bulk run reads the log once);
+    credentials with a status slot are read again inside the transaction, so one issued or revoked by an
+    overlapping run counts. The issuer id is stored without trailing slashes (one issuer, one list)."""
     sub = store.submission(submission_id)
     rubric = store.rubric(sub.rubric_id, sub.rubric_version)
     d = store.latest_decision(submission_id)
     if d is None or d.outcome != "earned":
         state = "no decision yet" if d is None else f"the decision is {d.outcome!r} ({d.basis})"
         raise CredentialError(f"submission {sub.external_id!r} has not earned {rubric.key}: {state}")
+    if despite_revocation is not None and not despite_revocation.strip():
+        raise CredentialError("say why a revoked credential is signed again (--despite-revocation): the record "
+                              "must show it")
+    issuer = Issuer(status_list.issuer_key(issuer.id), issuer.name, issuer.url)
+    earlier = list(prior) if prior is not None else revocation.issued(store, submission_id)
     credential_id = f"urn:uuid:{uuid.uuid4()}"
-    with store.write() as tx:  # the slot is taken, logged and recorded together, or not at all
+    with store.write() as tx:  # slot, issuance and the replaced credentials' revocations: together or not at all
+        known = {c.credential_id: c for c in earlier}
+        for sl in slots_of(tx.conn, submission_id):
+            known.setdefault(sl.credential_id, Issued(sl.credential_id, sl.submission_id, sl.decision_id,
+                                                      sl.issued_seq, sl.issuer_id, sl.list_number, sl.status_index))
+        revoked = revocation.revoked_in(tx, list(known.values()))
+        valid = [c for c in known.values() if c.credential_id not in revoked]
+        final = [c for c in known.values() if c.decision_id == d.id and c.credential_id in revoked]
+        override: dict[str, Any] = {}
+        if final and not any(c.decision_id == d.id for c in valid):
+            if despite_revocation is None:
+                c = final[-1]
+                seq, p = revoked[c.credential_id]
+                by, at, why = str(p.get("by")), str(p.get("at")), str(p.get("reason"))
+                raise RevokedBefore(
+                    f"submission {sub.external_id!r}: its credential of this decision, {c.credential_id}, was "
+                    f"revoked by {by} on {at[:10]} ({why}; entry {seq}); a revocation is final, so it is not "
+                    "signed again (--despite-revocation REASON signs it anyway and logs why)",
+                    c.credential_id, by, at, why)
+            override = {"despite_revocation": {"revoked": [c.credential_id for c in final],
+                                               "reason": despite_revocation.strip()}}
         number, index = allocate_slot(tx, issuer.id, status_list.LIST_BITS)
         url = status_list.list_url(issuer.id, number)
         vc = build_credential(rubric, d.levels, recipient_of(sub), issuer, valid_years=valid_years,
@@ -54,24 +117,11 @@ def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: 
         seq = tx.append("credential_issued", {
             "submission_id": submission_id, "credential_id": credential_id, "decision_id": d.id,
             "kid": key.thumbprint(), "actor": actor, "at": iso(now()), "issuer_id": issuer.id,
-            "status_list": number, "status_index": index, "status_list_credential": url})
+            "status_list": number, "status_index": index, "status_list_credential": url, **override})
         record_slot(tx, StatusSlot(credential_id, submission_id, d.id, issuer.id, number, index, seq, None))
-    return token, vc
-
-
-def issued_credentials(store: Store) -> dict[tuple[int, int], set[str]]:
-    """The credential ids the audit log records as issued and not revoked, per (submission, decision).
-
-    Why: re-running a bulk issue must not sign a second credential for a decision whose credential the
-    issuer already holds (the educator may have it); a revised decision is a new key and is signed anew,
-    and so is one whose credential was revoked (issued in error, say)."""
-    revoked = {str(e.payload.get("credential_id")) for e in store.audit_entries(event="credential_revoked")}
-    out: dict[tuple[int, int], set[str]] = {}
-    for e in store.audit_entries(event="credential_issued"):
-        p = e.payload
-        if p.get("decision_id") is not None and str(p.get("credential_id")) not in revoked:
-            out.setdefault((int(p["submission_id"]), int(p["decision_id"])), set()).add(str(p["credential_id"]))
-    return out
+        seqs = [revocation.log_revocation(tx, c, reason=f"replaced by {credential_id}", by=actor,
+                                          kid=key.thumbprint())[0] for c in valid]
+    return Issuance(token, vc, valid, seqs)
 
 
 # ------------------------------------------------------------------------------------------- feedback

@@ -9,6 +9,7 @@ about: a credential not yet revoked whose submission's standing decision is no l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ from scoring import status_list
 from scoring.errors import InvalidRequest, NotFound
 from scoring.store import Store
 from scoring.store.clock import iso, now
-from scoring.store.credential_status import mark_revoked
+from scoring.store.credential_status import mark_revoked, revoked_by
+from scoring.store.engine import Tx
 
 
 @dataclass(frozen=True)
@@ -73,41 +75,57 @@ def revocations(store: Store) -> dict[str, tuple[int, dict[str, Any]]]:
 def stale(store: Store) -> list[Issued]:
     """Unrevoked credentials whose submission's standing decision is no longer "earned"."""
     revoked = revocations(store)
+    standing = store.latest_decisions()  # one query, however many credentials
     out = []
     for c in issued(store):
         if c.credential_id in revoked:
             continue
-        d = store.latest_decision(c.submission_id)
+        d = standing.get(c.submission_id)
         if d is not None and d.outcome != "earned":
             out.append(c)
     return out
 
 
-def revoke(store: Store, credentials: list[Issued], *, reason: str, by: str, kid: str) -> list[Revocation]:
-    """Revoke each credential (idempotent: one already revoked is reported with its earlier entry).
+def revoked_in(tx: Tx, credentials: Sequence[Issued]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """credential id -> (seq, payload) of the entry that revoked it, read inside the write transaction."""
+    return revoked_by(tx.conn, [c.credential_id for c in credentials if c.status_index is not None],
+                      [c.credential_id for c in credentials if c.status_index is None])
 
-    One transaction: every revocation is logged and its slot marked together, so a failure records none."""
+
+def log_revocation(tx: Tx, c: Issued, *, reason: str, by: str, kid: str) -> tuple[int, str]:
+    """Log ``c``'s revocation and set its status bit, in the open write transaction; returns (seq, at)."""
+    at = iso(now())
+    url = status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
+    seq = tx.append("credential_revoked", {
+        "submission_id": c.submission_id, "credential_id": c.credential_id, "decision_id": c.decision_id,
+        "issued_seq": c.seq, "status_list": c.list_number, "status_index": c.status_index,
+        "status_list_credential": url, "reason": reason, "by": by, "kid": kid, "at": at})
+    if c.status_index is not None:
+        mark_revoked(tx, c.credential_id, seq)
+    return seq, at
+
+
+def revoke(store: Store, credentials: list[Issued], *, reason: str, by: str, kid: str) -> list[Revocation]:
+    """Revoke each credential; one already revoked (earlier, or by a run that overlapped this one) is reported
+    with its earlier entry and nothing new is logged.
+
+    One transaction: whether each is already revoked is read inside it (writers are serialised, so two
+    overlapping runs cannot both log a revocation of one credential), and every revocation is logged and its
+    slot marked together, so a failure records none."""
     if not reason.strip():
         raise InvalidRequest("say why the credential is revoked (--reason): the record must show it")
     if not by.strip():
         raise InvalidRequest("say who revokes it (--by): the record must show it")
-    earlier = revocations(store)
     out: list[Revocation] = []
     with store.write() as tx:
+        earlier = revoked_in(tx, credentials)
         for c in credentials:
             if c.credential_id in earlier:
                 seq, p = earlier[c.credential_id]
                 out.append(Revocation(c, seq, str(p.get("by")), str(p.get("reason")), str(p.get("at")), already=True))
                 continue
-            at = iso(now())
-            url = status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
-            seq = tx.append("credential_revoked", {
-                "submission_id": c.submission_id, "credential_id": c.credential_id, "decision_id": c.decision_id,
-                "issued_seq": c.seq, "status_list": c.list_number, "status_index": c.status_index,
-                "status_list_credential": url, "reason": reason.strip(), "by": by.strip(), "kid": kid, "at": at})
-            if c.status_index is not None:
-                mark_revoked(tx, c.credential_id, seq)
-            earlier[c.credential_id] = (seq, {"by": by, "reason": reason, "at": at})
+            seq, at = log_revocation(tx, c, reason=reason.strip(), by=by.strip(), kid=kid)
+            earlier[c.credential_id] = (seq, {"by": by.strip(), "reason": reason.strip(), "at": at})
             out.append(Revocation(c, seq, by.strip(), reason.strip(), at))
     return out
 
@@ -126,6 +144,7 @@ def of_submission(store: Store, submission_id: int) -> list[Issued]:
 def signed_lists(store: Store, issuer_id: str, key: Any) -> dict[int, tuple[str, int, int]]:
     """list number -> (signed list credential, credentials listed, revoked) for every list of the issuer
     (list 1 even before anything was issued, so it can be published in advance)."""
+    issuer_id = status_list.issuer_key(issuer_id)  # one issuer however its id was typed (trailing slash)
     slots = store.status_slots(issuer_id=issuer_id)
     numbers = sorted({s.list_number for s in slots} | {1})
     out = {}
