@@ -90,8 +90,12 @@ def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
              responses=S.problems(404, 409, 503),
              summary="Sign the Open Badges 3.0 credential of an earned submission",
              description="A VC-JWT (Ed25519) OpenBadgeCredential whose achievement is the rubric and whose "
-                         "results are the criterion levels; no evidence text. 409 `invalid_credential` when the "
-                         "submission has not earned it; 503 when the server has no issuer key configured "
+                         "results are the criterion levels; no evidence text. The submission's earlier valid "
+                         "credential, if any, is revoked in the same transaction (reason 'replaced by <new id>'). "
+                         "409 `invalid_credential` when the submission has not earned it, "
+                         "`credential_revoked_before` when the credential of this same decision was revoked (a "
+                         "revocation is final; `scoring credentials issue --despite-revocation` signs it again); "
+                         "503 when the server has no issuer key configured "
                          "(`SCORING_CREDENTIAL_KEY`, `SCORING_CREDENTIAL_ISSUER_ID`).")
 def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
                key: ApiKey = Depends(require("issuer", "admin"))) -> Any:

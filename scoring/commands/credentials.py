@@ -106,7 +106,7 @@ def issue(
                                                   despite_revocation=despite_revocation)
             except credentials.RevokedBefore as exc:
                 final += 1
-                typer.echo(f"not signed {ext}: {exc}")
+                typer.echo(f"not signed: {exc}")
                 continue
             except CredentialError as exc:
                 err.print(f"[yellow]skipped[/] {sid}: {exc}")

@@ -274,7 +274,7 @@ def test_a_revoked_credential_is_not_signed_again_by_the_next_issue(store_url: s
     assert code == 0, out
     code, out = _issue(store_url, issued, "--rubric", RUBRIC.id)
     assert code == 0 and "0 credential(s) signed" in out, out
-    assert "not signed ana: submission 'ana': its credential of this decision" in out, out
+    assert "not signed: submission 'ana': its credential of this decision" in out, out
     assert "was revoked by kim on 20" in out and "(issued in error; entry" in out and "--despite-revocation" in out
     assert "1 not signed again: revoked for the same decision" in out and "2 already in" in out, out
     code, out = _issue(store_url, issued, "--reissue", "--submission", "ana")
