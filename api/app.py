@@ -29,6 +29,7 @@ from api.routers import (
     queue,
     rubrics,
     selection,
+    status,
     submissions,
 )
 from scoring.settings import Settings
@@ -44,7 +45,8 @@ DESCRIPTION = """
 Pre-scores micro-credential evidence against rubrics, routes uncertain criteria to human assessors,
 and keeps agreement auditable.
 
-**Auth**: every endpoint except `/healthz` and `/readyz` needs an API key (`scoring keys create`), sent as
+**Auth**: every endpoint except `/healthz`, `/readyz` and `/status/{n}` (the
+signed revocation status lists verifiers fetch) needs an API key (`scoring keys create`), sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>` (exactly one of them: both in one request is 400
 `ambiguous_credentials`, so no proxy or client can make one silently win). Roles: `assessor` (the queue, only items it holds),
 `issuer` (submit, read its own results), `researcher` (agreement and exports, never evidence text),
@@ -73,7 +75,7 @@ def create_app(
     app = FastAPI(
         title="rubric-scoring", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None,
         openapi_tags=[{"name": n} for n in ("health", "rubrics", "submissions", "batch jobs", "queue",
-                                            "adjudication", "agreement", "models", "keys", "audit")],
+                                            "adjudication", "agreement", "models", "keys", "audit", "status lists")],
     )
     app.state.ctx = context = AppContext(settings=s, store=st, models=provider, policy=policy)
     if policy is not None:  # the thresholds this server automates with are an audit event
@@ -88,7 +90,7 @@ def create_app(
                        upload_prefixes=("/batch-jobs/upload",))
     app.add_middleware(problems.ServerTiming)  # type: ignore[arg-type]
     app.add_middleware(problems.NulInUrl)  # type: ignore[arg-type]
-    for r in (health, rubrics, submissions, batch, queue, selection, adjudication, agreement, models, keys, audit):
+    for r in (health, rubrics, submissions, batch, queue, selection, adjudication, agreement, models, keys, audit, status):
         app.include_router(r.router)
     app.include_router(assessor.router)
 

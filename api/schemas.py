@@ -208,6 +208,32 @@ class CredentialOut(BaseModel):
     credential: dict[str, Any] = Field(description="The credential body as signed.")
 
 
+class RevokeIn(RequestBody):
+    reason: str = Field(max_length=2000, description="Why (kept in the audit log, shown by `scoring audit trace`); "
+                        "not empty.")
+    credential_id: str | None = Field(default=None, max_length=500, description="Revoke only this credential "
+                                      "of the submission; default: every one not yet revoked.")
+
+
+class RevokedOut(BaseModel):
+    credential_id: str
+    entry: int = Field(description="Audit log seq of the `credential_revoked` entry (the earlier one when "
+                       "`already_revoked`).")
+    already_revoked: bool = Field(description="Revoked earlier: nothing new recorded; `entry`, `by`, `reason` "
+                                  "and `at` are the earlier revocation's.")
+    by: str
+    reason: str
+    at: str
+    status_list_credential: str | None = Field(description="The status list that shows it (null: issued without "
+                                               "a status entry, so verifiers cannot see the revocation).")
+    status_list_index: int | None
+
+
+class RevocationOut(BaseModel):
+    submission_id: int
+    revoked: list[RevokedOut]
+
+
 class DecisionOut(BaseModel):
     outcome: Literal["earned", "not_yet", "needs_human"]
     basis: Literal["machine", "final"] = Field(description="machine: from the model's scores and probabilities; "

@@ -31,6 +31,12 @@ class DuplicateSubmission(Conflict):
     code = "duplicate_submission"
 
 
+class NoCredential(Conflict):
+    """The submission has no issued credential (nothing to revoke)."""
+
+    code = "no_credential"
+
+
 class ExternalIdTaken(Conflict):
     """Another issuer already sent a submission with this external id for this rubric.
 

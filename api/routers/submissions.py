@@ -99,19 +99,64 @@ def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
                          "(`SCORING_CREDENTIAL_KEY`, `SCORING_CREDENTIAL_ISSUER_ID`).")
 def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
                key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    from scoring.badges import Issuer, load_key
-    from scoring.errors import CredentialsUnconfigured
+    from scoring.badges import Issuer
     from scoring.usecases import credentials
 
     _own_submission(c, key, submission_id)
     s = c.settings
-    if s.credential_key is None or not s.credential_issuer_id:
-        raise CredentialsUnconfigured("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
-                               "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
-    token, vc = credentials.issue(c.store, submission_id, load_key(s.credential_key, private=True),
-                                  Issuer(s.credential_issuer_id, s.credential_issuer_name or s.credential_issuer_id),
+    signing, issuer_id = _signing_key(c)
+    token, vc = credentials.issue(c.store, submission_id, signing,
+                                  Issuer(issuer_id, s.credential_issuer_name or issuer_id),
                                   actor=key.name)
     return S.CredentialOut(jwt=token, credential=vc)
+
+
+@router.post("/{submission_id}/credential/revoke", response_model=S.RevocationOut, responses=S.problems(404, 409, 422, 503),
+             summary="Revoke the submission's issued credential(s); verifiers see it in the served status list",
+             description="Logs who (the API key's owner), which and why (`credential_revoked`) and sets each "
+                         "credential's bit in the issuer's status list, which `GET /status/{list_number}` serves "
+                         "signed at once. Body `{reason, credential_id?}`: without `credential_id`, every credential "
+                         "of the submission not yet revoked. A credential revoked earlier is answered with its "
+                         "earlier entry (`already_revoked`) and nothing new is recorded. 404 for an unknown "
+                         "submission (and, for an issuer, another issuer's) or a `credential_id` not of this "
+                         "submission; 409 `no_credential` when none was issued; 422 an empty reason; 503 without "
+                         "an issuer key configured.")
+def revoke(body: S.RevokeIn, submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+           key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    from scoring.errors import InvalidRequest, NoCredential
+    from scoring.usecases import revocation
+
+    _own_submission(c, key, submission_id)
+    if not body.reason.strip():
+        raise InvalidRequest("say why the credential is revoked (reason): the record must show it")
+    signing, _ = _signing_key(c)
+    got = revocation.issued(c.store, submission_id)
+    if not got:
+        raise NoCredential(f"submission {submission_id} has no issued credential: nothing to revoke")
+    if body.credential_id is not None:
+        todo = [x for x in got if x.credential_id == body.credential_id]
+        if not todo:
+            raise NotFound(f"credential {body.credential_id!r} is not a credential of submission {submission_id}")
+    else:
+        done = revocation.revocations(c.store)
+        todo = [x for x in got if x.credential_id not in done] or got  # all revoked: say when and by whom
+    out = revocation.revoke(c.store, todo, reason=body.reason, by=key.name, kid=signing.thumbprint())
+    return S.RevocationOut(submission_id=submission_id, revoked=[S.RevokedOut(
+        credential_id=r.credential.credential_id, entry=r.seq, already_revoked=r.already, by=r.by, reason=r.reason,
+        at=r.at, status_list_credential=r.list_url if r.visible else None,
+        status_list_index=r.credential.status_index) for r in out])
+
+
+def _signing_key(c: AppContext) -> tuple[Any, str]:
+    """The server's issuer key and issuer id; 503 ``credentials_unconfigured`` when it has none."""
+    from scoring.badges import load_key
+    from scoring.errors import CredentialsUnconfigured
+
+    s = c.settings
+    if s.credential_key is None or not s.credential_issuer_id:
+        raise CredentialsUnconfigured("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
+                                      "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
+    return load_key(s.credential_key, private=True), s.credential_issuer_id
 
 
 @router.get("/{submission_id}/feedback", responses={**S.problems(404, 409),

@@ -141,6 +141,17 @@ def of_submission(store: Store, submission_id: int) -> list[Issued]:
     return got
 
 
+def signed_list(store: Store, issuer_id: str, key: Any, number: int) -> str | None:
+    """The signed list credential of the issuer's list ``number`` as it stands now; None when the issuer has no
+    such list (list 1 always exists, so it can be published before anything is issued)."""
+    issuer_id = status_list.issuer_key(issuer_id)
+    slots = [s for s in store.status_slots(issuer_id=issuer_id) if s.list_number == number]
+    if not slots and number != 1:
+        return None
+    revoked = {s.status_index for s in slots if s.revoked}
+    return status_list.sign_list(status_list.list_url(issuer_id, number), issuer_id, revoked, key)
+
+
 def signed_lists(store: Store, issuer_id: str, key: Any) -> dict[int, tuple[str, int, int]]:
     """list number -> (signed list credential, credentials listed, revoked) for every list of the issuer
     (list 1 even before anything was issued, so it can be published in advance)."""
