@@ -354,7 +354,8 @@ class ScoreFrames:
     """What the store holds, flattened for analysis.
 
     ``humans``: one row per submission x criterion with ``h1`` (first rater; ``h1_blind`` says whether they
-    scored without seeing the machine's or another rater's score), ``h2`` (second rater), ``audit`` (latest
+    scored without seeing the machine's or another rater's score), ``h2`` (second rater; ``h2_blind`` likewise),
+    ``audit`` (latest
     blind audit score) and their times and assessors. ``machines``: one row per submission x criterion x
     model version (the latest machine score of that model) joined with the human columns, with ``human``,
     the machine's reference (:func:`blind_reference`) and ``h1_not_blind`` (a first rating left out of that
@@ -401,16 +402,16 @@ def load_frames(
             "submission_id": h.submission_id, "external_id": s.external_id, "rubric_id": s.rubric_id,
             "rubric_version": s.rubric_version, "criterion": h.criterion, "meta": s.metadata,
             "h1": None, "h1_assessor": None, "h1_at": None, "h1_blind": None, "h2": None, "h2_assessor": None, "h2_at": None,
-            "audit": None, "audit_assessor": None, "audit_at": None,
+            "h2_blind": None, "audit": None, "audit_assessor": None, "audit_at": None,
         })
         if h.kind == "first" and row["h1"] is None:
             row.update(h1=h.score, h1_assessor=h.assessor, h1_at=h.created_at, h1_blind=bool(h.blind))
         elif h.kind == "second" and row["h2"] is None:
-            row.update(h2=h.score, h2_assessor=h.assessor, h2_at=h.created_at)
+            row.update(h2=h.score, h2_assessor=h.assessor, h2_at=h.created_at, h2_blind=bool(h.blind))
         elif h.kind == "audit" and h.blind:
             row.update(audit=h.score, audit_assessor=h.assessor, audit_at=h.created_at)
     hcols = ["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h1_assessor",
-             "h1_at", "h1_blind", "h2", "h2_assessor", "h2_at", "audit", "audit_assessor", "audit_at"]
+             "h1_at", "h1_blind", "h2", "h2_assessor", "h2_at", "h2_blind", "audit", "audit_assessor", "audit_at"]
     humans = pd.DataFrame(list(hum.values()), columns=hcols)
     if len(humans):
         humans["labels"] = [scale(r, v, c) for r, v, c in
@@ -488,21 +489,48 @@ def _with_ci(row: dict[str, Any], ci: dict[str, tuple[float, float]]) -> dict[st
     return row
 
 
+def human_human_pairs(humans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The double-scored rows of ``humans`` split into (pairs where both raters scored blind, pairs where at
+    least one did not).
+
+    Why: human-human agreement is the bar the machine is held to (the gates' degradation check, the drift
+    monitor, the report's human-human figures). A rater who saw the other's score (historical data imported
+    with ``--not-blind``) or the machine's (a ``human``-route first rating) agrees more than an independent one
+    would, so such a pair would inflate that bar; it is left out and counted instead."""
+    if humans.empty:
+        return humans, humans
+    h = humans[humans["h1"].notna() & humans["h2"].notna()]
+    both = h["h1_blind"].fillna(False).astype(bool) & h["h2_blind"].fillna(False).astype(bool)
+    return h[both].copy(), h[~both].copy()
+
+
 def human_human_table(frames: ScoreFrames, *, window: str | None = None, n_boot: int = 0,
                       seed: int = 13) -> pd.DataFrame:
-    """First vs second rater, per rubric, rubric version, criterion (and time window of the second score)."""
-    h = frames.humans
-    h = h[h["h1"].notna() & h["h2"].notna()].copy()
-    if h.empty:
+    """First vs second rater, per rubric, rubric version, criterion (and time window of the second score), on
+    the pairs where both scored blind (:func:`human_human_pairs`); ``n_not_blind`` counts the pairs left out.
+    A group holding only such pairs keeps a row with ``n`` 0 and no metrics, so that the exclusion is shown
+    rather than the criterion silently missing."""
+    keys = ["rubric_id", "rubric_version", "criterion", "window"]
+    blind, seen = human_human_pairs(frames.humans)
+    if blind.empty and seen.empty:
         return pd.DataFrame()
-    h["window"] = _window(h["h2_at"], window)
+    for part in (blind, seen):
+        part["window"] = _window(part["h2_at"], window)
+    left_out = seen.groupby(keys).size().to_dict() if len(seen) else {}
+    groups = dict(list(blind.groupby(keys, sort=True))) if len(blind) else {}
     rows = []
-    for (rid, ver, crit, win), g in h.groupby(["rubric_id", "rubric_version", "criterion", "window"], sort=True):
-        labels = g["labels"].iloc[0]
-        a, b = g["h1"].astype(int).to_numpy(), g["h2"].astype(int).to_numpy()
-        row = {"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "window": win,
-               **agreement_metrics(a, b, labels)}
-        rows.append(_with_ci(row, bootstrap_ci(a, b, labels, n_boot=n_boot, seed=seed)))
+    for key in sorted(set(groups) | set(left_out)):
+        rid, ver, crit, win = key
+        row: dict[str, Any] = {"rubric_id": rid, "rubric_version": int(ver), "criterion": crit, "window": win}
+        g = groups.get(key)
+        if g is None:
+            row["n"] = 0
+        else:
+            labels = g["labels"].iloc[0]
+            a, b = g["h1"].astype(int).to_numpy(), g["h2"].astype(int).to_numpy()
+            row = _with_ci(row | agreement_metrics(a, b, labels), bootstrap_ci(a, b, labels, n_boot=n_boot, seed=seed))
+        row["n_not_blind"] = int(left_out.get(key, 0))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -531,9 +559,10 @@ def human_machine_table(frames: ScoreFrames, *, window: str | None = None, n_boo
             row.update(smd_unpooled=smd_unpooled(hum, mac), rmse=rmse(hum, mac), r2=r2(hum, mac))
         row["n_not_blind"] = int(left_out.get(key, 0))
         # PRMSE's rater scores: the same blind first ratings as the reference (an anchored one would pull the
-        # estimated true score towards the machine)
+        # estimated true score towards the machine), and blind second ratings only (one that saw the first
+        # rater's score would shrink the rater error variance estimated from the pairs)
         h1 = g["h1"].where(~g["h1_not_blind"].astype(bool)).to_numpy(float)
-        h2 = g["h2"].to_numpy(float)
+        h2 = g["h2"].where(g["h2_blind"].fillna(False).astype(bool)).to_numpy(float)
         row.update(prmse_items(h1, h2, mac))
         row["ece"] = None
         probs = g["probabilities"]
@@ -667,12 +696,9 @@ def subgroup_table(frames: ScoreFrames, field: str, *, n_boot: int = 0, seed: in
 
 
 def subgroup_human_table(frames: ScoreFrames, field: str, *, n_boot: int = 0, seed: int = 13) -> pd.DataFrame:
-    """First vs second rater per value of metadata ``field`` (RSMTool's human-human agreement by subgroup):
-    n, QWK (with interval), exact agreement and the pooled SMD, per rubric x criterion."""
-    h = frames.humans
-    if h.empty:
-        return pd.DataFrame()
-    h = h[h["h1"].notna() & h["h2"].notna()].copy()
+    """First vs second rater per value of metadata ``field`` (RSMTool's human-human agreement by subgroup), on
+    the pairs where both scored blind: n, QWK (with interval), exact agreement and the pooled SMD, per rubric x criterion."""
+    h = human_human_pairs(frames.humans)[0]  # both raters blind, as in the human-human table
     if h.empty:
         return pd.DataFrame()
     h["group"] = [_group_of(d, field) for d in h["meta"]]

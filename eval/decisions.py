@@ -113,8 +113,9 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
                                                          "machine vs blind human": ([], [])}
         for sid in sids:
             hs = humans.get(sid, [])
-            first = {h.criterion: h.score for h in hs if h.kind == "first"}
-            second = {h.criterion: h.score for h in hs if h.kind == "second"}
+            # both raters blind, as in the human-human agreement table: one who saw the other's score agrees more
+            first = {h.criterion: h.score for h in hs if h.kind == "first" and h.blind}
+            second = {h.criterion: h.score for h in hs if h.kind == "second" and h.blind}
             if all(c in first and c in second for c in crit):
                 for lv, lst in ((first, pairs["human-human"][0]), (second, pairs["human-human"][1])):
                     lst.append("earned" if rubric.award.earned(rubric, lv) else "not_yet")

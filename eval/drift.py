@@ -79,18 +79,24 @@ def audit_sample(store: Store, rubric_id: str, criterion: str, window: int,
                        dict(sorted(models.items())))
 
 
-def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[int], min_n: int) -> float | None:
-    first: dict[int, int] = {}
-    second: dict[int, int] = {}
+def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[int],
+                     min_n: int) -> tuple[float | None, int]:
+    """The human-human reference QWK (None under ``min_n`` pairs) on the pairs where both raters scored blind,
+    and how many pairs were left out because one did not (eval.agreement.human_human_pairs' rule)."""
+    first: dict[int, Any] = {}
+    second: dict[int, Any] = {}
     for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
         if h.kind == "first":
-            first.setdefault(h.submission_id, h.score)
+            first.setdefault(h.submission_id, h)
         elif h.kind == "second":
-            second.setdefault(h.submission_id, h.score)
-    both = [k for k in first if k in second]
+            second.setdefault(h.submission_id, h)
+    pairs = [k for k in first if k in second]
+    both = [k for k in pairs if first[k].blind and second[k].blind]
+    left_out = len(pairs) - len(both)
     if len(both) < min_n:
-        return None
-    return agreement_metrics([first[k] for k in both], [second[k] for k in both], labels).get("qwk")
+        return None, left_out
+    return agreement_metrics([first[k].score for k in both], [second[k].score for k in both],
+                             labels).get("qwk"), left_out
 
 
 def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window: int,
@@ -169,8 +175,9 @@ def check_drift(
             continue
         sample = audit_sample(store, rubric_id, crit.id, window, mv)
         metrics = agreement_metrics(sample.human, sample.machine, crit.scores)
-        hh = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
-        gate = evaluate_gates(metrics, policy, human_human_qwk=hh, min_n=policy.drift_min_n)
+        hh, hh_not_blind = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
+        gate = evaluate_gates(metrics, policy, human_human_qwk=hh, hh_n_not_blind=hh_not_blind,
+                              min_n=policy.drift_min_n)
         promise = promise_check(store, rubric_id, crit.id, crit.scores, window, mv, min_n=policy.drift_min_n,
                                 routing_policy=routing_policy)
         already = store.is_suspended(rubric_id, crit.id)
@@ -188,7 +195,8 @@ def check_drift(
             )
             now = True
         out.append(DriftResult(rubric_id, crit.id, mv, window, metrics, gate, now, already, hh,
-                               extra={"policy_check": promise.as_dict(), "models": sample.models}))
+                               extra={"policy_check": promise.as_dict(), "models": sample.models,
+                                      "hh_n_not_blind": hh_not_blind}))
     return out
 
 

@@ -84,7 +84,8 @@ class GateResult:
 
     def summary(self) -> str:
         if self.status == "insufficient":
-            return f"insufficient: n={self.n}"
+            why = [c.detail for c in self.checks if c.passed is None and c.detail]
+            return "insufficient: " + ("; ".join(why) if why else f"n={self.n}")
         if not self.failures:
             return f"pass (n={self.n})"
         return "fail: " + "; ".join(c.detail for c in self.failures)
@@ -106,12 +107,16 @@ def evaluate_gates(
     policy: GatePolicy,
     *,
     human_human_qwk: float | None = None,
+    hh_n_not_blind: int = 0,
     subgroups: dict[str, tuple[float, int]] | None = None,
     min_n: int | None = None,
 ) -> GateResult:
     """Apply the policy to human-machine ``metrics`` (from ``agreement_metrics``).
 
-    ``human_human_qwk`` enables the degradation check; ``subgroups`` maps group -> (DSM, n) and enables the
+    ``human_human_qwk`` enables the degradation check. ``hh_n_not_blind``: double-scored pairs left out of
+    that reference because a rater was not blind; when they leave no reference, the degradation check cannot
+    be made although double-scored data exist, so the verdict is ``insufficient`` unless another check fails
+    (a pass would rest on a bar that was never measured). ``subgroups`` maps group -> (DSM, n) and enables the
     fairness check for groups with at least ``min_subgroup_n`` items.
     """
     n = int(metrics.get("n", 0))
@@ -129,6 +134,9 @@ def evaluate_gates(
                                 deg <= policy.max_qwk_degradation,
                                 f"QWK {q:.3f} is {deg:.3f} below human-human {hhq:.3f} "
                                 f"(max {policy.max_qwk_degradation})"))
+    elif hhq is None and hh_n_not_blind > 0:
+        checks.append(GateCheck("qwk_degradation", None, policy.max_qwk_degradation, None,
+                                f"no human-human reference ({hh_n_not_blind} pairs were not blind)"))
     s = _num(metrics.get("smd"))
     checks.append(GateCheck("smd", s, policy.max_abs_smd, None if s is None else abs(s) <= policy.max_abs_smd,
                             f"|SMD| {abs(s) if s is not None else s:.3f} > {policy.max_abs_smd}" if s is not None
@@ -139,5 +147,6 @@ def evaluate_gates(
         checks.append(GateCheck(f"dsm[{grp}]", dv, policy.max_abs_dsm, ok,
                                 f"subgroup {grp}: |DSM| {abs(dv) if dv is not None else float('nan'):.3f} > "
                                 f"{policy.max_abs_dsm} (n={gn})"))
-    status = "fail" if any(c.passed is False for c in checks) else "pass"
+    no_reference = hhq is None and hh_n_not_blind > 0
+    status = "fail" if any(c.passed is False for c in checks) else "insufficient" if no_reference else "pass"
     return GateResult(status, n, policy.key, tuple(checks))

@@ -29,6 +29,7 @@ from eval.agreement import (
     automation_table,
     expected_calibration_error,
     fairness_tables,
+    human_human_pairs,
     human_human_table,
     human_machine_table,
     load_frames,
@@ -61,8 +62,12 @@ _METRIC_COLS = {
 DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "human_human": {
         "meaning": "Agreement of the first and second human rater, per rubric, rubric version, criterion and time window "
-        "(window of the second score).",
-        "columns": {"rubric_id, rubric_version, criterion, window": "grouping keys", **_METRIC_COLS},
+        "(window of the second score), on the pairs where both raters scored blind (without seeing the other's or "
+        "the machine's score): a rater who saw it agrees more, which would raise the bar the machine is held to. "
+        "A group holding only pairs that were not blind has a row with n 0 and no metrics.",
+        "columns": {"rubric_id, rubric_version, criterion, window": "grouping keys", **_METRIC_COLS,
+                    "n_not_blind": "double-scored pairs left out because the first or second rater was not blind "
+                    "(e.g. historical scores imported with --not-blind, or a first rater who saw the machine's score)"},
     },
     "human_machine": {
         "meaning": "Agreement of the machine with the human reference (the first rater when they scored blind, "
@@ -81,7 +86,9 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "and audit), from the automation table",
                     "hh_qwk": "human-human QWK of the same rubric version and criterion, the gate's reference; empty "
                     "when measured on fewer than the policy's min_n double-scored items (no degradation check then)",
-                    "hh_n": "double-scored items behind that human-human QWK",
+                    "hh_n": "double-scored items (both raters blind) behind that human-human QWK",
+                    "hh_n_not_blind": "double-scored pairs left out of that reference because a rater was not blind; "
+                    "when they leave no reference the gate is insufficient unless another check fails",
                     "n_not_blind": "machine-scored items left out because their only human score came from a first "
                     "rater who saw the machine's (or another rater's) score: anchored on it, not a reference",
                     "gate / gate_detail": "gate policy verdict (pass / fail / insufficient) and failing checks"},
@@ -111,7 +118,7 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     },
     "decision_agreement": {
         "meaning": "Agreement on the credential decision itself: first vs second rater (each rater's levels through the "
-        "award rule, where both scored every criterion); the machine's decision vs the final one (how often review "
+        "award rule, where both scored every criterion blind); the machine's decision vs the final one (how often review "
         "changed it: auto-accepted criteria resolve to the machine's own levels, so this is no validity figure); "
         "and the machine's decision vs the award rule on blind human levels (blind first rater, else blind second, "
         "else blind audit), where every criterion has one.",
@@ -203,6 +210,8 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "h1, h2, audit": "first, second and latest blind audit human score (empty when absent)",
                     "h1_blind": "whether the first rater scored without seeing the machine's or another rater's "
                     "score (only a blind h1 is the machine's reference)",
+                    "h2_blind": "whether the second rater scored without seeing another rater's or the machine's "
+                    "score (a human-human pair counts only when h1 and h2 are both blind)",
                     "h1_assessor, h2_assessor, audit_assessor": "assessor pseudonyms (keyed hash)",
                     "h1_at, h2_at, audit_at": "UTC times of those scores",
                     "machine_<model>": "latest machine score of each model version",
@@ -273,11 +282,11 @@ def _confusion(ref: np.ndarray, oth: np.ndarray, labels: list[int]) -> np.ndarra
 
 
 _CI = ("_lo", "_hi")
-HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", *[m + x for m in ("qwk",) for x in ("", *_CI)],
+HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", "n_not_blind", *[m + x for m in ("qwk",) for x in ("", *_CI)],
               *[m + x for m in ("smd",) for x in ("", *_CI)], *[m + x for m in ("exact", "adjacent") for x in ("", *_CI)],
               "kappa", "pearson_r", "alpha_ordinal", "mean_ref", "mean_other", "sd_ref", "sd_other"]
 HM_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
-              "gate", "hh_qwk", "hh_n", "n_not_blind", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
+              "gate", "hh_qwk", "hh_n", "hh_n_not_blind", "n_not_blind", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
               "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
               "r2_lo", "r2_hi", "rmse", "rmse_lo", "rmse_hi", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction",
               "mean_ref", "mean_other", "sd_ref", "sd_other", "gate_detail"]
@@ -321,7 +330,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 # what the human-machine table shows first: the figures a decision rests on, then RSMTool's accuracy block
 HM_PARTS = [
-    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "hh_n", "n_not_blind", "smd", "prmse", "prmse_n", "auto_fraction"]),
+    ("headline and gate", ["n", "qwk", "gate", "hh_qwk", "hh_n", "hh_n_not_blind", "n_not_blind", "smd", "prmse", "prmse_n", "auto_fraction"]),
     ("accuracy (RSMTool's evaluation table)", ["exact", "adjacent", "kappa", "pearson_r", "r2", "rmse",
                                                "smd_unpooled"]),
     ("descriptives and calibration", ["mean_ref", "sd_ref", "mean_other", "sd_other", "alpha_ordinal", "ece",
@@ -329,7 +338,7 @@ HM_PARTS = [
     ("gate detail", ["gate_detail"]),
 ]
 HH_PARTS = [
-    ("agreement", ["n", "qwk", "kappa", "exact", "adjacent", "smd"]),
+    ("agreement", ["n", "n_not_blind", "qwk", "kappa", "exact", "adjacent", "smd"]),
     ("descriptives", ["mean_ref", "sd_ref", "mean_other", "sd_other", "pearson_r", "alpha_ordinal"]),
 ]
 SG_PARTS = [
@@ -435,7 +444,9 @@ def build_report(
     auto_all = automation_table(frames)
     if not hm.empty:
         hh_n = {(r.rubric_id, r.rubric_version, r.criterion): int(r.n) for r in hh.itertuples()}
+        hh_seen = {(r.rubric_id, r.rubric_version, r.criterion): int(r.n_not_blind) for r in hh.itertuples()}
         hm["hh_n"] = [hh_n.get((r.rubric_id, r.rubric_version, r.criterion), 0) for r in hm.itertuples()]
+        hm["hh_n_not_blind"] = [hh_seen.get((r.rubric_id, r.rubric_version, r.criterion), 0) for r in hm.itertuples()]
         hm["hh_qwk"] = [_gate_reference(hh, r.rubric_id, r.rubric_version, r.criterion, policy.min_n)
                         for r in hm.itertuples()]
         by_key: dict[tuple[Any, ...], dict[str, tuple[float, int]]] = {}
@@ -443,7 +454,7 @@ def build_report(
             if r.dsm is not None and not (isinstance(r.dsm, float) and math.isnan(r.dsm)):
                 by_key.setdefault((r.rubric_id, r.rubric_version, r.criterion, r.model_version), {})[
                     f"{r.field}={r.group}"] = (r.dsm, r.n)
-        verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk,
+        verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk, hh_n_not_blind=r.hh_n_not_blind,
                                    subgroups=by_key.get((r.rubric_id, r.rubric_version, r.criterion,
                                                          r.model_version)))
                     for r in hm.itertuples()]
@@ -647,6 +658,8 @@ def _over_time(frames: ScoreFrames, window: str) -> pd.DataFrame:
     rows = []
     hh = human_human_table(frames, window=window)
     for r in hh.itertuples() if not hh.empty else []:
+        if not r.n:  # only pairs that were not blind: no figure for this window
+            continue
         rows.append({"pair": "human-human", "rubric_id": r.rubric_id, "rubric_version": int(r.rubric_version),
                      "criterion": r.criterion, "window": r.window, "n": r.n, "qwk": getattr(r, "qwk", float("nan")),
                      "exact": r.exact})
@@ -682,8 +695,7 @@ def _confusions(frames: ScoreFrames, max_plots: int) -> tuple[pd.DataFrame, list
     rows: list[dict[str, Any]] = []
     blocks: list[Markup] = []
     figs: list[tuple[str, bytes, str]] = []
-    h = frames.humans
-    h = h[h["h1"].notna() & h["h2"].notna()] if len(h) else h
+    h = human_human_pairs(frames.humans)[0]  # both raters blind, as in the human-human table
     groups = []
     for (rid, ver, crit), g in (h.groupby(["rubric_id", "rubric_version", "criterion"]) if len(h) else []):
         groups.append(("human-human", rid, ver, crit, g["h1"], g["h2"], g["labels"].iloc[0], "first rater",
@@ -784,10 +796,10 @@ def _probability_tables(frames: ScoreFrames, automation: pd.DataFrame, n_boot: i
 
 def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.DataFrame:
     h = frames.humans
-    cols = ["submission", "rubric_id", "rubric_version", "criterion", "h1", "h1_blind", "h2", "audit", "h1_assessor",
+    cols = ["submission", "rubric_id", "rubric_version", "criterion", "h1", "h1_blind", "h2", "h2_blind", "audit", "h1_assessor",
             "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]
     base = h[["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta", "h1", "h1_blind",
-              "h2", "audit", "h1_assessor", "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]].copy() \
+              "h2", "h2_blind", "audit", "h1_assessor", "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]].copy() \
         if len(h) else \
         pd.DataFrame(columns=["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "meta"])
     m = frames.machines
@@ -798,7 +810,7 @@ def _items(frames: ScoreFrames, fields: list[str], pseudo: Pseudonymizer) -> pd.
         piv = piv.reset_index()
         # a machine-scored item's human scores come with it even when --since/--until left its human row out
         # (its human scores were recorded outside the window): they are the reference its figures used
-        filled = ["external_id", "rubric_id", "rubric_version", "meta", "h1", "h1_blind", "h2", "audit", "h1_assessor",
+        filled = ["external_id", "rubric_id", "rubric_version", "meta", "h1", "h1_blind", "h2", "h2_blind", "audit", "h1_assessor",
                   "h2_assessor", "audit_assessor", "h1_at", "h2_at", "audit_at"]
         mextra = m[["submission_id", "criterion", *filled]].drop_duplicates(["submission_id", "criterion"])
         base = base.merge(piv, on=["submission_id", "criterion"], how="outer")

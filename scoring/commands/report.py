@@ -73,8 +73,7 @@ def register(app: typer.Typer) -> None:
             store.close()
         hh = res.tables["human_human"]
         for r in hh.itertuples() if not hh.empty else []:
-            typer.echo(f"human-human {r.rubric_id}@{r.rubric_version}/{r.criterion}: n={r.n} QWK={_f3(r.qwk)} "
-                       f"exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%")
+            typer.echo(_hh_line(r))
         hm = res.tables["human_machine"]
         for r in hm.itertuples() if not hm.empty else []:
             prmse = "" if r.prmse is None or r.prmse != r.prmse else f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
@@ -129,6 +128,17 @@ def uncompared(tables: dict[str, Any]) -> list[str]:
                    f"{int(g['h2'].notna().sum())} second-rater, {int(g['audit'].notna().sum())} audit and {n_m} "
                    "machine-scored item(s)); agreement needs a second rater or a machine score on the same items")
     return out
+
+
+def _hh_line(r: Any) -> str:
+    """One human-human row for the terminal, saying how many pairs were left out because a rater was not
+    blind; a criterion whose pairs were all left out reports no reference rather than a figure."""
+    key = f"human-human {r.rubric_id}@{r.rubric_version}/{r.criterion}"
+    seen = int(r.n_not_blind) if r.n_not_blind == r.n_not_blind and r.n_not_blind else 0
+    if not r.n:
+        return f"{key}: no human-human reference ({seen} pairs were not blind)"
+    left = f" ({seen} pair(s) left out: a rater was not blind)" if seen else ""
+    return (f"{key}: n={r.n} QWK={_f3(r.qwk)} exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%{left}")
 
 
 def _f3(x: float | None, fmt: str = ".3f") -> str:
