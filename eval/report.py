@@ -71,7 +71,7 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     },
     "human_machine": {
         "meaning": "Agreement of the machine with the human reference (the first rater when they scored blind, "
-        "else the blind audit score; a first rater who saw the machine's suggestion is left out), per rubric, "
+        "else the second rater when they did, else the latest blind audit score; a first rater who saw the machine's suggestion is left out), per rubric, "
         "version, criterion, model version and window; with the ETS gate verdict.",
         "columns": {"rubric_id, rubric_version, criterion, model_version, window": "grouping keys", **_METRIC_COLS,
                     "smd_unpooled": "(mean(machine) - mean(human)) / sd(human): RSMTool's human-system SMD",
