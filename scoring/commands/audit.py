@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -14,6 +15,7 @@ audit_app = typer.Typer(help="The append-only audit log: verify, checkpoint, pro
 
 CHECKPOINTS = typer.Option(None, "--checkpoints", help="Folder of signed checkpoints to verify the log against "
                            "(default for `checkpoint`/`prove`: SCORING_AUDIT_CHECKPOINT_DIR or .scoring/checkpoints).")
+T = TypeVar("T")
 PUBLIC_KEY = typer.Option(None, "--public-key", help="Audit public key PEM (default: SCORING_AUDIT_PUBLIC_KEY, "
                           "else derived from SCORING_AUDIT_KEY).")
 
@@ -37,17 +39,10 @@ def verify(db: str | None = DB_OPTION, checkpoints: Path | None = CHECKPOINTS, p
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Recompute the hash chain (and, with --checkpoints, the Merkle root at every signed checkpoint);
     exit 1 naming the first bad entry and the first checkpoint the log no longer extends."""
-    from scoring.errors import ScoringError
     from scoring.usecases import audit_trust
 
-    store = open_store(db, must_exist=True)
-    try:
-        res = audit_trust.verify(store, checkpoints, _public_key(public_key) if checkpoints else None)
-    except ScoringError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    res = _on_store(db, lambda store: audit_trust.verify(store, checkpoints,
+                                                          _public_key(public_key) if checkpoints else None))
     if as_json:
         typer.echo(json.dumps(res.__dict__))
     elif res.ok:
@@ -200,17 +195,9 @@ def trace(submission: str = typer.Argument(..., help="The submission's id in you
     them with `scoring audit prove SEQ`), with the evidence hash each score and decision pinned. Warns when
     an issued credential no longer rests on the record, or the evidence no longer has the pinned hash."""
     from scoring.commands.credentials import resolve_submission
-    from scoring.errors import ScoringError
     from scoring.usecases.trace import trace as trace_submission
 
-    store = open_store(db, must_exist=True)
-    try:
-        res = trace_submission(store, resolve_submission(store, submission, rubric))
-    except ScoringError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    res = _on_store(db, lambda store: trace_submission(store, resolve_submission(store, submission, rubric)))
     if as_json:
         typer.echo(json.dumps({"submission": res.submission, "submission_id": res.submission_id,
                                "rubric": res.rubric, "evidence_hash": res.evidence_hash, "entries": [line.__dict__ for line in res.lines],
@@ -223,6 +210,20 @@ def trace(submission: str = typer.Argument(..., help="The submission's id in you
         typer.echo(f"entry {line.seq} {line.event}: {line.text}")
     for w in res.warnings:
         typer.echo(f"WARNING: {w}")
+
+
+def _on_store(db: str | None, work: Callable[[Any], T]) -> T:
+    """``work(store)`` on the existing store at ``db``, closed after; a ScoringError ends the command in words."""
+    from scoring.errors import ScoringError
+
+    store = open_store(db, must_exist=True)
+    try:
+        return work(store)
+    except ScoringError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
+    finally:
+        store.close()
 
 
 def _pinned_by(res: Any) -> str:

@@ -53,15 +53,11 @@ def issue(
     """Sign an OpenBadgeCredential (VC-JWT, Ed25519) for each earned submission; recorded in the audit log. A
     newer credential revokes the submission's older valid one in the same transaction."""
     from scoring import status_list
-    from scoring.badges import CredentialError, Issuer, load_key
+    from scoring.badges import CredentialError, Issuer
     from scoring.errors import ScoringError
     from scoring.usecases import credentials, revocation
 
-    try:
-        k = load_key(key, private=True)
-    except CredentialError as exc:
-        _fail(exc)
-        return
+    k = _signing_key(key)
     store = open_store(db, must_exist=True)
     try:
         if not submission and rubric is None:
@@ -128,6 +124,17 @@ def issue(
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
         store.close()
+
+
+def _signing_key(path: Path) -> Any:
+    """The issuer's private key, or the command ends with the key file's problem in words (exit 2)."""
+    from scoring.badges import CredentialError, load_key
+
+    try:
+        return load_key(path, private=True)
+    except CredentialError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
 
 
 def credential_stem(external_id: str) -> str:
@@ -251,17 +258,12 @@ def revoke(
 ) -> None:
     """Revoke issued credentials: log who, which and why (credential_revoked) and set their status list bits."""
     from scoring import status_list
-    from scoring.badges import CredentialError, load_key
     from scoring.errors import ScoringError
     from scoring.usecases import revocation
 
     if bool(submission) == stale:
         _fail(ValueError("name what to revoke: --submission ID (repeatable) or --stale, not both"))
-    try:
-        k = load_key(key, private=True)
-    except CredentialError as exc:
-        _fail(exc)
-        return
+    k = _signing_key(key)
     store = open_store(db, must_exist=True)
     try:
         try:
@@ -312,13 +314,8 @@ def status_list_cmd(
 ) -> None:
     """Sign the issuer's revocation status list(s) (BitstringStatusListCredential, VC-JWT) to publish at
     {issuer-id}/status/<n>, where verifiers fetch them."""
-    from scoring.badges import CredentialError, load_key
 
-    try:
-        k = load_key(key, private=True)
-    except CredentialError as exc:
-        _fail(exc)
-        return
+    k = _signing_key(key)
     store = open_store(db, must_exist=True)
     try:
         from scoring import status_list
