@@ -31,12 +31,17 @@ RUBRIC = {"id": "obs", "version": 1, "title": "Observation", "evidence": ["text"
           "award": {"min_level": {"questioning": 2, "feedback": 2}}}
 
 
+def _in_service(st: Store) -> None:
+    """Rubric obs@1, model m-1 and routing policy p-1 registered, as a store holds them before scoring."""
+    st.register_rubric(parse_rubric(RUBRIC))
+    st.register_model("m-1", "models/m-1", rubric_id="obs")
+    record_policy(st, RoutingPolicy(policy_version="p-1", rubric_id="obs", model_version="m-1"), by="ops")
+
+
 def _earned_and_issued(db: str) -> int:
     """An auto-accepted 'earned' submission whose credential was issued; returns its store id."""
     with Store(db) as st:
-        st.register_rubric(parse_rubric(RUBRIC))
-        st.register_model("m-1", "models/m-1", rubric_id="obs")
-        record_policy(st, RoutingPolicy(policy_version="p-1", rubric_id="obs", model_version="m-1"), by="ops")
+        _in_service(st)
         sub = st.add_submission("obs", 1, "portfolio-7", {"text": "t"})
         for c in ("questioning", "feedback"):
             st.record_machine_score(sub.id, c, 2, model_version="m-1", policy_version="p-1", route="auto",
@@ -146,9 +151,7 @@ def _many_submissions(db: str, n: int = 25) -> None:
     """Submissions 1..n (ids 10-19 begin with 1), each machine-scored and decided, some issued and released;
     plus an entry about submission 12 that quotes submission 1 in another field."""
     with Store(db) as st:
-        st.register_rubric(parse_rubric(RUBRIC))
-        st.register_model("m-1", "models/m-1", rubric_id="obs")
-        record_policy(st, RoutingPolicy(policy_version="p-1", rubric_id="obs", model_version="m-1"), by="ops")
+        _in_service(st)
         for k in range(1, n + 1):
             sub = st.add_submission("obs", 1, f"p-{k}", {"text": f"t{k}"})
             for c in ("questioning", "feedback"):
