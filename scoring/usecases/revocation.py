@@ -55,12 +55,13 @@ class Revocation:
 
 
 def issued(store: Store, submission_id: int | None = None) -> list[Issued]:
-    """Every credential the log records as issued (of one submission), in issuance order."""
+    """Every credential the log records as issued (of one submission: read through the store's per-submission
+    lookup, not by parsing every issuance), in issuance order."""
+    entries = (store.audit_entries(event="credential_issued") if submission_id is None
+               else store.audit_entries_naming(submission_id, ("credential_issued",)))
     out = []
-    for e in store.audit_entries(event="credential_issued"):
+    for e in entries:
         p = e.payload
-        if submission_id is not None and p.get("submission_id") != submission_id:
-            continue
         out.append(Issued(str(p.get("credential_id")), int(p["submission_id"]), p.get("decision_id"), e.seq,
                           p.get("issuer_id"), p.get("status_list"), p.get("status_index")))
     return out
