@@ -48,14 +48,6 @@ def _slot(r: Any) -> StatusSlot:
 
 
 PROBES = 64  # random draws checked before the list is counted (only a nearly full list needs more)
-SLASH_FORMS = 3  # trailing slashes an issuer id stored before ids were normalised may carry
-
-
-def issuer_forms(issuer_id: str) -> list[str]:
-    """Every stored spelling of one issuer: the normalised id (what is stored now) and the id with trailing
-    slashes (rows written before ids were normalised kept the id as typed)."""
-    key = issuer_key(issuer_id)
-    return [key + "/" * k for k in range(SLASH_FORMS + 1)]
 
 
 def allocate_slot(tx: Tx, issuer_id: str, list_bits: int) -> tuple[int, int]:
@@ -67,10 +59,8 @@ def allocate_slot(tx: Tx, issuer_id: str, list_bits: int) -> tuple[int, int]:
     Must run in the transaction that then records the slot (:func:`record_slot`), which holds the store's
     write lock, so no other writer can take the same index meanwhile."""
     c = t.credential_status.c
-    mine = c.issuer_id.in_(issuer_forms(issuer_id))
-    tops = [tx.conn.execute(sa.select(sa.func.max(c.list_number)).where(c.issuer_id == form)).scalar()
-            for form in issuer_forms(issuer_id)]  # one indexed look-up per spelling (an IN would scan them)
-    number = max([n for n in tops if n is not None], default=1)
+    mine = c.issuer_id == issuer_key(issuer_id)  # stored normalised (credentials.issue_replacing)
+    number = tx.conn.execute(sa.select(sa.func.max(c.list_number)).where(mine)).scalar() or 1
 
     def taken(n: int, i: int) -> bool:
         return tx.conn.execute(sa.select(c.id).where(mine, c.list_number == n, c.status_index == i)
@@ -111,8 +101,8 @@ class CredentialStatusStore(StoreBase):
         """Slots in issuance order, filtered."""
         c = t.credential_status.c
         q = sa.select(t.credential_status).order_by(c.id)
-        if issuer_id is not None:  # the issuer however its id was spelled (trailing slashes)
-            q = q.where(c.issuer_id.in_(issuer_forms(issuer_id)))
+        if issuer_id is not None:  # the issuer however its id was typed (stored without trailing slashes)
+            q = q.where(c.issuer_id == issuer_key(issuer_id))
         if submission_id is not None:
             q = q.where(c.submission_id == submission_id)
         with self._read() as conn:

@@ -362,21 +362,6 @@ def test_issuer_ids_differing_by_a_trailing_slash_are_one_issuer_with_one_list(
         assert st.verify_audit().ok
 
 
-def test_rows_an_older_release_stored_with_a_trailing_slash_count_as_the_same_issuer(
-        store_url: str, issued: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Older releases stored the issuer id as typed: their rows still hold indexes of the one list."""
-    taken = int(_status_of(issued["creds"] / "ana.jwt")["statusListIndex"])
-    with Store(store_url) as st:
-        with st.engine.begin() as conn:
-            conn.execute(sa.update(t.credential_status).values(issuer_id=ISSUER_ID + "/"))
-        assert len(st.status_slots(issuer_id=ISSUER_ID)) == 3
-        from scoring.store.credential_status import allocate_slot
-
-        _force_draws(monkeypatch, [taken, taken + 1 if taken + 1 < 131072 else 0])
-        with st.write() as tx:
-            assert allocate_slot(tx, ISSUER_ID, 131072)[1] != taken
-
-
 def _seed_slots(st: Store, n: int, start: int = 0, list_number: int = 1) -> None:
     """n credentials of ISSUER_ID (with their issuance entries, unchained: for the row checks alone)."""
     with st.write() as tx:
