@@ -413,7 +413,8 @@ def _report(run: Any, where: list[str] | None = None) -> None:
             err.print(f"[yellow]{r['kept_from_other_policy']} submission(s) were recorded earlier under another "
                       f"routing policy ({'none' if run.policy_version is None else run.policy_version} in this run)[/]: "
                       "the store keeps that run's routes and assessor queue, and the figures above are the store's; "
-                      "this run's routes are in its files only")
+                      "this run's routes are in its files only; `scoring policy apply` puts a policy in charge of the items "
+                      "still waiting for people")
     if not summary.records:  # nothing read: a scheduled job must not report success for an empty selection
         what = (f"no record matched --where {' --where '.join(where)} (a row is kept when its value equals yours "
                 "exactly, case included)" if where else "the input holds no record")

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-policy_app = typer.Typer(help="Routing policies: check their promise on new data.", no_args_is_help=True)
+policy_app = typer.Typer(help="Routing policies: check their promise on new data, put them in charge of the waiting queue.",
+                        no_args_is_help=True)
 
 
 @policy_app.command("check")

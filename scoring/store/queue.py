@@ -101,6 +101,28 @@ def enqueue(
     return [_rec(r) for r in rows]
 
 
+def _slots_for(routes: Mapping[str, str], reasons: Mapping[str, str] | None,
+               priority: int | None) -> dict[str, dict[str, Any]]:
+    """The rater slots per-criterion routes need: kind -> the queue row's criteria, route, blind, priority
+    and reason (see :func:`enqueue_in`)."""
+    bad = {c: r for c, r in routes.items() if r not in ROUTE_SLOTS}
+    if bad:
+        raise InvalidRequest(f"routes must be among {list(ROUTE_SLOTS)}, found {bad}")
+    by_kind: dict[str, list[str]] = {}
+    for crit, route in routes.items():
+        for kind, _blind in ROUTE_SLOTS[route]:
+            by_kind.setdefault(kind, []).append(crit)
+    reasons = reasons or {}
+    out: dict[str, dict[str, Any]] = {}
+    for kind, crits in by_kind.items():
+        kinds = {routes[c] for c in crits}
+        route = next(r for r in ("double", "audit", "human") if r in kinds)
+        why = "; ".join(f"{c}: {routes[c]}" + (f" ({reasons[c]})" if reasons.get(c) else "") for c in crits)
+        out[kind] = {"criteria": crits, "route": route, "blind": bool(kinds & {"double", "audit"}),
+                     "priority": ROUTE_PRIORITY[route] if priority is None else priority, "reason": why[:4000]}
+    return out
+
+
 def enqueue_in(
     tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
     priority: int | None = None, rank: float = 0.0,
@@ -113,34 +135,58 @@ def enqueue_in(
     the assessor sees no machine score on that item at all, so nothing leaks between criteria. ``rank``
     orders items within one priority (lower first): the routing policy's queue order.
     """
-    bad = {c: r for c, r in routes.items() if r not in ROUTE_SLOTS}
-    if bad:
-        raise InvalidRequest(f"routes must be among {list(ROUTE_SLOTS)}, found {bad}")
-    slots: dict[str, list[str]] = {}
-    for crit, route in routes.items():
-        for kind, _blind in ROUTE_SLOTS[route]:
-            slots.setdefault(kind, []).append(crit)
+    slots = _slots_for(routes, reasons, priority)
     if not slots:
         return 0
-    reasons = reasons or {}
     conn = tx.conn
     if conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.id == submission_id)).first() is None:
         raise NotFound(f"submission {submission_id} does not exist")
     made = 0
-    for kind, crits in slots.items():
-        kinds = {routes[c] for c in crits}
-        route = next(r for r in ("double", "audit", "human") if r in kinds)
-        blind = bool(kinds & {"double", "audit"})
-        prio = ROUTE_PRIORITY[route] if priority is None else priority
-        why = "; ".join(f"{c}: {routes[c]}" + (f" ({reasons[c]})" if reasons.get(c) else "") for c in crits)
+    for kind, slot in slots.items():
         have = conn.execute(sa.select(queue_items.c.id).where(
             queue_items.c.submission_id == submission_id, queue_items.c.kind == kind)).first()
         if have is None:
             conn.execute(queue_items.insert().values(
-                submission_id=submission_id, criteria=crits, route=route, reason=why[:4000], kind=kind,
-                blind=blind, priority=prio, rank=float(rank), status="open", created_at=_now()))
+                submission_id=submission_id, kind=kind, rank=float(rank), status="open", created_at=_now(), **slot))
             made += 1
     return made
+
+
+WITHDRAWN = "withdrawn"  # a slot a later routing policy no longer needs: kept, never offered, never counted as work
+
+
+def reroute_in(tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
+               rank: float = 0.0, why: str = "") -> tuple[int, int]:
+    """Make a WAITING submission's slots the ones ``routes`` need (``scoring policy apply``); returns
+    ``(withdrawn, opened)``.
+
+    The caller has checked, inside this transaction, that no slot of the submission is claimed or done. An
+    open slot no longer needed is withdrawn (status ``withdrawn``, its row and reason kept, ``why`` added);
+    a needed one is rewritten in place (criteria, route, blind, priority, rank) or reopened; a missing one is
+    inserted. Rows are never deleted: the queue's history says which policy asked for which slot.
+    """
+    need = _slots_for(routes, reasons, None)
+    q = queue_items.c
+    rows = {r.kind: r for r in tx.conn.execute(sa.select(queue_items).where(q.submission_id == submission_id))}
+    busy = sorted(k for k, r in rows.items() if r.status not in ("open", WITHDRAWN))
+    if busy:
+        raise InvalidRequest(f"submission {submission_id} has queue slots a person has taken ({busy}): not re-routed")
+    withdrawn = opened = 0
+    for kind, row in rows.items():
+        if kind not in need and row.status == "open":
+            note = f"{row.reason}; withdrawn: {why}" if why else row.reason
+            tx.conn.execute(queue_items.update().where(q.id == row.id).values(status=WITHDRAWN, reason=note[:4000]))
+            withdrawn += 1
+    for kind, slot in need.items():
+        have = rows.get(kind)
+        if have is None:
+            tx.conn.execute(queue_items.insert().values(submission_id=submission_id, kind=kind, rank=float(rank),
+                                                        status="open", created_at=_now(), **slot))
+            opened += 1
+        else:
+            opened += have.status == WITHDRAWN
+            tx.conn.execute(queue_items.update().where(q.id == have.id).values(status="open", rank=float(rank), **slot))
+    return withdrawn, opened
 
 
 class _ListHolds(FunctionElement[bool]):
@@ -453,9 +499,10 @@ def position(store: Store, item_id: int) -> tuple[int, int]:
     it = item(store, item_id)
     c = queue_items.c
     with store.engine.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).where(c.status != "done")).scalar_one()
+        waiting = c.status.in_(("open", "claimed"))
+        total = conn.execute(sa.select(sa.func.count()).where(waiting)).scalar_one()
         ahead = conn.execute(sa.select(sa.func.count()).where(
-            c.status != "done",
+            waiting,
             sa.or_(c.priority > it.priority,
                    sa.and_(c.priority == it.priority, c.rank < it.rank),
                    sa.and_(c.priority == it.priority, c.rank == it.rank, c.id < it.id)))).scalar_one()
@@ -463,12 +510,13 @@ def position(store: Store, item_id: int) -> tuple[int, int]:
 
 
 def count_for_submissions(store: Store, submission_ids: list[int]) -> int:
-    """How many queue slots exist for these submissions (any status)."""
+    """How many queue slots these submissions have (open, claimed or done; withdrawn ones are not work)."""
     n = 0
     with store.engine.connect() as conn:
         for i in range(0, len(submission_ids), 500):
             n += int(conn.execute(sa.select(sa.func.count()).where(
-                queue_items.c.submission_id.in_(submission_ids[i:i + 500]))).scalar_one())
+                queue_items.c.submission_id.in_(submission_ids[i:i + 500]),
+                queue_items.c.status != WITHDRAWN)).scalar_one())
     return n
 
 
@@ -481,7 +529,7 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
 
 __all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "count_available", "counts",
            "eligible", "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew",
-           "submission_labels", "submit"]
+           "reroute_in", "submission_labels", "submit", "WITHDRAWN"]
 
 
 def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:

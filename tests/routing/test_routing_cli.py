@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -392,3 +393,55 @@ def test_score_keeps_named_columns_as_metadata_in_the_store_for_subgroup_reports
     res = runner.invoke(app, ["score", "--model", str(models), "--data", str(data), "--no-progress",
                               "--out", str(tmp_path / "o.jsonl"), "--store", db])  # resumed without the column
     assert res.exit_code != 0 and "meta" in res.output
+
+
+def test_a_policy_applied_to_a_backlog_stored_without_one_routes_it_as_scoring_under_it_would(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    """Day one: the backlog goes into the store with no policy, so every criterion waits for a person. After
+    calibration, `scoring policy apply` leaves the store as if the backlog had been scored under the policy:
+    the same routes, queue slots and machine credential decisions, logged and verifiable."""
+    import sqlalchemy as sa
+
+    from scoring.store import Store
+    from scoring.store.service_tables import queue_items
+
+    train_file, backlog = demo_files
+    policy = tmp_path / "policy.yaml"
+    bars = ["--human-qwk", "questioning=0.6", "--human-qwk", "adjusting=0.6", "--human-qwk", "self_assessment=0.6"]
+    assert runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(train_file), "--out", str(policy),
+                               "--cross-fitted", "--n-boot", "100", *bars]).exit_code == 0
+    day_one, direct = f"sqlite:///{tmp_path / 'day1.db'}", f"sqlite:///{tmp_path / 'direct.db'}"
+    for db, pol in ((day_one, []), (direct, ["--policy", str(policy)])):
+        res = runner.invoke(app, ["score", "--model", str(models), "--data", str(backlog), "--out",
+                                  str(tmp_path / f"{len(pol)}.jsonl"), "--store", db, "--no-progress", *pol])
+        assert res.exit_code == 0, res.output
+
+    def state(db: str) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+        with Store(db) as st, st.engine.connect() as conn:
+            ext = {s.id: s.external_id for s in st.submissions()}
+            routes = {(ext[m.submission_id], m.criterion): m.route for m in st.machine_scores()}
+            slots = {(ext[r.submission_id], r.kind): (sorted(r.criteria), r.blind) for r in conn.execute(
+                sa.select(queue_items).where(queue_items.c.status == "open"))}
+            decided = {ext[i]: (d.outcome, d.levels) for i in ext if (d := st.latest_decision(i)) is not None}
+        return routes, slots, decided
+
+    before = state(day_one)
+    assert set(before[0].values()) == {"human"}
+    cmd = ["policy", "apply", "--model", str(models), "--policy", str(policy), "--db", day_one, "--by", "registrar"]
+    dry = runner.invoke(app, [*cmd, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would be re-routed" in " ".join(dry.output.split()) and state(day_one) == before
+    res = runner.invoke(app, cmd)
+    assert res.exit_code == 0, res.output
+    said = json.loads(res.output.strip().splitlines()[-1])
+    assert said["rerouted"] == len({e for e, _c in before[0]}) and said["slots_withdrawn"] > 0
+    assert said["routes_after"] == json.loads(dry.output.strip().splitlines()[-1])["routes_after"]
+    assert state(day_one) == state(direct)
+    assert runner.invoke(app, ["audit", "verify", "--db", day_one]).exit_code == 0
+    again = runner.invoke(app, cmd)  # finished: nothing left to change
+    assert again.exit_code == 0 and json.loads(again.output.strip().splitlines()[-1])["rerouted"] == 0
+
+    missing = runner.invoke(app, ["policy", "apply", "--model", str(models), "--policy", str(tmp_path / "nope.yaml"),
+                                  "--db", day_one])
+    assert missing.exit_code == 2 and "nope.yaml does not exist" in " ".join(missing.output.split())

@@ -1,0 +1,177 @@
+"""``scoring policy apply``: a newer routing policy takes charge of the work still waiting for people.
+
+An issuer scores a backlog into the store before any policy exists (every criterion waits for a person),
+then calibrates. Applying the policy must leave the store as scoring the backlog under that policy would
+have: the same routes, the same queue slots. Work a person has started, items queued to teach the model and
+submissions whose machine scores already stand are kept. Nothing is deleted and every change is logged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from routing_fakes import synthetic
+
+from scoring.ingest import ColumnMap, infer_columns, read_records
+from scoring.store import Store, queue
+from scoring.store.service_tables import queue_items
+from scoring.usecases.backlog import score_backlog
+from scoring.usecases.reroute import apply_policy
+
+
+def _backlog(path: Path, n: int = 24) -> Path:
+    d = synthetic(n, seed=3)
+    path.write_text("".join(json.dumps({"id": i, "essay": t}) + "\n" for i, t in zip(d["ids"], d["texts"], strict=True)),
+                    encoding="utf-8")
+    return path
+
+
+def _score(model: Any, policy: Any, store: Store, data: Path, out: Path) -> Any:
+    cols = infer_columns(model.rubric, ColumnMap(id="id"))
+    return score_backlog(model, read_records(data, model.rubric, cols), data, out, read_tag="t", block_size=5,
+                         policy=policy, store=store, owner="issuer-a")
+
+
+def _routes(store: Store, version: str) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(external id, criterion) -> (route, policy version) of the latest machine score."""
+    ext = {s.id: s.external_id for s in store.submissions()}
+    return {(ext[m.submission_id], m.criterion): (str(m.route), m.policy_version)
+            for m in store.machine_scores(model_version=version)}
+
+
+def _open_slots(store: Store) -> dict[tuple[str, str], tuple[list[str], bool]]:
+    """(external id, kind) -> (criteria, blind) of the slots waiting for people."""
+    ext = {s.id: s.external_id for s in store.submissions()}
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(queue_items).where(queue_items.c.status == "open")).all()
+    return {(ext[r.submission_id], r.kind): (sorted(r.criteria), bool(r.blind)) for r in rows}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unrouted(request: pytest.FixtureRequest, tmp_path: Path, calibrated) -> tuple[Store, Any, Any, Path]:  # type: ignore[no-untyped-def]
+    """A backlog of 24 scored into a store (SQLite, PostgreSQL) with no policy: every criterion waits for a person."""
+    model, policy = calibrated
+    data = _backlog(tmp_path / "backlog.jsonl")
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url"))
+    _score(model, None, store, data, tmp_path / "first.jsonl")
+    yield store, model, policy, data
+    store.close()
+
+
+def test_applying_a_policy_routes_the_waiting_backlog_as_scoring_under_it_would(tmp_path: Path, unrouted) -> None:  # type: ignore[no-untyped-def]
+    store, model, policy, data = unrouted
+    assert {r for r, _pv in _routes(store, model.version).values()} == {"human"}
+    res = apply_policy(store, model, policy, by="registrar")
+    with Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:  # the same backlog scored under the policy
+        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+        assert _routes(store, model.version) == _routes(direct, model.version)
+        assert _open_slots(store) == _open_slots(direct)
+    assert res.rerouted == 24 and res.unchanged == 0 and res.in_progress == res.settled == res.not_scored == 0
+    assert res.routes_before == {"human": 24 * len(model.rubric.criteria)}
+    assert res.routes_after["auto"] > 0 and res.slots_withdrawn > 0  # the policy took items off the queue
+    with store.engine.connect() as conn:  # nothing deleted: the slots no longer needed are withdrawn, with why
+        withdrawn = conn.execute(sa.select(queue_items).where(queue_items.c.status == queue.WITHDRAWN)).all()
+    assert len(withdrawn) == res.slots_withdrawn and all("applied by registrar" in r.reason for r in withdrawn)
+    assert store.verify_audit().ok
+    entries = list(store.audit_entries())
+    assert any(e.event == "policy_activated" and e.payload["by"] == "registrar" for e in entries)
+    rerouted = [e for e in entries if e.event == "machine_score" and e.payload["policy_version"] == policy.policy_version]
+    assert len(rerouted) == 24 * len(model.rubric.criteria)
+    assert all("re-routed by registrar" in e.payload["reason"] and "was human under no policy" in e.payload["reason"]
+               for e in rerouted)
+
+
+def test_applying_it_again_changes_nothing(unrouted) -> None:  # type: ignore[no-untyped-def]
+    store, model, policy, _data = unrouted
+    apply_policy(store, model, policy, by="registrar")
+    n = len(list(store.audit_entries()))
+    again = apply_policy(store, model, policy, by="registrar")
+    assert again.rerouted == 0 and again.slots_withdrawn == again.slots_opened == 0
+    assert again.unchanged + again.settled == 24  # all-auto submissions have no slot left: settled
+    assert len(list(store.audit_entries())) == n
+
+
+def test_a_dry_run_says_what_would_change_and_records_nothing(unrouted) -> None:  # type: ignore[no-untyped-def]
+    store, model, policy, _data = unrouted
+    slots, n = _open_slots(store), len(list(store.audit_entries()))
+    dry = apply_policy(store, model, policy, by="registrar", dry_run=True)
+    assert dry.rerouted == 24 and dry.routes_after["auto"] > 0
+    assert _open_slots(store) == slots and len(list(store.audit_entries())) == n
+    real = apply_policy(store, model, policy, by="registrar")
+    assert (real.rerouted, real.routes_after) == (dry.rerouted, dry.routes_after)
+
+
+def test_work_a_person_started_and_items_chosen_to_teach_the_model_are_kept(unrouted) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store.records import HumanScoreIn
+    from scoring.usecases.selection import SELECTED_PRIORITY
+
+    store, model, policy, _data = unrouted
+    subs = store.submissions()
+    claimed = queue.claim(store, "alice", 600)
+    assert claimed is not None
+    rated = next(s for s in subs if s.id != claimed.submission_id)
+    store.record_human_scores([HumanScoreIn(rated.id, model.rubric.criteria[0].id, 1, "bob", kind="first")])
+    taught = next(s for s in subs if s.id not in (claimed.submission_id, rated.id))
+    with store.write() as tx:
+        tx.conn.execute(queue_items.update().where(queue_items.c.submission_id == taught.id)
+                        .values(priority=SELECTED_PRIORITY))
+    before = _routes(store, model.version)
+    res = apply_policy(store, model, policy, by="registrar")
+    assert (res.in_progress, res.selected, res.rerouted) == (2, 1, 21)
+    after = _routes(store, model.version)
+    for s in (claimed.submission_id, rated.id, taught.id):
+        ext = next(x.external_id for x in subs if x.id == s)
+        assert {k: v for k, v in after.items() if k[0] == ext} == {k: v for k, v in before.items() if k[0] == ext}
+    held = queue.item(store, claimed.id)
+    assert held.status == "claimed" and held.holder == "alice"
+
+
+def test_an_item_claimed_while_the_block_is_routed_is_kept(unrouted, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The write re-checks the queue: an assessor who claims an item meanwhile keeps it as it was."""
+    import scoring.usecases.reroute as reroute
+
+    store, model, policy, _data = unrouted
+    real_hook = reroute.routing_hook
+    taken: list[Any] = []
+
+    def hook_that_lets_alice_claim_first(*a: Any, **k: Any) -> Any:
+        h = real_hook(*a, **k)
+
+        def run(items: list[Any], records: list[Any]) -> None:
+            h(items, records)
+            if not taken:
+                taken.append(queue.claim(store, "alice", 600))
+
+        return run
+
+    monkeypatch.setattr(reroute, "routing_hook", hook_that_lets_alice_claim_first)
+    res = apply_policy(store, model, policy, by="registrar")
+    assert taken[0] is not None and (res.rerouted, res.in_progress) == (23, 1)
+    held = queue.item(store, taken[0].id)
+    assert held.status == "claimed" and held.route == "human"
+    assert store.verify_audit().ok
+
+
+def test_a_stricter_policy_does_not_reopen_what_the_machine_settled(unrouted, calibrated) -> None:  # type: ignore[no-untyped-def]
+    store, model, policy, _data = unrouted
+    apply_policy(store, model, policy, by="registrar")
+    strict = policy.model_copy(update={"policy_version": policy.policy_version + "-strict", "criteria": {
+        c: cp.model_copy(update={"min_confidence": 1.01}) for c, cp in policy.criteria.items()}})
+    auto_before = {k for k, (r, _pv) in _routes(store, model.version).items() if r == "auto"}
+    res = apply_policy(store, model, strict, by="registrar")
+    routes = _routes(store, model.version)
+    assert res.settled > 0 and res.routes_after.get("auto", 0) == 0  # whatever it re-routed goes to people
+    settled_subs = {e for e, _c in auto_before} - {e for (e, _c), (_r, pv) in routes.items() if pv == strict.policy_version}
+    assert settled_subs and all(routes[k][0] == "auto" for k in auto_before if k[0] in settled_subs)
+
+
+def test_a_policy_for_another_model_is_refused(unrouted) -> None:  # type: ignore[no-untyped-def]
+    from scoring.errors import PolicyError
+
+    store, model, policy, _data = unrouted
+    with pytest.raises(PolicyError, match="tuned for model"):
+        apply_policy(store, model, policy.model_copy(update={"model_version": "some-other-model"}), by="registrar")
