@@ -1,9 +1,16 @@
 """Credential decisions in the report: outcomes, resubmissions and time to earn, and agreement on the
 decision itself (not only on criteria): human-human and machine vs final, with false-award and false-deny
-rates. Computed from the store's recorded decisions and scores, like every other table."""
+rates. Computed from the store's recorded decisions and scores, like every other table.
+
+``since`` (inclusive) and ``until`` (exclusive) place each row by the time of what it reports or judges, as
+the agreement tables place a pair by its machine score (or second rater's score) and count the other score
+whenever it was recorded: :func:`decision_summary` a submission by its standing (latest) decision,
+:func:`decision_agreement` a pair by the machine's decision (human-human: by the second rater's scores).
+A bound without a timezone is read as UTC."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,15 +30,37 @@ def decision_kappa(a: list[str], b: list[str]) -> float | None:
     return None if np.isnan(k) else float(k)
 
 
-def decision_summary(store: Store, rubric_id: str | None = None) -> pd.DataFrame:
+def in_window(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """Whether ``at`` lies in [since, until); a naive bound (or time) is read as UTC."""
+
+    def utc(t: datetime) -> datetime:
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+    return (since is None or utc(at) >= utc(since)) and (until is None or utc(at) < utc(until))
+
+
+def decision_summary(store: Store, rubric_id: str | None = None, *, since: datetime | None = None,
+                     until: datetime | None = None) -> pd.DataFrame:
     """Per rubric: latest decision counts, resubmissions and their rate, median days from first submission
-    to an earned decision along a resubmission chain."""
+    to an earned decision along a resubmission chain.
+
+    With ``since``/``until``, a submission counts when its standing (latest) decision, the one the row
+    reports, was recorded in the window: a March report counts the credentials decided in March as they
+    stand now, and a submission the machine sent to a person in March and that was finally decided in April
+    is an April decision. Each decided submission so falls in one window (the decision counts of
+    consecutive windows add up to those of the report without one). Every column is computed over those
+    submissions (``resubmissions``: the ones among them that revise an earlier submission; without a window,
+    every submission of the rubric that does); the rest of a resubmission chain (the earlier submission, a
+    later revision, the first submission's time) counts whenever it was recorded."""
+    windowed = since is not None or until is not None
     cols = ["rubric_id", "submissions_decided", "earned", "not_yet", "needs_human", "resubmissions",
             "resubmission_rate_after_not_yet", "earned_after_resubmission", "median_days_to_earn"]
     subs = {s.id: s for s in store.submissions(rubric_id)}
     latest: dict[int, Any] = {}
     for d in store.decisions(rubric_id=rubric_id):
         latest[d.submission_id] = d
+    if windowed:
+        latest = {sid: d for sid, d in latest.items() if in_window(d.created_at, since, until)}
     rows = []
     for rid in sorted({s.rubric_id for s in subs.values()}):
         mine = {sid: s for sid, s in subs.items() if s.rubric_id == rid}
@@ -40,7 +69,7 @@ def decision_summary(store: Store, rubric_id: str | None = None) -> pd.DataFrame
         if not dec:
             continue
         revised = {str(s.metadata.get(REVISES)) for s in mine.values() if s.metadata.get(REVISES)}
-        resubs = [s for s in mine.values() if s.metadata.get(REVISES)]
+        resubs = [s for s in mine.values() if s.metadata.get(REVISES) and (not windowed or s.id in dec)]
         not_yet = [sid for sid, d in dec.items() if d.outcome == "not_yet"]
         days = []
         earned_after = 0
@@ -81,7 +110,8 @@ def blind_levels(scores: list[Any], criteria: list[str]) -> dict[str, int] | Non
     return out
 
 
-def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFrame:
+def decision_agreement(store: Store, rubric_id: str | None = None, *, since: datetime | None = None,
+                       until: datetime | None = None) -> pd.DataFrame:
     """Agreement on the credential decision, per rubric version.
 
     ``human-human``: where a first and a second rater scored every criterion, each rater's levels through
@@ -91,6 +121,13 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
     blind human levels (:func:`blind_levels`), where every criterion has one: how often it decides as an
     independent person would. False award: the other says earned where the reference says not yet; false
     deny the reverse; both as shares of the compared submissions.
+
+    With ``since``/``until``, a pair is in the window when the decision it judges was made there, as in the
+    agreement tables: the machine's decision (recorded with its machine scores, so the submissions of the
+    window's human-machine pairs) for ``machine vs final`` and ``machine vs blind human``, whatever time the
+    final decision or the blind human scores were recorded; for ``human-human``, the second rater's score
+    that completed the pair (the latest of the second rater's scores it uses, one per criterion). A
+    submission decided by the machine in March and reviewed in April is in the March figures.
     """
     cols = ["rubric_id", "rubric_version", "pair", "n", "agreement", "kappa", "false_award_rate", "false_deny_rate"]
     rows: list[dict[str, Any]] = []
@@ -116,11 +153,15 @@ def decision_agreement(store: Store, rubric_id: str | None = None) -> pd.DataFra
             # both raters blind, as in the human-human agreement table: one who saw the other's score agrees more
             first = {h.criterion: h.score for h in hs if h.kind == "first" and h.blind}
             second = {h.criterion: h.score for h in hs if h.kind == "second" and h.blind}
-            if all(c in first and c in second for c in crit):
+            second_at = {h.criterion: h.created_at for h in hs if h.kind == "second" and h.blind}
+            if all(c in first and c in second for c in crit) and (
+                    not crit or in_window(max(second_at[c] for c in crit), since, until)):
                 for lv, lst in ((first, pairs["human-human"][0]), (second, pairs["human-human"][1])):
                     lst.append("earned" if rubric.award.earned(rubric, lv) else "not_yet")
             ds = decisions.get(sid, [])
             machine = next((d for d in ds if d.basis == "machine"), None)
+            if machine is not None and not in_window(machine.created_at, since, until):
+                machine = None  # decided outside the window: neither machine pair counts it
             final = [d for d in ds if d.basis == "final"]
             if machine is not None and final:
                 pairs["machine vs final"][0].append("earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")

@@ -108,10 +108,15 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
     "decisions": {
         "meaning": "Credential decisions per rubric (latest recorded per submission: machine when automatic, final once "
         "every criterion is resolved), resubmissions (submissions whose metadata names the one they revise) and time "
-        "to earn along a resubmission chain.",
+        "to earn along a resubmission chain. With --since/--until, a submission counts when its latest decision was "
+        "recorded in the window (a submission the machine sent to a person in March and decided in April is an "
+        "April decision), and every column describes those submissions; the rest of a resubmission chain (the "
+        "submission revised, a later revision) counts whenever it was made.",
         "columns": {"rubric_id": "rubric",
-                    "submissions_decided, earned, not_yet, needs_human": "latest decision per submission",
-                    "resubmissions": "submissions that revise an earlier one",
+                    "submissions_decided, earned, not_yet, needs_human": "latest decision per submission (with "
+                    "--since/--until: submissions whose latest decision was recorded in the window)",
+                    "resubmissions": "submissions that revise an earlier one (with --since/--until: of those "
+                    "decided in the window)",
                     "resubmission_rate_after_not_yet": "share of 'not yet' submissions that were revised",
                     "earned_after_resubmission": "earned decisions reached through a resubmission",
                     "median_days_to_earn": "days from the chain's first submission to the earned decision"},
@@ -121,7 +126,10 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
         "award rule, where both scored every criterion blind); the machine's decision vs the final one (how often review "
         "changed it: auto-accepted criteria resolve to the machine's own levels, so this is no validity figure); "
         "and the machine's decision vs the award rule on blind human levels (blind first rater, else blind second, "
-        "else blind audit), where every criterion has one.",
+        "else blind audit), where every criterion has one. With --since/--until, a machine pair counts when the "
+        "machine's decision was made in the window (it is recorded with the machine's scores, so these are the "
+        "submissions of that window's human-machine pairs), whenever the final decision or the human scores came; "
+        "a human-human pair when the second rater's last score of the submission was recorded in it.",
         "columns": {"rubric_id, rubric_version": "keys",
                     "pair": "human-human, machine vs final or machine vs blind human",
                     "n": "submissions compared",
@@ -348,8 +356,8 @@ SG_PARTS = [
 GATE_CLASSES = {"gate=fail": "bad", "gate=pass": "ok", "gate=insufficient": "warn", "gate=small": "warn"}
 
 
-# Tables that describe the store as a whole: --since/--until do not filter them.
-UNFILTERED = ("decisions", "decision_agreement", "suspensions", "models")
+# Tables that describe the store's state: --since/--until do not filter them.
+UNFILTERED = ("suspensions", "models")
 
 
 def provenance(store: Store, tables: dict[str, pd.DataFrame], *, policy: GatePolicy, verification: Any,
@@ -376,6 +384,9 @@ def provenance(store: Store, tables: dict[str, pd.DataFrame], *, policy: GatePol
                     "until": until.isoformat() if until else None, "window": window, "subgroups": subgroups,
                     "pairs_selected_by": "human-machine: time of the machine score; human-human: time of the "
                                          "second rater's score (since inclusive, until exclusive)",
+                    "decisions_selected_by": "decisions: time of the submission's latest decision; "
+                                             "decision_agreement: time of the machine's decision (human-human: of "
+                                             "the second rater's last score)",
                     "not_filtered": list(UNFILTERED)},
         "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95},
         "gate_policy": {"id": policy.id, "version": policy.version, "min_qwk": policy.min_qwk,
@@ -469,8 +480,8 @@ def build_report(
     tables["automation"] = automation_table(frames, window=window)
     from eval.decisions import decision_agreement, decision_summary
 
-    tables["decisions"] = decision_summary(store, rubric_id)
-    tables["decision_agreement"] = decision_agreement(store, rubric_id)
+    tables["decisions"] = decision_summary(store, rubric_id, since=since, until=until)
+    tables["decision_agreement"] = decision_agreement(store, rubric_id, since=since, until=until)
     tables["over_time"] = _over_time(frames, window)
     tables["subgroups"] = conform("subgroups", sg)
     sgh = [subgroup_human_table(frames, f, n_boot=n_boot, seed=seed) for f in fields]

@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output folder (created)."),
         rubric: str | None = typer.Option(None, "--rubric", help="Only this rubric id."),
         since: str | None = typer.Option(None, "--since", help="Pairs completed at or after (ISO, UTC): the "
-                                         "machine score's time, the second rater's for human-human pairs."),
-        until: str | None = typer.Option(None, "--until", help="Pairs completed before (ISO, UTC); same times."),
+                                         "machine score's (or decision's) time, the second rater's for human-human "
+                                         "pairs; a submission's credential decision by its latest decision's time."),
+        until: str | None = typer.Option(None, "--until", help="Pairs and decisions before (ISO, UTC); same times."),
         subgroup: list[str] = typer.Option([], "--subgroup", help="Metadata field for DSM by subgroup (repeatable)."),
         window: str = typer.Option("M", "--window", help="pandas period for over-time tables: D, W, M, Q, Y."),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for intervals (0: none)."),

@@ -106,7 +106,7 @@ def test_provenance_pins_what_the_figures_rest_on(tmp_path: Path) -> None:
     assert p["store"]["audit_log"] == {"verified": True, "entries": head.entries_checked,
                                        "head_seq": head.last_seq, "head_hash": head.head_hash}
     assert p["filters"]["since"] == "2026-01-01T00:00:00+00:00" and p["filters"]["until"] is None
-    assert "decisions" in p["filters"]["not_filtered"]
+    assert p["filters"]["not_filtered"] == ["suspensions", "models"]  # the store's state, whatever the window
     assert p["gate_policy"]["id"] and p["gate_policy"]["min_qwk"] == 0.70 and p["gate_policy"]["min_n"] == 50
     assert p["bootstrap"] == {"resamples": 10, "seed": 5, "level": 0.95}
     assert p["model_versions"] == sorted(set(res.tables["human_machine"]["model_version"]))
