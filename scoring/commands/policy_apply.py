@@ -59,7 +59,9 @@ def apply(
     moved = ", ".join(f"{k} {res.routes_before.get(k, 0)} -> {res.routes_after.get(k, 0)}"
                       for k in ("auto", "audit", "human", "double") if res.routes_before.get(k) or res.routes_after.get(k))
     err.print(f"policy {res.policy_version} on rubric {res.rubric}: {res.rerouted} submission(s) {would}re-routed"
-              + (f" (criterion routes {moved})" if moved else "") + f", {res.unchanged} already routed by it"
+              + (f" (criterion routes {moved})" if moved else "")
+              + (f", {res.requeued} whose queue slots {would}brought in line with their routes" if res.requeued else "")
+              + f", {res.unchanged} already routed by it"
               + ("" if dry_run else f"; queue: {res.slots_withdrawn} slot(s) withdrawn, {res.slots_opened} opened"))
     kept = [(res.in_progress, "a person has started them"), (res.settled, "no slot waits: their machine scores stand"),
             (res.selected, "queued by `scoring select` to teach the model"),

@@ -48,6 +48,7 @@ ROUTE_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
     "audit": (("audit", True),),
 }
 ROUTE_PRIORITY = {"double": 20, "human": 10, "audit": 0}
+SELECTED_PRIORITY = 15  # chosen by `scoring select` to teach the model: above human items, below double-scored ones
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,29 @@ def enqueue_in(
 
 
 WITHDRAWN = "withdrawn"  # a slot a later routing policy no longer needs: kept, never offered, never counted as work
+
+
+def waiting_in(tx: Tx, submission_ids: list[int]) -> set[int]:
+    """The submissions nobody has started: no human score or adjudication, no slot a person has claimed or
+    finished (every slot open or withdrawn), and none `scoring select` queued to teach the model (it is
+    there to be scored whatever the routes say). Only their routes may still change."""
+    q, h, a = queue_items.c, t.human_scores.c, t.adjudications.c
+    busy: set[int] = set()
+    for i in range(0, len(submission_ids), 500):
+        ids = submission_ids[i:i + 500]
+        busy.update(int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
+            q.submission_id.in_(ids), sa.or_(q.status.notin_(("open", WITHDRAWN)),
+                                             sa.and_(q.status == "open", q.priority == SELECTED_PRIORITY))).distinct()))
+        for col in (h.submission_id, a.submission_id):
+            busy.update(int(x) for (x,) in tx.conn.execute(sa.select(col).where(col.in_(ids)).distinct()))
+    return set(submission_ids) - busy
+
+
+def slots_differ(rows: list[Any], routes: Mapping[str, str]) -> bool:
+    """Whether a submission's open slots (``rows``: its queue rows) are not exactly the ones ``routes`` need."""
+    need = {k: (sorted(v["criteria"]), v["route"]) for k, v in _slots_for(routes, None, None).items()}
+    have = {r.kind: (sorted(r.criteria), r.route) for r in rows if r.status == "open"}
+    return need != have
 
 
 def reroute_in(tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
@@ -529,7 +553,7 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
 
 __all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "count_available", "counts",
            "eligible", "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew",
-           "reroute_in", "submission_labels", "submit", "WITHDRAWN"]
+           "reroute_in", "slots_differ", "submission_labels", "submit", "waiting_in", "WITHDRAWN"]
 
 
 def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:

@@ -190,13 +190,21 @@ def record_scored(
                     model_version=model.version, policy_version=policy_version))
         machine_scores_in(store, tx, machine)
         faults.point("intake:machine_scores_written")
+        # Stored before but never scored by this model (a retrained one): while nobody has started it, its
+        # slots become the ones the new routes need; the latest machine score stands everywhere else too.
+        before = {int(r.id) for r in rows.values()}
+        rescored = queue.waiting_in(tx, [rec.id for rec in recs if rec.id in before])
         for k in todo:
             it = items[k]
             routes = {c: str(r.extra.get("route") or "human") for c, r in it.criteria.items()}
             reasons = {c: str(r.extra.get("reason") or (NO_POLICY if not r.extra.get("route") else ""))
                        for c, r in it.criteria.items()}
             sid = out[k].submission.id  # type: ignore[union-attr]
-            queue.enqueue_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order))
+            if sid in rescored:
+                queue.reroute_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order),
+                                 why=f"re-scored by model {model.version} under {policy_version or 'no policy'}")
+            else:
+                queue.enqueue_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order))
         if rubric.award is not None:  # the machine's credential decision, recorded with its scores
             from scoring.credential import decide_items
             from scoring.store.decisions import decision_in

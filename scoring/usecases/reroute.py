@@ -41,7 +41,6 @@ from scoring.store.records import MachineScoreIn
 from scoring.store.scores import machine_scores_in
 from scoring.store.service_tables import queue_items, submission_owners
 from scoring.usecases.intake import queue_rank
-from scoring.usecases.selection import SELECTED_PRIORITY
 
 BLOCK = 500  # submissions per write transaction
 
@@ -56,6 +55,7 @@ class Applied:
     dry_run: bool
     submissions: int = 0  # of the rubric version (and issuer)
     rerouted: int = 0  # routes or policy changed: recorded
+    requeued: int = 0  # routes already this policy's, queue slots not (left by another model's run): reconciled
     unchanged: int = 0  # already routed by this policy, the same way
     in_progress: int = 0  # kept: a person has claimed, scored or adjudicated something
     settled: int = 0  # kept: no slot waits for a person
@@ -80,6 +80,7 @@ class _Stored:
     id: int
     external_id: str
     machine: dict[str, Any]  # criterion -> MachineScore-like row
+    slots: list[Any]  # its queue rows
 
 
 def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, issuer: str | None = None,
@@ -108,16 +109,22 @@ def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, iss
             c: CriterionResult(int(s.machine[c].score), {int(k): float(v) for k, v in s.machine[c].probabilities.items()})
             for c in crits}) for s in block]
         hook(items, [])
-        changed = [(s, it) for s, it in zip(block, items, strict=True)
-                   if any(it.criteria[c].extra.get("route") != (s.machine[c].route or "human")
-                          or s.machine[c].policy_version != res.policy_version for c in crits)]
-        res.unchanged += len(block) - len(changed)
+        changed, requeue = [], []
+        for s, it in zip(block, items, strict=True):
+            routes = {c: str(it.criteria[c].extra.get("route")) for c in crits}
+            if any(routes[c] != (s.machine[c].route or "human") or s.machine[c].policy_version != res.policy_version
+                   for c in crits):
+                changed.append((s, it))
+            elif queue.slots_differ(s.slots, routes):
+                requeue.append((s, it))
+        res.unchanged += len(block) - len(changed) - len(requeue)
         if dry_run:
             for s, it in changed:
                 _count_routes(res, s, it, crits)
             res.rerouted += len(changed)
+            res.requeued += len(requeue)
             continue
-        _record(store, model, policy, changed, crits, by, res)
+        _record(store, model, policy, changed, requeue, crits, by, res)
     return res
 
 
@@ -136,7 +143,7 @@ def _classify(store: Store, model: ScoringModel, subs: list[tuple[int, str]], re
     ids = [i for i, _e in subs]
     machine: dict[int, dict[str, Any]] = {}
     touched: set[int] = set()
-    slots: dict[int, list[Any]] = {}
+    slots: dict[int, list[Any]] = {}  # submission -> its queue rows
     m, h, a, q = t.machine_scores.c, t.human_scores.c, t.adjudications.c, queue_items.c
     with store.engine.connect() as conn:
         for k in range(0, len(ids), BLOCK):
@@ -146,7 +153,7 @@ def _classify(store: Store, model: ScoringModel, subs: list[tuple[int, str]], re
                 machine.setdefault(int(r.submission_id), {})[r.criterion] = r  # latest wins
             for col in (h.submission_id, a.submission_id):
                 touched.update(int(x) for (x,) in conn.execute(sa.select(col).where(col.in_(chunk)).distinct()))
-            for r in conn.execute(sa.select(q.submission_id, q.status, q.priority).where(q.submission_id.in_(chunk))):
+            for r in conn.execute(sa.select(queue_items).where(q.submission_id.in_(chunk))):
                 slots.setdefault(int(r.submission_id), []).append(r)
     out: list[_Stored] = []
     for sid, ext in subs:
@@ -156,12 +163,12 @@ def _classify(store: Store, model: ScoringModel, subs: list[tuple[int, str]], re
             res.not_scored += 1
         elif sid in touched or any(r.status not in ("open", queue.WITHDRAWN) for r in mine):
             res.in_progress += 1
-        elif any(r.status == "open" and r.priority == SELECTED_PRIORITY for r in mine):
+        elif any(r.status == "open" and r.priority == queue.SELECTED_PRIORITY for r in mine):
             res.selected += 1
         elif not any(r.status == "open" for r in mine):
             res.settled += 1
         else:
-            out.append(_Stored(sid, ext, got))
+            out.append(_Stored(sid, ext, got, mine))
     return out
 
 
@@ -171,26 +178,25 @@ def _count_routes(res: Applied, s: _Stored, it: ScoredSubmission, crits: Sequenc
         res.routes_after[str(it.criteria[c].extra.get("route"))] += 1
 
 
-def _record(store: Store, model: ScoringModel, policy: Any, changed: list[tuple[_Stored, ScoredSubmission]],
+Pair = tuple[_Stored, ScoredSubmission]
+
+
+def _record(store: Store, model: ScoringModel, policy: Any, changed: list[Pair], requeue: list[Pair],
             crits: Sequence[str], by: str, res: Applied) -> None:
-    """One write transaction for one block: re-check each submission is still waiting, then append its
-    re-routed machine scores and decision and reconcile its queue slots."""
+    """One write transaction for one block: re-check each submission is still waiting, then append the
+    re-routed machine scores and decisions of ``changed`` and reconcile the queue slots of both lists."""
     from scoring.store.decisions import decision_in
 
-    if not changed:
+    if not changed and not requeue:
         return
     rubric = model.rubric
     pv = res.policy_version
     with store.write() as tx:
-        ids = [s.id for s, _it in changed]
-        q, h, a = queue_items.c, t.human_scores.c, t.adjudications.c
-        busy = {int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
-            q.submission_id.in_(ids), q.status.notin_(("open", queue.WITHDRAWN))).distinct())}
-        for col in (h.submission_id, a.submission_id):
-            busy.update(int(x) for (x,) in tx.conn.execute(sa.select(col).where(col.in_(ids)).distinct()))
+        waiting = queue.waiting_in(tx, [s.id for s, _it in changed + requeue])
+        todo = [(s, it) for s, it in changed if s.id in waiting]
+        fix = [(s, it) for s, it in requeue if s.id in waiting]
+        res.in_progress += len(changed) + len(requeue) - len(todo) - len(fix)  # claimed while being routed
         rows: list[MachineScoreIn] = []
-        todo = [(s, it) for s, it in changed if s.id not in busy]
-        res.in_progress += len(changed) - len(todo)  # claimed while this block was being routed
         for s, it in todo:
             for c in crits:
                 old, r = s.machine[c], it.criteria[c]
@@ -201,13 +207,14 @@ def _record(store: Store, model: ScoringModel, policy: Any, changed: list[tuple[
                     reason=f"{r.extra.get('reason')}; re-routed by {by} under policy {pv} ({was})",
                     model_version=model.version, policy_version=pv))
         machine_scores_in(store, tx, rows)
-        for s, it in todo:
+        for s, it in todo + fix:
             routes = {c: str(it.criteria[c].extra["route"]) for c in crits}
             reasons = {c: str(it.criteria[c].extra.get("reason") or "") for c in crits}
             w, o = queue.reroute_in(tx, s.id, routes, reasons=reasons, rank=queue_rank(it, policy.queue_order),
                                     why=f"policy {pv} applied by {by}")
             res.slots_withdrawn += w
             res.slots_opened += o
+        for s, it in todo:
             if rubric.award is not None and it.decision is not None:
                 d = it.decision
                 decision_in(tx, s.id, rubric.id, rubric.version, d.outcome, "machine", d.levels, p_earned=d.p_earned,
@@ -215,3 +222,4 @@ def _record(store: Store, model: ScoringModel, policy: Any, changed: list[tuple[
                 res.decisions += 1
             _count_routes(res, s, it, crits)
         res.rerouted += len(todo)
+        res.requeued += len(fix)

@@ -37,7 +37,7 @@ from scoring.store.service_tables import queue_items, submission_owners
 METHOD = (f"transductive experimental design over the embeddings for the first {DESIGN_N} scores (Yu, Bi & Tresp 2006), "
           "then uncertainty-weighted greedy k-center over embeddings and expected scores "
           "(core-set, Sener & Savarese 2018), outliers set aside")
-SELECTED_PRIORITY = 15  # above ordinary human items (10), below double-scored ones (20)
+SELECTED_PRIORITY = queue.SELECTED_PRIORITY  # above ordinary human items (10), below double-scored ones (20)
 
 
 @dataclass(frozen=True)

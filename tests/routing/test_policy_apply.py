@@ -175,3 +175,44 @@ def test_a_policy_for_another_model_is_refused(unrouted) -> None:  # type: ignor
     store, model, policy, _data = unrouted
     with pytest.raises(PolicyError, match="tuned for model"):
         apply_policy(store, model, policy.model_copy(update={"model_version": "some-other-model"}), by="registrar")
+
+
+def test_scoring_a_waiting_backlog_with_a_retrained_model_gives_it_the_new_routes_slots(  # type: ignore[no-untyped-def]
+    tmp_path: Path, fake_model, calibrated
+) -> None:
+    """A backlog stored and queued by one model, scored again by a retrained one under its policy: while nobody
+    has started a submission, its queue slots become the ones the new routes need, as if the new model had
+    scored it first (an open slot the new routes do not need would ask people for work the policy accepts)."""
+    model, policy = calibrated
+    assert fake_model.version != model.version
+    data = _backlog(tmp_path / "backlog.jsonl")
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store, Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:
+        _score(fake_model, None, store, data, tmp_path / "old.jsonl")
+        _score(model, policy, store, data, tmp_path / "new.jsonl")
+        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+        assert _routes(store, model.version) == _routes(direct, model.version)
+        assert _open_slots(store) == _open_slots(direct)
+        assert store.verify_audit().ok
+
+
+def test_slots_another_model_left_behind_are_brought_in_line_by_apply(  # type: ignore[no-untyped-def]
+    tmp_path: Path, fake_model, calibrated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store where a retrained model's routes sit beside the first model's open slots (recorded by a release
+    that only added slots): `policy apply` finds routes already the policy's and reconciles the slots only."""
+    import scoring.usecases.intake as intake
+
+    model, policy = calibrated
+    data = _backlog(tmp_path / "backlog.jsonl")
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store, Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:
+        _score(fake_model, None, store, data, tmp_path / "old.jsonl")
+        with monkeypatch.context() as m:
+            m.setattr(intake.queue, "waiting_in", lambda tx, ids: set())  # slots only ever added
+            _score(model, policy, store, data, tmp_path / "new.jsonl")
+        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+        assert _open_slots(store) != _open_slots(direct)
+        n = len([e for e in store.audit_entries() if e.event == "machine_score"])
+        res = apply_policy(store, model, policy, by="registrar")
+        assert res.rerouted == 0 and res.requeued > 0 and res.slots_withdrawn > 0
+        assert _open_slots(store) == _open_slots(direct)
+        assert len([e for e in store.audit_entries() if e.event == "machine_score"]) == n  # routes stood: no new rows
