@@ -157,27 +157,38 @@ def decide_items(rubric: Rubric, policy: Any | None, items: Sequence[Any]) -> No
         it.decision = d
 
 
+def human_level(ratings: Sequence[Any], adjudicated: int | None, gap: int) -> tuple[int | None, bool]:
+    """``(level, disputed)`` of one criterion by people: the adjudicated score; else, when the ratings agree
+    within ``gap``, the first rating, else the second, else the audit; ``(None, True)`` while ratings further
+    apart wait for adjudication; ``(None, False)`` when nobody rated it. ``ratings``: the criterion's
+    first/second/audit scores in recording order."""
+    if adjudicated is not None:
+        return int(adjudicated), False
+    if not ratings:
+        return None, False
+    vals = [h.score for h in ratings]
+    if max(vals) - min(vals) > gap:
+        return None, True
+    by_kind = {h.kind: h.score for h in ratings}
+    return int(next(by_kind[k] for k in ("first", "second", "audit") if k in by_kind)), False
+
+
 def resolved_levels(rubric: Rubric, machine: Mapping[str, Any], humans: Sequence[Any], adjudicated: Mapping[str, int],
                     gap_of: Any) -> dict[str, int] | None:
     """The level each criterion stands at once people have scored it, or None while any is unresolved.
 
-    Per criterion: the adjudicated score; else the human ratings when they agree within the gap (the first
-    rating, else the second, else the audit); else the machine's score when its route accepted it.
-    ``machine``: criterion -> latest machine score record; ``humans``: human score records;
+    Per criterion: the level people gave it (:func:`human_level`); else the machine's score when its route
+    accepted it. ``machine``: criterion -> latest machine score record; ``humans``: human score records;
     ``gap_of(criterion)``: the adjudication gap.
     """
     out: dict[str, int] = {}
     for c in rubric.criteria:
-        if c.id in adjudicated:
-            out[c.id] = int(adjudicated[c.id])
-            continue
         rated = [h for h in humans if h.criterion == c.id and h.kind in ("first", "second", "audit")]
-        if rated:
-            vals = [h.score for h in rated]
-            if max(vals) - min(vals) > gap_of(c.id):
-                return None  # waits for adjudication
-            by_kind = {h.kind: h.score for h in rated}
-            out[c.id] = int(next(by_kind[k] for k in ("first", "second", "audit") if k in by_kind))
+        level, disputed = human_level(rated, adjudicated.get(c.id), gap_of(c.id))
+        if disputed:
+            return None  # waits for adjudication
+        if level is not None:
+            out[c.id] = level
             continue
         m = machine.get(c.id)
         if m is None or m.route not in ACCEPTED:
