@@ -163,6 +163,45 @@ def _strip_pins(store: Store) -> None:
             prev = h
 
 
+def _respell(store: Store, seq: int, payload: str) -> None:
+    """Give entry ``seq`` this payload text and rehash the chain from it (no checkpoint to stop it)."""
+    form = store.canonical_form()
+    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
+        rows = c.execute(sa.text("SELECT seq, event, payload, prev_hash FROM audit_log WHERE seq >= :s ORDER BY seq"),
+                         {"s": seq}).all()
+        prev = rows[0].prev_hash
+        for r in rows:
+            body = payload if r.seq == seq else r.payload
+            h = form.entry_hash(r.seq, r.event, body, prev)
+            c.execute(sa.text("UPDATE audit_log SET payload = :b, prev_hash = :p, entry_hash = :h WHERE seq = :s"),
+                      {"b": body, "p": prev, "h": h, "s": r.seq})
+            prev = h
+
+
+def test_a_pin_is_read_from_its_entry_however_the_payload_is_spelled(store: Store, rubric) -> None:
+    """The pin is the payload's content, not its spelling: spaces and key order do not hide it."""
+    sid = _score(store, "T-042", "I asked them why twice.")
+    first = _first_pin(store, sid)
+    p = store.audit_entry(first).payload
+    _respell(store, first, "{ " + " , ".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in reversed(p.items())) + " }")
+    assert store.audit_entry(first).payload == p
+    assert store.verify_audit().ok
+    _set_evidence(store, sid, {"text": "Edited."})
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == first and "the evidence of submission T-042" in res.problem
+
+
+@pytest.mark.parametrize("payload", ["[1, 2]", "[]"])
+def test_a_score_entry_whose_payload_is_an_array_pins_nothing(store: Store, rubric, payload: str) -> None:
+    """A payload that is not an object has no pin fields: it pins nothing, and the check does not crash on it."""
+    sid = _score(store, "T-042", "I asked them why twice.")
+    _respell(store, _first_pin(store, sid), payload)
+    assert store.verify_audit().ok  # its row logs no field to compare; the other entries still pin the evidence
+    _set_evidence(store, sid, {"text": "Edited."})
+    res = store.verify_audit()
+    assert not res.ok and "the evidence of submission T-042" in res.problem
+
+
 def test_entries_from_before_pins_are_skipped_not_false_alarms(store: Store, rubric) -> None:
     old = _score(store, "T-041", "Scored by an older release.")
     _strip_pins(store)

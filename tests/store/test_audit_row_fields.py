@@ -9,11 +9,14 @@ and a row that borrows another kind of entry are caught too.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
 from scoring.store import Store
 from scoring.store.decisions import decision_in
+from scoring.store.verify import _loads
 
 
 def _sql(store: Store, sql: str, **params: object) -> None:
@@ -46,6 +49,15 @@ EDITS = [
                  id="decision-model-version"),
     pytest.param("UPDATE decisions SET p_earned = 0.95", "decisions", "p_earned=0.95", "0.12",
                  id="decision-probability"),
+    # JSON columns: compared as values, read from their text
+    pytest.param("UPDATE machine_scores SET prediction_set = '[1, 2]'", "machine_scores", "prediction_set=[1, 2]",
+                 "[1, 2, 3]", id="machine-prediction-set"),
+    pytest.param("""UPDATE machine_scores SET probabilities = '{"0": 0.4, "1": 0.3, "2": 0.2, "3": 0.1}'""",
+                 "machine_scores", "probabilities={'0': 0.4, '1': 0.3, '2': 0.2, '3': 0.1}",
+                 "{'0': 0.1, '1': 0.2, '2': 0.3, '3': 0.4}", id="machine-probabilities"),
+    pytest.param("""UPDATE decisions SET levels = '{"feedback": 0, "questioning": 2}'""", "decisions",
+                 "levels={'feedback': 0, 'questioning': 2}", "{'feedback': 0, 'questioning': 1}",
+                 id="decision-levels"),
 ]
 
 
@@ -58,6 +70,40 @@ def test_an_edited_field_of_a_logged_row_is_named(store: Store, rubric, sql: str
     assert not res.ok
     assert res.problem.startswith(f"{table} row 1 (submission s0")  # the issuer's id, not the store's
     assert f"has {has} but audit entry {res.first_bad_seq} logged {logged}: the row was edited" in res.problem
+
+
+def test_a_json_cell_spelled_differently_is_not_an_edit(store: Store, rubric) -> None:
+    """A JSON column is compared by value: key order and spacing are not the row's content."""
+    _one_of_each(store)
+    _sql(store, "UPDATE machine_scores SET probabilities = :p, prediction_set = :s",
+         p='{ "3":0.4,"2":0.3,"1":0.2,"0":0.1 }', s=" [1,2,3] ")
+    _sql(store, "UPDATE decisions SET levels = :v", v='{"questioning":1,  "feedback":0}')
+    assert store.verify_audit().ok
+
+
+def test_a_json_cell_edited_into_a_bare_number_is_named(store: Store, rubric) -> None:
+    """SQLite lets a JSON column hold a plain number; it is read as that number and named, not a crash."""
+    if store.engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's json type takes no plain integer")
+    _one_of_each(store)
+    _sql(store, "UPDATE machine_scores SET prediction_set = 3")
+    res = store.verify_audit()
+    assert not res.ok
+    assert "has prediction_set=3 but audit entry" in res.problem and "logged [1, 2, 3]: the row was edited" in res.problem
+
+
+@pytest.mark.parametrize("text", ['{"a":[1,2.5,null,true],"b":{"c":"\\u00e9"}}', ' {"a":1}', '{"a":1}\n', "\ufeff{}",
+                                  '{"a":1}x', "", "1 2", "NaN", "[1,", b'{"a":1}', '"\\ud800"', "1e400", "-0", 7])
+def test_the_row_checks_json_reader_is_json_loads(text: object) -> None:
+    """The row check's faster reader returns what ``json.loads`` returns, and raises what it raises."""
+    try:
+        expected: object = json.loads(text)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)) as got:
+            _loads(text)
+        assert str(got.value) == str(exc)
+    else:
+        assert repr(_loads(text)) == repr(expected)
 
 
 def test_a_copied_score_row_is_named(store: Store, rubric) -> None:
