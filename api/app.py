@@ -27,6 +27,7 @@ from api.routers import (
     keys,
     models,
     queue,
+    routing,
     rubrics,
     selection,
     status,
@@ -90,7 +91,7 @@ def create_app(
                        upload_prefixes=("/batch-jobs/upload",))
     app.add_middleware(problems.ServerTiming)  # type: ignore[arg-type]
     app.add_middleware(problems.NulInUrl)  # type: ignore[arg-type]
-    for r in (health, rubrics, submissions, batch, queue, selection, adjudication, agreement, models, keys, audit, status):
+    for r in (health, rubrics, submissions, batch, queue, selection, routing, adjudication, agreement, models, keys, audit, status):
         app.include_router(r.router)
     app.include_router(assessor.router)
 
