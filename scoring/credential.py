@@ -178,19 +178,24 @@ def resolved_levels(rubric: Rubric, machine: Mapping[str, Any], humans: Sequence
     """The level each criterion stands at once people have scored it, or None while any is unresolved.
 
     Per criterion: the level people gave it (:func:`human_level`); else the machine's score when its route
-    accepted it. ``machine``: criterion -> latest machine score record; ``humans``: human score records;
+    accepted it. A criterion routed ``double`` waits for both blind ratings (or an adjudication): deciding on
+    the first alone would sign a credential, or release "not yet" feedback, that the second rater may dispute.
+    ``machine``: criterion -> latest machine score record; ``humans``: human score records;
     ``gap_of(criterion)``: the adjudication gap.
     """
     out: dict[str, int] = {}
     for c in rubric.criteria:
         rated = [h for h in humans if h.criterion == c.id and h.kind in ("first", "second", "audit")]
+        m = machine.get(c.id)
+        if (m is not None and m.route == "double" and c.id not in adjudicated
+                and not {"first", "second"} <= {h.kind for h in rated}):
+            return None  # the second blind rating is still to come
         level, disputed = human_level(rated, adjudicated.get(c.id), gap_of(c.id))
         if disputed:
             return None  # waits for adjudication
         if level is not None:
             out[c.id] = level
             continue
-        m = machine.get(c.id)
         if m is None or m.route not in ACCEPTED:
             return None
         out[c.id] = int(m.score)

@@ -62,7 +62,7 @@ def apply(
               + (f" (criterion routes {moved})" if moved else "")
               + (f", {res.requeued} whose queue slots {would}brought in line with their routes" if res.requeued else "")
               + f", {res.unchanged} already routed by it"
-              + ("" if dry_run else f"; queue: {res.slots_withdrawn} slot(s) withdrawn, {res.slots_opened} opened"))
+              + f"; queue: {res.slots_withdrawn} slot(s) {would}withdrawn, {res.slots_opened} {would}opened")
     kept = [(res.in_progress, "a person has started them"), (res.settled, "no slot waits: their machine scores stand"),
             (res.selected, "queued by `scoring select` to teach the model"),
             (res.not_scored, f"not scored by model {res.model_version} (score them with `scoring score --store`)")]

@@ -157,19 +157,23 @@ WITHDRAWN = "withdrawn"  # a slot a later routing policy no longer needs: kept, 
 
 
 def waiting_in(tx: Tx, submission_ids: list[int]) -> set[int]:
-    """The submissions nobody has started: no human score or adjudication, no slot a person has claimed or
-    finished (every slot open or withdrawn), and none `scoring select` queued to teach the model (it is
-    there to be scored whatever the routes say). Only their routes may still change."""
+    """The submissions waiting for a person nobody has started: at least one open slot, no slot claimed or
+    finished, none `scoring select` queued to teach the model (it is there to be scored whatever the routes
+    say), and no human score or adjudication. Only their routes may still change: work a person started, and
+    a submission whose machine scores stand (no open slot; it may back a credential), are kept as they are."""
     q, h, a = queue_items.c, t.human_scores.c, t.adjudications.c
     busy: set[int] = set()
+    waiting: set[int] = set()
     for i in range(0, len(submission_ids), 500):
         ids = submission_ids[i:i + 500]
+        waiting.update(int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
+            q.submission_id.in_(ids), q.status == "open").distinct()))
         busy.update(int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
             q.submission_id.in_(ids), sa.or_(q.status.notin_(("open", WITHDRAWN)),
                                              sa.and_(q.status == "open", q.priority == SELECTED_PRIORITY))).distinct()))
         for col in (h.submission_id, a.submission_id):
             busy.update(int(x) for (x,) in tx.conn.execute(sa.select(col).where(col.in_(ids)).distinct()))
-    return set(submission_ids) - busy
+    return waiting - busy
 
 
 def slots_differ(rows: list[Any], routes: Mapping[str, str]) -> bool:
@@ -177,6 +181,17 @@ def slots_differ(rows: list[Any], routes: Mapping[str, str]) -> bool:
     need = {k: (sorted(v["criteria"]), v["route"]) for k, v in _slots_for(routes, None, None).items()}
     have = {r.kind: (sorted(r.criteria), r.route) for r in rows if r.status == "open"}
     return need != have
+
+
+def slot_changes(rows: list[Any], routes: Mapping[str, str]) -> tuple[int, int]:
+    """``(withdrawn, opened)``: what :func:`reroute_in` would do to a waiting submission's queue ``rows``
+    (a ``--dry-run`` says it without writing): open slots no longer needed, and needed slots that are missing
+    or withdrawn."""
+    need = _slots_for(routes, None, None)
+    have = {r.kind: r.status for r in rows}
+    withdrawn = sum(1 for k, st in have.items() if k not in need and st == "open")
+    opened = sum(1 for k in need if have.get(k, WITHDRAWN) == WITHDRAWN)
+    return withdrawn, opened
 
 
 def reroute_in(tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons: Mapping[str, str] | None = None,
@@ -195,22 +210,19 @@ def reroute_in(tx: Tx, submission_id: int, routes: Mapping[str, str], *, reasons
     busy = sorted(k for k, r in rows.items() if r.status not in ("open", WITHDRAWN))
     if busy:
         raise InvalidRequest(f"submission {submission_id} has queue slots a person has taken ({busy}): not re-routed")
-    withdrawn = opened = 0
+    changes = slot_changes(list(rows.values()), routes)
     for kind, row in rows.items():
         if kind not in need and row.status == "open":
             note = f"{row.reason}; withdrawn: {why}" if why else row.reason
             tx.conn.execute(queue_items.update().where(q.id == row.id).values(status=WITHDRAWN, reason=note[:4000]))
-            withdrawn += 1
     for kind, slot in need.items():
         have = rows.get(kind)
         if have is None:
             tx.conn.execute(queue_items.insert().values(submission_id=submission_id, kind=kind, rank=float(rank),
                                                         status="open", created_at=_now(), **slot))
-            opened += 1
         else:
-            opened += have.status == WITHDRAWN
             tx.conn.execute(queue_items.update().where(q.id == have.id).values(status="open", rank=float(rank), **slot))
-    return withdrawn, opened
+    return changes
 
 
 class _ListHolds(FunctionElement[bool]):
@@ -553,7 +565,7 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
 
 __all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "count_available", "counts",
            "eligible", "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew",
-           "reroute_in", "slots_differ", "submission_labels", "submit", "waiting_in", "WITHDRAWN"]
+           "reroute_in", "slot_changes", "slots_differ", "submission_labels", "submit", "waiting_in", "WITHDRAWN"]
 
 
 def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:

@@ -56,6 +56,7 @@ class Outcome:
     created: bool = False
     error: ScoringError | None = None
     scored: ScoredSubmission | None = None  # the fresh scores and routes when created
+    kept: bool = False  # scored before by another model and not waiting for a person: left as it stands
     slots: list[queue.QueueItem] = field(default_factory=list)
     policy_version: str | None = None
 
@@ -139,8 +140,10 @@ def record_scored(
 
     Per submission: a new one is inserted with its owner, machine scores (route decisions and reasons in
     each row and its audit entry) and queue slots; one this owner already recorded with the same content is
-    answered ``created=False`` (scored by this model before) or scored now (stored earlier but never scored
-    by this model); another owner's id or other content under the same id is refused with ``error``.
+    answered ``created=False`` (scored by this model before), scored now (stored earlier but never scored by
+    this model, and still waiting for a person or never scored by any), or kept (``kept``: scored by another
+    model and started by a person or settled); another owner's id or other content under the same id is
+    refused with ``error``.
     ``on_commit(tx, outcomes)`` writes caller bookkeeping (a batch job's progress) in the same transaction.
     """
     rubric = model.rubric
@@ -175,6 +178,15 @@ def record_scored(
             else:
                 todo.append(k)
             seen.setdefault(s.external_id, h)
+        # Stored and scored before by another model (a retrained one): only a submission still waiting for a
+        # person takes this model's scores, routes and slots. One a person has started, or whose machine scores
+        # stand (it may back a credential), is kept: a new model must not undo people's decisions or reopen
+        # settled ones, and its own scores on texts people scored would be judged on its training data.
+        prior = _scored_by_any(conn, [int(rows[subs[k].external_id].id) for k in todo if subs[k].external_id in rows])
+        waiting = queue.waiting_in(tx, sorted(prior))
+        for k in [k for k in todo if (r := rows.get(subs[k].external_id)) is not None and int(r.id) in prior - waiting]:
+            out[k].submission, out[k].kept = _sub_rec(rows[subs[k].external_id]), True
+            todo.remove(k)
         recs = add_submissions_in(store, tx, rubric.id, rubric.version,
                                   [(subs[k].external_id, subs[k].evidence, subs[k].metadata) for k in todo])
         faults.point("intake:submissions_inserted")
@@ -190,17 +202,13 @@ def record_scored(
                     model_version=model.version, policy_version=policy_version))
         machine_scores_in(store, tx, machine)
         faults.point("intake:machine_scores_written")
-        # Stored before but never scored by this model (a retrained one): while nobody has started it, its
-        # slots become the ones the new routes need; the latest machine score stands everywhere else too.
-        before = {int(r.id) for r in rows.values()}
-        rescored = queue.waiting_in(tx, [rec.id for rec in recs if rec.id in before])
         for k in todo:
             it = items[k]
             routes = {c: str(r.extra.get("route") or "human") for c, r in it.criteria.items()}
             reasons = {c: str(r.extra.get("reason") or (NO_POLICY if not r.extra.get("route") else ""))
                        for c, r in it.criteria.items()}
             sid = out[k].submission.id  # type: ignore[union-attr]
-            if sid in rescored:
+            if sid in waiting:  # its slots become the ones the new routes need
                 queue.reroute_in(tx, sid, routes, reasons=reasons, rank=queue_rank(it, queue_order),
                                  why=f"re-scored by model {model.version} under {policy_version or 'no policy'}")
             else:
@@ -244,6 +252,16 @@ def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission) -> 
         return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which you have not submitted for "
                               f"rubric {rubric_id}")
     return None
+
+
+def _scored_by_any(conn: Any, submission_ids: list[int]) -> set[int]:
+    """The submissions some model has scored."""
+    c = t.machine_scores.c
+    got: set[int] = set()
+    for i in range(0, len(submission_ids), 500):
+        got |= {int(x) for x in conn.execute(sa.select(c.submission_id).distinct().where(
+            c.submission_id.in_(submission_ids[i:i + 500]))).scalars()}
+    return got
 
 
 def _scored_by(conn: Any, submission_ids: list[int], model_version: str) -> set[int]:

@@ -119,6 +119,10 @@ def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, iss
                 requeue.append((s, it))
         res.unchanged += len(block) - len(changed) - len(requeue)
         if dry_run:
+            for s, it in changed + requeue:
+                w, o = queue.slot_changes(s.slots, {c: str(it.criteria[c].extra.get("route")) for c in crits})
+                res.slots_withdrawn += w
+                res.slots_opened += o
             for s, it in changed:
                 _count_routes(res, s, it, crits)
             res.rerouted += len(changed)

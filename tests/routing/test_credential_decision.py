@@ -167,3 +167,28 @@ def test_decision_agreement_matches_sklearn_on_rater_decisions(tmp_path: Path) -
     assert row["agreement"] == pytest.approx(np.mean(np.array(r1) == np.array(r2)))
     assert row["false_award_rate"] == pytest.approx(np.mean([(b == "earned") & (a == "not_yet") for a, b in zip(r1, r2, strict=True)]))
     store.close()
+
+
+def test_a_double_scored_criterion_is_decided_only_once_both_blind_raters_have_scored(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
+    """The first rating of a double-scored criterion does not decide the credential: the second rater may
+    disagree beyond the gap, and a credential signed (or "not yet" released) on the first alone would stand."""
+    model, policy = award_model
+    store = Store(f"sqlite:///{tmp_path / 'dbl.db'}")
+    store.register_rubric(model.rubric)
+    everything_double = policy.model_copy(update={"double_rate": 1.0, "audit_rate": 0.0})
+    d = synthetic(4, seed=5)
+    for i, t in zip(d["ids"], d["texts"], strict=True):
+        intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=everything_double)
+    first = queue.claim(store, "ann", 600)
+    assert first is not None and first.kind == "first"
+    assessment.submit_item(store, everything_double, first.id, "ann", first.lease_token,  # type: ignore[arg-type]
+                           {c: (4, "clear evidence") for c in first.criteria})
+    sid = first.submission_id
+    assert store.decisions(submission_id=sid, basis="final") == []  # the second blind rating is still to come
+    second = queue.claim(store, "bob", 600, item_id=next(
+        q.id for q in queue.items_for_submission(store, sid) if q.kind == "second"))
+    assert second is not None
+    assessment.submit_item(store, everything_double, second.id, "bob", second.lease_token,  # type: ignore[arg-type]
+                           {c: (0, "no evidence") for c in second.criteria})
+    assert store.decisions(submission_id=sid, basis="final") == []  # 4 vs 0: waits for adjudication
+    store.close()

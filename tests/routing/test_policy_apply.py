@@ -103,6 +103,7 @@ def test_a_dry_run_says_what_would_change_and_records_nothing(unrouted) -> None:
     assert _open_slots(store) == slots and len(list(store.audit_entries())) == n
     real = apply_policy(store, model, policy, by="registrar")
     assert (real.rerouted, real.routes_after) == (dry.rerouted, dry.routes_after)
+    assert (real.slots_withdrawn, real.slots_opened) == (dry.slots_withdrawn, dry.slots_opened) != (0, 0)
 
 
 def test_work_a_person_started_and_items_chosen_to_teach_the_model_are_kept(unrouted) -> None:  # type: ignore[no-untyped-def]
@@ -207,7 +208,8 @@ def test_slots_another_model_left_behind_are_brought_in_line_by_apply(  # type: 
     with Store(f"sqlite:///{tmp_path / 'store.db'}") as store, Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:
         _score(fake_model, None, store, data, tmp_path / "old.jsonl")
         with monkeypatch.context() as m:
-            m.setattr(intake.queue, "waiting_in", lambda tx, ids: set())  # slots only ever added
+            m.setattr(intake.queue, "reroute_in", lambda tx, sid, routes, **kw: (  # slots only ever added
+                0, queue.enqueue_in(tx, sid, routes, reasons=kw.get("reasons"), rank=kw.get("rank", 0.0))))
             _score(model, policy, store, data, tmp_path / "new.jsonl")
         _score(model, policy, direct, data, tmp_path / "direct.jsonl")
         assert _open_slots(store) != _open_slots(direct)
@@ -216,3 +218,39 @@ def test_slots_another_model_left_behind_are_brought_in_line_by_apply(  # type: 
         assert res.rerouted == 0 and res.requeued > 0 and res.slots_withdrawn > 0
         assert _open_slots(store) == _open_slots(direct)
         assert len([e for e in store.audit_entries() if e.event == "machine_score"]) == n  # routes stood: no new rows
+
+
+def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as_they_stand(unrouted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Scoring the stored backlog with a retrained model re-routes only the submissions still waiting for a
+    person. One a person has started keeps its scores, routes, slots and decisions (a new model must not undo
+    people's work), and one whose machine scores stand keeps them (it may back a credential)."""
+    import dataclasses
+
+    from scoring.store.records import HumanScoreIn
+
+    store, model, policy, data = unrouted
+    apply_policy(store, model, policy, by="registrar")
+    subs = {s.id: s for s in store.submissions()}
+    slots = {s: queue.items_for_submission(store, s) for s in subs}
+    settled = {s for s, q in slots.items() if not any(i.status == "open" for i in q)}
+    started = next(s for s, q in slots.items() if any(i.status == "open" for i in q))
+    store.record_human_scores([HumanScoreIn(started, model.rubric.criteria[0].id, 1, "ann", kind="first", blind=False)])
+    assert settled and started not in settled
+    retrained = dataclasses.replace(model, version="retrained-v2")
+    policy2 = policy.model_copy(update={"model_version": "retrained-v2", "policy_version": "p2"})
+    before = {s: [(i.kind, i.status, sorted(i.criteria)) for i in queue.items_for_submission(store, s)] for s in subs}
+    run = _score(retrained, policy2, store, data, store_out := Path(str(data) + ".v2.jsonl"))
+    rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
+    assert rescored == set(subs) - settled - {started}
+    assert run.recorded["kept_from_other_model"] == len(settled) + 1
+    for s in settled | {started}:
+        assert [(i.kind, i.status, sorted(i.criteria)) for i in queue.items_for_submission(store, s)] == before[s]
+    assert store_out.exists() and store.verify_audit().ok
+    from typer.testing import CliRunner
+
+    from scoring.cli import app
+
+    rep = CliRunner().invoke(app, ["report", "--db", store.url, "--out", str(tmp_path / "report"), "--bootstrap", "0"])
+    assert rep.exit_code == 0, rep.output
+    by_model = json.loads(rep.output.strip().splitlines()[-1])["auto_fraction_by_model"]
+    assert set(by_model) == {model.version, "retrained-v2"}  # each model's share, not only the pooled one
