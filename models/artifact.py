@@ -72,12 +72,31 @@ def _library_versions() -> dict[str, str]:
     }
 
 
+def check_rubric_home(model_dir: str | Path, rubric_id: str) -> None:
+    """Refuse a model directory that holds another rubric's models: one directory is one credential's
+    model history, and ``scoring score --model DIR`` / ``serve`` load its LATEST. Training rubric B into A's
+    directory (a wrong ``--rubric`` file) would silently make every later run score A's evidence on B's criteria."""
+    root = Path(model_dir)
+    latest = root / "LATEST"
+    if not latest.is_file():
+        return
+    version = latest.read_text(encoding="utf-8").strip()
+    try:
+        held = (read_card(root / version).get("rubric") or {}).get("id")
+    except ArtifactError:
+        return  # a damaged LATEST is reported where it is loaded
+    if held is not None and held != rubric_id:
+        raise ArtifactError(f"{root} holds models of rubric {held!r} (LATEST {version}), not {rubric_id!r}: check "
+                            f"--rubric, or train rubric {rubric_id!r} into another --out directory")
+
+
 def save_model(model: ScoringModel, model_dir: str | Path, metrics: dict[str, Any], data_hash: str, *,
                make_latest: bool = True) -> Path:
     """Write a new version atomically (a temp dir renamed into place) and point LATEST at it (unless
     ``make_latest`` is off: e.g. a calibration of an older version must not replace a newer model)."""
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
+    check_rubric_home(root, model.rubric.id)
     version = model.version or new_version(model.rubric, data_hash)
     target = root / version
     if target.exists():

@@ -121,7 +121,7 @@ def train(
     """Train one scorer per rubric criterion from human scores and save a versioned model with its card.
 
     With no score column at all it builds the cold-start model (descriptors + the file's texts) and says so."""
-    from models.artifact import new_version, save_model
+    from models.artifact import check_rubric_home, new_version, save_model
     from models.encoder import get_encoder
     from rubrics import load_rubric
     from scoring.ingest import read_records
@@ -141,6 +141,7 @@ def train(
         raise typer.BadParameter(str(exc), param_hint="--scorer") from None
     try:
         rb = load_rubric(rubric)
+        check_rubric_home(out, rb.id)  # before minutes of training, not after
         cols = _columns(rb, id_col, text_col, score_col, where)
         cold_note = None
         if not cols.scores:  # no --score-col: columns named like the criteria, where the file has them
@@ -345,7 +346,7 @@ def score(
             if opened is not None:
                 opened.close()
         stopping.close()
-    _report(run, where)
+    _report(run, where, owner=issuer or s.issuer)
 
 
 STORE_DEFAULT = "default"  # what a bare `--store` becomes (see scoring.cli.optional_values)
@@ -389,7 +390,7 @@ def _level_shares(out: Path) -> dict[str, dict[int, int]]:
     return counts
 
 
-def _report(run: Any, where: list[str] | None = None) -> None:
+def _report(run: Any, where: list[str] | None = None, owner: str | None = None) -> None:
     summary = run.summary
     if run.queue_file is not None:
         err.print(f"routing: policy {run.policy_version}; human queue -> {run.queue_file}")
@@ -415,6 +416,10 @@ def _report(run: Any, where: list[str] | None = None) -> None:
                       "the store keeps that run's routes and assessor queue, and the figures above are the store's; "
                       "this run's routes are in its files only; `scoring policy apply` puts a policy in charge of the items "
                       "still waiting for people")
+        if r.get("kept_from_other_model"):  # a retrained model over a backlog people are working on
+            err.print(f"[yellow]{r['kept_from_other_model']} submission(s) scored earlier by another model were kept "
+                      "as they stand[/]: a person has started them, or their machine scores stand (they may back a "
+                      "credential); this model's scores for them are in its files only")
     if not summary.records:  # nothing read: a scheduled job must not report success for an empty selection
         what = (f"no record matched --where {' --where '.join(where)} (a row is kept when its value equals yours "
                 "exactly, case included)" if where else "the input holds no record")
@@ -422,7 +427,19 @@ def _report(run: Any, where: list[str] | None = None) -> None:
         raise typer.Exit(1)
     if summary.records and not summary.scored:  # every record rejected: almost always wrong options, not data
         err.print(f"[bold red]error:[/] no record could be scored; the reasons are in {summary.rejects}")
+        if "already used by another issuer" in _first_reject(Path(summary.rejects)):  # a re-run under another name
+            err.print(f"the first id belongs to another issuer in the store: if you recorded this backlog, run again "
+                      f"with --issuer set to the name you used (this run: {owner!r})")
         raise typer.Exit(1)
+
+
+def _first_reject(path: Path) -> str:
+    """The reason of the first line of a rejects file ('' when there is none or it cannot be read)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return str(json.loads(fh.readline() or "{}").get("reason", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,8 @@ from scoring.commands.batch import (
 )
 from scoring.settings import get_settings
 
+MIN_CALIBRATION_ROWS = 20  # what models.calibration needs per criterion
+
 
 def _int_or_nan(v: str | None) -> float:
     try:
@@ -179,13 +181,23 @@ def calibrate(
                     err.print(f"[yellow]{cid}: {int(seen.sum())} of {len(keep)} scored row(s) are texts the model "
                               f"trained on, left out[/] (first id: {first!r}): calibration needs texts it never saw")
                     keep = [i for i, s_ in zip(keep, seen, strict=True) if not s_]
-            unseen = [records[i].id for i in keep if np.isnan(P[cid][i]).any()] if cross_fitted else []
-            if unseen:
+            unseen = [i for i in keep if np.isnan(P[cid][i]).any()] if cross_fitted else []
+            if unseen and 2 * len(unseen) > len(keep):  # most rows unseen: not the file the model trained on
                 raise CalibrationDataError(
                     f"--cross-fitted: {len(unseen)} of {len(keep)} scored rows for {cid!r} are not texts model "
-                    f"{m.version} trained on (first id: {unseen[0]!r}); pass the training file, or calibrate on "
-                    "held-out data without --cross-fitted"
+                    f"{m.version} trained on (first id: {records[unseen[0]].id!r}); pass the training file, or "
+                    "calibrate on held-out data without --cross-fitted"
                 )
+            if unseen:  # a few rows the training left out (no usable training score, e.g. awaiting adjudication)
+                err.print(f"[yellow]{cid}: {len(unseen)} of {len(keep)} scored row(s) are texts model {m.version} "
+                          f"did not train on, left out[/] (first id: {records[unseen[0]].id!r}): their training "
+                          f"column had no usable score (in an export: ratings awaiting adjudication)")
+                keep = [i for i in keep if i not in set(unseen)]
+            if len(keep) < MIN_CALIBRATION_ROWS:  # said per criterion and column, before any fitting
+                raise CalibrationDataError(
+                    f"{cid!r}: {len(keep)} usable row(s) with a score in column {cols.scores[cid]!r} of {data}; "
+                    f"calibration needs at least {MIN_CALIBRATION_ROWS} (rows with an empty cell in that column are "
+                    "left out: check --score-col)")
             sec = None
             if cid in second:
                 sec = np.array([_int_or_nan(records[i].meta.get(second[cid])) for i in keep])

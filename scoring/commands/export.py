@@ -41,6 +41,14 @@ def training(
         return
     finally:
         st.close()
+    if not res.rows:
+        whose = f" from issuer {issuer!r}" if issuer else ""
+        err.print(f"[bold red]error:[/] the store holds no submission of {res.rubric}{whose}; nothing written"
+                  if not res.submissions else
+                  f"[bold red]error:[/] no person has scored any of the {res.submissions} submission(s) of "
+                  f"{res.rubric}{whose} yet: nothing to train on, nothing written (--include-unscored writes them all)")
+        typer.echo(json.dumps(res.as_dict()))
+        raise typer.Exit(1)
     err.print(f"{res.rows} submission(s) of {res.rubric} -> {out}"
               + (f"; {res.unscored} no person has scored left out (--include-unscored keeps them)" if res.unscored else ""))
     for c in rub.criteria:
@@ -48,10 +56,6 @@ def training(
                   f"({c.id}{BLIND_SUFFIX}), {res.pairs[c.id]} blind pair(s) ({c.id}{RATER2_SUFFIX})"
                   + (f", {res.disputed[c.id]} awaiting adjudication (no level)" if res.disputed[c.id] else ""))
     typer.echo(json.dumps(res.as_dict()))
-    if not res.rows:
-        err.print("[bold red]error:[/] no submission has a human score yet: nothing to train on "
-                  "(--include-unscored writes them all)")
-        raise typer.Exit(1)
 
 
 def _rubric(store, spec: str | None):  # type: ignore[no-untyped-def]

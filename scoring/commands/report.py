@@ -91,6 +91,8 @@ def register(app: typer.Typer) -> None:
                        f"{r.window}: n={r.n} "
                        f"auto_fraction={r.auto_fraction:.3f}{audited}")
         pooled = float(per["n_accepted"].sum() / per["n"].sum()) if len(per) and per["n"].sum() else None
+        by_model = ({str(mv): float(g["n_accepted"].sum() / g["n"].sum()) for mv, g in per.groupby("model_version")
+                     if g["n"].sum()} if len(per) else {})  # a retrained model's share apart from the first's
         for line in uncompared(res.tables):
             typer.echo(line)
         if span is not None:
@@ -100,7 +102,7 @@ def register(app: typer.Typer) -> None:
                        f"{' for ' + rubric if rubric else ''} {held}", err=True)
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
-                               "tables": {k: len(v) for k, v in res.tables.items()}}))
+                               "auto_fraction_by_model": by_model, "tables": {k: len(v) for k, v in res.tables.items()}}))
 
 
 def score_span(store: Any, rubric_id: str | None) -> tuple[datetime | None, datetime | None]:

@@ -62,7 +62,8 @@ class Exported:
 def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | None = None, unscored: bool = False,
                     overwrite: bool = False) -> Exported:
     """Write the rubric version's submissions with their human scores to ``out`` (.csv or .jsonl), whole or
-    not at all (a temporary file renamed into place). See the module docstring for the columns."""
+    not at all (a temporary file renamed into place; nothing when no row qualifies). See the module
+    docstring for the columns."""
     from eval.agreement import blind_reference
     from scoring.store import jobs
     from scoring.store.policy_log import logged_policy
@@ -110,7 +111,8 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
         else:
             res.unscored += 1
     res.rows = len(rows)
-    _write_whole(out, fields, rows, suffix)
+    if rows:  # no file for nothing: an empty one would only block the next export to that name
+        _write_whole(out, fields, rows, suffix)
     return res
 
 

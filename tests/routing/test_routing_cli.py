@@ -261,6 +261,29 @@ def test_calibrate_cross_fitted_on_the_training_file_needs_no_held_out_scores(  
     assert res.exit_code != 0
     assert "2 of 2 scored rows for 'questioning' are not texts model" in res.output and "new-1" in res.output
 
+    # a few rows the training left out (in an export: ratings awaiting adjudication) are left out and named
+    import csv
+
+    with train_file.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    header = list(rows[0])
+    unseen = [{**{k: "" for k in header}, "id": "new-1", "reflection": "A reflection the model never saw.",
+               "questioning": "1"}]
+    mixed = write_csv(tmp_path / "mixed.csv", header, [[r[k] for k in header] for r in rows + unseen])
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(mixed), "--out", str(policy),
+                              "--cross-fitted", "--n-boot", "100", *bars])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "questioning: 1 of 161 scored row(s) are texts model" in said and "'new-1'" in said
+
+    # too few scores in the column named: said per criterion and column, before any fitting
+    sparse = write_csv(tmp_path / "sparse.csv", [*header, "sparse"],
+                       [[r[k] for k in header] + [r["questioning"] if n < 5 else ""] for n, r in enumerate(rows)])
+    res = runner.invoke(app, ["calibrate", "--model", str(models), "--data", str(sparse), "--out", str(policy),
+                              "--cross-fitted", "--score-col", "questioning=sparse", "--human-qwk", "questioning=0.6"])
+    assert res.exit_code == 2
+    assert "'questioning': 5 usable row(s) with a score in column 'sparse'" in " ".join(res.output.split())
+
 
 def test_calibrating_on_texts_the_model_trained_on_is_refused_or_left_out(  # type: ignore[no-untyped-def]
     tmp_path: Path, models: Path, demo_files
@@ -445,3 +468,15 @@ def test_a_policy_applied_to_a_backlog_stored_without_one_routes_it_as_scoring_u
     missing = runner.invoke(app, ["policy", "apply", "--model", str(models), "--policy", str(tmp_path / "nope.yaml"),
                                   "--db", day_one])
     assert missing.exit_code == 2 and "nope.yaml does not exist" in " ".join(missing.output.split())
+
+
+def test_a_rerun_under_another_issuer_name_is_told_to_pass_the_name_it_used(  # type: ignore[no-untyped-def]
+    tmp_path: Path, models: Path, demo_files
+) -> None:
+    _, backlog = demo_files
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    cmd = ["score", "--model", str(models), "--data", str(backlog), "--store", db, "--no-progress"]
+    assert runner.invoke(app, [*cmd, "--out", str(tmp_path / "a.jsonl"), "--issuer", "district-7"]).exit_code == 0
+    res = runner.invoke(app, [*cmd, "--out", str(tmp_path / "b.jsonl")])  # SCORING_ISSUER's default name
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "run again with --issuer set to the name you used (this run: 'local')" in said

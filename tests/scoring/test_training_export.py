@@ -101,4 +101,18 @@ def test_nothing_is_overwritten_and_a_store_of_several_rubrics_needs_one_named(d
     res = runner.invoke(app, ["export", "training", "--db", db, "--out", str(tmp_path / "b.csv"), "--rubric", "reflect@1"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["export", "training", "--db", db, "--out", str(tmp_path / "c.csv"), "--rubric", "other"])
-    assert res.exit_code == 1 and "no submission has a human score yet" in res.output
+    assert res.exit_code == 1 and "holds no submission of other@1" in " ".join(res.output.split())
+    res = runner.invoke(app, ["export", "training", "--db", db, "--out", str(tmp_path / "c.csv"), "--rubric", "reflect",
+                              "--issuer", "district-9"])
+    assert res.exit_code == 1 and "no submission of reflect@1 from issuer 'district-9'" in " ".join(res.output.split())
+    assert not (tmp_path / "c.csv").exists()  # a failed export leaves no file to block the next one
+
+
+def test_a_store_where_nobody_has_scored_yet_writes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with Store(url) as st:
+        st.register_rubric(parse_rubric(RUBRIC))
+        st.add_submissions("reflect", 1, [("t-1", {"reflection": "a plan"}, {})])
+    res = runner.invoke(app, ["export", "training", "--db", url, "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 1 and "no person has scored any of the 1 submission(s)" in " ".join(res.output.split())
+    assert not (tmp_path / "x.csv").exists()
