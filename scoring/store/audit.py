@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from scoring.store.canonical import PYTHON_JSON_FORM, CanonicalForm
 from scoring.store.merkle import CompactRange, empty_root
@@ -47,6 +47,49 @@ def submission_name(payload: dict[str, Any]) -> Any:
     return payload.get("external_id") or payload.get("submission_id")
 
 
+_KINDS = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"), (list, "an array"))
+
+
+def payload_fault(payload_text: Any) -> str | None:
+    """What makes an entry's payload one the service never logs, in words ("is a number (5), not a JSON
+    object"); None when it is a JSON object.
+
+    Why it matters: the service logs every entry as a JSON object of its fields (:meth:`Tx.append`), so an
+    entry whose payload is anything else was written outside it. Its hash still matches when whoever wrote
+    it recomputed the hashes from it (and a payload that is not JSON at all matches when the hash was
+    computed over the text as it stands): only the checks that read the payload can name it."""
+    text = payload_text.decode(errors="replace") if isinstance(payload_text, bytes) else str(payload_text)
+    shown = " ".join(text.split())
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    try:
+        value = json.loads(payload_text)
+    except RecursionError:
+        return "is nested too deeply to read"
+    except (ValueError, TypeError):
+        return f"is not valid JSON (it reads {shown})"
+    if isinstance(value, dict):
+        return None
+    if value is None:
+        return "is null, not a JSON object"
+    kind = next(k for cls, k in _KINDS if isinstance(value, cls))
+    return f"is {kind} ({shown}), not a JSON object"
+
+
+class Finding(NamedTuple):
+    """A problem one of the table checks found: the entry it is about (None when it is about no entry), what
+    is wrong in words, and where (``AuditVerification.kind``): "tables" when a row no longer says what its
+    entry logged, "chain" when the entry itself is one the service never wrote."""
+
+    seq: int | None
+    problem: str
+    kind: str = "tables"
+
+
+def rewritten(seq: int, problem: str) -> Finding:
+    """A finding about entry ``seq`` itself: rewritten outside the service, its hash recomputed to match."""
+    return Finding(seq, problem, "chain")
+
+
 def describe(event: str, payload_text: str) -> str:
     """``event (submission T-042, criterion adjusting, assessor ana, score 2)``: what an entry says it logged.
 
@@ -55,7 +98,7 @@ def describe(event: str, payload_text: str) -> str:
     submission's external id when the entry has it."""
     try:
         p = json.loads(payload_text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return event
     if not isinstance(p, dict):
         return event
@@ -179,15 +222,20 @@ class ChainScan:
                 return False
             ev = ev_cache.get(event)
             if ev is None:
+                if type(event) is not str:  # SQLite keeps a BLOB in a text column as it is
+                    self.n, self.prev = n, prev
+                    self._fail(seq, f"entry {seq}'s event column holds {event!r}, not text: edited")
+                    return False
                 ev = ev_cache[event] = form.dumps(event)
             if sha256(f'{{"event":{ev},"payload":{payload},"prev":"{prev_hash}","seq":{seq}}}'
                       .encode()).hexdigest() != stored:
                 try:
                     recomputed = form.entry_hash(seq, event, payload, prev_hash)
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, RecursionError) as exc:
                     self.n, self.prev = n, prev
-                    self._fail(seq, f"entry {seq} ({event}) payload is not valid JSON ({exc.__class__.__name__}): "
-                               "edited")
+                    what = ("is nested too deeply to read" if isinstance(exc, RecursionError)
+                            else f"is not valid JSON ({exc.__class__.__name__})")
+                    self._fail(seq, f"entry {seq} ({event}) payload {what}: edited")
                     return False
                 if recomputed != stored:
                     self.n, self.prev = n, prev
@@ -195,7 +243,17 @@ class ChainScan:
                                f"recomputed {recomputed[:12]}...): edited; it now reads {describe(event, payload)}")
                     return False
             if event in collect:
-                self.collected.append((seq, event, form.loads(payload)))
+                try:
+                    value = form.loads(payload)
+                except (ValueError, TypeError, RecursionError):
+                    value = None
+                if type(value) is not dict:
+                    self.n, self.prev = n, prev
+                    self._fail(seq, f"entry {seq} ({event}) payload {payload_fault(payload) or 'cannot be read'}: "
+                               "the service logs every entry as a JSON object, so it was rewritten outside the "
+                               "service and its hash recomputed to match")
+                    return False
+                self.collected.append((seq, event, value))
             push(sha256(b"\x00" + bytes.fromhex(stored)).digest())
             prev = stored
             n = expected

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from scoring.status_list import issuer_key
 from scoring.store import tables as t
+from scoring.store.audit import Finding, payload_fault, rewritten
 from scoring.store.engine import StoreBase, Tx
 
 ISSUED, REVOKED = "credential_issued", "credential_revoked"
@@ -147,7 +148,7 @@ def revoked_by(conn: sa.Connection, slotted: Collection[str], legacy: Collection
     return out
 
 
-def check_status_rows(conn: sa.Connection, batch: int = 2_000) -> tuple[int | None, str] | None:
+def check_status_rows(conn: sa.Connection, batch: int = 2_000) -> tuple[int | None, str] | Finding | None:
     """Every slot row must match the entries that logged it, and every logged slot and revocation its row.
 
     Why: verifiers read revocations from the published list, which is built from this table; a row deleted
@@ -164,14 +165,18 @@ def check_status_rows(conn: sa.Connection, batch: int = 2_000) -> tuple[int | No
     for part in _stream(conn, q, batch):
         for r in part:
             s = _slot(r)
-            ev, p = r.i_event or "", json.loads(r.i_payload) if r.i_payload else {}
+            ev, p = r.i_event or "", _logged(r.i_payload)
+            if p is None:
+                return _rewritten(s, s.issued_seq, ev, r.i_payload)
             slot = (p.get("credential_id"), p.get("issuer_id"), p.get("status_list"), p.get("status_index"))
             if ev != ISSUED or slot != (s.credential_id, s.issuer_id, s.list_number, s.status_index):
                 return s.issued_seq, (f"credential_status row of {s.credential_id} (list {s.list_number}, index "
                                       f"{s.status_index}) does not match audit entry {s.issued_seq}, which logged "
                                       f"{ev or 'nothing'} {slot}: the row was added or edited outside the service")
             if s.revoked_seq is not None:
-                p = json.loads(r.r_payload) if r.r_payload else {}
+                p = _logged(r.r_payload)
+                if p is None:
+                    return _rewritten(s, s.revoked_seq, r.r_event, r.r_payload)
                 if r.r_event != REVOKED or p.get("credential_id") != s.credential_id:
                     return s.revoked_seq, (f"credential_status row of {s.credential_id} shows a revocation that "
                                            f"audit entry {s.revoked_seq} does not log: edited outside the service")
@@ -183,13 +188,36 @@ def check_status_rows(conn: sa.Connection, batch: int = 2_000) -> tuple[int | No
         q = sa.select(a.seq, a.payload).where(a.seq.in_(orphans.scalar_subquery())).order_by(a.seq)
         for part in _stream(conn, q, batch):
             for r in part:
-                p = json.loads(r.payload)
+                p = _logged(r.payload)
+                if p is None:
+                    return rewritten(r.seq, f"audit entry {r.seq} ({event}) payload {payload_fault(r.payload)}: the "
+                                            f"service logs every {event} as a JSON object of its fields, so the entry "
+                                            "was rewritten outside the service and its hash recomputed to match")
                 if p.get("status_index") is None:
                     continue  # a credential issued before status lists, or its revocation: no row to match
                 problem = _orphan(conn, r.seq, event, p)
                 if problem is not None:
                     return problem
     return None
+
+
+def _logged(text: Any) -> dict[str, Any] | None:
+    """An entry's payload as these checks read it: ``{}`` for no entry, None for a payload the service never
+    logs (not JSON, or JSON that is not an object: :func:`~scoring.store.audit.payload_fault` says which)."""
+    if not text:
+        return {}
+    try:
+        p = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return p if isinstance(p, dict) else None
+
+
+def _rewritten(s: StatusSlot, seq: int, event: str, text: Any) -> Finding:
+    return rewritten(seq, f"credential_status row of {s.credential_id} (list {s.list_number}, index {s.status_index}) "
+                          f"points at audit entry {seq}, whose payload {payload_fault(text) or 'cannot be read'}: the "
+                          f"service logs every {event} as a JSON object of its fields, so the entry was rewritten "
+                          "outside the service and its hash recomputed to match")
 
 
 def _orphan(conn: sa.Connection, seq: int, event: str, p: dict[str, Any]) -> tuple[int, str] | None:

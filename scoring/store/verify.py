@@ -18,7 +18,16 @@ import sqlalchemy as sa
 from rubrics.schema import body_fingerprint
 from scoring.errors import AuditChainBroken, NotFound
 from scoring.store import tables as t
-from scoring.store.audit import AuditEntry, AuditVerification, ChainScan, submission_name
+from scoring.store.audit import (
+    AuditEntry,
+    AuditVerification,
+    ChainScan,
+    Finding,
+    describe,
+    payload_fault,
+    rewritten,
+    submission_name,
+)
 from scoring.store.canonical import CanonicalFormError
 from scoring.store.credential_status import check_status_rows
 from scoring.store.engine import StoreBase, read_canonical_form
@@ -256,12 +265,24 @@ def _json_cell(value: Any) -> Any:
         raise
 
 
-def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
+class _NotJSON:
+    """A JSON cell whose text is not JSON (SQLite takes any text): shown as it stands, equal to nothing logged."""
+
+    def __init__(self, text: Any):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"{self.text!r} (not valid JSON)"
+
+
+def _check_rows(conn: sa.Connection, last: int) -> Finding | None:
     """Every score and decision row must match the entry that logged it (one joined query per table).
 
     Compared: the entry's event (a row may not borrow another kind of entry), each field the payload logs
     (a field an older release did not log is skipped: the hash pins what was logged), and that no two rows
-    claim one entry (a copied row would count one person's score twice)."""
+    claim one entry (a copied row would count one person's score twice). An entry whose payload is not a
+    JSON object (not JSON at all, or a number, string, array or null) was rewritten outside the service:
+    named as such, the one check beyond the fields that the loop pays for on every row (a type check)."""
     a = t.audit_log.c
     for table, event, fields in LOGGED_ROWS:
         c = table.c
@@ -279,20 +300,34 @@ def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
         for part in _stream(conn, q):
             for row in part:
                 if row.payload is None:
+                    if type(row.audit_seq) is not int:  # SQLite keeps text in an integer column as it is
+                        return Finding(None, f"{_row_name(table, row, None, 'criterion' in fields)} points at audit "
+                                             f"entry {row.audit_seq!r}, which is not an entry number: the row was "
+                                             "edited outside the service")
                     if row.audit_seq > last:
-                        return last + 1, (f"{table.name} row {row.id} was logged as entry {row.audit_seq} but the "
-                                          f"log ends at {last}: trailing entries deleted")
-                    return row.audit_seq, f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing"
-                p = _loads(row.payload)
+                        return Finding(last + 1, f"{table.name} row {row.id} was logged as entry {row.audit_seq} but "
+                                                 f"the log ends at {last}: trailing entries deleted")
+                    return Finding(row.audit_seq,
+                                   f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing")
+                try:
+                    p = _loads(row.payload)
+                except (ValueError, TypeError, RecursionError):
+                    p = None  # named below, once the row is known to claim an entry of its own kind
                 if prev is not None and prev[0] == row.audit_seq:
-                    return row.audit_seq, (f"{_row_name(table, row, p, 'criterion' in fields)} and row {prev[1]} "
-                                           f"both claim audit entry {row.audit_seq}, which logged one {event}: row "
-                                           f"{row.id} was added outside the service")
+                    return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} and row "
+                                                  f"{prev[1]} both claim audit entry {row.audit_seq}, which logged one "
+                                                  f"{event}: row {row.id} was added outside the service")
                 prev = (row.audit_seq, row.id)
                 if row.event != event:
-                    return row.audit_seq, (f"{_row_name(table, row, p, 'criterion' in fields)} points at audit entry "
-                                           f"{row.audit_seq}, which logged a {row.event}, not a {event}: the row was "
-                                           "added or edited outside the service")
+                    return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} points at audit "
+                                                  f"entry {row.audit_seq}, which logged a {row.event}, not a {event}: "
+                                                  "the row was added or edited outside the service")
+                if type(p) is not dict:
+                    return rewritten(row.audit_seq, (
+                        f"{_row_name(table, row, p, 'criterion' in fields)} points at audit entry {row.audit_seq}, "
+                        f"whose payload {payload_fault(row.payload) or 'cannot be read'}: the service logs every "
+                        f"{event} as a JSON object of its fields, so the entry was rewritten outside the service and "
+                        "its hash recomputed to match"))
                 for f, i, is_json in specs:
                     if f not in p:
                         continue
@@ -300,23 +335,27 @@ def _check_rows(conn: sa.Connection, last: int) -> tuple[int, str] | None:
                     if i < 0:  # rubric, logged as id@version
                         has: Any = f"{row[rubric_at[0]]}@{row[rubric_at[1]]}"
                     else:
-                        has = _json_cell(row[i]) if is_json else row[i]
+                        try:
+                            has = _json_cell(row[i]) if is_json else row[i]
+                        except (ValueError, TypeError, RecursionError):
+                            has = _NotJSON(row[i])
                         if reason_cut and f == "reason" and isinstance(logged, str):
                             logged = logged[:DECISION_REASON_MAX]
                     if has != logged:
-                        return row.audit_seq, (f"{_row_name(table, row, p, 'criterion' in fields)} has {f}={has!r} "
-                                               f"but audit entry {row.audit_seq} logged {logged!r}: the row was edited")
+                        return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} has "
+                                                      f"{f}={has!r} but audit entry {row.audit_seq} logged {logged!r}: "
+                                                      "the row was edited")
     return None
 
 
-def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
+def _check_logged_rows(conn: sa.Connection) -> Finding | None:
     """Every entry that logged a score or decision must still have its row (one anti-join per table).
 
     Why: :func:`_check_rows` walks from the rows to the log, so a deleted row (a human score removed to
     change a resolved score, a decision removed to hide it) left nothing to walk from. The earliest
     orphaned entry across the tables is reported."""
     a = t.audit_log.c
-    found: list[tuple[int, str]] = []
+    found: list[Finding] = []
     for event, table, what in ROW_EVENTS:
         # EXCEPT, not an outer join: the audit_seq columns have no index, and SQLite would scan the table
         # once per entry; EXCEPT sorts each side once (SQLite) or hashes them (PostgreSQL)
@@ -325,12 +364,15 @@ def _check_logged_rows(conn: sa.Connection) -> tuple[int, str] | None:
         if seq is None:
             continue
         row = conn.execute(sa.select(a.seq, a.payload).where(a.seq == seq)).one()
-        p = json.loads(row.payload)
+        fault = payload_fault(row.payload)
+        p = json.loads(row.payload) if fault is None else {}
         p["submission"] = submission_name(p)
         detail = ", ".join(f"{k} {p[k]}" for k in ("submission", "criterion", "assessor") if p.get(k) is not None)
-        found.append((row.seq, f"audit entry {row.seq} ({event}) logged a {what}"
-                               f"{' (' + detail + ')' if detail else ''} but the {table.name} table has no row "
-                               f"for it: the row was deleted"))
+        deleted = (f"audit entry {row.seq} ({event}) logged a {what}{' (' + detail + ')' if detail else ''} but the "
+                   f"{table.name} table has no row for it: the row was deleted")
+        found.append(Finding(row.seq, deleted) if fault is None else
+                     rewritten(row.seq, f"{deleted}; and its payload {fault}: the entry was rewritten outside the "
+                                        "service too"))
     return min(found) if found else None
 
 
@@ -343,18 +385,21 @@ def _read_as(conn: sa.Connection, col: Any, type_: Any) -> Any:
     return sa.cast(col, type_) if conn.dialect.name == "postgresql" else sa.type_coerce(col, type_)
 
 
-def _pinned(conn: sa.Connection) -> Any:
-    """``(sid, ext, pinned, seq)`` of every entry that pinned evidence: its payload's ``submission_id``,
-    ``external_id`` and ``content_hash`` (the hash not null), read with the database's JSON functions."""
+def _pinned(conn: sa.Connection, seqs: tuple[int, int] | None = None) -> Any:
+    """``(sid, ext, pinned, seq)`` of every entry that pinned evidence (of entries ``seqs[0]..seqs[1]`` only,
+    when given): its payload's ``submission_id``, ``external_id`` and ``content_hash`` (the hash not null),
+    read with the database's JSON functions."""
+    a = t.audit_log.c
+    which = [a.event.in_(sorted(PIN_EVENTS))] + ([a.seq.between(*seqs)] if seqs is not None else [])
     if conn.dialect.name == "postgresql":
-        return _pinned_pg()
-    a, j = t.audit_log.c, _read_as(conn, t.audit_log.c.payload, sa.JSON)
+        return _pinned_pg(which)
+    j = _read_as(conn, a.payload, sa.JSON)
     return (sa.select(j["submission_id"].as_integer().label("sid"), j["external_id"].as_string().label("ext"),
                       j["content_hash"].as_string().label("pinned"), a.seq)
-            .where(a.event.in_(sorted(PIN_EVENTS)), j["content_hash"].as_string().is_not(None)).subquery())
+            .where(*which, j["content_hash"].as_string().is_not(None)).subquery())
 
 
-def _pinned_pg() -> Any:
+def _pinned_pg(which: list[Any]) -> Any:
     """:func:`_pinned` on PostgreSQL, parsing each payload twice instead of eight times.
 
     Why: a ``json`` value keeps no parsed form, so the generic query's four casts and four ``->>`` each
@@ -363,16 +408,17 @@ def _pinned_pg() -> Any:
     ``json_to_record`` reads the three fields, with ``->>``'s results (a string's text, a number's or
     object's JSON text, the last of duplicate keys). ``json_to_record`` refuses a payload that is not an
     object, where ``->>`` gave null (no pin): such a payload is handed over as null, so it pins nothing, as
-    before."""
+    before. The store id is cast to an integer through ``numeric``: ``1.0`` is how a payload may spell 1 (the
+    same RFC 8785 text, so the same hash), which an integer cast refuses."""
     a = t.audit_log.c
-    src = (sa.select(a.seq, sa.cast(a.payload, sa.JSON).label("j")).where(a.event.in_(sorted(PIN_EVENTS)))
-           .offset(0).subquery())
+    src = sa.select(a.seq, sa.cast(a.payload, sa.JSON).label("j")).where(*which).offset(0).subquery()
     obj = sa.case((sa.func.json_typeof(src.c.j) == "object", src.c.j))
     f = (sa.func.json_to_record(obj)
          .table_valued(sa.column("submission_id", sa.Text), sa.column("external_id", sa.Text),
                        sa.column("content_hash", sa.Text))
          .render_derived(with_types=True))
-    return (sa.select(sa.cast(f.c.submission_id, sa.Integer).label("sid"), f.c.external_id.label("ext"),
+    return (sa.select(sa.cast(sa.cast(f.c.submission_id, sa.Numeric), sa.Integer).label("sid"),
+                      f.c.external_id.label("ext"),
                       f.c.content_hash.label("pinned"), src.c.seq)
             .select_from(src.join(f, sa.true())).where(f.c.content_hash.is_not(None)).subquery())
 
@@ -394,7 +440,7 @@ def _submissions_by_id(conn: sa.Connection, ids: set[int]) -> dict[int, Any]:
     q = sa.select(s.id, s.rubric_id, s.rubric_version, s.external_id,
                   _read_as(conn, s.evidence, sa.Text).label("evidence"), _read_as(conn, s.meta, sa.Text).label("meta"),
                   s.content_hash)
-    return {r.id: r for r in conn.execute(q.where(s.id.in_(sorted(ids))))}
+    return {r.id: r for r in conn.execute(q.where(s.id.in_(sorted(i for i in ids if i is not None))))}
 
 
 def _holds(pin: Any, row: Any, recomputed: str | None) -> bool:
@@ -431,20 +477,46 @@ def _recomputed(row: Any) -> str | None:
 
     try:
         return content_hash(json.loads(row.evidence), json.loads(row.meta))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
-def _check_evidence(conn: sa.Connection) -> tuple[int, str] | None:
+def _check_evidence(conn: sa.Connection) -> Finding | None:
     """Every submission a score or decision entry pinned must still be there, under the same external id,
     with the pinned content hash, and with evidence and metadata that still hash to it.
 
     Why: the score rows match their entries even when the evidence they were about was edited afterwards;
     the pin is what ties a logged decision to the text that was scored. Streamed in batches of pins, each
     submission read and hashed once per chunk, so memory does not grow with the store. The earliest pinning
-    entry with a problem is reported."""
+    entry with a problem is reported.
+
+    The pins are read with the database's JSON functions, which refuse some payloads Python reads (the row
+    checks before this one parse every score and decision entry): NaN, an unpaired surrogate escape, and on
+    PostgreSQL the escape \\u0000. The service logs none of these, so when the query fails on the data, the
+    entry it failed on is found and named (:func:`_unreadable_pin`); a pass that does not fail pays nothing."""
+    try:
+        return _check_pins(conn)
+    except (sa.exc.DataError, sa.exc.OperationalError) as exc:
+        if not _refuses_data(exc):
+            raise
+        conn.rollback()  # PostgreSQL refuses every statement after an error until then; only the search follows
+        found = _unreadable_pin(conn)
+        if found is None:  # every entry reads on its own: the failure was not the data's
+            raise
+        return found
+
+
+def _refuses_data(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a failed query failed on the data it read: PostgreSQL's data exceptions (SQLSTATE class 22:
+    invalid JSON, an escape it cannot convert, a number that is not an integer), SQLite's JSON errors
+    ("malformed JSON"); not a lost connection, a full disk or a lock."""
+    return isinstance(exc, sa.exc.DataError) or "JSON" in str(exc.orig)
+
+
+def _check_pins(conn: sa.Connection) -> Finding | None:
+    """:func:`_check_evidence`'s pass over the pins."""
     a = t.audit_log.c
-    worst: tuple[int, str] | None = None
+    worst: Finding | None = None
     for part in _stream(conn, _pins(conn)):
         for k in range(0, len(part), PIN_CHUNK):
             chunk = part[k:k + PIN_CHUNK]
@@ -454,20 +526,118 @@ def _check_evidence(conn: sa.Connection) -> tuple[int, str] | None:
                 row, recomputed = rows.get(pin.sid), hashes.get(pin.sid)
                 if (worst is not None and pin.seq >= worst[0]) or _holds(pin, row, recomputed):
                     continue
-                event = conn.execute(sa.select(a.event).where(a.seq == pin.seq)).scalar_one()
-                worst = (pin.seq, _pin_problem(pin, row, recomputed, PIN_EVENTS[event]))
+                entry = conn.execute(sa.select(a.event, a.payload).where(a.seq == pin.seq)).one()
+                if pin.sid is None or pin.ext is None:  # a pin the service never logs: half of one
+                    missing = "its submission" if pin.sid is None else "its external id"
+                    worst = rewritten(pin.seq, (
+                        f"audit entry {pin.seq}, {describe(entry.event, entry.payload)}, pinned evidence "
+                        f"{str(pin.pinned)[:16]} without naming {missing}: the service logs a pin's store id, external "
+                        "id and content hash together, so the entry was rewritten outside the service and its hash "
+                        "recomputed to match"))
+                else:
+                    worst = Finding(pin.seq, _pin_problem(pin, row, recomputed, PIN_EVENTS[entry.event]))
     return worst
 
 
-def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int, str] | None:
+def _unreadable_pin(conn: sa.Connection) -> Finding | None:
+    """The first score or decision entry whose pin the database cannot read, named; None when every entry
+    reads (the pin query failed for another reason).
+
+    How: the pin query over a range of entries fails exactly when one of them cannot be read, so halving the
+    range finds the first such entry in about log2(n) queries that read about 2n entries in all (only ever
+    run on a store that fails verification). A query that fails is rolled back, not wrapped in a savepoint:
+    ``_stream`` left the connection streaming (execution options change the connection itself), and
+    PostgreSQL would be asked to declare a cursor for the SAVEPOINT."""
+    a = t.audit_log.c
+    errors: dict[tuple[int, int], str] = {}
+
+    def refused(lo: int, hi: int) -> bool:
+        p = _pinned(conn, (lo, hi)).c
+        try:
+            conn.execute(sa.select(sa.func.count(p.sid), sa.func.count(p.ext), sa.func.count(p.pinned))).one()
+        except (sa.exc.DataError, sa.exc.OperationalError) as exc:
+            if not _refuses_data(exc):
+                raise
+            conn.rollback()
+            errors[lo, hi] = "; ".join(str(exc.orig).split("\n")[:2]).strip()
+            return True
+        return False
+
+    lo, hi = conn.execute(sa.select(sa.func.min(a.seq), sa.func.max(a.seq))).one()
+    if lo is None or not refused(lo, hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if refused(lo, mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    if not refused(lo, lo):  # its own error (a range's is that of the first row the database happened to read)
+        return None
+    entry = conn.execute(sa.select(a.event, a.payload).where(a.seq == lo)).one()
+    db = "PostgreSQL" if conn.dialect.name == "postgresql" else "SQLite"
+    said = f"audit entry {lo}, {describe(entry.event, entry.payload)}, has a payload {db} cannot read"
+    why = _why_unreadable(entry.payload, db)
+    if why is None:
+        return rewritten(lo, f"{said} ({errors[lo, lo]}): the service logs no such payload, so the entry was "
+                             "rewritten outside the service and its hash recomputed to match")
+    return rewritten(lo, f"{said}: {why}: the entry was rewritten outside the service and its hash recomputed to "
+                         "match")
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _not_a_number(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+def _why_unreadable(text: Any, db: str) -> str | None:
+    """Why the database cannot read a payload Python reads, and why the service never logged it, in words;
+    None when it is none of the reasons known here."""
+    try:
+        value = json.loads(text, parse_constant=_not_a_number)
+    except _NotANumber:
+        return "it contains NaN or Infinity, which are not JSON numbers, so the service never logged it"
+    except (ValueError, TypeError, RecursionError):
+        return None
+    strings, stack = [], [value]
+    while stack:  # every key and string value, however deep
+        v = stack.pop()
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    if db == "PostgreSQL" and any("\x00" in v for v in strings):
+        return ("it contains the escape \\u0000 (a NUL character), which no PostgreSQL text column can hold, so "
+                "the service never logged it in this store")
+    for v in strings:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return ("it contains an unpaired surrogate escape (half of a UTF-16 pair, no character), so the service "
+                    "never logged it")
+    return None
+
+
+def _check_suspensions(conn: sa.Connection,
+                       logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int | None, str] | None:
     """Rebuild the suspensions from the log and compare with the table.
 
     Why: routing reads the table, so deleting a row (or setting ``lifted_at``) silently re-enables
     automation that a drift gate stopped; the log, which verification just proved intact, says what the
-    table must hold."""
+    table must hold. ``lifted_at`` is read only as set or not (as routing reads it), and ``details`` as text:
+    SQLite keeps whatever text an edit puts there, which the driver's readers would fail on."""
     suspended = {seq: p for seq, ev, p in logged if ev == "automation_suspended"}
     lifted = {p.get("suspension_id"): (seq, p) for seq, ev, p in logged if ev == "automation_resumed"}
-    rows = {r.audit_seq: r for r in conn.execute(sa.select(t.suspensions).order_by(t.suspensions.c.id))}
+    c = t.suspensions.c
+    q = sa.select(c.id, c.rubric_id, c.criterion, c.lifted_by, c.audit_seq, c.lifted_at.is_not(None).label("lifted"),
+                  _read_as(conn, c.details, sa.Text).label("details")).order_by(c.id)
+    rows = {r.audit_seq: r for r in conn.execute(q)}
     for seq, p in sorted(suspended.items()):
         what = f"{p.get('rubric_id')}/{p.get('criterion')}"
         row = rows.pop(seq, None)
@@ -477,17 +647,35 @@ def _check_suspensions(conn: sa.Connection, logged: list[tuple[int, str, dict[st
         if (row.rubric_id, row.criterion) != (p.get("rubric_id"), p.get("criterion")):
             return seq, (f"suspensions row {row.id} names {row.rubric_id}/{row.criterion} but entry {seq} logged "
                          f"{what}: the row was edited")
+        if not _is_json(row.details):
+            return seq, (f"suspensions row {row.id} ({what}) holds details that are not valid JSON "
+                         f"({_shown(row.details)}): the row was edited outside the service")
         lift = lifted.get(row.id)
-        if row.lifted_at is not None and lift is None:
+        if row.lifted and lift is None:
             return seq, (f"suspensions row {row.id} ({what}) shows a lift by {row.lifted_by!r} that no "
                          "automation_resumed entry logs: lifted outside the service")
-        if row.lifted_at is None and lift is not None:
+        if not row.lifted and lift is not None:
             return lift[0], (f"entry {lift[0]} logged lifting suspension {row.id} ({what}) but the row is active "
                              "again: edited")
-    for seq, row in sorted(rows.items()):
-        return seq, (f"suspensions row {row.id} ({row.rubric_id}/{row.criterion}) points at entry {seq}, which "
-                     "logged no suspension: the row was added outside the service")
+    if rows:  # the first in log order (SQLite keeps text in the integer column: such a row comes last)
+        seq, row = min(rows.items(), key=lambda kv: (0, kv[0], "") if isinstance(kv[0], int) else (1, 0, str(kv[0])))
+        return seq if isinstance(seq, int) else None, (
+            f"suspensions row {row.id} ({row.rubric_id}/{row.criterion}) points at entry {seq}, which logged no "
+            "suspension: the row was added outside the service")
     return None
+
+
+def _is_json(text: Any) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
+def _shown(text: Any) -> str:
+    """A cell's text as a message quotes it: at most 40 characters."""
+    return repr(text if not isinstance(text, str) or len(text) <= 40 else text[:40] + "...")
 
 
 def _check_rubrics(conn: sa.Connection, logged: list[tuple[int, str, dict[str, Any]]]) -> tuple[int | None, str] | None:
@@ -506,7 +694,7 @@ def _check_rubrics(conn: sa.Connection, logged: list[tuple[int, str, dict[str, A
         try:
             body = json.loads(row.body)
             fp = body_fingerprint(body) if isinstance(body, dict) else "not a JSON object"
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):
             fp = "not valid JSON"
         if fp != logged_fp or row.fingerprint != logged_fp:
             return seq, (f"rubric {key} was registered in audit entry {seq} with fingerprint {logged_fp}, but its "
@@ -515,7 +703,9 @@ def _check_rubrics(conn: sa.Connection, logged: list[tuple[int, str, dict[str, A
     return None
 
 
-def _bad(res: AuditVerification, seq: int | None, problem: str) -> AuditVerification:
+def _bad(res: AuditVerification, seq: int | None, problem: str, kind: str = "tables") -> AuditVerification:
+    """The verdict when a table check fails (``kind`` "tables": the log is intact, a row is not what it logged)
+    or finds an entry the service never wrote (``kind`` "chain": the entries before it still hold)."""
+    intact = seq - 1 if kind == "chain" and seq is not None else res.entries_checked
     return AuditVerification(False, res.entries_checked, res.last_seq, res.head_hash, seq, problem, res.merkle_root,
-                             res.checkpoints_checked, None, res.checkpoints, "tables", res.entries_checked,
-                             res.signed_through)
+                             res.checkpoints_checked, None, res.checkpoints, kind, intact, res.signed_through)

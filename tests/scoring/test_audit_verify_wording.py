@@ -134,3 +134,22 @@ def test_evidence_changed_after_it_was_scored_is_named_by_the_issuers_id(tmp_pat
     assert ("audit log BROKEN at entry 4: the evidence of submission s1 (rubric obs@1, store id 2) was changed "
             "after entry 4 scored it: its evidence and metadata now hash to ") in res.output
     assert "(the log itself is intact, 7 entries; a table no longer says what it logged)" in res.output
+
+
+def test_a_row_whose_entry_was_rewritten_into_a_number_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """An entry after the newest checkpoint, rewritten into a payload the service never logs with its hash
+    recomputed: the line names the row, the entry and what is wrong, and says which entries still hold."""
+    db, verify = _store(tmp_path)
+    with Store(db) as st:
+        st.record_human_score(1, "questioning", 0, assessor="mallory", kind="first")  # entry 8, unsigned
+        form = st.canonical_form()
+    with Store(db) as st, st.engine.connect().execution_options(store_write=True) as c, c.begin():
+        prev = c.execute(sa.text("SELECT entry_hash FROM audit_log WHERE seq = 7")).scalar_one()
+        c.execute(sa.text("UPDATE audit_log SET payload = '5', entry_hash = :h WHERE seq = 8"),
+                  {"h": entry_hash(8, "human_score", "5", prev, form)})
+    res = runner.invoke(app, verify)
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception  # not a traceback
+    assert ("audit log BROKEN at entry 8: human_scores row 4 (submission 1, criterion questioning) points at audit "
+            "entry 8, whose payload is a number (5), not a JSON object: the service logs every human_score as a JSON "
+            "object of its fields, so the entry was rewritten outside the service and its hash recomputed to match "
+            "(entries 1..7 verified)") in " ".join(res.output.split())

@@ -193,13 +193,33 @@ def test_a_pin_is_read_from_its_entry_however_the_payload_is_spelled(store: Stor
 
 @pytest.mark.parametrize("payload", ["[1, 2]", "[]"])
 def test_a_score_entry_whose_payload_is_an_array_pins_nothing(store: Store, rubric, payload: str) -> None:
-    """A payload that is not an object has no pin fields: it pins nothing, and the check does not crash on it."""
+    """A payload that is not an object has no pin fields: it pins nothing, and the pin check does not crash on
+    it. Verification names such an entry before it gets there: the service logs every score as an object, so
+    a row pointing at an array points at an entry rewritten outside the service (test_audit_malformed.py)."""
     sid = _score(store, "T-042", "I asked them why twice.")
-    _respell(store, _first_pin(store, sid), payload)
-    assert store.verify_audit().ok  # its row logs no field to compare; the other entries still pin the evidence
+    first = _first_pin(store, sid)
+    _respell(store, first, payload)
+    res = store.verify_audit()
+    assert not res.ok and res.first_bad_seq == first and "not a JSON object" in res.problem
+    with store.engine.connect() as conn:
+        assert verify_mod._check_evidence(conn) is None  # the other entries still pin the evidence
+    _set_evidence(store, sid, {"text": "Edited."})
+    with store.engine.connect() as conn:
+        found = verify_mod._check_evidence(conn)
+    assert found is not None and "the evidence of submission T-042" in found[1]
+
+
+def test_a_pin_whose_store_id_is_spelled_as_a_whole_float_is_read(store: Store, rubric) -> None:
+    """RFC 8785 writes 1.0 as 1, so ``"submission_id": 1.0`` is the same content with the same hash: a spelling,
+    which the pin check reads as the store id on both databases (PostgreSQL's integer cast refuses "1.0")."""
+    sid = _score(store, "T-042", "I asked them why twice.")
+    first = _first_pin(store, sid)
+    p = store.audit_entry(first).payload
+    _respell(store, first, json.dumps(dict(p, submission_id=float(sid))))
+    assert store.verify_audit().ok
     _set_evidence(store, sid, {"text": "Edited."})
     res = store.verify_audit()
-    assert not res.ok and "the evidence of submission T-042" in res.problem
+    assert not res.ok and res.first_bad_seq == first and "the evidence of submission T-042" in res.problem
 
 
 def test_entries_from_before_pins_are_skipped_not_false_alarms(store: Store, rubric) -> None:
