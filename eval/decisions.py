@@ -127,7 +127,9 @@ def decision_agreement(store: Store, rubric_id: str | None = None, *, since: dat
     window's human-machine pairs) for ``machine vs final`` and ``machine vs blind human``, whatever time the
     final decision or the blind human scores were recorded; for ``human-human``, the second rater's score
     that completed the pair (the latest of the second rater's scores it uses, one per criterion). A
-    submission decided by the machine in March and reviewed in April is in the March figures.
+    submission decided by the machine in March and reviewed in April is in the March figures. The machine's
+    decision is the latest recorded before the first final decision: a policy applied, or a retrained model,
+    may re-decide a submission nobody had started, and the review answered that decision.
     """
     cols = ["rubric_id", "rubric_version", "pair", "n", "agreement", "kappa", "false_award_rate", "false_deny_rate"]
     rows: list[dict[str, Any]] = []
@@ -159,7 +161,11 @@ def decision_agreement(store: Store, rubric_id: str | None = None, *, since: dat
                 for lv, lst in ((first, pairs["human-human"][0]), (second, pairs["human-human"][1])):
                     lst.append("earned" if rubric.award.earned(rubric, lv) else "not_yet")
             ds = decisions.get(sid, [])
-            machine = next((d for d in ds if d.basis == "machine"), None)
+            # the machine decision the review started from: the latest one recorded before the first final
+            # decision (a later policy or retrained model may have re-decided a submission nobody had started)
+            first_final = next((d.id for d in ds if d.basis == "final"), None)
+            machine = next((d for d in reversed(ds) if d.basis == "machine"
+                            and (first_final is None or d.id < first_final)), None)
             if machine is not None and not in_window(machine.created_at, since, until):
                 machine = None  # decided outside the window: neither machine pair counts it
             final = [d for d in ds if d.basis == "final"]

@@ -32,6 +32,7 @@ from models.scorers import decide as default_decide
 
 EPS = 1e-9
 METHODS = ("temperature", "isotonic", "none")
+MIN_CALIBRATION_ITEMS = 20  # fewer held-out items per criterion than this: no calibration (and no conformal set)
 
 
 class CalibrationError(ValueError):
@@ -248,8 +249,8 @@ class CalibratedScorer:
             raise CalibrationError(
                 f"expected probabilities of shape ({len(y_idx)}, {len(self.classes_)}), found {P_raw.shape}"
             )
-        if len(y_idx) < 20:
-            raise CalibrationError(f"need at least 20 calibration items, found {len(y_idx)}")
+        if len(y_idx) < MIN_CALIBRATION_ITEMS:
+            raise CalibrationError(f"need at least {MIN_CALIBRATION_ITEMS} calibration items, found {len(y_idx)}")
         scores: dict[str, dict[str, float]] = {}
         method = self.method
         if method == "auto":

@@ -157,42 +157,46 @@ def decide_items(rubric: Rubric, policy: Any | None, items: Sequence[Any]) -> No
         it.decision = d
 
 
-def human_level(ratings: Sequence[Any], adjudicated: int | None, gap: int) -> tuple[int | None, bool]:
-    """``(level, disputed)`` of one criterion by people: the adjudicated score; else, when the ratings agree
-    within ``gap``, the first rating, else the second, else the audit; ``(None, True)`` while ratings further
-    apart wait for adjudication; ``(None, False)`` when nobody rated it. ``ratings``: the criterion's
-    first/second/audit scores in recording order."""
+def human_level(ratings: Sequence[Any], adjudicated: int | None, gap: int,
+                route: str | None = None) -> tuple[int | None, str | None]:
+    """``(level, waiting_for)`` of one criterion by people.
+
+    The adjudicated score; else, when the ratings agree within ``gap``, the first rating, else the second,
+    else the audit. No level while people are not done: ``waiting_for`` is ``"second rating"`` when the
+    criterion is routed ``double`` (``route``: its latest machine score's) and only one blind rater has
+    scored (deciding on the first alone would sign a credential, or release "not yet" feedback, that the
+    second may dispute), ``"adjudication"`` when ratings are further apart than the gap; ``(None, None)``
+    when nobody rated it. ``ratings``: the criterion's first/second/audit scores in recording order."""
     if adjudicated is not None:
-        return int(adjudicated), False
+        return int(adjudicated), None
     if not ratings:
-        return None, False
+        return None, None
+    kinds = {h.kind for h in ratings}
+    if route == "double" and not {"first", "second"} <= kinds:
+        return None, "second rating"
     vals = [h.score for h in ratings]
     if max(vals) - min(vals) > gap:
-        return None, True
+        return None, "adjudication"
     by_kind = {h.kind: h.score for h in ratings}
-    return int(next(by_kind[k] for k in ("first", "second", "audit") if k in by_kind)), False
+    return int(next(by_kind[k] for k in ("first", "second", "audit") if k in by_kind)), None
 
 
 def resolved_levels(rubric: Rubric, machine: Mapping[str, Any], humans: Sequence[Any], adjudicated: Mapping[str, int],
                     gap_of: Any) -> dict[str, int] | None:
     """The level each criterion stands at once people have scored it, or None while any is unresolved.
 
-    Per criterion: the level people gave it (:func:`human_level`); else the machine's score when its route
-    accepted it. A criterion routed ``double`` waits for both blind ratings (or an adjudication): deciding on
-    the first alone would sign a credential, or release "not yet" feedback, that the second rater may dispute.
-    ``machine``: criterion -> latest machine score record; ``humans``: human score records;
+    Per criterion: the level people gave it (:func:`human_level`: a ``double`` criterion waits for both blind
+    raters, a disagreement beyond the gap for adjudication); else the machine's score when its route accepted
+    it. ``machine``: criterion -> latest machine score record; ``humans``: human score records;
     ``gap_of(criterion)``: the adjudication gap.
     """
     out: dict[str, int] = {}
     for c in rubric.criteria:
         rated = [h for h in humans if h.criterion == c.id and h.kind in ("first", "second", "audit")]
         m = machine.get(c.id)
-        if (m is not None and m.route == "double" and c.id not in adjudicated
-                and not {"first", "second"} <= {h.kind for h in rated}):
-            return None  # the second blind rating is still to come
-        level, disputed = human_level(rated, adjudicated.get(c.id), gap_of(c.id))
-        if disputed:
-            return None  # waits for adjudication
+        level, waiting = human_level(rated, adjudicated.get(c.id), gap_of(c.id), m.route if m is not None else None)
+        if waiting:
+            return None  # people are not done with it
         if level is not None:
             out[c.id] = level
             continue

@@ -41,9 +41,10 @@ class AppliedOut(BaseModel):
     requeued: int = Field(description="Routes already the policy's; queue slots another model left brought in line.")
     unchanged: int
     in_progress: int = Field(description="Kept: a person has claimed, scored or adjudicated something.")
-    settled: int = Field(description="Kept: no slot waits for a person (the machine's scores stand).")
+    settled: int = Field(description="Kept: no first or second slot open (the machine's scores stand).")
     selected: int = Field(description="Kept: queued by selection to teach the model.")
     not_scored: int = Field(description="Kept: not scored by the served model.")
+    newer_model: int = Field(description="Kept: scored by another model after the served one (its routes stand).")
     routes_before: dict[str, int]
     routes_after: dict[str, int]
     slots_withdrawn: int

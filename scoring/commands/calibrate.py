@@ -25,8 +25,6 @@ from scoring.commands.batch import (
 )
 from scoring.settings import get_settings
 
-MIN_CALIBRATION_ROWS = 20  # what models.calibration needs per criterion
-
 
 def _int_or_nan(v: str | None) -> float:
     try:
@@ -93,6 +91,7 @@ def calibrate(
     import numpy as np
 
     from models.artifact import load_model, save_model
+    from models.calibration import MIN_CALIBRATION_ITEMS
     from scoring.award_bar import with_award_bar
     from scoring.errors import CalibrationDataError
     from scoring.ingest import read_records
@@ -188,16 +187,18 @@ def calibrate(
                     f"{m.version} trained on (first id: {records[unseen[0]].id!r}); pass the training file, or "
                     "calibrate on held-out data without --cross-fitted"
                 )
-            if unseen:  # a few rows the training left out (no usable training score, e.g. awaiting adjudication)
+            if unseen:  # a few rows the model has no out-of-fold probabilities for
                 err.print(f"[yellow]{cid}: {len(unseen)} of {len(keep)} scored row(s) are texts model {m.version} "
-                          f"did not train on, left out[/] (first id: {records[unseen[0]].id!r}): their training "
-                          f"column had no usable score (in an export: ratings awaiting adjudication)")
-                keep = [i for i in keep if i not in set(unseen)]
-            if len(keep) < MIN_CALIBRATION_ROWS:  # said per criterion and column, before any fitting
+                          f"did not train on, left out[/] (first id: {records[unseen[0]].id!r}): rows added to the "
+                          "file after training, or rows training skipped for want of a usable score in its column "
+                          "(in `scoring export training`: ratings awaiting adjudication or a second rater)")
+                skip = set(unseen)
+                keep = [i for i in keep if i not in skip]
+            if len(keep) < MIN_CALIBRATION_ITEMS:  # said per criterion and column, before any fitting
                 raise CalibrationDataError(
-                    f"{cid!r}: {len(keep)} usable row(s) with a score in column {cols.scores[cid]!r} of {data}; "
-                    f"calibration needs at least {MIN_CALIBRATION_ROWS} (rows with an empty cell in that column are "
-                    "left out: check --score-col)")
+                    f"{cid!r}: {len(keep)} usable row(s) with a score in column {cols.scores[cid]!r} of {data} "
+                    f"(after the rows left out above); calibration needs at least {MIN_CALIBRATION_ITEMS}: rows with an "
+                    "empty cell in that column are not counted, so check --score-col")
             sec = None
             if cid in second:
                 sec = np.array([_int_or_nan(records[i].meta.get(second[cid])) for i in keep])

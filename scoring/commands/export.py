@@ -54,7 +54,9 @@ def training(
     for c in rub.criteria:
         err.print(f"  {c.id}: {res.labelled[c.id]} standing level(s) (column {c.id}), {res.blind[c.id]} blind "
                   f"({c.id}{BLIND_SUFFIX}), {res.pairs[c.id]} blind pair(s) ({c.id}{RATER2_SUFFIX})"
-                  + (f", {res.disputed[c.id]} awaiting adjudication (no level)" if res.disputed[c.id] else ""))
+                  + (f", {res.disputed[c.id]} awaiting adjudication (no level)" if res.disputed[c.id] else "")
+                  + (f", {res.awaiting_second[c.id]} awaiting the second blind rating (no level)"
+                     if res.awaiting_second[c.id] else ""))
     typer.echo(json.dumps(res.as_dict()))
 
 

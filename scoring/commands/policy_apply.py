@@ -63,9 +63,10 @@ def apply(
               + (f", {res.requeued} whose queue slots {would}brought in line with their routes" if res.requeued else "")
               + f", {res.unchanged} already routed by it"
               + f"; queue: {res.slots_withdrawn} slot(s) {would}withdrawn, {res.slots_opened} {would}opened")
-    kept = [(res.in_progress, "a person has started them"), (res.settled, "no slot waits: their machine scores stand"),
+    kept = [(res.in_progress, "a person has started them"), (res.settled, "no first or second slot open: their machine scores stand"),
             (res.selected, "queued by `scoring select` to teach the model"),
-            (res.not_scored, f"not scored by model {res.model_version} (score them with `scoring score --store`)")]
+            (res.not_scored, f"not scored by model {res.model_version} (score them with `scoring score --store`)"),
+            (res.newer_model, f"scored by another model after {res.model_version}: that model's routes are in charge")]
     for n, why in kept:
         if n:
             err.print(f"kept {n}: {why}")

@@ -156,24 +156,45 @@ def enqueue_in(
 WITHDRAWN = "withdrawn"  # a slot a later routing policy no longer needs: kept, never offered, never counted as work
 
 
-def waiting_in(tx: Tx, submission_ids: list[int]) -> set[int]:
-    """The submissions waiting for a person nobody has started: at least one open slot, no slot claimed or
-    finished, none `scoring select` queued to teach the model (it is there to be scored whatever the routes
-    say), and no human score or adjudication. Only their routes may still change: work a person started, and
-    a submission whose machine scores stand (no open slot; it may back a credential), are kept as they are."""
+PEOPLE_KINDS = ("first", "second")  # slots the decision waits for (an audit slot checks a score that stands)
+
+
+def standing(rows: list[Any], touched: bool) -> str:
+    """Where a submission stands for a change of routes (``scoring policy apply``, a retrained model), from
+    its queue ``rows`` and whether a person scored or adjudicated it (``touched``):
+
+    ``started``   a person scored, adjudicated, holds or finished something: their work is kept as it is;
+    ``selected``  `scoring select` queued it to teach the model: it is there to be scored whatever the routes say;
+    ``settled``   no first or second slot open: its machine scores stand and its decision may back a credential
+                  (an open audit slot checks an accepted score, and may be worked after the award);
+    ``waiting``   a first or second slot is open and nobody has started: only these may take new routes.
+    """
+    if touched or any(r.status not in ("open", WITHDRAWN) for r in rows):
+        return "started"
+    if any(r.status == "open" and r.priority == SELECTED_PRIORITY for r in rows):
+        return "selected"
+    if not any(r.status == "open" and r.kind in PEOPLE_KINDS for r in rows):
+        return "settled"
+    return "waiting"
+
+
+def standings(conn: Any, submission_ids: list[int]) -> dict[int, tuple[str, list[Any]]]:
+    """:func:`standing` of each submission, with its queue rows (read in chunks on ``conn``)."""
     q, h, a = queue_items.c, t.human_scores.c, t.adjudications.c
-    busy: set[int] = set()
-    waiting: set[int] = set()
+    rows: dict[int, list[Any]] = {}
+    touched: set[int] = set()
     for i in range(0, len(submission_ids), 500):
         ids = submission_ids[i:i + 500]
-        waiting.update(int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
-            q.submission_id.in_(ids), q.status == "open").distinct()))
-        busy.update(int(x) for (x,) in tx.conn.execute(sa.select(q.submission_id).where(
-            q.submission_id.in_(ids), sa.or_(q.status.notin_(("open", WITHDRAWN)),
-                                             sa.and_(q.status == "open", q.priority == SELECTED_PRIORITY))).distinct()))
+        for r in conn.execute(sa.select(queue_items).where(q.submission_id.in_(ids)).order_by(q.id)):
+            rows.setdefault(int(r.submission_id), []).append(r)
         for col in (h.submission_id, a.submission_id):
-            busy.update(int(x) for (x,) in tx.conn.execute(sa.select(col).where(col.in_(ids)).distinct()))
-    return waiting - busy
+            touched.update(int(x) for (x,) in conn.execute(sa.select(col).where(col.in_(ids)).distinct()))
+    return {sid: (standing(rows.get(sid, []), sid in touched), rows.get(sid, [])) for sid in submission_ids}
+
+
+def waiting_in(tx: Tx, submission_ids: list[int]) -> set[int]:
+    """The submissions whose :func:`standing` is ``waiting``, read inside the write transaction that changes them."""
+    return {sid for sid, (st, _rows) in standings(tx.conn, submission_ids).items() if st == "waiting"}
 
 
 def slots_differ(rows: list[Any], routes: Mapping[str, str]) -> bool:
@@ -565,7 +586,7 @@ def items_for_submission(store: Store, submission_id: int) -> list[QueueItem]:
 
 __all__ = ["ROUTE_SLOTS", "QueueCounts", "QueueFilter", "QueueItem", "available", "claim", "count_available", "counts",
            "eligible", "enqueue", "held_by", "item", "items_for_submission", "position", "reclaim", "release", "renew",
-           "reroute_in", "slot_changes", "slots_differ", "submission_labels", "submit", "waiting_in", "WITHDRAWN"]
+           "reroute_in", "slot_changes", "slots_differ", "standing", "standings", "submission_labels", "submit", "waiting_in", "PEOPLE_KINDS", "WITHDRAWN"]
 
 
 def submission_labels(store: Store, submission_ids: list[int]) -> dict[int, tuple[str, str, int]]:

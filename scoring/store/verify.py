@@ -282,69 +282,76 @@ def _check_rows(conn: sa.Connection, last: int) -> Finding | None:
     (a field an older release did not log is skipped: the hash pins what was logged), and that no two rows
     claim one entry (a copied row would count one person's score twice). An entry whose payload is not a
     JSON object (not JSON at all, or a number, string, array or null) was rewritten outside the service:
-    named as such, the one check beyond the fields that the loop pays for on every row (a type check)."""
+    named as such, the one check beyond the fields that the loop pays for on every row (a type check).
+    Each table is read up to its first problem; the earliest entry any table names is reported, so "entries
+    1..N verified" never claims an entry another table found rewritten."""
+    found = [hit for table, event, fields in LOGGED_ROWS if (hit := _check_table(conn, table, event, fields, last))]
+    return min(found, key=lambda f: (f.seq is None, f.seq or 0)) if found else None
+
+
+def _check_table(conn: sa.Connection, table: sa.Table, event: str, fields: Sequence[str], last: int) -> Finding | None:
+    """:func:`_check_rows` for one table: its first problem, in entry order."""
     a = t.audit_log.c
-    for table, event, fields in LOGGED_ROWS:
-        c = table.c
-        cols = sorted({f for f in fields if f != "rubric"}
-                      | ({"rubric_id", "rubric_version"} if "rubric" in fields else set()))
-        q = (sa.select(c.id, c.audit_seq, a.event, a.payload, *[_as_read(conn, c[f]) for f in cols])
-             .select_from(table.outerjoin(t.audit_log, a.seq == c.audit_seq)).order_by(c.audit_seq, c.id))
-        # each field's position in the row (rubric: its two columns), so the per-row loop indexes the row
-        # instead of looking names up: a million-row log spends its time here; and whether it is JSON text
-        at = {f: 4 + cols.index(f) for f in cols}
-        specs = [(f, at.get(f, -1), f in c and isinstance(c[f].type, sa.JSON)) for f in fields]
-        rubric_at = (at["rubric_id"], at["rubric_version"]) if "rubric" in fields else (0, 0)
-        reason_cut = table is t.decisions
-        prev: tuple[int, int] | None = None
-        for part in _stream(conn, q):
-            for row in part:
-                if row.payload is None:
-                    if type(row.audit_seq) is not int:  # SQLite keeps text in an integer column as it is
-                        return Finding(None, f"{_row_name(table, row, None, 'criterion' in fields)} points at audit "
-                                             f"entry {row.audit_seq!r}, which is not an entry number: the row was "
-                                             "edited outside the service")
-                    if row.audit_seq > last:
-                        return Finding(last + 1, f"{table.name} row {row.id} was logged as entry {row.audit_seq} but "
-                                                 f"the log ends at {last}: trailing entries deleted")
-                    return Finding(row.audit_seq,
-                                   f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing")
-                try:
-                    p = _loads(row.payload)
-                except (ValueError, TypeError, RecursionError):
-                    p = None  # named below, once the row is known to claim an entry of its own kind
-                if prev is not None and prev[0] == row.audit_seq:
-                    return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} and row "
-                                                  f"{prev[1]} both claim audit entry {row.audit_seq}, which logged one "
-                                                  f"{event}: row {row.id} was added outside the service")
-                prev = (row.audit_seq, row.id)
-                if row.event != event:
-                    return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} points at audit "
-                                                  f"entry {row.audit_seq}, which logged a {row.event}, not a {event}: "
-                                                  "the row was added or edited outside the service")
-                if type(p) is not dict:
-                    return rewritten(row.audit_seq, (
-                        f"{_row_name(table, row, p, 'criterion' in fields)} points at audit entry {row.audit_seq}, "
-                        f"whose payload {payload_fault(row.payload) or 'cannot be read'}: the service logs every "
-                        f"{event} as a JSON object of its fields, so the entry was rewritten outside the service and "
-                        "its hash recomputed to match"))
-                for f, i, is_json in specs:
-                    if f not in p:
-                        continue
-                    logged = p[f]
-                    if i < 0:  # rubric, logged as id@version
-                        has: Any = f"{row[rubric_at[0]]}@{row[rubric_at[1]]}"
-                    else:
-                        try:
-                            has = _json_cell(row[i]) if is_json else row[i]
-                        except (ValueError, TypeError, RecursionError):
-                            has = _NotJSON(row[i])
-                        if reason_cut and f == "reason" and isinstance(logged, str):
-                            logged = logged[:DECISION_REASON_MAX]
-                    if has != logged:
-                        return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} has "
-                                                      f"{f}={has!r} but audit entry {row.audit_seq} logged {logged!r}: "
-                                                      "the row was edited")
+    c = table.c
+    cols = sorted({f for f in fields if f != "rubric"}
+                  | ({"rubric_id", "rubric_version"} if "rubric" in fields else set()))
+    q = (sa.select(c.id, c.audit_seq, a.event, a.payload, *[_as_read(conn, c[f]) for f in cols])
+         .select_from(table.outerjoin(t.audit_log, a.seq == c.audit_seq)).order_by(c.audit_seq, c.id))
+    # each field's position in the row (rubric: its two columns), so the per-row loop indexes the row
+    # instead of looking names up: a million-row log spends its time here; and whether it is JSON text
+    at = {f: 4 + cols.index(f) for f in cols}
+    specs = [(f, at.get(f, -1), f in c and isinstance(c[f].type, sa.JSON)) for f in fields]
+    rubric_at = (at["rubric_id"], at["rubric_version"]) if "rubric" in fields else (0, 0)
+    reason_cut = table is t.decisions
+    prev: tuple[int, int] | None = None
+    for part in _stream(conn, q):
+        for row in part:
+            if row.payload is None:
+                if type(row.audit_seq) is not int:  # SQLite keeps text in an integer column as it is
+                    return Finding(None, f"{_row_name(table, row, None, 'criterion' in fields)} points at audit "
+                                         f"entry {row.audit_seq!r}, which is not an entry number: the row was "
+                                         "edited outside the service")
+                if row.audit_seq > last:
+                    return Finding(last + 1, f"{table.name} row {row.id} was logged as entry {row.audit_seq} but "
+                                             f"the log ends at {last}: trailing entries deleted")
+                return Finding(row.audit_seq,
+                               f"{table.name} row {row.id} points at entry {row.audit_seq}, which is missing")
+            try:
+                p = _loads(row.payload)
+            except (ValueError, TypeError, RecursionError):
+                p = None  # named below, once the row is known to claim an entry of its own kind
+            if prev is not None and prev[0] == row.audit_seq:
+                return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} and row "
+                                              f"{prev[1]} both claim audit entry {row.audit_seq}, which logged one "
+                                              f"{event}: row {row.id} was added outside the service")
+            prev = (row.audit_seq, row.id)
+            if row.event != event:
+                return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} points at audit "
+                                              f"entry {row.audit_seq}, which logged a {row.event}, not a {event}: "
+                                              "the row was added or edited outside the service")
+            if type(p) is not dict:
+                return rewritten(row.audit_seq, (
+                    f"{_row_name(table, row, p, 'criterion' in fields)} points at audit entry {row.audit_seq}, "
+                    f"whose payload {payload_fault(row.payload) or 'cannot be read'}: the service logs every "
+                    f"{event} as a JSON object of its fields, so the entry was rewritten outside the service and "
+                    "its hash recomputed to match"))
+            for f, i, is_json in specs:
+                if f not in p:
+                    continue
+                logged = p[f]
+                if i < 0:  # rubric, logged as id@version
+                    has: Any = f"{row[rubric_at[0]]}@{row[rubric_at[1]]}"
+                else:
+                    try:
+                        has = _json_cell(row[i]) if is_json else row[i]
+                    except (ValueError, TypeError, RecursionError):
+                        has = _NotJSON(row[i])
+                    if reason_cut and f == "reason" and isinstance(logged, str):
+                        logged = logged[:DECISION_REASON_MAX]
+                if has != logged:
+                    return Finding(row.audit_seq, f"{_row_name(table, row, p, 'criterion' in fields)} has "
+                                                  f"{f}={has!r} but audit entry {row.audit_seq} logged {logged!r}: "
+                                                  "the row was edited")
     return None
 
 

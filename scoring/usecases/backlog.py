@@ -158,7 +158,7 @@ def score_backlog(
         if policy is not None:
             from scoring.store.policy_log import record_policy
 
-            record_policy(store, policy, by=owner)  # thresholds in force are an audit event
+            record_policy(store, policy, by=owner, rubric_id=model.rubric.id)  # thresholds in force are an audit event
         tags.append(f"store={_safe_url(store.url)}|owner={owner}")
     tally = StoreTally() if store is not None else None
     sink = None

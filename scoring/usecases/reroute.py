@@ -6,11 +6,12 @@ store keeps the routes a submission was first recorded with, so without this ste
 would keep every item the new policy would have accepted, and a stricter policy (after a drift alert)
 would not reach the items not yet looked at.
 
-What is re-routed: a submission of the model's rubric version that the policy's model scored, with no
-human score or adjudication and whose queue slots are all still open (nobody has claimed or finished
-one). Everything else is kept, and counted: work a person has started; submissions with no slot waiting
-(the machine's scores stand and may already back a credential: a stricter policy does not reopen them);
-items ``scoring select`` queued to teach the model (they are there to be scored whatever the routes say).
+What is re-routed: a submission of the model's rubric version whose :func:`~scoring.store.queue.standing`
+is ``waiting`` (a first or second slot open, nobody has started) and whose latest machine scores are the
+policy's model's. Everything else is kept, and counted: work a person has started; settled submissions (no
+first or second slot open: the machine's scores stand and may already back a credential, so a stricter
+policy does not reopen them, and an open audit slot stays); items ``scoring select`` queued to teach the
+model; submissions another model scored after this one (its routes are in charge).
 
 How: routes are recomputed from the stored probabilities by the same hook ``scoring score --policy`` runs
 (the model's conformal sets, the policy's thresholds, hash draws keyed by the issuer's id, suspensions),
@@ -37,9 +38,10 @@ from scoring.prescore import CriterionResult, ScoredSubmission
 from scoring.routing import routing_hook
 from scoring.store import Store, queue
 from scoring.store import tables as t
+from scoring.store.queue import standings
 from scoring.store.records import MachineScoreIn
 from scoring.store.scores import machine_scores_in
-from scoring.store.service_tables import queue_items, submission_owners
+from scoring.store.service_tables import submission_owners
 from scoring.usecases.intake import queue_rank
 
 BLOCK = 500  # submissions per write transaction
@@ -57,10 +59,11 @@ class Applied:
     rerouted: int = 0  # routes or policy changed: recorded
     requeued: int = 0  # routes already this policy's, queue slots not (left by another model's run): reconciled
     unchanged: int = 0  # already routed by this policy, the same way
-    in_progress: int = 0  # kept: a person has claimed, scored or adjudicated something
-    settled: int = 0  # kept: no slot waits for a person
+    in_progress: int = 0  # kept: a person has claimed, scored or adjudicated something (or it changed meanwhile)
+    settled: int = 0  # kept: no first or second slot open (its machine scores stand; may back a credential)
     selected: int = 0  # kept: queued by `scoring select` to teach the model
-    not_scored: int = 0  # kept: no machine score with probabilities by this model for every criterion
+    not_scored: int = 0  # kept: waiting, but no machine score with probabilities by this model for every criterion
+    newer_model: int = 0  # kept: waiting, and another model scored it after this one (its routes are that model's)
     routes_before: Counter[str] = field(default_factory=Counter)  # criterion routes of the re-routed submissions
     routes_after: Counter[str] = field(default_factory=Counter)
     slots_withdrawn: int = 0
@@ -81,6 +84,7 @@ class _Stored:
     external_id: str
     machine: dict[str, Any]  # criterion -> MachineScore-like row
     slots: list[Any]  # its queue rows
+    last_machine: int  # id of its latest machine score row (any model) when it was read
 
 
 def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, issuer: str | None = None,
@@ -100,7 +104,7 @@ def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, iss
     if not candidates:
         return res
     if not dry_run:
-        record_policy(store, policy, by=by)  # thresholds put into service are an audit event
+        record_policy(store, policy, by=by, rubric_id=rubric.id)  # thresholds put into service are an audit event
     hook = routing_hook(model, policy, store)
     crits = [c.id for c in rubric.criteria]
     for i in range(0, len(candidates), BLOCK):
@@ -142,38 +146,38 @@ def _submissions(store: Store, rubric_id: str, version: int, issuer: str | None)
 
 
 def _classify(store: Store, model: ScoringModel, subs: list[tuple[int, str]], res: Applied) -> list[_Stored]:
-    """Count the kept submissions in ``res`` by why they are kept; return the ones waiting for people."""
+    """Count the kept submissions in ``res`` by why they are kept (:func:`scoring.store.queue.standing`, then
+    the model's scores); return the ones waiting for people that this model's scores stand for."""
     crits = [c.id for c in model.rubric.criteria]
     ids = [i for i, _e in subs]
     machine: dict[int, dict[str, Any]] = {}
-    touched: set[int] = set()
-    slots: dict[int, list[Any]] = {}  # submission -> its queue rows
-    m, h, a, q = t.machine_scores.c, t.human_scores.c, t.adjudications.c, queue_items.c
+    last: dict[int, int] = {}  # submission -> its latest machine score row, by any model
+    m = t.machine_scores.c
     with store.engine.connect() as conn:
+        where = standings(conn, ids)
         for k in range(0, len(ids), BLOCK):
             chunk = ids[k:k + BLOCK]
             for r in conn.execute(sa.select(t.machine_scores).where(m.submission_id.in_(chunk),
                                                                      m.model_version == model.version).order_by(m.id)):
                 machine.setdefault(int(r.submission_id), {})[r.criterion] = r  # latest wins
-            for col in (h.submission_id, a.submission_id):
-                touched.update(int(x) for (x,) in conn.execute(sa.select(col).where(col.in_(chunk)).distinct()))
-            for r in conn.execute(sa.select(queue_items).where(q.submission_id.in_(chunk))):
-                slots.setdefault(int(r.submission_id), []).append(r)
+            last.update({int(sid): int(mx) for sid, mx in conn.execute(
+                sa.select(m.submission_id, sa.func.max(m.id)).where(m.submission_id.in_(chunk)).group_by(m.submission_id))})
     out: list[_Stored] = []
     for sid, ext in subs:
+        st, rows = where[sid]
         got = machine.get(sid, {})
-        mine = slots.get(sid, [])
-        if any(c not in got or not got[c].probabilities for c in crits):
+        if st != "waiting":
+            setattr(res, KEPT[st], getattr(res, KEPT[st]) + 1)
+        elif any(c not in got or not got[c].probabilities for c in crits):
             res.not_scored += 1
-        elif sid in touched or any(r.status not in ("open", queue.WITHDRAWN) for r in mine):
-            res.in_progress += 1
-        elif any(r.status == "open" and r.priority == queue.SELECTED_PRIORITY for r in mine):
-            res.selected += 1
-        elif not any(r.status == "open" for r in mine):
-            res.settled += 1
+        elif last.get(sid) != max(r.id for r in got.values()):
+            res.newer_model += 1  # another model scored it since: its routes and slots are that model's
         else:
-            out.append(_Stored(sid, ext, got, mine))
+            out.append(_Stored(sid, ext, got, rows, last[sid]))
     return out
+
+
+KEPT = {"started": "in_progress", "selected": "selected", "settled": "settled"}
 
 
 def _count_routes(res: Applied, s: _Stored, it: ScoredSubmission, crits: Sequence[str]) -> None:
@@ -196,10 +200,15 @@ def _record(store: Store, model: ScoringModel, policy: Any, changed: list[Pair],
     rubric = model.rubric
     pv = res.policy_version
     with store.write() as tx:
-        waiting = queue.waiting_in(tx, [s.id for s, _it in changed + requeue])
-        todo = [(s, it) for s, it in changed if s.id in waiting]
-        fix = [(s, it) for s, it in requeue if s.id in waiting]
-        res.in_progress += len(changed) + len(requeue) - len(todo) - len(fix)  # claimed while being routed
+        ids = [s.id for s, _it in changed + requeue]
+        waiting = queue.waiting_in(tx, ids)
+        m = t.machine_scores.c
+        last = {int(sid): int(mx) for sid, mx in tx.conn.execute(
+            sa.select(m.submission_id, sa.func.max(m.id)).where(m.submission_id.in_(ids)).group_by(m.submission_id))}
+        still = {s.id for s, _it in changed + requeue if s.id in waiting and last.get(s.id) == s.last_machine}
+        todo = [(s, it) for s, it in changed if s.id in still]
+        fix = [(s, it) for s, it in requeue if s.id in still]
+        res.in_progress += len(changed) + len(requeue) - len(todo) - len(fix)  # claimed or re-scored meanwhile
         rows: list[MachineScoreIn] = []
         for s, it in todo:
             for c in crits:

@@ -7,9 +7,11 @@ and one column per criterion, named as the rubric names them) and names the colu
 
 Per criterion three columns, because training and calibration need different human scores:
 
-* ``<criterion>``: the level the criterion stands at by people (the adjudicated score; else the ratings
-  when they agree within the adjudication gap: the first, else the second, else the audit). Ratings further
-  apart than the gap and not yet adjudicated give no level (counted as disputed). This is the training label.
+* ``<criterion>``: the level the criterion stands at by people, by the rule credential decisions use
+  (:func:`scoring.credential.human_level`: the adjudicated score; else the ratings when they agree within
+  the adjudication gap: the first, else the second, else the audit). Ratings further apart than the gap and
+  not yet adjudicated, and a double-scored criterion only one rater has scored, give no level (counted).
+  This is the training label.
 * ``<criterion>_blind``: the reference the report compares the machine with (the blind first rating, else
   the blind second, else the latest blind audit): calibration labels. A first rating given on a
   ``human``-route item, with the machine's level on the page, is anchored on it; calibrating against it
@@ -50,11 +52,12 @@ class Exported:
     blind: Counter[str] = field(default_factory=Counter)
     pairs: Counter[str] = field(default_factory=Counter)  # criterion -> blind first + blind second
     disputed: Counter[str] = field(default_factory=Counter)  # ratings beyond the gap, not yet adjudicated
+    awaiting_second: Counter[str] = field(default_factory=Counter)  # double-scored, one blind rater so far
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["out"] = str(self.out)
-        for k in ("labelled", "blind", "pairs", "disputed"):
+        for k in ("labelled", "blind", "pairs", "disputed", "awaiting_second"):
             d[k] = dict(sorted(d[k].items()))
         return d
 
@@ -85,6 +88,8 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
         if h.kind in ("first", "second", "audit"):
             humans.setdefault((h.submission_id, h.criterion), []).append(h)
     adjudicated = {(a.submission_id, a.criterion): a.score for a in store.adjudications()}  # latest wins
+    routes = {(m.submission_id, m.criterion): m.route  # latest wins: the route the credential rule reads
+              for m in store.machine_scores(rubric_id=rubric.id, rubric_version=rubric.version)}
     crits = [c.id for c in rubric.criteria]
     fields = ["id", *rubric.evidence, *crits, *(c + BLIND_SUFFIX for c in crits), *(c + RATER2_SUFFIX for c in crits)]
     rows: list[dict[str, Any]] = []
@@ -93,7 +98,8 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
         any_level = False
         for c in crits:
             rated = humans.get((s.id, c), [])
-            level, disputed = human_level(rated, adjudicated.get((s.id, c)), adjudication_gap(policy, c))
+            level, waiting = human_level(rated, adjudicated.get((s.id, c)), adjudication_gap(policy, c),
+                                         routes.get((s.id, c)))
             ref = blind_reference(rated)
             first = next((h for h in rated if h.kind == "first"), None)
             second = next((h for h in rated if h.kind == "second"), None)
@@ -101,7 +107,8 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
             row[c] = level
             row[c + BLIND_SUFFIX] = None if ref is None else int(ref.score)
             row[c + RATER2_SUFFIX] = int(second.score) if pair and second is not None else None
-            res.disputed[c] += disputed
+            res.disputed[c] += waiting == "adjudication"
+            res.awaiting_second[c] += waiting == "second rating"
             res.labelled[c] += level is not None
             res.blind[c] += ref is not None
             res.pairs[c] += bool(pair)
@@ -112,12 +119,14 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
             res.unscored += 1
     res.rows = len(rows)
     if rows:  # no file for nothing: an empty one would only block the next export to that name
-        _write_whole(out, fields, rows, suffix)
+        _write_whole(out, fields, rows, suffix, overwrite)
     return res
 
 
-def _write_whole(out: Path, fields: list[str], rows: list[dict[str, Any]], suffix: str) -> None:
-    """Write to a temporary file beside ``out`` and rename it into place: a kill leaves the old file or none."""
+def _write_whole(out: Path, fields: list[str], rows: list[dict[str, Any]], suffix: str, overwrite: bool) -> None:
+    """Write to a temporary file beside ``out`` and move it into place: a kill leaves the old file or none.
+    Without ``overwrite`` the move is a hard link, which fails if ``out`` appeared meanwhile (another run, a
+    user's sheet), so nothing is ever replaced silently."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8", newline="") as fh:
@@ -128,6 +137,13 @@ def _write_whole(out: Path, fields: list[str], rows: list[dict[str, Any]], suffi
             else:
                 for r in rows:
                     fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            try:
+                os.link(tmp, out)
+            except FileExistsError:
+                raise InvalidRequest(f"--out {out} was created while the export ran: nothing replaced; choose another "
+                                     "name, or pass --overwrite") from None
     finally:
         tmp.unlink(missing_ok=True)

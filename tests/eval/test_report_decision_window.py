@@ -173,3 +173,19 @@ def test_provenance_says_the_window_filters_the_decisions(store: Store, clock: C
     filters = json.loads((tmp_path / "r" / "provenance.json").read_text(encoding="utf-8"))["filters"]
     assert filters["not_filtered"] == ["suspensions", "models"]
     assert "latest decision" in filters["decisions_selected_by"]
+
+
+def test_the_machine_decision_a_review_answered_is_the_latest_before_the_final(
+        store: Store, clock: Clock, tmp_path: Path) -> None:
+    """A submission decided in February by a first model (not yet), re-decided in March by a retrained model
+    before anyone started it (earned), and reviewed in April (earned): the review answered March's decision.
+    A machine decision recorded after the final one is not the one reviewed either."""
+    sid = _submit(store, clock, "redecided", FEB)
+    _decide(store, clock, sid, FEB, "not_yet", "machine", NOT_YET)
+    _decide(store, clock, sid, MARCH, "needs_human", "machine", EARNED)
+    _decide(store, clock, sid, APRIL, "earned", "final", EARNED)
+    _decide(store, clock, sid, APRIL + timedelta(days=1), "needs_human", "machine", NOT_YET)
+    _, agreement = _decisions(store, tmp_path / "all")
+    row = agreement[agreement["pair"] == "machine vs final"].iloc[0]
+    assert (int(row["n"]), float(row["agreement"])) == (1, 1.0)
+    assert _decisions(store, tmp_path / "feb", FEB, MARCH)[1].empty  # February's decision was not the one reviewed

@@ -191,4 +191,17 @@ def test_a_double_scored_criterion_is_decided_only_once_both_blind_raters_have_s
     assessment.submit_item(store, everything_double, second.id, "bob", second.lease_token,  # type: ignore[arg-type]
                            {c: (0, "no evidence") for c in second.criteria})
     assert store.decisions(submission_id=sid, basis="final") == []  # 4 vs 0: waits for adjudication
+
+    other = queue.claim(store, "ann", 600)  # another submission: both raters agree within the gap
+    assert other is not None and other.kind == "first" and other.submission_id != sid
+    assessment.submit_item(store, everything_double, other.id, "ann", other.lease_token,  # type: ignore[arg-type]
+                           {c: (4, "clear evidence") for c in other.criteria})
+    assert store.decisions(submission_id=other.submission_id, basis="final") == []
+    paired = queue.claim(store, "bob", 600, item_id=next(
+        q.id for q in queue.items_for_submission(store, other.submission_id) if q.kind == "second"))
+    assert paired is not None
+    assessment.submit_item(store, everything_double, paired.id, "bob", paired.lease_token,  # type: ignore[arg-type]
+                           {c: (3, "good evidence") for c in paired.criteria})
+    final = store.decisions(submission_id=other.submission_id, basis="final")
+    assert len(final) == 1 and final[0].outcome == "earned" and final[0].levels["quality"] == 4  # the first rating
     store.close()

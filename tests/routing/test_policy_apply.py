@@ -162,12 +162,14 @@ def test_a_stricter_policy_does_not_reopen_what_the_machine_settled(unrouted, ca
     apply_policy(store, model, policy, by="registrar")
     strict = policy.model_copy(update={"policy_version": policy.policy_version + "-strict", "criteria": {
         c: cp.model_copy(update={"min_confidence": 1.01}) for c, cp in policy.criteria.items()}})
-    auto_before = {k for k, (r, _pv) in _routes(store, model.version).items() if r == "auto"}
+    before = _routes(store, model.version)
+    with store.engine.connect() as conn:
+        ext = {s.id: s.external_id for s in store.submissions()}
+        settled = {ext[s] for s, (st, _rows) in queue.standings(conn, list(ext)).items() if st == "settled"}
     res = apply_policy(store, model, strict, by="registrar")
     routes = _routes(store, model.version)
-    assert res.settled > 0 and res.routes_after.get("auto", 0) == 0  # whatever it re-routed goes to people
-    settled_subs = {e for e, _c in auto_before} - {e for (e, _c), (_r, pv) in routes.items() if pv == strict.policy_version}
-    assert settled_subs and all(routes[k][0] == "auto" for k in auto_before if k[0] in settled_subs)
+    assert res.settled == len(settled) > 0 and res.routes_after.get("auto", 0) == 0  # re-routed ones go to people
+    assert {k: v for k, v in routes.items() if k[0] in settled} == {k: v for k, v in before.items() if k[0] in settled}
 
 
 def test_a_policy_for_another_model_is_refused(unrouted) -> None:  # type: ignore[no-untyped-def]
@@ -231,9 +233,10 @@ def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as
     store, model, policy, data = unrouted
     apply_policy(store, model, policy, by="registrar")
     subs = {s.id: s for s in store.submissions()}
-    slots = {s: queue.items_for_submission(store, s) for s in subs}
-    settled = {s for s, q in slots.items() if not any(i.status == "open" for i in q)}
-    started = next(s for s, q in slots.items() if any(i.status == "open" for i in q))
+    with store.engine.connect() as conn:
+        where = queue.standings(conn, list(subs))
+    settled = {s for s, (st, _rows) in where.items() if st == "settled"}
+    started = next(s for s, (st, _rows) in where.items() if st == "waiting")
     store.record_human_scores([HumanScoreIn(started, model.rubric.criteria[0].id, 1, "ann", kind="first", blind=False)])
     assert settled and started not in settled
     retrained = dataclasses.replace(model, version="retrained-v2")
@@ -254,3 +257,55 @@ def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as
     assert rep.exit_code == 0, rep.output
     by_model = json.loads(rep.output.strip().splitlines()[-1])["auto_fraction_by_model"]
     assert set(by_model) == {model.version, "retrained-v2"}  # each model's share, not only the pooled one
+
+
+def test_applying_an_older_models_policy_after_a_retrained_model_scored_changes_nothing(unrouted) -> None:  # type: ignore[no-untyped-def]
+    """The routes in charge are those of the latest model that scored a submission: applying an older model's
+    policy must neither revert the submission to that model nor rewrite slots the newer routes need."""
+    import dataclasses
+
+    store, model, policy, data = unrouted
+    retrained = dataclasses.replace(model, version="retrained-v2")
+    policy2 = policy.model_copy(update={"model_version": "retrained-v2", "policy_version": "p2"})
+    _score(retrained, policy2, store, data, Path(str(data) + ".v2.jsonl"))
+    with store.engine.connect() as conn:
+        waiting = sum(st == "waiting" for st, _rows in queue.standings(conn, [s.id for s in store.submissions()]).values())
+    slots, n = _open_slots(store), len(list(store.audit_entries()))
+    res = apply_policy(store, model, policy, by="registrar")
+    assert res.rerouted == res.requeued == 0 and res.newer_model == waiting > 0
+    assert _open_slots(store) == slots and len(list(store.audit_entries())) == n
+
+
+def test_a_submission_whose_machine_scores_stand_keeps_its_audit_slot_and_decision(tmp_path: Path, calibrated) -> None:  # type: ignore[no-untyped-def]
+    """All criteria accepted, one sampled for a blind audit, the credential decided by the machine (it may be
+    issued before the audit is worked): neither a stricter policy nor a retrained model reopens it, and the
+    audit behind the decision stays in the queue."""
+    import dataclasses
+
+    from routing_fakes import RUBRIC
+
+    from models.artifact import ScoringModel
+    from rubrics.schema import parse_rubric
+
+    model, policy = calibrated
+    award = ScoringModel(rubric=parse_rubric({**RUBRIC, "award": {"min_level": {"quality": 3}}}), scorers=model.scorers,
+                         encoder=model.encoder, version=model.version, card={})
+    audited = policy.model_copy(update={"audit_rate": 1.0, "double_rate": 0.0})
+    data = _backlog(tmp_path / "backlog.jsonl")
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        _score(award, audited, store, data, tmp_path / "a.jsonl")
+        with store.engine.connect() as conn:
+            where = queue.standings(conn, [s.id for s in store.submissions()])
+        settled = {s for s, (st, rows) in where.items() if st == "settled" and any(r.kind == "audit" for r in rows)}
+        decided = {s: store.latest_decision(s) for s in settled}
+        assert settled and all(d is not None and d.outcome in ("earned", "not_yet") for d in decided.values())
+        strict = audited.model_copy(update={"policy_version": "strict", "criteria": {
+            c: cp.model_copy(update={"min_confidence": 1.01}) for c, cp in audited.criteria.items()}})
+        res = apply_policy(store, award, strict, by="registrar")
+        assert res.settled >= len(settled)
+        retrained = dataclasses.replace(award, version="retrained-v2")
+        _score(retrained, strict.model_copy(update={"model_version": "retrained-v2"}), store, data, tmp_path / "b.jsonl")
+        rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
+        for s in settled:
+            assert store.latest_decision(s) == decided[s] and s not in rescored
+            assert [(i.kind, i.status) for i in queue.items_for_submission(store, s)] == [("audit", "open")]

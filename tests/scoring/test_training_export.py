@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from rubrics.schema import parse_rubric
 from scoring.cli import app
 from scoring.ingest import ColumnMap, infer_columns, read_records
-from scoring.store import HumanScoreIn, Store
+from scoring.store import HumanScoreIn, MachineScoreIn, Store
 
 RUBRIC = {"id": "reflect", "version": 1, "title": "Reflect", "evidence": ["reflection"],
           "criteria": [{"id": c, "title": c, "scale": {"min": 0, "max": 3}} for c in ("a", "b")]}
@@ -33,7 +33,7 @@ def db(tmp_path: Path) -> Iterator[str]:
         st.register_rubric(parse_rubric(RUBRIC))
         ids = {s.external_id: s.id for s in st.add_submissions("reflect", 1, [
             (e, {"reflection": f"what I changed after the exit ticket ({e})"}, {}) for e in
-            ("anchored", "double", "disputed", "adjudicated", "audited", "unscored")])}
+            ("anchored", "double", "disputed", "adjudicated", "audited", "half-double", "unscored")])}
 
         def rate(ext: str, crit: str, score: int, who: str, kind: str, blind: bool) -> int:
             return st.record_human_scores([HumanScoreIn(ids[ext], crit, score, who, kind=kind, blind=blind)])[0]
@@ -47,6 +47,8 @@ def db(tmp_path: Path) -> Iterator[str]:
         h2 = rate("adjudicated", "a", 3, "ben", "second", blind=True)
         st.record_adjudication(ids["adjudicated"], "a", 2, adjudicator="cho", human_score_ids=[h1, h2])
         rate("audited", "b", 3, "dev", "audit", blind=True)
+        st.record_machine_scores([MachineScoreIn(ids["half-double"], "a", 2, probabilities={"2": 1.0}, route="double")])
+        rate("half-double", "a", 3, "ana", "first", blind=True)  # the second blind rater has not scored yet
     yield url
 
 
@@ -60,13 +62,14 @@ def test_each_criterion_gets_its_standing_level_its_blind_reference_and_its_blin
     res = runner.invoke(app, ["export", "training", "--db", db, "--out", str(out)])
     assert res.exit_code == 0, res.output
     rows = _rows(out)
-    assert set(rows) == {"anchored", "double", "disputed", "adjudicated", "audited"}  # nobody scored "unscored"
+    assert set(rows) == {"anchored", "double", "disputed", "adjudicated", "audited", "half-double"}  # not "unscored"
     want = {  # id: (a, a_blind, a_rater2, b, b_blind)
         "anchored": ("2", "", "", "", ""),
         "double": ("1", "1", "2", "", ""),
         "disputed": ("", "0", "3", "", ""),
         "adjudicated": ("2", "0", "3", "", ""),
         "audited": ("", "", "", "3", "3"),
+        "half-double": ("", "3", "", "", ""),  # as the credential rule: no level until the second rater scores
     }
     got = {k: (r["a"], r["a_blind"], r["a_rater2"], r["b"], r["b_blind"]) for k, r in rows.items()}
     assert got == want
@@ -74,6 +77,7 @@ def test_each_criterion_gets_its_standing_level_its_blind_reference_and_its_blin
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["disputed"] == {"a": 1, "b": 0} and summary["pairs"] == {"a": 3, "b": 0}
     assert summary["unscored"] == 1 and "1 awaiting adjudication" in res.output
+    assert summary["awaiting_second"] == {"a": 1, "b": 0} and "1 awaiting the second blind rating" in res.output
 
 
 def test_scoring_train_reads_the_file_with_no_column_options(db: str, tmp_path: Path) -> None:

@@ -331,3 +331,19 @@ def test_an_entry_whose_event_is_not_text_is_named(store: Store, rubric) -> None
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == f"entry {seq}'s event column holds b'human_score', not text: edited"
+
+
+def test_of_two_rewritten_entries_in_different_tables_the_earliest_is_named(store: Store, rubric) -> None:
+    """The tables are read one after the other (machine scores first); the finding reported is the earliest
+    entry any of them names, so the "entries 1..N verified" it comes with never covers an entry another table
+    found rewritten: here a late machine score and an earlier human score."""
+    seqs = _one_of_each(store)
+    sub = store.submissions()[0]
+    late = store.record_machine_score(sub.id, "feedback", 1, model_version="m-2", route="human",
+                                      probabilities={"0": 0.5, "1": 0.5}).audit_seq
+    early = seqs["human_score"]
+    assert early < late
+    _rewrite(store, early, "[]")
+    _rewrite(store, late, "[]")
+    res = store.verify_audit()
+    _rewritten_entry(res, early)
