@@ -129,6 +129,7 @@ def apply_policy(store: Store, model: ScoringModel, policy: Any, *, by: str, iss
                 res.slots_opened += o
             for s, it in changed:
                 _count_routes(res, s, it, crits)
+                res.decisions += rubric.award is not None and it.decision is not None
             res.rerouted += len(changed)
             res.requeued += len(requeue)
             continue

@@ -459,7 +459,10 @@ def test_a_policy_applied_to_a_backlog_stored_without_one_routes_it_as_scoring_u
     assert res.exit_code == 0, res.output
     said = json.loads(res.output.strip().splitlines()[-1])
     assert said["rerouted"] == len({e for e, _c in before[0]}) and said["slots_withdrawn"] > 0
-    assert said["routes_after"] == json.loads(dry.output.strip().splitlines()[-1])["routes_after"]
+    would = json.loads(dry.output.strip().splitlines()[-1])
+    assert {k: said[k] for k in ("routes_after", "slots_withdrawn", "slots_opened", "decisions")} == {
+        k: would[k] for k in ("routes_after", "slots_withdrawn", "slots_opened", "decisions")}
+    assert said["decisions"] == said["rerouted"]  # the demo rubric has an award rule: one decision each
     assert state(day_one) == state(direct)
     assert runner.invoke(app, ["audit", "verify", "--db", day_one]).exit_code == 0
     again = runner.invoke(app, cmd)  # finished: nothing left to change
