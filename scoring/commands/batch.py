@@ -416,10 +416,12 @@ def _report(run: Any, where: list[str] | None = None, owner: str | None = None) 
                       "the store keeps that run's routes and assessor queue, and the figures above are the store's; "
                       "this run's routes are in its files only; `scoring policy apply` puts a policy in charge of the items "
                       "still waiting for people")
-        if r.get("kept_from_other_model"):  # a retrained model over a backlog people are working on
-            err.print(f"[yellow]{r['kept_from_other_model']} submission(s) scored earlier by another model were kept "
-                      "as they stand[/]: a person has started them, or their machine scores stand (they may back a "
-                      "credential); this model's scores for them are in its files only")
+        if kept := r.get("kept_from_other_model"):  # a retrained model over a backlog people are working on
+            why = {"started": "a person has started them", "settled": "their machine scores stand (they may back a "
+                   "credential)", "selected": "`scoring select` queued them to teach the model"}
+            err.print(f"[yellow]{sum(kept.values())} submission(s) scored earlier by another model were kept as they "
+                      "stand[/] (" + "; ".join(f"{n}: {why.get(k, k)}" for k, n in kept.items())
+                      + "); this model's scores for them are in its files only")
     if not summary.records:  # nothing read: a scheduled job must not report success for an empty selection
         what = (f"no record matched --where {' --where '.join(where)} (a row is kept when its value equals yours "
                 "exactly, case included)" if where else "the input holds no record")

@@ -30,7 +30,7 @@ class StoreTally:
 
     created: int = 0
     already: int = 0
-    kept: int = 0  # scored by another model and started by a person or settled: left as they stand
+    kept: dict[str, int] = field(default_factory=dict)  # scored by another model, not waiting: why -> how many
     refused: int = 0
     by_route: dict[str, int] = field(default_factory=dict)
 
@@ -39,7 +39,7 @@ class StoreTally:
             if o.error is not None:
                 self.refused += 1
             elif o.kept:
-                self.kept += 1
+                self.kept[o.kept] = self.kept.get(o.kept, 0) + 1
             elif o.created:
                 self.created += 1
                 for r in (o.scored.criteria.values() if o.scored is not None else ()):
@@ -212,7 +212,7 @@ def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTa
     auto = sum(r in ACCEPTED_ROUTES for r in routes)
     return {"store": _safe_url(store.url), "submissions": len(subs), "created_now": tally.created if tally else 0,
             "criterion_scores": len(routes), "auto_fraction": auto / len(routes) if routes else 0.0,
-            "queued": slots, "kept_from_other_policy": len(other), "kept_from_other_model": tally.kept if tally else 0}
+            "queued": slots, "kept_from_other_policy": len(other), "kept_from_other_model": dict(sorted(tally.kept.items())) if tally else {}}
 
 
 def _safe_url(url: str) -> str:

@@ -56,7 +56,7 @@ class Outcome:
     created: bool = False
     error: ScoringError | None = None
     scored: ScoredSubmission | None = None  # the fresh scores and routes when created
-    kept: bool = False  # scored before by another model and not waiting for a person: left as it stands
+    kept: str | None = None  # scored before by another model and not waiting: why (queue.standing), left as it stands
     slots: list[queue.QueueItem] = field(default_factory=list)
     policy_version: str | None = None
 
@@ -183,9 +183,11 @@ def record_scored(
         # stand (it may back a credential), is kept: a new model must not undo people's decisions or reopen
         # settled ones, and its own scores on texts people scored would be judged on its training data.
         prior = _scored_by_any(conn, [int(rows[subs[k].external_id].id) for k in todo if subs[k].external_id in rows])
-        waiting = queue.waiting_in(tx, sorted(prior))
+        where = queue.standings(conn, sorted(prior))
+        waiting = {sid for sid, (st, _rows) in where.items() if st == "waiting"}
         for k in [k for k in todo if (r := rows.get(subs[k].external_id)) is not None and int(r.id) in prior - waiting]:
-            out[k].submission, out[k].kept = _sub_rec(rows[subs[k].external_id]), True
+            sid = int(rows[subs[k].external_id].id)
+            out[k].submission, out[k].kept = _sub_rec(rows[subs[k].external_id]), where[sid][0]
             todo.remove(k)
         recs = add_submissions_in(store, tx, rubric.id, rubric.version,
                                   [(subs[k].external_id, subs[k].evidence, subs[k].metadata) for k in todo])

@@ -245,7 +245,7 @@ def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as
     run = _score(retrained, policy2, store, data, store_out := Path(str(data) + ".v2.jsonl"))
     rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
     assert rescored == set(subs) - settled - {started}
-    assert run.recorded["kept_from_other_model"] == len(settled) + 1
+    assert run.recorded["kept_from_other_model"] == {"settled": len(settled), "started": 1}
     for s in settled | {started}:
         assert [(i.kind, i.status, sorted(i.criteria)) for i in queue.items_for_submission(store, s)] == before[s]
     assert store_out.exists() and store.verify_audit().ok
