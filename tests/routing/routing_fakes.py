@@ -86,3 +86,19 @@ def write_jsonl(path: Path, ids: list[str], texts: list[str]) -> Path:
         for i, t in zip(ids, texts, strict=True):
             fh.write(json.dumps({"id": i, "essay": t}) + "\n")
     return path
+
+
+def backlog_file(path: Path, n: int = 24, seed: int = 3) -> Path:
+    """A synthetic backlog of ``n`` essays as JSONL (``id``, ``essay``)."""
+    d = synthetic(n, seed=seed)
+    return write_jsonl(path, d["ids"], d["texts"])
+
+
+def score_into_store(model: Any, policy: Any, store: Any, data: Path, out: Path) -> Any:
+    """``scoring score --store`` as the batch engine runs it, for issuer ``issuer-a`` (blocks of 5)."""
+    from scoring.ingest import ColumnMap, infer_columns, read_records
+    from scoring.usecases.backlog import score_backlog
+
+    cols = infer_columns(model.rubric, ColumnMap(id="id"))
+    return score_backlog(model, read_records(data, model.rubric, cols), data, out, read_tag="t", block_size=5,
+                         policy=policy, store=store, owner="issuer-a")

@@ -14,26 +14,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from routing_fakes import synthetic
+from routing_fakes import backlog_file, score_into_store
 
-from scoring.ingest import ColumnMap, infer_columns, read_records
 from scoring.store import Store, queue
 from scoring.store.service_tables import queue_items
-from scoring.usecases.backlog import score_backlog
 from scoring.usecases.reroute import apply_policy
-
-
-def _backlog(path: Path, n: int = 24) -> Path:
-    d = synthetic(n, seed=3)
-    path.write_text("".join(json.dumps({"id": i, "essay": t}) + "\n" for i, t in zip(d["ids"], d["texts"], strict=True)),
-                    encoding="utf-8")
-    return path
-
-
-def _score(model: Any, policy: Any, store: Store, data: Path, out: Path) -> Any:
-    cols = infer_columns(model.rubric, ColumnMap(id="id"))
-    return score_backlog(model, read_records(data, model.rubric, cols), data, out, read_tag="t", block_size=5,
-                         policy=policy, store=store, owner="issuer-a")
 
 
 def _routes(store: Store, version: str) -> dict[tuple[str, str], tuple[str, str | None]]:
@@ -55,9 +40,9 @@ def _open_slots(store: Store) -> dict[tuple[str, str], tuple[list[str], bool]]:
 def unrouted(request: pytest.FixtureRequest, tmp_path: Path, calibrated) -> tuple[Store, Any, Any, Path]:  # type: ignore[no-untyped-def]
     """A backlog of 24 scored into a store (SQLite, PostgreSQL) with no policy: every criterion waits for a person."""
     model, policy = calibrated
-    data = _backlog(tmp_path / "backlog.jsonl")
+    data = backlog_file(tmp_path / "backlog.jsonl")
     store = Store(f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url"))
-    _score(model, None, store, data, tmp_path / "first.jsonl")
+    score_into_store(model, None, store, data, tmp_path / "first.jsonl")
     yield store, model, policy, data
     store.close()
 
@@ -67,7 +52,7 @@ def test_applying_a_policy_routes_the_waiting_backlog_as_scoring_under_it_would(
     assert {r for r, _pv in _routes(store, model.version).values()} == {"human"}
     res = apply_policy(store, model, policy, by="registrar")
     with Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:  # the same backlog scored under the policy
-        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+        score_into_store(model, policy, direct, data, tmp_path / "direct.jsonl")
         assert _routes(store, model.version) == _routes(direct, model.version)
         assert _open_slots(store) == _open_slots(direct)
     assert res.rerouted == 24 and res.unchanged == 0 and res.in_progress == res.settled == res.not_scored == 0
@@ -188,11 +173,11 @@ def test_scoring_a_waiting_backlog_with_a_retrained_model_gives_it_the_new_route
     scored it first (an open slot the new routes do not need would ask people for work the policy accepts)."""
     model, policy = calibrated
     assert fake_model.version != model.version
-    data = _backlog(tmp_path / "backlog.jsonl")
+    data = backlog_file(tmp_path / "backlog.jsonl")
     with Store(f"sqlite:///{tmp_path / 'store.db'}") as store, Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:
-        _score(fake_model, None, store, data, tmp_path / "old.jsonl")
-        _score(model, policy, store, data, tmp_path / "new.jsonl")
-        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+        score_into_store(fake_model, None, store, data, tmp_path / "old.jsonl")
+        score_into_store(model, policy, store, data, tmp_path / "new.jsonl")
+        score_into_store(model, policy, direct, data, tmp_path / "direct.jsonl")
         assert _routes(store, model.version) == _routes(direct, model.version)
         assert _open_slots(store) == _open_slots(direct)
         assert store.verify_audit().ok
@@ -206,14 +191,14 @@ def test_slots_another_model_left_behind_are_brought_in_line_by_apply(  # type: 
     import scoring.usecases.intake as intake
 
     model, policy = calibrated
-    data = _backlog(tmp_path / "backlog.jsonl")
+    data = backlog_file(tmp_path / "backlog.jsonl")
     with Store(f"sqlite:///{tmp_path / 'store.db'}") as store, Store(f"sqlite:///{tmp_path / 'direct.db'}") as direct:
-        _score(fake_model, None, store, data, tmp_path / "old.jsonl")
+        score_into_store(fake_model, None, store, data, tmp_path / "old.jsonl")
         with monkeypatch.context() as m:
             m.setattr(intake.queue, "reroute_in", lambda tx, sid, routes, **kw: (  # slots only ever added
                 0, queue.enqueue_in(tx, sid, routes, reasons=kw.get("reasons"), rank=kw.get("rank", 0.0))))
-            _score(model, policy, store, data, tmp_path / "new.jsonl")
-        _score(model, policy, direct, data, tmp_path / "direct.jsonl")
+            score_into_store(model, policy, store, data, tmp_path / "new.jsonl")
+        score_into_store(model, policy, direct, data, tmp_path / "direct.jsonl")
         assert _open_slots(store) != _open_slots(direct)
         n = len([e for e in store.audit_entries() if e.event == "machine_score"])
         res = apply_policy(store, model, policy, by="registrar")
@@ -242,7 +227,7 @@ def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as
     retrained = dataclasses.replace(model, version="retrained-v2")
     policy2 = policy.model_copy(update={"model_version": "retrained-v2", "policy_version": "p2"})
     before = {s: [(i.kind, i.status, sorted(i.criteria)) for i in queue.items_for_submission(store, s)] for s in subs}
-    run = _score(retrained, policy2, store, data, store_out := Path(str(data) + ".v2.jsonl"))
+    run = score_into_store(retrained, policy2, store, data, store_out := Path(str(data) + ".v2.jsonl"))
     rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
     assert rescored == set(subs) - settled - {started}
     assert run.recorded["kept_from_other_model"] == {"settled": len(settled), "started": 1}
@@ -267,7 +252,7 @@ def test_applying_an_older_models_policy_after_a_retrained_model_scored_changes_
     store, model, policy, data = unrouted
     retrained = dataclasses.replace(model, version="retrained-v2")
     policy2 = policy.model_copy(update={"model_version": "retrained-v2", "policy_version": "p2"})
-    _score(retrained, policy2, store, data, Path(str(data) + ".v2.jsonl"))
+    score_into_store(retrained, policy2, store, data, Path(str(data) + ".v2.jsonl"))
     with store.engine.connect() as conn:
         waiting = sum(st == "waiting" for st, _rows in queue.standings(conn, [s.id for s in store.submissions()]).values())
     slots, n = _open_slots(store), len(list(store.audit_entries()))
@@ -291,9 +276,9 @@ def test_a_submission_whose_machine_scores_stand_keeps_its_audit_slot_and_decisi
     award = ScoringModel(rubric=parse_rubric({**RUBRIC, "award": {"min_level": {"quality": 3}}}), scorers=model.scorers,
                          encoder=model.encoder, version=model.version, card={})
     audited = policy.model_copy(update={"audit_rate": 1.0, "double_rate": 0.0})
-    data = _backlog(tmp_path / "backlog.jsonl")
+    data = backlog_file(tmp_path / "backlog.jsonl")
     with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        _score(award, audited, store, data, tmp_path / "a.jsonl")
+        score_into_store(award, audited, store, data, tmp_path / "a.jsonl")
         with store.engine.connect() as conn:
             where = queue.standings(conn, [s.id for s in store.submissions()])
         settled = {s for s, (st, rows) in where.items() if st == "settled" and any(r.kind == "audit" for r in rows)}
@@ -304,7 +289,7 @@ def test_a_submission_whose_machine_scores_stand_keeps_its_audit_slot_and_decisi
         res = apply_policy(store, award, strict, by="registrar")
         assert res.settled >= len(settled)
         retrained = dataclasses.replace(award, version="retrained-v2")
-        _score(retrained, strict.model_copy(update={"model_version": "retrained-v2"}), store, data, tmp_path / "b.jsonl")
+        score_into_store(retrained, strict.model_copy(update={"model_version": "retrained-v2"}), store, data, tmp_path / "b.jsonl")
         rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
         for s in settled:
             assert store.latest_decision(s) == decided[s] and s not in rescored

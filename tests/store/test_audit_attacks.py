@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from audit_edits import sql
 
 from scoring.errors import AuditChainBroken
 from scoring.store import Store
@@ -37,11 +38,6 @@ def _fill(store: Store, n: int = 4, ext: str = "s") -> list[int]:
         store.record_human_score(sub.id, "questioning", (i + 1) % 4, assessor="ann")
         ids.append(sub.id)
     return ids
-
-
-def _sql(store: Store, sql: str, **params: object) -> None:
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        c.execute(sa.text(sql), params)
 
 
 def _rehash_from(store: Store, first: int) -> None:
@@ -81,8 +77,8 @@ def test_edit_and_rehash_everything_after_it_is_caught_by_the_checkpoint(store: 
     m = store.machine_scores()[1]
     entry = store.audit_entry(m.audit_seq)
     # rewrite the score in the row and in its entry, then recompute every later hash
-    _sql(store, "UPDATE machine_scores SET score = 3 WHERE id = :i", i=m.id)
-    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s", p=canonical_json(dict(entry.payload, score=3)),
+    sql(store, "UPDATE machine_scores SET score = 3 WHERE id = :i", i=m.id)
+    sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s", p=canonical_json(dict(entry.payload, score=3)),
          s=m.audit_seq)
     _rehash_from(store, m.audit_seq)
     assert store.verify_audit().ok  # the chain and the rows are consistent again: the chain alone is fooled
@@ -95,13 +91,13 @@ def test_deleting_an_entry_and_renumbering_is_caught(store: Store, rubric, tmp_p
     cp = _checkpoint(store, tmp_path / "cp", audit_key)
     h = store.human_scores()[0]
     last = store.audit_size()
-    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
-    _sql(store, "DELETE FROM audit_log WHERE seq = :s", s=h.audit_seq)
+    sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    sql(store, "DELETE FROM audit_log WHERE seq = :s", s=h.audit_seq)
     for seq in range(h.audit_seq + 1, last + 1):  # close the gap: later entries and their rows move down one
         for table in ("audit_log",):
-            _sql(store, f"UPDATE {table} SET seq = :n WHERE seq = :s", n=seq - 1, s=seq)
+            sql(store, f"UPDATE {table} SET seq = :n WHERE seq = :s", n=seq - 1, s=seq)
         for table in ("machine_scores", "human_scores", "suspensions"):
-            _sql(store, f"UPDATE {table} SET audit_seq = :n WHERE audit_seq = :s", n=seq - 1, s=seq)
+            sql(store, f"UPDATE {table} SET audit_seq = :n WHERE audit_seq = :s", n=seq - 1, s=seq)
     _rehash_from(store, h.audit_seq)
     assert store.verify_audit().ok  # the renumbered chain verifies on its own
     res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
@@ -113,8 +109,8 @@ def test_cutting_the_tail_with_its_score_rows_is_caught(store: Store, rubric, tm
     cp = _checkpoint(store, tmp_path / "cp", audit_key)
     size = store.audit_size()
     h = store.human_scores()[-1]
-    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
-    _sql(store, "DELETE FROM audit_log WHERE seq >= :s", s=h.audit_seq)
+    sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    sql(store, "DELETE FROM audit_log WHERE seq >= :s", s=h.audit_seq)
     assert store.verify_audit().ok  # nothing points past the end any more
     res = audit_trust.verify(store, tmp_path / "cp", audit_key[1])
     assert not res.ok and res.first_bad_checkpoint == cp
@@ -125,7 +121,7 @@ def test_deleting_a_human_score_row_is_caught_without_any_checkpoint(store: Stor
     _fill(store, 3)
     h = store.human_scores()[1]
     assert store.verify_audit().ok
-    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)  # the entry stays: nothing points at it
+    sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)  # the entry stays: nothing points at it
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == h.audit_seq
     name = store.submission(h.submission_id).external_id  # named as in the issuer's file
@@ -141,7 +137,7 @@ def test_deleting_a_decision_row_is_caught_without_any_checkpoint(store: Store, 
             decision_in(tx, sub, "obs", 1, "earned", "final", {"questioning": 2})
     d = store.decisions()[0]
     assert store.verify_audit().ok
-    _sql(store, "DELETE FROM decisions WHERE id = :i", i=d.id)
+    sql(store, "DELETE FROM decisions WHERE id = :i", i=d.id)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == d.audit_seq
     assert f"audit entry {d.audit_seq} (credential_decision)" in res.problem
@@ -151,8 +147,8 @@ def test_deleting_a_decision_row_is_caught_without_any_checkpoint(store: Store, 
 def test_the_earliest_deleted_row_is_reported(store: Store, rubric) -> None:
     _fill(store, 3)
     m, h = store.machine_scores()[2], store.human_scores()[0]
-    _sql(store, "DELETE FROM machine_scores WHERE id = :i", i=m.id)
-    _sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
+    sql(store, "DELETE FROM machine_scores WHERE id = :i", i=m.id)
+    sql(store, "DELETE FROM human_scores WHERE id = :i", i=h.id)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == min(m.audit_seq, h.audit_seq) == h.audit_seq
 
@@ -161,7 +157,7 @@ def test_deleting_a_suspension_row_is_caught_without_any_checkpoint(store: Store
     _fill(store, 1)
     store.suspend_automation("obs", "feedback", "drift: audit QWK fell")
     assert store.is_suspended("obs", "feedback") and store.verify_audit().ok
-    _sql(store, "DELETE FROM suspensions")
+    sql(store, "DELETE FROM suspensions")
     assert not store.is_suspended("obs", "feedback")  # automation silently back on
     res = store.verify_audit()
     seq = [e.seq for e in store.audit_entries(event="automation_suspended")][0]
@@ -171,12 +167,12 @@ def test_deleting_a_suspension_row_is_caught_without_any_checkpoint(store: Store
 
 def test_lifting_a_suspension_outside_the_service_is_caught(store: Store, rubric) -> None:
     s = store.suspend_automation("obs", "feedback", "drift")
-    _sql(store, "UPDATE suspensions SET lifted_at = suspended_at, lifted_by = 'mallory' WHERE id = :i", i=s.id)
+    sql(store, "UPDATE suspensions SET lifted_at = suspended_at, lifted_by = 'mallory' WHERE id = :i", i=s.id)
     res = store.verify_audit()
     assert not res.ok and "lifted outside the service" in res.problem
     store2_lift = store.suspend_automation("obs", "questioning", "drift")  # a logged lift stays fine
     store.lift_suspension("obs", store2_lift.criterion, by="admin")
-    _sql(store, "UPDATE suspensions SET lifted_at = NULL, lifted_by = NULL WHERE id = :i", i=s.id)
+    sql(store, "UPDATE suspensions SET lifted_at = NULL, lifted_by = NULL WHERE id = :i", i=s.id)
     assert store.verify_audit().ok
 
 
@@ -256,13 +252,13 @@ def test_a_proof_over_a_rewritten_log_caches_no_tiles(store: Store, tmp_path: Pa
     _checkpoint(store, tmp_path / "cp", audit_key)
     good = _tiles(store)
     assert set(good) == {0}
-    _sql(store, "DELETE FROM audit_tiles")  # a cold cache (it is derived data)
-    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 999}))
+    sql(store, "DELETE FROM audit_tiles")  # a cold cache (it is derived data)
+    sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 999}))
     _rehash_from(store, 5)  # the chain verifies; only the signed root knows
     with pytest.raises(AuditChainBroken, match="rewritten"):
         audit_trust.prove(store, 700, tmp_path / "cp", audit_key[1])
     assert _tiles(store) == {}  # the rewritten log's tile was not cached for later proofs
-    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 4}))
+    sql(store, "UPDATE audit_log SET payload = :p WHERE seq = 5", p=canonical_json({"i": 4}))
     _rehash_from(store, 5)
     proof = audit_trust.prove(store, 700, tmp_path / "cp", audit_key[1])  # the true log: proved, and cached
     audit_trust.check_proof(proof, audit_key[1])
@@ -297,9 +293,9 @@ def test_checkpoint_refuses_a_missing_folder_unless_it_is_the_first(store: Store
     first = audit_trust.checkpoint(store, tmp_path / "cp", audit_key[0], init=True)
     assert first.path is not None and first.path.parent == tmp_path / "cp"
     h = store.human_scores()[0]  # rewrite history, then sign into a mistyped folder: refused, nothing signed
-    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s",
+    sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s",
          p=canonical_json(dict(store.audit_entry(h.audit_seq).payload, score=0)), s=h.audit_seq)
-    _sql(store, "UPDATE human_scores SET score = 0 WHERE id = :i", i=h.id)
+    sql(store, "UPDATE human_scores SET score = 0 WHERE id = :i", i=h.id)
     _rehash_from(store, h.audit_seq)
     with pytest.raises(CheckpointError, match="does not exist"):
         audit_trust.checkpoint(store, tmp_path / "cpp", audit_key[0])

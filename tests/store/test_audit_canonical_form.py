@@ -20,6 +20,7 @@ import rfc8785
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from audit_edits import sql
 
 from scoring.errors import AuditChainBroken
 from scoring.store import Store
@@ -41,11 +42,6 @@ def old_form_text(seq: int, event: str, payload: Any, prev: str) -> str:
     independently of the store's code."""
     return json.dumps({"seq": seq, "event": event, "payload": payload, "prev": prev}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _sql(store: Store, sql: str, **params: object) -> None:
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        c.execute(sa.text(sql), params)
 
 
 def _rows(store: Store) -> list[Any]:
@@ -179,7 +175,7 @@ def test_an_entry_rewritten_in_the_old_form_is_caught(store: Store, rubric) -> N
     old_body = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     old_hash = hashlib.sha256(old_form_text(seq, event, content, prev_hash).encode()).hexdigest()
     assert old_body != payload and '"1":1e-05' in old_body
-    _sql(store, "UPDATE audit_log SET payload = :p, entry_hash = :h WHERE seq = :s", p=old_body, h=old_hash, s=seq)
+    sql(store, "UPDATE audit_log SET payload = :p, entry_hash = :h WHERE seq = :s", p=old_body, h=old_hash, s=seq)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == seq + 1 and "does not follow" in res.problem
     with pytest.raises(AuditChainBroken, match="does not match its hash"):  # nor will it be proven
@@ -206,7 +202,7 @@ def test_an_old_store_entry_rewritten_in_rfc8785_is_caught(old_store: Store) -> 
     new_body = rfc8785.dumps(content).decode()
     new_hash = hashlib.sha256(rfc8785.dumps({"seq": seq, "event": event, "payload": content,
                                              "prev": prev_hash})).hexdigest()
-    _sql(old_store, "UPDATE audit_log SET payload = :p, entry_hash = :h WHERE seq = :s", p=new_body, h=new_hash, s=seq)
+    sql(old_store, "UPDATE audit_log SET payload = :p, entry_hash = :h WHERE seq = :s", p=new_body, h=new_hash, s=seq)
     res = old_store.verify_audit()
     assert not res.ok and res.first_bad_seq == 2 and "does not follow" in res.problem
     with pytest.raises(AuditChainBroken, match="does not match its hash"):
@@ -223,7 +219,7 @@ def test_an_empty_store_upgraded_from_before_starts_on_rfc8785(store_url: str) -
 
 def test_switching_the_recorded_form_breaks_the_chain_at_entry_1(store: Store, rubric) -> None:  # type: ignore[no-untyped-def]
     _fill(store)
-    _sql(store, "UPDATE store_settings SET value = 'python-json' WHERE key = 'canonical_form'")
+    sql(store, "UPDATE store_settings SET value = 'python-json' WHERE key = 'canonical_form'")
     res = store.verify_audit()
     assert not res.ok and res.canonical_form == "python-json" and res.first_bad_seq == 1
     assert "but a log hashed with canonical form python-json starts from 000000000000" in res.problem
@@ -234,7 +230,7 @@ def test_switching_the_recorded_form_breaks_the_chain_at_entry_1(store: Store, r
 def test_an_edited_link_of_entry_1_names_the_edit_as_well_as_the_setting(store: Store, rubric) -> None:  # type: ignore[no-untyped-def]
     """The setting is untouched here: the message cannot tell the two apart, so it names both."""
     _fill(store)
-    _sql(store, "UPDATE audit_log SET prev_hash = '" + "1" * 64 + "' WHERE seq = 1")
+    sql(store, "UPDATE audit_log SET prev_hash = '" + "1" * 64 + "' WHERE seq = 1")
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == 1 and res.canonical_form == "rfc8785"
     assert "links to previous hash 111111111111..., but a log hashed with canonical form rfc8785" in res.problem
@@ -251,10 +247,10 @@ def test_rehashing_the_whole_log_in_the_other_form_is_caught_by_a_checkpoint(sto
     for seq, event, payload, _, _ in _rows(store):
         content = json.loads(payload)
         h = hashlib.sha256(old_form_text(seq, event, content, prev).encode()).hexdigest()
-        _sql(store, "UPDATE audit_log SET payload = :p, prev_hash = :prev, entry_hash = :h WHERE seq = :s",
+        sql(store, "UPDATE audit_log SET payload = :p, prev_hash = :prev, entry_hash = :h WHERE seq = :s",
              p=json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False), prev=prev, h=h, s=seq)
         prev = h
-    _sql(store, "UPDATE store_settings SET value = 'python-json' WHERE key = 'canonical_form'")
+    sql(store, "UPDATE store_settings SET value = 'python-json' WHERE key = 'canonical_form'")
     assert store.verify_audit().ok  # the chain alone cannot tell a full rewrite ...
     res = audit_trust.verify(store, tmp_path / "cp", load_public_key(pub))
     assert not res.ok and res.kind == "checkpoint"  # ... the checkpoint signed an rfc8785 log
@@ -274,6 +270,6 @@ def test_a_checkpoint_names_an_old_stores_form(old_store: Store, tmp_path: Path)
 
 
 def test_a_store_without_a_recorded_form_does_not_verify(store: Store, rubric) -> None:  # type: ignore[no-untyped-def]
-    _sql(store, "DELETE FROM store_settings")
+    sql(store, "DELETE FROM store_settings")
     res = store.verify_audit()
     assert not res.ok and "records no canonical form" in res.problem

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from audit_edits import rewrite_entry, sql
 
 from scoring.store import Store
 from scoring.store import verify as verify_mod
@@ -20,11 +21,6 @@ from scoring.store.decisions import decision_in
 from scoring.store.submissions import content_hash
 
 PINNED_EVENTS = ("machine_score", "human_score", "adjudication", "credential_decision")
-
-
-def _sql(store: Store, sql: str, **params: object) -> None:
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        c.execute(sa.text(sql), params)
 
 
 def _score(store: Store, ext: str, text: str) -> int:
@@ -45,7 +41,7 @@ def _first_pin(store: Store, submission_id: int) -> int:
 
 
 def _set_evidence(store: Store, submission_id: int, evidence: dict[str, Any]) -> None:
-    _sql(store, "UPDATE submissions SET evidence = :e WHERE id = :i", e=json.dumps(evidence), i=submission_id)
+    sql(store, "UPDATE submissions SET evidence = :e WHERE id = :i", e=json.dumps(evidence), i=submission_id)
 
 
 def test_every_score_and_decision_entry_pins_the_submissions_evidence(store: Store, rubric) -> None:
@@ -74,7 +70,7 @@ def test_evidence_edited_after_it_was_scored_is_named_by_its_external_id(store: 
 
 def test_edited_metadata_is_caught_too(store: Store, rubric) -> None:
     sid = _score(store, "T-042", "I asked them why twice.")
-    _sql(store, "UPDATE submissions SET meta = :m WHERE id = :i", m=json.dumps({"grade": 12}), i=sid)
+    sql(store, "UPDATE submissions SET meta = :m WHERE id = :i", m=json.dumps({"grade": 12}), i=sid)
     res = store.verify_audit()
     assert not res.ok and "the evidence of submission T-042" in res.problem
 
@@ -83,7 +79,7 @@ def test_evidence_edited_with_its_hash_column_recomputed_is_caught(store: Store,
     sid = _score(store, "T-042", "I asked them why twice.")
     forged = {"text": "Something else."}
     _set_evidence(store, sid, forged)
-    _sql(store, "UPDATE submissions SET content_hash = :h WHERE id = :i", h=content_hash(forged, {"grade": 7}), i=sid)
+    sql(store, "UPDATE submissions SET content_hash = :h WHERE id = :i", h=content_hash(forged, {"grade": 7}), i=sid)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == _first_pin(store, sid)
     assert "the evidence of submission T-042" in res.problem and "content_hash column was rewritten too" in res.problem
@@ -92,9 +88,9 @@ def test_evidence_edited_with_its_hash_column_recomputed_is_caught(store: Store,
 def test_two_submissions_with_their_evidence_swapped_are_caught(store: Store, rubric) -> None:
     a = _score(store, "T-041", "The first teacher's transcript.")
     b = _score(store, "T-042", "The second teacher's transcript.")
-    _sql(store, "UPDATE submissions SET evidence = :e, content_hash = :h WHERE id = :i",
+    sql(store, "UPDATE submissions SET evidence = :e, content_hash = :h WHERE id = :i",
          e=json.dumps({"text": "The second teacher's transcript."}), h=store.submission(b).content_hash, i=a)
-    _sql(store, "UPDATE submissions SET evidence = :e, content_hash = :h WHERE id = :i",
+    sql(store, "UPDATE submissions SET evidence = :e, content_hash = :h WHERE id = :i",
          e=json.dumps({"text": "The first teacher's transcript."}), h=store.submission(a).content_hash, i=b)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == _first_pin(store, a)  # the earliest entry whose pin broke
@@ -106,14 +102,14 @@ def test_evidence_that_is_no_longer_json_is_named_not_a_crash(store: Store, rubr
     if store.engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL's json type refuses invalid JSON at write time")
     sid = _score(store, "T-042", "I asked them why twice.")
-    _sql(store, "UPDATE submissions SET evidence = '{not json' WHERE id = :i", i=sid)
+    sql(store, "UPDATE submissions SET evidence = '{not json' WHERE id = :i", i=sid)
     res = store.verify_audit()
     assert not res.ok and "its evidence and metadata are no longer valid JSON" in res.problem
 
 
 def test_a_changed_hash_column_alone_is_named(store: Store, rubric) -> None:
     sid = _score(store, "T-042", "I asked them why twice.")
-    _sql(store, "UPDATE submissions SET content_hash = :h WHERE id = :i", h="0" * 64, i=sid)
+    sql(store, "UPDATE submissions SET content_hash = :h WHERE id = :i", h="0" * 64, i=sid)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == _first_pin(store, sid)
     assert "submission T-042 (rubric obs@1" in res.problem and "its content_hash column was changed" in res.problem
@@ -121,7 +117,7 @@ def test_a_changed_hash_column_alone_is_named(store: Store, rubric) -> None:
 
 def test_a_renamed_submission_is_named(store: Store, rubric) -> None:
     sid = _score(store, "T-042", "I asked them why twice.")
-    _sql(store, "UPDATE submissions SET external_id = 'T-099' WHERE id = :i", i=sid)
+    sql(store, "UPDATE submissions SET external_id = 'T-099' WHERE id = :i", i=sid)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == _first_pin(store, sid)
     assert "submission T-042 (rubric obs@1" in res.problem and "is now named 'T-099'" in res.problem
@@ -163,27 +159,12 @@ def _strip_pins(store: Store) -> None:
             prev = h
 
 
-def _respell(store: Store, seq: int, payload: str) -> None:
-    """Give entry ``seq`` this payload text and rehash the chain from it (no checkpoint to stop it)."""
-    form = store.canonical_form()
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        rows = c.execute(sa.text("SELECT seq, event, payload, prev_hash FROM audit_log WHERE seq >= :s ORDER BY seq"),
-                         {"s": seq}).all()
-        prev = rows[0].prev_hash
-        for r in rows:
-            body = payload if r.seq == seq else r.payload
-            h = form.entry_hash(r.seq, r.event, body, prev)
-            c.execute(sa.text("UPDATE audit_log SET payload = :b, prev_hash = :p, entry_hash = :h WHERE seq = :s"),
-                      {"b": body, "p": prev, "h": h, "s": r.seq})
-            prev = h
-
-
 def test_a_pin_is_read_from_its_entry_however_the_payload_is_spelled(store: Store, rubric) -> None:
     """The pin is the payload's content, not its spelling: spaces and key order do not hide it."""
     sid = _score(store, "T-042", "I asked them why twice.")
     first = _first_pin(store, sid)
     p = store.audit_entry(first).payload
-    _respell(store, first, "{ " + " , ".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in reversed(p.items())) + " }")
+    rewrite_entry(store, first, "{ " + " , ".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in reversed(p.items())) + " }")
     assert store.audit_entry(first).payload == p
     assert store.verify_audit().ok
     _set_evidence(store, sid, {"text": "Edited."})
@@ -198,7 +179,7 @@ def test_a_score_entry_whose_payload_is_an_array_pins_nothing(store: Store, rubr
     a row pointing at an array points at an entry rewritten outside the service (test_audit_malformed.py)."""
     sid = _score(store, "T-042", "I asked them why twice.")
     first = _first_pin(store, sid)
-    _respell(store, first, payload)
+    rewrite_entry(store, first, payload)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == first and "not a JSON object" in res.problem
     with store.engine.connect() as conn:
@@ -215,7 +196,7 @@ def test_a_pin_whose_store_id_is_spelled_as_a_whole_float_is_read(store: Store, 
     sid = _score(store, "T-042", "I asked them why twice.")
     first = _first_pin(store, sid)
     p = store.audit_entry(first).payload
-    _respell(store, first, json.dumps(dict(p, submission_id=float(sid))))
+    rewrite_entry(store, first, json.dumps(dict(p, submission_id=float(sid))))
     assert store.verify_audit().ok
     _set_evidence(store, sid, {"text": "Edited."})
     res = store.verify_audit()

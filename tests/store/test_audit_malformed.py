@@ -15,18 +15,13 @@ import json
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from audit_edits import rewrite_entry, sql
 
 from scoring.store import Store
 from scoring.store import tables as t
 from scoring.store.decisions import decision_in
 
 CID = "urn:uuid:c1"
-
-
-def _sql(store: Store, sql: str, **params: object) -> None:
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        c.execute(sa.text(sql), params)
 
 
 def _one_of_each(store: Store) -> dict[str, int]:
@@ -55,26 +50,6 @@ def _one_of_each(store: Store) -> dict[str, int]:
     return {e.event: e.seq for e in reversed(list(store.audit_entries()))}
 
 
-def _rewrite(store: Store, seq: int, payload: str, *, spliced: bool = False) -> None:
-    """Give entry ``seq`` this payload text and recompute every hash from it, so the chain verifies.
-
-    ``spliced``: each hash is computed over the entry's text spliced into the hashed template, as the
-    service's own writer does, without parsing the payload: how a payload that is not JSON at all passes
-    the chain."""
-    form = store.canonical_form()
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        rows = c.execute(sa.text("SELECT seq, event, payload, prev_hash FROM audit_log WHERE seq >= :s ORDER BY seq"),
-                         {"s": seq}).all()
-        prev = rows[0].prev_hash
-        for r in rows:
-            body = payload if r.seq == seq else r.payload
-            h = (form.spliced_hash(r.seq, form.dumps(r.event), body, prev) if spliced
-                 else form.entry_hash(r.seq, r.event, body, prev))
-            c.execute(sa.text("UPDATE audit_log SET payload = :b, prev_hash = :p, entry_hash = :h WHERE seq = :s"),
-                      {"b": body, "p": prev, "h": h, "s": r.seq})
-            prev = h
-
-
 def _payload(store: Store, seq: int, **changes: Any) -> str:
     """Entry ``seq``'s payload with some fields changed, as JSON text (not canonical: any spelling will do)."""
     return json.dumps(dict(store.audit_entry(seq).payload, **changes))
@@ -100,7 +75,7 @@ def test_a_score_row_whose_entry_was_rewritten_into_json_that_is_not_an_object_i
     """The entry is what is wrong (kind "chain": the entries before it still hold). The submission is named by
     its store id: the entry no longer records the issuer's, as entries from before pins never did."""
     seq = _one_of_each(store)["machine_score"]
-    _rewrite(store, seq, payload)
+    rewrite_entry(store, seq, payload)
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == (f"machine_scores row 1 (submission 1, criterion questioning) points at audit entry {seq}, "
@@ -118,7 +93,7 @@ def test_every_score_table_names_an_entry_rewritten_into_an_array_of_its_field_n
         store: Store, rubric, event: str, name: str) -> None:
     """``"score" in ["score", "outcome"]`` is true of an array too: the row check must not index it."""
     seq = _one_of_each(store)[event]
-    _rewrite(store, seq, '["score", "outcome"]')
+    rewrite_entry(store, seq, '["score", "outcome"]')
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem.startswith(f"{name} points at audit entry {seq}, whose payload is an array "
@@ -128,7 +103,7 @@ def test_every_score_table_names_an_entry_rewritten_into_an_array_of_its_field_n
 def test_a_score_row_whose_entry_is_not_json_at_all_is_named(store: Store, rubric) -> None:
     """Hashed over the spliced text, a payload that is not JSON passes the chain: the row check names it."""
     seq = _one_of_each(store)["human_score"]
-    _rewrite(store, seq, '1,"score":0', spliced=True)
+    rewrite_entry(store, seq, '1,"score":0', spliced=True)
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem.startswith(f"human_scores row 1 (submission 1, criterion questioning) points at audit entry "
@@ -137,8 +112,8 @@ def test_a_score_row_whose_entry_is_not_json_at_all_is_named(store: Store, rubri
 
 def test_a_deleted_row_whose_entry_was_rewritten_too_is_named(store: Store, rubric) -> None:
     seq = _one_of_each(store)["human_score"]
-    _sql(store, "DELETE FROM human_scores")
-    _rewrite(store, seq, "[]")
+    sql(store, "DELETE FROM human_scores")
+    rewrite_entry(store, seq, "[]")
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == (f"audit entry {seq} (human_score) logged a human score but the human_scores table has no "
@@ -155,7 +130,7 @@ def test_a_nul_escape_in_a_score_entry_is_named_on_postgresql(store: Store, rubr
     the escape, so the entry can only have been rewritten. (SQLite keeps NUL in text: there the service
     logs the escape for a name that holds one, and the pin check reads it.)"""
     seq = _one_of_each(store)["credential_decision"]
-    _rewrite(store, seq, _payload(store, seq, note="a\u0000b"))
+    rewrite_entry(store, seq, _payload(store, seq, note="a\u0000b"))
     res = store.verify_audit()
     if store.engine.dialect.name != "postgresql":
         assert res.ok, res.problem
@@ -175,7 +150,7 @@ def test_nan_in_score_entries_is_named_at_the_earliest(store: Store, rubric) -> 
     for event in ("credential_decision", "adjudication"):
         body = _payload(store, seqs[event], note=float("nan"))
         assert "NaN" in body
-        _rewrite(store, seqs[event], body, spliced=True)
+        rewrite_entry(store, seqs[event], body, spliced=True)
     res = store.verify_audit()
     seq = seqs["adjudication"]
     _rewritten_entry(res, seq)
@@ -191,7 +166,7 @@ def test_a_pin_that_names_no_submission_is_named(store: Store, rubric) -> None:
     pins came with the external id and content hash, always beside the store id."""
     seq = _one_of_each(store)["credential_decision"]
     p = store.audit_entry(seq).payload
-    _rewrite(store, seq, json.dumps({k: v for k, v in p.items() if k != "submission_id"}))
+    rewrite_entry(store, seq, json.dumps({k: v for k, v in p.items() if k != "submission_id"}))
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == (f"audit entry {seq}, credential_decision (submission T-042, outcome not_yet, rubric obs@1), "
@@ -207,7 +182,7 @@ def test_a_pin_that_names_no_submission_is_named(store: Store, rubric) -> None:
                                    "credential_revoked"])
 def test_an_entry_the_table_checks_read_rewritten_into_an_array_is_named(store: Store, rubric, event: str) -> None:
     seq = _one_of_each(store)[event]
-    _rewrite(store, seq, "[]")
+    rewrite_entry(store, seq, "[]")
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     if event.startswith("credential"):
@@ -223,7 +198,7 @@ def test_an_entry_the_table_checks_read_rewritten_into_an_array_is_named(store: 
 
 def test_a_suspension_entry_that_is_not_json_is_named(store: Store, rubric) -> None:
     seq = _one_of_each(store)["automation_suspended"]
-    _rewrite(store, seq, "{}}", spliced=True)
+    rewrite_entry(store, seq, "{}}", spliced=True)
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem.startswith(f"entry {seq} (automation_suspended) payload is not valid JSON (it reads {{}}}}): ")
@@ -231,8 +206,8 @@ def test_a_suspension_entry_that_is_not_json_is_named(store: Store, rubric) -> N
 
 def test_a_credential_entry_whose_row_was_deleted_and_payload_rewritten_is_named(store: Store, rubric) -> None:
     seq = _one_of_each(store)["credential_issued"]
-    _sql(store, "DELETE FROM credential_status")
-    _rewrite(store, seq, "7")
+    sql(store, "DELETE FROM credential_status")
+    rewrite_entry(store, seq, "7")
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem.startswith(f"audit entry {seq} (credential_issued) payload is a number (7), not a JSON object")
@@ -245,7 +220,7 @@ DEEP = "[" * 5000 + "]" * 5000
 
 def test_an_entry_edited_into_json_nested_too_deeply_to_read_is_named(store: Store, rubric) -> None:
     seq = _one_of_each(store)["human_score"]
-    _sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s", p=DEEP, s=seq)  # hashes left as they were
+    sql(store, "UPDATE audit_log SET payload = :p WHERE seq = :s", p=DEEP, s=seq)  # hashes left as they were
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == f"entry {seq} (human_score) payload is nested too deeply to read: edited"
@@ -253,7 +228,7 @@ def test_an_entry_edited_into_json_nested_too_deeply_to_read_is_named(store: Sto
 
 def test_evidence_edited_into_json_nested_too_deeply_to_read_is_named(store: Store, rubric) -> None:
     seq = _one_of_each(store)["machine_score"]
-    _sql(store, "UPDATE submissions SET evidence = :p", p=DEEP)
+    sql(store, "UPDATE submissions SET evidence = :p", p=DEEP)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == seq
     assert "the evidence of submission T-042" in res.problem and "no longer valid JSON" in res.problem
@@ -261,7 +236,7 @@ def test_evidence_edited_into_json_nested_too_deeply_to_read_is_named(store: Sto
 
 def test_a_rubric_body_edited_into_json_nested_too_deeply_to_read_is_named(store: Store, rubric) -> None:
     _one_of_each(store)
-    _sql(store, "UPDATE rubrics SET body = :p", p=DEEP)
+    sql(store, "UPDATE rubrics SET body = :p", p=DEEP)
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == 1
     assert "rubric obs@1 was registered in audit entry 1" in res.problem and "fingerprint not valid JSON" in res.problem
@@ -285,7 +260,7 @@ def test_a_json_cell_edited_into_invalid_json_is_named(store: Store, rubric, tab
                                                        logged: str) -> None:
     _sqlite_only(store)
     _one_of_each(store)
-    _sql(store, f"UPDATE {table} SET {column} = '{{not json'")
+    sql(store, f"UPDATE {table} SET {column} = '{{not json'")
     res = store.verify_audit()
     assert not res.ok and res.kind == "tables"
     assert res.problem.startswith(f"{table} row 1 (submission T-042")
@@ -296,7 +271,7 @@ def test_a_json_cell_edited_into_invalid_json_is_named(store: Store, rubric, tab
 def test_a_row_pointing_at_an_entry_number_that_is_not_a_number_is_named(store: Store, rubric) -> None:
     _sqlite_only(store)
     _one_of_each(store)
-    _sql(store, "UPDATE human_scores SET audit_seq = 'x'")
+    sql(store, "UPDATE human_scores SET audit_seq = 'x'")
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq is None and res.kind == "tables"
     assert res.problem == ("human_scores row 1 (submission 1, criterion questioning) points at audit entry 'x', "
@@ -306,17 +281,17 @@ def test_a_row_pointing_at_an_entry_number_that_is_not_a_number_is_named(store: 
 def test_suspension_rows_holding_what_their_columns_would_refuse_are_named(store: Store, rubric) -> None:
     _sqlite_only(store)
     _one_of_each(store)
-    _sql(store, "UPDATE suspensions SET lifted_at = 'soon'")  # not a time, but not NULL: routing reads it as lifted
+    sql(store, "UPDATE suspensions SET lifted_at = 'soon'")  # not a time, but not NULL: routing reads it as lifted
     res = store.verify_audit()
     assert not res.ok and "shows a lift by None that no automation_resumed entry logs: lifted outside the service" \
         in res.problem
-    _sql(store, "UPDATE suspensions SET lifted_at = NULL, details = '{not json'")
+    sql(store, "UPDATE suspensions SET lifted_at = NULL, details = '{not json'")
     res = store.verify_audit()
     assert not res.ok and res.problem.startswith("suspensions row 1 (obs/feedback) holds details that are not valid "
                                                  "JSON ('{not json'): the row was edited outside the service")
-    _sql(store, "UPDATE suspensions SET details = '{}'")
+    sql(store, "UPDATE suspensions SET details = '{}'")
     assert store.verify_audit().ok
-    _sql(store, "INSERT INTO suspensions (rubric_id, criterion, reason, details, suspended_at, audit_seq) VALUES "
+    sql(store, "INSERT INTO suspensions (rubric_id, criterion, reason, details, suspended_at, audit_seq) VALUES "
                 "('obs', 'questioning', 'r', '{}', '2026-01-01', 'x'), ('obs', 'questioning', 'r', '{}', "
                 "'2026-01-01', 1)")
     res = store.verify_audit()
@@ -327,7 +302,7 @@ def test_suspension_rows_holding_what_their_columns_would_refuse_are_named(store
 def test_an_entry_whose_event_is_not_text_is_named(store: Store, rubric) -> None:
     _sqlite_only(store)
     seq = _one_of_each(store)["human_score"]
-    _sql(store, "UPDATE audit_log SET event = CAST('human_score' AS BLOB) WHERE seq = :s", s=seq)
+    sql(store, "UPDATE audit_log SET event = CAST('human_score' AS BLOB) WHERE seq = :s", s=seq)
     res = store.verify_audit()
     _rewritten_entry(res, seq)
     assert res.problem == f"entry {seq}'s event column holds b'human_score', not text: edited"
@@ -343,7 +318,7 @@ def test_of_two_rewritten_entries_in_different_tables_the_earliest_is_named(stor
                                       probabilities={"0": 0.5, "1": 0.5}).audit_seq
     early = seqs["human_score"]
     assert early < late
-    _rewrite(store, early, "[]")
-    _rewrite(store, late, "[]")
+    rewrite_entry(store, early, "[]")
+    rewrite_entry(store, late, "[]")
     res = store.verify_audit()
     _rewritten_entry(res, early)

@@ -12,16 +12,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import sqlalchemy as sa
+from audit_edits import sql
 
 from scoring.store import Store
 from scoring.store.decisions import decision_in
 from scoring.store.verify import _loads
-
-
-def _sql(store: Store, sql: str, **params: object) -> None:
-    with store.engine.connect().execution_options(store_write=True) as c, c.begin():
-        c.execute(sa.text(sql), params)
 
 
 def _one_of_each(store: Store) -> int:
@@ -61,11 +56,11 @@ EDITS = [
 ]
 
 
-@pytest.mark.parametrize(("sql", "table", "has", "logged"), EDITS)
-def test_an_edited_field_of_a_logged_row_is_named(store: Store, rubric, sql: str, table: str, has: str,
+@pytest.mark.parametrize(("edit", "table", "has", "logged"), EDITS)
+def test_an_edited_field_of_a_logged_row_is_named(store: Store, rubric, edit: str, table: str, has: str,
                                                   logged: str) -> None:
     _one_of_each(store)
-    _sql(store, sql)
+    sql(store, edit)
     res = store.verify_audit()
     assert not res.ok
     assert res.problem.startswith(f"{table} row 1 (submission s0")  # the issuer's id, not the store's
@@ -75,9 +70,9 @@ def test_an_edited_field_of_a_logged_row_is_named(store: Store, rubric, sql: str
 def test_a_json_cell_spelled_differently_is_not_an_edit(store: Store, rubric) -> None:
     """A JSON column is compared by value: key order and spacing are not the row's content."""
     _one_of_each(store)
-    _sql(store, "UPDATE machine_scores SET probabilities = :p, prediction_set = :s",
+    sql(store, "UPDATE machine_scores SET probabilities = :p, prediction_set = :s",
          p='{ "3":0.4,"2":0.3,"1":0.2,"0":0.1 }', s=" [1,2,3] ")
-    _sql(store, "UPDATE decisions SET levels = :v", v='{"questioning":1,  "feedback":0}')
+    sql(store, "UPDATE decisions SET levels = :v", v='{"questioning":1,  "feedback":0}')
     assert store.verify_audit().ok
 
 
@@ -86,7 +81,7 @@ def test_a_json_cell_edited_into_a_bare_number_is_named(store: Store, rubric) ->
     if store.engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL's json type takes no plain integer")
     _one_of_each(store)
-    _sql(store, "UPDATE machine_scores SET prediction_set = 3")
+    sql(store, "UPDATE machine_scores SET prediction_set = 3")
     res = store.verify_audit()
     assert not res.ok
     assert "has prediction_set=3 but audit entry" in res.problem and "logged [1, 2, 3]: the row was edited" in res.problem
@@ -109,7 +104,7 @@ def test_the_row_checks_json_reader_is_json_loads(text: object) -> None:
 def test_a_copied_score_row_is_named(store: Store, rubric) -> None:
     _one_of_each(store)
     h = store.human_scores()[0]
-    _sql(store, "INSERT INTO human_scores (submission_id, criterion, score, assessor, rationale, blind, kind, "
+    sql(store, "INSERT INTO human_scores (submission_id, criterion, score, assessor, rationale, blind, kind, "
                 "created_at, audit_seq) SELECT submission_id, criterion, score, assessor, rationale, blind, kind, "
                 "created_at, audit_seq FROM human_scores WHERE id = :i", i=h.id)
     res = store.verify_audit()
@@ -121,7 +116,7 @@ def test_a_row_borrowing_another_kind_of_entry_is_named(store: Store, rubric) ->
     sub = _one_of_each(store)
     m, h = store.machine_scores()[0], store.human_scores()[0]
     # a machine score forged from the human score's entry: submission, criterion and score all agree
-    _sql(store, "INSERT INTO machine_scores (submission_id, criterion, score, rubric_id, rubric_version, created_at, "
+    sql(store, "INSERT INTO machine_scores (submission_id, criterion, score, rubric_id, rubric_version, created_at, "
                 "audit_seq, route) VALUES (:s, 'questioning', 1, 'obs', 1, '2026-01-01', :q, 'auto')",
          s=sub, q=h.audit_seq)
     res = store.verify_audit()
@@ -134,7 +129,7 @@ def test_a_rubric_edited_in_the_database_is_named(store: Store, rubric) -> None:
     """The rubric decides the scale and the award rule: editing its stored body changes every later decision."""
     _one_of_each(store)
     fp = rubric.fingerprint()
-    _sql(store, "UPDATE rubrics SET body = replace(body, '\"Questioning\"', '\"Asks questions\"')")
+    sql(store, "UPDATE rubrics SET body = replace(body, '\"Questioning\"', '\"Asks questions\"')")
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq == 1
     assert res.problem.startswith(f"rubric obs@1 was registered in audit entry 1 with fingerprint {fp}, but its "
@@ -143,7 +138,7 @@ def test_a_rubric_edited_in_the_database_is_named(store: Store, rubric) -> None:
 
 
 def test_a_rubric_added_outside_the_service_is_named(store: Store, rubric) -> None:
-    _sql(store, "INSERT INTO rubrics (rubric_id, version, title, fingerprint, body, registered_at) "
+    sql(store, "INSERT INTO rubrics (rubric_id, version, title, fingerprint, body, registered_at) "
                 "SELECT rubric_id, 2, title, fingerprint, body, registered_at FROM rubrics")
     res = store.verify_audit()
     assert not res.ok and res.first_bad_seq is None
