@@ -8,6 +8,7 @@ declared as OpenAPI security schemes, so ``/docs`` has an Authorize button.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -54,3 +55,15 @@ def require(*roles: str) -> Callable[..., ApiKey]:
 
     check.__name__ = f"require_{'_'.join(roles)}"
     return check
+
+
+def signing_key(c: AppContext) -> tuple[Any, str]:
+    """The server's issuer key and issuer id; 503 ``credentials_unconfigured`` when it has none."""
+    from scoring.badges import load_key
+    from scoring.errors import CredentialsUnconfigured
+
+    s = c.settings
+    if s.credential_key is None or not s.credential_issuer_id:
+        raise CredentialsUnconfigured("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
+                                      "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
+    return load_key(s.credential_key, private=True), s.credential_issuer_id

@@ -169,13 +169,13 @@ def decision_agreement(store: Store, rubric_id: str | None = None, *, since: dat
             if machine is not None and not in_window(machine.created_at, since, until):
                 machine = None  # decided outside the window: neither machine pair counts it
             final = [d for d in ds if d.basis == "final"]
-            if machine is not None and final:
-                pairs["machine vs final"][0].append("earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")
+            said = None if machine is None else "earned" if rubric.award.earned(rubric, machine.levels) else "not_yet"
+            if said is not None and final:
+                pairs["machine vs final"][0].append(said)
                 pairs["machine vs final"][1].append(final[-1].outcome)
             blind = blind_levels(hs, crit)
-            if machine is not None and blind is not None:
-                pairs["machine vs blind human"][0].append(
-                    "earned" if rubric.award.earned(rubric, machine.levels) else "not_yet")
+            if said is not None and blind is not None:
+                pairs["machine vs blind human"][0].append(said)
                 pairs["machine vs blind human"][1].append("earned" if rubric.award.earned(rubric, blind) else "not_yet")
         for name, (other, ref) in pairs.items():
             if name == "human-human":

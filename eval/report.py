@@ -400,16 +400,14 @@ def provenance(store: Store, tables: dict[str, pd.DataFrame], *, policy: GatePol
     }
 
 
-def _gate_reference(hh: pd.DataFrame, rubric_id: str, version: int, criterion: str, min_n: int) -> float | None:
+def _gate_reference(n: int, qwk: Any, min_n: int) -> float | None:
     """The human-human QWK the gate's degradation check compares the machine with: only one measured on at
     least the policy's ``min_n`` double-scored items (the bar every gate figure is held to, and the one
     ``scoring drift check`` uses), else None. A QWK of 1.0 on four items would otherwise fail a machine
     that meets every threshold."""
-    g = hh[(hh["rubric_id"] == rubric_id) & (hh["rubric_version"] == version) & (hh["criterion"] == criterion)]
-    if g.empty or int(g["n"].iloc[0]) < min_n:
+    if n < min_n or qwk is None or not math.isfinite(qwk):
         return None
-    q = g["qwk"].iloc[0]
-    return None if q is None or not math.isfinite(q) else float(q)
+    return float(qwk)
 
 
 def build_report(
@@ -454,12 +452,12 @@ def build_report(
     sg = _subgroups(frames, fields, policy, n_boot, seed)
     auto_all = automation_table(frames)
     if not hm.empty:
-        hh_n = {(r.rubric_id, r.rubric_version, r.criterion): int(r.n) for r in hh.itertuples()}
-        hh_seen = {(r.rubric_id, r.rubric_version, r.criterion): int(r.n_not_blind) for r in hh.itertuples()}
-        hm["hh_n"] = [hh_n.get((r.rubric_id, r.rubric_version, r.criterion), 0) for r in hm.itertuples()]
-        hm["hh_n_not_blind"] = [hh_seen.get((r.rubric_id, r.rubric_version, r.criterion), 0) for r in hm.itertuples()]
-        hm["hh_qwk"] = [_gate_reference(hh, r.rubric_id, r.rubric_version, r.criterion, policy.min_n)
-                        for r in hm.itertuples()]
+        ref = {(r.rubric_id, r.rubric_version, r.criterion): (int(r.n), int(r.n_not_blind), r.qwk)
+               for r in hh.itertuples()}  # the human-human reference of each criterion
+        refs = [ref.get((r.rubric_id, r.rubric_version, r.criterion), (0, 0, None)) for r in hm.itertuples()]
+        hm["hh_n"] = [n for n, _seen, _q in refs]
+        hm["hh_n_not_blind"] = [seen for _n, seen, _q in refs]
+        hm["hh_qwk"] = [_gate_reference(n, q, policy.min_n) for n, _seen, q in refs]
         by_key: dict[tuple[Any, ...], dict[str, tuple[float, int]]] = {}
         for r in sg.itertuples():
             if r.dsm is not None and not (isinstance(r.dsm, float) and math.isnan(r.dsm)):
@@ -475,7 +473,7 @@ def build_report(
                 for r in auto_all.itertuples()}
         hm["auto_fraction"] = [have.get((r.rubric_id, r.rubric_version, r.criterion, r.model_version, r.window))
                                for r in hm.itertuples()]
-    tables["human_human"], tables["human_machine"] = hh, conform("human_machine", hm)
+    tables["human_human"], tables["human_machine"] = hh, hm  # hm has every documented column (conformed above)
     tables["score_distribution"] = score_distribution_table(frames)
     tables["automation"] = automation_table(frames, window=window)
     from eval.decisions import decision_agreement, decision_summary

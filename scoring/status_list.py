@@ -90,9 +90,9 @@ def is_set(bits: bytes, index: int) -> bool:
 # ---------------------------------------------------------------------------------- list credential
 
 
-def build_list(url: str, issuer_id: str, revoked: set[int], *, issued: datetime | None = None) -> dict[str, Any]:
-    """The ``BitstringStatusListCredential`` (no proof) of the list at ``url`` with ``revoked`` set."""
-    now = (issued or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+def build_list(url: str, issuer_id: str, revoked: set[int]) -> dict[str, Any]:
+    """The ``BitstringStatusListCredential`` (no proof) of the list at ``url`` with ``revoked`` set, valid from now."""
+    now = datetime.now(UTC).replace(microsecond=0)
     return {
         "@context": [VC2_CONTEXT],
         "id": url,

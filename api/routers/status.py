@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import schemas as S
 from api.context import AppContext
-from api.deps import ctx
+from api.deps import ctx, signing_key
 from scoring.errors import NotFound
 
 router = APIRouter(tags=["status lists"])
@@ -26,10 +26,9 @@ MEDIA = "application/vc+jwt"  # VC-JOSE-COSE: a credential secured as a compact 
                         "List 1 exists before anything is issued; a list the issuer does not have is 404; 503 "
                         "`credentials_unconfigured` without `SCORING_CREDENTIAL_KEY`/`SCORING_CREDENTIAL_ISSUER_ID`.")
 def status_list(list_number: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx)) -> Response:
-    from api.routers.submissions import _signing_key
     from scoring.usecases import revocation
 
-    signing, issuer_id = _signing_key(c)
+    signing, issuer_id = signing_key(c)
     token = revocation.signed_list(c.store, issuer_id, signing, list_number)
     if token is None:
         raise NotFound(f"status list {list_number} does not exist")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from api import schemas as S
 from api import views
 from api.context import AppContext
-from api.deps import ctx, require
+from api.deps import ctx, require, signing_key
 from scoring.errors import NotFound
 from scoring.store import canonical_json, jobs
 from scoring.store.keys import ApiKey
@@ -104,7 +104,7 @@ def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = De
 
     _own_submission(c, key, submission_id)
     s = c.settings
-    signing, issuer_id = _signing_key(c)
+    signing, issuer_id = signing_key(c)
     token, vc = credentials.issue(c.store, submission_id, signing,
                                   Issuer(issuer_id, s.credential_issuer_name or issuer_id),
                                   actor=key.name)
@@ -129,7 +129,7 @@ def revoke(body: S.RevokeIn, submission_id: int = Path(ge=1, le=2**31 - 1), c: A
     _own_submission(c, key, submission_id)
     if not body.reason.strip():
         raise InvalidRequest("say why the credential is revoked (reason): the record must show it")
-    signing, _ = _signing_key(c)
+    signing, _ = signing_key(c)
     got = revocation.issued(c.store, submission_id)
     if not got:
         raise NoCredential(f"submission {submission_id} has no issued credential: nothing to revoke")
@@ -138,25 +138,13 @@ def revoke(body: S.RevokeIn, submission_id: int = Path(ge=1, le=2**31 - 1), c: A
         if not todo:
             raise NotFound(f"credential {body.credential_id!r} is not a credential of submission {submission_id}")
     else:
-        done = revocation.revocations(c.store)
+        done = revocation.revocations(c.store, submission_id)
         todo = [x for x in got if x.credential_id not in done] or got  # all revoked: say when and by whom
     out = revocation.revoke(c.store, todo, reason=body.reason, by=key.name, kid=signing.thumbprint())
     return S.RevocationOut(submission_id=submission_id, revoked=[S.RevokedOut(
         credential_id=r.credential.credential_id, entry=r.seq, already_revoked=r.already, by=r.by, reason=r.reason,
         at=r.at, status_list_credential=r.list_url if r.visible else None,
         status_list_index=r.credential.status_index) for r in out])
-
-
-def _signing_key(c: AppContext) -> tuple[Any, str]:
-    """The server's issuer key and issuer id; 503 ``credentials_unconfigured`` when it has none."""
-    from scoring.badges import load_key
-    from scoring.errors import CredentialsUnconfigured
-
-    s = c.settings
-    if s.credential_key is None or not s.credential_issuer_id:
-        raise CredentialsUnconfigured("this server signs no credentials: set SCORING_CREDENTIAL_KEY and "
-                                      "SCORING_CREDENTIAL_ISSUER_ID (see `scoring credentials keygen`)")
-    return load_key(s.credential_key, private=True), s.credential_issuer_id
 
 
 @router.get("/{submission_id}/feedback", responses={**S.problems(404, 409),

@@ -35,8 +35,6 @@ def training(
         rub = _rubric(st, rubric)
         res = export_training(st, rub, out, issuer=issuer, unscored=include_unscored, overwrite=overwrite)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
-        if isinstance(exc, typer.Exit):
-            raise
         _fail(exc)
         return
     finally:

@@ -44,8 +44,6 @@ def apply(
         pol = load_policy_for(m, policy)
         res = apply_policy(st, m, pol, by=by or s.issuer, issuer=issuer, dry_run=dry_run)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
-        if isinstance(exc, typer.Exit):
-            raise
         _fail(exc)
         return
     finally:

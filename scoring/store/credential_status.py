@@ -98,23 +98,16 @@ def mark_revoked(tx: Tx, credential_id: str, seq: int) -> None:
 
 
 class CredentialStatusStore(StoreBase):
-    def status_slots(self, *, issuer_id: str | None = None, submission_id: int | None = None) -> list[StatusSlot]:
-        """Slots in issuance order, filtered."""
+    def status_slots(self, *, issuer_id: str | None = None, list_number: int | None = None) -> list[StatusSlot]:
+        """Slots in issuance order, filtered (one list's: what a verifier's fetch of that list reads)."""
         c = t.credential_status.c
         q = sa.select(t.credential_status).order_by(c.id)
         if issuer_id is not None:  # the issuer however its id was typed (stored without trailing slashes)
             q = q.where(c.issuer_id == issuer_key(issuer_id))
-        if submission_id is not None:
-            q = q.where(c.submission_id == submission_id)
+        if list_number is not None:
+            q = q.where(c.list_number == list_number)
         with self._read() as conn:
             return [_slot(r) for r in conn.execute(q)]
-
-    def status_slot(self, credential_id: str) -> StatusSlot | None:
-        c = t.credential_status.c
-        with self._read() as conn:
-            r = conn.execute(sa.select(t.credential_status).where(c.credential_id == credential_id)).first()
-        return _slot(r) if r is not None else None
-
 
 def slots_of(conn: sa.Connection, submission_id: int) -> list[StatusSlot]:
     """The slots of one submission's credentials, in issuance order, read on ``conn`` (indexed)."""

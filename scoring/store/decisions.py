@@ -44,11 +44,13 @@ def _rec(r: Any) -> DecisionRecord:
 
 def decision_in(tx: Tx, submission_id: int, rubric_id: str, rubric_version: int, outcome: str, basis: str,
                 levels: dict[str, int], *, p_earned: float | None = None, reason: str = "",
-                model_version: str | None = None, policy_version: str | None = None) -> int:
+                model_version: str | None = None, policy_version: str | None = None,
+                pin: dict[str, str] | None = None) -> int:
     """Append a decision and its audit entry inside an open write transaction; returns its id.
 
-    The entry pins the submission's external id and content hash (read here, in the same transaction), so
-    verification can tell when the evidence a decision rests on was changed afterwards."""
+    The entry pins the submission's external id and content hash, so verification can tell when the evidence
+    a decision rests on was changed afterwards: ``pin`` (``evidence_pin`` of the submission row a caller read
+    in this transaction, as intake has), else read here."""
     if outcome not in ("earned", "not_yet", "needs_human"):
         raise ValueError(f"decision outcome must be earned, not_yet or needs_human, found {outcome!r}")
     if basis not in BASES:
@@ -59,7 +61,7 @@ def decision_in(tx: Tx, submission_id: int, rubric_id: str, rubric_version: int,
     seq = tx.append("credential_decision", {
         "submission_id": submission_id, "rubric": f"{rubric_id}@{rubric_version}", "outcome": outcome,
         "basis": basis, "p_earned": pe, "levels": lv, "reason": reason, "model_version": model_version,
-        "policy_version": policy_version, "at": _iso(now), **evidence_pin_of(tx.conn, submission_id)})
+        "policy_version": policy_version, "at": _iso(now), **(pin if pin is not None else evidence_pin_of(tx.conn, submission_id))})
     res = tx.conn.execute(t.decisions.insert().values(
         submission_id=submission_id, rubric_id=rubric_id, rubric_version=rubric_version, outcome=outcome, basis=basis,
         p_earned=pe, levels=lv, reason=reason[:4000], model_version=model_version, policy_version=policy_version,

@@ -32,7 +32,7 @@ from scoring.store import MachineScoreIn, Store, SubmissionRecord, content_hash,
 from scoring.store import tables as t
 from scoring.store.records import _sub_rec
 from scoring.store.scores import machine_scores_in
-from scoring.store.submissions import add_submissions_in
+from scoring.store.submissions import add_submissions_in, evidence_pin
 
 NO_POLICY = "no routing policy loaded: every criterion goes to a human"
 ScoreFn = Callable[[ScoringModel, list[str], list[dict[str, Any]]], list[ScoredSubmission]]
@@ -157,7 +157,8 @@ def record_scored(
                     t.submissions.c.rubric_id == rubric.id, t.submissions.c.external_id.in_(ids[i:i + 500]))):
                 rows[found.external_id] = found
         owners = jobs.owners_of(conn, [int(r.id) for r in rows.values()])
-        scored_before = _scored_by(conn, [int(r.id) for r in rows.values()], model.version)
+        models = _models_of(conn, [int(r.id) for r in rows.values()])  # submission -> model versions that scored it
+        scored_before = {sid for sid, mv in models.items() if model.version in mv}
         seen: dict[str, str] = {}  # external id -> content hash, within this call
         todo: list[int] = []
         for k, s in enumerate(subs):
@@ -182,7 +183,7 @@ def record_scored(
         # person takes this model's scores, routes and slots. One a person has started, or whose machine scores
         # stand (it may back a credential), is kept: a new model must not undo people's decisions or reopen
         # settled ones, and its own scores on texts people scored would be judged on its training data.
-        prior = _scored_by_any(conn, [int(rows[subs[k].external_id].id) for k in todo if subs[k].external_id in rows])
+        prior = {int(r.id) for k in todo if (r := rows.get(subs[k].external_id)) is not None and int(r.id) in models}
         where = queue.standings(conn, sorted(prior))
         waiting = {sid for sid, (st, _rows) in where.items() if st == "waiting"}
         for k in [k for k in todo if (r := rows.get(subs[k].external_id)) is not None and int(r.id) in prior - waiting]:
@@ -226,7 +227,7 @@ def record_scored(
                 d = it.decision
                 decision_in(tx, out[k].submission.id, rubric.id, rubric.version, d.outcome, "machine",  # type: ignore[union-attr]
                             d.levels, p_earned=d.p_earned, reason=d.reason, model_version=model.version,
-                            policy_version=policy_version)
+                            policy_version=policy_version, pin=evidence_pin(out[k].submission))
         # Repeats within this call point at the row recorded for their first occurrence.
         by_ext = {o.external_id: o.submission for o in out if o.submission is not None}
         for o in out:
@@ -256,22 +257,14 @@ def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission) -> 
     return None
 
 
-def _scored_by_any(conn: Any, submission_ids: list[int]) -> set[int]:
-    """The submissions some model has scored."""
+def _models_of(conn: Any, submission_ids: list[int]) -> dict[int, set[str | None]]:
+    """The model versions that have scored each of these submissions (absent: none has)."""
     c = t.machine_scores.c
-    got: set[int] = set()
+    got: dict[int, set[str | None]] = {}
     for i in range(0, len(submission_ids), 500):
-        got |= {int(x) for x in conn.execute(sa.select(c.submission_id).distinct().where(
-            c.submission_id.in_(submission_ids[i:i + 500]))).scalars()}
-    return got
-
-
-def _scored_by(conn: Any, submission_ids: list[int], model_version: str) -> set[int]:
-    c = t.machine_scores.c
-    got: set[int] = set()
-    for i in range(0, len(submission_ids), 500):
-        got |= {int(x) for x in conn.execute(sa.select(c.submission_id).distinct().where(
-            c.submission_id.in_(submission_ids[i:i + 500]), c.model_version == model_version)).scalars()}
+        for sid, mv in conn.execute(sa.select(c.submission_id, c.model_version).distinct().where(
+                c.submission_id.in_(submission_ids[i:i + 500]))):
+            got.setdefault(int(sid), set()).add(mv)
     return got
 
 

@@ -33,6 +33,11 @@ class Issued:
     list_number: int | None
     status_index: int | None
 
+    @property
+    def list_url(self) -> str | None:
+        """Where its status list is published (None: issued before status lists)."""
+        return status_list.list_url(self.issuer_id, self.list_number) if self.issuer_id and self.list_number else None
+
 
 @dataclass(frozen=True)
 class Revocation:
@@ -50,8 +55,7 @@ class Revocation:
 
     @property
     def list_url(self) -> str | None:
-        c = self.credential
-        return status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
+        return self.credential.list_url
 
 
 def issued(store: Store, submission_id: int | None = None) -> list[Issued]:
@@ -67,10 +71,12 @@ def issued(store: Store, submission_id: int | None = None) -> list[Issued]:
     return out
 
 
-def revocations(store: Store) -> dict[str, tuple[int, dict[str, Any]]]:
-    """credential id -> (seq, payload) of the entry that revoked it."""
-    return {str(e.payload.get("credential_id")): (e.seq, e.payload)
-            for e in store.audit_entries(event="credential_revoked")}
+def revocations(store: Store, submission_id: int | None = None) -> dict[str, tuple[int, dict[str, Any]]]:
+    """credential id -> (seq, payload) of the entry that revoked it (of one submission's credentials: read
+    through the per-submission lookup, as :func:`issued` does)."""
+    entries = (store.audit_entries(event="credential_revoked") if submission_id is None
+               else store.audit_entries_naming(submission_id, ("credential_revoked",)))
+    return {str(e.payload.get("credential_id")): (e.seq, e.payload) for e in entries}
 
 
 def stale(store: Store) -> list[Issued]:
@@ -96,7 +102,7 @@ def revoked_in(tx: Tx, credentials: Sequence[Issued]) -> dict[str, tuple[int, di
 def log_revocation(tx: Tx, c: Issued, *, reason: str, by: str, kid: str) -> tuple[int, str]:
     """Log ``c``'s revocation and set its status bit, in the open write transaction; returns (seq, at)."""
     at = iso(now())
-    url = status_list.list_url(c.issuer_id, c.list_number) if c.issuer_id and c.list_number else None
+    url = c.list_url
     seq = tx.append("credential_revoked", {
         "submission_id": c.submission_id, "credential_id": c.credential_id, "decision_id": c.decision_id,
         "issued_seq": c.seq, "status_list": c.list_number, "status_index": c.status_index,
@@ -144,13 +150,13 @@ def of_submission(store: Store, submission_id: int) -> list[Issued]:
 
 def signed_list(store: Store, issuer_id: str, key: Any, number: int) -> str | None:
     """The signed list credential of the issuer's list ``number`` as it stands now; None when the issuer has no
-    such list (list 1 always exists, so it can be published before anything is issued)."""
+    such list (list 1 always exists, so it can be published before anything is issued). Reads that list's
+    slots only: verifiers fetch it, with no key, at the URL every credential carries."""
     issuer_id = status_list.issuer_key(issuer_id)
-    slots = [s for s in store.status_slots(issuer_id=issuer_id) if s.list_number == number]
+    slots = store.status_slots(issuer_id=issuer_id, list_number=number)
     if not slots and number != 1:
         return None
-    revoked = {s.status_index for s in slots if s.revoked}
-    return status_list.sign_list(status_list.list_url(issuer_id, number), issuer_id, revoked, key)
+    return _signed(issuer_id, number, slots, key)[0]
 
 
 def signed_lists(store: Store, issuer_id: str, key: Any) -> dict[int, tuple[str, int, int]]:
@@ -158,11 +164,11 @@ def signed_lists(store: Store, issuer_id: str, key: Any) -> dict[int, tuple[str,
     (list 1 even before anything was issued, so it can be published in advance)."""
     issuer_id = status_list.issuer_key(issuer_id)  # one issuer however its id was typed (trailing slash)
     slots = store.status_slots(issuer_id=issuer_id)
-    numbers = sorted({s.list_number for s in slots} | {1})
-    out = {}
-    for n in numbers:
-        mine = [s for s in slots if s.list_number == n]
-        revoked = {s.status_index for s in mine if s.revoked}
-        out[n] = (status_list.sign_list(status_list.list_url(issuer_id, n), issuer_id, revoked, key), len(mine),
-                  len(revoked))
-    return out
+    return {n: _signed(issuer_id, n, [s for s in slots if s.list_number == n], key)
+            for n in sorted({s.list_number for s in slots} | {1})}
+
+
+def _signed(issuer_id: str, number: int, slots: list[Any], key: Any) -> tuple[str, int, int]:
+    """(signed list credential, credentials listed, revoked) of list ``number`` holding ``slots``."""
+    revoked = {s.status_index for s in slots if s.revoked}
+    return status_list.sign_list(status_list.list_url(issuer_id, number), issuer_id, revoked, key), len(slots), len(revoked)
