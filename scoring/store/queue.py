@@ -37,7 +37,7 @@ from scoring.store.clock import now as _now
 from scoring.store.engine import Tx
 from scoring.store.records import HumanScoreIn
 from scoring.store.scores import human_scores_in
-from scoring.store.service_tables import queue_items, queue_skips
+from scoring.store.service_tables import queue_claims, queue_items, queue_skips
 from scoring.store.store import Store
 
 ROUTE_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -305,14 +305,19 @@ def eligible(q: Any, assessor: str) -> list[Any]:
     """The ONE independence rule of the queue, as SQL conditions on queue row ``q``: never offer ``assessor``
     a slot of a submission they hold or held another slot of, skipped a slot of, rated (any slot kind) or
     adjudicated. Two scores of one submission by one person are not independent, so a person is given at
-    most one rater slot (first, second or audit) of a submission. Used by :func:`claim`, :func:`available`
-    and :func:`reclaim`, so the list an assessor sees is exactly what a claim would give them."""
+    most one rater slot (first, second or audit) of a submission. Nor a BLIND slot of a submission they ever
+    claimed a slot of that showed the machine's scores (released or taken over since: ``queue_claims``
+    remembers), as a later policy may turn that slot blind or add a blind one: their rating would not be
+    blind. Used by :func:`claim`, :func:`available` and :func:`count_available`, so the list an assessor sees is
+    exactly what a claim would give them."""
     q2 = queue_items.alias("sibling")
     sk, k2 = queue_skips, queue_items.alias("skipped")
-    h, a = t.human_scores.c, t.adjudications.c
+    h, a, seen = t.human_scores.c, t.adjudications.c, queue_claims.c
     return [
         ~sa.exists(sa.select(q2.c.id).where(q2.c.submission_id == q.c.submission_id, q2.c.id != q.c.id,
                                             q2.c.holder == assessor)),
+        sa.or_(q.c.blind == sa.false(), ~sa.exists(sa.select(seen.id).where(
+            seen.submission_id == q.c.submission_id, seen.assessor == assessor, seen.blind == sa.false()))),
         ~sa.exists(sa.select(sk.c.item_id).join(k2, k2.c.id == sk.c.item_id).where(
             k2.c.submission_id == q.c.submission_id, sk.c.assessor == assessor)),
         ~sa.exists(sa.select(h.id).where(h.submission_id == q.c.submission_id, h.assessor == assessor)),
@@ -358,6 +363,9 @@ def claim(store: Store, assessor: str, lease_seconds: int, *, where: QueueFilter
             .values(status="claimed", holder=assessor, lease_token=secrets.token_hex(16),
                     lease_expires=now + timedelta(seconds=lease_seconds))
             .returning(*q.c)).first()
+        if row is not None:
+            tx.conn.execute(queue_claims.insert().values(item_id=row.id, submission_id=row.submission_id,
+                                                         assessor=assessor, blind=bool(row.blind), claimed_at=now))
     return _rec(row) if row is not None else None
 
 

@@ -55,6 +55,20 @@ queue_skips = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+queue_claims = sa.Table(
+    # every claim, kept after release or takeover: who has seen which submission, and whether the slot showed
+    # the machine's scores (not blind); migration 0008_queue_claims
+    "queue_claims",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("queue_items.id"), nullable=False),
+    sa.Column("submission_id", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False),
+    sa.Column("assessor", sa.String(200), nullable=False),
+    sa.Column("blind", sa.Boolean, nullable=False),
+    sa.Column("claimed_at", sa.DateTime, nullable=False),
+    sa.Index("ix_queue_claims_submission_assessor", "submission_id", "assessor"),
+)
+
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,

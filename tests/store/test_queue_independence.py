@@ -9,10 +9,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from scoring.errors import LeaseExpired, SameRater
 from scoring.store import Store, queue
 from scoring.store.clock import now
+from scoring.store.engine import MIGRATIONS_DIR, make_engine
 from scoring.store.service_tables import queue_items
 from scoring.usecases import assessment
 
@@ -118,3 +121,73 @@ def test_reclaim_gives_an_expired_lease_back_only_when_nobody_else_holds_the_ite
     assert bob is not None and bob.id == it.id
     with pytest.raises(LeaseExpired, match="held by bob"):
         queue.reclaim(store, it.id, "ann", str(it.lease_token), 600)
+
+
+def _reroute(store: Store, sid: int, routes: dict[str, str]) -> None:
+    with store.write() as tx:
+        queue.reroute_in(tx, sid, routes, why="a later policy")
+
+
+def test_who_saw_the_machine_scores_is_never_offered_a_blind_slot_of_that_submission(store: Store, rubric) -> None:
+    """ann held the non-blind slot (machine scores shown) and gave it back; a later policy double-scores the
+    submission, rewriting that slot blind: ann's rating would not be blind, so she is offered neither slot."""
+    sid = _sub(store, "s1", {"questioning": "human"})
+    seen = queue.claim(store, "ann", 600)
+    assert seen is not None and not seen.blind
+    queue.release(store, seen.id, "ann", str(seen.lease_token))
+    _reroute(store, sid, {"questioning": "double"})
+    assert {(it.kind, it.blind) for it in queue.available(store, "bob")} == {("first", True), ("second", True)}
+    assert queue.available(store, "ann") == [] and queue.count_available(store, "ann") == 0
+    assert queue.claim(store, "ann", 600) is None
+    for who in ("bob", "cy"):
+        it = queue.claim(store, who, 600)
+        assert it is not None and it.blind
+        _score(store, it)
+    assert sorted(h.assessor for h in store.human_scores(submission_id=sid)) == ["bob", "cy"]
+
+
+def test_a_lease_taken_over_still_counts_as_seen_and_blind_holders_may_take_a_sibling(store: Store, rubric) -> None:
+    """The memory is of claims, not of the current holder: ann's expired non-blind lease, taken over by bob,
+    still keeps her off a blind audit slot added later. Having held a BLIND slot and given it back shows
+    nothing of the machine's, so it keeps no one off the blind sibling."""
+    sid = _sub(store, "s1", {"questioning": "human"})
+    it = queue.claim(store, "ann", 600)
+    assert it is not None
+    with store.write() as tx:
+        tx.conn.execute(sa.update(queue_items).values(lease_expires=now() - timedelta(seconds=1)))
+    took = queue.claim(store, "bob", 600)
+    assert took is not None and took.id == it.id
+    queue.release(store, took.id, "bob", str(took.lease_token))
+    _reroute(store, sid, {"questioning": "double"})
+    assert queue.claim(store, "ann", 600) is None and queue.claim(store, "bob", 600) is None
+
+    other = _sub(store, "s2", {"questioning": "double"})
+    first = next(i for i in queue.items_for_submission(store, other) if i.kind == "first")
+    blind = queue.claim(store, "dee", 600, item_id=first.id)
+    assert blind is not None and blind.submission_id == other and blind.blind
+    queue.release(store, blind.id, "dee", str(blind.lease_token))
+    assert {i.kind for i in queue.available(store, "dee") if i.submission_id == other} == {"first", "second"}
+
+
+def test_a_slot_held_when_the_claim_memory_arrives_is_remembered(store_url: str, rubric) -> None:
+    """A store from the release before ``queue_claims``: ann holds a non-blind slot when it is upgraded. The
+    migration copies the claims it can see, so her later release does not make her eligible for a blind slot."""
+    store = Store(store_url)
+    sid = _sub(store, "s1", {"questioning": "human"})
+    held = queue.claim(store, "ann", 600)
+    assert held is not None
+    store.close()
+    engine, cfg = make_engine(store_url), Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect().execution_options(store_write=True) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007_credential_status")  # the older release's schema: no claim memory
+    engine.dispose()
+    store = Store(store_url)  # this release opens it and migrates
+    try:
+        queue.release(store, held.id, "ann", str(held.lease_token))
+        _reroute(store, sid, {"questioning": "double"})
+        assert queue.claim(store, "ann", 600) is None
+        assert {i.kind for i in queue.available(store, "bob")} == {"first", "second"}
+    finally:
+        store.close()
