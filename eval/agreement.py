@@ -381,10 +381,15 @@ def load_frames(
     the ``--window`` periods use. The other score of a pair counts whenever it was recorded, because
     filtering each score by its own time silently drops every pair whose partner falls outside the window
     (an item machine-scored in March and audited in April would vanish from a March report, and from an
-    April one)."""
+    April one).
+
+    A machine score counts only while it stands: the latest per submission, criterion and model version is
+    taken over ALL time first, then windowed. A row a later one of the same model superseded (a re-route by
+    ``scoring policy apply``, a re-score) is in no window, so each item counts in exactly one window and a
+    windowed report equals its row of the over-time table."""
     subs = {s.id: s for s in store.submissions(rubric_id)}
     hs = store.human_scores(rubric_id=rubric_id)  # every human score: a pair's partner may lie outside the window
-    ms = store.machine_scores(rubric_id=rubric_id, since=since, until=until)
+    ms = store.machine_scores(rubric_id=rubric_id)  # windowed below, once superseded rows are gone
     scales: dict[tuple[str, int, str], list[int]] = {}
 
     def scale(rid: str, ver: int, crit: str) -> list[int]:
@@ -431,6 +436,9 @@ def load_frames(
     mcols = ["submission_id", "external_id", "rubric_id", "rubric_version", "criterion", "model_version", "machine",
              "probabilities", "route", "machine_at", "meta"]
     machines = pd.DataFrame(list(mach.values()), columns=mcols)
+    if len(machines) and (since is not None or until is not None):
+        machines = machines[_in_window(pd.to_datetime(machines["machine_at"], utc=True), since, until)]
+        machines = machines.reset_index(drop=True)
     hsub = humans.drop(columns=["external_id", "rubric_id", "rubric_version", "meta", "labels"], errors="ignore")
     machines = machines.merge(hsub, on=["submission_id", "criterion"], how="left")
     if len(machines):

@@ -93,3 +93,22 @@ def test_over_time_keeps_rubric_versions_apart(tmp_path: Path) -> None:
     assert over[["rubric_version", "n"]].values.tolist() == [[1, 20], [2, 20]]
     assert over.set_index("rubric_version")["qwk"][1] == 1.0 and over.set_index("rubric_version")["qwk"][2] < 1.0
     assert list(pd.read_csv(tmp_path / "r" / "over_time.csv").columns)[:3] == ["pair", "rubric_id", "rubric_version"]
+
+
+def test_a_machine_score_superseded_by_the_same_model_is_in_no_window(tmp_path: Path) -> None:
+    """`scoring policy apply` (or a re-score) records a newer row for the same model: the one that stands. The
+    superseded March rows of 15 items counted in March would make March + April count them twice and March
+    disagree with its over-time row; each item counts once, in the window of the row that stands."""
+    store = _store(tmp_path)
+    subs = store.submissions("win")[:15]
+    store.record_machine_scores([MachineScoreIn(s.id, "c", 0, None, None, "auto", "re-routed", "m-1", "p-2",
+                                                datetime(2026, 4, 20, tzinfo=UTC)) for s in subs])
+    march = human_machine_table(load_frames(store, since=MARCH, until=APRIL))
+    april = human_machine_table(load_frames(store, since=APRIL, until=MAY))
+    whole = human_machine_table(load_frames(store))
+    assert march["n"].tolist() == [25] and april["n"].tolist() == [15] and whole["n"].tolist() == [40]
+    over = build_report(store, tmp_path / "all", n_boot=0).tables["over_time"]
+    rows = over[over["pair"] == "machine m-1"].set_index("window")
+    assert rows.loc["2026-03", "n"] == 25 and rows.loc["2026-04", "n"] == 15
+    assert march["qwk"].iloc[0] == rows.loc["2026-03", "qwk"]
+    store.close()
