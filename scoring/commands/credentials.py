@@ -117,9 +117,10 @@ def issue(
         typer.echo(f"{done} credential(s) signed -> {out}" + (
             f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else "")
             + (f"; {final} not signed again: revoked for the same decision (said above)" if final else ""))
-        if done:
-            for who in sorted(touched):
-                write_status_lists(store, who, k, out)
+        # Always: the folder an issuer publishes must never hold a list older than the store's revocations
+        # (revoked through the API or `revoke` without --out since the last run), even when nothing is signed.
+        for who in sorted(touched):
+            write_status_lists(store, who, k, out)
         if done + kept + final < len(ids):
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:

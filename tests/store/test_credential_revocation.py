@@ -449,3 +449,18 @@ def test_checking_the_status_rows_holds_a_batch_in_memory_not_the_log(store_url:
     with Store(store_url) as st:
         _seed_slots(st, 12_000, start=4000, list_number=2)
     assert peak() < 2 * small, (small, peak())
+
+
+def test_every_issue_run_refreshes_the_status_list_it_publishes(store_url: str, issued: dict[str, Path]) -> None:
+    """ben's credential is revoked without --out (or through the API): the list in the folder `issue` writes
+    is now stale. The next `issue` signs nothing new, and still rewrites the list, so a verifier reading the
+    published folder sees ben REVOKED rather than valid."""
+    code, out = _run("credentials", "revoke", "--submission", "ben", "--reason", "issued in error", "--by", "kim",
+                     "--key", str(issued["priv"]), "--db", store_url)
+    assert code == 0, out
+    code, out = _issue(store_url, issued, "--rubric", RUBRIC.id)
+    assert code == 0 and "0 credential(s) signed" in out, out
+    assert f"status list {ISSUER_ID}/status/1 (3 credential(s), 1 revoked)" in out, out
+    code, out = _run("credentials", "verify", str(issued["creds"] / "ben.jwt"), "--key", str(issued["pub"]),
+                     "--status-list", str(issued["creds"] / "status" / "1.jwt"))
+    assert code == 1 and "REVOKED" in out, out
