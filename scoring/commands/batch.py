@@ -408,7 +408,9 @@ def _report(run: Any, where: list[str] | None = None, owner: str | None = None) 
     if run.recorded is not None:
         r = run.recorded
         err.print(f"store {r['store']}: {r['submissions']} submissions recorded ({r['created_now']} by this run), "
-                  f"{r['criterion_scores']} criterion scores, auto_fraction {r['auto_fraction']:.3f}, "
+                  f"{r['criterion_scores']} criterion scores"
+                  + (f" ({r['by_this_model']} by this model)" if r["by_this_model"] != r["criterion_scores"] else "")
+                  + f", auto_fraction {r['auto_fraction']:.3f}, "
                   f"{r['queued']} queue slots for assessors")
         if r.get("kept_from_other_policy"):  # a re-run under another policy is answered from the store
             err.print(f"[yellow]{r['kept_from_other_policy']} submission(s) were recorded earlier under another "

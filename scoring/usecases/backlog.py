@@ -179,13 +179,17 @@ def score_backlog(
 
 def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTally | None,
                     policy_version: str | None = None) -> dict[str, Any]:
-    """What the store now holds for the backlog in ``out``: submissions, their criterion scores by this model,
-    the share the machine's score stands for (routes ``auto`` and ``audit``), the queue slots made for them,
-    and how many keep the routes of a run under another policy (or none) than ``policy_version``.
+    """What the store now holds for the backlog in ``out``: submissions, the criterion scores that stand for
+    them (the latest machine score per submission and criterion, whichever model recorded it) and how many of
+    those are this model's, the share the machine's score stands for (routes ``auto`` and ``audit``), the
+    queue slots made for them, and how many keep the routes of a run under another policy (or none) than
+    ``policy_version``.
 
     Why from the store and not the output file: a re-run is answered from what the store holds, so under
     another policy (or none) the file's routes are this run's while the store keeps the first run's routes
-    and queue; the summary line names the store, so it must report the store's figures."""
+    and queue; the summary line names the store, so it must report the store's figures. Why every model's:
+    after a retrained model re-scored part of a backlog, the rest keeps the earlier model's scores, and
+    counting one model's rows beside store-wide submissions and slots would mix two populations."""
     import sqlalchemy as sa
 
     from scoring.routing import ACCEPTED_ROUTES, _routed_rows
@@ -200,18 +204,21 @@ def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTa
     keys = [x.id for x in subs.values()]
     slots = queue.count_for_submissions(store, keys)
     c = t.machine_scores.c
-    latest: dict[tuple[int, str], tuple[str, str | None]] = {}  # (submission, criterion) -> (route, policy)
+    # (submission, criterion) -> (route, policy, model) of the row that stands
+    latest: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
     with store.engine.connect() as conn:
         for i in range(0, len(keys), 500):
-            for row in conn.execute(sa.select(c.submission_id, c.criterion, c.route, c.policy_version)
-                                    .where(c.submission_id.in_(keys[i:i + 500]), c.model_version == model.version)
-                                    .order_by(c.id)):
-                latest[(int(row.submission_id), row.criterion)] = (str(row.route or "human"), row.policy_version)
-    routes = [r for r, _p in latest.values()]
-    other = {s for (s, _c), (_r, pv) in latest.items() if pv != policy_version}
+            for row in conn.execute(sa.select(c.submission_id, c.criterion, c.route, c.policy_version, c.model_version)
+                                    .where(c.submission_id.in_(keys[i:i + 500])).order_by(c.id)):
+                latest[(int(row.submission_id), row.criterion)] = (str(row.route or "human"), row.policy_version,
+                                                                   row.model_version)
+    routes = [r for r, _p, _m in latest.values()]
+    mine = {k: v for k, v in latest.items() if v[2] == model.version}
+    other = {s for (s, _c), (_r, pv, _m) in mine.items() if pv != policy_version}
     auto = sum(r in ACCEPTED_ROUTES for r in routes)
     return {"store": _safe_url(store.url), "submissions": len(subs), "created_now": tally.created if tally else 0,
-            "criterion_scores": len(routes), "auto_fraction": auto / len(routes) if routes else 0.0,
+            "criterion_scores": len(routes), "by_this_model": len(mine),
+            "auto_fraction": auto / len(routes) if routes else 0.0,
             "queued": slots, "kept_from_other_policy": len(other), "kept_from_other_model": dict(sorted(tally.kept.items())) if tally else {}}
 
 

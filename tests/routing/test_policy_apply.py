@@ -231,6 +231,10 @@ def test_a_retrained_model_leaves_work_people_started_and_settled_submissions_as
     rescored = {m.submission_id for m in store.machine_scores(model_version="retrained-v2")}
     assert rescored == set(subs) - settled - {started}
     assert run.recorded["kept_from_other_model"] == {"settled": len(settled), "started": 1}
+    n_crit = len(model.rubric.criteria)
+    # the summary's figures are the store's for the whole backlog: the kept submissions' scores count too
+    assert run.recorded["criterion_scores"] == n_crit * len(subs)
+    assert run.recorded["by_this_model"] == n_crit * len(rescored)
     for s in settled | {started}:
         assert [(i.kind, i.status, sorted(i.criteria)) for i in queue.items_for_submission(store, s)] == before[s]
     assert store_out.exists() and store.verify_audit().ok
