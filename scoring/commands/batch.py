@@ -169,7 +169,8 @@ def train(
                           seed=s.seed, finetune=finetune, select=select)
         res.metrics["_data"] = {"records": len(records), "rejected": len(rejected), "file": data.name}
         res.model.version = new_version(rb, res.data_hash)
-        res.model.card["learning_curve"] = learning_curve(_previous_card(out), res.metrics, res.model.version)
+        previous = _previous_card(out)
+        res.model.card["learning_curve"] = learning_curve(previous, res.metrics, res.model.version)
         path = save_model(res.model, out, res.metrics, res.data_hash)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one clear line
         if isinstance(exc, typer.Exit):
@@ -192,6 +193,27 @@ def train(
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
             err.print(f"  {criterion_line(cid, m)}")
+    for line in weaker_than_before(res.model.card["learning_curve"]):
+        err.print(f"[yellow]note[/]: {line}")
+
+
+def weaker_than_before(curve: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per criterion whose figure fell, a line saying so: the new version becomes LATEST, and with it what
+    `scoring score` and `calibrate` use by default, so a retraining that did worse (fewer or noisier scores)
+    must not pass silently. Only like figures are compared (cross-validated with cross-validated)."""
+    out: list[str] = []
+    for cid, points in curve.items():
+        if len(points) < 2:
+            continue
+        old, new = points[-2], points[-1]
+        if (old.get("qwk") is None or new.get("qwk") is None or old.get("qwk_kind") != new.get("qwk_kind")
+                or new["qwk"] >= old["qwk"]):
+            continue
+        out.append(f"{cid}: {new['qwk_kind']} QWK {new['qwk']:.3f} on {new.get('n_scored', 0)} scores is below "
+                   f"the previous version's {old['qwk']:.3f} on {old.get('n_scored', 0)} "
+                   f"({old.get('model_version')}); this version is now LATEST: score with "
+                   f"--version {old.get('model_version')} to keep the previous one")
+    return out
 
 
 def _columns_in(path: Path, fmt: str | None, encoding: str, quoting: bool) -> set[str] | None:

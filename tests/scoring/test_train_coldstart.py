@@ -193,3 +193,41 @@ def test_a_few_scores_are_said_to_be_too_few_not_none(tmp_path: Path, backlog: P
     out = " ".join(res.output.split())
     assert res.exit_code == 0, out
     assert "questioning: cold-start, n=12, 12 human score(s), too few to train on" in out and "QWK" in out
+
+
+def test_a_retrain_that_did_worse_says_so_and_how_to_keep_the_previous_version(tmp_path: Path, backlog: Path) -> None:
+    """The new version becomes LATEST, which `score` and `calibrate` use by default: a retraining on scores
+    that teach less (here the same answers with their levels shuffled) must not take over silently."""
+    import random
+
+    m = tmp_path / "m"
+    train = ["train", "--rubric", str(RUBRIC), "--out", str(m), "--score-col", "questioning=q1", "--min-labelled", "30"]
+    assert runner.invoke(app, [*train, "--data", str(backlog)]).exit_code == 0
+    lines = backlog.read_text().splitlines()
+    levels = [ln.rsplit(",", 1)[1] for ln in lines[1:]]
+    random.Random(1).shuffle(levels)
+    noisy = tmp_path / "noisy.csv"
+    noisy.write_text("\n".join([lines[0], *(ln.rsplit(",", 1)[0] + "," + lv for ln, lv in zip(lines[1:], levels,
+                                                                                              strict=True))]) + "\n")
+    first = (m / "LATEST").read_text().strip()
+    res = runner.invoke(app, [*train, "--data", str(noisy)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    curve = _card(m)["learning_curve"]["questioning"]
+    assert curve[-1]["qwk"] < curve[-2]["qwk"]
+    assert "note: questioning: cross-validated QWK" in out and "is below the previous version's" in out, out
+    assert f"--version {first} to keep the previous one" in out, out
+
+
+def test_only_a_like_figure_that_fell_is_reported() -> None:
+    from scoring.commands.batch import weaker_than_before
+
+    def pt(v: str, q: float | None, kind: str | None = "cross-validated") -> dict:  # type: ignore[type-arg]
+        return {"model_version": v, "n_scored": 40, "qwk": q, "qwk_kind": kind}
+
+    assert weaker_than_before({"c": [pt("a", 0.6), pt("b", 0.7)]}) == []  # better
+    assert weaker_than_before({"c": [pt("a", 0.6, "on the available scores"), pt("b", 0.5)]}) == []  # unlike
+    assert weaker_than_before({"c": [pt("a", None, None), pt("b", 0.5)]}) == []  # cold start before
+    assert weaker_than_before({"c": [pt("b", 0.5)]}) == []  # first version
+    (line,) = weaker_than_before({"c": [pt("a", 0.6), pt("b", 0.5)], "d": [pt("a", 0.4), pt("b", 0.4)]})
+    assert line.startswith("c: cross-validated QWK 0.500 on 40 scores is below the previous version's 0.600")
