@@ -117,7 +117,8 @@ class RoutingPolicy(BaseModel):
         if self.model_version is not None and self.model_version != model_version:
             raise PolicyError(
                 f"policy {self.policy_version} was tuned for model {self.model_version}, found model {model_version}; "
-                "run `scoring calibrate` for this model"
+                f"pass --version {self.model_version} to use the model it was tuned for, or run `scoring calibrate` "
+                "for this model to tune a policy for it"
             )
         if self.rubric_id is not None and rubric_id is not None and self.rubric_id != rubric_id:
             raise PolicyError(f"policy {self.policy_version} is for rubric {self.rubric_id}, found rubric {rubric_id}")

@@ -131,8 +131,9 @@ def test_suspended_criterion_routes_everything_to_humans(calibrated) -> None:  #
 
 def test_hook_refuses_a_policy_tuned_for_another_model(calibrated, fake_model) -> None:  # type: ignore[no-untyped-def]
     _, policy = calibrated
-    with pytest.raises(PolicyError, match="tuned for model"):
+    with pytest.raises(PolicyError, match="tuned for model") as err:
         routing_hook(fake_model, policy)
+    assert f"pass --version {policy.model_version} to use the model it was tuned for" in str(err.value)
 
 
 def _run(model, policy, inp: Path, out: Path, crash_after: int | None = None):  # type: ignore[no-untyped-def]
