@@ -92,9 +92,14 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
               for m in store.machine_scores(rubric_id=rubric.id, rubric_version=rubric.version)}
     crits = [c.id for c in rubric.criteria]
     fields = ["id", *rubric.evidence, *crits, *(c + BLIND_SUFFIX for c in crits), *(c + RATER2_SUFFIX for c in crits)]
+    meta = meta_columns(subs, set(fields))
+    fields += list(meta.values())
     rows: list[dict[str, Any]] = []
     for s in subs:
         row: dict[str, Any] = {"id": s.external_id, **{f: (s.evidence or {}).get(f, "") for f in rubric.evidence}}
+        for key, col in meta.items():
+            v = (s.metadata or {}).get(key)
+            row[col] = v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v, ensure_ascii=False)
         any_level = False
         for c in crits:
             rated = humans.get((s.id, c), [])
@@ -121,6 +126,21 @@ def export_training(store: Store, rubric: Rubric, out: Path, *, issuer: str | No
     if rows:  # no file for nothing: an empty one would only block the next export to that name
         _write_whole(out, fields, rows, suffix, overwrite)
     return res
+
+
+def meta_columns(subs: list[Any], taken: set[str]) -> dict[str, str]:
+    """Metadata key -> column name for every key the submissions carry (``--meta-col`` at scoring: school,
+    cohort, ...), so that a retrained model's subgroup report and a retraining with ``--meta-col`` keep them.
+    A key that would collide with an evidence, criterion or id column is written as ``meta_<key>``."""
+    keys = sorted({k for s in subs for k in (s.metadata or {}) if isinstance(k, str)})
+    out: dict[str, str] = {}
+    for k in keys:
+        col = k if k not in taken else f"meta_{k}"
+        while col in taken:
+            col = f"meta_{col}"
+        out[k] = col
+        taken.add(col)
+    return out
 
 
 def _write_whole(out: Path, fields: list[str], rows: list[dict[str, Any]], suffix: str, overwrite: bool) -> None:

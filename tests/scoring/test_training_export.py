@@ -32,7 +32,9 @@ def db(tmp_path: Path) -> Iterator[str]:
     with Store(url) as st:
         st.register_rubric(parse_rubric(RUBRIC))
         ids = {s.external_id: s.id for s in st.add_submissions("reflect", 1, [
-            (e, {"reflection": f"what I changed after the exit ticket ({e})"}, {}) for e in
+            (e, {"reflection": f"what I changed after the exit ticket ({e})"},
+             {"school": "Süd", "a": "not the criterion"} if e == "double" else {"school": "Nord"} if e == "audited"
+             else {}) for e in
             ("anchored", "double", "disputed", "adjudicated", "audited", "half-double", "unscored")])}
 
         def rate(ext: str, crit: str, score: int, who: str, kind: str, blind: bool) -> int:
@@ -120,3 +122,13 @@ def test_a_store_where_nobody_has_scored_yet_writes_nothing(tmp_path: Path) -> N
     res = runner.invoke(app, ["export", "training", "--db", url, "--out", str(tmp_path / "x.csv")])
     assert res.exit_code == 1 and "no person has scored any of the 1 submission(s)" in " ".join(res.output.split())
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_submissions_metadata_comes_along_for_subgroups_and_meta_col(db: str, tmp_path: Path) -> None:
+    """What `--meta-col` recorded at scoring (school, cohort) is exported, so a subgroup report of the retrained
+    model and `scoring train --meta-col` keep it; a key named like another column is prefixed, never mixed in."""
+    out = tmp_path / "scores.csv"
+    assert runner.invoke(app, ["export", "training", "--db", db, "--out", str(out)]).exit_code == 0
+    rows = _rows(out)
+    assert rows["double"]["school"] == "Süd" and rows["audited"]["school"] == "Nord" and rows["anchored"]["school"] == ""
+    assert rows["double"]["meta_a"] == "not the criterion" and rows["double"]["a"] == "1"
