@@ -58,7 +58,7 @@ class ScoresStore(StoreBase):
                 raise NotFound(f"submission {submission_id} does not exist")
             if subs is not None:
                 subs[submission_id] = sub
-        check_level(self.rubric(sub.rubric_id, sub.rubric_version), criterion, score)
+        check_level(self.rubric(sub.rubric_id, sub.rubric_version, conn=conn), criterion, score)
         return sub
 
     def record_machine_score(
@@ -230,7 +230,7 @@ def machine_scores_in(store: ScoresStore, tx: Tx, items: Iterable[MachineScoreIn
     subs: dict[int, Any] = {}
     for it in items:
         sub = store._check_score(tx.conn, it.submission_id, it.criterion, it.score, subs)
-        crit = store.rubric(sub.rubric_id, sub.rubric_version).criterion(it.criterion)
+        crit = store.rubric(sub.rubric_id, sub.rubric_version, conn=tx.conn).criterion(it.criterion)
         probs: dict[str, float] | None = None
         if it.probabilities is not None:
             if isinstance(it.probabilities, dict):

@@ -117,7 +117,10 @@ def add_submissions_in(
 ) -> list[SubmissionRecord]:
     """Insert the new ones of ``(external_id, evidence, metadata)`` inside an open write transaction and
     return every item's record; raises :class:`DuplicateSubmission` when an id holds other content."""
-    store.rubric(rubric_id, rubric_version)  # NotFound if unregistered
+    known = tx.conn.execute(sa.select(t.rubrics.c.id).where(  # read in this transaction: it may have registered it
+        t.rubrics.c.rubric_id == rubric_id, t.rubrics.c.version == rubric_version)).first()
+    if known is None:
+        raise NotFound(f"rubric {rubric_id}@{rubric_version} is not registered in the store")
     out: list[SubmissionRecord] = []
     ids = [str(x[0]) for x in items]
     existing: dict[str, Any] = {}

@@ -29,6 +29,7 @@ from rubrics.schema import Rubric
 from scoring.errors import Conflict, InvalidRequest, NotFound
 from scoring.ingest import csv_delimiter, is_missing_score
 from scoring.store import queue
+from scoring.store.rubrics import register_rubric_in
 from scoring.store.scores import human_scores_in
 from scoring.store.store import HUMAN_KINDS, HumanScoreIn, Store
 from scoring.store.submissions import add_submissions_in
@@ -215,7 +216,6 @@ def import_table(
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise InvalidRequest("nothing was imported: " + "; ".join(problems[:5]) + more)
-    store.register_rubric(rubric)
     found = store.find_submissions(rubric.id, list(ids))
     wrong = [f"{e!r} (stored under version {r.rubric_version})" for e, r in found.items()
              if r.rubric_version != rubric.version]
@@ -232,7 +232,8 @@ def import_table(
         meta = {c: (None if pd.isna(row[c]) else row[c]) for c in meta_cols}
         meta = {k: (v.item() if v is not None and hasattr(v, "item") else v) for k, v in meta.items()}
         items.append((ids.iloc[k], {}, meta))
-    with store.write() as tx:
+    with store.write() as tx:  # the rubric too: a refused import (a rater scoring twice) leaves nothing behind
+        register_rubric_in(tx, rubric)
         subs = add_submissions_in(store, tx, rubric.id, rubric.version, items) if items else []
         scores, counts, skipped = _scores(sel, subs, score_cols, values, assessor_cols, source, blind, times)
         if scores:

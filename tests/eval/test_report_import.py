@@ -256,3 +256,22 @@ def test_import_scores_reads_a_spreadsheets_bom_and_names_the_line_another_encod
     r = CliRunner().invoke(app, [*args, "--encoding", "cp1252"])
     assert r.exit_code == 0, r.output
     assert "human scores {'first': 2}" in r.output  # the BOM did not hide the 'id' column
+
+
+def test_an_import_refused_because_one_person_rated_twice_leaves_the_store_as_it_was(tmp_path, rubric_file) -> None:  # type: ignore[no-untyped-def]
+    """Row e3 names the same assessor as its first and second rater: refused (two ratings of one submission by
+    one person are not independent), and nothing of the import is written, the rubric registration included."""
+    df = _history(30)
+    df["who1"], df["who2"] = [f"a{i}" for i in range(30)], [f"b{i}" for i in range(30)]
+    df.loc[3, "who2"] = "a3"
+    data = tmp_path / "hist.csv"
+    df.to_csv(data, index=False)
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    r = CliRunner().invoke(app, ["import-scores", "--rubric", str(rubric_file), "--data", str(data), "--id-col", "id",
+                                 "--score-col", "holistic=rater1", "--score-col", "holistic=rater2",
+                                 "--rater-col", "first=who1", "--rater-col", "second=who2", "--db", db])
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    store = Store(db)
+    assert store.submissions() == [] and store.human_scores() == [] and store.rubrics() == []
+    assert list(store.audit_entries()) == []
+    store.close()
