@@ -8,6 +8,7 @@ and the record number, and the job goes on; nothing is silently dropped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -349,7 +350,7 @@ def _read(
             raise IngestError(f"{p}: the header names column(s) {dups} more than once; rename them so the column "
                               "to read can be told apart")
         _check_columns(p, columns, header)
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, bytes]] = {}  # id -> (record number, digest of its text) of its first copy
     checked_columns = header is not None
     for row, problem, n in _raw_rows(p, fmt, encoding, quoting, header):
         if problem:
@@ -388,10 +389,16 @@ def _read(
         if not rid:
             yield Record(n, None, reject=f"missing id (column {columns.id!r} is empty)")
             continue
+        digest = hashlib.blake2b(json.dumps(evidence, sort_keys=True).encode(), digest_size=16).digest()
         if rid in seen:
-            yield Record(n, rid, reject=f"duplicate id {rid!r} (first seen earlier in this file); later copy not scored")
+            first, text = seen[rid]
+            # a copy of the same text is a repeat; other text under one id is two submissions sharing it
+            what = ("the same text" if text == digest else
+                    "OTHER text: two submissions share this id, give the later one its own")
+            yield Record(n, rid, reject=f"duplicate id {rid!r} (first seen at record {first}, {what}); "
+                         "later copy not scored")
             continue
-        seen.add(rid)
+        seen[rid] = (n, digest)
         # rejects below keep the row's metadata: a caller may carry a more specific reason in it (batch jobs)
         if not any(has_text(t) for t in evidence.values()):
             yield Record(n, rid, reject=f"empty evidence: columns {list(columns.text.values())} hold no text", meta=meta)

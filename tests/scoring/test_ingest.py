@@ -64,7 +64,7 @@ def test_bad_rows_become_rejects_with_reasons_and_the_rest_is_read(tmp_path: Pat
     assert reasons[1] is None and reasons[8] is None
     assert "missing id" in reasons[2]
     assert "empty evidence" in reasons[3]
-    assert "duplicate id 'ok1'" in reasons[4]
+    assert "duplicate id 'ok1' (first seen at record 1, OTHER text: two submissions share this id" in reasons[4]
     assert "not valid utf-8" in reasons[5]
     # a bad score cell spoils that label only: the row (its text, its other labels) is still read
     assert reasons[6] is None and reasons[7] is None
@@ -268,3 +268,11 @@ def test_a_folder_a_workbook_and_a_utf16_file_without_its_mark_are_named_in_word
     p.write_text("sid,text\na,one\n")
     with pytest.raises(IngestError, match=r"in\.csv is not valid utf-16 \(UTF-16 stream does not start with BOM\)"):
         list(read_records(p, RUBRIC, _cols(), encoding="utf-16"))
+
+
+def test_a_repeated_row_is_told_apart_from_two_submissions_sharing_an_id(tmp_path: Path) -> None:
+    p = tmp_path / "b.csv"
+    p.write_text("sid,text,q\nok1,Fine text,1\nok1,Fine text,2\nok1,Other text,1\n")
+    reasons = {r.number: r.reject for r in read_records(p, RUBRIC, _cols(scores={"questioning": "q"}))}
+    assert reasons[2] == "duplicate id 'ok1' (first seen at record 1, the same text); later copy not scored"
+    assert reasons[3] is not None and "OTHER text: two submissions share this id" in reasons[3]
