@@ -333,7 +333,7 @@ def status_list_cmd(
 @credentials_app.command("feedback")
 def feedback(
     submission: Annotated[str, typer.Argument(help="A 'not yet' submission: its id in your file (or its store id).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for feedback-<id>.html and .json.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for feedback-<your submission id>.html and .json.")],
     model: Annotated[Path | None, typer.Option("--model", help="Model directory: quote the evidence passages.")] = None,
     db: str | None = DB_OPTION,
 ) -> None:
@@ -359,8 +359,9 @@ def feedback(
     finally:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"feedback-{sid}.json").write_text(json.dumps(fb, indent=1, ensure_ascii=False), encoding="utf-8")
-    (out / f"feedback-{sid}.html").write_text(credentials.feedback_html(fb, ev), encoding="utf-8")
+    stem = f"feedback-{credential_stem(str(fb['submission']))}"  # the issuer's id, as credential files are named
+    (out / f"{stem}.json").write_text(json.dumps(fb, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / f"{stem}.html").write_text(credentials.feedback_html(fb, ev), encoding="utf-8")
     typer.echo(f"feedback for {fb['submission']}: {len(fb['criteria'])} criteria to strengthen -> {out}")
 
 
