@@ -90,6 +90,14 @@ class StoreUrlError(ScoringError):
     code = "invalid_store_url"
 
 
+class NoStore(ScoringError):
+    """A database a read-only command was pointed at that holds no store (an empty file, another
+    application's tables, a file that is not SQLite). Why an error and not a new store: creating one there
+    would alter someone else's file and report on nothing, silently."""
+
+    code = "no_store"
+
+
 class ScoreOutOfScale(ScoringError):
     """A score that is not one of the criterion's declared levels."""
 

@@ -25,9 +25,11 @@ def missing_sqlite_file(url: str) -> Path | None:
 
 def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-untyped-def]
     """The store at ``db`` (default: the settings' URL). ``must_exist``: commands that only read a store
-    (report, audit, drift, credentials) refuse a SQLite file that is not there, rather than create an empty
-    store and report on nothing, which is what a mistyped --db would otherwise do silently."""
-    from scoring.errors import StoreUrlError
+    (report, audit, drift, credentials, exports) refuse a SQLite file that is not there, and any database
+    that holds no store (an empty file, another application's tables, a file that is not SQLite), rather
+    than create a store in it and report on nothing, which is what a mistyped --db would otherwise do
+    silently. A store at an older schema revision is still upgraded."""
+    from scoring.errors import NoStore, StoreUrlError
     from scoring.settings import get_settings
     from scoring.store import Store
 
@@ -37,7 +39,11 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
                    "`scoring score --store`, `scoring import-scores` or `scoring serve`); check --db", err=True)
         raise typer.Exit(2)
     try:
-        return Store(url)
+        return Store(url, create=not must_exist)
+    except NoStore as exc:  # named with the URL, like a database that does not answer
+        typer.echo(f"error: cannot open the store at {shown_url(url)}: {exc}; check --db (or "
+                   "SCORING_DATABASE_URL)", err=True)
+        raise typer.Exit(2) from None
     except StoreUrlError as exc:  # a file name or `postgres://`: what to write instead, no traceback
         typer.echo(f"error: {exc}; check --db (or SCORING_DATABASE_URL)", err=True)
         raise typer.Exit(2) from None
@@ -48,9 +54,12 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
 
 
 def sa_errors() -> tuple[type[Exception], ...]:
+    """The driver errors that mean "no store can be opened here", reported in one line rather than a traceback."""
     import sqlalchemy as sa
 
-    return (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InterfaceError)
+    # DatabaseError: a --db file that is not SQLite at all ("file is not a database"), for the commands
+    # that may create a store too; it covers OperationalError and ProgrammingError
+    return (sa.exc.DatabaseError, sa.exc.InterfaceError)
 
 
 def shown_url(url: str) -> str:

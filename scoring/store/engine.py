@@ -104,6 +104,54 @@ def upgrade_schema(engine: Engine) -> None:
             command.upgrade(cfg, "head")
 
 
+STORE_MARKERS = frozenset({"alembic_version", "audit_log"})  # every revision of the store has both
+MAKES_STORES = "stores are made by `scoring score --store`, `scoring import-scores` or `scoring serve`"
+
+
+def no_store_at(url: str) -> str | None:
+    """Why the SQLite file of ``url`` holds no store (None when it holds one at any revision, or when the URL
+    is not a SQLite file). Read before any engine touches the file: opening it the store's way switches it
+    to WAL, which already writes to a file that is someone else's."""
+    import sqlite3
+
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    if not path.exists():
+        return f"{path} does not exist ({MAKES_STORES})"
+    if not path.is_file():
+        return f"{path} is not a file"
+    if path.stat().st_size == 0:
+        return f"{path} is an empty file, not a store ({MAKES_STORES})"
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)  # never creates the file
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "file is encrypted"...
+        return f"{path} is not an SQLite database ({exc})"
+    return _absence(names, f"the SQLite file {path}")
+
+
+def no_store_in(engine: Engine) -> str | None:
+    """Why the database behind ``engine`` holds no store (None when it holds one at any revision): for a
+    server database, whose tables are listed without writing anything."""
+    names = set(sa.inspect(engine).get_table_names())
+    return _absence(names, f"the database {engine.url.render_as_string(hide_password=True)}")
+
+
+def _absence(names: set[str], where: str) -> str | None:
+    """What ``where`` holds instead of a store's tables, in the user's words (None: a store is there)."""
+    if STORE_MARKERS <= names:
+        return None
+    if not names:
+        return f"{where} has no tables: it is not a store ({MAKES_STORES})"
+    shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+    return f"{where} holds other tables ({shown}), not a store"
+
+
 def schema_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         try:

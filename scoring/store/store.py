@@ -12,6 +12,7 @@ suspension and its lifting) appends a hash-chained entry to ``audit_log`` in the
 
 from __future__ import annotations
 
+from scoring.errors import NoStore
 from scoring.store.clock import aware as _aware  # noqa: F401 - re-exported for the service modules
 from scoring.store.clock import iso as _iso  # noqa: F401
 from scoring.store.clock import now as _now  # noqa: F401
@@ -22,6 +23,8 @@ from scoring.store.engine import (  # noqa: F401
     StoreBase,
     Tx,
     make_engine,
+    no_store_at,
+    no_store_in,
     schema_revision,
     upgrade_schema,
 )
@@ -56,16 +59,28 @@ class Store(RubricsStore, SubmissionsStore, ScoresStore, DecisionsStore, Credent
         SQLAlchemy URL; defaults to ``get_settings().resolved_database_url()`` (SQLite under ``.scoring/``).
     """
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True):
+    def __init__(self, url: str | None = None, *, migrate: bool = True, create: bool = True):
+        """``create=False`` opens only a database that already holds a store (one at an older revision is
+        still upgraded, as every release does) and raises :class:`~scoring.errors.NoStore` otherwise: the
+        read-only commands' mode, so a mistyped --db never turns another file into an empty store."""
         if url is None:
             from scoring.settings import get_settings
 
             url = get_settings().resolved_database_url()
         self.url = url
+        if not create:
+            _refuse_sqlite_without_store(url)
         self.engine = make_engine(url)
+        if not create:
+            self._refuse_database_without_store()
         if migrate:
             upgrade_schema(self.engine)
         self._rubric_cache = {}
+
+    def _refuse_database_without_store(self) -> None:
+        if self.dialect != "sqlite" and (why := no_store_in(self.engine)) is not None:
+            self.engine.dispose()
+            raise NoStore(why)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -79,3 +94,12 @@ class Store(RubricsStore, SubmissionsStore, ScoresStore, DecisionsStore, Credent
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+
+def _refuse_sqlite_without_store(url: str) -> None:
+    """NoStore when ``url`` names a SQLite file that is not a store, checked before the file is opened."""
+    from scoring.store.engine import _usable_url
+
+    _usable_url(url)  # a malformed URL is refused in its own words first
+    if (why := no_store_at(url)) is not None:
+        raise NoStore(why)
