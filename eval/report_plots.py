@@ -31,14 +31,24 @@ def fig_png(fig: Any) -> bytes:
 
 
 def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n (does not collapse to a point at 0 or 1 like the Wald one)."""
+    """Wilson score interval for a proportion k/n (does not collapse to a point at 0 or 1 like the Wald one).
+
+    The bounds always hold k/n: at k = n (or 0) the formula's bound is the point itself, which floating point
+    can round to just past it (21 of 21 gives 0.9999999999999999), an interval that excludes its estimate."""
     if n == 0:
         return (0.0, 1.0)
     p = k / n
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+
+
+def error_bar(point: float, lo: float, hi: float) -> list[list[float]]:
+    """matplotlib's ``yerr``/``xerr`` for an interval around ``point``: the lengths below and above, never
+    negative (matplotlib refuses a negative one, and an interval that rounds past its point, or a bootstrap
+    percentile interval that does not hold it, must not stop a report)."""
+    return [[max(0.0, point - lo)], [max(0.0, hi - point)]]
 
 
 def _too_few(ax: Any, n: int, what: str) -> None:
@@ -113,7 +123,7 @@ def plot_probabilities(bins: pd.DataFrame, ece: float, n: int, curve: list[dict[
             k = r.accuracy * r.n
             lo, hi = wilson(k, int(r.n))
             small = r.n < SMALL_N
-            a1.errorbar([r.confidence], [r.accuracy], yerr=[[r.accuracy - lo], [hi - r.accuracy]], fmt="o",
+            a1.errorbar([r.confidence], [r.accuracy], yerr=error_bar(r.accuracy, lo, hi), fmt="o",
                         mfc="white" if small else "tab:blue", mec="grey" if small else "tab:blue",
                         ecolor="lightgrey" if small else "tab:blue", ms=4 + 6 * min(1.0, r.n / max(1, n / 3)),
                         capsize=2)
@@ -246,7 +256,7 @@ def plot_group_bars(groups: list[str], values: list[float | None], lo: list[floa
             colour = "tab:red" if fail[i] else ("lightgrey" if small[i] else "tab:blue")
             ax.barh([i], [v], color=colour, hatch="//" if small[i] else None, edgecolor="grey")
             if a is not None and b is not None:
-                ax.errorbar([v], [i], xerr=[[v - a], [b - v]], fmt="none", ecolor="black", capsize=3, lw=0.8)
+                ax.errorbar([v], [i], xerr=error_bar(v, a, b), fmt="none", ecolor="black", capsize=3, lw=0.8)
         ax.text(1.0, i, f" n={ns[i]}" + (" small" if small[i] else ""), va="center", fontsize=7,
                 transform=ax.get_yaxis_transform())
         groups[i] = label
@@ -280,7 +290,8 @@ def plot_fairness(est: pd.DataFrame, title: str) -> bytes:
     for ax, a in zip(axes[0], analyses, strict=True):
         e = est[(est["analysis"] == a) & ~est["group"].str.startswith("Intercept")]
         ys = np.arange(len(e))
-        ax.errorbar(e["estimate"], ys, xerr=[e["estimate"] - e["estimate_lo"], e["estimate_hi"] - e["estimate"]], fmt="o",
+        ax.errorbar(e["estimate"], ys, xerr=[np.maximum(e["estimate"] - e["estimate_lo"], 0),
+                                          np.maximum(e["estimate_hi"] - e["estimate"], 0)], fmt="o",
                     capsize=3)
         ax.set_yticks(ys, [f"{g} (n={n})" for g, n in zip(e["group"], e["n"], strict=True)], fontsize=7)
         ax.axvline(0, color="grey", ls="--", lw=0.8)
