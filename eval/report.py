@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -410,6 +411,20 @@ def _gate_reference(n: int, qwk: Any, min_n: int) -> float | None:
     return float(qwk)
 
 
+FIGURE_NAME = re.compile(r"\d{3}_.+\.png")  # what build_report names a figure: NNN_<what it shows>.png
+
+
+def remove_old_figures(folder: Path) -> list[Path]:
+    """Delete the figures an earlier report wrote into ``folder`` (files named like ours, nothing else).
+
+    Why: a report written into a used --out folder would otherwise leave the earlier report's figures beside
+    its own (a confusion plot of a model outside the new window), where they read as part of this report."""
+    old = [p for p in folder.iterdir() if p.is_file() and FIGURE_NAME.fullmatch(p.name)]
+    for p in old:
+        p.unlink()
+    return old
+
+
 def build_report(
     store: Store,
     out_dir: str | Path,
@@ -428,6 +443,7 @@ def build_report(
     """Compute every table from the store, draw the figures, write HTML + CSV/JSON exports to ``out_dir``."""
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    remove_old_figures(out / "figures")
     policy = policy or load_policy()
     pseudo = Pseudonymizer(pseudonym_key)
     fields = subgroups or []

@@ -25,7 +25,8 @@ def _when(s: str | None) -> datetime | None:
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        out: Path = typer.Option(..., "--out", help="Output folder (created)."),
+        out: Path = typer.Option(..., "--out", help="Output folder (created; a used one gets this report, and "
+                                 "the figures an earlier report left in figures/ are removed)."),
         rubric: str | None = typer.Option(None, "--rubric", help="Only this rubric id."),
         since: str | None = typer.Option(None, "--since", help="Pairs completed at or after (ISO, UTC): the "
                                          "machine score's (or decision's) time, the second rater's for human-human "
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--since {since} is not before --until {until}: the window is empty",
                                      param_hint="--since/--until")
         gates = gate_policy(policy)
+        refuse_unusable_out(out)
         store = open_store(db, must_exist=True)
         span = None
         try:
@@ -103,6 +105,20 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "auto_fraction_by_model": by_model, "tables": {k: len(v) for k, v in res.tables.items()}}))
+
+
+def refuse_unusable_out(out: Path) -> None:
+    """End the command with one line, before the store is read, when --out cannot be the report's folder:
+    an existing file (or a file where a parent folder should be) would otherwise surface as a
+    NotADirectoryError traceback after the whole report was computed."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == out else f" ({p} is a file)"
+                typer.echo(f"error: --out {out} is not a folder{where}: name a folder (created if missing) for "
+                           "report.html, the exports and figures/", err=True)
+                raise typer.Exit(2)
+            return
 
 
 def score_span(store: Any, rubric_id: str | None) -> tuple[datetime | None, datetime | None]:
