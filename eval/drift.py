@@ -80,9 +80,10 @@ def audit_sample(store: Store, rubric_id: str, criterion: str, window: int,
 
 
 def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[int],
-                     min_n: int) -> tuple[float | None, int]:
+                     min_n: int) -> tuple[float | None, int, int]:
     """The human-human reference QWK (None under ``min_n`` pairs) on the pairs where both raters scored blind,
-    and how many pairs were left out because one did not (eval.agreement.human_human_pairs' rule)."""
+    how many pairs were left out because one did not (eval.agreement.human_human_pairs' rule), and how many
+    blind pairs there are (the gate says why a reference is missing from them)."""
     first: dict[int, Any] = {}
     second: dict[int, Any] = {}
     for h in store.human_scores(rubric_id=rubric_id, criterion=criterion):
@@ -94,9 +95,9 @@ def _human_human_qwk(store: Store, rubric_id: str, criterion: str, labels: list[
     both = [k for k in pairs if first[k].blind and second[k].blind]
     left_out = len(pairs) - len(both)
     if len(both) < min_n:
-        return None, left_out
+        return None, left_out, len(both)
     return agreement_metrics([first[k].score for k in both], [second[k].score for k in both],
-                             labels).get("qwk"), left_out
+                             labels).get("qwk"), left_out, len(both)
 
 
 def accepted_double_scored(store: Store, rubric_id: str, criterion: str, window: int,
@@ -175,8 +176,8 @@ def check_drift(
             continue
         sample = audit_sample(store, rubric_id, crit.id, window, mv)
         metrics = agreement_metrics(sample.human, sample.machine, crit.scores)
-        hh, hh_not_blind = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
-        gate = evaluate_gates(metrics, policy, human_human_qwk=hh, hh_n_not_blind=hh_not_blind,
+        hh, hh_not_blind, hh_blind = _human_human_qwk(store, rubric_id, crit.id, crit.scores, policy.min_n)
+        gate = evaluate_gates(metrics, policy, human_human_qwk=hh, hh_n_not_blind=hh_not_blind, hh_n=hh_blind,
                               min_n=policy.drift_min_n)
         promise = promise_check(store, rubric_id, crit.id, crit.scores, window, mv, min_n=policy.drift_min_n,
                                 routing_policy=routing_policy)

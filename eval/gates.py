@@ -108,16 +108,20 @@ def evaluate_gates(
     *,
     human_human_qwk: float | None = None,
     hh_n_not_blind: int = 0,
+    hh_n: int | None = None,
     subgroups: dict[str, tuple[float, int]] | None = None,
     min_n: int | None = None,
 ) -> GateResult:
     """Apply the policy to human-machine ``metrics`` (from ``agreement_metrics``).
 
     ``human_human_qwk`` enables the degradation check. ``hh_n_not_blind``: double-scored pairs left out of
-    that reference because a rater was not blind; when they leave no reference, the degradation check cannot
-    be made although double-scored data exist, so the verdict is ``insufficient`` unless another check fails
-    (a pass would rest on a bar that was never measured). ``subgroups`` maps group -> (DSM, n) and enables the
-    fairness check for groups with at least ``min_subgroup_n`` items.
+    that reference because a rater was not blind; when leaving them out is what leaves no reference (fewer
+    than ``policy.min_n`` blind pairs, ``hh_n``), the degradation check cannot be made although double-scored
+    data exist, so the verdict is ``insufficient`` unless another check fails (a pass would rest on a bar that
+    was never measured). Enough blind pairs whose QWK is undefined (both raters gave one level) are no
+    reference whatever the other pairs: the detail says so rather than blame them. A human-machine QWK or SMD
+    that is undefined is never a pass either. ``subgroups`` maps group -> (DSM, n) and enables the fairness
+    check for groups with at least ``min_subgroup_n`` items.
     """
     n = int(metrics.get("n", 0))
     need = policy.min_n if min_n is None else min_n
@@ -126,27 +130,42 @@ def evaluate_gates(
     checks: list[GateCheck] = []
     q = _num(metrics.get("qwk"))
     checks.append(GateCheck("qwk", q, policy.min_qwk, None if q is None else q >= policy.min_qwk,
-                            f"QWK {q if q is None else round(q, 3)} < {policy.min_qwk}"))
+                            f"QWK {q:.3f} < {policy.min_qwk}" if q is not None
+                            else "QWK undefined (human and machine gave one level only)"))
     hhq = _num(human_human_qwk)  # an undefined human-human QWK (NaN) is no reference, not a failed check
+    undefined_hh = hhq is None and hh_n is not None and hh_n >= policy.min_n
     if hhq is not None and q is not None:
         deg = hhq - q
         checks.append(GateCheck("qwk_degradation", deg, policy.max_qwk_degradation,
                                 deg <= policy.max_qwk_degradation,
                                 f"QWK {q:.3f} is {deg:.3f} below human-human {hhq:.3f} "
                                 f"(max {policy.max_qwk_degradation})"))
-    elif hhq is None and hh_n_not_blind > 0:
+    elif hhq is None and (hh_n_not_blind > 0 or undefined_hh):
         checks.append(GateCheck("qwk_degradation", None, policy.max_qwk_degradation, None,
-                                f"no human-human reference ({hh_n_not_blind} pairs were not blind)"))
+                                "no human-human reference (" + _why_no_reference(hh_n, hh_n_not_blind, policy.min_n)
+                                + ")"))
     s = _num(metrics.get("smd"))
     checks.append(GateCheck("smd", s, policy.max_abs_smd, None if s is None else abs(s) <= policy.max_abs_smd,
-                            f"|SMD| {abs(s) if s is not None else s:.3f} > {policy.max_abs_smd}" if s is not None
-                            else "SMD undefined"))
+                            f"|SMD| {abs(s):.3f} > {policy.max_abs_smd}" if s is not None
+                            else "SMD undefined (no spread in the scores)"))
     for grp, (d, gn) in sorted((subgroups or {}).items()):
         dv = _num(d)
         ok = None if (dv is None or gn < policy.min_subgroup_n) else abs(dv) <= policy.max_abs_dsm
         checks.append(GateCheck(f"dsm[{grp}]", dv, policy.max_abs_dsm, ok,
                                 f"subgroup {grp}: |DSM| {abs(dv) if dv is not None else float('nan'):.3f} > "
                                 f"{policy.max_abs_dsm} (n={gn})"))
-    no_reference = hhq is None and hh_n_not_blind > 0
-    status = "fail" if any(c.passed is False for c in checks) else "insufficient" if no_reference else "pass"
+    no_reference = hhq is None and hh_n_not_blind > 0 and not undefined_hh
+    unmeasured = q is None or s is None  # a pass would rest on a figure that cannot be computed
+    status = ("fail" if any(c.passed is False for c in checks) else "insufficient" if no_reference or unmeasured
+              else "pass")
     return GateResult(status, n, policy.key, tuple(checks))
+
+
+def _why_no_reference(hh_n: int | None, hh_n_not_blind: int, min_n: int) -> str:
+    """Why no human-human QWK is there to compare the machine with, from the pairs that exist: the words a
+    researcher acts on (record blind second ratings, or more of them), never a cause that is not the one."""
+    if hh_n is not None and hh_n >= min_n:
+        return f"human-human QWK undefined on {hh_n} blind pairs: both raters gave one level only"
+    if not hh_n:
+        return f"{hh_n_not_blind} pairs were not blind"
+    return f"only {hh_n} blind pairs, the reference needs {min_n}; {hh_n_not_blind} pairs were not blind"

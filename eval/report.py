@@ -480,6 +480,7 @@ def build_report(
                 by_key.setdefault((r.rubric_id, r.rubric_version, r.criterion, r.model_version), {})[
                     f"{r.field}={r.group}"] = (r.dsm, r.n)
         verdicts = [evaluate_gates(r._asdict(), policy, human_human_qwk=r.hh_qwk, hh_n_not_blind=r.hh_n_not_blind,
+                                   hh_n=r.hh_n,
                                    subgroups=by_key.get((r.rubric_id, r.rubric_version, r.criterion,
                                                          r.model_version)))
                     for r in hm.itertuples()]

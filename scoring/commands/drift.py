@@ -58,7 +58,7 @@ def check(
         pc = r.extra.get("policy_check", {})
         typer.echo(
             f"{rubric}/{r.criterion}: n={r.metrics['n']} (window {r.window}, {_models(r.model_version, r.extra)}) "
-            f"QWK={'-' if q is None else f'{q:.3f}'} SMD={'-' if s is None else f'{s:+.3f}'} -> {r.gate.summary()}"
+            f"QWK={_figure(q, '.3f')} SMD={_figure(s, '+.3f')} -> {r.gate.summary()}"
             f"; policy promise on {pc.get('n_checked', 0)} accepted double-scored items: {pc.get('status', '-')}"
             + ("  [SUSPENDED NOW]" if r.suspended_now else "  [suspended]" if suspended[r.criterion] else "")
         )
@@ -69,6 +69,11 @@ def check(
                            for r in results}))
     if fail_on_suspend and any(suspended.values()):
         raise typer.Exit(2)
+
+
+def _figure(x: float | None, fmt: str) -> str:
+    """A figure for the terminal, ``n/a`` where it is undefined (NaN: one level only), as the report prints it."""
+    return "n/a" if x is None or x != x else format(x, fmt)
 
 
 def _models(promoted: str | None, extra: dict[str, Any]) -> str:
