@@ -12,13 +12,16 @@ import typer
 from scoring.commands._store import DB_OPTION, gate_policy, open_store
 
 
-def _when(s: str | None) -> datetime | None:
+def _when(s: str | None, option: str) -> datetime | None:
+    """The UTC time ``option`` (--since / --until) names; refused naming the option, so a user who wrote
+    two dates is told which one to fix."""
     if s is None:
         return None
     try:
         d = datetime.fromisoformat(s)
     except ValueError:
-        raise typer.BadParameter(f"expected an ISO date or datetime such as 2026-01-31, found {s!r}") from None
+        raise typer.BadParameter(f"expected an ISO date or datetime such as 2026-01-31, found {s!r}",
+                                 param_hint=option) from None
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
@@ -34,7 +37,7 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(None, "--until", help="Pairs and decisions before (ISO, UTC); same times."),
         subgroup: list[str] = typer.Option([], "--subgroup", help="Metadata field for DSM by subgroup (repeatable)."),
         window: str = typer.Option("M", "--window", help="pandas period for over-time tables: D, W, M, Q, Y."),
-        bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for intervals (0: none)."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for intervals (0: none)."),
         policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (default: bundled ETS)."),
         db: str | None = DB_OPTION,
     ) -> None:
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if window not in ("D", "W", "M", "Q", "Y"):
             raise typer.BadParameter(f"expected one of D, W, M, Q, Y, found {window!r}", param_hint="--window")
-        lo, hi = _when(since), _when(until)
+        lo, hi = _when(since, "--since"), _when(until, "--until")
         if lo is not None and hi is not None and lo >= hi:
             raise typer.BadParameter(f"--since {since} is not before --until {until}: the window is empty",
                                      param_hint="--since/--until")
@@ -58,15 +61,8 @@ def register(app: typer.Typer) -> None:
                 known = sorted({r.rubric_id for r in store.rubrics()})
                 typer.echo(f"error: rubric {rubric!r} is not in the store (rubrics: {known})", err=True)
                 raise typer.Exit(2)
-            if subgroup:  # a field no submission carries makes one "(missing)" group: say so, not a silent "ok"
-                subs = [x for x in store.submissions() if rubric is None or x.rubric_id == rubric]
-                for field in subgroup:
-                    have = sum(1 for x in subs if (x.metadata or {}).get(field) not in (None, ""))
-                    if have < len(subs):
-                        typer.echo(f"warning: subgroup field {field!r} is recorded for {have} of {len(subs)} "
-                                   "submission(s); the rest form the group '(missing)'. Record it when submissions are stored: "
-                                   f"`scoring score --store --meta-col {field}` (or `scoring import-scores --meta-col "
-                                   f"{field}` for ids new to the store)", err=True)
+            if subgroup:
+                check_subgroups(store, rubric, subgroup)
             res = build_report(store, out, rubric_id=rubric, since=lo, until=hi,
                                subgroups=subgroup, window=window, n_boot=bootstrap, seed=settings.seed,
                                policy=gates, pseudonym_key=settings.pseudonym_key)
@@ -105,6 +101,26 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"report: {res.html}")
         typer.echo(json.dumps({"html": str(res.html), "figures": len(res.figures), "auto_fraction": pooled,
                                "auto_fraction_by_model": by_model, "tables": {k: len(v) for k, v in res.tables.items()}}))
+
+
+def check_subgroups(store: Any, rubric_id: str | None, fields: list[str]) -> None:
+    """Refuse a --subgroup field no submission carries, naming the fields they do carry; warn about one only
+    some carry. Why: the submissions without it form one '(missing)' group, so a mistyped field would be
+    reported as a single group whose DSM is 0.0 and whose gate passes, a fairness check never made."""
+    subs = [x for x in store.submissions() if rubric_id is None or x.rubric_id == rubric_id]
+    for field in fields:
+        have = sum(1 for x in subs if (x.metadata or {}).get(field) not in (None, ""))
+        how = (f"`scoring score --store --meta-col {field}` (or `scoring import-scores --meta-col {field}` for ids "
+               "new to the store)")
+        if subs and not have:
+            known = sorted({k for x in subs for k, v in (x.metadata or {}).items() if v not in (None, "")})
+            carried = f"they carry {', '.join(known)}" if known else "they carry no metadata field"
+            typer.echo(f"error: --subgroup {field!r} is recorded for none of the {len(subs)} submission(s) "
+                       f"({carried}); record it when submissions are stored: {how}", err=True)
+            raise typer.Exit(2)
+        if have < len(subs):
+            typer.echo(f"warning: subgroup field {field!r} is recorded for {have} of {len(subs)} submission(s); "
+                       f"the rest form the group '(missing)'. Record it when submissions are stored: {how}", err=True)
 
 
 def refuse_unusable_out(out: Path) -> None:

@@ -235,11 +235,15 @@ def test_a_subgroup_field_missing_from_submissions_is_said_not_reported_as_one_g
         st.add_submissions(rub.id, rub.version, [("s1", {"reflection": "x"}, {"school": "north"}),
                                                  ("s2", {"reflection": "y"}, {})])
     r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep"), "--db", db, "--subgroup", "school",
-                                 "--subgroup", "program", "--bootstrap", "0"])
+                                 "--bootstrap", "0"])
     out = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
-    assert "subgroup field 'school' is recorded for 1 of 2 submission(s)" in out
-    assert "subgroup field 'program' is recorded for 0 of 2 submission(s)" in out and "--meta-col program" in out
+    assert "subgroup field 'school' is recorded for 1 of 2 submission(s)" in out and "--meta-col school" in out
+    r = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep2"), "--db", db, "--subgroup", "school",
+                                 "--subgroup", "program", "--bootstrap", "0"])
+    assert r.exit_code == 2 and not (tmp_path / "rep2").exists(), r.output  # no report with a '(missing)' group
+    assert "error: --subgroup 'program' is recorded for none of the 2 submission(s) (they carry school)" in r.output
+    assert "--meta-col program" in r.output and "Traceback" not in r.output
 
 
 def test_import_scores_reads_a_spreadsheets_bom_and_names_the_line_another_encoding_needs(tmp_path) -> None:  # type: ignore[no-untyped-def]
