@@ -175,19 +175,39 @@ def prmse_true(system: npt.ArrayLike, human: np.ndarray, var_err: float | None =
     return float(1 - m / vt)
 
 
+PRMSE_MIN_DOUBLE = 10  # double-scored items below which the rater error variance is not worth a PRMSE
+
+
 def prmse_items(h1: npt.ArrayLike, h2: npt.ArrayLike, machine: npt.ArrayLike) -> dict[str, Any]:
     """PRMSE over the items holding at least one of the two rater scores (NaN = no score).
 
-    Returns ``prmse`` (None without a double-scored item), ``prmse_n`` (items used) and ``prmse_n_double``.
-    Items with neither score (e.g. only a blind audit score) are left out rather than turning the whole
-    estimate into NaN."""
+    Returns ``prmse`` (None where it is undefined), ``prmse_note`` (why it is, else None), ``prmse_n`` (items
+    used) and ``prmse_n_double``. Items with neither score (e.g. only a blind audit score) are left out rather
+    than turning the whole estimate into NaN. The value is RSMTool's ``prmse_true``; it is withheld where that
+    formula has nothing to say: with fewer than ``PRMSE_MIN_DOUBLE`` double-scored items (the rater error
+    variance rests on a handful of pairs: 4 gave -29.3), or where the estimated true-score variance is not
+    positive (the raters disagree as much as the items differ, so there is no true-score variance to reduce)."""
     two = np.column_stack([np.asarray(h1, float), np.asarray(h2, float)])
     mac = np.asarray(machine, float)
     keep = ~np.isnan(two).all(axis=1)
     two, mac = two[keep], mac[keep]
     n_double = int((~np.isnan(two)).all(axis=1).sum())
-    value = prmse_true(mac, two) if n_double else None
-    return {"prmse": value, "prmse_n": int(keep.sum()), "prmse_n_double": n_double}
+    note = _prmse_undefined(two, n_double)
+    value = prmse_true(mac, two) if note is None else None
+    return {"prmse": value, "prmse_note": note, "prmse_n": int(keep.sum()), "prmse_n_double": n_double}
+
+
+def _prmse_undefined(human: np.ndarray, n_double: int) -> str | None:
+    """Why PRMSE is undefined on these rater scores (None when it is defined), in the report's words."""
+    if not n_double:
+        return "no double-scored item"
+    if n_double < PRMSE_MIN_DOUBLE:
+        return f"only {n_double} double-scored item(s), fewer than {PRMSE_MIN_DOUBLE}"
+    vt = true_score_variance(human)
+    if vt is None or vt <= 0:
+        shown = "undefined" if vt is None else f"{vt:.3g}"
+        return f"true-score variance estimate {shown} is not positive: the raters disagree as much as the items differ"
+    return None
 
 
 def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray | None:

@@ -79,8 +79,11 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
                     "r2 / rmse": "R2 (scikit-learn r2_score) and root mean squared error of the machine as a predictor "
                     "of the human score (RSMTool R2, RMSE), with 95% bootstrap intervals",
                     "prmse": "RSMTool prmse_true against the first and second rater's scores, over the items holding at "
-                    "least one of them (blind-audit-only items left out), with a 95% bootstrap interval; empty without "
-                    "a double-scored item",
+                    "least one of them (blind-audit-only items left out), with a 95% bootstrap interval; empty (n/a) "
+                    "without at least 10 double-scored items or where the true-score variance estimate is not "
+                    "positive (RSMTool's formula then gives a meaningless figure: 4 double-scored items gave -29.3)",
+                    "prmse_note": "why PRMSE is empty (n/a): no double-scored item, fewer than 10 double-scored "
+                    "items, or a true-score variance estimate that is not positive; empty where PRMSE is given",
                     "prmse_n / prmse_n_double": "items PRMSE was computed on / of which double-scored",
                     "ece": "expected calibration error of the machine's top-level probability (10 bins)",
                     "auto_fraction": "share of ALL this key's machine scores whose score stands (routes auto "
@@ -296,7 +299,7 @@ HH_COLUMNS = ["rubric_id", "rubric_version", "criterion", "window", "n", "n_not_
               "kappa", "pearson_r", "alpha_ordinal", "mean_ref", "mean_other", "sd_ref", "sd_other"]
 HM_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "window", "n", "qwk", "qwk_lo", "qwk_hi",
               "gate", "hh_qwk", "hh_n", "hh_n_not_blind", "n_not_blind", "smd", "smd_lo", "smd_hi", "prmse", "prmse_lo", "prmse_hi", "prmse_n", "prmse_n_double",
-              "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
+              "prmse_note", "exact", "exact_lo", "exact_hi", "adjacent", "adjacent_lo", "adjacent_hi", "kappa", "pearson_r", "r2",
               "r2_lo", "r2_hi", "rmse", "rmse_lo", "rmse_hi", "smd_unpooled", "alpha_ordinal", "ece", "auto_fraction",
               "mean_ref", "mean_other", "sd_ref", "sd_other", "gate_detail"]
 SG_COLUMNS = ["rubric_id", "rubric_version", "criterion", "model_version", "field", "group", "n", "mean_human",
@@ -343,7 +346,7 @@ HM_PARTS = [
     ("accuracy (RSMTool's evaluation table)", ["exact", "adjacent", "kappa", "pearson_r", "r2", "rmse",
                                                "smd_unpooled"]),
     ("descriptives and calibration", ["mean_ref", "sd_ref", "mean_other", "sd_other", "alpha_ordinal", "ece",
-                                      "prmse_n_double"]),
+                                      "prmse_n_double", "prmse_note"]),
     ("gate detail", ["gate_detail"]),
 ]
 HH_PARTS = [

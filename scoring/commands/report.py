@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(_hh_line(r))
         hm = res.tables["human_machine"]
         for r in hm.itertuples() if not hm.empty else []:
-            prmse = "" if r.prmse is None or r.prmse != r.prmse else f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
+            prmse = _prmse(r)
             seen = (f" ({int(r.n_not_blind)} item(s) left out: first rater saw the machine's score)"
                     if r.n_not_blind == r.n_not_blind and r.n_not_blind else "")
             typer.echo(f"human-machine {r.rubric_id}@{r.rubric_version}/{r.criterion} [{r.model_version}]: n={r.n} "
@@ -174,6 +174,16 @@ def _hh_line(r: Any) -> str:
         return f"{key}: no human-human reference ({seen} pairs were not blind)"
     left = f" ({seen} pair(s) left out: a rater was not blind)" if seen else ""
     return (f"{key}: n={r.n} QWK={_f3(r.qwk)} exact={100 * r.exact:.1f}% adjacent={100 * r.adjacent:.1f}%{left}")
+
+
+def _prmse(r: Any) -> str:
+    """The PRMSE part of a human-machine line: the figure with its n, or n/a with why (a handful of
+    double-scored items or a non-positive true-score variance make it meaningless); nothing where no
+    item was double-scored, as before."""
+    if r.prmse is not None and r.prmse == r.prmse:
+        return f" PRMSE={r.prmse:.3f} (n={r.prmse_n})"
+    note = r.prmse_note if isinstance(r.prmse_note, str) else ""
+    return "" if not note or note == "no double-scored item" else f" PRMSE=n/a ({note})"
 
 
 def _f3(x: float | None, fmt: str = ".3f") -> str:
