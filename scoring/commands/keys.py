@@ -35,7 +35,7 @@ def list_(db: str | None = DB_OPTION) -> None:
     """Names, roles and ids of all keys (never the secrets)."""
     from scoring.store.keys import list_keys
 
-    for k in list_keys(open_store(db)):
+    for k in list_keys(open_store(db, must_exist=True)):
         state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
         typer.echo(f"{k.name}\t{k.role}\t{k.key_id}\t{state}")
 
@@ -47,7 +47,7 @@ def revoke(name: Annotated[str, typer.Argument(help="Key name.")], db: str | Non
     from scoring.store.keys import revoke_key
 
     try:
-        k = revoke_key(open_store(db), name)
+        k = revoke_key(open_store(db, must_exist=True), name)
     except ScoringError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

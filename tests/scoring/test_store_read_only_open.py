@@ -23,7 +23,7 @@ from scoring.store.engine import MIGRATIONS_DIR, make_engine, schema_revision
 
 READ_COMMANDS = [["report", "--out", "{tmp}/r"], ["drift", "check", "--rubric", "any"], ["audit", "verify"],
                  ["audit", "trace", "s1"], ["credentials", "feedback", "s1", "--out", "{tmp}/f"],
-                 ["export", "training", "--out", "{tmp}/t.csv"]]
+                 ["export", "training", "--out", "{tmp}/t.csv"], ["keys", "list"], ["keys", "revoke", "ann"]]
 
 
 def _run(tmp_path: Path, args: list[str], url: str):  # type: ignore[no-untyped-def]
