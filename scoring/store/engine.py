@@ -234,7 +234,7 @@ class StoreBase:
         with self.engine.connect() as conn:
             yield conn
 
-    def rubric(self, rubric_id: str, version: int | None = None) -> Rubric:  # pragma: no cover - RubricsStore
+    def rubric(self, rubric_id: str, version: int | None = None, *, conn: Any = None) -> Rubric:  # pragma: no cover - RubricsStore
         raise NotImplementedError
 
 
