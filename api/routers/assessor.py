@@ -28,6 +28,7 @@ from api.deps import COOKIE, ctx
 from api.evidence import field_views
 from scoring.errors import (
     AlreadyScored,
+    Forbidden,
     InvalidRequest,
     LeaseExpired,
     NotFound,
@@ -49,6 +50,7 @@ MESSAGES = {
     "skipped": ("ok", "Item skipped; it will not be offered to you again."),
     "expired": ("warn", "That item is no longer yours: another assessor holds it or it was scored."),
     "scored": ("warn", "That item was already scored."),
+    "notyours": ("warn", "That item is not yours: you never claimed it. Claim from the list or with Claim next item."),
     "mine": ("warn", "You already submitted that item (in another tab or window): the first submit was recorded, "
                      "the later one was not."),
     "baditem": ("warn", "That is not a valid item number, so nothing was claimed. Claim from the list or with "
@@ -265,6 +267,8 @@ async def renew(request: Request, item_id: int, c: AppContext = Depends(ctx), ke
     token = str(form.get("lease_token") or "")
     try:
         it = queue.renew(c.store, item_id, key.name, token, c.settings.lease_seconds)
+    except Forbidden as exc:  # never claimed by this person: nothing of theirs to renew
+        return JSONResponse({"ok": False, "message": str(exc)}, status_code=403)
     except (LeaseExpired, AlreadyScored, NotFound) as exc:
         return JSONResponse({"ok": False, "message": str(exc)}, status_code=409)
     assert it.lease_expires is not None
@@ -310,6 +314,8 @@ async def submit(request: Request, item_id: int, c: AppContext = Depends(ctx),
             raise InvalidRequest(f"choose a level for: {', '.join(missing)}")
         assessment.submit_item(c.store, c.policy_of_item(it), item_id, key.name, token, scores,
                                rationale=c.settings.rationale_required, lease_seconds=c.settings.lease_seconds)
+    except Forbidden as exc:  # an item this person never claimed
+        return _problem(request, str(exc), 403, "/assessor?msg=notyours")
     except LeaseExpired as exc:  # someone else holds it now: the page keeps the draft and says who
         if _wants_json(request):
             return JSONResponse({"ok": False, "message": str(exc), "lost": True}, status_code=409)
@@ -359,6 +365,8 @@ def release(request: Request, item_id: int, lease_token: str = Form(""), skip: s
     ``Accept: application/json`` and clears its local draft only on ``ok``; a plain form is redirected."""
     try:
         queue.release(c.store, item_id, key.name, lease_token, skip=bool(skip))
+    except Forbidden as exc:
+        return _problem(request, str(exc), 403, "/assessor?msg=notyours")
     except (LeaseExpired, AlreadyScored, NotFound) as exc:
         return _problem(request, str(exc), 409, "/assessor?msg=expired")
     nxt = "/assessor?" + urlencode({"msg": "skipped" if skip else "released"})

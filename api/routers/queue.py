@@ -14,9 +14,7 @@ from api import schemas as S
 from api import views
 from api.context import AppContext
 from api.deps import ctx, require
-from scoring.errors import Forbidden, LeaseExpired
 from scoring.store import queue
-from scoring.store.clock import now as store_now
 from scoring.store.keys import ApiKey
 from scoring.usecases import assessment
 
@@ -39,27 +37,19 @@ def claim(highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx), key: ApiKe
     return views.item_view(assessment.item_details(c.store, c.models, it, highlights=highlights))
 
 
-def _held(c: AppContext, key: ApiKey, item_id: int) -> queue.QueueItem:
-    it = queue.item(c.store, item_id)
-    if it.holder != key.name or it.status != "claimed":
-        raise Forbidden(f"queue item {item_id} is not held by {key.name!r}; assessors see only items they claimed")
-    return it
-
-
 @router.get("/items/{item_id}", response_model=S.QueueItemView, responses=S.problems(404, 409),
             summary="An item the caller holds")
 def read(item_id: int = Path(ge=1, le=2**31 - 1), highlights: int = HIGHLIGHTS, c: AppContext = Depends(ctx),
          key: ApiKey = Assessor) -> Any:
-    it = _held(c, key, item_id)
-    if it.lease_expires is not None and it.lease_expires < store_now().replace(tzinfo=it.lease_expires.tzinfo):
-        raise LeaseExpired(f"your lease on queue item {item_id} expired; claim again")
+    it = assessment.held_item(c.store, item_id, key.name)
     return views.item_view(assessment.item_details(c.store, c.models, it, highlights=highlights))
 
 
 @router.post("/items/{item_id}/scores", response_model=S.ScoresOut, status_code=201,
              responses=S.problems(400, 404, 409, 422),
              summary="Submit one score (with rationale) per criterion of a held item",
-             description="409 `lease_expired` when the lease ran out or passed to someone else, 409 "
+             description="403 `forbidden` for an item the caller never claimed (as `GET` of it answers), "
+                         "409 `lease_expired` when the caller's lease ran out or passed to someone else, 409 "
                          "`already_scored` on a second submit, 422 `score_out_of_scale` for a level the "
                          "criterion does not have, 422 `invalid_request` when a criterion is missing.")
 def submit(body: S.ScoresIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
@@ -72,7 +62,9 @@ def submit(body: S.ScoresIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppCont
 
 
 @router.post("/items/{item_id}/release", response_model=S.ReleasedOut, responses=S.problems(400, 404, 409, 422),
-             summary="Give a held item back (skip: and never offer it to me again)")
+             summary="Give a held item back (skip: and never offer it to me again)",
+             description="403 `forbidden` for an item the caller never claimed (as `GET` of it answers), 409 "
+                         "`lease_expired` when the caller's lease ran out or passed to someone else.")
 def release(body: S.ReleaseIn, item_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
             key: ApiKey = Assessor) -> Any:
     it = queue.release(c.store, item_id, key.name, body.lease_token, skip=body.skip)

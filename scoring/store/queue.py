@@ -9,7 +9,8 @@ store serialises writers (SQLite ``BEGIN IMMEDIATE``, PostgreSQL transaction-lev
 concurrent claim sees the first one's result; the ``UPDATE`` re-checks availability. The same
 serialisation keeps :func:`eligible` (one person, one slot per submission) true under concurrent claims
 by one person from two tabs. Each claim gets a fresh random lease token; submit, release and renew must present it, so an assessor whose lease expired
-and was taken over gets a 409 instead of overwriting the new holder's work.
+and was taken over gets a 409 instead of overwriting the new holder's work. Someone who never claimed the item
+is refused as a reader of it is (:func:`not_held`, 403): there is no lease of theirs to call expired.
 
 Why no human score is lost when submits race: the submit checks the lease, writes the human scores with
 their audit entries and marks the item done in ONE store write transaction (the store's writer lock), so
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from scoring.errors import AlreadyScored, InvalidRequest, LeaseExpired, NotFound, TooManyHeld
+from scoring.errors import AlreadyScored, Forbidden, InvalidRequest, LeaseExpired, NotFound, TooManyHeld
 from scoring.store import tables as t
 from scoring.store.clock import aware as _aware
 from scoring.store.clock import iso as _iso
@@ -405,7 +406,7 @@ def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_s
     The token is the proof of the claim, so it stays. Refused with :class:`LeaseExpired`, in words: held
     by another person under a live lease (saying who), taken over after the lease expired, given back to
     the queue, or held by the same person under a newer token (another tab or window claimed it again).
-    Scored: :class:`AlreadyScored`.
+    Scored: :class:`AlreadyScored`. An item ``assessor`` never claimed: :class:`Forbidden` (:func:`not_held`).
     """
     q = queue_items
     with store.write() as tx:
@@ -413,6 +414,8 @@ def reclaim(store: Store, item_id: int, assessor: str, lease_token: str, lease_s
         row: Any = tx.conn.execute(sa.select(q).where(q.c.id == item_id).with_for_update()).first()
         if row is None:
             raise NotFound(f"queue item {item_id} does not exist")
+        if not _ever_held(tx.conn, row, assessor):
+            raise not_held(item_id, assessor)
         if row.status == "done":
             by = "by you (in another tab or window?)" if row.holder == assessor else "by another assessor"
             raise AlreadyScored(f"queue item {item_id} was already scored {by}; nothing was recorded from you")
@@ -452,9 +455,38 @@ def held_by(store: Store, assessor: str) -> list[QueueItem]:
     return [_rec(r) for r in rows]
 
 
-def _check_lease(row: Any, item_id: int, assessor: str, lease_token: str, now: datetime) -> None:
+def not_held(item_id: int, assessor: str) -> Forbidden:
+    """What a person is told about a queue item that is not theirs: reading it, or submitting, releasing or
+    renewing one they never claimed (the same words everywhere; nothing about who holds it)."""
+    return Forbidden(f"queue item {item_id} is not held by {assessor!r}; assessors see only items they claimed")
+
+
+def _ever_held(conn: Any, row: Any, assessor: str) -> bool:
+    """Whether ``assessor`` holds or ever claimed queue row ``row`` (``queue_claims`` keeps every claim, also
+    after a release or a takeover). Someone who never did is refused with :func:`not_held` (403), not told
+    their lease expired (409): they never had one."""
+    if row.holder == assessor:
+        return True
+    qc = queue_claims.c
+    return conn.execute(sa.select(sa.literal(1)).where(
+        qc.submission_id == row.submission_id, qc.assessor == assessor, qc.item_id == row.id).limit(1)).first() is not None
+
+
+def check_lease(store: Store, item_id: int, assessor: str, lease_token: str) -> None:
+    """Raise what a submit or release of the item by ``assessor`` under ``lease_token`` would be refused with
+    now (:class:`NotFound`, :class:`Forbidden`, :class:`AlreadyScored`, :class:`LeaseExpired`), before the
+    request's content is looked at: a wrong token or someone else's item is said as such, never hidden behind
+    a complaint about the scores. Read only; :func:`submit` checks again inside its write transaction."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id)).first()
+        _check_lease(conn, row, item_id, assessor, lease_token, _now())
+
+
+def _check_lease(conn: Any, row: Any, item_id: int, assessor: str, lease_token: str, now: datetime) -> None:
     if row is None:
         raise NotFound(f"queue item {item_id} does not exist")
+    if not _ever_held(conn, row, assessor):
+        raise not_held(item_id, assessor)
     if row.status == "done":
         raise AlreadyScored(f"queue item {item_id} was already scored; expected an item in status 'claimed', "
                             "found 'done'")
@@ -483,7 +515,7 @@ def submit(
         now = _now()
         row: Any = tx.conn.execute(
             sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
-        _check_lease(row, item_id, assessor, lease_token, now)
+        _check_lease(tx.conn, row, item_id, assessor, lease_token, now)
         want, got = list(row.criteria), list(scores)
         missing, extra = [c for c in want if c not in scores], [c for c in got if c not in want]
         if missing or extra:
@@ -536,7 +568,7 @@ def release(store: Store, item_id: int, assessor: str, lease_token: str, *, skip
     with store.write() as tx:
         now = _now()
         row = tx.conn.execute(sa.select(queue_items).where(queue_items.c.id == item_id).with_for_update()).first()
-        _check_lease(row, item_id, assessor, lease_token, now)
+        _check_lease(tx.conn, row, item_id, assessor, lease_token, now)
         tx.conn.execute(queue_items.update().where(queue_items.c.id == item_id)
                      .values(status="open", holder=None, lease_token=None, lease_expires=None))
         if skip:

@@ -85,6 +85,20 @@ def _check_rationales(store: Store, it: queue.QueueItem, scores: Mapping[str, tu
         raise InvalidRequest(f"a rationale is required for {when}; write one for: {', '.join(missing)}")
 
 
+def held_item(store: Store, item_id: int, assessor: str) -> queue.QueueItem:
+    """The queue item ``assessor`` holds now, to read: :class:`Forbidden` when it is not theirs (the words
+    :func:`scoring.store.queue.not_held` gives submit, release and renew too), :class:`LeaseExpired` when
+    their lease ran out."""
+    from scoring.store.clock import now
+
+    it = queue.item(store, item_id)
+    if it.holder != assessor or it.status != "claimed":
+        raise queue.not_held(item_id, assessor)
+    if it.lease_expires is not None and it.lease_expires < now().replace(tzinfo=it.lease_expires.tzinfo):
+        raise LeaseExpired(f"your lease on queue item {item_id} expired; claim again")
+    return it
+
+
 def submit_item(store: Store, policy: Any | None, item_id: int, assessor: str, lease_token: str,
                 scores: Mapping[str, tuple[int, str]], *, rationale: str = "always",
                 lease_seconds: int | None = None) -> tuple[list[int], list[str]]:

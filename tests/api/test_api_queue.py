@@ -78,7 +78,27 @@ def test_assessors_see_only_items_they_hold(api) -> None:  # type: ignore[no-unt
     assert api.client.get(f"/queue/items/{a['id']}", headers=api.h("alice")).json()["id"] == a["id"]
     expect_problem(api.client.get("/queue/items/424242", headers=api.h("alice")), 404, "not_found")
     expect_problem(api.client.post(f"/queue/items/{a['id']}/scores", headers=api.h("bob"),
-                             json={"lease_token": a["lease_token"], "scores": {}}), 409, "lease_expired")
+                             json={"lease_token": a["lease_token"], "scores": {}}), 403, "forbidden")
+
+
+def test_submitting_or_releasing_an_item_never_claimed_is_refused_in_the_words_reading_it_gets(api) -> None:  # type: ignore[no-untyped-def]
+    api.submit("q-4b", reflection(4))
+    a = api.claim("alice").json()
+    url = f"/queue/items/{a['id']}"
+    read = expect_problem(api.client.get(url, headers=api.h("bob")), 403, "forbidden")
+    assert read["detail"] == f"queue item {a['id']} is not held by 'bob'; assessors see only items they claimed"
+    scores = {c["id"]: {"score": 1, "rationale": "bob read it"} for c in a["criteria"]}
+    for token in (a["lease_token"], "guess"):  # bob never held it: no lease of his expired, whatever he sends
+        sub = expect_problem(api.client.post(f"{url}/scores", headers=api.h("bob"),
+                                             json={"lease_token": token, "scores": scores}), 403, "forbidden")
+        rel = expect_problem(api.client.post(f"{url}/release", headers=api.h("bob"), json={"lease_token": token}),
+                             403, "forbidden")
+        assert sub["detail"] == rel["detail"] == read["detail"], "one answer, nothing about who holds it"
+    assert api.store.human_scores() == [] and queue.item(api.store, a["id"]).holder == "alice"
+    assert api.score_all(a, "alice").status_code == 201  # scored: still not bob's to submit
+    expect_problem(api.client.post(f"{url}/scores", headers=api.h("bob"),
+                                   json={"lease_token": a["lease_token"], "scores": scores}), 403, "forbidden")
+    expect_problem(api.score_all(a, "alice"), 409, "already_scored")  # the holder's own second submit stays 409
 
 
 def test_release_returns_an_item_and_skip_never_offers_it_again(api) -> None:  # type: ignore[no-untyped-def]

@@ -165,9 +165,10 @@ def test_a_second_submit_from_another_tab_says_you_already_submitted_it(api) -> 
     assert r.headers["location"] == "/assessor?msg=mine"
     assert "in another tab or window" in api.client.get("/assessor?msg=mine").text
     assert {h.score for h in api.store.human_scores()} == {1}, "the later submit recorded nothing"
-    bob = _page(api, "bob")  # someone else's finished item is only "already scored", naming nobody
+    bob = _page(api, "bob")  # an item bob never claimed is not his, finished or not, naming nobody
     r = bob.post(f"/assessor/items/{iid}/submit", data=second, headers=JSON)
-    assert r.status_code == 409 and r.json()["message"] == "That item was already scored."
+    assert r.status_code == 403 and r.json()["message"] == (
+        f"queue item {iid} is not held by 'bob'; assessors see only items they claimed")
 
 
 def test_release_and_skip_answer_the_script_in_json_and_plain_forms_with_a_redirect(api) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from scoring.errors import LeaseExpired
+from scoring.errors import Forbidden, LeaseExpired
 from scoring.store import Store, queue
 from scoring.store.clock import now
 from scoring.store.service_tables import queue_items
@@ -31,10 +31,31 @@ def test_renewing_an_open_item_does_not_claim_it(store: Store, rubric) -> None:
     behind = _sub(store, "second", {"questioning": "human"})
     item = queue.items_for_submission(store, behind)[0]
     for token in ("", "guess", "0" * 32):
-        with pytest.raises(LeaseExpired, match="given back to the queue"):
+        with pytest.raises(Forbidden, match="not held by 'ann'"):  # never claimed by ann
+            queue.renew(store, item.id, "ann", token, 600)
+    held = queue.claim(store, "ann", 600, item_id=item.id)
+    assert held is not None
+    queue.release(store, item.id, "ann", str(held.lease_token))
+    for token in ("", "guess", str(held.lease_token)):
+        with pytest.raises(LeaseExpired, match="given back to the queue"):  # hers once, given back since
             queue.renew(store, item.id, "ann", token, 600)
     after = queue.item(store, item.id)
     assert (after.status, after.holder, after.lease_token) == ("open", None, None)
+
+
+def test_someone_who_never_claimed_an_item_is_forbidden_to_renew_submit_or_release_it(store: Store, rubric) -> None:
+    _sub(store, "s1", {"questioning": "human"})
+    ann = queue.claim(store, "ann", 600)
+    assert ann is not None
+    said = f"queue item {ann.id} is not held by 'bob'; assessors see only items they claimed"
+    for attempt in (lambda: queue.renew(store, ann.id, "bob", str(ann.lease_token), 600),
+                    lambda: queue.submit(store, ann.id, "bob", str(ann.lease_token), {"questioning": (1, "")}),
+                    lambda: queue.release(store, ann.id, "bob", str(ann.lease_token)),
+                    lambda: queue.check_lease(store, ann.id, "bob", "guess")):
+        with pytest.raises(Forbidden) as err:
+            attempt()
+        assert str(err.value) == said
+    assert queue.item(store, ann.id).lease_token == ann.lease_token and not store.human_scores()
 
 
 def test_a_stale_token_from_another_tab_is_refused_and_the_current_lease_kept(store: Store, rubric) -> None:
