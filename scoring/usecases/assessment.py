@@ -80,8 +80,13 @@ def _check_rationales(store: Store, it: queue.QueueItem, scores: Mapping[str, tu
         if not why.strip() and rationale_needed(rule, level, scale, machine.get(cid)):
             missing.append(cid)
     if missing:
-        when = {"always": "every score", "disagreement": "a level that differs from the machine's",
-                "disagreement_or_lowest": "a level that differs from the machine's or is the lowest"}[rule]
+        if it.blind:  # no machine level is shown, so none can be differed from: only the lowest level asks
+            when = {"always": "every score",
+                    "disagreement_or_lowest": "the lowest level of a criterion (this item is blind: no machine "
+                                              "level is shown, so only the lowest level needs one)"}[rule]
+        else:
+            when = {"always": "every score", "disagreement": "a level that differs from the machine's",
+                    "disagreement_or_lowest": "a level that differs from the machine's or is the lowest"}[rule]
         raise InvalidRequest(f"a rationale is required for {when}; write one for: {', '.join(missing)}")
 
 
@@ -107,8 +112,18 @@ def submit_item(store: Store, policy: Any | None, item_id: int, assessor: str, l
     ``rationale`` is the server's default rule (a rubric's own rule wins). With ``lease_seconds``, a submit
     after the lease expired still records when nobody else took the item meanwhile (the assessor's work is
     not thrown away for a coffee break); when someone did, :class:`LeaseExpired` says who.
+
+    Who may submit is checked before what is submitted: an item the assessor never claimed
+    (:class:`Forbidden`), a wrong or stale ``lease_token`` or a lease lost (:class:`LeaseExpired`) is said as
+    such, not hidden behind a missing rationale.
     """
     it = queue.item(store, item_id)
+    try:
+        queue.check_lease(store, item_id, assessor, lease_token)
+    except LeaseExpired:
+        if lease_seconds is None:
+            raise
+        lease_token = str(queue.reclaim(store, item_id, assessor, lease_token, lease_seconds).lease_token)
     _check_rationales(store, it, scores, rationale)
     try:
         ids = queue.submit(store, item_id, assessor, lease_token, scores)

@@ -157,6 +157,26 @@ def test_double_routes_are_blind_and_need_two_different_assessors(api_factory) -
     assert api.store.verify_audit().ok
 
 
+def test_a_wrong_lease_token_on_a_blind_item_is_said_before_its_missing_rationale_which_names_no_machine_level(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(policy=double_policy())
+    api.submit("q-6b", reflection(6))
+    a = api.claim("alice").json()
+    assert a["blind"] is True
+    url = f"/queue/items/{a['id']}/scores"
+    lowest = {c["id"]: {"score": c["levels"][0]["score"], "rationale": ""} for c in a["criteria"]}
+    bad = expect_problem(api.client.post(url, headers=api.h("alice"), json={"lease_token": "0" * 32, "scores": lowest}),
+                         409, "lease_expired")
+    assert "lease_token does not match" in bad["detail"], "the token is what is wrong, not the rationale"
+    why = expect_problem(api.client.post(url, headers=api.h("alice"),
+                                         json={"lease_token": a["lease_token"], "scores": lowest}), 422, "invalid_request")
+    assert "machine" not in why["detail"].replace("no machine level is shown", ""), why["detail"]
+    assert why["detail"].startswith("a rationale is required for the lowest level of a criterion (this item is "
+                                    "blind: no machine level is shown, so only the lowest level needs one)"), why["detail"]
+    top = {c["id"]: {"score": c["levels"][-1]["score"], "rationale": ""} for c in a["criteria"]}
+    assert api.client.post(url, headers=api.h("alice"), json={"lease_token": a["lease_token"], "scores": top}
+                           ).status_code == 201, "on a blind item any other level needs no rationale"
+
+
 def test_audit_routes_are_blind(api_factory) -> None:  # type: ignore[no-untyped-def]
     api = api_factory(policy=audit_policy())
     sub = api.submit("q-7", reflection(7)).json()
