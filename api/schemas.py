@@ -306,7 +306,7 @@ class CriterionView(BaseModel):
 
 class QueueItemView(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 3, "submission_id": 7, "kind": "second", "route": "double", "blind": True,
+        "id": 3, "submission_id": 7, "external_id": "T-5001", "kind": "second", "route": "double", "blind": True,
         "lease_token": "9f2c...", "lease_expires": "2026-11-23T12:15:00Z", "position": 1, "waiting": 12,
         "rubric_id": "checking-for-understanding", "rubric_version": 1,
         "evidence": {"reflection": _REFLECTION},
@@ -316,6 +316,8 @@ class QueueItemView(BaseModel):
 
     id: int
     submission_id: int
+    external_id: str = Field(description="The issuer's own id of the submission (what `POST /submissions` was sent "
+                             "as `external_id`): which entry the assessor holds, in the issuer's words.")
     kind: str
     route: str
     reason: str | None = Field(None, description="Why the item needs a person (absent on blind items).")

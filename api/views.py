@@ -77,7 +77,7 @@ def item_view(d: ItemDetails) -> S.QueueItemView:
         levels=[S.LevelOut(score=lv.score, label=lv.label, descriptor=lv.descriptor) for lv in cd.criterion.levels],
         machine=None if cd.machine is None else _criterion(cd.machine), highlights=cd.highlights)
         for cd in d.criteria]
-    return S.QueueItemView(id=it.id, submission_id=sub.id, kind=it.kind, route=it.route, reason=d.reason,
+    return S.QueueItemView(id=it.id, submission_id=sub.id, external_id=sub.external_id, kind=it.kind, route=it.route, reason=d.reason,
                            blind=it.blind, lease_token=it.lease_token, lease_expires=it.lease_expires,  # type: ignore[arg-type]
                            position=d.position, waiting=d.waiting, rubric_id=sub.rubric_id,
                            rubric_version=sub.rubric_version, evidence=sub.evidence, criteria=views,

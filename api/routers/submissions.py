@@ -123,24 +123,15 @@ def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = De
                          "an issuer key configured.")
 def revoke(body: S.RevokeIn, submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
            key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    from scoring.errors import InvalidRequest, NoCredential
+    from scoring.errors import InvalidRequest
     from scoring.usecases import revocation
 
     _own_submission(c, key, submission_id)
     if not body.reason.strip():
         raise InvalidRequest("say why the credential is revoked (reason): the record must show it")
     signing, _ = signing_key(c)
-    got = revocation.issued(c.store, submission_id)
-    if not got:
-        raise NoCredential(f"submission {submission_id} has no issued credential: nothing to revoke")
-    if body.credential_id is not None:
-        todo = [x for x in got if x.credential_id == body.credential_id]
-        if not todo:
-            raise NotFound(f"credential {body.credential_id!r} is not a credential of submission {submission_id}")
-    else:
-        done = revocation.revocations(c.store, submission_id)
-        todo = [x for x in got if x.credential_id not in done] or got  # all revoked: say when and by whom
-    out = revocation.revoke(c.store, todo, reason=body.reason, by=key.name, kid=signing.thumbprint())
+    out = revocation.revoke_submission(c.store, submission_id, reason=body.reason, by=key.name,
+                                       kid=signing.thumbprint(), credential_id=body.credential_id)
     return S.RevocationOut(submission_id=submission_id, revoked=[S.RevokedOut(
         credential_id=r.credential.credential_id, entry=r.seq, already_revoked=r.already, by=r.by, reason=r.reason,
         at=r.at, status_list_credential=r.list_url if r.visible else None,

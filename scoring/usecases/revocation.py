@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoring import status_list
-from scoring.errors import InvalidRequest, NotFound
+from scoring.errors import InvalidRequest, NoCredential, NotFound
 from scoring.store import Store
 from scoring.store.clock import iso, now
 from scoring.store.credential_status import mark_revoked, revoked_by
@@ -137,15 +137,43 @@ def revoke(store: Store, credentials: list[Issued], *, reason: str, by: str, kid
     return out
 
 
+def _none_issued(store: Store, submission_id: int, *, store_id: bool = False) -> str:
+    """Why a submission has nothing to revoke, naming it by the issuer's own id (``store_id``: and the
+    store's, which the API's paths use)."""
+    sub = store.submission(submission_id)
+    d = store.latest_decision(submission_id)
+    state = "no decision yet" if d is None else f"its decision is {d.outcome!r}"
+    name = f"{sub.external_id!r}" + (f" (store id {sub.id})" if store_id else "")
+    return f"submission {name} has no issued credential ({state}): nothing to revoke"
+
+
 def of_submission(store: Store, submission_id: int) -> list[Issued]:
     """The credentials issued for a submission; :class:`NotFound` in words when there are none."""
     got = issued(store, submission_id)
     if not got:
-        sub = store.submission(submission_id)
-        d = store.latest_decision(submission_id)
-        state = "no decision yet" if d is None else f"its decision is {d.outcome!r}"
-        raise NotFound(f"submission {sub.external_id!r} has no issued credential ({state}): nothing to revoke")
+        raise NotFound(_none_issued(store, submission_id))
     return got
+
+
+def revoke_submission(store: Store, submission_id: int, *, reason: str, by: str, kid: str,
+                      credential_id: str | None = None) -> list[Revocation]:
+    """Revoke a submission's credential ``credential_id``, or every one not yet revoked (all of them revoked:
+    each answered with its earlier revocation). :class:`NoCredential` when none was issued and
+    :class:`NotFound` for a ``credential_id`` not of it, both naming the submission by the issuer's external
+    id and the store's id."""
+    got = issued(store, submission_id)
+    if not got:
+        raise NoCredential(_none_issued(store, submission_id, store_id=True))
+    if credential_id is not None:
+        todo = [x for x in got if x.credential_id == credential_id]
+        if not todo:
+            sub = store.submission(submission_id)
+            raise NotFound(f"credential {credential_id!r} is not a credential of submission {sub.external_id!r} "
+                           f"(store id {sub.id})")
+    else:
+        done = revocations(store, submission_id)
+        todo = [x for x in got if x.credential_id not in done] or got  # all revoked: say when and by whom
+    return revoke(store, todo, reason=reason, by=by, kid=kid)
 
 
 def signed_list(store: Store, issuer_id: str, key: Any, number: int) -> str | None:

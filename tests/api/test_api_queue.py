@@ -36,6 +36,14 @@ def test_claim_score_submit_records_human_scores_in_the_audit_log(api) -> None: 
     assert (stats["open"], stats["done"], stats["mine_done"]) == (0, 1, 1)
 
 
+def test_a_claimed_or_read_item_names_the_issuers_submission_id(api_factory) -> None:  # type: ignore[no-untyped-def]
+    api = api_factory(policy=double_policy())  # blind items too: the issuer's id cues no machine score
+    api.submit("T-5001", reflection(11))
+    a = api.claim("alice").json()
+    assert a["external_id"] == "T-5001" and a["blind"] is True
+    assert api.client.get(f"/queue/items/{a['id']}", headers=api.h("alice")).json()["external_id"] == "T-5001"
+
+
 def test_scores_off_the_scale_and_missing_criteria_are_422(api) -> None:  # type: ignore[no-untyped-def]
     api.submit("q-2", reflection(2))
     view = api.claim().json()

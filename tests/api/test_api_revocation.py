@@ -81,7 +81,7 @@ def test_an_issuer_revokes_through_the_api_and_the_served_status_list_shows_it(a
     assert len([e for e in api.store.audit_entries() if e.event == "credential_revoked"]) == 1
 
 
-def test_revoke_refuses_other_roles_unknown_and_unissued_submissions_and_an_empty_reason(api_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_refuses_other_roles_unknown_and_unissued_submissions_and_an_empty_reason_naming_the_issuers_id(api_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from scoring import badges
 
     priv, _ = badges.keygen(tmp_path / "keys")
@@ -99,12 +99,15 @@ def test_revoke_refuses_other_roles_unknown_and_unissued_submissions_and_an_empt
     unknown = expect_problem(api.client.post("/submissions/999/credential/revoke", headers=api.h("issuer2"), json=why),
                              404, "not_found")
     assert other["detail"].replace(str(a), "N") == unknown["detail"].replace("999", "N")
-    expect_problem(api.client.post(f"/submissions/{b}/credential/revoke", headers=api.h("issuer"), json=why),
-                   409, "no_credential")
+    none = expect_problem(api.client.post(f"/submissions/{b}/credential/revoke", headers=api.h("issuer"), json=why),
+                          409, "no_credential")
+    assert none["detail"] == (f"submission 'r-3' (store id {b}) has no issued credential (its decision is "
+                              "'earned'): nothing to revoke"), "named as the issuer and the CLI name it"
     expect_problem(api.client.post(f"/submissions/{a}/credential/revoke", headers=api.h("issuer"),
                                    json={"reason": "  "}), 422, "invalid_request")
-    expect_problem(api.client.post(f"/submissions/{a}/credential/revoke", headers=api.h("issuer"),
-                                   json={"reason": "x", "credential_id": "urn:uuid:nope"}), 404, "not_found")
+    nope = expect_problem(api.client.post(f"/submissions/{a}/credential/revoke", headers=api.h("issuer"),
+                                          json={"reason": "x", "credential_id": "urn:uuid:nope"}), 404, "not_found")
+    assert nope["detail"] == f"credential 'urn:uuid:nope' is not a credential of submission 'r-2' (store id {a})"
     assert not [e for e in api.store.audit_entries() if e.event == "credential_revoked"]
 
 
