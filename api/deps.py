@@ -45,12 +45,14 @@ def current_key(
     return key
 
 
-def require(*roles: str) -> Callable[..., ApiKey]:
-    """A dependency admitting only keys with one of ``roles`` (403 problem+json otherwise)."""
+def require(*roles: str, why: str | None = None) -> Callable[..., ApiKey]:
+    """A dependency admitting only keys with one of ``roles`` (403 problem+json otherwise). ``why``: the
+    reason said to a refused key, for a rule a client would not guess (an admin may not rate)."""
 
     def check(key: ApiKey = Depends(current_key)) -> ApiKey:
         if key.role not in roles:
-            raise Forbidden(f"this endpoint needs role {' or '.join(roles)}; key {key.name!r} has role {key.role!r}")
+            need = why or f"this endpoint needs role {' or '.join(roles)}"
+            raise Forbidden(f"{need}; key {key.name!r} has role {key.role!r}")
         return key
 
     check.__name__ = f"require_{'_'.join(roles)}"

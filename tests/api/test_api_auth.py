@@ -71,6 +71,22 @@ def test_roles_are_enforced_with_403(api) -> None:  # type: ignore[no-untyped-de
     assert c.get(f"/submissions/{sub['submission_id']}", headers=api.h("admin")).status_code == 200
 
 
+def test_an_admin_key_may_not_rate_and_is_told_why(api) -> None:  # type: ignore[no-untyped-def]
+    api.submit("auth-2")
+    item = api.claim("alice").json()
+    for method, path, kw in (("post", "/queue/claim", {}), ("get", f"/queue/items/{item['id']}", {}),
+                             ("post", f"/queue/items/{item['id']}/scores",
+                              {"json": {"lease_token": item["lease_token"], "scores": {}}}),
+                             ("post", f"/queue/items/{item['id']}/release", {"json": {"lease_token": "x"}})):
+        r = getattr(api.client, method)(path, headers=api.h("admin"), **kw)
+        _is_problem(r, 403, "forbidden")
+        detail = r.json()["detail"]
+        assert detail.startswith("claiming, reading and scoring queue items needs an assessor key: scores are "
+                                 "recorded under a person's name"), detail
+        assert "key 'admin' has role 'admin'" in detail
+    assert api.client.get("/queue/stats", headers=api.h("admin")).status_code == 200, "counts are not rating"
+
+
 def test_admin_creates_a_key_shown_once_and_it_works(api) -> None:  # type: ignore[no-untyped-def]
     r = api.client.post("/keys", headers=api.h("admin"), json={"name": "carol", "role": "assessor"})
     assert r.status_code == 201 and r.headers["cache-control"] == "no-store"
