@@ -30,6 +30,15 @@ class IngestError(ValueError):
     """The file as a whole cannot be read with the given options (wrong format, unknown column)."""
 
 
+class MissingColumns(IngestError):
+    """Mapped columns the file does not have (``missing``), with the columns it does have (``have``), so a
+    caller can say how to map them in its own words (CLI options, API form fields)."""
+
+    def __init__(self, path: Path, missing: list[str], have: list[str]):
+        self.path, self.missing, self.have = path, missing, have
+        super().__init__(f"{path}: column(s) {missing} not found; the file has {have}")
+
+
 @dataclass(frozen=True)
 class ColumnMap:
     """Which column holds what. ``text`` maps evidence field -> column; ``scores`` criterion -> column."""
@@ -319,7 +328,9 @@ def read_records(
         return
     try:
         yield from _read(copy[0], rubric, columns, fmt, copy[1], quoting, max_chars)
-    except IngestError as exc:  # name the user's file, not the temporary copy
+    except MissingColumns as exc:  # name the user's file, not the temporary copy
+        raise MissingColumns(p, exc.missing, exc.have) from None
+    except IngestError as exc:
         raise IngestError(str(exc).replace(str(copy[0]), str(p))) from None
     finally:
         copy[0].unlink(missing_ok=True)
@@ -335,7 +346,7 @@ def _check_columns(p: Path, columns: ColumnMap, have: Iterable[str]) -> None:
     names = set(have)
     missing = [c for c in _wanted(columns) if c not in names]
     if missing:
-        raise IngestError(f"{p}: column(s) {missing} not found; the file has {sorted(names)}")
+        raise MissingColumns(p, missing, sorted(names))
 
 
 def _read(

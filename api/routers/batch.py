@@ -47,20 +47,34 @@ def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(
 @router.post("/upload", response_model=S.BatchJobOut, status_code=202, responses=S.problems(404, 413, 422, 503),
              summary="Start a batch job from a backlog file (CSV, TSV, JSONL, Parquet)",
              description="Columns: `id` and one per evidence field of the rubric (as `scoring score` reads "
-                         "them). Unreadable rows are recorded as rejected with their reason. The file name "
-                         "must end in `.csv`, `.tsv`, `.jsonl` or `.parquet` (it names the format; 422 "
-                         "otherwise).")
+                         "them), unless the form names them as `scoring score`'s options do: `id_col` (the "
+                         "submissions' external id), `text_col` (`EVIDENCE=COLUMN`, repeatable, one per evidence "
+                         "field) and `meta_col` (a column kept as the submission's metadata, repeatable). A field "
+                         "that is malformed, names an evidence field the rubric lacks, or a column the file lacks "
+                         "is 422 `invalid_request`, naming it. Unreadable rows are recorded as rejected with their "
+                         "reason. The file name must end in `.csv`, `.tsv`, `.jsonl` or `.parquet` (it names the "
+                         "format; 422 otherwise).")
 def upload(
     file: UploadFile = File(..., description="The backlog file; its name must end in .csv, .tsv, .jsonl or "
                             ".parquet, which names the format.",
                             json_schema_extra={"x-filename-pattern": UPLOAD_NAME}),
     rubric_id: str = Form(..., max_length=80),
     rubric_version: int | None = Form(None, ge=1, le=S.INT32),
+    id_col: str | None = Form(None, max_length=batch_jobs.MAX_COLUMN_NAME,
+                              description="The column holding each submission's external id (default `id`), "
+                              "as `scoring score --id-col`."),
+    text_col: list[str] | None = Form(None, description="`EVIDENCE=COLUMN`, repeatable: the column holding an "
+                                      "evidence field of the rubric (default: columns named like the fields), as "
+                                      "`scoring score --text-col`."),
+    meta_col: list[str] | None = Form(None, description="A column kept as the submission's metadata (e.g. a "
+                                      "school, for `scoring report --subgroup`), repeatable, as "
+                                      "`scoring score --meta-col`."),
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
 ) -> Any:
     version = resolve_version(c.store, c.models, rubric_id, rubric_version)
     model = c.models.get(rubric_id, version)
+    cols = batch_jobs.upload_columns(model.rubric, id_col, text_col, meta_col)
     suffix = FsPath(file.filename or "upload.csv").suffix.lower()
     if suffix not in {".csv", ".tsv", ".jsonl", ".parquet"}:
         raise InvalidRequest(f"file must be .csv, .tsv, .jsonl or .parquet; found {file.filename!r}")
@@ -72,7 +86,7 @@ def upload(
             while chunk := file.file.read(1 << 20):
                 fh.write(chunk)
         j = batch_jobs.create_from_file(c.store, key.name, model.rubric, path, file.filename or path.name, jobs_dir,
-                                        c.settings.max_text_chars)
+                                        c.settings.max_text_chars, cols)
     start(c, j.id)
     return views.job_out(j)
 

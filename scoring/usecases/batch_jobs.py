@@ -20,7 +20,7 @@ from typing import Any
 from rubrics.schema import Rubric
 from scoring.batch import OutputLocked
 from scoring.errors import InvalidRequest
-from scoring.ingest import ColumnMap, Record, count_records, infer_columns, read_records
+from scoring.ingest import ColumnMap, MissingColumns, Record, count_records, infer_columns, read_records
 from scoring.store import Store, jobs
 from scoring.usecases.backlog import reading_tag, score_backlog
 from scoring.usecases.intake import NewSubmission, check_evidence
@@ -31,10 +31,68 @@ META_COL = "__metadata__"
 REJECT_COL = "__reject__"
 
 
-def _columns(rubric: Rubric, listed: bool) -> ColumnMap:
-    cols = (ColumnMap(id="id", text={f: f for f in rubric.evidence}, meta=(META_COL, REJECT_COL)) if listed
-            else ColumnMap(id="id"))
+COLUMNS_FILE = "columns.json"  # an uploaded file's column map, kept with its input so a resumed job reads it alike
+MAX_COLUMN_NAME = 200
+MAX_META_COLUMNS = 50
+
+
+def _columns(rubric: Rubric, listed: bool, work: Path | None = None) -> ColumnMap:
+    if listed:
+        return infer_columns(rubric, ColumnMap(id="id", text={f: f for f in rubric.evidence}, meta=(META_COL, REJECT_COL)))
+    saved = work / COLUMNS_FILE if work is not None else None
+    if saved is not None and saved.exists():  # an upload with id_col / text_col / meta_col
+        raw = json.loads(saved.read_text(encoding="utf-8"))
+        return infer_columns(rubric, ColumnMap(id=raw["id"], text=dict(raw["text"]), meta=tuple(raw["meta"])))
+    return infer_columns(rubric, ColumnMap(id="id"))
+
+
+def _column_name(value: str, field: str) -> str:
+    name = value.strip()
+    if not name:
+        raise InvalidRequest(f"{field} must name a column of the file; found an empty value")
+    if len(name) > MAX_COLUMN_NAME:
+        raise InvalidRequest(f"{field} must be a column name of at most {MAX_COLUMN_NAME} characters; found "
+                             f"{len(name)}")
+    return name
+
+
+def upload_columns(rubric: Rubric, id_col: str | None = None, text_col: Sequence[str] | None = None,
+                   meta_col: Sequence[str] | None = None) -> ColumnMap:
+    """Which columns of an uploaded file to read, from the upload's form fields, as ``scoring score`` takes
+    them from ``--id-col``, ``--text-col`` and ``--meta-col``: ``id_col`` holds the submission's external id
+    (default ``id``); each ``text_col`` is ``EVIDENCE=COLUMN`` for one of the rubric's evidence fields (default:
+    columns named like the fields); each ``meta_col`` is a column kept as the submission's metadata.
+    :class:`InvalidRequest` (422) naming the field, the value and what it should be."""
+    fields = list(rubric.evidence)
+    text: dict[str, str] = {}
+    for pair in text_col or []:
+        ev, sep, col = pair.partition("=")
+        if not sep or not ev.strip() or not col.strip():
+            raise InvalidRequest(f"text_col must be EVIDENCE=COLUMN (e.g. text_col=\"{fields[0]}=Reflection text\"), "
+                                 f"one per evidence field of rubric {rubric.key} ({', '.join(fields)}); found {pair!r}")
+        ev = ev.strip()
+        if ev not in fields:
+            raise InvalidRequest(f"text_col {pair!r} names evidence field {ev!r}, but rubric {rubric.key} "
+                                 f"declares {fields}")
+        if ev in text:
+            raise InvalidRequest(f"text_col names evidence field {ev!r} twice ({text[ev]!r} and {col.strip()!r}); "
+                                 "send one column per field")
+        text[ev] = _column_name(col, f"text_col for {ev!r}")
+    meta = [_column_name(m, "meta_col") for m in meta_col or []]
+    if len(meta) > MAX_META_COLUMNS:
+        raise InvalidRequest(f"meta_col names at most {MAX_META_COLUMNS} columns; found {len(meta)}")
+    cols = ColumnMap(id=_column_name(id_col, "id_col") if id_col is not None else "id", text=text,
+                     meta=tuple(dict.fromkeys(meta)))
     return infer_columns(rubric, cols)
+
+
+def _missing_columns(filename: str, exc: MissingColumns, cols: ColumnMap) -> str:
+    """A file without the columns the job reads: which ones, what the file has, and the form fields that map it."""
+    mapped = ", ".join(f"{ev}={col}" for ev, col in cols.text.items())
+    return (f"cannot read {filename!r}: column(s) {exc.missing} not found; the file has {exc.have}. Name the "
+            f"file's columns with the upload's form fields: id_col (the submissions' external id, now "
+            f"{cols.id!r}), text_col (EVIDENCE=COLUMN, one per evidence field, now {mapped}) and meta_col "
+            "(a column kept as metadata, repeatable)")
 
 
 def _metadata(r: Record) -> dict[str, Any]:
@@ -72,11 +130,14 @@ def create_from_list(store: Store, owner: str, rubric: Rubric, subs: Sequence[Ne
 
 
 def create_from_file(store: Store, owner: str, rubric: Rubric, upload: Path, filename: str, jobs_dir: Path,
-                     max_chars: int) -> jobs.BatchJob:
-    """A job over an uploaded backlog file (moved into the job's folder); unreadable files are refused now."""
-    cols = _columns(rubric, listed=False)
+                     max_chars: int, columns: ColumnMap | None = None) -> jobs.BatchJob:
+    """A job over an uploaded backlog file (moved into the job's folder); unreadable files are refused now.
+    ``columns``: which columns to read (:func:`upload_columns`); default ``id`` and the rubric's field names."""
+    cols = columns if columns is not None else _columns(rubric, listed=False)
     try:
         total = sum(1 for _ in read_records(upload, rubric, cols, max_chars=max_chars))
+    except MissingColumns as exc:
+        raise InvalidRequest(_missing_columns(filename, exc, cols)) from None
     except ValueError as exc:  # say it about the client's file, never the server's path
         why = str(exc).replace(f"{upload}: ", "").replace(str(upload), "the file")
         raise InvalidRequest(f"cannot read {filename!r}: {why}") from None
@@ -86,6 +147,9 @@ def create_from_file(store: Store, owner: str, rubric: Rubric, upload: Path, fil
     work = jobs_dir / f"job-{job.id}-{secrets.token_hex(4)}"  # job ids restart with each store
     work.mkdir(parents=True, exist_ok=True)
     shutil.move(str(upload), work / f"input{upload.suffix.lower()}")
+    if columns is not None:
+        (work / COLUMNS_FILE).write_text(json.dumps({"id": cols.id, "text": cols.text, "meta": list(cols.meta)}),
+                                         encoding="utf-8")
     jobs.update_job(store, job.id, workdir=str(work))
     return jobs.job(store, job.id)
 
@@ -104,7 +168,7 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         data = inputs[0]
         model = model_for(j.rubric_id, j.rubric_version)
         listed = data.name == LIST_INPUT
-        cols = _columns(model.rubric, listed)
+        cols = _columns(model.rubric, listed, work)
         jobs.update_job(store, job_id, status="running")
         records = (_list_rejects(r) for r in read_records(data, model.rubric, cols, max_chars=max_chars))
         score_backlog(

@@ -129,6 +129,42 @@ def test_a_batch_job_from_an_uploaded_csv_reports_rejected_rows(api) -> None:  #
     expect_problem(r, 422, "invalid_request")
 
 
+def test_an_upload_names_its_columns_with_id_col_text_col_and_meta_col_as_the_cli_does(api) -> None:  # type: ignore[no-untyped-def]
+    csv = ("Teacher ID,Reflection text,School\r\nT-1,\"" + reflection(1) + "\",Elm\r\nT-2,\"" + reflection(2)
+           + "\",Oak\r\n").encode()
+    url, rubric = "/batch-jobs/upload", "checking-for-understanding"
+    bare = expect_problem(api.client.post(url, headers=api.h("issuer"), data={"rubric_id": rubric},
+                                          files={"file": ("up.csv", csv, "text/csv")}), 422, "invalid_request")
+    assert bare["detail"].startswith("cannot read 'up.csv': column(s) ['id', 'reflection'] not found; the file has "
+                                     "['Reflection text', 'School', 'Teacher ID']"), bare["detail"]
+    assert all(f in bare["detail"] for f in ("id_col", "text_col (EVIDENCE=COLUMN", "meta_col")), bare["detail"]
+    r = api.client.post(url, headers=api.h("issuer"), files={"file": ("up.csv", csv, "text/csv")}, data={
+        "rubric_id": rubric, "id_col": "Teacher ID", "text_col": ["reflection=Reflection text"], "meta_col": ["School"]})
+    assert r.status_code == 202, r.text
+    j = wait_for_job(api, r.json()["id"])  # the job runs (and would resume) under the same column map
+    assert (j["done"], j["rejected"]) == (2, 0), j
+    got = {s.external_id: (s.evidence["reflection"], s.metadata) for s in api.store.submissions()}
+    assert got == {"T-1": (reflection(1), {"School": "Elm"}), "T-2": (reflection(2), {"School": "Oak"})}
+
+
+def test_upload_column_fields_that_cannot_be_read_are_422_naming_the_field(api) -> None:  # type: ignore[no-untyped-def]
+    csv = ("Teacher ID,Reflection text\r\nT-1,\"" + reflection(1) + "\"\r\n").encode()
+
+    def upload(**fields: object) -> dict[str, object]:
+        r = api.client.post("/batch-jobs/upload", headers=api.h("issuer"), files={"file": ("up.csv", csv, "text/csv")},
+                            data={"rubric_id": "checking-for-understanding", "id_col": "Teacher ID", **fields})
+        return expect_problem(r, 422, "invalid_request")
+
+    assert "text_col must be EVIDENCE=COLUMN" in str(upload(text_col=["Reflection text"])["detail"])
+    assert "names evidence field 'journal', but rubric" in str(upload(text_col=["journal=Reflection text"])["detail"])
+    assert "names evidence field 'reflection' twice" in str(upload(
+        text_col=["reflection=Reflection text", "reflection=Teacher ID"])["detail"])
+    assert "id_col must name a column" in str(upload(id_col="  ")["detail"])
+    missing = str(upload(text_col=["reflection=Reflection text"], meta_col=["School"])["detail"])
+    assert "column(s) ['School'] not found" in missing and "meta_col" in missing
+    assert api.store.submissions() == [] and not api.client.get("/batch-jobs/1", headers=api.h("issuer")).is_success
+
+
 def test_an_abandoned_idempotency_reservation_can_be_taken_over(api) -> None:  # type: ignore[no-untyped-def]
     import datetime as dt
 
