@@ -92,8 +92,9 @@ def unreachable(url: str, timeout_s: int = 3) -> str | None:
         return f"no database answers at {url}: {type(exc).__name__}"
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Apply every shipped migration up to head, serialised against other processes doing the same."""
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Apply the shipped migrations up to ``revision`` (every one: head), serialised against other processes
+    doing the same. An earlier revision leaves a database as an older release did (tests of upgrades)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.connect().execution_options(store_write=True) as conn:
@@ -101,7 +102,7 @@ def upgrade_schema(engine: Engine) -> None:
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
 
 STORE_MARKERS = frozenset({"alembic_version", "audit_log"})  # every revision of the store has both

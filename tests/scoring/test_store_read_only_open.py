@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from alembic import command
-from alembic.config import Config
 from typer.testing import CliRunner
 
 from scoring.cli import app
 from scoring.errors import NoStore
 from scoring.store import Store
-from scoring.store.engine import MIGRATIONS_DIR, make_engine, schema_revision
+from scoring.store.engine import make_engine, schema_revision, upgrade_schema
 
 READ_COMMANDS = [["report", "--out", "{tmp}/r"], ["drift", "check", "--rubric", "any"], ["audit", "verify"],
                  ["audit", "trace", "s1"], ["credentials", "feedback", "s1", "--out", "{tmp}/f"],
@@ -81,11 +79,7 @@ def test_a_file_that_is_not_sqlite_is_one_error_line_not_a_traceback(tmp_path: P
 def _at_revision(url: str, revision: str) -> None:
     """A store as an older release left it: the schema up to ``revision`` only."""
     engine = make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.connect().execution_options(store_write=True) as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    upgrade_schema(engine, revision)
     engine.dispose()
 
 

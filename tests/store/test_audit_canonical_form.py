@@ -18,14 +18,12 @@ from typing import Any
 import pytest
 import rfc8785
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from audit_edits import sql
 
 from scoring.errors import AuditChainBroken
 from scoring.store import Store
 from scoring.store.checkpoints import keygen, load_private_key, load_public_key
-from scoring.store.engine import MIGRATIONS_DIR, make_engine
+from scoring.store.engine import make_engine, upgrade_schema
 from scoring.usecases import audit_trust
 
 GENESIS = "0" * 64  # entry 1's prev in a log started before stores recorded a form
@@ -65,11 +63,7 @@ def _fill(store: Store) -> None:
 def _upgrade(url: str, revision: str) -> None:
     """Bring a database to one schema revision, as an older release of the service left it."""
     engine = make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.connect().execution_options(store_write=True) as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    upgrade_schema(engine, revision)
     engine.dispose()
 
 
