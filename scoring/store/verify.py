@@ -642,8 +642,9 @@ def _check_suspensions(conn: sa.Connection,
     suspended = {seq: p for seq, ev, p in logged if ev == "automation_suspended"}
     lifted = {p.get("suspension_id"): (seq, p) for seq, ev, p in logged if ev == "automation_resumed"}
     c = t.suspensions.c
-    q = sa.select(c.id, c.rubric_id, c.criterion, c.lifted_by, c.audit_seq, c.lifted_at.is_not(None).label("lifted"),
-                  _read_as(conn, c.details, sa.Text).label("details")).order_by(c.id)
+    q = sa.select(c.id, c.rubric_id, c.criterion, c.reason, c.lifted_by, c.audit_seq,
+                  c.lifted_at.is_not(None).label("lifted"), _read_as(conn, c.details, sa.Text).label("details")
+                  ).order_by(c.id)
     rows = {r.audit_seq: r for r in conn.execute(q)}
     for seq, p in sorted(suspended.items()):
         what = f"{p.get('rubric_id')}/{p.get('criterion')}"
@@ -657,10 +658,18 @@ def _check_suspensions(conn: sa.Connection,
         if not _is_json(row.details):
             return seq, (f"suspensions row {row.id} ({what}) holds details that are not valid JSON "
                          f"({_shown(row.details)}): the row was edited outside the service")
+        # why automation stopped (the gate's results) is what a reviewer reads: it must be what was logged
+        if row.reason != p.get("reason") or json.loads(row.details) != p.get("details", {}):
+            field = "reason" if row.reason != p.get("reason") else "details"
+            return seq, (f"suspensions row {row.id} ({what}) holds a {field} other than entry {seq} logged: "
+                         "the row was edited")
         lift = lifted.get(row.id)
         if row.lifted and lift is None:
             return seq, (f"suspensions row {row.id} ({what}) shows a lift by {row.lifted_by!r} that no "
                          "automation_resumed entry logs: lifted outside the service")
+        if row.lifted and lift is not None and row.lifted_by != lift[1].get("by"):
+            return lift[0], (f"suspensions row {row.id} ({what}) says {row.lifted_by!r} lifted it but entry "
+                             f"{lift[0]} logged {lift[1].get('by')!r}: the row was edited")
         if not row.lifted and lift is not None:
             return lift[0], (f"entry {lift[0]} logged lifting suspension {row.id} ({what}) but the row is active "
                              "again: edited")

@@ -300,3 +300,27 @@ def test_checkpoint_refuses_a_missing_folder_unless_it_is_the_first(store: Store
     with pytest.raises(CheckpointError, match="does not exist"):
         audit_trust.checkpoint(store, tmp_path / "cpp", audit_key[0])
     assert not (tmp_path / "cpp").exists()
+
+
+@pytest.mark.parametrize("edit, words", [
+    ("UPDATE suspensions SET reason = 'routine maintenance' WHERE id = :i", "holds a reason other than entry"),
+    ("UPDATE suspensions SET details = '{\"qwk\": 0.9}' WHERE id = :i", "holds a details other than entry"),
+])
+def test_rewriting_why_automation_was_suspended_is_caught(store: Store, rubric, edit: str, words: str) -> None:
+    """The reason and the gate's results are what a reviewer reads to see why automation stopped: an edit that
+    makes a drift suspension look routine is named."""
+    s = store.suspend_automation("obs", "feedback", "drift: audit QWK fell", details={"qwk": 0.41, "n": 100})
+    assert store.verify_audit().ok
+    sql(store, edit, i=s.id)
+    res = store.verify_audit()
+    (logged,) = store.audit_entries(event="automation_suspended")
+    assert not res.ok and words in res.problem and res.first_bad_seq == logged.seq
+
+
+def test_renaming_who_lifted_a_suspension_is_caught(store: Store, rubric) -> None:
+    s = store.suspend_automation("obs", "feedback", "drift")
+    store.lift_suspension("obs", "feedback", by="admin")
+    assert store.verify_audit().ok
+    sql(store, "UPDATE suspensions SET lifted_by = 'lead-cho' WHERE id = :i", i=s.id)
+    res = store.verify_audit()
+    assert not res.ok and "says 'lead-cho' lifted it but entry" in res.problem and "logged 'admin'" in res.problem
