@@ -26,7 +26,8 @@ from scoring.usecases.backlog import reading_tag, score_backlog
 from scoring.usecases.intake import NewSubmission, check_evidence
 
 log = logging.getLogger("scoring")
-LIST_INPUT = "input.jsonl"
+LIST_INPUT = "input.jsonl"  # the rows of a JSON POST /batch-jobs, with the internal metadata and reject columns
+UPLOAD_STEM = "upload"  # an uploaded file, as sent: never named like LIST_INPUT, whatever its format
 META_COL = "__metadata__"
 REJECT_COL = "__reject__"
 
@@ -146,7 +147,7 @@ def create_from_file(store: Store, owner: str, rubric: Rubric, upload: Path, fil
     job = jobs.create_job(store, owner, rubric.id, rubric.version, total)
     work = jobs_dir / f"job-{job.id}-{secrets.token_hex(4)}"  # job ids restart with each store
     work.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(upload), work / f"input{upload.suffix.lower()}")
+    shutil.move(str(upload), work / f"{UPLOAD_STEM}{upload.suffix.lower()}")
     if columns is not None:
         (work / COLUMNS_FILE).write_text(json.dumps({"id": cols.id, "text": cols.text, "meta": list(cols.meta)}),
                                          encoding="utf-8")
@@ -162,9 +163,10 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         if j.workdir is None:
             raise InvalidRequest(f"batch job {job_id} has no work folder (created by an older server); resubmit it")
         work = Path(j.workdir)
-        inputs = sorted(p for p in work.glob("input.*"))
+        # input.* : a posted list, or an upload stored by an older server (a JSONL one was misread as a list)
+        inputs = sorted(work.glob(f"{UPLOAD_STEM}.*")) + sorted(work.glob("input.*"))
         if not inputs:
-            raise InvalidRequest(f"batch job {job_id}'s input is gone from {work}; resubmit it")
+            raise InvalidRequest(f"batch job {job_id}'s input is gone from the server; resubmit it")
         data = inputs[0]
         model = model_for(j.rubric_id, j.rubric_version)
         listed = data.name == LIST_INPUT
@@ -182,7 +184,10 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         log.info("batch job %s is being run by another process", job_id)
     except Exception as exc:  # noqa: BLE001 - the job's record must say why it stopped
         log.exception("batch job %s failed", job_id)
-        jobs.update_job(store, job_id, status="failed", error=f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
+        why = str(exc)
+        if j.workdir:  # the client's words: never the server's paths
+            why = why.replace(f"{j.workdir}/", "").replace(j.workdir, "the job's folder")
+        jobs.update_job(store, job_id, status="failed", error=f"{getattr(exc, 'code', type(exc).__name__)}: {why}")
 
 
 def _list_rejects(r: Record) -> Record:

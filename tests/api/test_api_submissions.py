@@ -147,6 +147,23 @@ def test_an_upload_names_its_columns_with_id_col_text_col_and_meta_col_as_the_cl
     assert got == {"T-1": (reflection(1), {"School": "Elm"}), "T-2": (reflection(2), {"School": "Oak"})}
 
 
+def test_a_jsonl_upload_is_scored_like_a_csv_one_with_or_without_a_column_map(api) -> None:  # type: ignore[no-untyped-def]
+    """An uploaded JSONL file is the client's file, never the list a JSON POST /batch-jobs stores (which the
+    job reads with internal columns): it is scored, plain or with id_col/text_col naming its fields."""
+    import json as _json
+
+    plain = "".join(_json.dumps({"id": f"J-{i}", "reflection": reflection(i)}) + "\n" for i in (1, 2)).encode()
+    odd = "".join(_json.dumps({"Teacher ID": f"K-{i}", "Journal": reflection(i)}) + "\n" for i in (3, 4)).encode()
+    for body, fields in ((plain, {}), (odd, {"id_col": "Teacher ID", "text_col": ["reflection=Journal"]})):
+        r = api.client.post("/batch-jobs/upload", headers=api.h("issuer"),
+                            files={"file": ("up.jsonl", body, "application/x-ndjson")},
+                            data={"rubric_id": "checking-for-understanding", **fields})
+        assert r.status_code == 202, r.text
+        j = wait_for_job(api, r.json()["id"])
+        assert j["status"] == "done" and (j["done"], j["rejected"]) == (2, 0), j
+    assert sorted(s.external_id for s in api.store.submissions()) == ["J-1", "J-2", "K-3", "K-4"]
+
+
 def test_upload_column_fields_that_cannot_be_read_are_422_naming_the_field(api) -> None:  # type: ignore[no-untyped-def]
     csv = ("Teacher ID,Reflection text\r\nT-1,\"" + reflection(1) + "\"\r\n").encode()
 
