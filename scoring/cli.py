@@ -49,6 +49,15 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from pydantic import ValidationError
+
+    from scoring.settings import get_settings, settings_problem
+
+    try:
+        get_settings()  # read once here: a bad SCORING_* value is one line, not a traceback mid-command
+    except ValidationError as exc:
+        print(f"error: {settings_problem(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     app(args=optional_values(sys.argv[1:]))
 
 

@@ -139,3 +139,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_problem(exc: Exception) -> str:
+    """A settings error in the user's words: which environment variable, what it holds, what it should be
+    (pydantic's own text is a multi-line report about a model the user never wrote)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for e in errors():
+        name = "SCORING_" + str(e.get("loc", ("?",))[0]).upper()
+        parts.append(f"{name}={e.get('input')!r}: {e.get('msg', 'invalid')}")
+    return "environment setting " + "; ".join(parts)

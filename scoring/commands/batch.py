@@ -256,7 +256,7 @@ def score(
     encoding: Encoding = "utf-8",
     quoting: Quoting = True,
     rejects: Annotated[Path | None, typer.Option(help="Rejects file (default: OUT stem + .rejects.jsonl).")] = None,
-    block_size: Annotated[int | None, typer.Option(help="Submissions per checkpointed block.")] = None,
+    block_size: Annotated[int | None, typer.Option(help="Submissions per checkpointed block.", min=1)] = None,
     overwrite: Annotated[bool, typer.Option(help="Start again instead of resuming an earlier run into OUT.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     highlights: Annotated[
