@@ -129,9 +129,9 @@ def _raw_rows(
                                            "or pass --encoding"), n
                     continue
                 try:
-                    obj = json.loads(text)
+                    obj = json.loads(text.rstrip("\r\n"))  # positions within the line, not on the next one
                 except json.JSONDecodeError as exc:
-                    yield {}, f"malformed JSON: {exc.msg} at column {exc.colno}", n
+                    yield {}, _json_problem(exc), n
                     continue
                 if not isinstance(obj, dict):
                     yield {}, f"expected a JSON object per line, found {type(obj).__name__}", n
@@ -292,6 +292,16 @@ def infer_columns(rubric: Rubric, columns: ColumnMap) -> ColumnMap:
     """Fill unmapped evidence fields with same-named columns, so the simple case needs no options."""
     text = dict(columns.text) or {ev: ev for ev in rubric.evidence}
     return ColumnMap(id=columns.id, text=text, scores=dict(columns.scores), meta=columns.meta, where=dict(columns.where))
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """Where a JSONL line stops being JSON, in the user's words: the column within the line, and whether the line
+    simply ended first (a truncated record). json's own ``msg`` may end in "at" ("Invalid control character
+    at"), which would read "at at column"."""
+    msg = exc.msg.removesuffix(" at")
+    if exc.pos >= len(exc.doc.rstrip()):
+        return f"malformed JSON: the line ends before its JSON object does ({msg})"
+    return f"malformed JSON: {msg} at column {exc.colno}"
 
 
 def read_records(

@@ -276,3 +276,12 @@ def test_a_repeated_row_is_told_apart_from_two_submissions_sharing_an_id(tmp_pat
     reasons = {r.number: r.reject for r in read_records(p, RUBRIC, _cols(scores={"questioning": "q"}))}
     assert reasons[2] == "duplicate id 'ok1' (first seen at record 1, the same text); later copy not scored"
     assert reasons[3] is not None and "OTHER text: two submissions share this id" in reasons[3]
+
+
+def test_a_malformed_jsonl_line_says_where_within_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "in.jsonl"
+    p.write_text('{"sid": "a", "text": 1\n{"sid": "b", "text": "tab\there"}\r\n{"sid": "c", : 2}\n')
+    reasons = [r.reject for r in read_records(p, RUBRIC, _cols())]
+    assert reasons[0] == "malformed JSON: the line ends before its JSON object does (Expecting ',' delimiter)"
+    assert reasons[1] == "malformed JSON: Invalid control character at column 26"
+    assert reasons[2] == "malformed JSON: Expecting property name enclosed in double quotes at column 14"
