@@ -221,12 +221,15 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def claim_only(state: dict[str, Any]) -> bool:
-    """Whether a progress file records a job that committed nothing (no record done, no byte written).
+    """Whether a progress file records a job that scored nothing: no record done, or every record it read
+    rejected (its rejects file only says why the rows could not be read, which the next run says again).
 
     Why: a run that fails before its first block (a wrong ``--id-col``, a typo in ``--where``) leaves its
-    claim on the output; refusing the corrected command as "another job" would ask for ``--overwrite`` where
-    nothing can be lost."""
-    return state.get("records_done") == 0 and state.get("out_bytes") == 0 and state.get("rejects_bytes") == 0
+    claim on the output, and so does one that rejected every row (the wrong ``--encoding``); refusing the
+    corrected command as "another job" would ask for ``--overwrite`` where nothing can be lost."""
+    if state.get("records_done") == 0 and state.get("out_bytes") == 0 and state.get("rejects_bytes") == 0:
+        return True
+    return state.get("scored", None) == 0 and state.get("rejected", 0) == state.get("records_done")
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -327,7 +327,8 @@ class RayEngine:
         job = job_identity(input_path, model, job_tag, fmt, extra_cols)
         folder = JobFolder(out)
         if not overwrite and state_path.exists() and claim_only(_read_state(state_path)):
-            state_path.unlink()  # a run that scored and wrote nothing: nothing to resume or lose
+            folder.remove()  # a run that scored nothing (its rejects only): nothing to resume or lose
+            state_path.unlink()
         if overwrite:
             folder.remove()
             state_path.unlink(missing_ok=True)

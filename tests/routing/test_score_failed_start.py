@@ -79,3 +79,21 @@ def test_a_data_file_that_does_not_exist_is_named_before_the_model_loads(
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "nope.csv does not exist" in said and "Errno" not in said, res.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_run_that_rejected_every_row_lets_the_corrected_encoding_start(tmp_path: Path, cli_model: Any) -> None:
+    """A cp1252 file read as UTF-8: every row is rejected ('not valid utf-8') and nothing is scored. The
+    corrected command (`--encoding cp1252`) starts without --overwrite; its rejects file is written anew."""
+    d = synthetic(6, seed=2)
+    data = tmp_path / "backlog.csv"
+    data.write_bytes(("id,essay\n" + "".join(f"{i},caf\u00e9 {t}\n" for i, t in zip(d["ids"], d["texts"],
+                                                                                   strict=True))).encode("cp1252"))
+    out = tmp_path / "scores.jsonl"
+    cmd = ["score", "--model", "unused", "--data", str(data), "--out", str(out), "--block-size", "4", "--no-progress"]
+    first = CliRunner().invoke(app, cmd)
+    assert first.exit_code == 1, first.output
+    rejects = tmp_path / "scores.rejects.jsonl"
+    assert len(rejects.read_text().splitlines()) == 6
+    fixed = CliRunner().invoke(app, [*cmd, "--encoding", "cp1252"])
+    assert fixed.exit_code == 0, fixed.output
+    assert len(out.read_text().splitlines()) == 6 and rejects.read_text() == ""
