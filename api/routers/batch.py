@@ -5,18 +5,19 @@ Jobs run on the same engine as ``scoring score --store`` and resume after a serv
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path as FsPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 
+from api import idempotency, views
 from api import schemas as S
-from api import views
 from api.context import AppContext
 from api.deps import ctx, require
 from scoring.errors import InvalidRequest, NotFound
-from scoring.store import jobs
+from scoring.store import canonical_json, jobs
 from scoring.store.keys import ApiKey
 from scoring.usecases import batch_jobs
 from scoring.usecases.intake import NewSubmission
@@ -32,19 +33,24 @@ def start(c: AppContext, job_id: int) -> None:
                   max_chars=c.settings.max_text_chars)
 
 
-@router.post("", response_model=S.BatchJobOut, status_code=202, responses=S.problems(400, 404, 413, 422, 503),
+@router.post("", response_model=S.BatchJobOut, status_code=202, responses=S.problems(400, 404, 409, 413, 422, 503),
              summary="Start a batch job from a JSON list")
-def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
-    version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
-    model = c.models.get(body.rubric_id, version)  # 503 now rather than a failed job later
-    subs = [NewSubmission(s.external_id, dict(s.evidence), dict(s.metadata)) for s in body.submissions]
-    j = batch_jobs.create_from_list(c.store, key.name, model.rubric, subs, c.settings.jobs_dir(),
-                                    c.settings.max_text_chars)
-    start(c, j.id)
-    return views.job_out(j)
+def create(body: S.BatchIn, c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin")),
+           idempotency_key: str | None = idempotency.KEY_HEADER) -> Any:
+    def make() -> tuple[int, dict[str, Any]]:
+        version = resolve_version(c.store, c.models, body.rubric_id, body.rubric_version)
+        model = c.models.get(body.rubric_id, version)  # 503 now rather than a failed job later
+        subs = [NewSubmission(s.external_id, dict(s.evidence), dict(s.metadata)) for s in body.submissions]
+        j = batch_jobs.create_from_list(c.store, key.name, model.rubric, subs, c.settings.jobs_dir(),
+                                        c.settings.max_text_chars)
+        start(c, j.id)
+        return 202, views.job_out(j).model_dump(mode="json")
+
+    digest = idempotency.request_hash(b"batch-jobs", canonical_json(body.model_dump(mode="json")).encode())
+    return idempotency.respond_once(c.store, key.name, idempotency_key, digest, make)
 
 
-@router.post("/upload", response_model=S.BatchJobOut, status_code=202, responses=S.problems(404, 413, 422, 503),
+@router.post("/upload", response_model=S.BatchJobOut, status_code=202, responses=S.problems(404, 409, 413, 422, 503),
              summary="Start a batch job from a backlog file (CSV, TSV, JSONL, Parquet)",
              description="Columns: `id` and one per evidence field of the rubric (as `scoring score` reads "
                          "them), unless the form names them as `scoring score`'s options do: `id_col` (the "
@@ -71,6 +77,7 @@ def upload(
                                       "`scoring score --meta-col`."),
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
+    idempotency_key: str | None = idempotency.KEY_HEADER,
 ) -> Any:
     version = resolve_version(c.store, c.models, rubric_id, rubric_version)
     model = c.models.get(rubric_id, version)
@@ -82,13 +89,22 @@ def upload(
     jobs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=jobs_dir) as tmp:
         path = FsPath(tmp) / f"upload{suffix}"
+        content = hashlib.sha256()
         with path.open("wb") as fh:
             while chunk := file.file.read(1 << 20):
                 fh.write(chunk)
-        j = batch_jobs.create_from_file(c.store, key.name, model.rubric, path, file.filename or path.name, jobs_dir,
-                                        c.settings.max_text_chars, cols)
-    start(c, j.id)
-    return views.job_out(j)
+                content.update(chunk)
+
+        def make() -> tuple[int, dict[str, Any]]:
+            j = batch_jobs.create_from_file(c.store, key.name, model.rubric, path, file.filename or path.name,
+                                            jobs_dir, c.settings.max_text_chars, cols)
+            start(c, j.id)
+            return 202, views.job_out(j).model_dump(mode="json")
+
+        fields = canonical_json({"rubric_id": rubric_id, "rubric_version": version, "file": file.filename,
+                                 "id": cols.id, "text": cols.text, "meta": list(cols.meta)}).encode()
+        digest = idempotency.request_hash(b"batch-jobs/upload", content.digest(), fields)
+        return idempotency.respond_once(c.store, key.name, idempotency_key, digest, make)
 
 
 def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:

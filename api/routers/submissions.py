@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from api import idempotency, views
 from api import schemas as S
-from api import views
 from api.context import AppContext
 from api.deps import ctx, require, signing_key
 from scoring.errors import NotFound
@@ -36,24 +36,14 @@ def create(
     body: S.SubmissionIn,
     c: AppContext = Depends(ctx),
     key: ApiKey = Depends(require("issuer", "admin")),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200,
-                                         description="Any unique string per logical request (e.g. a UUID)."),
+    idempotency_key: str | None = idempotency.KEY_HEADER,
 ) -> JSONResponse:
-    if idempotency_key is None:
+    def make() -> tuple[int, dict[str, Any]]:
         status, res = _score(c, key.name, body)
-        return JSONResponse(res.model_dump(mode="json"), status_code=status)
-    h = hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
-    stored = jobs.reserve_idempotency(c.store, key.name, idempotency_key, h)
-    if stored is not None:
-        return JSONResponse(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
-    try:
-        status, res = _score(c, key.name, body)
-    except Exception:
-        jobs.release_idempotency(c.store, key.name, idempotency_key)
-        raise
-    out = res.model_dump(mode="json")
-    jobs.complete_idempotency(c.store, key.name, idempotency_key, status, out)
-    return JSONResponse(out, status_code=status)
+        return status, res.model_dump(mode="json")
+
+    digest = hashlib.sha256(canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
+    return idempotency.respond_once(c.store, key.name, idempotency_key, digest, make)
 
 
 def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.SubmissionResult]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from api_support import expect_problem, reflection, wait_for_job
 
 
@@ -114,6 +116,33 @@ def test_a_batch_job_scores_in_the_background_and_reports_progress(api) -> None:
     assert api.client.get(f"/batch-jobs/{j['id']}", headers=api.h("issuer2")).status_code == 404  # as unknown
     stats = api.client.get("/queue/stats", headers=api.h("alice")).json()
     assert stats["open"] == 6
+
+
+def test_a_batch_retried_under_its_idempotency_key_makes_one_job(api) -> None:  # type: ignore[no-untyped-def]
+    """A client that retries a batch after a timeout gets the first job back, not a second one; the same key
+    with another list or file is 409. Posted lists and uploads alike."""
+    subs = [{"external_id": f"i-{i}", "evidence": {"reflection": reflection(i)}} for i in range(3)]
+    body = {"rubric_id": "checking-for-understanding", "submissions": subs}
+    first = api.client.post("/batch-jobs", headers={**api.h("issuer"), "Idempotency-Key": "k-1"}, json=body)
+    again = api.client.post("/batch-jobs", headers={**api.h("issuer"), "Idempotency-Key": "k-1"}, json=body)
+    assert first.status_code == again.status_code == 202 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = {**body, "submissions": subs[:2]}
+    expect_problem(api.client.post("/batch-jobs", headers={**api.h("issuer"), "Idempotency-Key": "k-1"}, json=other),
+                   409, "idempotency_key_reused")
+    wait_for_job(api, first.json()["id"])
+    csv = ("id,reflection\r\nv-1,\"" + reflection(1) + "\"\r\n").encode()
+
+    def upload(data: bytes) -> Any:
+        return api.client.post("/batch-jobs/upload", headers={**api.h("issuer"), "Idempotency-Key": "u-1"},
+                               data={"rubric_id": "checking-for-understanding"},
+                               files={"file": ("backlog.csv", data, "text/csv")})
+
+    one, two = upload(csv), upload(csv)
+    assert one.status_code == two.status_code == 202 and two.json()["id"] == one.json()["id"]
+    expect_problem(upload(csv + b"v-2,more\r\n"), 409, "idempotency_key_reused")
+    wait_for_job(api, one.json()["id"])
+    assert api.client.get(f"/batch-jobs/{one.json()['id'] + 1}", headers=api.h("issuer")).status_code == 404
 
 
 def test_a_batch_job_from_an_uploaded_csv_reports_rejected_rows(api) -> None:  # type: ignore[no-untyped-def]
