@@ -122,10 +122,16 @@ class TranscriptError(ScoringError, ValueError):
 
     code = "invalid_transcript"
 
-    def __init__(self, line: int, expected: str, found: str, source: str = "transcript"):
-        self.line, self.expected, self.found, self.source = line, expected, found, source
+    def __init__(self, line: int, expected: str, found: str, source: str = "transcript", where: str | None = None):
+        self.line, self.expected, self.found, self.source, self.where = line, expected, found, source, where
         shown = found if len(found) <= 80 else found[:77] + "..."
-        super().__init__(f"{source}, line {line}: expected {expected}, found {shown!r}")
+        said = f"{source}, line {line}: expected {expected}, found {shown!r}"
+        super().__init__(f"{where} is not a readable transcript: {said}" if where else said)
+
+    def at(self, where: str) -> TranscriptError:
+        """The same problem, naming the evidence it is in (``field 'transcript'``, ``column 'lesson'``): a
+        backlog or an API call holds many texts, and a line number alone does not say which one to fix."""
+        return TranscriptError(self.line, self.expected, self.found, self.source, where)
 
 
 # service API

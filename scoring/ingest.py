@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rubrics import Rubric
-from scoring.evidence import has_text
+from scoring.evidence import evidence_problem, has_text
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
@@ -72,6 +72,7 @@ class Record:
     score_problems: dict[str, str] = field(default_factory=dict)  # criterion -> why its score cell is unusable
     undecodable: bool = False  # rejected because its bytes are not valid in the file's --encoding
     off_scale: dict[str, int] = field(default_factory=dict)  # criterion -> a whole-number score not on its scale
+    holds_id: bool = False  # rejected after its id was taken: a later row with that id is a duplicate of it
 
 
 def _not_valid(encoding: str, exc: UnicodeDecodeError, what: str = "") -> str:
@@ -421,13 +422,9 @@ def _read(
             continue
         seen[rid] = (n, digest)
         # rejects below keep the row's metadata: a caller may carry a more specific reason in it (batch jobs)
-        if not any(has_text(t) for t in evidence.values()):
-            yield Record(n, rid, reject=f"empty evidence: columns {list(columns.text.values())} hold no text", meta=meta)
-            continue
-        too_long = {ev: len(t) for ev, t in evidence.items() if len(t) > max_chars}
-        if too_long:
-            yield Record(n, rid, reject=f"evidence too long: {too_long} characters > limit {max_chars} (raise "
-                         "SCORING_MAX_TEXT_CHARS)", meta=meta)
+        unusable = _unusable_evidence(rubric, columns, evidence, max_chars)
+        if unusable:
+            yield Record(n, rid, reject=unusable, meta=meta, holds_id=True)
             continue
         scores: dict[str, int | None] = {}
         # A bad score cell spoils that criterion's label only: the row's text and its other labels stay usable.
@@ -453,6 +450,28 @@ def _read(
                 continue
             scores[crit] = int(f)
         yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems, off_scale=off_scale)
+
+
+def _unusable_evidence(rubric: Rubric, columns: ColumnMap, evidence: dict[str, str], max_chars: int) -> str | None:
+    """Why a row's evidence cannot be scored (the reject reason), or None.
+
+    Checked here, where a row can still be rejected on its own, rather than when the model reads it: a
+    transcript the parser refuses once stopped the whole backlog with a line number and no row, and a
+    criterion whose own field was blank was given a level on nothing (see ``scoring.evidence``).
+    """
+    if not any(has_text(t) for t in evidence.values()):
+        return f"empty evidence: columns {list(columns.text.values())} hold no text"
+    too_long = {ev: len(t) for ev, t in evidence.items() if len(t) > max_chars}
+    if too_long:
+        return f"evidence too long: {too_long} characters > limit {max_chars} (raise SCORING_MAX_TEXT_CHARS)"
+    problem = evidence_problem(rubric, evidence, lambda name: _column_label(columns, name))
+    return None if problem is None else str(problem)
+
+
+def _column_label(columns: ColumnMap, name: str) -> str:
+    """An evidence field as the backlog's reader knows it: the column it is read from."""
+    col = columns.text.get(name)
+    return f"column {col!r}" if col is not None else f"evidence {name!r} (no column is mapped to it)"
 
 
 def count_records(path: str | Path, fmt: str | None = None, quoting: bool = True) -> int | None:

@@ -18,8 +18,6 @@ from pathlib import Path
 from rubrics import Rubric
 from scoring.ingest import ColumnMap, IngestError, Record, count_records, detect_format, read_records
 
-# rejects the reader gives after it has claimed the row's id (a later copy of that id is then a duplicate)
-_AFTER_ID_CHECK = ("empty evidence:", "evidence too long:")
 _SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq"}
 
 
@@ -80,7 +78,7 @@ def read_backlog(
             last = max(last, r.number)
             r = dataclasses.replace(r, number=r.number + offset)
             rid = r.id
-            if rid is not None and (r.reject is None or r.reject.startswith(_AFTER_ID_CHECK)):
+            if rid is not None and (r.reject is None or r.holds_id):
                 if rid in seen:
                     r = dataclasses.replace(r, evidence={}, scores={}, meta={}, score_problems={},
                                             reject=f"duplicate id {rid!r} (first seen in shard {seen[rid]}); "

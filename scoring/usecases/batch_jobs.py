@@ -19,7 +19,7 @@ from typing import Any
 
 from rubrics.schema import Rubric
 from scoring.batch import OutputLocked
-from scoring.errors import InvalidRequest
+from scoring.errors import InvalidRequest, TranscriptError
 from scoring.ingest import ColumnMap, MissingColumns, Record, count_records, infer_columns, read_records
 from scoring.store import Store, jobs
 from scoring.usecases.backlog import reading_tag, score_backlog
@@ -121,7 +121,7 @@ def create_from_list(store: Store, owner: str, rubric: Rubric, subs: Sequence[Ne
             why = ""
             try:
                 check_evidence(rubric, s.evidence, max_chars)
-            except InvalidRequest as exc:  # the reader passes the reason on and the row is rejected with it
+            except (InvalidRequest, TranscriptError) as exc:  # the reader passes the reason on: the row is rejected with it
                 why = str(exc)
             ev = {f: s.evidence.get(f, "") for f in rubric.evidence}
             fh.write(json.dumps({"id": s.external_id, **ev, META_COL: json.dumps(s.metadata), REJECT_COL: why},

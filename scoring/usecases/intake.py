@@ -26,7 +26,7 @@ from models.artifact import ScoringModel
 from rubrics.schema import Rubric
 from scoring import faults
 from scoring.errors import DuplicateSubmission, ExternalIdTaken, InvalidRequest, ScoringError
-from scoring.evidence import has_text
+from scoring.evidence import evidence_problem, has_text
 from scoring.prescore import ScoredSubmission, prescore
 from scoring.store import MachineScoreIn, Store, SubmissionRecord, content_hash, jobs, queue
 from scoring.store import tables as t
@@ -65,7 +65,15 @@ class Outcome:
 
 
 def check_evidence(rubric: Rubric, evidence: Mapping[str, str], max_chars: int) -> None:
-    """The one evidence check every door applies before anything is stored or scored."""
+    """The one evidence check every door applies before anything is stored or scored.
+
+    Raises
+    ------
+    InvalidRequest
+        Unknown or over-long fields, or evidence empty altogether.
+    TranscriptError
+        A field read as a transcript that cannot be parsed, naming the field and the line (``invalid_transcript``).
+    """
     unknown = [k for k in evidence if k not in rubric.evidence]
     if unknown:
         raise InvalidRequest(f"rubric {rubric.key} declares evidence fields {list(rubric.evidence)}; "
@@ -75,6 +83,9 @@ def check_evidence(rubric: Rubric, evidence: Mapping[str, str], max_chars: int) 
     long = {k: len(v) for k, v in evidence.items() if len(v) > max_chars}
     if long:
         raise InvalidRequest(f"evidence longer than {max_chars} characters is rejected, found {long}")
+    problem = evidence_problem(rubric, evidence)
+    if problem is not None:
+        raise problem
 
 
 def _taken(rubric_id: str, external_id: str) -> ExternalIdTaken:
