@@ -4,8 +4,9 @@ A criterion may read several fields (joined with a blank line, in the rubric's o
 transcript to a role (``transcript:teacher``): then student turns cannot change its input, by design.
 
 Every door a submission comes in by (a backlog row, ``POST /submissions``, a batch job) asks
-:func:`evidence_problem` before anything is scored, so a transcript the parser refuses is refused there
-with the row or field named, never found by the model half-way through a backlog.
+:func:`evidence_problem` before anything is scored, so a transcript the parser refuses, or a criterion
+whose own evidence is empty, is refused there with the row or field named, never found by the model
+half-way through a backlog.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from rubrics import Criterion, Rubric
-from scoring.errors import ScoringError, TranscriptError
-from scoring.transcripts import Transcript, field_text, split_spec
+from scoring.errors import InvalidRequest, ScoringError, TranscriptError
+from scoring.transcripts import Transcript, as_transcript, field_text, split_spec
 
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}  # controls, format (zero-width, BOM), surrogates, private, unassigned
+_SPEAKERS_SHOWN = 6
 
 
 def has_text(value: str) -> bool:
@@ -72,16 +74,60 @@ def evidence_problem(
 ) -> ScoringError | None:
     """Why a submission cannot be scored on every criterion, or None when it can.
 
-    A field read as a transcript that the parser refuses gives its :class:`TranscriptError`, naming the
-    field (through ``label``: a backlog names its column, the API the field) and the line. Checked in the
-    rubric's order, so a rerun finds the same problem.
+    Two problems, checked in the rubric's order so a rerun finds the same one:
+
+    - a field read as a transcript that the parser refuses: its :class:`TranscriptError`, naming the field
+      (through ``label``: a backlog names its column, the API the field) and the line;
+    - a criterion whose own evidence is empty (a blank transcript beside a written reflection, or a
+      transcript without one turn of the role the criterion reads): an :class:`InvalidRequest` naming the
+      criteria and why. A level given on evidence that is not there is not an assessment, and a person
+      could not rate it either, so the submission is sent back to be completed rather than half-scored.
 
     Rows whose evidence is empty altogether are the caller's own check (their reason predates this one).
     """
+    texts: dict[str, str] = {}
     for crit in rubric.criteria:
         for spec in rubric.evidence_for(crit):
+            if spec in texts:
+                continue
             try:
-                spec_text(spec, evidence)
+                texts[spec] = spec_text(spec, evidence)
             except TranscriptError as exc:
                 return exc.at(label(split_spec(spec)[0]))
-    return None
+    return _empty_criteria(rubric, evidence, texts, label)
+
+
+def _empty_criteria(
+    rubric: Rubric, evidence: Mapping[str, Any], texts: Mapping[str, str], label: Callable[[str], str]
+) -> InvalidRequest | None:
+    """The criteria with nothing to read, grouped by why (one reason for six transcript criteria, not six)."""
+    groups: dict[str, list[str]] = {}
+    for crit in rubric.criteria:
+        specs = rubric.evidence_for(crit)
+        if any(texts[spec] for spec in specs):
+            continue
+        why = " and ".join(_why_empty(spec, evidence, label) for spec in specs)
+        groups.setdefault(why, []).append(crit.id)
+    if not groups:
+        return None
+    said = "; ".join(f"{_criteria_words(ids)}: {why}" for why, ids in groups.items())
+    return InvalidRequest(f"no evidence for {said} (no level is given on evidence that is not there)")
+
+
+def _criteria_words(ids: list[str]) -> str:
+    names = ", ".join(repr(i) for i in ids)
+    return f"criterion {names}" if len(ids) == 1 else f"criteria {names}"
+
+
+def _why_empty(spec: str, evidence: Mapping[str, Any], label: Callable[[str], str]) -> str:
+    """Why one spec gave a criterion nothing: the field is blank, or the transcript lacks the role's turns."""
+    name, role = split_spec(spec)
+    value = evidence.get(name)
+    if not _present(value):
+        return f"{label(name)} holds no text"
+    if role is None:
+        return f"{label(name)} holds no readable text"
+    speakers = as_transcript(value).speakers
+    shown = ", ".join(f"{s or '(no label)'} = {r}" for s, r in list(speakers.items())[:_SPEAKERS_SHOWN])
+    more = f", and {len(speakers) - _SPEAKERS_SHOWN} more" if len(speakers) > _SPEAKERS_SHOWN else ""
+    return f"the transcript in {label(name)} has no {role} turns (speakers found: {shown}{more})"

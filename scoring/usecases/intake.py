@@ -70,7 +70,7 @@ def check_evidence(rubric: Rubric, evidence: Mapping[str, str], max_chars: int) 
     Raises
     ------
     InvalidRequest
-        Unknown or over-long fields, or evidence empty altogether.
+        Unknown or over-long fields, evidence empty altogether, or a criterion whose own evidence is empty.
     TranscriptError
         A field read as a transcript that cannot be parsed, naming the field and the line (``invalid_transcript``).
     """

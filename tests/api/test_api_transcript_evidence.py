@@ -41,3 +41,9 @@ def test_a_submission_whose_transcript_cannot_be_read_is_422_naming_the_field_an
     assert body["detail"].startswith("field 'transcript' is not a readable transcript: VTT, line 4: expected a cue "
                                      "timing like '00:00:01.000 --> 00:00:04.000'")
 
+
+def test_a_submission_with_a_blank_transcript_is_422_naming_the_criteria_that_read_it(talk_api: Any) -> None:
+    body = expect_problem(_post(talk_api, "no-tx", {"transcript": "", "reflection": "Only a reflection."}), 422,
+                          "invalid_request")
+    assert body["detail"].startswith("no evidence for criteria 'pressing_reasoning'")
+    assert "field 'transcript' holds no text" in body["detail"]
