@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from rubrics import Rubric
 from scoring.evidence import evidence_problem, has_text
+from scoring.transcripts import split_spec
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
@@ -333,6 +334,11 @@ def read_records(
     for crit in columns.scores:
         if crit not in {c.id for c in rubric.criteria}:
             raise IngestError(f"--score-col names criterion {crit!r}, not in rubric {rubric.key}: {[c.id for c in rubric.criteria]}")
+    unmapped = unmapped_evidence(rubric, columns)
+    if unmapped:  # every row would be refused for it: say so once, before the first row
+        raise IngestError(
+            f"no column is mapped to evidence field(s) {unmapped}, which criteria read "
+            f"(mapped: {columns.text}); map each to a column (--text-col FIELD=COLUMN, or text_col over the API)")
     copy = _utf8_copy(p, encoding) if fmt != "parquet" else None
     if copy is None:
         yield from _read(p, rubric, columns, fmt, encoding, quoting, max_chars)
@@ -345,6 +351,13 @@ def read_records(
         raise IngestError(str(exc).replace(str(copy[0]), str(p))) from None
     finally:
         copy[0].unlink(missing_ok=True)
+
+
+def unmapped_evidence(rubric: Rubric, columns: ColumnMap) -> list[str]:
+    """Evidence fields a criterion reads that no column is mapped to (a partial ``--text-col``): each row
+    would have nothing for those criteria, and a level on nothing is refused (``scoring.evidence``)."""
+    read = {split_spec(spec)[0] for c in rubric.criteria for spec in rubric.evidence_for(c)}
+    return sorted(f for f in read if f not in columns.text)
 
 
 def _wanted(columns: ColumnMap) -> list[str]:

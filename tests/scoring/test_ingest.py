@@ -285,3 +285,18 @@ def test_a_malformed_jsonl_line_says_where_within_the_line(tmp_path: Path) -> No
     assert reasons[0] == "malformed JSON: the line ends before its JSON object does (Expecting ',' delimiter)"
     assert reasons[1] == "malformed JSON: Invalid control character at column 26"
     assert reasons[2] == "malformed JSON: Expecting property name enclosed in double quotes at column 14"
+
+
+def test_mapping_only_some_evidence_fields_is_refused_once_naming_the_unmapped_ones(tmp_path: Path) -> None:
+    """A rubric whose criteria read two fields, and a --text-col for one: every row would have nothing for the
+    other's criteria, so the file is refused before the first row rather than every row rejected."""
+    from rubrics.schema import parse_rubric
+    from scoring.ingest import IngestError
+
+    two = parse_rubric({"id": "two", "version": 1, "title": "Two", "evidence": ["reflection", "plan"],
+                        "criteria": [{"id": "r", "title": "R", "scale": {"min": 0, "max": 2}, "evidence": ["reflection"]},
+                                     {"id": "p", "title": "P", "scale": {"min": 0, "max": 2}, "evidence": ["plan"]}]})
+    p = tmp_path / "b.csv"
+    p.write_text("sid,Reflection\na,some text\n")
+    with pytest.raises(IngestError, match=r"no column is mapped to evidence field\(s\) \['plan'\], which criteria read"):
+        list(read_records(p, two, ColumnMap(id="sid", text={"reflection": "Reflection"})))
