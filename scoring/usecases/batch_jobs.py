@@ -179,7 +179,11 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
             store=store, owner=j.owner, metadata_of=_metadata if listed else None, job_id=job_id,
             describe_reject=api_reject,
         )
-        jobs.update_job(store, job_id, status="done")
+        end = jobs.job(store, job_id)
+        # finished, yet nothing scored: say so where a client polling the status looks (the CLI exits 1 here)
+        none = (f"no row could be scored: all {end.rejected} were rejected (reasons in /batch-jobs/{job_id}/results)"
+                if end.done == 0 and end.rejected > 0 else None)
+        jobs.update_job(store, job_id, status="done", error=none)
     except OutputLocked:  # another server process is running this job (both resumed it): it finishes it
         log.info("batch job %s is being run by another process", job_id)
     except Exception as exc:  # noqa: BLE001 - the job's record must say why it stopped

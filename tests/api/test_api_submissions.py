@@ -118,6 +118,16 @@ def test_a_batch_job_scores_in_the_background_and_reports_progress(api) -> None:
     assert stats["open"] == 6
 
 
+def test_a_job_that_rejected_every_row_says_so_where_its_status_is_read(api) -> None:  # type: ignore[no-untyped-def]
+    csv = b"id,reflection\r\nz-1,\r\nz-2,   \r\n"
+    r = api.client.post("/batch-jobs/upload", headers=api.h("issuer"), data={"rubric_id": "checking-for-understanding"},
+                        files={"file": ("backlog.csv", csv, "text/csv")})
+    assert r.status_code == 202, r.text
+    j = wait_for_job(api, r.json()["id"])
+    assert (j["status"], j["done"], j["rejected"]) == ("done", 0, 2), j
+    assert j["error"] == f"no row could be scored: all 2 were rejected (reasons in /batch-jobs/{j['id']}/results)"
+
+
 def test_a_batch_retried_under_its_idempotency_key_makes_one_job(api) -> None:  # type: ignore[no-untyped-def]
     """A client that retries a batch after a timeout gets the first job back, not a second one; the same key
     with another list or file is 409. Posted lists and uploads alike."""
