@@ -55,7 +55,7 @@ import os
 import pickle
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -497,6 +497,23 @@ def _quiet_ray_data() -> None:
     ctx.execution_options.verbose_progress = False
 
 
+def auth_hint(error: str, env: Mapping[str, str], home: Path) -> str:
+    """What to do about token authentication when a connection failed, or ``""``.
+
+    Ray's own error often says only "Failed to connect" (the cause, InvalidAuthToken, is in warnings the
+    user scrolled past): where the error names authentication, or a token lies on this machine while
+    ``RAY_AUTH_MODE`` is not ``token``, the likely fix is said with the error."""
+    joins = " for this command and for every `ray start --address` that joins the cluster."
+    if "uthenticat" in error or "AuthToken" in error:
+        return (" The cluster uses token authentication: set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, "
+                "or ~/.ray/auth_token)" + joins)
+    token_here = bool(env.get("RAY_AUTH_TOKEN")) or (home / ".ray" / "auth_token").exists()
+    if token_here and env.get("RAY_AUTH_MODE") != "token":
+        return (" A Ray token is on this machine (RAY_AUTH_TOKEN or ~/.ray/auth_token) but RAY_AUTH_MODE is not "
+                "'token': if the cluster uses token authentication, set RAY_AUTH_MODE=token" + joins)
+    return ""
+
+
 @contextlib.contextmanager
 def _connected(ray: Any, address: str | None) -> Iterator[None]:
     """Connected to ``address`` (or a private local instance) for the block; disconnected after."""
@@ -520,10 +537,8 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
         if ours:  # Ray's native handler would turn SIGTERM into a crash dump: keep stopping as Ctrl-C does
             install_sigterm()
     except Exception as exc:  # noqa: BLE001 - one line the user can act on
-        hint = (" The cluster uses token authentication: set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, "
-                "or ~/.ray/auth_token) for this command." if "uthenticat" in str(exc) else "")
         raise ScoringError(f"cannot connect to the Ray cluster at {addr}: {str(exc).splitlines()[0] if str(exc) else exc!r}."
-                           + hint) from None
+                           + auth_hint(str(exc), os.environ, Path.home())) from None
     try:
         yield
     finally:
