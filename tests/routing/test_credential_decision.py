@@ -98,14 +98,20 @@ def test_decisions_are_recorded_with_the_scores_and_borderline_ones_go_to_a_pers
     store.close()
 
 
+def _intake_store(path: Path, model, policy, *, n: int, seed: int) -> Store:  # type: ignore[no-untyped-def]
+    """A store where ``n`` synthetic essays came in through intake under ``policy``."""
+    store = Store(f"sqlite:///{path}")
+    store.register_rubric(model.rubric)
+    d = synthetic(n, seed=seed)
+    for i, t in zip(d["ids"], d["texts"], strict=True):
+        intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=policy)
+    return store
+
+
 def test_the_final_decision_follows_the_human_scores_once_every_criterion_is_resolved(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
     model, policy = award_model
-    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
-    store.register_rubric(model.rubric)
     no_sampling = policy.model_copy(update={"double_rate": 0.0, "audit_rate": 0.0})
-    d = synthetic(60, seed=2)
-    for i, t in zip(d["ids"], d["texts"], strict=True):
-        intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=no_sampling)
+    store = _intake_store(tmp_path / "f.db", model, no_sampling, n=60, seed=2)
     waiting = [x for x in store.decisions() if x.outcome == "needs_human"]
     assert waiting
     item = queue.claim(store, "ann", 600)
@@ -173,12 +179,8 @@ def test_a_double_scored_criterion_is_decided_only_once_both_blind_raters_have_s
     """The first rating of a double-scored criterion does not decide the credential: the second rater may
     disagree beyond the gap, and a credential signed (or "not yet" released) on the first alone would stand."""
     model, policy = award_model
-    store = Store(f"sqlite:///{tmp_path / 'dbl.db'}")
-    store.register_rubric(model.rubric)
     everything_double = policy.model_copy(update={"double_rate": 1.0, "audit_rate": 0.0})
-    d = synthetic(4, seed=5)
-    for i, t in zip(d["ids"], d["texts"], strict=True):
-        intake.submit(store, model, "issuer-a", intake.NewSubmission(i, {"essay": t}), policy=everything_double)
+    store = _intake_store(tmp_path / "dbl.db", model, everything_double, n=4, seed=5)
     first = queue.claim(store, "ann", 600)
     assert first is not None and first.kind == "first"
     assessment.submit_item(store, everything_double, first.id, "ann", first.lease_token,  # type: ignore[arg-type]
