@@ -265,9 +265,12 @@ class BatchIn(RequestBody):
     submissions: list[BatchItemIn] = Field(min_length=1, max_length=100_000)
 
 
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
 class BatchJobOut(BaseModel):
     id: int
-    status: Literal["queued", "running", "done", "failed"]
+    status: JobStatus
     rubric_id: str
     rubric_version: int
     total: int
@@ -277,6 +280,12 @@ class BatchJobOut(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    owner: str = Field(description="The key that started the job")
+    resumes: int = Field(0, description="Times a server restart interrupted the job and the next server resumed it "
+                         "(nothing is recorded twice)")
+    cancelled_by: str | None = Field(None, description="The key that cancelled the job; the rows it recorded before "
+                                     "stay recorded")
+    cancelled_at: datetime | None = None
 
 
 class BatchResultOut(BaseModel):

@@ -67,7 +67,8 @@ def job_out(j: jobs.BatchJob) -> S.BatchJobOut:
     return S.BatchJobOut(id=j.id, status=j.status, rubric_id=j.rubric_id, rubric_version=j.rubric_version,  # type: ignore[arg-type]
                          total=j.total, done=j.done, rejected=j.rejected,
                          progress=round(min(1.0, (j.done + j.rejected) / total), 4) if j.total else 1.0,
-                         error=j.error, created_at=j.created_at, updated_at=j.updated_at)
+                         error=j.error, created_at=j.created_at, updated_at=j.updated_at, owner=j.owner,
+                         resumes=j.resumes, cancelled_by=j.cancelled_by, cancelled_at=j.cancelled_at)
 
 
 def item_view(d: ItemDetails) -> S.QueueItemView:

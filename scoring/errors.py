@@ -72,6 +72,12 @@ class TooManyHeld(Conflict):
     code = "too_many_held"
 
 
+class JobFinished(Conflict):
+    """A batch job that has ended (done, failed or cancelled) cannot be cancelled."""
+
+    code = "job_finished"
+
+
 class LastAdminKey(Conflict):
     """Revoking this key would leave no active admin key: nobody could manage keys over the API."""
 

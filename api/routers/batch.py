@@ -119,6 +119,27 @@ def _own(c: AppContext, key: ApiKey, job_id: int) -> jobs.BatchJob:
     return j
 
 
+@router.get("", response_model=list[S.BatchJobOut], summary="Batch jobs, newest first: the caller's own (an admin's: all)")
+def listing(status: S.JobStatus | None = Query(None, description="Only jobs in this state"),
+            offset: int = Query(0, ge=0, le=10**7), limit: int = Query(100, ge=1, le=1000),
+            c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    owner = None if key.role == "admin" else key.name
+    return [views.job_out(j) for j in jobs.list_jobs(c.store, owner, status, offset=offset, limit=limit)]
+
+
+@router.post("/{job_id:int}/cancel", response_model=S.BatchJobOut, responses=S.problems(404, 409),
+             summary="Cancel a queued or running job",
+             description="The job stops before it records its next block: the rows it recorded stay recorded "
+                         "(scored, routed, queued for assessors; listed in its results), the rest are not read, "
+                         "and no server resumes it. To score the rest, start a new job with the same rows: rows "
+                         "already recorded are recognised as the same submissions, not recorded twice. 409 "
+                         "`job_finished` when the job had already ended.")
+def cancel(job_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
+           key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    _own(c, key, job_id)
+    return views.job_out(jobs.cancel_job(c.store, job_id, key.name))
+
+
 @router.get("/{job_id:int}", response_model=S.BatchJobOut, responses=S.problems(404), summary="Progress of a job")
 def read(job_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
          key: ApiKey = Depends(require("issuer", "admin"))) -> Any:

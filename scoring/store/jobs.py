@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from scoring.errors import IdempotencyKeyReused, NotFound
+from scoring.errors import IdempotencyKeyReused, JobFinished, NotFound
 from scoring.store.clock import now as _now
 from scoring.store.engine import Tx
 from scoring.store.engine import pk as _pk
@@ -116,7 +116,7 @@ class BatchJob:
     owner: str
     rubric_id: str
     rubric_version: int
-    status: str  # queued | running | done | failed
+    status: str  # queued | running | done | failed | cancelled
     total: int
     done: int
     rejected: int
@@ -124,6 +124,9 @@ class BatchJob:
     created_at: datetime
     updated_at: datetime
     workdir: str | None = None  # where the resumable run keeps its input, outputs and progress file
+    cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
+    resumes: int = 0  # times a starting server found the job running and resumed it
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,17 @@ class BatchResult:
     error: str | None
 
 
+ACTIVE = ("queued", "running")  # a job a server runs, resumes after a restart, and may cancel
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran: the block in hand is not recorded (its transaction rolls back)."""
+
+
 def _job(r: Any) -> BatchJob:
     return BatchJob(r.id, r.owner, r.rubric_id, r.rubric_version, r.status, r.total, r.done, r.rejected, r.error,
-                    r.created_at.replace(tzinfo=UTC), r.updated_at.replace(tzinfo=UTC), r.workdir)
+                    r.created_at.replace(tzinfo=UTC), r.updated_at.replace(tzinfo=UTC), r.workdir,
+                    r.cancelled_by, r.cancelled_at.replace(tzinfo=UTC) if r.cancelled_at else None, int(r.resumes or 0))
 
 
 def create_job(store: Store, owner: str, rubric_id: str, rubric_version: int, total: int,
@@ -159,6 +170,64 @@ def job(store: Store, job_id: int) -> BatchJob:
     return _job(row)
 
 
+def list_jobs(store: Store, owner: str | None = None, status: str | None = None, *, offset: int = 0,
+              limit: int = 100) -> list[BatchJob]:
+    """Jobs newest first; ``owner`` None: everyone's (an admin's view)."""
+    c = batch_jobs.c
+    q = sa.select(batch_jobs)
+    if owner is not None:
+        q = q.where(c.owner == owner)
+    if status is not None:
+        q = q.where(c.status == status)
+    with store.engine.connect() as conn:
+        rows = conn.execute(q.order_by(c.id.desc()).offset(offset).limit(limit)).all()
+    return [_job(r) for r in rows]
+
+
+def cancel_job(store: Store, job_id: int, by: str) -> BatchJob:
+    """Stop a queued or running job. The runner checks before it records each block, so the rows recorded
+    before the cancel stay recorded (and listed in the job's results), the block in hand is dropped, and no
+    row is recorded after; a starting server never resumes it. :class:`JobFinished` (409) when it had ended."""
+    c = batch_jobs.c
+    with store.write() as tx:
+        row = tx.conn.execute(sa.select(batch_jobs).where(c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"batch job {job_id} does not exist")
+        if row.status not in ACTIVE:
+            how = {"done": "finished", "failed": "failed", "cancelled": "already cancelled"}.get(row.status, row.status)
+            raise JobFinished(f"batch job {job_id} has {how} ({row.done} scored, {row.rejected} rejected of "
+                              f"{row.total}); only a queued or running job can be cancelled")
+        now = _now()
+        tx.conn.execute(batch_jobs.update().where(c.id == job_id)
+                        .values(status="cancelled", cancelled_by=by, cancelled_at=now, updated_at=now))
+    return job(store, job_id)
+
+
+def start_job(store: Store, job_id: int) -> bool:
+    """Mark a job running as its runner starts it; False when it was cancelled meanwhile (do not run it).
+    A job found ``running`` was interrupted by a server that stopped: it counts one more resume."""
+    c = batch_jobs.c
+    with store.write() as tx:
+        row = tx.conn.execute(sa.select(c.status).where(c.id == job_id)).first()
+        if row is None or row.status not in ACTIVE:
+            return False
+        vals: dict[str, Any] = {"status": "running", "updated_at": _now()}
+        if row.status == "running":
+            vals["resumes"] = c.resumes + 1
+        tx.conn.execute(batch_jobs.update().where(c.id == job_id).values(**vals))
+    return True
+
+
+def end_job(store: Store, job_id: int, status: str, error: str | None = None) -> None:
+    """Record how a running job ended (``done`` or ``failed``), unless it was cancelled meanwhile."""
+    c = batch_jobs.c
+    vals: dict[str, Any] = {"status": status, "updated_at": _now()}
+    if error is not None:
+        vals["error"] = error[:4000]
+    with store.write() as tx:
+        tx.conn.execute(batch_jobs.update().where(c.id == job_id, c.status.in_(ACTIVE)).values(**vals))
+
+
 def update_job(store: Store, job_id: int, *, status: str | None = None, results: Sequence[BatchResult] = (),
                error: str | None = None, total: int | None = None, workdir: str | None = None) -> None:
     """Append a block's results and advance the counters in one transaction (see :func:`update_job_in`)."""
@@ -169,8 +238,11 @@ def update_job(store: Store, job_id: int, *, status: str | None = None, results:
 def update_job_in(tx: Tx, job_id: int, *, status: str | None = None, results: Sequence[BatchResult] = (),
                   error: str | None = None, total: int | None = None, workdir: str | None = None) -> None:
     """Inside an open write transaction: record the results of positions not yet recorded (a resumed block
-    repeats none) and advance the counters by exactly those, so progress never runs ahead or double-counts."""
+    repeats none) and advance the counters by exactly those, so progress never runs ahead or double-counts.
+    A job cancelled meanwhile raises :class:`JobCancelled`, rolling back the block this transaction records."""
     conn = tx.conn
+    if results and conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == job_id)).scalar() == "cancelled":
+        raise JobCancelled(f"batch job {job_id} was cancelled")
     fresh: list[BatchResult] = []
     if results:
         c = batch_job_results.c
@@ -199,7 +271,7 @@ def update_job_in(tx: Tx, job_id: int, *, status: str | None = None, results: Se
 def unfinished_jobs(store: Store) -> list[BatchJob]:
     """Jobs a server stopped before they finished (queued or running): resumed when the server starts."""
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.status.in_(("queued", "running")))
+        rows = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.status.in_(ACTIVE))
                             .order_by(batch_jobs.c.id)).all()
     return [_job(r) for r in rows]
 

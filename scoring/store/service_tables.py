@@ -104,6 +104,10 @@ batch_jobs = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("workdir", sa.Text, nullable=True),  # input, outputs and progress file of the resumable run
+    # migration 0009_batch_job_control: who cancelled the job and when; how often a restart resumed it
+    sa.Column("cancelled_by", sa.String(200), nullable=True),
+    sa.Column("cancelled_at", sa.DateTime, nullable=True),
+    sa.Column("resumes", sa.Integer, nullable=False, server_default="0"),
 )
 
 batch_job_results = sa.Table(

@@ -4,7 +4,8 @@ A job keeps its input (the uploaded file, or the posted list written as JSONL), 
 progress file in a work folder recorded on the job's row. Its blocks are recorded by the backlog engine
 (:mod:`scoring.usecases.backlog`), each with the job's per-row results and counters in the same store
 transaction. A server that stops mid-job finds the job still ``running`` when it starts again and resumes
-it from the progress file: no row is recorded, counted or written twice.
+it from the progress file: no row is recorded, counted or written twice. A cancelled job stops before it
+records its next block; what it recorded stays, and no server resumes it.
 """
 
 from __future__ import annotations
@@ -171,7 +172,9 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         model = model_for(j.rubric_id, j.rubric_version)
         listed = data.name == LIST_INPUT
         cols = _columns(model.rubric, listed, work)
-        jobs.update_job(store, job_id, status="running")
+        if not jobs.start_job(store, job_id):  # cancelled while it waited for the worker
+            log.info("batch job %s was cancelled before it ran", job_id)
+            return
         records = (_list_rejects(r) for r in read_records(data, model.rubric, cols, max_chars=max_chars))
         score_backlog(
             model, records, data, work / "scores.jsonl", read_tag=reading_tag(cols, data, None, "utf-8", True, max_chars),
@@ -183,7 +186,9 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         # finished, yet nothing scored: say so where a client polling the status looks (the CLI exits 1 here)
         none = (f"no row could be scored: all {end.rejected} were rejected (reasons in /batch-jobs/{job_id}/results)"
                 if end.done == 0 and end.rejected > 0 else None)
-        jobs.update_job(store, job_id, status="done", error=none)
+        jobs.end_job(store, job_id, "done", none)
+    except jobs.JobCancelled:  # the rows recorded before the cancel stay; the block in hand was rolled back
+        log.info("batch job %s stopped: cancelled", job_id)
     except OutputLocked:  # another server process is running this job (both resumed it): it finishes it
         log.info("batch job %s is being run by another process", job_id)
     except Exception as exc:  # noqa: BLE001 - the job's record must say why it stopped
@@ -191,7 +196,7 @@ def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | No
         why = str(exc)
         if j.workdir:  # the client's words: never the server's paths
             why = why.replace(f"{j.workdir}/", "").replace(j.workdir, "the job's folder")
-        jobs.update_job(store, job_id, status="failed", error=f"{getattr(exc, 'code', type(exc).__name__)}: {why}")
+        jobs.end_job(store, job_id, "failed", f"{getattr(exc, 'code', type(exc).__name__)}: {why}")
 
 
 def _list_rejects(r: Record) -> Record:

@@ -20,12 +20,12 @@ def expect_problem(r: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def wait_for_job(api: Any, job_id: int, who: str = "issuer") -> dict[str, Any]:
-    """Poll a batch job until it is done or failed (fails the test after 30 s)."""
+    """Poll a batch job until it has ended: done, failed or cancelled (fails the test after 30 s)."""
     import time
 
     for _ in range(300):
         j: dict[str, Any] = api.client.get(f"/batch-jobs/{job_id}", headers=api.h(who)).json()
-        if j["status"] in ("done", "failed"):
+        if j["status"] in ("done", "failed", "cancelled"):
             return j
         time.sleep(0.1)
     raise AssertionError(f"batch job {job_id} did not finish: {j}")

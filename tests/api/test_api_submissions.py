@@ -261,7 +261,7 @@ def test_a_job_a_stopped_server_left_running_is_finished_by_the_next_server(api,
                       model_dir=api_model_dir)
     second = Api(TestClient(app2, raise_server_exceptions=False), app2, keys=api.keys)
     done = wait_for_job(second, j.id)
-    assert (done["status"], done["done"], done["rejected"]) == ("done", 4, 0)
+    assert (done["status"], done["done"], done["rejected"], done["resumes"]) == ("done", 4, 0, 1)
     assert {r["external_id"] for r in second.client.get(f"/batch-jobs/{j.id}/results", headers=second.h("issuer")).json()} \
         == {f"r-{i}" for i in range(4)}
     second.client.close()
@@ -352,3 +352,34 @@ def test_the_assessor_sees_the_previous_decision_and_feedback_beside_a_resubmiss
     api.client.post("/assessor/login", data={"api_key": api.keys["alice"]})  # the page shows it too
     html = api.client.get(f"/assessor/items/{mine['id']}").text
     assert "Resubmission of p-1" in html and "Previous decision" in html
+
+
+def test_an_issuer_lists_its_jobs_and_cancels_one_that_waits(api) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    gate = threading.Event()
+    api.app.state.ctx.jobs.submit(gate.wait, 30)  # the one job worker is busy: the next jobs wait in line
+    body = {"rubric_id": "checking-for-understanding",
+            "submissions": [{"external_id": f"w-{i}", "evidence": {"reflection": reflection(i)}} for i in range(3)]}
+    first = api.client.post("/batch-jobs", headers=api.h("issuer"), json=body).json()
+    second = api.client.post("/batch-jobs", headers=api.h("issuer"), json=body).json()
+    theirs = api.client.post("/batch-jobs", headers=api.h("issuer2"), json=body).json()
+
+    listed = api.client.get("/batch-jobs", headers=api.h("issuer")).json()
+    assert [j["id"] for j in listed] == [second["id"], first["id"]]  # newest first, never another issuer's
+    assert {j["id"] for j in api.client.get("/batch-jobs", headers=api.h("admin")).json()} >= {theirs["id"], first["id"]}
+    expect_problem(api.client.post(f"/batch-jobs/{theirs['id']}/cancel", headers=api.h("issuer")), 404, "not_found")
+
+    r = api.client.post(f"/batch-jobs/{first['id']}/cancel", headers=api.h("issuer"))
+    assert r.status_code == 200 and (r.json()["status"], r.json()["cancelled_by"]) == ("cancelled", "issuer"), r.text
+    assert [j["id"] for j in api.client.get("/batch-jobs?status=cancelled", headers=api.h("issuer")).json()] \
+        == [first["id"]]
+    gate.set()
+    done = wait_for_job(api, second["id"])
+    assert (done["status"], done["done"]) == ("done", 3)
+    j = api.client.get(f"/batch-jobs/{first['id']}", headers=api.h("issuer")).json()
+    assert (j["status"], j["done"], j["rejected"]) == ("cancelled", 0, 0)  # the worker reached it and left it
+    assert api.client.get(f"/batch-jobs/{first['id']}/results", headers=api.h("issuer")).json() == []
+    expect_problem(api.client.post(f"/batch-jobs/{second['id']}/cancel", headers=api.h("issuer")), 409,
+                   "job_finished")
+    wait_for_job(api, theirs["id"], who="issuer2")
