@@ -1,4 +1,4 @@
-"""The HTTP service: ``create_app(settings)`` builds the FastAPI app; see the README section on the service."""
+"""The HTTP service: ``create_app(settings)`` builds the FastAPI app; see docs/api.md."""
 
 from api.app import create_app
 

@@ -243,7 +243,7 @@ DATA_DICTIONARY: dict[str, dict[str, Any]] = {
 
 
 def data_dictionary_markdown() -> str:
-    """The data dictionary as Markdown tables (for the README section)."""
+    """The data dictionary as Markdown tables (for the section in docs/audit.md)."""
     out = []
     for name, d in DATA_DICTIONARY.items():
         out.append(f"**`{name}.csv` / `{name}.json`**: {d['meaning']}\n\n| column | meaning |\n|---|---|")

@@ -68,7 +68,7 @@ def agreement(rubric_id: str | None = Query(None, max_length=80),
               since: str | None = SINCE, until: str | None = UNTIL,
               c: AppContext = Depends(ctx), _k: ApiKey = Researcher) -> Any:
     """The tables `scoring report` writes, for the same ``since``/``until`` window (pairs, not single scores:
-    see the README's report section)."""
+    see the researcher's report in docs/audit.md)."""
     from eval.agreement import automation_table, human_human_table, human_machine_table, load_frames
     from eval.decisions import decision_agreement, decision_summary
 

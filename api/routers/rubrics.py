@@ -52,7 +52,7 @@ RUBRIC_BODY = {
                            "scale": {"type": "object", "required": ["min", "max"],
                                      "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}}}}},
         "award": {"anyOf": [{"type": "object"}, {"type": "null"}],
-                  "description": "Credential award rule (see the README); null or absent: no award."},
+                  "description": "Credential award rule (see docs/credentials.md); null or absent: no award."},
     },
 }
 

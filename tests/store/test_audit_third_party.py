@@ -1,4 +1,4 @@
-"""A third party checks an inclusion proof with its own code, written from the README's four steps alone.
+"""A third party checks an inclusion proof with its own code, written from docs/audit.md's four steps alone.
 
 The verifier below uses hashlib, base64, json, an RFC 8785 library and an Ed25519 library, nothing from
 this project. For a store created now it rebuilds the hashed text from the entry with RFC 8785 alone, so
@@ -29,7 +29,7 @@ from scoring.usecases import audit_trust
 
 
 def third_party_check(proof: dict[str, Any], pub: Ed25519PublicKey) -> bool:
-    """The README's "Checking a proof with your own code", step by step."""
+    """docs/audit.md's "Checking a proof with your own code", step by step."""
     # 1. the checkpoint: body, blank line, signature lines; 4-byte key id + 64-byte Ed25519 signature
     body, _, sigs = proof["checkpoint"].partition("\n\n")
     body += "\n"
