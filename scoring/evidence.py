@@ -70,7 +70,7 @@ def field_label(name: str) -> str:
 
 
 def evidence_problem(
-    rubric: Rubric, evidence: Mapping[str, Any], label: Callable[[str], str] = field_label
+    rubric: Rubric, evidence: Mapping[str, Any], label: Callable[[str], str] = field_label, *, partial: bool = False
 ) -> ScoringError | None:
     """Why a submission cannot be scored on every criterion, or None when it can.
 
@@ -84,6 +84,10 @@ def evidence_problem(
       could not rate it either, so the submission is sent back to be completed rather than half-scored.
 
     Rows whose evidence is empty altogether are the caller's own check (their reason predates this one).
+
+    ``partial`` (training files): a criterion with nothing to read is a problem only when no criterion has
+    anything; the row still teaches the criteria whose evidence is there (:func:`criteria_without_evidence`
+    names the others), where scoring it would give a level on nothing.
     """
     texts: dict[str, str] = {}
     for crit in rubric.criteria:
@@ -94,7 +98,23 @@ def evidence_problem(
                 texts[spec] = spec_text(spec, evidence)
             except TranscriptError as exc:
                 return exc.at(label(split_spec(spec)[0]))
+    if partial and any(texts.values()):
+        return None
     return _empty_criteria(rubric, evidence, texts, label)
+
+
+def criteria_without_evidence(
+    rubric: Rubric, evidence: Mapping[str, Any], label: Callable[[str], str] = field_label
+) -> dict[str, str]:
+    """Criterion id -> why it has nothing to read in this evidence (none: every criterion has something).
+
+    Raises
+    ------
+    scoring.errors.TranscriptError
+        When a field read as a transcript cannot be parsed.
+    """
+    return {crit.id: " and ".join(_why_empty(spec, evidence, label) for spec in rubric.evidence_for(crit))
+            for crit in rubric.criteria if not criterion_text(rubric, crit, evidence)}
 
 
 def _empty_criteria(

@@ -314,8 +314,12 @@ def read_records(
     encoding: str = "utf-8",
     quoting: bool = True,
     max_chars: int = 500_000,
+    partial_evidence: bool = False,
 ) -> Iterator[Record]:
     """Stream records with per-row validation against the rubric.
+
+    ``partial_evidence`` (training files): a row whose evidence is empty for some criteria only is kept
+    (those criteria skip it); by default such a row is rejected, since it cannot be scored on every criterion.
 
     Raises
     ------
@@ -341,10 +345,10 @@ def read_records(
             f"(mapped: {columns.text}); map each to a column (--text-col FIELD=COLUMN, or text_col over the API)")
     copy = _utf8_copy(p, encoding) if fmt != "parquet" else None
     if copy is None:
-        yield from _read(p, rubric, columns, fmt, encoding, quoting, max_chars)
+        yield from _read(p, rubric, columns, fmt, encoding, quoting, max_chars, partial_evidence)
         return
     try:
-        yield from _read(copy[0], rubric, columns, fmt, copy[1], quoting, max_chars)
+        yield from _read(copy[0], rubric, columns, fmt, copy[1], quoting, max_chars, partial_evidence)
     except MissingColumns as exc:  # name the user's file, not the temporary copy
         raise MissingColumns(p, exc.missing, exc.have) from None
     except IngestError as exc:
@@ -374,7 +378,8 @@ def _check_columns(p: Path, columns: ColumnMap, have: Iterable[str]) -> None:
 
 
 def _read(
-    p: Path, rubric: Rubric, columns: ColumnMap, fmt: str, encoding: str, quoting: bool, max_chars: int
+    p: Path, rubric: Rubric, columns: ColumnMap, fmt: str, encoding: str, quoting: bool, max_chars: int,
+    partial_evidence: bool = False,
 ) -> Iterator[Record]:
     # CSV/TSV: the header says up front whether every mapped column is there, once (also with no data row).
     header = csv_header(p, fmt, encoding) if fmt in ("csv", "tsv") else None
@@ -435,7 +440,7 @@ def _read(
             continue
         seen[rid] = (n, digest)
         # rejects below keep the row's metadata: a caller may carry a more specific reason in it (batch jobs)
-        unusable = _unusable_evidence(rubric, columns, evidence, max_chars)
+        unusable = _unusable_evidence(rubric, columns, evidence, max_chars, partial_evidence)
         if unusable:
             yield Record(n, rid, reject=unusable, meta=meta, holds_id=True)
             continue
@@ -465,7 +470,8 @@ def _read(
         yield Record(n, rid, evidence=evidence, scores=scores, meta=meta, score_problems=problems, off_scale=off_scale)
 
 
-def _unusable_evidence(rubric: Rubric, columns: ColumnMap, evidence: dict[str, str], max_chars: int) -> str | None:
+def _unusable_evidence(rubric: Rubric, columns: ColumnMap, evidence: dict[str, str], max_chars: int,
+                       partial: bool = False) -> str | None:
     """Why a row's evidence cannot be scored (the reject reason), or None.
 
     Checked here, where a row can still be rejected on its own, rather than when the model reads it: a
@@ -477,11 +483,11 @@ def _unusable_evidence(rubric: Rubric, columns: ColumnMap, evidence: dict[str, s
     too_long = {ev: len(t) for ev, t in evidence.items() if len(t) > max_chars}
     if too_long:
         return f"evidence too long: {too_long} characters > limit {max_chars} (raise SCORING_MAX_TEXT_CHARS)"
-    problem = evidence_problem(rubric, evidence, lambda name: _column_label(columns, name))
+    problem = evidence_problem(rubric, evidence, lambda name: column_label(columns, name), partial=partial)
     return None if problem is None else str(problem)
 
 
-def _column_label(columns: ColumnMap, name: str) -> str:
+def column_label(columns: ColumnMap, name: str) -> str:
     """An evidence field as the backlog's reader knows it: the column it is read from."""
     col = columns.text.get(name)
     return f"column {col!r}" if col is not None else f"evidence {name!r} (no column is mapped to it)"

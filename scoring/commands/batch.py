@@ -152,7 +152,8 @@ def train(
                 cold_note = ("no --score-col and no column named like a criterion "
                              f"({', '.join(c.id for c in rb.criteria)}): building the cold-start model from the "
                              "rubric's level descriptors and the file's texts; no human scores are read")
-        records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting, max_chars=s.max_text_chars))
+        records = list(read_records(data, rb, cols, fmt=fmt, encoding=encoding, quoting=quoting,
+                                    max_chars=s.max_text_chars, partial_evidence=True))
         if not any(r.reject is None for r in records):  # nothing to learn from: never save a model of no data
             raise TrainingError(f"{data} holds no usable record ({len(records)} read, all rejected)" if records else
                                 f"{data} holds no record after its header: expected one submission per row")
@@ -179,22 +180,42 @@ def train(
         return
     bad_cells = [(r, c, why) for r in records if r.reject is None for c, why in r.score_problems.items()]
     # an empty score cell is not an error (a criterion may be unscored), but it is one example fewer: say so
+    no_text = _criteria_without_text(rb, cols, records)
     empty = [(r, c, f"empty score cell: criterion {c!r} of this row was not trained on") for r in records
-             if r.reject is None for c in cols.scores if r.scores.get(c) is None and c not in r.score_problems]
-    if rejected or bad_cells or empty:
+             if r.reject is None for c in cols.scores
+             if r.scores.get(c) is None and c not in r.score_problems and (r.number, c) not in no_text]
+    if rejected or bad_cells or empty or no_text:
         rej_path = path / "training-rejects.jsonl"
         rej_path.write_text(
             "".join(json.dumps({"record": r.number, "id": r.id, "reason": r.reject}) + "\n" for r in rejected)
             + "".join(json.dumps({"record": r.number, "id": r.id, "criterion": c, "reason": why}) + "\n"
-                      for r, c, why in bad_cells + empty))
+                      for r, c, why in bad_cells + empty + list(no_text.values())))
         err.print(f"[yellow]{len(rejected)} record(s) rejected, {len(bad_cells)} score cell(s) unusable, "
-                  f"{len(empty)} empty[/] (the rest of those rows was used), reasons in {rej_path}")
+                  f"{len(empty)} empty, {len(no_text)} criterion evidence empty[/] (the rest of those rows "
+                  f"was used), reasons in {rej_path}")
     err.print(f"[green]model {res.model.version}[/] saved to {path}")
     for cid, m in res.metrics.items():
         if not cid.startswith("_"):
             err.print(f"  {criterion_line(cid, m)}")
     for line in weaker_than_before(res.model.card["learning_curve"]):
         err.print(f"[yellow]note[/]: {line}")
+
+
+def _criteria_without_text(rubric: Any, cols: Any, records: list[Any]) -> dict[tuple[int, str], tuple[Any, str, str]]:
+    """(record number, criterion) -> the training-rejects line of a kept row that gives that criterion
+    nothing to read (its other criteria were trained on it); a human score there is not trained on."""
+    from scoring.evidence import criteria_without_evidence
+    from scoring.ingest import column_label
+
+    out: dict[tuple[int, str], tuple[Any, str, str]] = {}
+    for r in records:
+        if r.reject is not None:
+            continue
+        for crit, why in criteria_without_evidence(rubric, r.evidence, lambda n: column_label(cols, n)).items():
+            score = "; its score was not trained on" if r.scores.get(crit) is not None else ""
+            out[(r.number, crit)] = (r, crit, f"no evidence for criterion {crit!r}: {why}{score} (this row's other "
+                                              "criteria were trained on it)")
+    return out
 
 
 def weaker_than_before(curve: dict[str, list[dict[str, Any]]]) -> list[str]:

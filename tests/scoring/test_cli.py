@@ -151,6 +151,45 @@ def test_a_bad_score_cell_costs_that_label_only(tmp_path: Path, encoder_cache, m
     get_settings.cache_clear()
 
 
+def test_a_row_lacking_one_criterions_evidence_still_trains_the_criteria_whose_evidence_it_has(
+        tmp_path: Path, encoder_cache, monkeypatch):
+    """A two-field rubric (a reflection, and a lesson plan read by one criterion): ten teachers left the plan
+    blank. Their reflections still teach the reflection's criteria; only the plan's criterion skips them, and
+    training-rejects.jsonl says so per row. (Scoring such a row is still refused: a level on nothing.)"""
+    import yaml
+
+    monkeypatch.setenv("SCORING_CACHE_DIR", str(encoder_cache))
+    from scoring.demo import make_reflections
+    from scoring.settings import get_settings
+
+    get_settings.cache_clear()
+    bundled = yaml.safe_load((Path(__file__).parents[2] / "rubrics" / "bundled" / "checking-for-understanding.yaml")
+                             .read_text(encoding="utf-8"))
+    bundled.update(id="two-fields", version=1, evidence=["reflection", "plan"])
+    bundled.pop("award", None)
+    bundled["criteria"][1]["evidence"] = ["plan"]  # adjusting reads the plan, the others the reflection
+    bundled["criteria"][0]["evidence"] = bundled["criteria"][2]["evidence"] = ["reflection"]
+    rubric = tmp_path / "two-fields.yaml"
+    rubric.write_text(yaml.safe_dump(bundled), encoding="utf-8")
+    rows = make_reflections(80, seed=8)
+    for i, r in enumerate(rows):
+        r["plan"] = "" if i < 10 else r["reflection"]
+    data = tmp_path / "scored.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = runner.invoke(app, ["train", "--rubric", str(rubric), "--data", str(data), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "0 record(s) rejected, 0 score cell(s) unusable, 0 empty, 10 criterion evidence empty" \
+        in " ".join(res.output.split())
+    version = (tmp_path / "m" / "LATEST").read_text().strip()
+    card = json.loads((tmp_path / "m" / version / "card.json").read_text())
+    assert [card["metrics"][c]["n_scored"] for c in ("questioning", "adjusting", "self_assessment")] == [80, 70, 80]
+    lines = [json.loads(x) for x in (tmp_path / "m" / version / "training-rejects.jsonl").read_text().splitlines()]
+    assert {(x["id"], x["criterion"]) for x in lines} == {(r["id"], "adjusting") for r in rows[:10]}
+    assert lines[0]["reason"] == ("no evidence for criterion 'adjusting': column 'plan' holds no text; its score was "
+                                  "not trained on (this row's other criteria were trained on it)")
+    get_settings.cache_clear()
+
+
 def test_csv_output_carries_highlights_per_criterion(demo_model_dir: Path, demo_files, tmp_path: Path, encoder_cache, monkeypatch):
     import csv
 
