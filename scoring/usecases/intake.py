@@ -171,6 +171,7 @@ def record_scored(
         models = _models_of(conn, [int(r.id) for r in rows.values()])  # submission -> model versions that scored it
         scored_before = {sid for sid, mv in models.items() if model.version in mv}
         seen: dict[str, str] = {}  # external id -> content hash, within this call
+        revised_here: dict[str, str] = {}  # earlier external id -> the resubmission revising it, within this call
         todo: list[int] = []
         for k, s in enumerate(subs):
             h = content_hash(s.evidence, s.metadata)
@@ -183,13 +184,15 @@ def record_scored(
                 out[k].error = DuplicateSubmission(
                     f"submission {s.external_id!r} is stored under rubric {rubric.id}@{row.rubric_version}; this "
                     f"model scores version {rubric.version}: send it under a new id")
-            elif (why := _bad_revision(conn, rubric.id, owner, s)) is not None:
+            elif (why := _bad_revision(conn, rubric.id, owner, s, revised_here)) is not None:
                 out[k].error = why
             elif row is not None and int(row.id) in scored_before or s.external_id in seen:
                 out[k].submission = _sub_rec(row) if row is not None else None
             else:
                 todo.append(k)
             seen.setdefault(s.external_id, h)
+            if out[k].error is None and row is None and s.metadata.get(REVISES):
+                revised_here.setdefault(str(s.metadata[REVISES]), s.external_id)
         # Stored and scored before by another model (a retrained one): only a submission still waiting for a
         # person takes this model's scores, routes and slots. One a person has started, or whose machine scores
         # stand (it may back a credential), is kept: a new model must not undo people's decisions or reopen
@@ -253,19 +256,54 @@ def record_scored(
 REVISES = "revises"  # metadata key: the external id of the earlier submission this one revises
 
 
-def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission) -> InvalidRequest | None:
-    """A resubmission must name an earlier submission of the same credential by the same issuer."""
+def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission,
+                  revised_here: Mapping[str, str] | None = None) -> InvalidRequest | None:
+    """A resubmission must name an earlier submission of the same credential by the same issuer, the latest
+    attempt of its chain (nobody revised it yet), whose decision is "not yet" (one still being assessed or
+    already earned has nothing to resubmit: two open attempts of one educator could both be awarded).
+
+    Checked only when the resubmission is new: a resend of one already recorded is answered as it was.
+    ``revised_here``: earlier external id -> the resubmission revising it, among rows recorded in this call.
+    """
     prev = sub.metadata.get(REVISES)
     if not prev:
         return None
     if str(prev) == sub.external_id:
         return InvalidRequest(f"submission {sub.external_id!r} cannot revise itself")
-    row = conn.execute(sa.select(t.submissions.c.id).where(t.submissions.c.rubric_id == rubric_id,
-                                                           t.submissions.c.external_id == str(prev))).first()
+    s, d = t.submissions.c, t.decisions.c
+    if conn.execute(sa.select(s.id).where(s.rubric_id == rubric_id, s.external_id == sub.external_id)).first():
+        return None
+    row = conn.execute(sa.select(s.id).where(s.rubric_id == rubric_id, s.external_id == str(prev))).first()
     if row is None or jobs.owners_of(conn, [int(row.id)]).get(int(row.id), owner) != owner:
         return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which you have not submitted for "
                               f"rubric {rubric_id}")
+    later = _latest_attempt(conn, rubric_id, str(prev), revised_here or {})
+    if later != str(prev):
+        return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which was already resubmitted; a "
+                              f"resubmission revises the latest attempt: name {later!r} in revises")
+    outcome = conn.execute(sa.select(d.outcome).where(d.submission_id == int(row.id))
+                           .order_by(d.id.desc()).limit(1)).scalar()
+    if outcome == "earned":
+        return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which earned the credential: only "
+                              "a 'not yet' decision is resubmitted")
+    if outcome is not None and outcome != "not_yet":
+        return InvalidRequest(f"submission {sub.external_id!r} revises {prev!r}, which has no decision yet (assessors "
+                              "are still scoring it): resubmit once its decision is 'not yet'")
     return None
+
+
+def _latest_attempt(conn: Any, rubric_id: str, external_id: str, revised_here: Mapping[str, str]) -> str:
+    """The last attempt of the resubmission chain that starts at ``external_id`` (itself when nobody revised it)."""
+    s = t.submissions.c
+    seen = {external_id}
+    while True:
+        nxt = revised_here.get(external_id) or conn.execute(
+            sa.select(s.external_id).where(s.rubric_id == rubric_id, s.meta[REVISES].as_string() == external_id)
+            .order_by(s.id).limit(1)).scalar()
+        if nxt is None or nxt in seen:
+            return external_id
+        seen.add(nxt)
+        external_id = str(nxt)
 
 
 def _models_of(conn: Any, submission_ids: list[int]) -> dict[int, set[str | None]]:

@@ -131,18 +131,55 @@ def test_a_resubmission_names_an_earlier_submission_of_the_same_issuer_and_the_r
     from scoring.errors import InvalidRequest
 
     model, policy = award_model
-    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
-    store.register_rubric(model.rubric)
+    store = _intake_store(tmp_path / "r.db", model, policy, n=30, seed=9)
+    first = next(store.submission(sid).external_id for sid, x in store.latest_decisions().items()
+                 if x.outcome == "not_yet")
     d = synthetic(3, seed=4)
-    intake.submit(store, model, "issuer-a", intake.NewSubmission("a-1", {"essay": d["texts"][0]}), policy=policy)
-    again = intake.NewSubmission("a-2", {"essay": d["texts"][1]}, {"revises": "a-1"})
+    again = intake.NewSubmission("a-2", {"essay": d["texts"][1]}, {"revises": first})
     assert intake.submit(store, model, "issuer-a", again, policy=policy).created
-    for who, prev in (("issuer-a", "nope"), ("issuer-b", "a-1")):
+    for who, prev in (("issuer-a", "nope"), ("issuer-b", first)):
         with pytest.raises(InvalidRequest, match="which you have not submitted"):
             intake.submit(store, model, who, intake.NewSubmission(f"x-{who}", {"essay": d["texts"][2]},
                                                                   {"revises": prev}), policy=policy)
     row = decision_summary(store).iloc[0]
-    assert (row["submissions_decided"], row["resubmissions"]) == (2, 1)
+    assert (row["submissions_decided"], row["resubmissions"]) == (31, 1)
+    store.close()
+
+
+def test_a_resubmission_revises_the_latest_attempt_and_only_one_whose_decision_is_not_yet(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
+    """Two open attempts of one educator could both be awarded, and a fork makes the history ambiguous: a
+    resubmission names the chain's latest attempt, decided "not yet"; refused rows record nothing."""
+    from scoring.errors import InvalidRequest
+    from scoring.prescore import prescore
+
+    model, policy = award_model
+    store = _intake_store(tmp_path / "c.db", model, policy, n=40, seed=9)
+    by: dict[str, list[str]] = {}
+    for sid, x in sorted(store.latest_decisions().items()):
+        by.setdefault(x.outcome, []).append(store.submission(sid).external_id)
+    texts = synthetic(4, seed=21)["texts"]
+
+    def resubmit(ext: str, prev: str, text: str) -> intake.Outcome:
+        return intake.submit(store, model, "issuer-a", intake.NewSubmission(ext, {"essay": text}, {"revises": prev}),
+                             policy=policy)
+
+    for outcome, says in (("earned", "which earned the credential"), ("needs_human", "which has no decision yet")):
+        with pytest.raises(InvalidRequest, match=says):
+            resubmit(f"r-{outcome}", by[outcome][0], texts[0])
+    first = by["not_yet"][0]
+    assert resubmit("r-1", first, texts[0]).created
+    assert not resubmit("r-1", first, texts[0]).created  # a resend is answered as it was recorded
+    with pytest.raises(InvalidRequest, match="already resubmitted; a resubmission revises the latest attempt: name 'r-1'"):
+        resubmit("r-fork", first, texts[1])
+    # a backlog whose two rows revise one attempt: the first is recorded, the second refused
+    other = by["not_yet"][1]
+    subs = [intake.NewSubmission(f"b-{k}", {"essay": texts[2 + k]}, {"revises": other}) for k in range(2)]
+    items = prescore(model, [x.external_id for x in subs], [dict(x.evidence) for x in subs])
+    got = intake.record_scored(store, model, "issuer-a", subs, items, intake.route(model, policy, store, items))
+    assert got[0].created and "name 'b-0'" in str(got[1].error)
+    stored = {store.submission(sid).external_id for sid in store.latest_decisions()}
+    assert {"r-1", "b-0"} <= stored and not stored & {"r-earned", "r-needs_human", "r-fork", "b-1"}
+    assert store.verify_audit().ok
     store.close()
 
 
