@@ -201,15 +201,24 @@ def trace(submission: str = typer.Argument(..., help="The submission's id in you
     if as_json:
         typer.echo(json.dumps({"submission": res.submission, "submission_id": res.submission_id,
                                "rubric": res.rubric, "evidence_hash": res.evidence_hash, "entries": [line.__dict__ for line in res.lines],
-                               "warnings": res.warnings}, ensure_ascii=False))
+                               "warnings": res.warnings, "attempts": res.attempts}, ensure_ascii=False))
         return
     typer.echo(f"submission {res.submission} (store id {res.submission_id}), rubric {res.rubric}: "
                f"{len(res.lines)} audit entries")
     typer.echo(f"evidence {res.evidence_hash}: {_pinned_by(res)}")
+    if len(res.attempts) > 1:
+        typer.echo(f"attempt {next(k for k, a in enumerate(res.attempts, 1) if a['this'])} of {len(res.attempts)}: "
+                   + " -> ".join(_attempt(a) for a in res.attempts))
     for line in res.lines:
         typer.echo(f"entry {line.seq} {line.event}: {line.text}")
     for w in res.warnings:
         typer.echo(f"WARNING: {w}")
+
+
+def _attempt(a: dict[str, Any]) -> str:
+    """One attempt of a resubmission chain in words: ``T-100 (store id 1, not_yet, entry 25)``."""
+    said = "no decision" if a["decision"] is None else f"{a['decision']}, entry {a['decision_entry']}"
+    return f"{a['submission']} (store id {a['submission_id']}, {said}{'; this trace' if a['this'] else ''})"
 
 
 def _on_store(db: str | None, work: Callable[[Any], T]) -> T:

@@ -294,16 +294,34 @@ def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission,
 
 def _latest_attempt(conn: Any, rubric_id: str, external_id: str, revised_here: Mapping[str, str]) -> str:
     """The last attempt of the resubmission chain that starts at ``external_id`` (itself when nobody revised it)."""
-    s = t.submissions.c
     seen = {external_id}
-    while True:
-        nxt = revised_here.get(external_id) or conn.execute(
-            sa.select(s.external_id).where(s.rubric_id == rubric_id, s.meta[REVISES].as_string() == external_id)
-            .order_by(s.id).limit(1)).scalar()
-        if nxt is None or nxt in seen:
-            return external_id
+    while (nxt := revised_here.get(external_id) or _next_attempt(conn, rubric_id, external_id)) and nxt not in seen:
         seen.add(nxt)
-        external_id = str(nxt)
+        external_id = nxt
+    return external_id
+
+
+def _next_attempt(conn: Any, rubric_id: str, external_id: str) -> str | None:
+    """The external id of the (first) submission that revises ``external_id``, if any."""
+    s = t.submissions.c
+    got = conn.execute(sa.select(s.external_id).where(s.rubric_id == rubric_id, s.meta[REVISES].as_string() == external_id)
+                       .order_by(s.id).limit(1)).scalar()
+    return None if got is None else str(got)
+
+
+def attempts(conn: Any, rubric_id: str, external_id: str) -> list[str]:
+    """Every attempt of the resubmission chain ``external_id`` belongs to, first to last (external ids)."""
+    s = t.submissions.c
+    chain = [external_id]
+    while len(chain) < 1000:  # each step back is one row; a cycle cannot be recorded, the bound is a guard
+        prev = conn.execute(sa.select(s.meta).where(s.rubric_id == rubric_id, s.external_id == chain[0])).scalar()
+        back = (prev or {}).get(REVISES)
+        if not back or str(back) in chain:
+            break
+        chain.insert(0, str(back))
+    while len(chain) < 1000 and (nxt := _next_attempt(conn, rubric_id, chain[-1])) and nxt not in chain:
+        chain.append(nxt)
+    return chain
 
 
 def _models_of(conn: Any, submission_ids: list[int]) -> dict[int, set[str | None]]:

@@ -41,6 +41,7 @@ class Trace:
     evidence_hash: str = ""  # what the stored evidence and metadata hash to now (as the store computes it)
     lines: list[TraceLine] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # the resubmission chain, first to last (one: none)
 
 
 def _text(e: AuditEntry) -> str:
@@ -99,12 +100,29 @@ def trace(store: Store, submission_id: int) -> Trace:
     entries = sorted(mine + context, key=lambda e: e.seq)
     out = Trace(sub.external_id, submission_id, rubric, content_hash(sub.evidence, sub.metadata),
                 [_line(e) for e in entries])
+    out.attempts.extend(_attempts(store, sub))
     out.warnings.extend(_evidence_changed(out))
     out.warnings.extend(_issued_against_the_record(store, submission_id, entries))
     logged_policies = {e.payload.get("policy_version") for e in context if e.event == "policy_activated"}
     for pv in sorted(policies - logged_policies):
         out.warnings.append(f"routing policy {pv} is named by this submission's scores but no policy_activated "
                             "entry logs its thresholds: the routing cannot be re-checked from the log")
+    return out
+
+
+def _attempts(store: Store, sub: Any) -> list[dict[str, Any]]:
+    """The attempts of the submission's resubmission chain (metadata ``revises``), first to last, each with its
+    store id and standing decision; this submission is ``this``."""
+    from scoring.usecases.intake import attempts
+
+    with store.engine.connect() as conn:
+        chain = attempts(conn, sub.rubric_id, sub.external_id)
+    out = []
+    for ext in chain:
+        rec = sub if ext == sub.external_id else store.find_submission(sub.rubric_id, ext)
+        d = store.latest_decision(rec.id)
+        out.append({"submission": ext, "submission_id": rec.id, "decision": None if d is None else d.outcome,
+                    "decision_entry": None if d is None else d.audit_seq, "this": ext == sub.external_id})
     return out
 
 

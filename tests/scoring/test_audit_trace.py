@@ -208,3 +208,27 @@ def test_the_trace_does_not_read_the_entries_of_other_submissions(tmp_path: Path
     assert len(lines) == 8
     others = [p for p in parsed if isinstance(p, dict) and p.get("submission_id") not in (None, 1)]
     assert others == []
+
+
+def test_the_trace_of_a_resubmission_names_every_attempt_with_its_decision(tmp_path: Path) -> None:
+    """An appeal or a regulator asks about one attempt; the trace says which attempt it is and where the
+    others and their decisions are, both from the earlier attempt and from the later one."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with Store(db) as st:
+        _in_service(st)
+        first = st.add_submission("obs", 1, "ana-1", {"text": "first try"})
+        second = st.add_submission("obs", 1, "ana-2", {"text": "second try"}, {"revises": "ana-1"})
+        with st.write() as tx:
+            for sub, outcome in ((first, "not_yet"), (second, "earned")):
+                decision_in(tx, sub.id, "obs", 1, outcome, "machine", {"questioning": 2, "feedback": 2},
+                            p_earned=0.5, model_version="m-1", policy_version="p-1", reason="auto")
+        seqs = {s.id: st.latest_decision(s.id).audit_seq for s in (first, second)}  # type: ignore[union-attr]
+    chain = (f"ana-1 (store id 1, not_yet, entry {seqs[1]}{{}}) -> ana-2 (store id 2, earned, entry {seqs[2]}{{}})")
+    for ext, k in (("ana-1", 1), ("ana-2", 2)):
+        res = runner.invoke(app, ["audit", "trace", ext, "--db", db])
+        assert res.exit_code == 0, res.output
+        marks = ["; this trace" if k == n else "" for n in (1, 2)]
+        assert res.output.splitlines()[2] == f"attempt {k} of 2: " + chain.format(*marks)
+        got = json.loads(runner.invoke(app, ["audit", "trace", ext, "--db", db, "--json"]).output)
+        assert [(a["submission"], a["decision"], a["this"]) for a in got["attempts"]] == [
+            ("ana-1", "not_yet", k == 1), ("ana-2", "earned", k == 2)]
