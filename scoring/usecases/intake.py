@@ -95,7 +95,8 @@ def _taken(rubric_id: str, external_id: str) -> ExternalIdTaken:
 
 def _differs(rubric_id: str, external_id: str) -> DuplicateSubmission:
     return DuplicateSubmission(f"submission {external_id!r} for rubric {rubric_id} already exists with different "
-                               "evidence or metadata; send it under a new id (or the same content to read its result)")
+                               "evidence or metadata; send it under a new id (or the same content to read its result); "
+                               f"a resubmission after 'not yet' goes under a new id naming {external_id!r} in revises")
 
 
 # ------------------------------------------------------------------------------------------ routing

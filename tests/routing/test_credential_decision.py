@@ -149,7 +149,7 @@ def test_a_resubmission_names_an_earlier_submission_of_the_same_issuer_and_the_r
 def test_a_resubmission_revises_the_latest_attempt_and_only_one_whose_decision_is_not_yet(tmp_path: Path, award_model) -> None:  # type: ignore[no-untyped-def]
     """Two open attempts of one educator could both be awarded, and a fork makes the history ambiguous: a
     resubmission names the chain's latest attempt, decided "not yet"; refused rows record nothing."""
-    from scoring.errors import InvalidRequest
+    from scoring.errors import DuplicateSubmission, InvalidRequest
     from scoring.prescore import prescore
 
     model, policy = award_model
@@ -163,6 +163,10 @@ def test_a_resubmission_revises_the_latest_attempt_and_only_one_whose_decision_i
         return intake.submit(store, model, "issuer-a", intake.NewSubmission(ext, {"essay": text}, {"revises": prev}),
                              policy=policy)
 
+    with pytest.raises(DuplicateSubmission, match=f"a resubmission after 'not yet' goes under a new id naming "
+                       f"'{by['not_yet'][0]}' in revises"):  # the same id with the improved text: say how instead
+        intake.submit(store, model, "issuer-a", intake.NewSubmission(by["not_yet"][0], {"essay": texts[0]}),
+                      policy=policy)
     for outcome, says in (("earned", "which earned the credential"), ("needs_human", "which has no decision yet")):
         with pytest.raises(InvalidRequest, match=says):
             resubmit(f"r-{outcome}", by[outcome][0], texts[0])
