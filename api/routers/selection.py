@@ -2,7 +2,8 @@
 
 For a new rubric (a cold-start model, no scores yet) the first scores should be chosen, not taken in
 arrival order: ``POST /selection`` runs the same selection as ``scoring select`` over the rubric's stored
-submissions that have no human score and no queue item, and queues them ahead of ordinary items.
+submissions that nobody has scored or started (unqueued, or queued by routing and still waiting), and puts
+them ahead of ordinary items.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ class SelectedOut(BaseModel):
 
 class SelectionOut(BaseModel):
     selected: list[SelectedOut]
-    candidates: int = Field(description="Stored submissions of the rubric with no human score and no queue item "
-                                        "(an issuer's own submissions only; every issuer's for an admin).")
-    slots_created: int
+    candidates: int = Field(description="Stored submissions of the rubric that nobody has scored or started: "
+                                        "unqueued, or queued by routing and still waiting (an issuer's own "
+                                        "submissions only; every issuer's for an admin).")
+    slots_created: int = Field(description="Queue slots made for selected submissions that had none.")
+    slots_moved: int = Field(0, description="Waiting slots of selected submissions moved ahead of ordinary items.")
     method: str
 
 
@@ -55,4 +58,5 @@ def create(body: SelectionIn, c: AppContext = Depends(ctx), key: ApiKey = Depend
     owner = None if key.role == "admin" else key.name  # an issuer sees and queues only its own submissions
     res = fill_queue(c.store, model, body.n, seed=c.settings.seed if body.seed is None else body.seed, owner=owner)
     return SelectionOut(selected=[SelectedOut(**s) for s in res.selected], candidates=res.candidates,
-                        slots_created=res.slots_created, method=res.method)
+                        slots_created=res.slots_created, slots_moved=res.slots_moved,
+                        method=res.method)

@@ -33,6 +33,7 @@ from scoring.selection import (
 from scoring.store import Store, queue
 from scoring.store import tables as t
 from scoring.store.service_tables import queue_items, submission_owners
+from scoring.usecases.assessment import queue_reasons
 
 METHOD = (f"transductive experimental design over the embeddings for the first {DESIGN_N} scores (Yu, Bi & Tresp 2006), "
           "then uncertainty-weighted greedy k-center over embeddings and expected scores "
@@ -160,14 +161,18 @@ class Filled:
     candidates: int
     slots_created: int
     method: str = METHOD
+    slots_moved: int = 0
 
 
 def fill_queue(store: Store, model: ScoringModel, n: int, seed: int = 13, owner: str | None = None) -> Filled:
     """Queue the ``n`` most informative stored submissions of the model's rubric for people to score.
 
-    Candidates: submissions of the rubric version the model scores that have no human score and no
-    queue item yet (so a second call adds new ones). Each becomes a ``human`` item for every criterion,
-    ahead of ordinary routed items, in selection order. With ``owner`` (an issuer's key name) only that
+    Candidates: submissions of the rubric version the model scores that no person has scored or started:
+    ones with no queue item yet, and ones routing queued that are still waiting untouched (a day-one
+    backlog scored without a policy queues every submission; without these the selection could not order
+    that queue). An unqueued one becomes a ``human`` item for every criterion; a waiting one keeps its
+    slots and routes, moved up (:func:`_move_up_in`). Either way it goes ahead of ordinary routed items, in
+    selection order, and a second call picks among the rest. With ``owner`` (an issuer's key name) only that
     issuer's submissions are candidates: the answer names external ids and machine scores, and an issuer
     may neither read nor queue another issuer's submissions (``None``: every submission, for admins).
     """
@@ -182,23 +187,48 @@ def fill_queue(store: Store, model: ScoringModel, n: int, seed: int = 13, owner:
         subs = conn.execute(q).all()
         scored = {r[0] for r in conn.execute(sa.select(t.human_scores.c.submission_id).distinct())}
         queued = {r[0] for r in conn.execute(sa.select(queue_items.c.submission_id).distinct())}
-    cands = [s for s in subs if s.id not in scored and s.id not in queued]
+        waiting = {sid for sid, (st, _rows) in queue.standings(
+            conn, [int(s.id) for s in subs if s.id in queued and s.id not in scored]).items() if st == "waiting"}
+    cands = [s for s in subs if s.id not in scored and (s.id not in queued or s.id in waiting)]
     if not cands:
         whose = "" if owner is None else f" of issuer {owner}"
-        raise InvalidRequest(f"rubric {rubric.key} has no stored submission{whose} without human scores or a queue item")
+        raise InvalidRequest(f"rubric {rubric.key} has no stored submission{whose} that nobody has scored or "
+                             "started and that is not already selected")
     try:
         chosen = choose(model, [str(s.id) for s in cands], [s.evidence or {} for s in cands], min(n, len(cands)), seed)
     except SelectionError as exc:
         raise InvalidRequest(str(exc)) from None
-    made = 0
+    made = moved = 0
     with store.write() as tx:
+        still = queue.waiting_in(tx, [int(s.id) for s in chosen if int(s.id) in waiting])
         for s in chosen:
+            why = f"selected to teach the model (rank {s.rank}, uncertainty {s.uncertainty:.2f})"
+            if int(s.id) in waiting:  # queued by routing: its slots move up (a person took it meanwhile: left alone)
+                moved += _move_up_in(tx, int(s.id), why, float(s.rank)) if int(s.id) in still else 0
+                continue
             routes = {c.id: "human" for c in rubric.criteria}
-            reasons = {c.id: f"selected to teach the model (rank {s.rank}, uncertainty {s.uncertainty:.2f})"
-                       for c in rubric.criteria}
+            reasons = {c.id: why for c in rubric.criteria}
             made += queue.enqueue_in(tx, int(s.id), routes, reasons=reasons, priority=SELECTED_PRIORITY,
                                      rank=float(s.rank))
     by_id = {str(s.id): s for s in cands}
     return Filled(selected=[{"submission_id": int(s.id), "external_id": by_id[s.id].external_id, "rank": s.rank,
                              "uncertainty": s.uncertainty, "machine_scores": s.machine_scores} for s in chosen],
-                  candidates=len(cands), slots_created=made)
+                  candidates=len(cands), slots_created=made, slots_moved=moved)
+
+
+def _move_up_in(tx: Any, submission_id: int, why: str, rank: float) -> int:
+    """Put a WAITING submission's open ``first``/``second`` slots ahead of ordinary routed items, at ``rank``
+    among the selected (never lowering a slot already above them, such as a double-scored one), each
+    criterion's reason now the selection's (its route kept, so a blind slot stays blind). Returns how many
+    slots moved."""
+    q = queue_items.c
+    rows = tx.conn.execute(sa.select(queue_items).where(
+        q.submission_id == submission_id, q.status == "open", q.kind.in_(queue.PEOPLE_KINDS))).all()
+    for r in rows:
+        crits = list(r.criteria)
+        was = queue_reasons(r.reason or "", crits)
+        reason = "; ".join(f"{c}: {was.get(c, (r.route, ''))[0] or r.route} ({why}"
+                           + (f"; routed: {was[c][1]})" if was.get(c, ("", ""))[1] else ")") for c in crits)
+        tx.conn.execute(queue_items.update().where(q.id == r.id).values(
+            priority=max(int(r.priority), SELECTED_PRIORITY), rank=rank, reason=reason[:4000]))
+    return len(rows)
