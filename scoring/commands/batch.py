@@ -454,7 +454,9 @@ def _report(run: Any, where: list[str] | None = None, owner: str | None = None) 
                   f"{r['criterion_scores']} criterion scores"
                   + (f" ({r['by_this_model']} by this model)" if r["by_this_model"] != r["criterion_scores"] else "")
                   + f", auto_fraction {r['auto_fraction']:.3f}, "
-                  f"{r['queued']} queue slots for assessors")
+                  f"{r['queued']} queue slots for assessors"
+                  + (f" ({r['queued_done']} scored by people, {r['queued'] - r['queued_done']} not yet)"
+                     if r.get("queued_done") else ""))
         if r.get("kept_from_other_policy"):  # a re-run under another policy is answered from the store
             err.print(f"[yellow]{r['kept_from_other_policy']} submission(s) were recorded earlier under another "
                       f"routing policy ({'none' if run.policy_version is None else run.policy_version} in this run)[/]: "

@@ -606,14 +606,15 @@ def position(store: Store, item_id: int) -> tuple[int, int]:
     return int(ahead) + 1, int(total)
 
 
-def count_for_submissions(store: Store, submission_ids: list[int]) -> int:
-    """How many queue slots these submissions have (open, claimed or done; withdrawn ones are not work)."""
+def count_for_submissions(store: Store, submission_ids: list[int], status: str | None = None) -> int:
+    """How many queue slots these submissions have (open, claimed or done; withdrawn ones are not work);
+    ``status``: only those with that status (``done``: scored by a person)."""
     n = 0
+    cond = queue_items.c.status != WITHDRAWN if status is None else queue_items.c.status == status
     with store.engine.connect() as conn:
         for i in range(0, len(submission_ids), 500):
             n += int(conn.execute(sa.select(sa.func.count()).where(
-                queue_items.c.submission_id.in_(submission_ids[i:i + 500]),
-                queue_items.c.status != WITHDRAWN)).scalar_one())
+                queue_items.c.submission_id.in_(submission_ids[i:i + 500]), cond)).scalar_one())
     return n
 
 

@@ -203,6 +203,7 @@ def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTa
     subs = store.find_submissions(model.rubric.id, ids)
     keys = [x.id for x in subs.values()]
     slots = queue.count_for_submissions(store, keys)
+    done = queue.count_for_submissions(store, keys, status="done")
     c = t.machine_scores.c
     # (submission, criterion) -> (route, policy, model) of the row that stands
     latest: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
@@ -219,7 +220,7 @@ def recorded_totals(store: Store, model: ScoringModel, out: Path, tally: StoreTa
     return {"store": _safe_url(store.url), "submissions": len(subs), "created_now": tally.created if tally else 0,
             "criterion_scores": len(routes), "by_this_model": len(mine),
             "auto_fraction": auto / len(routes) if routes else 0.0,
-            "queued": slots, "kept_from_other_policy": len(other), "kept_from_other_model": dict(sorted(tally.kept.items())) if tally else {}}
+            "queued": slots, "queued_done": done, "kept_from_other_policy": len(other), "kept_from_other_model": dict(sorted(tally.kept.items())) if tally else {}}
 
 
 def _safe_url(url: str) -> str:

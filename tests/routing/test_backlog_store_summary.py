@@ -29,3 +29,22 @@ def test_a_rerun_without_the_policy_reports_the_routes_the_store_keeps(tmp_path:
     assert again["queued"] == first["queued"]
     assert again["kept_from_other_policy"] == 24  # every submission keeps the first run's routes
     assert first["kept_from_other_policy"] == 0
+
+
+def test_the_store_line_counts_the_queue_slots_people_have_already_scored(tmp_path: Path, calibrated) -> None:  # type: ignore[no-untyped-def]
+    """After assessors worked part of the queue, a re-run (e.g. with a retrained model) must not read as if every
+    slot still waited: the summary counts the slots people scored apart."""
+    from scoring.store import queue
+
+    model, _policy = calibrated
+    data = backlog_file(tmp_path / "backlog.jsonl")
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        first = score_into_store(model, None, store, data, tmp_path / "a.jsonl").recorded
+        assert first["queued"] == 24 and first["queued_done"] == 0  # no policy: one slot per submission
+        for who in ("ana", "ben"):
+            item = queue.claim(store, who, 600)
+            assert item is not None and item.lease_token
+            queue.submit(store, item.id, who, item.lease_token,
+                         {c: (model.rubric.criterion(c).scores[0], "lowest") for c in item.criteria})
+        again = score_into_store(model, None, store, data, tmp_path / "b.jsonl").recorded
+    assert again["queued"] == 24 and again["queued_done"] == 2
