@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+ROLES: tuple[str, ...] = ("teacher", "student", "other")  # what `transcript:ROLE` narrows a field to (the speakers' roles)
 
 
 def _check_id(kind: str, v: str) -> str:
@@ -264,10 +265,13 @@ class Rubric(BaseModel):
             problems.append(f"criterion ids must be unique, found repeated {dup}")
         for c in self.criteria:
             for ev in c.evidence:
-                base = ev.split(":", 1)[0]
+                base, colon, role = ev.partition(":")
                 if base not in self.evidence:
                     problems.append(f"criterion {c.id!r} reads evidence {ev!r}, but the rubric declares only "
                                     f"{list(self.evidence)}")
+                elif colon and role.strip().lower() not in ROLES:
+                    problems.append(f"criterion {c.id!r} reads evidence {ev!r}: a transcript field narrows to the "
+                                    f"turns of one role, {' / '.join(ROLES)}; found {role.strip()!r}")
         if self.award is not None:
             problems += self._award_problems(self.award)
         if problems:

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from rubrics.schema import ROLES
 from scoring.errors import TranscriptError
 
 Role = Literal["teacher", "student", "other"]
-ROLES: tuple[str, ...] = ("teacher", "student", "other")
 FORMATS: tuple[str, ...] = ("vtt", "srt", "plain")
 
 # -- speaker roles -----------------------------------------------------------------------------------

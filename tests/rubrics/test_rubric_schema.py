@@ -78,6 +78,10 @@ def test_levels_are_sorted_and_scale_shorthand_expands():
         (_with(criteria=[{"id": "q", "title": "Q", "evidence": ["video"], "levels": [{"score": 0}, {"score": 1}]}]), "", "reads evidence 'video'"),
         (_with(criteria=[{"id": "q", "title": "Q", "scale": {"min": True, "max": 4}}]), "criteria[q]", "scale.min: expected a whole number, found True"),
         (_with(version=True), "version", "a YAML boolean"),
+        (_with(evidence=["transcript"], criteria=[{"id": "q", "title": "Q", "evidence": ["transcript:coach"],
+                                                   "levels": [{"score": 0}, {"score": 1}]}]), "",
+         "criterion 'q' reads evidence 'transcript:coach': a transcript field narrows to the turns of one role, "
+         "teacher / student / other; found 'coach'"),
     ],
 )
 def test_malformed_rubrics_name_the_field_and_the_problem(data, field, problem):
