@@ -423,17 +423,39 @@ def _in_words(e: Any) -> str:
     return str(e["msg"]).removeprefix("Value error, ")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, so a
+    second ``criteria:`` or ``levels:`` pasted below the first would drop the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"field {key!r} is given twice in one mapping (first on line {seen[key] + 1}); "
+                    "keep one", key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_rubric(path: str | Path) -> Rubric:
     """Read and validate a rubric YAML (or JSON) file."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RubricError(str(p), "", "file not found") from None
     except UnicodeDecodeError as exc:
-        raise RubricError(str(p), "", f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RubricError(str(p), "", f"line {line}, column {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "a file saved as Windows-1252 or Latin-1 (curly quotes, dashes, accents) must be "
+                          "saved again as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader (refusing repeated keys)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

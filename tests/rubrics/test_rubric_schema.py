@@ -151,3 +151,27 @@ def test_rubric_check_reports_every_file_and_fails_if_any_is_bad(tmp_path: Path)
     res = CliRunner().invoke(app, ["rubric", "check", str(bad1), str(good), str(bad2)])
     out = " ".join(res.output.split())
     assert res.exit_code == 2 and "a.yaml" in out and "b.yaml" in out and "ok" in out and "checking-for-understanding" in out
+
+
+def test_a_field_given_twice_is_refused_with_both_lines_not_silently_overwritten(tmp_path: Path):
+    """A second `criteria:` pasted below the first would otherwise drop every criterion of the first."""
+    import yaml
+
+    body = yaml.safe_dump(MINIMAL, sort_keys=False)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(body + "criteria:\n  - {id: other, title: Other, scale: {min: 0, max: 3}}\n")
+    first = body.splitlines().index("criteria:") + 1
+    last = len(body.splitlines()) + 1
+    with pytest.raises(RubricError) as exc:
+        load_rubric(twice)
+    assert f"twice.yaml: line {last}, column 1: invalid YAML: field 'criteria' is given twice in one mapping " \
+           f"(first on line {first}); keep one" in str(exc.value)
+
+
+def test_a_windows_1252_file_is_refused_at_its_line_and_column(tmp_path: Path):
+    cp = tmp_path / "cp.yaml"
+    cp.write_bytes("id: x\nversion: 1\ntitle: \u201cWait time\u201d\n".encode("cp1252"))
+    with pytest.raises(RubricError) as exc:
+        load_rubric(cp)
+    assert "cp.yaml: line 3, column 8: not UTF-8 text (byte 0x93)" in str(exc.value)
+    assert "Windows-1252" in str(exc.value)
