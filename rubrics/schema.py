@@ -157,7 +157,7 @@ class Criterion(BaseModel):
 
     @property
     def has_descriptors(self) -> bool:
-        return all(lv.descriptor or lv.exemplars for lv in self.levels)
+        return all(lv.descriptor.strip() or lv.exemplars for lv in self.levels)
 
 
 PerCriterion = Whole | dict[str, Whole]

@@ -30,8 +30,19 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rubric YAML files.")
             continue
         err.print(f"[green]ok[/] {f}: {r.key} '{r.title}', evidence {list(r.evidence)}")
         for c in r.criteria:
-            zs = "descriptors for zero-shot" if c.has_descriptors else "no descriptors (needs human scores)"
-            err.print(f"  {c.id}: levels {c.scores[0]}..{c.scores[-1]} ({len(c.scores)}), reads {list(r.evidence_for(c))}, {zs}")
+            bare = [lv for lv in c.levels if not (lv.descriptor.strip() or lv.exemplars)]
+            if not bare:
+                zs = "descriptors for zero-shot"
+            elif len(bare) == len(c.levels):
+                zs = "no descriptors (needs human scores)"
+            else:  # an author who left one out: name it, as the cold start needs every level described
+                zs = ("no descriptor for level(s) " + ", ".join(f"{lv.score} ({escape(lv.label)})" for lv in bare)
+                      + ": the zero-shot/cold-start scorer needs one on every level, so until then this criterion "
+                      "needs human scores")
+            scale = (f"{c.scores[0]}..{c.scores[-1]} ({len(c.scores)})" if c.scores[-1] - c.scores[0] + 1 == len(c.scores)
+                     else f"{', '.join(map(str, c.scores))} ({len(c.scores)}; none at "
+                     f"{', '.join(str(x) for x in range(c.scores[0], c.scores[-1]) if x not in c.scores)})")
+            err.print(f"  {c.id}: levels {scale}, reads {list(r.evidence_for(c))}, {zs}")
         if r.award is not None:
             th = r.award.thresholds(r)
             err.print(f"  award: {escape(r.award.describe(r))}")

@@ -175,3 +175,25 @@ def test_a_windows_1252_file_is_refused_at_its_line_and_column(tmp_path: Path):
         load_rubric(cp)
     assert "cp.yaml: line 3, column 8: not UTF-8 text (byte 0x93)" in str(exc.value)
     assert "Windows-1252" in str(exc.value)
+
+
+def test_rubric_check_names_the_level_left_without_a_descriptor_and_a_gap_in_the_scale(tmp_path: Path):
+    """An author who forgot one level's descriptor (or left it blank) is told which level, and why it matters on
+    day one; a scale that skips a score is shown as it is, not as a range."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from scoring.cli import app
+
+    d = _with(criteria=[{"id": "q", "title": "Q", "levels": [{"score": 1, "descriptor": "none"},
+                                                               {"score": 2, "label": "Emerging", "descriptor": "  "},
+                                                               {"score": 3, "descriptor": "some"},
+                                                               {"score": 5, "descriptor": "all"}]}])
+    f = tmp_path / "r.yaml"
+    f.write_text(yaml.safe_dump(d))
+    assert not parse_rubric(d).criterion("q").has_descriptors  # a blank descriptor describes nothing
+    res = CliRunner().invoke(app, ["rubric", "check", str(f)])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, out
+    assert "q: levels 1, 2, 3, 5 (4; none at 4)" in out
+    assert "no descriptor for level(s) 2 (Emerging): the zero-shot/cold-start scorer needs one on every level" in out
