@@ -30,7 +30,10 @@ ROLES: tuple[str, ...] = ("teacher", "student", "other")  # what `transcript:ROL
 
 def _check_id(kind: str, v: str) -> str:
     if not _ID.match(v):
-        raise ValueError(f"{kind} id {v!r} must be 1-80 letters, digits, '_', '-' or '.'")
+        odd = sorted({ch for ch in v if not (ch.isascii() and (ch.isalnum() or ch in "_.-"))})
+        found = f"; found {', '.join(repr(ch) for ch in odd)}" if odd else ""
+        raise ValueError(f"{kind} id {v!r} must be 1-80 plain ASCII letters (a-z, A-Z), digits, '_', '-' or '.', "
+                         f"starting with a letter or digit{found} (titles and labels may use any characters)")
     return v
 
 

@@ -78,6 +78,9 @@ def test_levels_are_sorted_and_scale_shorthand_expands():
         (_with(criteria=[{"id": "q", "title": "Q", "evidence": ["video"], "levels": [{"score": 0}, {"score": 1}]}]), "", "reads evidence 'video'"),
         (_with(criteria=[{"id": "q", "title": "Q", "scale": {"min": True, "max": 4}}]), "criteria[q]", "scale.min: expected a whole number, found True"),
         (_with(version=True), "version", "a YAML boolean"),
+        (_with(criteria=[{"id": "nächster_schritt", "title": "Nächster Schritt", "levels": [{"score": 0}, {"score": 1}]}]),
+         "criteria[nächster_schritt].id", "plain ASCII letters (a-z, A-Z), digits, '_', '-' or '.', starting with a "
+         "letter or digit; found 'ä' (titles and labels may use any characters)"),
         (_with(evidence=["transcript"], criteria=[{"id": "q", "title": "Q", "evidence": ["transcript:coach"],
                                                    "levels": [{"score": 0}, {"score": 1}]}]), "",
          "criterion 'q' reads evidence 'transcript:coach': a transcript field narrows to the turns of one role, "
