@@ -86,7 +86,15 @@ def cold_start(criterion: Criterion, texts: list[str], encoder: Encoder,
             emb = embeddings[[pos[t] for t in uniq]]
         cs = ColdStartScorer(levels=criterion.scores, level_texts=level_texts, encoder=encoder,
                              description=criterion.description).fit(uniq, embeddings=emb)  # the frequency signal matches lines to it
-        return cs, {"scorer": "cold-start", "assumptions": cs.describe()}
+        about: dict[str, Any] = {"scorer": "cold-start", "assumptions": cs.describe()}
+        if float(np.max(cs.signal_sd_)) < 1e-6:  # a signal with one value over the batch ranks nothing
+            level = int(cs.predict(uniq[:1], embeddings=None if emb is None else emb[:1])[0])
+            why = ("no line of any text matches the criterion's description above the batch's "
+                   f"{cs.frequency_quantile:.0%} quantile of line matches (the closest lines tie there): reword its "
+                   "`description` as the move in the words it is said in" if cs.signals_ == ("frequency",)
+                   else "its signals take one value over the whole file")
+            about["flat"] = {"level": level, "why": why}
+        return cs, about
     return _zero_shot(criterion, encoder), {
         "scorer": "zero-shot",
         "why_not_cold_start": f"{len(uniq)} distinct texts < {MIN_BATCH}: no batch to normalise over; "
@@ -164,12 +172,15 @@ def _untrained_figure(m: dict[str, Any]) -> str:
     """What a criterion scored from its descriptors says: with a few human scores, that they were too few to
     train on (not "none"), and how the descriptors did on them."""
     n = int(m.get("n_scored") or 0)
+    flat = m.get("flat")
+    warn = (f"; warning: it gives every submission of the file level {flat['level']}, ranking nothing: {flat['why']}"
+            if isinstance(flat, dict) else "")
     if not n:
-        return "no human scores: the default policy routes every item to people"
+        return "no human scores: the default policy routes every item to people" + warn
     q = m.get("qwk_on_available_scores")
     return (f"{n} human score(s), too few to train on (see --min-labelled): scored from the level descriptors"
             + (f", QWK {q:.3f} on those {n}" if isinstance(q, (int, float)) else "")
-            + "; the default policy routes every item to people")
+            + "; the default policy routes every item to people" + warn)
 
 
 def criterion_line(cid: str, m: dict[str, Any]) -> str:

@@ -158,3 +158,26 @@ def test_whole_text_signals_stay_for_unsegmented_batches_and_can_be_forced(encod
     assert forced.describe()["frequency"]["look_for"] == DESCRIPTORS[-1][0]  # no description: the top descriptor
     with pytest.raises(ScorerError, match="signals must be 'auto' or some of"):
         ColdStartScorer(levels=LEVELS, level_texts=DESCRIPTORS, encoder=encoder, signals=("length",)).fit(texts)
+
+
+def test_a_criterion_the_cold_start_cannot_rank_says_so_when_it_is_trained(encoder) -> None:  # type: ignore[no-untyped-def]
+    """Transcripts whose lines closest to the look-for sentence repeat word for word across lessons (a
+    teacher's stock phrase) tie at the match threshold: no line matches, the signal is flat, and every
+    submission would get one level without a word. `scoring train` (and `models list`) says so."""
+    from rubrics import parse_rubric
+    from scoring.train import cold_start, criterion_line
+
+    rng = np.random.default_rng(1)
+    stock = ["Take a moment to think before anyone answers.", "What is the answer?", "Good. Next question.",
+             "Who can tell me?", "Correct.", "Let's move on."]
+    texts = ["\n".join(str(rng.choice(stock)) for _ in range(rng.integers(22, 30))) for _ in range(40)]
+    rub = parse_rubric({"id": "w", "version": 1, "title": "W", "evidence": ["transcript"], "criteria": [{
+        "id": "pausing", "title": "Pauses", "description": "Waits before calling on anyone, tells students to take time "
+        "to think.", "levels": [{"score": s, "descriptor": d} for s, d in
+                                ((1, "no wait"), (2, "sometimes waits"), (3, "often waits"), (4, "always waits"))]}]})
+    scorer, about = cold_start(rub.criteria[0], texts, encoder)
+    assert len(set(scorer.predict(texts).tolist())) == 1  # what the warning is about
+    assert about["flat"]["level"] == int(scorer.predict(texts)[0])
+    line = criterion_line("pausing", {"n_scored": 0, **about})
+    assert f"warning: it gives every submission of the file level {about['flat']['level']}, ranking nothing" in line
+    assert "reword its `description`" in line
