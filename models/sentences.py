@@ -32,7 +32,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """Sentence spans ``(start, end)`` of ``text``, trimmed, in order; ``text[start:end]`` is the sentence.
 
     A period after a known abbreviation ("Ms.", "e.g."), a single capital initial ("J.") or inside a
-    number ("3.5") does not end a sentence; a blank line or a bulleted new line always does.
+    number ("3.5") does not end a sentence, nor does a quoted question or exclamation the sentence goes on
+    after (``She asked "why?" and waited``); a blank line or a bulleted new line always does.
     """
     spans: list[tuple[int, int]] = []
     start = 0
@@ -48,6 +49,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
                 nxt = text[m.end() : m.end() + 1]
                 if nxt and nxt.islower():
                     continue  # "approx. three" or a lower-case run-on: not a boundary
+            elif m.group(1)[-1] in "\"'”’)]" and text[m.end() : m.end() + 1].islower():
+                continue  # a quoted question inside a sentence: I asked 'why do you think so?' and waited
         else:
             cut = m.start()
         _push(text, start, cut, spans)

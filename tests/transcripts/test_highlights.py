@@ -33,6 +33,14 @@ def test_sentence_splitter_keeps_abbreviations_decimals_and_initials() -> None:
     ]
 
 
+def test_a_quoted_question_the_sentence_goes_on_after_does_not_end_it() -> None:
+    """Feedback quotes the educator's own sentences: a cut after ?' left "and used cold calling..." alone."""
+    text = "I asked 'why do you think so?' and used cold calling so many students answered. \"Why?\" She paused."
+    got = [text[a:b] for a, b in split_sentences(text)]
+    assert got == ["I asked 'why do you think so?' and used cold calling so many students answered.",
+                   "\"Why?\"", "She paused."]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=string.ascii_letters + " .!?\n\"'", max_size=300))
 def test_sentence_spans_slice_the_text_and_lose_nothing(text: str) -> None:
