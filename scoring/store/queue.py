@@ -38,7 +38,7 @@ from scoring.store.clock import now as _now
 from scoring.store.engine import Tx
 from scoring.store.records import HumanScoreIn
 from scoring.store.scores import human_scores_in
-from scoring.store.service_tables import queue_claims, queue_items, queue_skips
+from scoring.store.service_tables import queue_claims, queue_items, queue_skips, submission_chains
 from scoring.store.store import Store
 
 ROUTE_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -309,8 +309,10 @@ def eligible(q: Any, assessor: str) -> list[Any]:
     most one rater slot (first, second or audit) of a submission. Nor a BLIND slot of a submission they ever
     claimed a slot of that showed the machine's scores (released or taken over since: ``queue_claims``
     remembers), as a later policy may turn that slot blind or add a blind one: their rating would not be
-    blind. Used by :func:`claim`, :func:`available` and :func:`count_available`, so the list an assessor sees is
-    exactly what a claim would give them."""
+    blind. Nor a BLIND slot of one attempt of a resubmission chain (metadata ``revises``) to a person who
+    claimed, rated or adjudicated another attempt of it: they know how the other attempt was judged. Used by
+    :func:`claim`, :func:`available` and :func:`count_available`, so the list an assessor sees is exactly
+    what a claim would give them."""
     q2 = queue_items.alias("sibling")
     sk, k2 = queue_skips, queue_items.alias("skipped")
     h, a, seen = t.human_scores.c, t.adjudications.c, queue_claims.c
@@ -319,11 +321,35 @@ def eligible(q: Any, assessor: str) -> list[Any]:
                                             q2.c.holder == assessor)),
         sa.or_(q.c.blind == sa.false(), ~sa.exists(sa.select(seen.id).where(
             seen.submission_id == q.c.submission_id, seen.assessor == assessor, seen.blind == sa.false()))),
+        sa.or_(q.c.blind == sa.false(), ~_saw_another_attempt(q.c.submission_id, assessor)),
         ~sa.exists(sa.select(sk.c.item_id).join(k2, k2.c.id == sk.c.item_id).where(
             k2.c.submission_id == q.c.submission_id, sk.c.assessor == assessor)),
         ~sa.exists(sa.select(h.id).where(h.submission_id == q.c.submission_id, h.assessor == assessor)),
         ~sa.exists(sa.select(a.id).where(a.submission_id == q.c.submission_id, a.adjudicator == assessor)),
     ]
+
+
+def _saw_another_attempt(submission_id: Any, assessor: str) -> Any:
+    """SQL: ``assessor`` claimed a slot of, rated or adjudicated another attempt of this submission's chain.
+
+    The chain's attempts are its first attempt and every ``submission_chains`` row naming it, found by index,
+    so a submission in no chain costs a few index lookups and matches nothing. (Written as conditions, not a
+    derived table: a subquery in FROM would not see the outer queue row.)"""
+    mine = submission_chains.alias("chain_of_slot")
+    root = sa.func.coalesce(sa.select(mine.c.root_id).where(mine.c.submission_id == submission_id)
+                            .correlate_except(mine).scalar_subquery(), submission_id)
+    ch = submission_chains.alias("chain_members")
+
+    def another_attempt(sid: Any) -> Any:
+        members = sa.select(ch.c.submission_id).where(ch.c.root_id == root).correlate_except(ch, mine)
+        return sa.and_(sid != submission_id, sa.or_(sid == root, sid.in_(members)))
+
+    qc, h, a = queue_claims.c, t.human_scores.c, t.adjudications.c
+    return sa.or_(
+        sa.exists(sa.select(qc.id).where(qc.assessor == assessor, another_attempt(qc.submission_id))),
+        sa.exists(sa.select(h.id).where(h.assessor == assessor, another_attempt(h.submission_id))),
+        sa.exists(sa.select(a.id).where(a.adjudicator == assessor, another_attempt(a.submission_id))),
+    )
 
 
 def _claim_order(q: Any) -> list[Any]:

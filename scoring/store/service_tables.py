@@ -55,6 +55,16 @@ queue_skips = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+submission_chains = sa.Table(
+    # a resubmission -> the first attempt of its chain (metadata ``revises``, followed back); first attempts
+    # have no row. Lets the queue keep blind slots from people who saw another attempt; migration 0010
+    "submission_chains",
+    metadata,
+    sa.Column("submission_id", sa.Integer, sa.ForeignKey("submissions.id"), primary_key=True),
+    sa.Column("root_id", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False),
+    sa.Index("ix_submission_chains_root", "root_id"),
+)
+
 queue_claims = sa.Table(
     # every claim, kept after release or takeover: who has seen which submission, and whether the slot showed
     # the machine's scores (not blind); migration 0008_queue_claims

@@ -19,6 +19,7 @@ from scoring.store.records import (  # noqa: F401
     SubmissionRecord,
     _sub_rec,
 )
+from scoring.store.service_tables import submission_chains
 
 
 def content_hash(evidence: dict[str, Any], metadata: dict[str, Any]) -> str:
@@ -158,4 +159,24 @@ def add_submissions_in(
         ):
             rows[row.external_id] = row
     out = [_sub_rec(rows[str(x[0])]) for x in items]
+    fresh = {r["external_id"] for r in new_rows}
+    for rec in out:  # in the order given: a chain recorded in one call links each attempt to the one before
+        prev = rec.metadata.get(REVISES) if rec.external_id in fresh else None
+        if prev:
+            fresh.discard(rec.external_id)
+            _link_attempt(tx, rubric_id, rec.id, str(prev))
     return out
+
+
+REVISES = "revises"  # metadata key: the external id of the earlier attempt a resubmission revises
+
+
+def _link_attempt(tx: Tx, rubric_id: str, submission_id: int, prev_external_id: str) -> None:
+    """Record the first attempt of a new resubmission's chain (``submission_chains``)."""
+    ch = submission_chains
+    prev = tx.conn.execute(sa.select(t.submissions.c.id).where(
+        t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id == prev_external_id)).scalar()
+    if prev is None or int(prev) == submission_id:
+        return
+    root = tx.conn.execute(sa.select(ch.c.root_id).where(ch.c.submission_id == int(prev))).scalar()
+    tx.conn.execute(ch.insert().values(submission_id=submission_id, root_id=int(root if root is not None else prev)))

@@ -32,6 +32,7 @@ from scoring.store import MachineScoreIn, Store, SubmissionRecord, content_hash,
 from scoring.store import tables as t
 from scoring.store.records import _sub_rec
 from scoring.store.scores import machine_scores_in
+from scoring.store.submissions import REVISES as REVISES_KEY
 from scoring.store.submissions import add_submissions_in, evidence_pin
 
 NO_POLICY = "no routing policy loaded: every criterion goes to a human"
@@ -254,7 +255,7 @@ def record_scored(
     return out
 
 
-REVISES = "revises"  # metadata key: the external id of the earlier submission this one revises
+REVISES = REVISES_KEY  # metadata key: the external id of the earlier submission this one revises
 
 
 def _bad_revision(conn: Any, rubric_id: str, owner: str, sub: NewSubmission,

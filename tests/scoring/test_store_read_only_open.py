@@ -89,7 +89,7 @@ def test_a_read_command_still_upgrades_a_store_at_an_older_schema_revision(tmp_p
     r = _run(tmp_path, ["audit", "verify"], url)
     assert r.exit_code == 0, r.output
     engine = make_engine(url)
-    assert schema_revision(engine) == "0009_batch_job_control"
+    assert schema_revision(engine) == "0010_submission_chains"
     engine.dispose()
 
 

@@ -191,3 +191,54 @@ def test_a_slot_held_when_the_claim_memory_arrives_is_remembered(store_url: str,
         assert {i.kind for i in queue.available(store, "bob")} == {"first", "second"}
     finally:
         store.close()
+
+
+def test_a_blind_slot_of_a_resubmission_never_goes_to_someone_who_saw_another_attempt(store: Store, rubric) -> None:
+    """Ann rated a teacher's first attempt and Bob held a slot of the second: neither may be the blind second
+    rater or auditor of a later attempt (they know how the earlier one was judged); a non-blind slot is fine,
+    and so is anyone who never saw the chain."""
+    first = _sub(store, "t-1", {"questioning": "human"})
+    it = queue.claim(store, "ann", 600)
+    assert it is not None and it.submission_id == first
+    _score(store, it)
+    second = store.add_submission("obs", 1, "t-1-r2", {"text": "better evidence"}, {"revises": "t-1"})
+    queue.enqueue(store, second.id, {"questioning": "human"})
+    held = queue.claim(store, "bob", 600)
+    assert held is not None and held.submission_id == second.id
+    queue.release(store, held.id, "bob", str(held.lease_token))
+    third = store.add_submission("obs", 1, "t-1-r3", {"text": "best evidence"}, {"revises": "t-1-r2"})
+    queue.enqueue(store, third.id, {"questioning": "human", "feedback": "audit"})
+    blind = {i.id for i in queue.items_for_submission(store, third.id) if i.blind}
+    assert len(blind) == 1, "the audit route makes a blind slot, the human route a slot that shows the machine"
+    for who in ("ann", "bob"):
+        offered = {i.id for i in queue.available(store, who) if i.submission_id == third.id}
+        assert offered and not offered & blind, f"{who} saw another attempt: no blind slot of this one"
+    assert blind <= {i.id for i in queue.available(store, "cy")}  # never saw the chain
+    unrelated = _sub(store, "u-1", {"questioning": "double"})
+    assert {i.submission_id for i in queue.available(store, "ann")} >= {unrelated}  # other teachers: as before
+
+
+def test_a_store_from_before_chains_learns_them_from_the_stored_metadata(store_url: str, rubric) -> None:
+    """A store upgraded from the release before ``submission_chains``: its resubmissions are linked from
+    their ``revises`` metadata by the migration, so the blind-slot rule holds for attempts stored before."""
+    store = Store(store_url)
+    first = _sub(store, "t-1", {"questioning": "human"})
+    it = queue.claim(store, "ann", 600)
+    assert it is not None and it.submission_id == first
+    _score(store, it)
+    store.add_submission("obs", 1, "t-1-r2", {"text": "better"}, {"revises": "t-1"})
+    third = store.add_submission("obs", 1, "t-1-r3", {"text": "best"}, {"revises": "t-1-r2"})
+    store.close()
+    engine, cfg = make_engine(store_url), Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect().execution_options(store_write=True) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009_batch_job_control")  # the older release's schema: no chains
+    engine.dispose()
+    store = Store(store_url)  # this release opens it and migrates
+    try:
+        queue.enqueue(store, third.id, {"feedback": "audit"})
+        assert [i.submission_id for i in queue.available(store, "ann")] == []
+        assert [i.submission_id for i in queue.available(store, "bob")] == [third.id]
+    finally:
+        store.close()
