@@ -191,16 +191,17 @@ async def claim(request: Request, c: AppContext = Depends(ctx), key: ApiKey = De
     if held:  # finish what you hold first: the page works one item at a time
         return _redirect(f"/assessor/items/{held[0].id}")
     f = _filters(form)
+    fq = _filter_query(f, form)
+    back = f"&{fq}" if fq else ""  # the list comes back under the filters the assessor chose, not reset to "any"
     raw = str(form.get("item") or "").strip()
     item_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
     if raw and item_id is None:  # a bad item number is said, never read as "the next item"
-        return _redirect("/assessor?msg=baditem")
+        return _redirect("/assessor?msg=baditem" + back)
     it = queue.claim(c.store, key.name, c.settings.lease_seconds, where=f, item_id=item_id)
     if it is None:
         if item_id is not None:
-            return _redirect("/assessor?msg=gone")
-        return _redirect("/assessor?msg=" + ("nomatch" if _narrowed(f) else "empty"))
-    fq = _filter_query(f, form)
+            return _redirect("/assessor?msg=gone" + back)
+        return _redirect("/assessor?msg=" + ("nomatch" if _narrowed(f) else "empty") + back)
     return _redirect(f"/assessor/items/{it.id}" + (f"?{fq}" if fq else ""))
 
 

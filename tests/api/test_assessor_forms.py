@@ -104,9 +104,35 @@ def test_claim_from_the_list_takes_that_item_or_says_nothing_matches(api) -> Non
     assert r.headers["location"] == f"/assessor/items/{listed[2]}"
     c2 = _page_client(api, "bob")
     r = c2.post("/assessor/claim", data={"route": "audit"}, follow_redirects=False)
-    assert r.headers["location"] == "/assessor?msg=nomatch"
+    assert r.headers["location"] == "/assessor?msg=nomatch&route=audit"
     page = c2.get("/assessor?route=human&criterion=questioning").text
     assert re.findall(r'<tr data-item="(\d+)"', page) == [str(listed[0]), str(listed[1])]
+
+
+def test_a_claim_that_finds_nothing_comes_back_to_the_list_under_the_same_filters(api) -> None:  # type: ignore[no-untyped-def]
+    """"Nothing matches those filters" is said above the list those filters give, never above the whole
+    queue with the filters reset to "any"; so is a row's item someone else took meanwhile."""
+    for i in range(2):
+        api.submit(f"form-f{i}", reflection(24 + i))
+    c = _page_client(api)
+    r = c.post("/assessor/claim", data={"route": "audit", "criterion": "questioning"}, follow_redirects=False)
+    assert r.headers["location"] == "/assessor?msg=nomatch&criterion=questioning&route=audit"
+    page = c.get(r.headers["location"]).text
+    assert "Nothing matches those filters" in page and "Nothing waiting for you with these filters" in page
+    assert '<option value="audit" selected>' in page and '<option value="questioning" selected>' in page
+    assert not re.findall(r'<tr data-item="(\d+)"', page), "the list shown is the filtered one: empty"
+
+    page = c.get("/assessor?route=human").text
+    listed = re.findall(r'<tr data-item="(\d+)"', page)
+    iid = api.claim("bob").json()["id"]  # bob takes the first listed item meanwhile, through the API
+    assert str(iid) == listed[0]
+    r = c.post("/assessor/claim", data={"item": str(iid), "route": "human"}, follow_redirects=False)
+    assert r.headers["location"] == "/assessor?msg=gone&route=human"
+    row = re.search(rf'<input type="hidden" name="item" value="{listed[1]}">\s*(.*?)</form>', page, re.S)
+    assert row and '<input type="hidden" name="route" value="human">' in row.group(1), \
+        "a row's Claim carries the filters, so Submit & next goes on within them"
+    r = c.post("/assessor/claim", data={"item": listed[1], "route": "human"}, follow_redirects=False)
+    assert r.headers["location"] == f"/assessor/items/{listed[1]}?route=human"
 
 
 def test_submit_and_next_claims_within_the_assessors_filters(api_factory) -> None:  # type: ignore[no-untyped-def]
