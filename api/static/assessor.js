@@ -146,11 +146,14 @@
   }
 
   // -- the local draft ---------------------------------------------------------------------------
+  // A draft is one assessor's: on a shared computer, whoever claims the item after a lost lease must not
+  // get the previous holder's levels and rationales (their rating would no longer be independent).
   var draftKey = form ? "rs-draft:" + form.dataset.item : null;
+  var who = form ? form.dataset.who : null;
 
   function saveDraft() {
     if (!draftKey) return;
-    var d = { levels: {}, why: {}, at: Date.now() };
+    var d = { who: who, levels: {}, why: {}, at: Date.now() };
     crits.forEach(function (f) {
       var c = f.dataset.crit, lv = chosen(f), ta = f.querySelector("textarea");
       if (lv !== null) d.levels[c] = lv;
@@ -166,6 +169,7 @@
     if (!raw) return;
     var d;
     try { d = JSON.parse(raw); } catch (e) { return; }
+    if (!d || d.who !== who) { clearDraft(); return; }  // another person's (the item is yours now): never shown
     var n = 0;
     crits.forEach(function (f) {
       var c = f.dataset.crit, ta = f.querySelector("textarea");

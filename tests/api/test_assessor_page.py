@@ -429,6 +429,37 @@ def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_a
     ctx.close()
 
 
+def test_on_a_shared_computer_the_next_holder_never_gets_the_previous_holders_draft(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """Alice types levels and a rationale, logs out and lets the lease run out; Bob, on the same browser,
+    claims the item: his form is empty (his rating stays independent of hers) and her draft is gone."""
+    srv = serve(policy=double_policy())  # blind slots: a leaked level would also break the blinding
+    srv.api.submit("shared-1", reflection(8))
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    item_id = int(page.url.split("?")[0].rsplit("/", 1)[1])
+    _score_active_with_keyboard(page, "2", "alice's private reading")
+    assert page.evaluate("() => localStorage.length") == 1, "alice's draft is kept while she works"
+    page.click("#logout")
+    page.wait_for_url(f"{srv.url}/assessor/login")
+    _expire(srv.api.store, item_id)
+    _login(page, srv, "bob")
+    page.locator(f"#queue-list tr[data-item='{item_id}'] button").click()
+    page.wait_for_url(f"{srv.url}/assessor/items/{item_id}*")
+    page.wait_for_timeout(300)
+    assert page.locator("input[type=radio]:checked").count() == 0, "alice's level is not bob's"
+    assert all(page.input_value(f"textarea >> nth={i}") == "" for i in range(page.locator("textarea").count()))
+    assert "restored" not in page.inner_text("#live"), "nothing of alice's is offered as bob's draft"
+    assert page.evaluate(f"() => localStorage.getItem('rs-draft:{item_id}')") is None, "her draft is gone"
+    _score_active_with_keyboard(page, "1", "bob's own reading")
+    page.reload()
+    assert page.is_checked("fieldset.criterion >> nth=0 >> input[value='1']"), "bob's own draft still comes back"
+    assert page.input_value("textarea >> nth=0") == "bob's own reading"
+    ctx.close()
+
+
 def test_the_queue_list_filters_by_route_and_criterion_and_numbers_items_in_claim_order(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve(policy=double_policy())
     for i in range(3):
