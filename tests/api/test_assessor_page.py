@@ -490,6 +490,24 @@ def test_the_queue_list_filters_by_route_and_criterion_and_numbers_items_in_clai
     ctx.close()
 
 
+def test_a_long_submission_id_wraps_and_every_rows_claim_button_stays_in_view(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """An issuer's id may be 200 characters with no space (a path, a hash): on a laptop the queue list
+    wraps it rather than pushing the Rubric ... Claim columns out of sight behind a sideways scroll."""
+    srv = serve()
+    assert srv.api.submit("lms-export-" + "0123456789abcdef" * 11, reflection(14)).status_code == 201
+    assert srv.api.submit("short-1", reflection(15)).status_code == 201
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    _login(page, srv)
+    wrap = page.evaluate("() => { const w = document.querySelector('.table-wrap'); return [w.scrollWidth, w.clientWidth]; }")
+    assert wrap[0] <= wrap[1], f"the queue list scrolls sideways: {wrap[0]} px in {wrap[1]} px"
+    for b in page.get_by_role("button", name=re.compile(r"^Claim ")).all():
+        box = b.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= DESKTOP["width"], f"{b.get_attribute('aria-label')} at {box}"
+    _shot(page, "queue-list-long-id")
+    ctx.close()
+
+
 def test_docs_and_redoc_render_with_no_internet(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve()
     ctx = browser.new_context(viewport=DESKTOP)
