@@ -19,8 +19,19 @@
     var t = ctl ? setTimeout(function () { ctl.abort(); }, REQUEST_TIMEOUT_MS) : null;
     return fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
       signal: ctl ? ctl.signal : undefined })
-      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (r) {
+        return r.json().then(function (j) { return { status: r.status, body: j }; }, function () {
+          var err = new Error("HTTP " + r.status);  // the server (or a proxy) answered, but not with the page's JSON
+          err.status = r.status;
+          throw err;
+        });
+      })
       .finally(function () { clearTimeout(t); });
+  }
+
+  function unreachable(err) {
+    // a network failure, or an answer that is not the page's JSON (a crash, a proxy's 502 page): said as it is
+    return err && err.status ? "The server answered with an error (HTTP " + err.status + ")" : "No connection to the server";
   }
 
   function say(text, kind, near) {
@@ -254,8 +265,8 @@
         say(res.body.message + (res.body.lost ? ". Your levels and rationales stay saved on this device." : ""),
             res.body.lost ? "err" : "warn", nearActions());
       })
-      .catch(function () {
-        say("No connection to the server: nothing was lost, your levels and rationales are saved on this device. " +
+      .catch(function (err) {
+        say(unreachable(err) + ": nothing was lost, your levels and rationales are saved on this device. " +
             "Retrying every 5 seconds (or press s to retry now).", "err", nearActions());
         clearTimeout(retryTimer);
         retryTimer = setTimeout(function () { if (pending !== null) send(pending || ""); }, 5000);
@@ -305,8 +316,8 @@
         say(/saved on this device/.test(m) ? m : m + ". Your levels and rationales stay saved on this device.", "err",
             nearActions());
       })
-      .catch(function () {
-        say("No connection to the server: the item was not " + (skip ? "skipped" : "released") + ", and your " +
+      .catch(function (err) {
+        say(unreachable(err) + ": the item was not " + (skip ? "skipped" : "released") + ", and your " +
             "levels and rationales stay saved on this device. Try again in a moment.", "err", nearActions());
       });
   }

@@ -386,6 +386,37 @@ def test_a_submit_the_server_never_answers_is_reported_as_no_connection_and_keep
     ctx.close()
 
 
+def test_a_submit_answered_by_a_server_error_says_so_keeps_the_work_and_retries(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """A 500 (or a proxy's 502 page) is not "no connection": the assessor is told the server answered with
+    an error, the levels and rationales stay on screen and in the draft, and the retry records them."""
+    srv = serve()
+    srv.api.submit("error-1", reflection(6))
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    failing = threading.Event()
+    page.route(SUBMIT_PATTERN, lambda route: route.fulfill(status=500, body="Internal Server Error", content_type="text/plain")
+               if failing.is_set() else route.continue_())
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    for digit in ("1", "2", "0"):
+        _score_active_with_keyboard(page, digit, f"level {digit} because")
+        page.keyboard.press("n")
+    failing.set()
+    page.keyboard.press("s")
+    page.wait_for_function("() => document.getElementById('live').textContent.includes('HTTP 500')")
+    said = page.inner_text("#live")
+    assert "server answered with an error" in said and "No connection" not in said, said
+    assert "nothing was lost" in said and "/items/" in page.url
+    assert page.input_value("#crit-self_assessment textarea") == "level 0 because"
+    _shot(page, "submit-server-error-390")
+    failing.clear()
+    page.wait_for_url(lambda u: "msg=" in u, timeout=15_000)  # the retry, 5 s later, reaches the server
+    assert {h.criterion: h.score for h in srv.api.store.human_scores()} == {
+        "questioning": 1, "adjusting": 2, "self_assessment": 0}
+    ctx.close()
+
+
 def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_and_names_them(browser, serve) -> None:  # type: ignore[no-untyped-def]
     from scoring.store import queue
 
