@@ -539,6 +539,28 @@ def test_a_long_submission_id_wraps_and_every_rows_claim_button_stays_in_view(br
     ctx.close()
 
 
+def test_each_criterions_rationale_box_and_accept_button_name_their_criterion_for_screen_readers(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """A screen reader's list of form controls tells the criteria apart: not three "Rationale (optional)"
+    boxes and three "Accept a" buttons."""
+    srv = serve()
+    srv.api.submit("names-1", reflection(16))
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    titles = page.eval_on_selector_all("fieldset.criterion", "fs => fs.map(f => f.dataset.title)")
+    assert len(titles) == 3
+    for t in titles:
+        box = page.get_by_role("textbox", name=re.compile(rf"^Rationale for {re.escape(t)} \("))
+        assert box.count() == 1, t
+        accept = page.get_by_role("button", name=re.compile(rf"^Accept the machine's level \d for {re.escape(t)}$"))
+        assert accept.count() == 1, t
+    page.get_by_role("button", name=re.compile(f"for {re.escape(titles[1])}$")).click()
+    assert page.locator("fieldset.criterion >> nth=1 >> input[type=radio]:checked").count() == 1
+    ctx.close()
+
+
 def test_docs_and_redoc_render_with_no_internet(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve()
     ctx = browser.new_context(viewport=DESKTOP)
