@@ -490,14 +490,20 @@ def parse_transcript(text: str, format: str = "auto", roles: RolePatterns | None
 
 
 def looks_like_transcript(text: str, roles: RolePatterns | None = None) -> bool:
-    """Whether a text is a transcript (subtitle format, or mostly 'Speaker:' lines) rather than prose."""
+    """Whether a text is a transcript (subtitle format, or mostly 'Speaker:' lines) rather than prose.
+
+    A plain transcript opens with a turn and holds at least two: prose with a "Next steps: ..." or "Also:
+    ..." line (half the lines of a short reflection) is prose, read as written, never refused as a
+    transcript the parser cannot read.
+    """
     if detect_format(text) != "plain":
         return True
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]  # as the parser reads
+    if len(lines) < 2 or not _candidate_labels([_Line(0, 0, lines[0])]):
         return False
     labelled = _candidate_labels(_Line(0, 0, ln) for ln in lines)
-    return len(labelled) >= 0.5 * len(lines) and len(_accepted_labels(labelled, roles or RolePatterns())) > 0
+    return (len(labelled) >= 2 and len(labelled) >= 0.5 * len(lines)
+            and len(_accepted_labels(labelled, roles or RolePatterns())) > 0)
 
 
 def with_roles(transcript: Transcript, roles: RolePatterns) -> Transcript:

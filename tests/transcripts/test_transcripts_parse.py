@@ -209,6 +209,18 @@ def test_prose_is_not_mistaken_for_a_transcript() -> None:
     assert looks_like_transcript((EXAMPLES / "area-lesson.txt").read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize("prose", [
+    "I asked many questions today and students answered well.\n\nAlso: next time I will wait longer.",
+    "The exit ticket showed most students understood.\nNext steps: reteach equivalent fractions.\nAlso: pairs.",
+    "Maya: she explained her thinking.",
+])
+def test_a_reflection_with_a_labelled_line_is_prose_read_as_written_not_a_refused_transcript(prose: str) -> None:
+    """A reflection ending "Next steps: ..." was taken for a plain transcript (half its lines look like turns)
+    and refused, 422 invalid_transcript, because its first line is not a turn."""
+    assert not looks_like_transcript(prose)
+    assert field_text("reflection", prose) == prose
+
+
 def test_demo_jsonl_matches_the_example_files() -> None:
     import json
 
