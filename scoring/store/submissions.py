@@ -171,6 +171,16 @@ def add_submissions_in(
 REVISES = "revises"  # metadata key: the external id of the earlier attempt a resubmission revises
 
 
+def first_attempt_in(conn: Any, sub: SubmissionRecord) -> SubmissionRecord | None:
+    """The first attempt of a resubmission's chain (None: ``sub`` is a first attempt)."""
+    root = conn.execute(sa.select(submission_chains.c.root_id)
+                        .where(submission_chains.c.submission_id == sub.id)).scalar()
+    if root is None:
+        return None
+    row = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == int(root))).first()
+    return _sub_rec(row) if row is not None else None
+
+
 def _link_attempt(tx: Tx, rubric_id: str, submission_id: int, prev_external_id: str) -> None:
     """Record the first attempt of a new resubmission's chain (``submission_chains``)."""
     ch = submission_chains

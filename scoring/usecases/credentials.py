@@ -22,20 +22,25 @@ from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
 from scoring.store.clock import iso, now
 from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot, slots_of
+from scoring.store.submissions import first_attempt_in
 from scoring.usecases import revocation
 from scoring.usecases.revocation import Issued
 
 RECIPIENT_FIELDS = ("educator_email", "educator_id", "educator")  # metadata that names the educator
 
 
-def recipient_of(sub: Any) -> str:
-    """Who the credential is for: the first educator field of the submission's metadata, else the issuer's
-    external id (hashed into the credential either way)."""
-    for f in RECIPIENT_FIELDS:
-        v = (sub.metadata or {}).get(f)
-        if v:
-            return str(v)
-    return f"{sub.rubric_id}:{sub.external_id}"
+def recipient_of(sub: Any, first: Any | None = None) -> str:
+    """Who the credential is for: the first educator field of the submission's metadata, else of its
+    chain's first attempt (``first``: a resubmission's), else the issuer's external id of that first attempt
+    (hashed into the credential either way). So an award after "not yet" names the same educator as the
+    first attempt did, not a new person called after the resubmission's id."""
+    for s in (sub, first or sub):
+        for f in RECIPIENT_FIELDS:
+            v = (s.metadata or {}).get(f)
+            if v:
+                return str(v)
+    origin = first or sub
+    return f"{origin.rubric_id}:{origin.external_id}"
 
 
 class RevokedBefore(CredentialError):
@@ -111,7 +116,8 @@ def issue_replacing(store: Store, submission_id: int, key: Any, issuer: Issuer, 
                                                "reason": despite_revocation.strip()}}
         number, index = allocate_slot(tx, issuer.id, status_list.LIST_BITS)
         url = status_list.list_url(issuer.id, number)
-        vc = build_credential(rubric, d.levels, recipient_of(sub), issuer, valid_years=valid_years,
+        vc = build_credential(rubric, d.levels, recipient_of(sub, first_attempt_in(tx.conn, sub)), issuer,
+                              valid_years=valid_years,
                               credential_id=credential_id, status=status_list.entry(url, index))
         token = sign(vc, key)
         seq = tx.append("credential_issued", {

@@ -200,3 +200,26 @@ def test_a_status_index_that_is_not_plain_digits_is_reported_not_a_traceback() -
             "statusListCredential": f"{ISSUER.id}/status/1"}}
         st = status_list.check(vc, [])
         assert st.state == "unknown" and f"statusListIndex {raw!r} is not a whole number" in st.text, st
+
+
+@pytest.mark.parametrize("first_meta,who", [
+    ({"educator_email": "ana@district7.org"}, "ana@district7.org"),  # named on the first attempt only
+    ({}, "checking-for-understanding:t-100"),  # named by no field: the first attempt's id, not the resubmission's
+])
+def test_an_award_after_not_yet_is_made_out_to_the_educator_of_the_first_attempt(
+        keys, tmp_path: Path, first_meta: dict[str, str], who: str) -> None:  # type: ignore[no-untyped-def]
+    from scoring.store import Store
+    from scoring.store.decisions import decision_in
+    from scoring.usecases import credentials
+
+    priv = keys[0]
+    with Store(f"sqlite:///{tmp_path / 'r.db'}") as st:
+        st.register_rubric(RUBRIC)
+        first = st.add_submission(RUBRIC.id, RUBRIC.version, "t-100", {"reflection": "first try"}, first_meta)
+        again = st.add_submission(RUBRIC.id, RUBRIC.version, "t-100-r2", {"reflection": "better"}, {"revises": "t-100"})
+        with st.write() as tx:
+            decision_in(tx, first.id, RUBRIC.id, RUBRIC.version, "not_yet", "final", {**EARNED, "adjusting": 0})
+            decision_in(tx, again.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)
+        _, vc = credentials.issue(st, again.id, priv, ISSUER)
+    ident = vc["credentialSubject"]["identifier"][0]
+    assert ident["identityHash"] == badges.identity_hash(who, ident["salt"])
