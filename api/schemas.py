@@ -199,6 +199,7 @@ class SubmissionResult(BaseModel):
     human_scores: list[HumanScoreOut] = Field(default_factory=list)
     adjudications: list[ResolvedScoreOut] = Field(default_factory=list, description="Resolved scores of "
                                                   "disagreements (the level of record where two ratings differ).")
+    revises: str | None = Field(None, description="For a resubmission: the external id of the attempt it revises")
     decision: DecisionOut | None = Field(default=None, description="The credential decision (rubrics with an "
                                          "award rule): the latest recorded, machine or final.")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api import schemas as S
-from scoring.store import MachineScore, Store, jobs, queue
+from scoring.store import MachineScore, Store, SubmissionRecord, jobs, queue
 from scoring.usecases.assessment import ItemDetails
 from scoring.usecases.intake import Outcome
 
@@ -29,7 +29,8 @@ def submission_result(store: Store, o: Outcome, model_version: str | None = None
         return S.SubmissionResult(
             submission_id=sub.id, external_id=sub.external_id, rubric_id=sub.rubric_id,
             rubric_version=sub.rubric_version, model_version=o.scored.model_version, policy_version=o.policy_version,
-            created=True, criteria=crit, queue=_slots(o.slots), human_scores=[], decision=_decision(store, sub.id))
+            created=True, criteria=crit, queue=_slots(o.slots), human_scores=[], decision=_decision(store, sub.id),
+            revises=_revises(sub))
     return stored_result(store, sub.id, created=False)
 
 
@@ -51,7 +52,13 @@ def stored_result(store: Store, submission_id: int, *, created: bool = False) ->
         adjudications=[S.ResolvedScoreOut(criterion=a.criterion, score=a.score, created_at=a.created_at)
                        for a in store.adjudications(submission_id=sub.id)],
         decision=_decision(store, sub.id),
+        revises=_revises(sub),
     )
+
+
+def _revises(sub: SubmissionRecord) -> str | None:
+    prev = (sub.metadata or {}).get("revises")
+    return str(prev) if prev else None
 
 
 def _decision(store: Store, submission_id: int) -> S.DecisionOut | None:

@@ -57,6 +57,19 @@ def _score(c: AppContext, owner: str, body: S.SubmissionIn) -> tuple[int, S.Subm
     return (201 if out.created else 200), views.submission_result(c.store, out)
 
 
+@router.get("/lookup", response_model=S.SubmissionResult, responses=S.problems(404),
+            summary="A submission found by your own id for it (the external id you sent) and its rubric",
+            description="As `GET /submissions/{id}`, for a client that kept its own ids rather than the store's. "
+                        "Another issuer's submission answers exactly as an unknown id does (404).")
+def lookup(rubric_id: str = Query(..., max_length=80), external_id: str = Query(..., min_length=1, max_length=200),
+           c: AppContext = Depends(ctx), key: ApiKey = Depends(require("issuer", "admin"))) -> Any:
+    try:
+        sub = c.store.find_submission(rubric_id, external_id)
+        return views.stored_result(c.store, _own_submission(c, key, sub.id).id)
+    except NotFound:
+        raise NotFound(f"no submission {external_id!r} for rubric {rubric_id}") from None
+
+
 @router.get("/{submission_id}", response_model=S.SubmissionResult, responses=S.problems(404),
             summary="A submission's machine scores, routes, queue slots and human scores",
             description="Issuers read only submissions they sent; admins read all. Another issuer's submission "

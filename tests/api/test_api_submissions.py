@@ -342,6 +342,15 @@ def test_the_assessor_sees_the_previous_decision_and_feedback_beside_a_resubmiss
     again = api.client.post("/submissions", headers=api.h("issuer"), json={
         "rubric_id": first["rubric_id"], "external_id": "p-2", "evidence": {"reflection": reflection(22)},
         "revises": "p-1"}).json()
+    assert again["revises"] == "p-1"
+    found = api.client.get("/submissions/lookup", params={"rubric_id": first["rubric_id"], "external_id": "p-2"},
+                           headers=api.h("issuer"))
+    assert found.status_code == 200 and (found.json()["submission_id"], found.json()["revises"]) \
+        == (again["submission_id"], "p-1"), found.text
+    for who, ext in (("issuer2", "p-2"), ("issuer", "p-404")):  # another issuer's id answers as an unknown one
+        expect_problem(api.client.get("/submissions/lookup", params={"rubric_id": first["rubric_id"],
+                                                                     "external_id": ext}, headers=api.h(who)),
+                       404, "not_found")
     views = []
     while (r := api.claim()).status_code == 200:
         views.append(r.json())
