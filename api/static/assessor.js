@@ -250,15 +250,18 @@
   }
 
   // -- submitting without losing anything --------------------------------------------------------
-  var retryTimer = null, pending = null;
+  var retryTimer = null, pending = null, inFlight = false;
 
   function send(then) {
     saveDraft();
+    if (inFlight) return;  // a double click sends once: the second would only be told it was already submitted
+    inFlight = true;
     var data = new URLSearchParams(new FormData(form));
     if (then) data.set("then", then);
     pending = then;
     post(form.action, data)
       .then(function (res) {
+        inFlight = false;
         pending = null;
         if (res.body.ok) { clearDraft(); window.location.href = res.body.next; return; }
         if (res.body.lost) lost = true;
@@ -266,8 +269,9 @@
             res.body.lost ? "err" : "warn", nearActions());
       })
       .catch(function (err) {
+        inFlight = false;
         say(unreachable(err) + ": nothing was lost, your levels and rationales are saved on this device. " +
-            "Retrying every 5 seconds (or press s to retry now).", "err", nearActions());
+            "Retrying every 5 seconds (or submit again, key s, to retry now).", "err", nearActions());
         clearTimeout(retryTimer);
         retryTimer = setTimeout(function () { if (pending !== null) send(pending || ""); }, 5000);
       });

@@ -417,6 +417,35 @@ def test_a_submit_answered_by_a_server_error_says_so_keeps_the_work_and_retries(
     ctx.close()
 
 
+def test_a_second_submit_while_the_first_is_on_its_way_sends_nothing(browser, serve) -> None:  # type: ignore[no-untyped-def]
+    """A double click (or s pressed twice) sends the scores once: the second would only be told the item was
+    already submitted, a warning over work that was saved."""
+    srv = serve()
+    srv.api.submit("twice-1", reflection(7))
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    held: list[Any] = []
+    page.route(SUBMIT_PATTERN, lambda route: held.append(route))
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    for digit in ("1", "2", "0"):
+        _score_active_with_keyboard(page, digit, f"level {digit} because")
+        page.keyboard.press("n")
+    page.keyboard.press("s")
+    end = time.monotonic() + 30
+    while not held and time.monotonic() < end:
+        page.wait_for_timeout(50)
+    page.click("#submit")  # and the Submit button, while the first is on its way
+    page.keyboard.press("s")
+    page.wait_for_timeout(500)
+    assert len(held) == 1, f"{len(held)} submits were sent"
+    held[0].continue_()
+    page.wait_for_url(lambda u: "msg=" in u)
+    assert len(srv.api.store.human_scores()) == 3
+    ctx.close()
+
+
 def test_a_submit_after_another_assessor_took_the_expired_item_keeps_the_draft_and_names_them(browser, serve) -> None:  # type: ignore[no-untyped-def]
     from scoring.store import queue
 
