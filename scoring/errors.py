@@ -96,6 +96,13 @@ class StoreUrlError(ScoringError):
     code = "invalid_store_url"
 
 
+class StoreTooNew(ScoringError):
+    """A store whose schema a newer release upgraded: this release does not know its tables and rules, so it
+    opens nothing there (an older release writing into a newer schema could break what the newer one keeps)."""
+
+    code = "store_too_new"
+
+
 class NoStore(ScoringError):
     """A database a read-only command was pointed at that holds no store (an empty file, another
     application's tables, a file that is not SQLite). Why an error and not a new store: creating one there

@@ -29,7 +29,7 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
     that holds no store (an empty file, another application's tables, a file that is not SQLite), rather
     than create a store in it and report on nothing, which is what a mistyped --db would otherwise do
     silently. A store at an older schema revision is still upgraded."""
-    from scoring.errors import NoStore, StoreUrlError
+    from scoring.errors import NoStore, StoreTooNew, StoreUrlError
     from scoring.settings import get_settings
     from scoring.store import Store
 
@@ -39,7 +39,12 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
                    "`scoring score --store`, `scoring import-scores` or `scoring serve`); check --db", err=True)
         raise typer.Exit(2)
     try:
-        return Store(url, create=not must_exist)
+        store = Store(url, create=not must_exist)
+        report_upgrade(store)
+        return store
+    except StoreTooNew as exc:  # a newer release's schema: refused before anything is written
+        typer.echo(f"error: cannot open the store at {shown_url(url)}: {exc}", err=True)
+        raise typer.Exit(2) from None
     except NoStore as exc:  # named with the URL, like a database that does not answer
         typer.echo(f"error: cannot open the store at {shown_url(url)}: {exc}; check --db (or "
                    "SCORING_DATABASE_URL)", err=True)
@@ -51,6 +56,15 @@ def open_store(db: str | None, *, must_exist: bool = False):  # type: ignore[no-
         typer.echo(f"error: cannot open the store at {shown_url(url)}: {first_line(exc)}; check --db (or "
                    "SCORING_DATABASE_URL)", err=True)
         raise typer.Exit(2) from None
+
+
+def report_upgrade(store) -> None:  # type: ignore[no-untyped-def]
+    """Say on stderr when opening the store upgraded its schema (an operator's backup taken before it is the
+    way back: an older release refuses the upgraded store)."""
+    if store.upgraded is not None:
+        before, after = store.upgraded
+        typer.echo(f"upgraded the store at {shown_url(store.url)} from schema revision {before} to {after}",
+                   err=True)
 
 
 def sa_errors() -> tuple[type[Exception], ...]:

@@ -92,17 +92,41 @@ def unreachable(url: str, timeout_s: int = 3) -> str | None:
         return f"no database answers at {url}: {type(exc).__name__}"
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply the shipped migrations up to ``revision`` (every one: head), serialised against other processes
-    doing the same. An earlier revision leaves a database as an older release did (tests of upgrades)."""
+    doing the same. An earlier revision leaves a database as an older release did (tests of upgrades).
+
+    Returns the schema revision before and after (``None`` before: a new store). A store at a revision
+    this release does not ship (a newer release upgraded it) raises :class:`~scoring.errors.StoreTooNew`
+    before anything is written: this code would not know that schema's tables and rules."""
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.connect().execution_options(store_write=True) as conn:
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+            before = _revision_in(conn)
+            script = ScriptDirectory.from_config(cfg)
+            known = {rev.revision for rev in script.walk_revisions()}
+            if before is not None and before not in known:
+                from scoring.errors import StoreTooNew
+
+                raise StoreTooNew(
+                    f"its schema is at revision {before!r}, which this release does not know (its newest is "
+                    f"{script.get_current_head()!r}): a newer release of rubric-scoring upgraded it. Run that "
+                    "release (or newer) against it; this one changed nothing")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            return before, _revision_in(conn)
+
+
+def _revision_in(conn: Connection) -> str | None:
+    """The schema revision recorded in the database (None: no store schema yet)."""
+    if "alembic_version" not in sa.inspect(conn).get_table_names():
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 STORE_MARKERS = frozenset({"alembic_version", "audit_log"})  # every revision of the store has both

@@ -73,8 +73,16 @@ class Store(RubricsStore, SubmissionsStore, ScoresStore, DecisionsStore, Credent
         self.engine = make_engine(url)
         if not create:
             self._refuse_database_without_store()
+        #: (old revision, new revision) when opening upgraded an existing store's schema; None otherwise
+        self.upgraded: tuple[str, str] | None = None
         if migrate:
-            upgrade_schema(self.engine)
+            try:
+                before, after = upgrade_schema(self.engine)
+            except Exception:
+                self.engine.dispose()
+                raise
+            if before is not None and after is not None and before != after:
+                self.upgraded = (before, after)
         self._rubric_cache = {}
 
     def _refuse_database_without_store(self) -> None:
