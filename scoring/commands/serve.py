@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from scoring.commands._store import DB_OPTION
+from scoring.commands._store import DB_OPTION, open_store, shown_url
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
 
 
 def serve(
@@ -18,31 +26,39 @@ def serve(
     policy: Annotated[list[Path] | None, typer.Option(
         "--policy", help="Routing policy YAML; repeat for several rubrics (each policy routes the rubric it "
         "names or whose model it was tuned for). Rubrics without one: every criterion to a human.")] = None,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", callback=_log_level)] = "info",
 ) -> None:
     """Serve the API (docs at /docs) and the assessor page (/assessor) on SQLite by default, PostgreSQL by --db URL."""
     import uvicorn
 
     from api.app import create_app
+    from models.artifact import ArtifactError
+    from scoring.errors import ScoringError
     from scoring.settings import get_settings
 
     s = get_settings()
     if db:
         s = s.model_copy(update={"database_url": db})
     pol = None
-    if policy:
-        from scoring.policy import load_policy
+    # What cannot start the server (a policy file, the store, the model directory) ends it with one line, exit 2
+    try:
+        if policy:
+            from scoring.policy import load_policy
 
-        pol = [load_policy(p) for p in policy]
-    app = create_app(s, model_dir=model, policy=pol)
+            pol = [load_policy(p) for p in policy]
+        store = open_store(s.resolved_database_url())
+        app = create_app(s, store=store, model_dir=model, policy=pol)
+    except (ScoringError, ArtifactError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     import gc
 
     # Everything loaded so far (torch, the model, pandas) lives as long as the server: move it out of the
     # collector's reach, so full collections scan only request garbage.
     gc.collect()
     gc.freeze()
-    typer.echo(f"serving on http://{host}:{port}  (docs /docs, assessor page /assessor, store {app.state.ctx.store.dialect})",
-               err=True)
+    typer.echo(f"serving on http://{host}:{port}  (docs /docs, assessor page /assessor, store "
+               f"{shown_url(store.url)})", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
