@@ -9,9 +9,11 @@ client's retry can succeed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +26,8 @@ from scoring.store.service_tables import batch_job_results, batch_jobs, idempote
 from scoring.store.store import Store
 
 STALE_RESERVATION_S = 300  # an unanswered reservation older than this was abandoned by a dead process
+JOB_LOCK_CLASS = 0x5C0B  # PostgreSQL advisory locks of batch-job runners: (JOB_LOCK_CLASS, job id)
+RUN_LOCK = "run.lock"  # SQLite: the runner's lock file in the job's folder
 
 
 # ------------------------------------------------------------------------------------- idempotency
@@ -216,6 +220,47 @@ def start_job(store: Store, job_id: int) -> bool:
             vals["resumes"] = c.resumes + 1
         tx.conn.execute(batch_jobs.update().where(c.id == job_id).values(**vals))
     return True
+
+
+@contextmanager
+def runner(store: Store, job_id: int, workdir: str | None) -> Iterator[bool]:
+    """Hold the job's runner lock while this process runs it: True when it got the lock, False when another
+    process runs the job right now (another ``scoring serve`` on this database, on this machine or another).
+
+    Why: every server resumes the queued and running jobs it finds when it starts, and a job found
+    ``running`` may be running in another server still. The lock lives as long as the process holding it
+    (PostgreSQL: a session advisory lock on a connection held for the run; SQLite, whose servers share one
+    machine: an ``flock`` on ``run.lock`` in the job's folder), so a job whose server died is resumed and a
+    job another server runs is left alone: not marked failed because its folder is on another machine, and
+    not counted as resumed."""
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            key = {"c": JOB_LOCK_CLASS, "j": job_id}
+            got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, :j)"), key).scalar())
+            conn.commit()  # the lock is the session's: no transaction stays open while the job runs
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :j)"), key)
+                    conn.commit()
+        return
+    folder = Path(workdir) if workdir else None
+    if folder is None or not folder.is_dir():  # nobody on this machine can run it
+        yield True
+        return
+    import fcntl
+
+    with (folder / RUN_LOCK).open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def end_job(store: Store, job_id: int, status: str, error: str | None = None) -> None:

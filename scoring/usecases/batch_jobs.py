@@ -158,8 +158,19 @@ def create_from_file(store: Store, owner: str, rubric: Rubric, upload: Path, fil
 
 def run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | None, job_id: int, *,
             max_chars: int, block_size: int = 32) -> None:
-    """Run (or resume) a job to the end; a failure marks it ``failed`` with the reason."""
+    """Run (or resume) a job to the end; a failure marks it ``failed`` with the reason. A job another server
+    process runs right now (:func:`jobs.runner`) is left to it, untouched."""
     j = jobs.job(store, job_id)
+    with jobs.runner(store, job_id, j.workdir) as mine:
+        if not mine:
+            log.info("batch job %s is being run by another server process; left to it", job_id)
+            return
+        _run_job(store, model_for, policy, j, max_chars=max_chars, block_size=block_size)
+
+
+def _run_job(store: Store, model_for: Callable[[str, int], Any], policy: Any | None, j: jobs.BatchJob, *,
+             max_chars: int, block_size: int) -> None:
+    job_id = j.id
     try:
         if j.workdir is None:
             raise InvalidRequest(f"batch job {job_id} has no work folder (created by an older server); resubmit it")
