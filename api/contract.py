@@ -26,6 +26,7 @@ EDGE = {
     "413": "Body over the size limit",
     "415": "Body not sent as application/json",
     "422": "A parameter or the body fails validation (the problem names the field)",
+    "503": "The store (database) is unavailable: nothing was completed; retry later (`Retry-After`)",
 }
 
 
@@ -35,7 +36,7 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
     if "Problem" not in schemas:
         schemas["Problem"] = S.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for item in doc.get("paths", {}).values():
+    for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             if method not in METHODS:
                 continue
@@ -50,6 +51,8 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
                 codes += ["400", "404", "413", "422"] + (["415"] if json_body else [])
             if params:
                 codes += ["404", "422"]
+            if path != "/healthz":  # every other operation reads or writes the store
+                codes.append("503")
             for code in codes:
                 responses.setdefault(code, {"description": EDGE[code]})
             for code, resp in responses.items():

@@ -104,6 +104,14 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no endpoint at {path}; see /docs for the API"
         return problem(exc.status_code, code, detail, path)
+    if store_unavailable(exc):  # the database is down, full, read-only or locked: say so, and that nothing happened
+        log.error("store unavailable on %s %s: %s", request.method, path, _first_line(exc))
+        resp = problem(503, "store_unavailable", "the store (database) is unavailable: it did not answer, or "
+                       "could not write (full, read-only or locked); this request was not completed. Retry it "
+                       "later: a retried POST with the same Idempotency-Key (or a resent identical submission) "
+                       "is recorded once", path)
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
     status = status_for(exc)
     if status is not None:
         code = getattr(exc, "code", "invalid_rubric" if isinstance(exc, RubricError) else "error")
@@ -112,6 +120,23 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         return problem(status, code, str(exc), path)
     log.exception("unexpected error on %s", path)
     return problem(500, "internal_error", "an unexpected error occurred; it has been logged", path)
+
+
+RETRY_AFTER_S = 5
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not serve the request (not a bug in the request or the code):
+    a connection refused or lost, a pool exhausted, a disk full, a read-only or locked database."""
+    import sqlalchemy as sa
+
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message, first line: no SQL statement, no parameters (evidence text), no traceback."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
@@ -133,7 +158,12 @@ def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
 
 
 def install(app: FastAPI) -> None:
-    for cls in (RequestValidationError, StarletteHTTPException, E.ScoringError, RubricError, Exception):
+    import sqlalchemy as sa
+
+    # the store's errors by class too: Starlette re-raises what only the ``Exception`` handler caught, and the
+    # server would log a traceback for every request while the database is down
+    for cls in (RequestValidationError, StarletteHTTPException, E.ScoringError, RubricError,
+                sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, Exception):
         app.add_exception_handler(cls, handle)  # type: ignore[arg-type]
 
 
