@@ -45,13 +45,17 @@ def revoke(name: Annotated[str, typer.Argument(help="Key name.")], db: str | Non
     """Revoke a key by name; it stops working on its next request."""
     from scoring.errors import ScoringError
     from scoring.store.keys import revoke_key
+    from scoring.store.queue import held_by
 
+    store = open_store(db, must_exist=True)
+    held = held_by(store, name)
     try:
-        k = revoke_key(open_store(db, must_exist=True), name)
+        k = revoke_key(store, name)
     except ScoringError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"revoked {k.name} ({k.role})", err=True)
+    back = f"; the {len(held)} queue item(s) they held are open again" if held and k.role == "assessor" else ""
+    typer.echo(f"revoked {k.name} ({k.role}){back}", err=True)
 
 
 def register(app: typer.Typer) -> None:

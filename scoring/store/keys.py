@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from scoring.errors import Conflict, InvalidRequest, LastAdminKey, NotFound, Unauthorized
 from scoring.store.clock import iso
-from scoring.store.service_tables import api_keys
+from scoring.store.service_tables import api_keys, queue_items
 from scoring.store.store import Store
 
 ROLES = ("assessor", "issuer", "researcher", "admin")
@@ -100,6 +100,8 @@ def list_keys(store: Store) -> list[ApiKey]:
 
 def revoke_key(store: Store, name: str, *, by: str = "cli") -> ApiKey:
     """Revoke by name (idempotent); the key stops working on its next request. Logged (``key_revoked``).
+    An assessor's held queue items return to the queue in the same transaction (``released_items``), so
+    nobody waits for the leases of someone who left to run out.
 
     The last active admin key cannot be revoked (:class:`LastAdminKey`): without one nobody can create
     keys over the API any more, and recovery would need a shell on the server."""
@@ -119,7 +121,15 @@ def revoke_key(store: Store, name: str, *, by: str = "cli") -> ApiKey:
                                        "then revoke this one")
             now = _now()
             conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(revoked_at=now))
-            tx.append("key_revoked", {"name": name, "role": row.role, "key_id": row.key_id, "by": by,
-                                      "at": iso(now)})
+            payload = {"name": name, "role": row.role, "key_id": row.key_id, "by": by, "at": iso(now)}
+            if row.role == "assessor":  # what they held goes back to the queue now, not when its lease runs out
+                q = queue_items.c
+                held = [int(i) for i in conn.execute(sa.select(q.id).where(
+                    q.holder == name, q.status == "claimed").order_by(q.id)).scalars()]
+                if held:
+                    conn.execute(queue_items.update().where(q.id.in_(held)).values(
+                        status="open", holder=None, lease_token=None, lease_expires=None))
+                    payload["released_items"] = held
+            tx.append("key_revoked", payload)
         row = conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one()
     return _rec(row)
