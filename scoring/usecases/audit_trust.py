@@ -76,7 +76,12 @@ def checkpoint(store: Store, directory: Path, key: Ed25519PrivateKey, origin: st
             "--init if this is the log's first checkpoint")
     good, bad = load_checkpoints(directory, key.public_key(), origin) if exists else ([], [])
     if bad:
-        raise CheckpointError(f"checkpoint {bad[0].name}: {bad[0].problem}; not signing over it")
+        rotated = "not signed by the audit key" in bad[0].problem
+        raise CheckpointError(f"checkpoint {bad[0].name}: {bad[0].problem}; not signing over it" + (
+            ". If the audit key was replaced (rotated, or the old one lost), start a new series in a new folder "
+            "with `scoring audit checkpoint --init --out NEW_FOLDER`, and keep this folder with the old public "
+            "key: `scoring audit verify --checkpoints` still proves with them the entries they signed" if rotated
+            else ""))
     res = store.verify_audit(good, keep_tiles=True)
     if not res.ok:
         raise AuditChainBroken(f"the audit log does not verify, so no checkpoint was signed: {res.problem}")
