@@ -18,6 +18,26 @@ def _log_level(value: str) -> str:
     return value.lower()
 
 
+def app_logging(level: str) -> None:
+    """Show the service's own log lines (``api``, ``scoring``: a job cancelled or left to another server, a
+    store that stopped answering) beside uvicorn's, at the same level, with a time and a level on each.
+
+    Why: uvicorn configures only its own loggers, so without this the application's INFO lines were dropped
+    and its errors printed bare. Idempotent (one handler, however often it is called)."""
+    import logging
+
+    lvl = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+    for name in ("api", "scoring"):
+        lg = logging.getLogger(name)
+        lg.setLevel(lvl)
+        if not any(getattr(h, "_rubric_scoring", False) for h in lg.handlers):
+            h = logging.StreamHandler()
+            h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            h._rubric_scoring = True  # type: ignore[attr-defined]
+            lg.addHandler(h)
+        lg.propagate = False
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
@@ -59,6 +79,7 @@ def serve(
     gc.freeze()
     typer.echo(f"serving on http://{host}:{port}  (docs /docs, assessor page /assessor, store "
                f"{shown_url(store.url)})", err=True)
+    app_logging(log_level)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

@@ -52,3 +52,28 @@ def test_scoring_serve_starts_uvicorn_on_the_given_store(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_shows_the_services_own_log_lines_with_time_and_level(capsys) -> None:  # type: ignore[no-untyped-def]
+    """uvicorn configures only its own loggers: a batch job cancelled, or left to another server, was logged
+    by the service at INFO and never shown."""
+    import logging
+
+    from scoring.commands.serve import app_logging
+
+    saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate, list(logging.getLogger(n).handlers))
+             for n in ("api", "scoring")}
+    try:
+        app_logging("info")
+        app_logging("info")  # once more: still one line per message
+        logging.getLogger("scoring").info("batch job 7 stopped: cancelled")
+        logging.getLogger("api").debug("not at info")
+        err = capsys.readouterr().err
+        assert err.count("batch job 7 stopped: cancelled") == 1 and " INFO scoring: " in err, err
+        assert "not at info" not in err
+    finally:
+        for n, (level, propagate, handlers) in saved.items():
+            lg = logging.getLogger(n)
+            lg.setLevel(level)
+            lg.propagate = propagate
+            lg.handlers[:] = handlers
