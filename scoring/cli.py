@@ -51,13 +51,15 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from pydantic import ValidationError
 
-    from scoring.settings import get_settings, settings_problem
+    from scoring.settings import get_settings, settings_problem, unknown_settings
 
     try:
         get_settings()  # read once here: a bad SCORING_* value is one line, not a traceback mid-command
     except ValidationError as exc:
         print(f"error: {settings_problem(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+    for line in unknown_settings(os.environ):
+        print(f"warning: {line}", file=sys.stderr)
     app(args=optional_values(sys.argv[1:]))
 
 

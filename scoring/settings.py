@@ -7,6 +7,7 @@ reads ``os.environ``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -152,3 +153,22 @@ def settings_problem(exc: Exception) -> str:
         name = "SCORING_" + str(e.get("loc", ("?",))[0]).upper()
         parts.append(f"{name}={e.get('input')!r}: {e.get('msg', 'invalid')}")
     return "environment setting " + "; ".join(parts)
+
+
+OTHER_NAMES = ("SCORING_FAULT_AT", "SCORING_TEST_POSTGRES_URL")  # read by the tests' fault points and fixtures
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """One line per ``SCORING_*`` environment variable that names no setting (a typo such as
+    ``SCORING_DATABSE_URL`` is otherwise ignored without a word, and the default used), with the closest
+    setting's name where one is close."""
+    import difflib
+
+    known = ["SCORING_" + k.upper() for k in Settings.model_fields]
+    out = []
+    for name in sorted(environ):
+        if name.startswith("SCORING_") and name not in known and name not in OTHER_NAMES:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            out.append(f"{name} is not a setting and is ignored" + (f"; did you mean {near[0]}?" if near else ""))
+    return out
+

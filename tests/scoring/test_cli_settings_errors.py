@@ -31,3 +31,22 @@ def test_a_block_size_below_one_is_refused(tmp_path) -> None:  # type: ignore[no
     r = CliRunner().invoke(cli.app, ["score", "--model", str(tmp_path), "--data", str(tmp_path / "x.csv"),
                                      "--out", str(tmp_path / "o.jsonl"), "--block-size", "0"])
     assert r.exit_code == 2 and "--block-size" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_was_likely_meant_for(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """SCORING_DATABSE_URL was ignored without a word, so the command quietly used the default store."""
+    monkeypatch.setenv("SCORING_DATABSE_URL", "postgresql+psycopg://u@db/x")
+    monkeypatch.setenv("SCORING_NOT_A_THING", "1")
+    monkeypatch.setattr(sys, "argv", ["scoring", "models", "--help"])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.main()
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert stop.value.code == 0
+    assert ("warning: SCORING_DATABSE_URL is not a setting and is ignored; did you mean SCORING_DATABASE_URL?"
+            in err.splitlines()), err
+    assert "warning: SCORING_NOT_A_THING is not a setting and is ignored" in err.splitlines(), err
