@@ -187,7 +187,11 @@ def verify_jws(token: str, public_key: Any) -> Any:
             warnings.simplefilter("ignore")
             obj = jws.deserialize_compact(token, public_key, algorithms=[ALG])
     except JoseError as exc:
-        raise CredentialError(f"signature check failed: {exc.description or exc.error}") from None
+        why = exc.description or exc.error
+        if exc.error == "bad_signature":  # joserfc's code: say what it means to the person checking
+            why = ("the signature does not match: the credential was changed after it was signed, or it was "
+                   "signed with another key than this public key (bad_signature)")
+        raise CredentialError(f"signature check failed: {why}") from None
     except ValueError as exc:
         raise CredentialError(f"not a compact JWS: {exc}") from None
     try:

@@ -65,7 +65,8 @@ def test_tampering_expiry_and_a_wrong_key_fail_verification(keys, tmp_path: Path
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     claims["credentialSubject"]["result"][2]["achievedLevel"] = claims["credentialSubject"]["result"][2]["achievedLevel"][:-1] + "2"
     forged = ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), sig])
-    with pytest.raises(CredentialError, match="signature"):
+    with pytest.raises(CredentialError, match="the signature does not match: the credential was changed after it "
+                                               "was signed, or it was signed with another key"):
         badges.verify(forged, pub)
     with pytest.raises(CredentialError, match="expired"):
         badges.verify(token, pub, now=datetime.now(UTC) + timedelta(days=800))
