@@ -13,13 +13,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rubrics.schema import Rubric
 from scoring.errors import InvalidRequest, LeaseExpired, NotFound, NothingToAdjudicate, SameRater
 from scoring.routing import adjudication_gap
 from scoring.routing import needs_adjudication as beyond_gap
-from scoring.store import Adjudication, MachineScore, Store, SubmissionRecord, queue
+from scoring.store import Adjudication, HumanScore, MachineScore, Store, SubmissionRecord, queue
 from scoring.store.scores import RATER_KINDS
 from scoring.usecases.decisions import finalize
 
@@ -144,6 +145,8 @@ class Pending:
     human_scores: list[int]
     human_score_ids: list[int]
     gap: int
+    kinds: list[str] = field(default_factory=list)  # each rating's slot (first, second, audit), as human_scores
+    since: datetime | None = None  # when the disagreement arose: the latest of its ratings
 
 
 def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | None = None, *,
@@ -163,18 +166,14 @@ def pending_adjudications(store: Store, policy: Any | None, rubric_id: str | Non
         gap = adjudication_gap(policy, crit)
         scores = [h.score for h in hs]
         if (sid, crit) not in done and beyond_gap(scores, policy, crit):
-            out.append(Pending(sid, crit, scores, [h.id for h in hs], gap))
+            out.append(Pending(sid, crit, scores, [h.id for h in hs], gap, [h.kind for h in hs],
+                               max(h.created_at for h in hs)))
     return out
 
 
-def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, adjudicator: str,
-               rationale: str = "", policy: Any | None = None) -> Adjudication:
-    """Record the resolved score of a submission's criterion, naming the human and machine scores it resolves."""
-    store.submission(submission_id)  # NotFound
-    raters = {h.assessor for h in store.human_scores(submission_id=submission_id) if h.kind in RATER_KINDS}
-    if adjudicator in raters:
-        raise SameRater(f"{adjudicator!r} rated submission {submission_id}; its disagreement must be resolved by "
-                        "someone who did not rate it")
+def _disputed(store: Store, policy: Any | None, submission_id: int, criterion: str) -> list[HumanScore]:
+    """The human scores a resolved score of ``criterion`` resolves; :class:`InvalidRequest` when it has none,
+    :class:`NothingToAdjudicate` when its ratings do not disagree beyond the gap (or one awaits a second)."""
     hs = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind != "adjudication"]
     if not hs:
         raise InvalidRequest(f"submission {submission_id} has no human scores for {criterion!r} to adjudicate")
@@ -183,11 +182,77 @@ def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, 
         raise NothingToAdjudicate(
             f"submission {submission_id} has no disagreement on {criterion!r} to resolve: its ratings {rated} are "
             f"within the adjudication gap ({adjudication_gap(policy, criterion)}) or await a second rater")
+    return hs
+
+
+def adjudicate(store: Store, submission_id: int, criterion: str, score: int, *, adjudicator: str,
+               rationale: str = "", policy: Any | None = None, require_rationale: bool = False) -> Adjudication:
+    """Record the resolved score of a submission's criterion, naming the human and machine scores it resolves.
+
+    ``require_rationale``: refuse an empty rationale (the lead's page: the record must say why)."""
+    store.submission(submission_id)  # NotFound
+    raters = {h.assessor for h in store.human_scores(submission_id=submission_id) if h.kind in RATER_KINDS}
+    if adjudicator in raters:
+        raise SameRater(f"{adjudicator!r} rated submission {submission_id}; its disagreement must be resolved by "
+                        "someone who did not rate it")
+    hs = _disputed(store, policy, submission_id, criterion)
+    if require_rationale and not rationale.strip():
+        raise InvalidRequest("write a rationale: the resolved score's record must say why this level stands")
     ms = store.machine_scores(submission_id=submission_id, criterion=criterion)
     a = store.record_adjudication(submission_id, criterion, score, adjudicator=adjudicator, rationale=rationale,
                                   human_score_ids=[h.id for h in hs], machine_score_id=ms[-1].id if ms else None)
     finalize(store, policy, submission_id, actor=adjudicator)
     return a
+
+
+@dataclass
+class Disagreement:
+    """What a lead sees of one submission x criterion to resolve: the evidence's submission, the criterion
+    and its levels, every rating (not blind to the lead: rater, slot, level, rationale), the machine's score
+    and its suggestion explained, and the resolved score when there is one already."""
+
+    submission: SubmissionRecord
+    rubric: Rubric
+    criterion: Any  # rubrics.schema.Criterion
+    ratings: list[HumanScore]
+    machine: MachineScore | None
+    suggestion: Any  # scoring.suggestion.Suggestion, or None without probabilities
+    resolved: Adjudication | None
+    gap: int
+    closed: str | None  # why there is nothing to resolve, in words; None while it awaits a resolved score
+
+
+def disagreement(store: Store, models: Any, policy: Any | None, submission_id: int, criterion: str) -> Disagreement:
+    """One disagreement for the lead's page (:class:`NotFound` for an unknown submission or criterion)."""
+    from scoring.suggestion import explain
+
+    sub = store.submission(submission_id)
+    rubric = store.rubric(sub.rubric_id, sub.rubric_version)
+    try:
+        c = rubric.criterion(criterion)
+    except KeyError:
+        raise NotFound(f"rubric {sub.rubric_id!r} has no criterion {criterion!r}") from None
+    ratings = [h for h in store.human_scores(submission_id=submission_id, criterion=criterion) if h.kind in RATER_KINDS]
+    ms = store.machine_scores(submission_id=submission_id, criterion=criterion)
+    m = ms[-1] if ms else None
+    sug = None
+    if m is not None and m.probabilities:
+        scorer = None
+        try:
+            model = models.get(sub.rubric_id, sub.rubric_version)
+            if getattr(model, "version", None) == m.model_version:
+                scorer = model.scorers.get(criterion)
+        except Exception:  # noqa: BLE001 - the rule's numbers are a help; without the model the level is "recorded"
+            scorer = None
+        sug = explain(m.score, m.probabilities, [(lv.score, lv.label) for lv in c.levels], scorer)
+    resolved = next((a for a in store.adjudications(submission_id=submission_id) if a.criterion == criterion), None)
+    closed = None
+    if resolved is None:
+        try:
+            _disputed(store, policy, submission_id, criterion)
+        except (InvalidRequest, NothingToAdjudicate) as exc:
+            closed = str(exc)
+    return Disagreement(sub, rubric, c, ratings, m, sug, resolved, adjudication_gap(policy, criterion), closed)
 
 
 # ------------------------------------------------------------------------------------------- item view
