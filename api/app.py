@@ -25,6 +25,7 @@ from api.routers import (
     batch,
     health,
     keys,
+    lead,
     models,
     queue,
     routing,
@@ -94,6 +95,7 @@ def create_app(
     for r in (health, rubrics, submissions, batch, queue, selection, routing, adjudication, agreement, models, keys, audit, status):
         app.include_router(r.router)
     app.include_router(assessor.router)
+    app.include_router(lead.router)
 
     @app.exception_handler(assessor._Login)
     async def _to_login(request: Any, _exc: Exception) -> Response:
@@ -106,6 +108,10 @@ def create_app(
                            "Log in again at /assessor/login in another tab, then submit again: your levels and "
                            "rationales stay saved on this device"})
         return RedirectResponse("/assessor/login", status_code=303)
+
+    @app.exception_handler(assessor._Refused)
+    async def _refused(request: Any, exc: assessor._Refused) -> Response:
+        return assessor.refused(request, exc)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     docs.install(app)  # /docs and /redoc from installed assets: they work without internet

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from api.context import AppContext
-from api.deps import COOKIE, ctx
+from api.deps import COOKIE, RATING_NEEDS_ASSESSOR, ctx
 from api.evidence import field_views
 from scoring.errors import (
     AlreadyScored,
@@ -68,17 +68,41 @@ class _Login(Exception):
     """Raised by :func:`page_key` to send the browser to the login form."""
 
 
-def page_key(request: Request, c: AppContext = Depends(ctx)) -> ApiKey:
+class _Refused(Exception):
+    """Raised by a page's key check for a logged-in key whose role may not use that page (an admin on the
+    rating pages, an assessor on the lead's): said in words, 403, with a link to the pages the key may use."""
+
+    def __init__(self, key: ApiKey, message: str, home: str) -> None:
+        super().__init__(message)
+        self.key, self.message, self.home = key, message, home
+
+
+def cookie_key(request: Request, c: AppContext) -> ApiKey:
+    """The page's logged-in key (the cookie), any role; :class:`_Login` when there is none or it is not valid."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         raise _Login()
     try:
-        key = keys.authenticate(c.store, raw)
+        return keys.authenticate(c.store, raw)
     except Unauthorized:
         raise _Login() from None
+
+
+def page_key(request: Request, c: AppContext = Depends(ctx)) -> ApiKey:
+    """An assessor's key: the rating pages. An admin (a lead) never rates, and is told so."""
+    key = cookie_key(request, c)
+    if key.role == "admin":
+        raise _Refused(key, f"{RATING_NEEDS_ASSESSOR}; key {key.name!r} has role 'admin'", "/assessor/adjudications")
     if key.role != "assessor":
         raise _Login()
     return key
+
+
+def refused(request: Request, exc: _Refused) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"ok": False, "message": exc.message}, status_code=403)
+    return templates.TemplateResponse(request, "refused.html", {
+        "key": exc.key, "lead": exc.key.role == "admin", "message": exc.message, "home": exc.home}, status_code=403)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -161,10 +185,11 @@ def login(request: Request, api_key: str = Form(""), c: AppContext = Depends(ctx
         key = keys.authenticate(c.store, api_key)
     except Unauthorized:
         return templates.TemplateResponse(request, "login.html", {"error": "That key is not valid."}, status_code=401)
-    if key.role != "assessor":
+    if key.role not in ("assessor", "admin"):
         return templates.TemplateResponse(request, "login.html", {
-            "error": f"Key {key.name!r} has role {key.role!r}; this page is for assessors."}, status_code=403)
-    resp = _redirect("/assessor")
+            "error": f"Key {key.name!r} has role {key.role!r}; this page is for assessors, and for leads (admin keys) "
+                     "who resolve disagreements."}, status_code=403)
+    resp = _redirect("/assessor/adjudications" if key.role == "admin" else "/assessor")  # a lead never rates
     resp.set_cookie(COOKIE, api_key.strip(), httponly=True, samesite="strict", path="/assessor",
                     secure=request.url.scheme == "https", max_age=12 * 3600)
     return resp

@@ -13,16 +13,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from api import schemas as S
 from api import views
 from api.context import AppContext
-from api.deps import ctx, require
+from api.deps import RATING_NEEDS_ASSESSOR, ctx, require
 from scoring.store import queue
 from scoring.store.keys import ApiKey
 from scoring.usecases import assessment
 
 router = APIRouter(prefix="/queue", tags=["queue"], responses=S.problems(401, 403))
 # not admin: a score is one rater's, recorded under a person's name and kept independent of the other slots
-Assessor = Depends(require("assessor", why="claiming, reading and scoring queue items needs an assessor key: "
-                           "scores are recorded under a person's name, as one independent rater (an admin who "
-                           "rates uses an assessor key of their own, e.g. `scoring keys create --role assessor`)"))
+Assessor = Depends(require("assessor", why=RATING_NEEDS_ASSESSOR))
 HIGHLIGHTS = Query(0, ge=0, le=10, description="Up to N supporting and N counter evidence highlights per "
                    "criterion (non-blind items only; costs a model pass over the evidence's sentences).")
 

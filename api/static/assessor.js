@@ -2,10 +2,12 @@
 // It adds: keyboard shortcuts, the active criterion's highlights, the machine's level in one key,
 // a local draft of levels and rationales (kept through reloads, expired leases and network failures),
 // lease renewal while the assessor is active with a visible countdown, and submits that never replace
-// the page with the browser's offline page.
+// the page with the browser's offline page. The lead's resolve page uses the same form shape (one
+// criterion, no lease): digits, the rationale, the draft and the submit.
 (function () {
   "use strict";
   var form = document.getElementById("score-form");
+  var lead = !!(form && form.dataset.lead);  // the lead's resolve page: one criterion, digits, rationale, submit
   var crits = Array.prototype.slice.call(document.querySelectorAll("fieldset.criterion"));
   var live = document.getElementById("live");
   var active = 0;
@@ -361,6 +363,7 @@
     var k = e.key;
     if ((tag === "BUTTON" || tag === "A") && (k === "Enter" || k === " ")) return;
     if (/^[0-9]$/.test(k) && crits.length) { choose(k); e.preventDefault(); }
+    else if (lead && (k === "a" || k === "]" || k === "[")) { /* the lead's page: no accept, no highlights */ }
     else if (k === "a" && crits.length) { acceptMachine(crits[active]); e.preventDefault(); }
     else if (k === "n") { setActive(active + 1); e.preventDefault(); }
     else if (k === "p") { setActive(active - 1); e.preventDefault(); }
