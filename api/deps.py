@@ -22,7 +22,7 @@ COOKIE = "rs_key"
 # why an admin key may not rate (the queue API's 403 and the assessor page's rating routes say the same)
 RATING_NEEDS_ASSESSOR = ("claiming, reading and scoring queue items needs an assessor key: scores are recorded under a "
                          "person's name, as one independent rater (an admin who rates uses an assessor key of their "
-                         "own, e.g. `scoring keys create --role assessor`)")
+                         "own, e.g. scoring keys create --role assessor)")
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer rsk_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: rsk_...`")
 
