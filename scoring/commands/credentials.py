@@ -78,7 +78,7 @@ def issue(
             typer.echo(f"no submission of rubric {rubric!r} has an 'earned' decision yet: nothing to sign")
             raise typer.Exit(1)
         out.mkdir(parents=True, exist_ok=True)
-        done = kept = final = 0
+        done = kept = final = held = 0
         logged: dict[int, list[Any]] = {}  # the log read once: every credential issued, per submission
         for c in revocation.issued(store):
             logged.setdefault(c.submission_id, []).append(c)
@@ -104,6 +104,10 @@ def issue(
                 final += 1
                 typer.echo(f"not signed: {exc}")
                 continue
+            except credentials.HeldByAnotherAttempt as exc:
+                held += 1
+                typer.echo(f"not signed: {exc}")
+                continue
             except CredentialError as exc:
                 err.print(f"[yellow]skipped[/] {sid}: {exc}")
                 continue
@@ -116,12 +120,13 @@ def issue(
                     touched.add(status_list.issuer_key(old.issuer_id))
         typer.echo(f"{done} credential(s) signed -> {out}" + (
             f"; {kept} already in {out} for the same decision, kept (--reissue signs them again)" if kept else "")
-            + (f"; {final} not signed again: revoked for the same decision (said above)" if final else ""))
+            + (f"; {final} not signed again: revoked for the same decision (said above)" if final else "")
+            + (f"; {held} not signed: the educator holds it from another attempt (said above)" if held else ""))
         # Always: the folder an issuer publishes must never hold a list older than the store's revocations
         # (revoked through the API or `revoke` without --out since the last run), even when nothing is signed.
         for who in sorted(touched):
             write_status_lists(store, who, k, out)
-        if done + kept + final < len(ids):
+        if done + kept + final + held < len(ids):
             raise typer.Exit(1)  # something asked for was not signed (said above, per submission)
     finally:
         store.close()

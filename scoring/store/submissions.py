@@ -181,6 +181,17 @@ def first_attempt_in(conn: Any, sub: SubmissionRecord) -> SubmissionRecord | Non
     return _sub_rec(row) if row is not None else None
 
 
+def other_attempts_in(conn: Any, submission_id: int) -> list[int]:
+    """The store ids of the other attempts of this submission's resubmission chain, first to last (none:
+    it is in no chain)."""
+    ch = submission_chains.c
+    root = conn.execute(sa.select(ch.root_id).where(ch.submission_id == submission_id)).scalar()
+    root = int(root) if root is not None else submission_id
+    members = [int(i) for i in conn.execute(sa.select(ch.submission_id).where(ch.root_id == root)
+                                            .order_by(ch.submission_id)).scalars()]
+    return [i for i in ([root] if members else []) + members if i != submission_id]
+
+
 def _link_attempt(tx: Tx, rubric_id: str, submission_id: int, prev_external_id: str) -> None:
     """Record the first attempt of a new resubmission's chain (``submission_chains``)."""
     ch = submission_chains

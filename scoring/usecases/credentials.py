@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scoring import status_list
 from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
+from scoring.store import tables as t
 from scoring.store.clock import iso, now
 from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot, slots_of
-from scoring.store.submissions import first_attempt_in
+from scoring.store.submissions import first_attempt_in, other_attempts_in
 from scoring.usecases import revocation
 from scoring.usecases.revocation import Issued
 
@@ -43,6 +45,14 @@ def recipient_of(sub: Any, first: Any | None = None) -> str:
     return f"{origin.rubric_id}:{origin.external_id}"
 
 
+class HeldByAnotherAttempt(CredentialError):
+    """Another attempt of the educator's resubmission chain holds a valid credential of this rubric (an audit
+    turned an earlier "not yet" into an award after the resubmission): one educator, one credential. Revoke
+    that one first if this attempt's should stand instead."""
+
+    code = "credential_held_by_another_attempt"
+
+
 class RevokedBefore(CredentialError):
     """The submission's credential of this very decision was revoked: a revocation is final, so it is not
     signed again unless someone says why (``despite_revocation``), and that is logged."""
@@ -60,6 +70,21 @@ class Issuance:
     credential: dict[str, Any]
     replaced: list[Issued]  # earlier valid credentials of the submission, revoked in the same transaction
     replaced_seqs: list[int]  # their credential_revoked entries
+
+
+def _held_by_chain(tx: Any, sub: Any) -> None:
+    """:class:`HeldByAnotherAttempt` when another attempt of ``sub``'s chain holds a valid credential."""
+    for other in other_attempts_in(tx.conn, sub.id):
+        slots = [Issued(sl.credential_id, sl.submission_id, sl.decision_id, sl.issued_seq, sl.issuer_id,
+                        sl.list_number, sl.status_index) for sl in slots_of(tx.conn, other)]
+        revoked = revocation.revoked_in(tx, slots)
+        valid = [c for c in slots if c.credential_id not in revoked]
+        if valid:
+            ext = tx.conn.execute(sa.select(t.submissions.c.external_id).where(t.submissions.c.id == other)).scalar()
+            raise HeldByAnotherAttempt(
+                f"submission {sub.external_id!r}: the educator already holds this credential from attempt {ext!r} "
+                f"of the same resubmission chain ({valid[-1].credential_id}); one educator holds one, so this "
+                f"attempt's is not signed (revoke that one first if this attempt's should stand instead)")
 
 
 def issue(store: Store, submission_id: int, key: Any, issuer: Issuer, *, actor: str = "system",
@@ -98,6 +123,7 @@ def issue_replacing(store: Store, submission_id: int, key: Any, issuer: Issuer, 
         for sl in slots_of(tx.conn, submission_id):
             known.setdefault(sl.credential_id, Issued(sl.credential_id, sl.submission_id, sl.decision_id,
                                                       sl.issued_seq, sl.issuer_id, sl.list_number, sl.status_index))
+        _held_by_chain(tx, sub)
         revoked = revocation.revoked_in(tx, list(known.values()))
         valid = [c for c in known.values() if c.credential_id not in revoked]
         final = [c for c in known.values() if c.decision_id == d.id and c.credential_id in revoked]

@@ -224,3 +224,28 @@ def test_an_award_after_not_yet_is_made_out_to_the_educator_of_the_first_attempt
         _, vc = credentials.issue(st, again.id, priv, ISSUER)
     ident = vc["credentialSubject"]["identifier"][0]
     assert ident["identityHash"] == badges.identity_hash(who, ident["salt"])
+
+
+def test_one_educator_holds_one_credential_across_a_resubmission_chain(keys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A blind audit turned the first attempt's "not yet" into an award after the resubmission earned too:
+    the second is not signed while the first's credential stands, and is once that one is revoked."""
+    from scoring.store import Store
+    from scoring.store.decisions import decision_in
+    from scoring.usecases import credentials, revocation
+
+    priv = keys[0]
+    with Store(f"sqlite:///{tmp_path / 'c.db'}") as st:
+        st.register_rubric(RUBRIC)
+        first = st.add_submission(RUBRIC.id, RUBRIC.version, "t-200", {"reflection": "first try"})
+        with st.write() as tx:
+            decision_in(tx, first.id, RUBRIC.id, RUBRIC.version, "not_yet", "final", {**EARNED, "adjusting": 0})
+        again = st.add_submission(RUBRIC.id, RUBRIC.version, "t-200-r2", {"reflection": "better"}, {"revises": "t-200"})
+        with st.write() as tx:
+            decision_in(tx, again.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)
+            decision_in(tx, first.id, RUBRIC.id, RUBRIC.version, "earned", "final", EARNED)  # the audit overturned it
+        credentials.issue(st, first.id, priv, ISSUER)
+        with pytest.raises(credentials.HeldByAnotherAttempt, match="from attempt 't-200' of the same resubmission"):
+            credentials.issue(st, again.id, priv, ISSUER)
+        revocation.revoke(st, revocation.issued(st, first.id), reason="the later attempt stands", by="registrar",
+                          kid=priv.thumbprint())
+        credentials.issue(st, again.id, priv, ISSUER)
