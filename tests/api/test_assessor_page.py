@@ -344,6 +344,16 @@ def _form_state(page: Any) -> dict[str, Any]:
     }""")
 
 
+def _claim_and_fill(page: Any, srv: Any) -> None:
+    """Log in, claim the next item with c, and give its three criteria levels 1, 2, 0 with rationales, by keys."""
+    _login(page, srv)
+    page.keyboard.press("c")
+    page.wait_for_url(f"{srv.url}/assessor/items/*")
+    for digit in ("1", "2", "0"):
+        _score_active_with_keyboard(page, digit, f"level {digit} because")
+        page.keyboard.press("n")
+
+
 def test_a_submit_the_server_never_answers_is_reported_as_no_connection_and_keeps_the_draft(browser, serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve()
     srv.api.submit("stall-1", reflection(5))
@@ -355,12 +365,7 @@ def test_a_submit_the_server_never_answers_is_reported_as_no_connection_and_keep
     # request reaches nobody and is never answered
     page.route(SUBMIT_PATTERN, lambda route: held.append(route) if stall.is_set() else route.continue_())
     page.clock.install()  # the page's timers run on a clock the test moves
-    _login(page, srv)
-    page.keyboard.press("c")
-    page.wait_for_url(f"{srv.url}/assessor/items/*")
-    for digit in ("1", "2", "0"):
-        _score_active_with_keyboard(page, digit, f"level {digit} because")
-        page.keyboard.press("n")
+    _claim_and_fill(page, srv)
     before = _form_state(page)
     assert before["valid"] and "/items/" in before["url"], f"every level and rationale is in before s: {before}"
     assert srv.api.store.human_scores() == [], f"no keystroke of a rationale reached the page as s: {before}"
@@ -397,12 +402,7 @@ def test_a_submit_answered_by_a_server_error_says_so_keeps_the_work_and_retries(
     failing = threading.Event()
     page.route(SUBMIT_PATTERN, lambda route: route.fulfill(status=500, body="Internal Server Error", content_type="text/plain")
                if failing.is_set() else route.continue_())
-    _login(page, srv)
-    page.keyboard.press("c")
-    page.wait_for_url(f"{srv.url}/assessor/items/*")
-    for digit in ("1", "2", "0"):
-        _score_active_with_keyboard(page, digit, f"level {digit} because")
-        page.keyboard.press("n")
+    _claim_and_fill(page, srv)
     failing.set()
     page.keyboard.press("s")
     page.wait_for_function("() => document.getElementById('live').textContent.includes('HTTP 500')")
@@ -427,12 +427,7 @@ def test_a_second_submit_while_the_first_is_on_its_way_sends_nothing(browser, se
     page = ctx.new_page()
     held: list[Any] = []
     page.route(SUBMIT_PATTERN, lambda route: held.append(route))
-    _login(page, srv)
-    page.keyboard.press("c")
-    page.wait_for_url(f"{srv.url}/assessor/items/*")
-    for digit in ("1", "2", "0"):
-        _score_active_with_keyboard(page, digit, f"level {digit} because")
-        page.keyboard.press("n")
+    _claim_and_fill(page, srv)
     page.keyboard.press("s")
     end = time.monotonic() + 30
     while not held and time.monotonic() < end:
