@@ -171,22 +171,30 @@ def add_submissions_in(
 REVISES = "revises"  # metadata key: the external id of the earlier attempt a resubmission revises
 
 
+def _root_in(conn: Any, submission_id: int) -> int | None:
+    """The first attempt of a resubmission's chain (None: ``submission_id`` is a first attempt)."""
+    root = conn.execute(sa.select(submission_chains.c.root_id)
+                        .where(submission_chains.c.submission_id == submission_id)).scalar()
+    return int(root) if root is not None else None
+
+
+def submission_in(conn: Any, submission_id: int) -> SubmissionRecord | None:
+    """One submission read on ``conn`` (inside a transaction that must see its own writes)."""
+    row = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == submission_id)).first()
+    return _sub_rec(row) if row is not None else None
+
+
 def first_attempt_in(conn: Any, sub: SubmissionRecord) -> SubmissionRecord | None:
     """The first attempt of a resubmission's chain (None: ``sub`` is a first attempt)."""
-    root = conn.execute(sa.select(submission_chains.c.root_id)
-                        .where(submission_chains.c.submission_id == sub.id)).scalar()
-    if root is None:
-        return None
-    row = conn.execute(sa.select(t.submissions).where(t.submissions.c.id == int(root))).first()
-    return _sub_rec(row) if row is not None else None
+    root = _root_in(conn, sub.id)
+    return submission_in(conn, root) if root is not None else None
 
 
 def other_attempts_in(conn: Any, submission_id: int) -> list[int]:
     """The store ids of the other attempts of this submission's resubmission chain, first to last (none:
     it is in no chain)."""
+    root = _root_in(conn, submission_id) or submission_id
     ch = submission_chains.c
-    root = conn.execute(sa.select(ch.root_id).where(ch.submission_id == submission_id)).scalar()
-    root = int(root) if root is not None else submission_id
     members = [int(i) for i in conn.execute(sa.select(ch.submission_id).where(ch.root_id == root)
                                             .order_by(ch.submission_id)).scalars()]
     return [i for i in ([root] if members else []) + members if i != submission_id]
@@ -199,5 +207,4 @@ def _link_attempt(tx: Tx, rubric_id: str, submission_id: int, prev_external_id: 
         t.submissions.c.rubric_id == rubric_id, t.submissions.c.external_id == prev_external_id)).scalar()
     if prev is None or int(prev) == submission_id:
         return
-    root = tx.conn.execute(sa.select(ch.c.root_id).where(ch.c.submission_id == int(prev))).scalar()
-    tx.conn.execute(ch.insert().values(submission_id=submission_id, root_id=int(root if root is not None else prev)))
+    tx.conn.execute(ch.insert().values(submission_id=submission_id, root_id=_root_in(tx.conn, int(prev)) or int(prev)))

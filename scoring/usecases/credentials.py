@@ -15,16 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scoring import status_list
 from scoring.badges import CredentialError, Issuer, build_credential, sign
 from scoring.store import Store
-from scoring.store import tables as t
 from scoring.store.clock import iso, now
-from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot, slots_of
-from scoring.store.submissions import first_attempt_in, other_attempts_in
+from scoring.store.credential_status import StatusSlot, allocate_slot, record_slot
+from scoring.store.submissions import first_attempt_in, other_attempts_in, submission_in
 from scoring.usecases import revocation
 from scoring.usecases.revocation import Issued
 
@@ -75,12 +73,12 @@ class Issuance:
 def _held_by_chain(tx: Any, sub: Any) -> None:
     """:class:`HeldByAnotherAttempt` when another attempt of ``sub``'s chain holds a valid credential."""
     for other in other_attempts_in(tx.conn, sub.id):
-        slots = [Issued(sl.credential_id, sl.submission_id, sl.decision_id, sl.issued_seq, sl.issuer_id,
-                        sl.list_number, sl.status_index) for sl in slots_of(tx.conn, other)]
+        slots = revocation.issued_in(tx, other)
         revoked = revocation.revoked_in(tx, slots)
         valid = [c for c in slots if c.credential_id not in revoked]
         if valid:
-            ext = tx.conn.execute(sa.select(t.submissions.c.external_id).where(t.submissions.c.id == other)).scalar()
+            held = submission_in(tx.conn, other)
+            ext = held.external_id if held is not None else other
             raise HeldByAnotherAttempt(
                 f"submission {sub.external_id!r}: the educator already holds this credential from attempt {ext!r} "
                 f"of the same resubmission chain ({valid[-1].credential_id}); one educator holds one, so this "
@@ -120,9 +118,8 @@ def issue_replacing(store: Store, submission_id: int, key: Any, issuer: Issuer, 
     credential_id = f"urn:uuid:{uuid.uuid4()}"
     with store.write() as tx:  # slot, issuance and the replaced credentials' revocations: together or not at all
         known = {c.credential_id: c for c in earlier}
-        for sl in slots_of(tx.conn, submission_id):
-            known.setdefault(sl.credential_id, Issued(sl.credential_id, sl.submission_id, sl.decision_id,
-                                                      sl.issued_seq, sl.issuer_id, sl.list_number, sl.status_index))
+        for c in revocation.issued_in(tx, submission_id):
+            known.setdefault(c.credential_id, c)
         _held_by_chain(tx, sub)
         revoked = revocation.revoked_in(tx, list(known.values()))
         valid = [c for c in known.values() if c.credential_id not in revoked]

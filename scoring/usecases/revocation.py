@@ -17,7 +17,7 @@ from scoring import status_list
 from scoring.errors import InvalidRequest, NoCredential, NotFound
 from scoring.store import Store
 from scoring.store.clock import iso, now
-from scoring.store.credential_status import mark_revoked, revoked_by
+from scoring.store.credential_status import mark_revoked, revoked_by, slots_of
 from scoring.store.engine import Tx
 
 
@@ -69,6 +69,13 @@ def issued(store: Store, submission_id: int | None = None) -> list[Issued]:
         out.append(Issued(str(p.get("credential_id")), int(p["submission_id"]), p.get("decision_id"), e.seq,
                           p.get("issuer_id"), p.get("status_list"), p.get("status_index")))
     return out
+
+
+def issued_in(tx: Tx, submission_id: int) -> list[Issued]:
+    """The credentials of one submission that hold a status list slot, read inside the write transaction
+    (so one issued by an overlapping run counts), in issuance order."""
+    return [Issued(sl.credential_id, sl.submission_id, sl.decision_id, sl.issued_seq, sl.issuer_id, sl.list_number,
+                   sl.status_index) for sl in slots_of(tx.conn, submission_id)]
 
 
 def revocations(store: Store, submission_id: int | None = None) -> dict[str, tuple[int, dict[str, Any]]]:
