@@ -97,7 +97,9 @@ def _own_submission(c: AppContext, key: ApiKey, submission_id: int) -> Any:
                          "credential, if any, is revoked in the same transaction (reason 'replaced by <new id>'). "
                          "409 `invalid_credential` when the submission has not earned it, "
                          "`credential_revoked_before` when the credential of this same decision was revoked (a "
-                         "revocation is final; `scoring credentials issue --despite-revocation` signs it again); "
+                         "revocation is final; `scoring credentials issue --despite-revocation` signs it again), "
+                         "`credential_held_by_another_attempt` when another attempt of the educator's "
+                         "resubmission chain holds a valid credential (one educator, one credential); "
                          "503 when the server has no issuer key configured "
                          "(`SCORING_CREDENTIAL_KEY`, `SCORING_CREDENTIAL_ISSUER_ID`).")
 def credential(submission_id: int = Path(ge=1, le=2**31 - 1), c: AppContext = Depends(ctx),
